@@ -1,0 +1,160 @@
+"""The simulator's gRPC server: both Microgrid API versions over one model.
+
+Conventions every server of this project follows:
+
+- `--listen 127.0.0.1:0` picks a free port; `SimulatorServer.address` tells which;
+  the CLI prints `listening address=HOST:PORT` as its first stdout line.
+- gRPC's port sharing is off (`grpc.so_reuseport=0`): a second server on a busy port
+  fails to start instead of silently sharing it.
+- On shutdown, streams end with UNAVAILABLE, never a clean OK, because the Frequenz
+  clients resume only streams that fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+import structlog
+from frequenz.api.microgrid.v1 import microgrid_pb2_grpc as v1_grpc
+from frequenz.api.microgrid.v1alpha18 import microgrid_pb2_grpc as v1alpha18_grpc
+
+from edge_controller.clock import Clock
+from edge_controller.sim.api_v1 import MicrogridServicerV1
+from edge_controller.sim.api_v1alpha18 import MicrogridServicerV1Alpha18
+from edge_controller.sim.command_log import CommandLog
+from edge_controller.sim.faults import FaultBook
+from edge_controller.sim.model import SiteModel
+from edge_controller.sim.service import SimService
+from edge_controller.sim.site import SiteSpec
+
+_LOG = structlog.get_logger("edge_controller.sim")
+SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
+"""Never share a port with a stale server."""
+
+
+class ListenAddressError(ValueError):
+    """A `--listen` value that is not a loopback/host `HOST:PORT` we can bind."""
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """Split `HOST:PORT` (port 0 = any free port).
+
+    Raises:
+        ListenAddressError: with what was expected and what was given.
+    """
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ListenAddressError(
+            f"--listen: expected HOST:PORT with a port 0-65535 (e.g. 127.0.0.1:0), got {listen!r}"
+        )
+    return host, int(port_text)
+
+
+class SimulatorServer:
+    """A running simulator: `async with SimulatorServer(site) as server: ...`.
+
+    `faults` is the in-process handle that tests use to switch faults on and off;
+    `command_log` holds every accepted command with the bounds of the moment.
+    """
+
+    def __init__(
+        self,
+        site: SiteSpec,
+        listen: str = "127.0.0.1:0",
+        *,
+        clock: Clock | None = None,
+        speed: float = 1.0,
+        command_log_path: Path | None = None,
+    ) -> None:
+        """Prepare (not yet start) a server for `site` on `listen`."""
+        self._host, self._port = parse_listen(listen)
+        self.service = SimService(
+            site,
+            clock=clock,
+            speed=speed,
+            command_log=CommandLog(site.simulation.command_log_size, command_log_path),
+        )
+        self._server: grpc.aio.Server | None = None
+        self.port = 0
+
+    @property
+    def model(self) -> SiteModel:
+        """The site's physics model (read it only from the server's event loop)."""
+        return self.service.model
+
+    @property
+    def faults(self) -> FaultBook:
+        """The fault book: add or clear faults while clients are connected."""
+        return self.service.faults
+
+    @property
+    def command_log(self) -> CommandLog:
+        """Every accepted command, with its bounds at that moment."""
+        return self.service.command_log
+
+    @property
+    def address(self) -> str:
+        """`HOST:PORT` the server listens on (after `start`)."""
+        return f"{self._host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The URL a Frequenz client connects with."""
+        return f"grpc://{self.address}?ssl=false"
+
+    async def start(self) -> None:
+        """Bind, register both API versions, start ticking.
+
+        Raises:
+            ListenAddressError: the address cannot be bound (e.g. the port is taken).
+        """
+        server = grpc.aio.server(options=SERVER_OPTIONS)
+        v1alpha18_grpc.add_MicrogridServicer_to_server(
+            MicrogridServicerV1Alpha18(self.service), server
+        )
+        v1_grpc.add_MicrogridServicer_to_server(MicrogridServicerV1(self.service), server)
+        try:
+            port = server.add_insecure_port(f"{self._host}:{self._port}")
+        except RuntimeError as error:
+            raise ListenAddressError(
+                f"--listen: cannot bind {self._host}:{self._port}: {error}"
+            ) from error
+        if port == 0:
+            raise ListenAddressError(f"--listen: cannot bind {self._host}:{self._port}")
+        self.port = port
+        await server.start()
+        self._server = server
+        self.service.start()
+        _LOG.info(
+            "simulator_started",
+            address=self.address,
+            microgrid_id=self.service.site.microgrid.id,
+            components=len(self.service.site.components),
+            speed=self.model.speed,
+        )
+
+    async def stop(self, grace_s: float = 1.0) -> None:
+        """End streams with UNAVAILABLE, then stop the server."""
+        await self.service.close()
+        if self._server is not None:
+            await asyncio.sleep(0)  # let streams deliver their UNAVAILABLE
+            await self._server.stop(grace_s)
+            self._server = None
+            _LOG.info("simulator_stopped", address=self.address)
+
+    async def __aenter__(self) -> SimulatorServer:
+        """Start the server."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop the server."""
+        await self.stop()
