@@ -198,7 +198,11 @@ class SimService:
         return operation(self.clock.now())
 
     async def _apply_rpc_faults(self, component_id: int) -> None:
-        while self.faults.first(self.clock.now(), component_id, FaultKind.UNRESPONSIVE):
+        # Polled, not an Event: the fault ends when the (possibly manual) clock passes
+        # its window, which nothing signals.
+        while self.faults.first(  # noqa: ASYNC110
+            self.clock.now(), component_id, FaultKind.UNRESPONSIVE
+        ):
             await asyncio.sleep(UNRESPONSIVE_POLL_S)
         for fault in self.faults.active(self.clock.now(), component_id, FaultKind.DELAY):
             await asyncio.sleep(fault.delay_s)
