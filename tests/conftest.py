@@ -1,0 +1,55 @@
+"""Shared fixtures: the example site, a manual clock, and a simulator on a free port."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from frequenz.client.base.retry import LinearBackoff
+from frequenz.client.microgrid import MicrogridApiClient
+
+from edge_controller.clock import ManualClock
+from edge_controller.sim.server import SimulatorServer
+from edge_controller.sim.site import SiteSpec, load_site
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_SITE = ROOT / "config" / "sim-site.toml"
+LARGE_SITE = ROOT / "config" / "sim-site-large.toml"
+NOON = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
+
+
+def component_id(value: int) -> object:
+    """Build the (deprecated) ComponentId that client 0.18 still takes, quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from frequenz.client.common.microgrid.components import ComponentId
+
+        return ComponentId(value)
+
+
+@pytest.fixture
+def example_site() -> SiteSpec:
+    return load_site(EXAMPLE_SITE)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(NOON)
+
+
+@pytest.fixture
+async def sim_server(example_site: SiteSpec, clock: ManualClock) -> AsyncIterator[SimulatorServer]:
+    async with SimulatorServer(example_site, "127.0.0.1:0", clock=clock) as server:
+        yield server
+
+
+@pytest.fixture
+async def client(sim_server: SimulatorServer) -> AsyncIterator[MicrogridApiClient]:
+    api = MicrogridApiClient(sim_server.url, retry_strategy=LinearBackoff(interval=0.1, limit=50))
+    try:
+        yield api
+    finally:
+        await api.__aexit__(None, None, None)

@@ -1,0 +1,137 @@
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_controller.sim.site import (
+    ComponentKind,
+    FaultKind,
+    SiteFileError,
+    load_site,
+    parse_site,
+)
+from tests.conftest import EXAMPLE_SITE, LARGE_SITE
+
+
+def minimal(**extra_components: Any) -> dict[str, Any]:
+    return {
+        "microgrid": {"id": 7},
+        "components": [
+            {"id": 1, "kind": "grid"},
+            {"id": 2, "kind": "meter", "parent": 1},
+            {
+                "id": 3,
+                "kind": "battery_inverter",
+                "parent": 2,
+                "active_power_bounds": ["-10 kW", "10 kW"],
+            },
+            {
+                "id": 4,
+                "kind": "battery",
+                "parent": 3,
+                "capacity": "20 kWh",
+                "initial_soc": 50,
+                "power_bounds": [-10_000, 10_000],
+                **extra_components,
+            },
+        ],
+    }
+
+
+def problems(document: dict[str, Any]) -> list[str]:
+    with pytest.raises(SiteFileError) as caught:
+        parse_site(document, "site.toml")
+    return str(caught.value).splitlines()
+
+
+def test_example_sites_load_and_are_big_enough_to_trade() -> None:
+    site = load_site(EXAMPLE_SITE)
+    batteries = [c for c in site.components if c.kind is ComponentKind.BATTERY]
+    assert 3 <= len(batteries) <= 4
+    capacity_wh = sum(c.details.capacity_wh for c in batteries)  # type: ignore[union-attr]
+    discharge_w = sum(-c.details.power_bounds.lower for c in batteries)  # type: ignore[union-attr]
+    assert capacity_wh >= 800_000
+    assert discharge_w >= 400_000
+    assert {c.kind for c in site.components} >= {
+        ComponentKind.GRID,
+        ComponentKind.METER,
+        ComponentKind.PV_INVERTER,
+        ComponentKind.WIND_TURBINE,
+        ComponentKind.LOAD,
+    }
+
+
+def test_large_site_has_at_least_200_components() -> None:
+    if not LARGE_SITE.exists():
+        pytest.fail("config/sim-site-large.toml is missing")
+    assert len(load_site(LARGE_SITE).components) >= 200
+
+
+def test_quantities_accept_units_and_base_units() -> None:
+    site = parse_site(minimal())
+    battery = site.by_id[4].details
+    assert battery.capacity_wh == 20_000  # type: ignore[union-attr]
+    assert site.by_id[3].details.active_bounds.upper == 10_000  # type: ignore[union-attr]
+    assert site.connections == ((1, 2), (2, 3), (3, 4))
+
+
+def test_error_names_file_key_path_expectation_and_value() -> None:
+    document = minimal()
+    document["components"][3]["capacity"] = -5
+    assert "site.toml: components[3].capacity: expected energy > 0, got -5" in problems(document)
+
+
+def test_unknown_key_suggests_the_right_one() -> None:
+    lines = problems(minimal(initial_sco=4))
+    assert any(
+        "components[3].initial_sco: unknown key (did you mean 'initial_soc'?)" in line
+        for line in lines
+    )
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    document = minimal()
+    document["microgrid"]["id"] = "seven"
+    document["components"][2]["active_power_bounds"] = ["10 kW", "-10 kW"]
+    document["components"][3]["initial_soc"] = 140
+    lines = problems(document)
+    assert any(line.startswith("site.toml: microgrid.id: expected an integer id") for line in lines)
+    assert any("components[2].active_power_bounds" in line for line in lines)
+    assert any("components[3].initial_soc: expected a percentage 0-100, got 140" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda d: d["components"][3].update(parent=2), "expected a battery_inverter for a battery"),
+        (lambda d: d["components"][1].update(parent=99), "expected an existing component id, got 99"),
+        (lambda d: d["components"].append({"id": 1, "kind": "meter", "parent": 1}), "unique id"),
+        (lambda d: d["components"][0].update(kind="meter", parent=2), "exactly one component of kind 'grid'"),
+        (lambda d: d["components"][1].update(kind="reactor"), "components[1].kind: expected one of"),
+    ],
+)
+def test_topology_errors_are_specific(change: Any, expected: str) -> None:
+    document = minimal()
+    change(document)
+    assert any(expected in line for line in problems(document)), problems(document)
+
+
+def test_faults_parse_with_windows_and_reject_bad_ones() -> None:
+    document = minimal()
+    document["faults"] = [{"component": 3, "kind": "unresponsive", "from": 5, "until": 10}]
+    site = parse_site(document)
+    assert site.faults[0].kind is FaultKind.UNRESPONSIVE
+    assert (site.faults[0].start_s, site.faults[0].until_s) == (5, 10)
+    document["faults"] = [{"component": 3, "kind": "rpc_error", "from": 5, "until": 2, "status": "TEAPOT"}]
+    lines = problems(document)
+    assert any("faults[0].status: expected one of" in line for line in lines)
+    assert any("faults[0].until: expected a time after from (5" in line for line in lines)
+
+
+def test_broken_toml_and_missing_file_name_the_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[microgrid\nid = 1\n")
+    with pytest.raises(SiteFileError, match=r"^broken\.toml: not valid TOML"):
+        load_site(broken)
+    with pytest.raises(SiteFileError, match="cannot read the file"):
+        load_site(tmp_path / "absent.toml")
