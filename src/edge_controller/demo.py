@@ -141,7 +141,7 @@ async def _drive(client: MicrogridApiClient, server: SimulatorServer, duration_s
         asyncio.create_task(_watch(client, cid, [Metric.BATTERY_SOC_PCT, Metric.DC_POWER], latest))
         for cid in batteries
     ] + [
-        asyncio.create_task(_watch(client, cid, [Metric.AC_ACTIVE_POWER], latest))
+        asyncio.create_task(_watch(client, cid, [Metric.AC_POWER_ACTIVE], latest))
         for cid in [*inverters, *([grid_meter] if grid_meter is not None else [])]
     ]
     resolution = {
@@ -211,9 +211,9 @@ async def _watch(
                 continue
             if sample.metric == Metric.BATTERY_SOC_PCT:
                 latest.soc_pct[int(cid)] = value
-            elif sample.metric in (Metric.DC_POWER, Metric.AC_ACTIVE_POWER):
+            elif sample.metric in (Metric.DC_POWER, Metric.AC_POWER_ACTIVE):
                 latest.power_w[int(cid)] = value
-                if sample.metric == Metric.AC_ACTIVE_POWER and sample.bounds:
+                if sample.metric == Metric.AC_POWER_ACTIVE and sample.bounds:
                     latest.bounds[int(cid)] = tuple(
                         Range(
                             b.lower if b.lower is not None else float("-inf"),

@@ -206,7 +206,9 @@ def test_state_machine_standby_stop_start() -> None:
 
 def test_error_fault_latches_until_acknowledged_after_it_ends() -> None:
     model = SiteModel(small_site(), NOON)
-    model.faults.inject(10, FaultKind.ERROR, now=NOON, duration=timedelta(seconds=10), error_code="OVERTEMPERATURE")
+    model.faults.inject(
+        10, FaultKind.ERROR, now=NOON, duration=timedelta(seconds=10), error_code="OVERTEMPERATURE"
+    )
     model.step(NOON + timedelta(seconds=1))
     sample = model.sample(10, NOON + timedelta(seconds=1))
     assert sample.states == (StateCode.ERROR,)
@@ -259,12 +261,14 @@ def test_soc_stays_in_bounds_energy_balances_and_no_command_leaves_bounds(
     model = SiteModel(small_site(soc=min(max(initial_soc, 10), 90), taper=2.0), NOON)
     now = NOON
     for power, seconds in steps:
-        try:
+        bounds_before = model.active_bounds(10, now)
+        if allows(bounds_before, power) and allows(bounds_before, floor_to_resolution(power, 88)):
             record = model.set_active_power(10, power, now, lifetime_s=60)
-        except SimError as error:
-            assert error.kind is ErrorKind.OUT_OF_RANGE
-        else:
             assert allows(record.bounds, record.applied_w)
+        else:
+            with pytest.raises(SimError) as refused:
+                model.set_active_power(10, power, now, lifetime_s=60)
+            assert refused.value.kind is ErrorKind.OUT_OF_RANGE
         now += timedelta(seconds=seconds)
         model.step(now)
         assert 10.0 - 1e-9 <= model.soc_pct(11) <= 90.0 + 1e-9

@@ -345,7 +345,7 @@ class SiteModel:
         """
         self._apply_error_faults(now)
         if now <= self._wall:
-            self._expire(now)
+            self._settle(now)
             return
         wall_dt = (now - self._wall).total_seconds()
         substeps = min(MAX_SUBSTEPS, max(1, math.ceil(wall_dt / self.site.simulation.time_step_s)))
@@ -356,6 +356,15 @@ class SiteModel:
             self._expire(t)
             self._physics(t, dt_wall * self.speed / 3600.0)
         self._wall = now
+
+    def _settle(self, now: datetime) -> None:
+        """Bring every power to what the commands and states ask, without time passing.
+
+        A command or a state change shows in the very next telemetry sample, as on a
+        real inverter, instead of waiting for the clock to move.
+        """
+        self._expire(now)
+        self._physics(now, 0.0)
 
     def _apply_error_faults(self, now: datetime) -> None:
         for fault in self.faults.active(now, kind=FaultKind.ERROR):
@@ -543,6 +552,7 @@ class SiteModel:
             state.reactive = command
         else:
             state.active = command
+        self._settle(now)
         return CommandRecord(now, component_id, reactive, power_w, applied, bounds, valid_until)
 
     def _check_operational(self, state: _State) -> None:
@@ -640,6 +650,7 @@ class SiteModel:
             state.operating = OperatingState.READY
             state.active = None
             state.reactive = None
+            self._settle(now)
 
     def standby(self, component_id: int, now: datetime) -> None:
         """Put a running component into standby at 0 W.
@@ -658,6 +669,7 @@ class SiteModel:
         state.operating = OperatingState.STANDBY
         state.active = None
         state.reactive = None
+        self._settle(now)
 
     def stop(self, component_id: int, now: datetime) -> None:
         """Stop a component (open its relays).
@@ -682,6 +694,7 @@ class SiteModel:
         state.operating = OperatingState.OFF
         state.active = None
         state.reactive = None
+        self._settle(now)
 
     def acknowledge_error(self, component_id: int, now: datetime) -> None:
         """Clear a component's error, leaving it in standby (a no-op without error).
