@@ -21,12 +21,15 @@ LARGE_SITE = ROOT / "config" / "sim-site-large.toml"
 NOON = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
 
 
-def component_id(value: int) -> object:
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from frequenz.client.common.microgrid.components import ComponentId
+
+
+def component_id(value: int) -> ComponentId:
     """Build the (deprecated) ComponentId that client 0.18 still takes, quietly."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        from frequenz.client.common.microgrid.components import ComponentId
-
         return ComponentId(value)
 
 

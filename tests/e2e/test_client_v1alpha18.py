@@ -52,7 +52,7 @@ async def next_value(
     attempts: int = 40,
 ) -> Any:
     """Return the first sample of `metric` that `accept` takes, ticking the server."""
-    receiver = client.receive_component_data_samples_stream(component_id(cid), [metric])  # type: ignore[arg-type]
+    receiver = client.receive_component_data_samples_stream(component_id(cid), [metric])
     for _ in range(attempts):
         server.service.tick()
         async with asyncio.timeout(5):
@@ -75,13 +75,13 @@ async def test_lists_components_and_connections_as_the_site_file_says(
     assert isinstance(components[50], SolarInverter)
     connections = {(int(c.source), int(c.destination)) for c in await client.list_connections()}
     assert connections == set(example_site.connections)
-    only_a = await client.list_connections(sources=[component_id(INVERTER_A)])  # type: ignore[list-item]
+    only_a = await client.list_connections(sources=[component_id(INVERTER_A)])
     assert [(int(c.source), int(c.destination)) for c in only_a] == [(INVERTER_A, BATTERY_A)]
 
 
 async def test_filters_combine_ids_and_categories(client: MicrogridApiClient) -> None:
     found = await client.list_components(
-        components=[component_id(i) for i in (1, 10, 11, 20)],  # type: ignore[misc]
+        components=[component_id(i) for i in (1, 10, 11, 20)],
         categories=[ComponentCategory.INVERTER, ComponentCategory.BATTERY],
     )
     assert sorted(int(c.id) for c in found) == [10, 11, 20]
@@ -108,7 +108,7 @@ async def test_set_power_moves_soc_in_the_right_direction(
     client: MicrogridApiClient, sim_server: SimulatorServer, clock: ManualClock
 ) -> None:
     start = await next_value(client, sim_server, BATTERY_A, Metric.BATTERY_SOC_PCT)
-    valid_until = await client.set_component_power_active(component_id(INVERTER_A), -100_000.0)  # type: ignore[arg-type]
+    valid_until = await client.set_component_power_active(component_id(INVERTER_A), -100_000.0)
     assert valid_until == clock.now() + timedelta(seconds=60)
     clock.advance(30)
     later = await next_value(
@@ -124,7 +124,7 @@ async def test_power_returns_to_zero_after_the_command_lifetime(
     await client.set_component_power_active(
         component_id(INVERTER_A),
         -1000.0,
-        request_lifetime=timedelta(seconds=10),  # type: ignore[arg-type]
+        request_lifetime=timedelta(seconds=10),
     )
     running = await next_value(client, sim_server, INVERTER_A, Metric.AC_POWER_ACTIVE)
     assert running.value == pytest.approx(-968.0)  # floored to the 88 W resolution
@@ -137,21 +137,21 @@ async def test_power_returns_to_zero_after_the_command_lifetime(
 
 async def test_refusals_are_status_errors(client: MicrogridApiClient) -> None:
     with pytest.raises(OperationOutOfRange, match="outside its bounds"):
-        await client.set_component_power_active(component_id(INVERTER_A), -400_000.0)  # type: ignore[arg-type]
+        await client.set_component_power_active(component_id(INVERTER_A), -400_000.0)
     with pytest.raises(OperationOutOfRange):
-        await client.set_component_power_active(component_id(INVERTER_C), 1_000.0)  # type: ignore[arg-type]  # exclusion band
+        await client.set_component_power_active(component_id(INVERTER_C), 1_000.0)  # exclusion band
     with pytest.raises(EntityNotFound):
-        await client.set_component_power_active(component_id(999), 0.0)  # type: ignore[arg-type]
+        await client.set_component_power_active(component_id(999), 0.0)
     with pytest.raises(InvalidArgument, match="is a meter"):
-        await client.set_component_power_active(component_id(2), 0.0)  # type: ignore[arg-type]
-    assert await client.set_component_power_active(component_id(INVERTER_C), 0.0) is not None  # type: ignore[arg-type]
+        await client.set_component_power_active(component_id(2), 0.0)
+    assert await client.set_component_power_active(component_id(INVERTER_C), 0.0) is not None
 
 
 async def test_added_bounds_merge_narrow_and_expire(
     client: MicrogridApiClient, sim_server: SimulatorServer, clock: ManualClock
 ) -> None:
     until = await client.add_component_bounds(
-        component_id(INVERTER_A),  # type: ignore[arg-type]
+        component_id(INVERTER_A),
         Metric.AC_POWER_ACTIVE,
         [
             Bounds(lower=0, upper=10_000),
@@ -163,9 +163,9 @@ async def test_added_bounds_merge_narrow_and_expire(
     sample = await next_value(client, sim_server, INVERTER_A, Metric.AC_POWER_ACTIVE)
     assert [(b.lower, b.upper) for b in sample.bounds] == [(0, 15_000), (20_000, 30_000)]
     with pytest.raises(OperationOutOfRange):
-        await client.set_component_power_active(component_id(INVERTER_A), 17_600.0)  # type: ignore[arg-type]
-    await client.set_component_power_active(component_id(INVERTER_A), 21_120.0)  # type: ignore[arg-type]
-    await client.set_component_power_active(component_id(INVERTER_A), 0.0)  # type: ignore[arg-type]
+        await client.set_component_power_active(component_id(INVERTER_A), 17_600.0)
+    await client.set_component_power_active(component_id(INVERTER_A), 21_120.0)
+    await client.set_component_power_active(component_id(INVERTER_A), 0.0)
     clock.advance(6)
     widened = await next_value(
         client, sim_server, INVERTER_A, Metric.AC_POWER_ACTIVE, lambda s: len(s.bounds) == 1
@@ -174,7 +174,7 @@ async def test_added_bounds_merge_narrow_and_expire(
     longer = await client.add_component_bounds(
         component_id(INVERTER_A),
         Metric.AC_POWER_ACTIVE,
-        [Bounds(lower=-1_000, upper=1_000)],  # type: ignore[arg-type]
+        [Bounds(lower=-1_000, upper=1_000)],
         validity=Validity.ONE_MINUTE,
     )
     assert longer == clock.now() + timedelta(seconds=60)
@@ -186,10 +186,10 @@ async def test_an_unresponsive_inverter_times_out_and_the_others_answer(
     sim_server.faults.inject(INVERTER_A, FaultKind.UNRESPONSIVE, now=clock.now())
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.3):
-            await client.set_component_power_active(component_id(INVERTER_A), -880.0)  # type: ignore[arg-type]
-    assert await client.set_component_power_active(component_id(INVERTER_B), -1000.0) is not None  # type: ignore[arg-type]
+            await client.set_component_power_active(component_id(INVERTER_A), -880.0)
+    assert await client.set_component_power_active(component_id(INVERTER_B), -1000.0) is not None
     sim_server.faults.clear(INVERTER_A)
-    assert await client.set_component_power_active(component_id(INVERTER_A), -880.0) is not None  # type: ignore[arg-type]
+    assert await client.set_component_power_active(component_id(INVERTER_A), -880.0) is not None
 
 
 async def test_rpc_error_fault_and_its_window(
@@ -199,9 +199,9 @@ async def test_rpc_error_fault_and_its_window(
         INVERTER_A, FaultKind.RPC_ERROR, now=clock.now(), duration=timedelta(seconds=5)
     )
     with pytest.raises(ServiceUnavailable, match="injected"):
-        await client.set_component_power_active(component_id(INVERTER_A), -880.0)  # type: ignore[arg-type]
+        await client.set_component_power_active(component_id(INVERTER_A), -880.0)
     clock.advance(5)
-    assert await client.set_component_power_active(component_id(INVERTER_A), -880.0) is not None  # type: ignore[arg-type]
+    assert await client.set_component_power_active(component_id(INVERTER_A), -880.0) is not None
 
 
 async def test_silent_inverter_keeps_its_last_command_until_it_expires(
@@ -210,7 +210,7 @@ async def test_silent_inverter_keeps_its_last_command_until_it_expires(
     await client.set_component_power_active(
         component_id(INVERTER_A),
         -8_800.0,
-        request_lifetime=timedelta(seconds=20),  # type: ignore[arg-type]
+        request_lifetime=timedelta(seconds=20),
     )
     sim_server.faults.inject(INVERTER_A, FaultKind.UNRESPONSIVE, now=clock.now())
     clock.advance(10)
@@ -260,6 +260,7 @@ async def test_streams_end_with_unavailable_when_the_server_stops(example_site: 
         )
         server.service.tick()
         first = await call.read()
+        assert isinstance(first, pb.ReceiveElectricalComponentTelemetryStreamResponse)
         assert first.telemetry.electrical_component_id == BATTERY_A
         await server.stop()
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -280,7 +281,7 @@ async def test_every_accepted_command_was_within_its_bounds(
     for power in (-250_000.0, -1000.0, 0.0, 88.0, 250_000.0, 300_000.0, -3_000.0):
         for inverter in (INVERTER_A, INVERTER_C):
             with contextlib.suppress(OperationOutOfRange):
-                await client.set_component_power_active(component_id(inverter), power)  # type: ignore[arg-type]
+                await client.set_component_power_active(component_id(inverter), power)
     records = sim_server.command_log.records()
     assert len(records) >= 8
     assert all(allows(r.bounds, r.applied_w) for r in records)

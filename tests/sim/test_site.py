@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 
 from edge_controller.sim.site import (
+    BatterySpec,
     ComponentKind,
     FaultKind,
     SiteFileError,
@@ -48,8 +49,9 @@ def test_example_sites_load_and_are_big_enough_to_trade() -> None:
     site = load_site(EXAMPLE_SITE)
     batteries = [c for c in site.components if c.kind is ComponentKind.BATTERY]
     assert 3 <= len(batteries) <= 4
-    capacity_wh = sum(c.details.capacity_wh for c in batteries)  # type: ignore[union-attr]
-    discharge_w = sum(-c.details.power_bounds.lower for c in batteries)  # type: ignore[union-attr]
+    details = [c.details for c in batteries if isinstance(c.details, BatterySpec)]
+    capacity_wh = sum(d.capacity_wh for d in details)
+    discharge_w = sum(-d.power_bounds.lower for d in details)
     assert capacity_wh >= 800_000
     assert discharge_w >= 400_000
     assert {c.kind for c in site.components} >= {
@@ -97,17 +99,31 @@ def test_every_problem_is_reported_at_once() -> None:
     lines = problems(document)
     assert any(line.startswith("site.toml: microgrid.id: expected an integer id") for line in lines)
     assert any("components[2].active_power_bounds" in line for line in lines)
-    assert any("components[3].initial_soc: expected a percentage 0-100, got 140" in line for line in lines)
+    assert any(
+        "components[3].initial_soc: expected a percentage 0-100, got 140" in line for line in lines
+    )
 
 
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (lambda d: d["components"][3].update(parent=2), "expected a battery_inverter for a battery"),
-        (lambda d: d["components"][1].update(parent=99), "expected an existing component id, got 99"),
+        (
+            lambda d: d["components"][3].update(parent=2),
+            "expected a battery_inverter for a battery",
+        ),
+        (
+            lambda d: d["components"][1].update(parent=99),
+            "expected an existing component id, got 99",
+        ),
         (lambda d: d["components"].append({"id": 1, "kind": "meter", "parent": 1}), "unique id"),
-        (lambda d: d["components"][0].update(kind="meter", parent=2), "exactly one component of kind 'grid'"),
-        (lambda d: d["components"][1].update(kind="reactor"), "components[1].kind: expected one of"),
+        (
+            lambda d: d["components"][0].update(kind="meter", parent=2),
+            "exactly one component of kind 'grid'",
+        ),
+        (
+            lambda d: d["components"][1].update(kind="reactor"),
+            "components[1].kind: expected one of",
+        ),
     ],
 )
 def test_topology_errors_are_specific(change: Any, expected: str) -> None:
@@ -122,7 +138,9 @@ def test_faults_parse_with_windows_and_reject_bad_ones() -> None:
     site = parse_site(document)
     assert site.faults[0].kind is FaultKind.UNRESPONSIVE
     assert (site.faults[0].start_s, site.faults[0].until_s) == (5, 10)
-    document["faults"] = [{"component": 3, "kind": "rpc_error", "from": 5, "until": 2, "status": "TEAPOT"}]
+    document["faults"] = [
+        {"component": 3, "kind": "rpc_error", "from": 5, "until": 2, "status": "TEAPOT"}
+    ]
     lines = problems(document)
     assert any("faults[0].status: expected one of" in line for line in lines)
     assert any("faults[0].until: expected a time after from (5" in line for line in lines)
