@@ -276,3 +276,12 @@ def test_soc_stays_in_bounds_energy_balances_and_no_command_leaves_bounds(
         assert model.ac_power_w(1) == pytest.approx(flows)
         bounds = model.active_bounds(10, now)
         assert allows(bounds, model.ac_power_w(10)) or abs(model.ac_power_w(10)) < 1e-6
+
+
+def test_a_command_wakes_a_standby_battery_behind_the_inverter() -> None:
+    model = SiteModel(small_site(), NOON)
+    model.standby(11, NOON)
+    assert model.active_bounds(10, NOON) == (Range(0.0, 0.0),)  # only 0 W
+    model.set_active_power(10, -880, NOON)
+    assert model.operating_state(11) is OperatingState.READY
+    assert model.ac_power_w(10) == pytest.approx(-880)

@@ -9,9 +9,7 @@ SetElectricalComponentPower, which the client would read as success.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
 
-import grpc
 from frequenz.api.common.v1alpha8.grid import delivery_area_pb2
 from frequenz.api.common.v1alpha8.metrics import bounds_pb2, metrics_pb2
 from frequenz.api.common.v1alpha8.microgrid import lifetime_pb2, microgrid_pb2
@@ -27,7 +25,20 @@ from typing_extensions import override
 
 from edge_controller.power.bounds import Range
 from edge_controller.sim.errors import ErrorKind, SimError
-from edge_controller.sim.grpc_shell import finite_or_none, streamed, timestamp, unary
+from edge_controller.sim.grpc_shell import (
+    EPOCH,
+    Context,
+    SampleCache,
+    bounds_messages,
+    change_state,
+    enum_value,
+    lookup,
+    requested_ranges,
+    selected,
+    streamed,
+    timestamp,
+    unary,
+)
 from edge_controller.sim.model import ComponentSample, Metric, StateCode
 from edge_controller.sim.service import SimService, StateAction
 from edge_controller.sim.site import (
@@ -39,10 +50,6 @@ from edge_controller.sim.site import (
     InverterSpec,
     PvSpec,
 )
-
-Context = grpc.aio.ServicerContext[object, object]
-_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
-"""When the simulated components went into operation."""
 
 _METRIC_NAMES = {
     Metric.AC_ACTIVE_POWER: "AC_POWER_ACTIVE",
@@ -76,10 +83,7 @@ _STATE_TO_PROTO = {
 
 def bounds_to_proto(ranges: Iterable[Range]) -> list[bounds_pb2.Bounds]:
     """Return ranges as API bounds (an infinite end is left unset)."""
-    return [
-        bounds_pb2.Bounds(lower=finite_or_none(r.lower), upper=finite_or_none(r.upper))
-        for r in ranges
-    ]
+    return bounds_messages(ranges, bounds_pb2.Bounds)
 
 
 def component_to_proto(spec: ComponentSpec, microgrid_id: int) -> ec_pb2.ElectricalComponent:
@@ -112,7 +116,7 @@ def component_to_proto(spec: ComponentSpec, microgrid_id: int) -> ec_pb2.Electri
         category_specific_info=info,
         manufacturer=spec.manufacturer,
         model_name=spec.model_name,
-        operational_lifetime=lifetime_pb2.Lifetime(start_timestamp=timestamp(_EPOCH)),
+        operational_lifetime=lifetime_pb2.Lifetime(start_timestamp=timestamp(EPOCH)),
         metric_config_bounds=rated,
     )
 
@@ -159,23 +163,21 @@ def telemetry_to_proto(
 
 
 def _diagnostic_code(name: str) -> ec_pb2.ElectricalComponentDiagnosticCode.ValueType:
-    key = f"ELECTRICAL_COMPONENT_DIAGNOSTIC_CODE_{name}"
-    names = ec_pb2.ElectricalComponentDiagnosticCode.keys()
-    if key in names:
-        return ec_pb2.ElectricalComponentDiagnosticCode.Value(key)
-    return ec_pb2.ElectricalComponentDiagnosticCode.ELECTRICAL_COMPONENT_DIAGNOSTIC_CODE_UNKNOWN
+    codes = ec_pb2.ElectricalComponentDiagnosticCode
+    return enum_value(
+        codes,
+        f"ELECTRICAL_COMPONENT_DIAGNOSTIC_CODE_{name}",
+        codes.ELECTRICAL_COMPONENT_DIAGNOSTIC_CODE_UNKNOWN,
+    )
 
 
-def metric_from_proto(value: int) -> Metric:
+def metric_from_proto(value: metrics_pb2.Metric.ValueType) -> Metric:
     """Return the simulator's metric for an API metric number.
 
     Raises:
         SimError: INVALID_ARGUMENT for a metric the simulator does not know.
     """
-    metric = METRIC_FROM_PROTO.get(value)  # type: ignore[call-overload]
-    if metric is None:
-        raise SimError(ErrorKind.INVALID_ARGUMENT, f"unsupported metric {value}")
-    return metric
+    return lookup(METRIC_FROM_PROTO, value, "metric")
 
 
 class MicrogridServicerV1Alpha18(pb_grpc.MicrogridServicer):
@@ -185,10 +187,9 @@ class MicrogridServicerV1Alpha18(pb_grpc.MicrogridServicer):
         """Serve `service`'s site."""
         self._service = service
         self._site = service.site
-        self._telemetry_cache: dict[
-            tuple[int, frozenset[int]],
-            tuple[ComponentSample, pb.ReceiveElectricalComponentTelemetryStreamResponse],
-        ] = {}
+        self._telemetry_cache: SampleCache[
+            tuple[int, frozenset[int]], pb.ReceiveElectricalComponentTelemetryStreamResponse
+        ] = SampleCache()
 
     @override
     async def GetMicrogrid(
@@ -226,8 +227,7 @@ class MicrogridServicerV1Alpha18(pb_grpc.MicrogridServicer):
             electrical_components=[
                 component_to_proto(spec, self._site.microgrid.id)
                 for spec in self._site.components
-                if (not ids or spec.id in ids)
-                and (not categories or CATEGORY_OF_KIND[spec.kind] in categories)
+                if selected(ids, spec.id) and selected(categories, CATEGORY_OF_KIND[spec.kind])
             ]
         )
 
@@ -245,10 +245,10 @@ class MicrogridServicerV1Alpha18(pb_grpc.MicrogridServicer):
                     name=sensor.name,
                     manufacturer="edge-controller",
                     model_name="simulated weather station",
-                    operational_lifetime=lifetime_pb2.Lifetime(start_timestamp=timestamp(_EPOCH)),
+                    operational_lifetime=lifetime_pb2.Lifetime(start_timestamp=timestamp(EPOCH)),
                 )
                 for sensor in self._site.sensors
-                if not ids or sensor.id in ids
+                if selected(ids, sensor.id)
             ]
         )
 
@@ -264,36 +264,32 @@ class MicrogridServicerV1Alpha18(pb_grpc.MicrogridServicer):
                 ec_pb2.ElectricalComponentConnection(
                     source_electrical_component_id=source,
                     destination_electrical_component_id=destination,
-                    operational_lifetime=lifetime_pb2.Lifetime(start_timestamp=timestamp(_EPOCH)),
+                    operational_lifetime=lifetime_pb2.Lifetime(start_timestamp=timestamp(EPOCH)),
                 )
                 for source, destination in self._site.connections
-                if (not sources or source in sources)
-                and (not destinations or destination in destinations)
+                if selected(sources, source) and selected(destinations, destination)
             ]
         )
 
     @override
-    async def ReceiveElectricalComponentTelemetryStream(  # type: ignore[override]
+    async def ReceiveElectricalComponentTelemetryStream(
         self, request: pb.ReceiveElectricalComponentTelemetryStreamRequest, context: Context
     ) -> AsyncIterator[pb.ReceiveElectricalComponentTelemetryStreamResponse]:
         """Stream a component's telemetry at the site's rate, filtered by metric."""
         metrics = frozenset(int(m) for m in request.filter.metrics)
-        key_base = request.electrical_component_id
-        samples = self._service.stream(request.electrical_component_id)
-        async for sample in streamed(context, samples):
-            key = (key_base, metrics)
-            cached = self._telemetry_cache.get(key)
-            if cached is not None and cached[0] is sample:
-                yield cached[1]
-                continue
-            message = pb.ReceiveElectricalComponentTelemetryStreamResponse(
+        key = (request.electrical_component_id, metrics)
+
+        def build(sample: ComponentSample) -> pb.ReceiveElectricalComponentTelemetryStreamResponse:
+            return pb.ReceiveElectricalComponentTelemetryStreamResponse(
                 telemetry=telemetry_to_proto(sample, metrics)
             )
-            self._telemetry_cache[key] = (sample, message)
-            yield message
+
+        samples = self._service.stream(request.electrical_component_id)
+        async for sample in streamed(context, samples):
+            yield self._telemetry_cache.convert(key, sample, build)
 
     @override
-    async def ReceiveSensorTelemetryStream(  # type: ignore[override]
+    async def ReceiveSensorTelemetryStream(
         self, request: pb.ReceiveSensorTelemetryStreamRequest, context: Context
     ) -> AsyncIterator[pb.ReceiveSensorTelemetryStreamResponse]:
         """Stream a weather station's readings."""
@@ -334,13 +330,7 @@ class MicrogridServicerV1Alpha18(pb_grpc.MicrogridServicer):
             until = await self._service.add_bounds(
                 request.electrical_component_id,
                 metric_from_proto(request.target_metric),
-                [
-                    (
-                        b.lower if b.HasField("lower") else None,
-                        b.upper if b.HasField("upper") else None,
-                    )
-                    for b in request.bounds
-                ],
+                requested_ranges(request.bounds),
                 request.request_lifetime if request.HasField("request_lifetime") else None,
                 request.bounds_token,
             )
@@ -367,7 +357,7 @@ class MicrogridServicerV1Alpha18(pb_grpc.MicrogridServicer):
         return await unary(context, call)
 
     @override
-    async def SetElectricalComponentPower(  # type: ignore[override]
+    async def SetElectricalComponentPower(
         self, request: pb.SetElectricalComponentPowerRequest, context: Context
     ) -> AsyncIterator[pb.SetElectricalComponentPowerResponse]:
         """Set power: ACCEPTED (with the expiry) then SUCCESS, or a status error."""
@@ -393,39 +383,38 @@ class MicrogridServicerV1Alpha18(pb_grpc.MicrogridServicer):
             status=pb.SetElectricalComponentPowerRequestStatus.SET_ELECTRICAL_COMPONENT_POWER_REQUEST_STATUS_SUCCESS,
         )
 
-    async def _state_call(
-        self, component_id: int, context: Context, action: StateAction
-    ) -> empty_pb2.Empty:
-        async def call() -> empty_pb2.Empty:
-            await self._service.change_state(component_id, action)
-            return empty_pb2.Empty()
-
-        return await unary(context, call)
-
     @override
     async def StartElectricalComponent(
         self, request: pb.StartElectricalComponentRequest, context: Context
     ) -> empty_pb2.Empty:
         """Start a component."""
-        return await self._state_call(request.electrical_component_id, context, StateAction.START)
+        return await change_state(
+            self._service, context, request.electrical_component_id, StateAction.START
+        )
 
     @override
     async def PutElectricalComponentInStandby(
         self, request: pb.PutElectricalComponentInStandbyRequest, context: Context
     ) -> empty_pb2.Empty:
         """Put a component in standby."""
-        return await self._state_call(request.electrical_component_id, context, StateAction.STANDBY)
+        return await change_state(
+            self._service, context, request.electrical_component_id, StateAction.STANDBY
+        )
 
     @override
     async def StopElectricalComponent(
         self, request: pb.StopElectricalComponentRequest, context: Context
     ) -> empty_pb2.Empty:
         """Stop a component."""
-        return await self._state_call(request.electrical_component_id, context, StateAction.STOP)
+        return await change_state(
+            self._service, context, request.electrical_component_id, StateAction.STOP
+        )
 
     @override
     async def AckElectricalComponentError(
         self, request: pb.AckElectricalComponentErrorRequest, context: Context
     ) -> empty_pb2.Empty:
         """Acknowledge a component's error."""
-        return await self._state_call(request.electrical_component_id, context, StateAction.ACK)
+        return await change_state(
+            self._service, context, request.electrical_component_id, StateAction.ACK
+        )

@@ -525,6 +525,7 @@ class SiteModel:
             )
         self.step(now)
         self._check_operational(state)
+        self._wake_from_standby(state)
         bounds = (
             self.reactive_bounds(component_id, now)
             if reactive
@@ -544,8 +545,6 @@ class SiteModel:
                 f"at its {_resolution(state.spec):g} W resolution, outside its bounds "
                 f"{_show_ranges(bounds)}",
             )
-        if state.operating is OperatingState.STANDBY:
-            state.operating = OperatingState.READY
         valid_until = now + timedelta(seconds=lifetime)
         command = _Command(applied, valid_until)
         if reactive:
@@ -554,6 +553,17 @@ class SiteModel:
             state.active = command
         self._settle(now)
         return CommandRecord(now, component_id, reactive, power_w, applied, bounds, valid_until)
+
+    def _wake_from_standby(self, state: _State) -> None:
+        """A set-power command brings a component, and batteries behind it, out of standby.
+
+        The API documents this transition; without it a standby battery would leave its
+        inverter with 0 W bounds and every command refused as out of range.
+        """
+        for cid in [state.spec.id, *self._children[state.spec.id]]:
+            component = self._states[cid]
+            if component.operating is OperatingState.STANDBY:
+                component.operating = OperatingState.READY
 
     def _check_operational(self, state: _State) -> None:
         cid = state.spec.id
