@@ -83,6 +83,8 @@ class FaultBook:
         self, now: datetime, component_id: int | None = None, kind: FaultKind | None = None
     ) -> list[FaultSpec]:
         """Return the faults in effect at `now`, optionally of one component and kind."""
+        if not self._windows:  # the common case, checked per component per tick
+            return []
         with self._lock:
             windows = list(self._windows)
         return [
