@@ -1,0 +1,92 @@
+"""The types that travel on channels between actors.
+
+Powers are `frequenz.quantities.Power` here, at the edges between actors; inside the
+pure modules they are watts as floats. Passive sign convention: + charges, − discharges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from frequenz.quantities import Power
+
+
+@dataclass(frozen=True, slots=True)
+class PowerRequest:
+    """Ask the PowerDistributingActor to hold `power` on a set of batteries.
+
+    The target stays in force (re-sent before the API's command lifetime runs out)
+    until a newer request for the same batteries replaces it; send 0 W to release them.
+    """
+
+    namespace: str
+    """Who asks: results go to this namespace's channel."""
+    power: Power
+    batteries: frozenset[int]
+    request_timeout: timedelta = timedelta(seconds=5)
+    """How long each inverter command may take before the battery counts as broken."""
+    adjust_power: bool = True
+    """Clamp a target outside the bounds to them (else answer OutOfBounds)."""
+    include_broken_batteries: bool = False
+    """Spread what the working batteries cannot take over the broken ones (clamped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PowerBounds:
+    """What a set of batteries can take: inclusion range minus an exclusion band."""
+
+    inclusion_lower: Power
+    exclusion_lower: Power
+    exclusion_upper: Power
+    inclusion_upper: Power
+
+
+@dataclass(frozen=True, slots=True)
+class Success:
+    """Every command was accepted."""
+
+    request: PowerRequest
+    succeeded_power: Power
+    succeeded_batteries: frozenset[int]
+    excess_power: Power
+    """Requested power that was not placed (clamped to bounds, or rounding rest)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartialFailure:
+    """Some inverters failed (timeout or error); their batteries are now blocked."""
+
+    request: PowerRequest
+    succeeded_power: Power
+    succeeded_batteries: frozenset[int]
+    failed_power: Power
+    failed_batteries: frozenset[int]
+    excess_power: Power
+
+
+@dataclass(frozen=True, slots=True)
+class OutOfBounds:
+    """The request cannot be met within the batteries' bounds (nothing was sent)."""
+
+    request: PowerRequest
+    bounds: PowerBounds
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """The request is invalid or no battery can be used (nothing was sent)."""
+
+    request: PowerRequest
+    msg: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A newer request for the same batteries arrived before this one was processed."""
+
+    request: PowerRequest
+    reason: str = field(default="superseded by a newer request for the same batteries")
+
+
+Result = Success | PartialFailure | OutOfBounds | Error | Ignored

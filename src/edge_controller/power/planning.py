@@ -1,0 +1,262 @@
+"""From a power request and the site's state to the inverter commands: pure.
+
+The PowerDistributingActor gathers telemetry and battery status into `Unit`s, calls
+`plan()`, sends the commands it returns, and reports. Everything that decides lives
+here, so it is tested without a server:
+
+- the working units carry the target; uncertain ones (stale data) only when no
+  working unit is left;
+- a broken unit whose inverter still reports power (it did not answer, but keeps its
+  last command until that expires) is counted at its measured power, so the others
+  carry only the rest — no over-delivery (Frequenz SDK #1354);
+- the pool's bounds decide OutOfBounds (`adjust_power=False` outside them, or any
+  request inside an exclusion band), otherwise the target is clamped to them;
+- zero power is always forwarded, to every unit of the request.
+
+Powers are watts (floats), passive sign convention (+ charges).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from edge_controller.power.bounds import Range, allows, hull, intersect
+from edge_controller.power.distribution import BatteryUnit, DistributionAlgorithm
+
+
+class Availability(Enum):
+    """How far a unit can be trusted this round."""
+
+    WORKING = "working"
+    UNCERTAIN = "uncertain"
+    BROKEN = "broken"
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryState:
+    """One battery's latest numbers (NaN = unknown) and power bounds (None = unknown)."""
+
+    battery_id: int
+    soc_pct: float
+    soc_lower_pct: float
+    soc_upper_pct: float
+    capacity_wh: float
+    bounds: tuple[Range, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """An inverter with its batteries, as the planner sees it this round."""
+
+    inverter_id: int
+    batteries: tuple[BatteryState, ...]
+    inverter_bounds: tuple[Range, ...] | None
+    resolution_w: float
+    availability: Availability
+    measured_power_w: float | None = None
+    """The inverter's reported power if its telemetry is fresh, else None."""
+
+    @property
+    def battery_ids(self) -> frozenset[int]:
+        """The batteries behind this inverter."""
+        return frozenset(b.battery_id for b in self.batteries)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolBounds:
+    """Inclusion range and exclusion band of a set of units (watts)."""
+
+    inclusion: Range
+    exclusion: Range
+
+    def allows(self, power_w: float) -> bool:
+        """Tell whether the pool can take `power_w` as a total."""
+        if power_w == 0.0:
+            return True
+        in_band = self.exclusion.lower < power_w < self.exclusion.upper
+        return self.inclusion.contains(power_w) and not in_band
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The commands to send and what the request becomes."""
+
+    commands: dict[int, float]
+    """Watts per inverter."""
+    excess_w: float
+    """Requested power that will not be delivered (clamped away, or not placeable)."""
+    counted_elsewhere_w: float
+    """Power of broken inverters that still deliver, subtracted from the target."""
+    skipped: dict[int, str]
+    """Inverters left out this round, with the reason (for the log)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The request cannot be met; nothing is sent."""
+
+    reason: str
+    bounds: PoolBounds | None = None
+
+
+def to_battery_unit(unit: Unit) -> BatteryUnit | str:
+    """Aggregate a unit's batteries for the algorithm, or say why it cannot be used.
+
+    NaN bounds are replaced from the adjacent component (battery ↔ inverter); a NaN
+    SoC, SoC bound or capacity leaves the unit out this round.
+    """
+    for battery in unit.batteries:
+        numbers = (battery.soc_pct, battery.soc_lower_pct, battery.soc_upper_pct)
+        if not all(math.isfinite(v) for v in (*numbers, battery.capacity_wh)):
+            return f"battery {battery.battery_id} reports NaN SoC, SoC bounds or capacity"
+        if battery.capacity_wh <= 0:
+            return f"battery {battery.battery_id} reports capacity {battery.capacity_wh:g} Wh"
+    allowed = _allowed(unit)
+    if allowed is None:
+        return f"inverter {unit.inverter_id} and its batteries report no usable bounds"
+    capacity = math.fsum(b.capacity_wh for b in unit.batteries)
+
+    def by_energy(values: Sequence[float]) -> float:
+        weights = [b.capacity_wh for b in unit.batteries]
+        return math.fsum(v * w for v, w in zip(values, weights, strict=True)) / capacity
+
+    return BatteryUnit(
+        inverter_id=unit.inverter_id,
+        soc_pct=by_energy([b.soc_pct for b in unit.batteries]),
+        soc_lower_pct=by_energy([b.soc_lower_pct for b in unit.batteries]),
+        soc_upper_pct=by_energy([b.soc_upper_pct for b in unit.batteries]),
+        capacity_wh=capacity,
+        allowed=allowed,
+        resolution_w=unit.resolution_w,
+    )
+
+
+def _allowed(unit: Unit) -> tuple[Range, ...] | None:
+    battery_sets = [b.bounds for b in unit.batteries]
+    battery_bounds: tuple[Range, ...] | None = None
+    if all(bounds is not None for bounds in battery_sets):
+        known = [bounds for bounds in battery_sets if bounds is not None]
+        if len(known) == 1:
+            battery_bounds = known[0]
+        else:
+            lower = math.fsum(hull(b).lower for b in known)
+            upper = math.fsum(hull(b).upper for b in known)
+            battery_bounds = (Range(lower, upper),)
+    inverter_bounds = unit.inverter_bounds
+    if battery_bounds is None and inverter_bounds is None:
+        return None
+    if battery_bounds is None:
+        return inverter_bounds
+    if inverter_bounds is None:
+        return battery_bounds
+    return intersect(battery_bounds, inverter_bounds)
+
+
+def pool_bounds(units: Sequence[BatteryUnit]) -> PoolBounds:
+    """Sum the units' reach; the band is the smallest non-zero step on each side."""
+    lower = math.fsum(min(hull(u.allowed).lower, 0.0) for u in units if u.allowed)
+    upper = math.fsum(max(hull(u.allowed).upper, 0.0) for u in units if u.allowed)
+    discharge_gaps = [_gap(u.allowed, discharge=True) for u in units if u.allowed]
+    charge_gaps = [_gap(u.allowed, discharge=False) for u in units if u.allowed]
+    return PoolBounds(
+        Range(lower, upper),
+        Range(-min(discharge_gaps, default=0.0), min(charge_gaps, default=0.0)),
+    )
+
+
+def _gap(allowed: tuple[Range, ...], discharge: bool) -> float:
+    if any(r.contains(0.0) and (r.lower < 0 if discharge else r.upper > 0) for r in allowed):
+        return 0.0
+    if discharge:
+        return -max((r.upper for r in allowed if r.upper < 0), default=0.0)
+    return min((r.lower for r in allowed if r.lower > 0), default=0.0)
+
+
+def plan(
+    target_w: float,
+    units: Sequence[Unit],
+    algorithm: DistributionAlgorithm,
+    *,
+    adjust_power: bool = True,
+    include_broken: bool = False,
+) -> Plan | Refusal:
+    """Decide the commands for `target_w` over `units` (see the module docstring)."""
+    if not math.isfinite(target_w):
+        return Refusal(f"requested power must be finite, got {target_w}")
+    if target_w == 0.0:
+        return Plan({u.inverter_id: 0.0 for u in units}, 0.0, 0.0, {})
+    skipped: dict[int, str] = {}
+    candidates: dict[Availability, list[BatteryUnit]] = {a: [] for a in Availability}
+    for unit in units:
+        converted = to_battery_unit(unit)
+        if isinstance(converted, str):
+            skipped[unit.inverter_id] = converted
+        else:
+            candidates[unit.availability].append(converted)
+    usable = candidates[Availability.WORKING] or candidates[Availability.UNCERTAIN]
+    broken = [u for u in units if u.availability is Availability.BROKEN]
+    delivering = math.fsum(u.measured_power_w or 0.0 for u in broken)
+    for unit in broken:
+        skipped.setdefault(unit.inverter_id, "broken (blocked after a failed command)")
+    if not usable and not (include_broken and candidates[Availability.BROKEN]):
+        return Refusal(
+            "no battery can be used: "
+            + "; ".join(f"{cid}: {why}" for cid, why in sorted(skipped.items()))
+        )
+    wanted = target_w - delivering
+    bounds = pool_bounds(usable)
+    if not bounds.allows(wanted):
+        in_band = bounds.exclusion.lower < wanted < bounds.exclusion.upper
+        if not adjust_power or in_band:
+            return Refusal(
+                f"{target_w:g} W is outside the batteries' bounds "
+                f"[{bounds.inclusion.lower:g}, {bounds.inclusion.upper:g}] W"
+                + (
+                    f" or inside their exclusion band ({bounds.exclusion.lower:g}, "
+                    f"{bounds.exclusion.upper:g}) W"
+                    if in_band
+                    else ""
+                ),
+                bounds,
+            )
+    clamped = min(max(wanted, bounds.inclusion.lower), bounds.inclusion.upper)
+    distribution = algorithm.distribute(clamped, usable) if usable else None
+    commands = dict(distribution.power_w) if distribution is not None else {}
+    rest = (wanted - clamped) + (distribution.unplaced_w if distribution is not None else clamped)
+    if include_broken and abs(rest) > 0.0:
+        rest = _spread_over_broken(rest, candidates[Availability.BROKEN], commands)
+    return Plan(commands, rest, delivering, skipped)
+
+
+def _spread_over_broken(
+    rest_w: float, broken: list[BatteryUnit], commands: dict[int, float]
+) -> float:
+    """Share `rest_w` equally over broken units with known bounds, clamped to them."""
+    if not broken:
+        return rest_w
+    share = rest_w / len(broken)
+    for unit in broken:
+        power = min(max(share, hull(unit.allowed).lower), hull(unit.allowed).upper)
+        steps = math.floor(abs(power) / unit.resolution_w) if unit.resolution_w > 0 else 0
+        power = math.copysign(steps * unit.resolution_w, power) if steps else 0.0
+        if not allows(unit.allowed, power):
+            power = 0.0
+        commands[unit.inverter_id] = power
+        rest_w -= power
+    return rest_w
+
+
+__all__ = [
+    "Availability",
+    "BatteryState",
+    "Plan",
+    "PoolBounds",
+    "Refusal",
+    "Unit",
+    "plan",
+    "pool_bounds",
+    "to_battery_unit",
+]
