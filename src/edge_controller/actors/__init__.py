@@ -1,0 +1,1 @@
+"""The actors: thin shells that move messages and call the pure modules."""

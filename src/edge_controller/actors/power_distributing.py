@@ -1,0 +1,403 @@
+"""PowerDistributingActor: holds power targets on batteries through their inverters.
+
+Thin shell around the pure pieces: it reads requests, takes a telemetry snapshot,
+asks `power.planning.plan()` for the commands, sends them concurrently (each under the
+request's timeout), records failures in `power.status.BlockingTracker`, and answers
+each namespace on its own channel::
+
+    PowerRequest ──▶ PowerDistributingActor ──▶ set power per inverter (Microgrid API)
+                          │
+                          ├──▶ Result per namespace (Success, PartialFailure, ...)
+                          └──▶ BatteryStatus(working, uncertain)
+
+Semantics (see also the Frequenz SDK's PowerDistributingActor, whose known bugs this
+avoids):
+
+- A newer request for the same battery set that arrives before an older one was
+  processed makes the older one `Ignored`. Overlapping, unequal sets are logged; the
+  newer request takes the batteries.
+- A target stays in force: it is re-planned and re-sent every `keepalive_interval`
+  (well within the API's command lifetime), which also keeps balancing SoC and brings
+  recovered batteries back. Sending 0 W releases the batteries.
+- A timeout or an API error marks the battery broken (growing blocking time); an
+  OUT_OF_RANGE refusal does not.
+- Time comes from the project's `Clock`, so tests leap minutes with a manual clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import structlog
+from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
+from frequenz.client.microgrid import ApiClientError, OperationOutOfRange
+from frequenz.quantities import Power
+from frequenz.sdk.actor import Actor
+
+from edge_controller.clock import Clock, WallClock
+from edge_controller.messages import (
+    Error,
+    Ignored,
+    OutOfBounds,
+    PartialFailure,
+    PowerBounds,
+    PowerRequest,
+    Result,
+    Success,
+)
+from edge_controller.microgrid.graph import BatteryPairs
+from edge_controller.microgrid.telemetry import TelemetryCache
+from edge_controller.power.distribution import DistributionAlgorithm, SocBalancing
+from edge_controller.power.planning import (
+    Availability,
+    BatteryState,
+    Plan,
+    Refusal,
+    Unit,
+    plan,
+)
+from edge_controller.power.status import BatteryStatus, BlockingTracker
+
+
+class MicrogridAccess(Protocol):
+    """What the actor needs from the microgrid connection."""
+
+    @property
+    def pairs(self) -> BatteryPairs:
+        """Batteries behind each inverter."""
+        ...
+
+    @property
+    def cache(self) -> TelemetryCache:
+        """Latest telemetry per component."""
+        ...
+
+    async def set_power(
+        self, inverter_id: int, power_w: float, *, timeout_s: float, lifetime: timedelta
+    ) -> datetime:
+        """Command an inverter; raise on refusal, error or timeout."""
+        ...
+
+
+@dataclass(slots=True)
+class _Target:
+    request: PowerRequest
+    next_send: datetime
+
+
+class PowerDistributingActor(Actor):
+    """Distributes power requests over batteries; see the module docstring."""
+
+    def __init__(
+        self,
+        requests: Receiver[PowerRequest],
+        microgrid: MicrogridAccess,
+        *,
+        clock: Clock | None = None,
+        algorithm: DistributionAlgorithm | None = None,
+        resolutions_w: Mapping[int, float] | None = None,
+        command_lifetime: timedelta = timedelta(seconds=60),
+        keepalive_interval: timedelta = timedelta(seconds=15),
+        blocking: BlockingTracker | None = None,
+        tick: timedelta = timedelta(seconds=0.2),
+        name: str = "power_distributing",
+    ) -> None:
+        """Wire the actor; `resolutions_w` gives inverter resolutions (default 1 W)."""
+        super().__init__(name=name)
+        if not timedelta(seconds=10) <= command_lifetime <= timedelta(seconds=900):
+            raise ValueError(f"command_lifetime must be 10-900 s, got {command_lifetime}")
+        if keepalive_interval >= command_lifetime:
+            raise ValueError("keepalive_interval must be shorter than command_lifetime")
+        self._requests = requests
+        self._microgrid = microgrid
+        self._clock: Clock = clock or WallClock()
+        self._algorithm: DistributionAlgorithm = algorithm or SocBalancing()
+        self._resolutions = dict(resolutions_w or {})
+        self._lifetime = command_lifetime
+        self._keepalive = keepalive_interval
+        self._blocking = blocking or BlockingTracker()
+        self._tick_s = tick.total_seconds()
+        self._targets: dict[frozenset[int], _Target] = {}
+        self._result_senders: dict[str, BroadcastSender[Result]] = {}
+        self._status_sender, self._status_receiver = BroadcastChannel[BatteryStatus](
+            name=f"{name}_battery_status", resend_latest=True
+        )
+        self._log = structlog.get_logger(__name__).bind(actor=name)
+
+    # ------------------------------------------------------------- channels
+
+    def new_result_receiver(self, namespace: str) -> Receiver[Result]:
+        """Subscribe to the results of one namespace's requests."""
+        return self._result_sender(namespace).subscribe()
+
+    def new_status_receiver(self) -> Receiver[BatteryStatus]:
+        """Subscribe to battery status updates (the latest is resent at once)."""
+        return self._status_sender.subscribe()
+
+    def _result_sender(self, namespace: str) -> BroadcastSender[Result]:
+        sender = self._result_senders.get(namespace)
+        if sender is None:
+            sender, _receiver = BroadcastChannel[Result](name=f"power_results_{namespace}")
+            self._result_senders[namespace] = sender
+        return sender
+
+    # ------------------------------------------------------------- main loop
+
+    async def _run(self) -> None:
+        pending: deque[PowerRequest] = deque()
+        arrived = asyncio.Event()
+
+        async def collect() -> None:
+            async for request in self._requests:
+                pending.append(request)
+                arrived.set()
+
+        collector = asyncio.create_task(collect(), name=f"{self.name}_collect")
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), self._tick_s)
+                if collector.done():
+                    collector.result()  # the request channel closed: re-raise or stop
+                    return
+                arrived.clear()
+                batch = list(pending)
+                pending.clear()
+                for request in await self._latest_only(batch):
+                    await self._handle(request, keepalive=False)
+                await self._keep_alive()
+        finally:
+            collector.cancel()
+
+    async def _latest_only(self, batch: list[PowerRequest]) -> list[PowerRequest]:
+        """Answer superseded requests with Ignored; keep the newest per battery set."""
+        newest: dict[frozenset[int], PowerRequest] = {}
+        for request in batch:
+            older = newest.get(request.batteries)
+            if older is not None:
+                await self._publish(Ignored(older))
+            newest[request.batteries] = request
+        return list(newest.values())
+
+    async def _keep_alive(self) -> None:
+        now = self._clock.now()
+        for target in list(self._targets.values()):
+            if target.next_send <= now:
+                await self._handle(target.request, keepalive=True)
+
+    # ------------------------------------------------------------- one request
+
+    async def _handle(self, request: PowerRequest, *, keepalive: bool) -> None:
+        log = self._log.bind(namespace=request.namespace, keepalive=keepalive)
+        invalid = self._validate(request)
+        if invalid is not None:
+            await self._publish(Error(request, invalid))
+            log.warning("request_rejected", reason=invalid)
+            return
+        if not keepalive:
+            self._take_over(request)
+        now = self._clock.now()
+        units = self._units(request, now)
+        target_w = request.power.as_watts()
+        decided = plan(
+            target_w,
+            units,
+            self._algorithm,
+            adjust_power=request.adjust_power,
+            include_broken=request.include_broken_batteries,
+        )
+        if isinstance(decided, Refusal):
+            await self._refuse(request, decided, log)
+            return
+        outcome = await self._send(request, decided, units)
+        # After a failure, re-plan at once: the failed batteries are now blocked and a
+        # silent inverter still delivering is counted, so the others make up the rest.
+        next_send = now if outcome.blocked else now + self._keepalive
+        self._targets[request.batteries] = _Target(request, next_send)
+        if target_w == 0.0 and not outcome.failed:
+            self._targets.pop(request.batteries, None)
+        await self._publish_status(now)
+        result = outcome.result(request, decided)
+        if not keepalive or not isinstance(result, Success):
+            await self._publish(result)
+        log.info(
+            "power_distributed",
+            target_w=target_w,
+            commands_w=decided.commands,
+            counted_elsewhere_w=decided.counted_elsewhere_w,
+            excess_w=decided.excess_w,
+            failed=sorted(outcome.failed),
+            skipped=decided.skipped or None,
+        )
+
+    def _validate(self, request: PowerRequest) -> str | None:
+        if not request.batteries:
+            return "the request names no battery"
+        known = set(self._microgrid.pairs.battery_ids)
+        unknown = sorted(request.batteries - known)
+        if unknown:
+            return f"unknown batteries {unknown}; available: {sorted(known)}"
+        for battery_id in sorted(request.batteries):
+            inverter = self._microgrid.pairs.inverter_of(battery_id)
+            siblings = set(self._microgrid.pairs.batteries_of(inverter))
+            if not siblings <= request.batteries:
+                return (
+                    f"battery {battery_id} shares inverter {inverter} with "
+                    f"{sorted(siblings - {battery_id})}; request them together"
+                )
+        if not math.isfinite(request.power.as_watts()):
+            return f"requested power must be finite, got {request.power}"
+        return None
+
+    def _take_over(self, request: PowerRequest) -> None:
+        for batteries in list(self._targets):
+            if batteries != request.batteries and batteries & request.batteries:
+                self._log.warning(
+                    "overlapping_request",
+                    namespace=request.namespace,
+                    batteries=sorted(request.batteries),
+                    replaces=sorted(batteries),
+                )
+                del self._targets[batteries]
+
+    def _units(self, request: PowerRequest, now: datetime) -> list[Unit]:
+        """Snapshot the request's inverters with their batteries from telemetry."""
+        cache = self._microgrid.cache
+        inverters = sorted({self._microgrid.pairs.inverter_of(b) for b in request.batteries})
+        units = []
+        for inverter_id in inverters:
+            battery_ids = self._microgrid.pairs.batteries_of(inverter_id)
+            fresh = [cache.battery(b, now) for b in battery_ids]
+            latest = [cache.last_battery(b) for b in battery_ids]
+            inverter_fresh = cache.inverter(inverter_id, now)
+            inverter_last = cache.last_inverter(inverter_id)
+            if any(self._blocking.is_blocked(b, now) for b in battery_ids):
+                availability = Availability.BROKEN
+            elif all(r is not None for r in fresh) and inverter_fresh is not None:
+                availability = Availability.WORKING
+            else:
+                availability = Availability.UNCERTAIN
+            batteries = tuple(
+                BatteryState(
+                    battery_id,
+                    reading.soc_pct if reading else math.nan,
+                    reading.soc_lower_pct if reading else math.nan,
+                    reading.soc_upper_pct if reading else math.nan,
+                    reading.capacity_wh if reading else math.nan,
+                    reading.bounds if reading else None,
+                )
+                for battery_id, reading in zip(battery_ids, latest, strict=True)
+            )
+            measured = inverter_fresh.power_w if inverter_fresh is not None else None
+            units.append(
+                Unit(
+                    inverter_id=inverter_id,
+                    batteries=batteries,
+                    inverter_bounds=inverter_last.bounds if inverter_last else None,
+                    resolution_w=self._resolutions.get(inverter_id, 1.0),
+                    availability=availability,
+                    measured_power_w=(
+                        measured if measured is not None and math.isfinite(measured) else None
+                    ),
+                )
+            )
+        return units
+
+    async def _refuse(
+        self, request: PowerRequest, refusal: Refusal, log: structlog.typing.FilteringBoundLogger
+    ) -> None:
+        if refusal.bounds is not None:
+            bounds = refusal.bounds
+            await self._publish(
+                OutOfBounds(
+                    request,
+                    PowerBounds(
+                        Power.from_watts(bounds.inclusion.lower),
+                        Power.from_watts(bounds.exclusion.lower),
+                        Power.from_watts(bounds.exclusion.upper),
+                        Power.from_watts(bounds.inclusion.upper),
+                    ),
+                )
+            )
+        else:
+            await self._publish(Error(request, refusal.reason))
+        log.warning("request_refused", reason=refusal.reason)
+
+    async def _send(self, request: PowerRequest, decided: Plan, units: list[Unit]) -> _Outcome:
+        batteries_of = {u.inverter_id: u.battery_ids for u in units}
+        timeout_s = request.request_timeout.total_seconds()
+
+        async def one(inverter_id: int, power_w: float) -> tuple[int, float, BaseException | None]:
+            try:
+                await self._microgrid.set_power(
+                    inverter_id, power_w, timeout_s=timeout_s, lifetime=self._lifetime
+                )
+            except (ApiClientError, TimeoutError, OSError) as error:
+                return inverter_id, power_w, error
+            return inverter_id, power_w, None
+
+        replies = await asyncio.gather(*(one(i, p) for i, p in decided.commands.items()))
+        outcome = _Outcome()
+        now = self._clock.now()
+        for inverter_id, power_w, error in replies:
+            batteries = batteries_of.get(inverter_id, frozenset())
+            if error is None:
+                outcome.succeeded_w += power_w
+                outcome.succeeded |= batteries
+                for battery_id in batteries:
+                    self._blocking.succeeded(battery_id)
+                continue
+            outcome.failed_w += power_w
+            outcome.failed |= batteries
+            if isinstance(error, OperationOutOfRange):
+                self._log.warning("command_out_of_range", inverter=inverter_id, power_w=power_w)
+                continue
+            outcome.blocked = True
+            for battery_id in batteries:
+                until = self._blocking.failed(battery_id, now)
+                self._log.warning(
+                    "battery_blocked",
+                    battery=battery_id,
+                    inverter=inverter_id,
+                    until=until.isoformat(),
+                    error=type(error).__name__,
+                )
+        return outcome
+
+    async def _publish(self, result: Result) -> None:
+        await self._result_sender(result.request.namespace).send(result)
+
+    async def _publish_status(self, now: datetime) -> None:
+        cache = self._microgrid.cache
+        battery_ids = self._microgrid.pairs.battery_ids
+        fresh = [b for b in battery_ids if cache.battery(b, now) is not None]
+        await self._status_sender.send(self._blocking.status(battery_ids, fresh, now))
+
+
+@dataclass
+class _Outcome:
+    succeeded_w: float = 0.0
+    failed_w: float = 0.0
+    succeeded: frozenset[int] = frozenset()
+    failed: frozenset[int] = frozenset()
+    blocked: bool = False
+
+    def result(self, request: PowerRequest, decided: Plan) -> Result:
+        excess = Power.from_watts(decided.excess_w)
+        if not self.failed:
+            return Success(request, Power.from_watts(self.succeeded_w), self.succeeded, excess)
+        return PartialFailure(
+            request,
+            Power.from_watts(self.succeeded_w),
+            self.succeeded,
+            Power.from_watts(self.failed_w),
+            self.failed,
+            excess,
+        )

@@ -1,0 +1,264 @@
+"""The controller's one connection to the site: graph, telemetry streams, set-power.
+
+`MicrogridConnection` is the imperative shell around the pure `graph` and
+`telemetry` modules::
+
+    connection = MicrogridConnection("grpc://127.0.0.1:50051?ssl=false")
+    await connection.start()            # lists the graph, pairs, opens the streams
+    connection.pairs.as_dict()          # {10: (11,), 20: (21,), ...}
+    connection.cache.battery(11, now)   # fresh telemetry, or None
+    await connection.set_power(10, -1000.0, timeout_s=2.0)   # W, + charges, − discharges
+    await connection.stop()
+
+Characteristics:
+
+- One telemetry stream per battery (SoC, DC power, capacity) and per battery inverter
+  (AC active power), each read by its own task into the `TelemetryCache`. A stream
+  that fails is resumed by the client after `reconnect_interval_s` (plus up to
+  `reconnect_jitter_s`); meanwhile readings age and the cache reports them stale.
+  A stream the server ends cleanly (status OK) is never resumed by client 0.18: it is
+  logged as `telemetry_stream_ended`, and its component's readings go stale.
+- `set_power` gives up after `timeout_s` (the client's own deadline is a fixed 60 s)
+  and lets the client's errors through: the caller decides what each one means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import warnings
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from types import TracebackType
+
+import structlog
+from frequenz.channels import Receiver
+from frequenz.client.base.retry import LinearBackoff
+from frequenz.client.microgrid import MicrogridApiClient
+from frequenz.client.microgrid.component import ComponentDataSamples
+from frequenz.client.microgrid.metrics import Metric
+
+from edge_controller.clock import Clock, WallClock
+from edge_controller.microgrid.from_client import (
+    BATTERY_METRICS,
+    INVERTER_METRICS,
+    battery_reading,
+    graph_inputs,
+    inverter_reading,
+)
+from edge_controller.microgrid.graph import BatteryPairs, find_grid_meter, pair_batteries
+from edge_controller.microgrid.telemetry import Reading, TelemetryCache
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from frequenz.client.common.microgrid.components import ComponentId
+
+MIN_LIFETIME = timedelta(seconds=10)
+"""The shortest command lifetime the Microgrid API accepts."""
+MAX_LIFETIME = timedelta(seconds=900)
+"""The longest command lifetime the Microgrid API accepts."""
+
+
+class NotStartedError(RuntimeError):
+    """The connection was used before `start()` (or after `stop()`)."""
+
+
+def _component_id(value: int) -> ComponentId:
+    """Build the deprecated `ComponentId` that client 0.18 still takes, quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ComponentId(value)
+
+
+class MicrogridConnection:
+    """The site as the controller sees it: battery pairs, fresh telemetry, set-power.
+
+    Create it with the Microgrid API URL (`grpc://host:port?ssl=false`), `start()` it
+    on the running event loop, `stop()` it at the end (or use `async with`).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        stale_after: timedelta = timedelta(seconds=10),
+        reconnect_interval_s: float = 0.5,
+        reconnect_jitter_s: float = 0.1,
+    ) -> None:
+        """Prepare (not yet open) a connection to `url`.
+
+        `clock` decides which components and connections are operational at start-up
+        and stamps a command's expiry when the server does not tell it; `stale_after`
+        is the cache's freshness limit; a failed telemetry stream is retried after
+        `reconnect_interval_s` plus a random wait of up to `reconnect_jitter_s`.
+        """
+        self.url = url
+        self._clock: Clock = clock if clock is not None else WallClock()
+        self._reconnect_interval_s = reconnect_interval_s
+        self._reconnect_jitter_s = reconnect_jitter_s
+        self.cache = TelemetryCache(stale_after)
+        self._client: MicrogridApiClient | None = None
+        self._pairs: BatteryPairs | None = None
+        self._grid_meter_id: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._log = structlog.get_logger(__name__).bind(url=url)
+
+    # ------------------------------------------------------------- lifecycle
+
+    @property
+    def pairs(self) -> BatteryPairs:
+        """Each battery inverter with its batteries, as found at start-up.
+
+        Raises:
+            NotStartedError: before `start()`.
+        """
+        if self._pairs is None:
+            raise NotStartedError("the microgrid connection is not started")
+        return self._pairs
+
+    @property
+    def grid_meter_id(self) -> int | None:
+        """The meter directly below the grid connection point, if exactly one."""
+        return self._grid_meter_id
+
+    async def start(self) -> None:
+        """Connect, read the component graph, pair batteries, open the streams.
+
+        Raises:
+            ComponentGraphError: the graph cannot be driven (a battery on several
+                inverters, an inverter without a battery, ...); nothing stays open.
+            ApiClientError: listing components or connections failed.
+            RuntimeError: already started.
+        """
+        if self._client is not None:
+            raise RuntimeError("the microgrid connection is already started")
+        client = MicrogridApiClient(
+            self.url,
+            retry_strategy=LinearBackoff(
+                interval=self._reconnect_interval_s, jitter=self._reconnect_jitter_s
+            ),
+        )
+        try:
+            components = list(await client.list_components())
+            connections = list(await client.list_connections())
+            nodes, links = graph_inputs(components, connections, self._clock.now())
+            pairs = pair_batteries(nodes, links)
+        except BaseException:
+            await client.__aexit__(None, None, None)
+            raise
+        self._client = client
+        self._pairs = pairs
+        self._grid_meter_id = find_grid_meter(nodes, links)
+        for battery_id in pairs.battery_ids:
+            self._subscribe(battery_id, BATTERY_METRICS, battery_reading)
+        for inverter_id in pairs.inverter_ids:
+            self._subscribe(inverter_id, INVERTER_METRICS, inverter_reading)
+        self._log.info(
+            "microgrid_connected",
+            pairs={str(k): list(v) for k, v in pairs.as_dict().items()},
+            grid_meter=self._grid_meter_id,
+            streams=len(self._tasks),
+        )
+
+    def _subscribe(
+        self,
+        component_id: int,
+        metrics: tuple[Metric, ...],
+        convert: Callable[[ComponentDataSamples], Reading | None],
+    ) -> None:
+        assert self._client is not None
+        receiver = self._client.receive_component_data_samples_stream(
+            _component_id(component_id), metrics
+        )
+        self._tasks.append(
+            asyncio.create_task(
+                self._feed_cache(component_id, receiver, convert),
+                name=f"telemetry-{component_id}",
+            )
+        )
+
+    async def _feed_cache(
+        self,
+        component_id: int,
+        receiver: Receiver[ComponentDataSamples],
+        convert: Callable[[ComponentDataSamples], Reading | None],
+    ) -> None:
+        """Put every message of one stream into the cache until the stream ends."""
+        log = self._log.bind(component_id=component_id)
+        async for samples in receiver:
+            try:
+                reading = convert(samples)
+            except Exception:  # a bad message must not end the stream
+                log.exception("telemetry_conversion_failed")
+                continue
+            if reading is not None:
+                self.cache.update(reading)
+        log.warning("telemetry_stream_ended")
+
+    async def stop(self) -> None:
+        """Cancel the stream tasks and close the client; safe to call twice."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        client, self._client = self._client, None
+        self._pairs = None
+        if client is not None:
+            await client.__aexit__(None, None, None)
+            self._log.info("microgrid_disconnected")
+
+    async def __aenter__(self) -> MicrogridConnection:
+        """Start the connection."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop the connection."""
+        await self.stop()
+
+    # ------------------------------------------------------------- control
+
+    async def set_power(
+        self,
+        inverter_id: int,
+        power_w: float,
+        *,
+        timeout_s: float,
+        lifetime: timedelta = timedelta(seconds=60),
+    ) -> datetime:
+        """Command `inverter_id` to `power_w` W (+ charges, − discharges) for `lifetime`.
+
+        Returns the time until which the command holds: the server's answer, or now +
+        `lifetime` by the clock if the server gives none. The inverter floors the
+        magnitude to its resolution; read the result in telemetry.
+
+        Raises:
+            ValueError: `lifetime` outside 10–900 s, `timeout_s` not > 0, or a NaN power.
+            TimeoutError: no answer within `timeout_s`.
+            ApiClientError: the server refused or failed (e.g. `OperationOutOfRange`
+                for a power outside the bounds, `EntityNotFound`, `ServiceUnavailable`).
+            NotStartedError: before `start()`.
+        """
+        if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
+            raise ValueError(f"lifetime must be between 10 s and 900 s, got {lifetime}")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        client = self._client
+        if client is None:
+            raise NotStartedError("the microgrid connection is not started")
+        async with asyncio.timeout(timeout_s):
+            valid_until = await client.set_component_power_active(
+                _component_id(inverter_id), power_w, request_lifetime=lifetime
+            )
+        if valid_until is None:
+            valid_until = self._clock.now() + lifetime
+        self._log.debug("power_set", inverter=inverter_id, power_w=power_w, valid_until=valid_until)
+        return valid_until

@@ -1,0 +1,170 @@
+"""Typed telemetry readings and the cache the controller reads them from.
+
+One reading is what one telemetry message says about one battery or one inverter.
+Values are floats in the API's units (W, Wh, %), passive sign convention (+ charges,
+− discharges). A value may be NaN: it means "unknown" and the reading is kept, so
+the consumer decides (e.g. an actor replaces a battery's unknown bounds with its
+inverter's). Bounds keep the API's union form — a tuple of ranges whose union is
+allowed, an exclusion band showing as a gap — or are `None` when unknown.
+
+`TelemetryCache` keeps the latest reading per component and answers "what do we know
+that is fresh enough?"::
+
+    cache = TelemetryCache(stale_after=timedelta(seconds=10))
+    cache.update(reading)                  # from the stream tasks
+    cache.battery(11, now)                 # None if missing or older than 10 s
+    cache.last_battery(11)                 # the latest, however old
+
+Pure: no client, no I/O; the conversion from the client's samples lives in
+`edge_controller.microgrid.from_client`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from edge_controller.power.bounds import Range, merge
+
+BoundEnds = tuple[float | None, float | None]
+"""A bound as the API gives it: `(lower, upper)`, `None` for a missing end."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryReading:
+    """A battery's state at `sampled_at`; any float may be NaN (unknown).
+
+    `bounds` is the DC power allowed (W, union of ranges), `None` when unknown;
+    `soc_lower_pct`/`soc_upper_pct` the SoC window the battery may be used in.
+    `states` and `errors` are names of the API's state and diagnostic codes
+    (`"READY"`, `"CHARGING"`, `"OVERTEMPERATURE"`, ...).
+    """
+
+    component_id: int
+    sampled_at: datetime
+    soc_pct: float
+    soc_lower_pct: float
+    soc_upper_pct: float
+    capacity_wh: float
+    power_w: float
+    bounds: tuple[Range, ...] | None
+    states: frozenset[str]
+    errors: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class InverterReading:
+    """An inverter's AC active power (W, may be NaN) and its bounds at `sampled_at`.
+
+    `bounds` is the power it may be commanded to (union of ranges; 0 W is always
+    allowed besides), `None` when unknown.
+    """
+
+    component_id: int
+    sampled_at: datetime
+    power_w: float
+    bounds: tuple[Range, ...] | None
+    states: frozenset[str]
+    errors: frozenset[str]
+
+
+Reading = BatteryReading | InverterReading
+
+
+def ranges_from_bounds(bounds: Iterable[BoundEnds]) -> tuple[Range, ...] | None:
+    """Turn the API's list of bounds into the union form, or `None` when unknown.
+
+    A missing end is ±inf. Unknown (`None`) when the list is empty, when an end is NaN,
+    or when a bound is inverted — a device that reports such bounds cannot be trusted
+    for any of them. Overlapping ranges are merged (the union is the same).
+    """
+    ranges: list[Range] = []
+    for lower, upper in bounds:
+        low = -math.inf if lower is None else lower
+        high = math.inf if upper is None else upper
+        if math.isnan(low) or math.isnan(high) or low > high:
+            return None
+        ranges.append(Range(low, high))
+    return merge(ranges) if ranges else None
+
+
+def soc_window(bounds: Iterable[BoundEnds]) -> tuple[float, float]:
+    """Return `(lower, upper)` SoC % from the first bound of a SoC sample.
+
+    A missing end is the natural limit (0 % or 100 %); no bound at all, or a NaN end,
+    gives NaN (unknown).
+    """
+    first = next(iter(bounds), None)
+    if first is None:
+        return math.nan, math.nan
+    lower, upper = first
+    return (
+        0.0 if lower is None else lower,
+        100.0 if upper is None else upper,
+    )
+
+
+class TelemetryCache:
+    """The latest reading of each battery and inverter, with a freshness rule.
+
+    A reading is fresh while its age (`now - sampled_at`) is at most `stale_after`;
+    strictly older, the `battery`/`inverter` queries return `None`, as if it were
+    missing. A reading older than the one already held is ignored (streams can
+    deliver late). Nothing here raises on NaN values: they are stored as given.
+    """
+
+    def __init__(self, stale_after: timedelta = timedelta(seconds=10)) -> None:
+        """Consider readings stale once older than `stale_after`.
+
+        Raises:
+            ValueError: `stale_after` is negative.
+        """
+        if stale_after < timedelta(0):
+            raise ValueError(f"stale_after must be >= 0, got {stale_after}")
+        self.stale_after = stale_after
+        self._batteries: dict[int, BatteryReading] = {}
+        self._inverters: dict[int, InverterReading] = {}
+
+    def update(self, reading: Reading) -> None:
+        """Store `reading` unless a newer one of the same component is already held."""
+        if isinstance(reading, BatteryReading):
+            battery = self._batteries.get(reading.component_id)
+            if battery is None or battery.sampled_at <= reading.sampled_at:
+                self._batteries[reading.component_id] = reading
+        else:
+            inverter = self._inverters.get(reading.component_id)
+            if inverter is None or inverter.sampled_at <= reading.sampled_at:
+                self._inverters[reading.component_id] = reading
+
+    def _fresh(self, reading: Reading | None, now: datetime) -> bool:
+        return reading is not None and now - reading.sampled_at <= self.stale_after
+
+    def battery(self, component_id: int, now: datetime) -> BatteryReading | None:
+        """Return the battery's reading if it is fresh at `now`, else `None`."""
+        reading = self._batteries.get(component_id)
+        return reading if self._fresh(reading, now) else None
+
+    def inverter(self, component_id: int, now: datetime) -> InverterReading | None:
+        """Return the inverter's reading if it is fresh at `now`, else `None`."""
+        reading = self._inverters.get(component_id)
+        return reading if self._fresh(reading, now) else None
+
+    def last_battery(self, component_id: int) -> BatteryReading | None:
+        """Return the battery's latest reading, however old (`None` if never seen)."""
+        return self._batteries.get(component_id)
+
+    def last_inverter(self, component_id: int) -> InverterReading | None:
+        """Return the inverter's latest reading, however old (`None` if never seen)."""
+        return self._inverters.get(component_id)
+
+    def age(self, component_id: int, now: datetime) -> timedelta | None:
+        """Return how old the component's latest reading is at `now` (`None` if none).
+
+        Negative when the reading is stamped after `now` (clocks disagree).
+        """
+        reading: Reading | None = self._batteries.get(component_id)
+        if reading is None:
+            reading = self._inverters.get(component_id)
+        return None if reading is None else now - reading.sampled_at

@@ -1,0 +1,213 @@
+"""The PowerDistributingActor against the simulator on loopback, with a manual clock."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
+from frequenz.quantities import Power
+
+from edge_controller.actors.power_distributing import PowerDistributingActor
+from edge_controller.clock import ManualClock
+from edge_controller.messages import (
+    Error,
+    Ignored,
+    OutOfBounds,
+    PartialFailure,
+    PowerRequest,
+    Result,
+    Success,
+)
+from edge_controller.microgrid.connection import MicrogridConnection
+from edge_controller.sim.server import SimulatorServer
+from edge_controller.sim.site import FaultKind
+
+RESOLUTIONS = {10: 88.0, 20: 100.0, 30: 50.0, 40: 88.0}
+ALL = frozenset({11, 21, 31, 41})
+
+
+@dataclass
+class Rig:
+    server: SimulatorServer
+    clock: ManualClock
+    connection: MicrogridConnection
+    actor: PowerDistributingActor
+    requests: BroadcastSender[PowerRequest]
+    results: Receiver[Result]
+
+    async def request(
+        self, kw: float, batteries: frozenset[int] = ALL, **options: object
+    ) -> Result:
+        await self.requests.send(
+            PowerRequest("test", Power.from_kilowatts(kw), batteries, **options)  # type: ignore[arg-type]
+        )
+        async with asyncio.timeout(10):
+            return await self.results.receive()
+
+    async def settle(self, condition: Callable[[], bool], what: str) -> None:
+        """Tick the simulator until `condition` holds (bounded, short real waits)."""
+        for _ in range(200):
+            self.server.service.tick()
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def inverter_power(self, inverter_id: int) -> float:
+        return self.server.model.ac_power_w(inverter_id)
+
+    def sent_more_than(self, inverter_id: int, count: int) -> bool:
+        return self.commands_to(inverter_id) > count
+
+    def commands_to(self, inverter_id: int) -> int:
+        return sum(1 for r in self.server.command_log.records() if r.component_id == inverter_id)
+
+
+@pytest.fixture
+async def rig(sim_server: SimulatorServer, clock: ManualClock) -> AsyncIterator[Rig]:
+    connection = MicrogridConnection(sim_server.url, clock=clock, reconnect_interval_s=0.1)
+    await connection.start()
+    sender, receiver = BroadcastChannel[PowerRequest](name="requests")
+    actor = PowerDistributingActor(
+        receiver,
+        connection,
+        clock=clock,
+        resolutions_w=RESOLUTIONS,
+        keepalive_interval=timedelta(seconds=15),
+        tick=timedelta(seconds=0.05),
+    )
+    results = actor.new_result_receiver("test")
+    rig = Rig(sim_server, clock, connection, actor, sender, results)
+    await rig.settle(
+        lambda: (
+            all(connection.cache.battery(b, clock.now()) for b in ALL)
+            and all(connection.cache.inverter(i, clock.now()) for i in RESOLUTIONS)
+        ),
+        "telemetry of every battery and inverter",
+    )
+    actor.start()
+    try:
+        yield rig
+    finally:
+        await actor.stop()
+        await connection.stop()
+
+
+async def test_a_request_is_distributed_and_moves_socs_the_right_way(rig: Rig) -> None:
+    result = await rig.request(-400)
+    assert isinstance(result, Success), result
+    assert result.succeeded_batteries == ALL
+    assert result.succeeded_power.as_kilowatts() == pytest.approx(-400, abs=0.1)
+    total = sum(rig.inverter_power(i) for i in RESOLUTIONS)
+    assert total == pytest.approx(-400_000, abs=100)
+    # Fullest first: B (72 %) at its full 300 kW, D (61 %) the rest, A and C rest.
+    assert rig.inverter_power(20) == pytest.approx(-300_000)
+    assert rig.inverter_power(40) == pytest.approx(-100_000, abs=100)
+    assert rig.inverter_power(10) == rig.inverter_power(30) == 0.0
+    assert abs(result.excess_power.as_watts()) < 50  # one (smallest) resolution step
+    socs = {b: rig.server.model.soc_pct(b) for b in ALL}
+    rig.clock.advance(30)
+    rig.server.service.tick()
+    assert rig.server.model.soc_pct(21) < socs[21]
+    assert rig.server.model.soc_pct(41) < socs[41]
+    assert rig.server.model.soc_pct(11) == socs[11]
+
+
+async def test_invalid_requests_get_errors_and_out_of_bounds(rig: Rig) -> None:
+    unknown = await rig.request(-10, frozenset({11, 99}))
+    assert isinstance(unknown, Error)
+    assert "unknown batteries [99]; available: [11, 21, 31, 41]" in unknown.msg
+    empty = await rig.request(-10, frozenset())
+    assert isinstance(empty, Error)
+    too_much = await rig.request(-5_000, adjust_power=False)
+    assert isinstance(too_much, OutOfBounds)
+    assert too_much.bounds.inclusion_lower.as_kilowatts() == pytest.approx(-1_000, abs=1)
+    clamped = await rig.request(-5_000)
+    assert isinstance(clamped, Success)
+    assert clamped.excess_power.as_kilowatts() == pytest.approx(-4_000, abs=1)
+
+
+async def test_newer_request_for_the_same_batteries_supersedes_the_older(rig: Rig) -> None:
+    await rig.requests.send(PowerRequest("test", Power.from_kilowatts(-10), ALL))
+    await rig.requests.send(PowerRequest("test", Power.from_kilowatts(-20), ALL))
+    async with asyncio.timeout(10):
+        first = await rig.results.receive()
+        second = await rig.results.receive()
+    assert isinstance(first, Ignored)
+    assert first.request.power.as_kilowatts() == -10
+    assert isinstance(second, Success)
+    assert second.request.power.as_kilowatts() == -20
+
+
+async def test_silent_inverter_gives_partial_failure_in_time_and_is_not_compensated_twice(
+    rig: Rig,
+) -> None:
+    assert isinstance(await rig.request(-100, frozenset({11})), Success)
+    held = rig.inverter_power(10)
+    assert held == pytest.approx(-100_000, abs=88)
+    await rig.settle(
+        lambda: (
+            (reading := rig.connection.cache.inverter(10, rig.clock.now())) is not None
+            and reading.power_w == pytest.approx(held)
+        ),
+        "telemetry of the held power",
+    )
+    rig.server.faults.inject(10, FaultKind.UNRESPONSIVE, now=rig.clock.now())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    result = await rig.request(-300, request_timeout=timedelta(seconds=0.3))
+    elapsed = loop.time() - started
+    assert isinstance(result, PartialFailure), result
+    assert result.failed_batteries == {11}
+    assert elapsed < 0.3 + 0.05 + 0.1  # timeout + 50 ms, plus the actor's 50 ms tick
+    # Inverter 10 still holds its last command: the actor re-plans at once, counts it,
+    # and the others carry only the rest, so the site delivers what was asked, no more.
+    await rig.settle(
+        lambda: sum(rig.inverter_power(i) for i in RESOLUTIONS) == pytest.approx(-300_000, abs=500),
+        "the others to carry only the rest",
+    )
+    assert rig.inverter_power(10) == pytest.approx(held)
+    again = await rig.request(-300, request_timeout=timedelta(seconds=0.3))
+    assert isinstance(again, Success), again
+    assert 11 not in again.succeeded_batteries
+    assert sum(rig.inverter_power(i) for i in RESOLUTIONS) == pytest.approx(-300_000, abs=500)
+
+
+async def test_broken_battery_is_used_again_after_its_blocking_time(rig: Rig) -> None:
+    rig.server.faults.inject(10, FaultKind.RPC_ERROR, now=rig.clock.now())
+    result = await rig.request(-100, request_timeout=timedelta(seconds=0.5))
+    assert isinstance(result, PartialFailure)
+    rig.server.faults.clear(10)
+    blocked = await rig.request(-100)
+    assert isinstance(blocked, Success)
+    assert 11 not in blocked.succeeded_batteries
+    rig.clock.advance(2)  # past the first blocking time of 1 s
+    await rig.settle(lambda: True, "a tick")
+    back = await rig.request(-100)
+    assert isinstance(back, Success)
+    assert 11 in back.succeeded_batteries
+
+
+async def test_target_survives_past_the_command_lifetime(rig: Rig) -> None:
+    assert isinstance(await rig.request(-100), Success)
+    for _ in range(8):  # 120 s in 15 s leaps: the API lifetime is 60 s
+        sent = rig.commands_to(20)
+        rig.clock.advance(15)
+        await rig.settle(functools.partial(rig.sent_more_than, 20, sent), "a keep-alive command")
+    assert sum(rig.inverter_power(i) for i in RESOLUTIONS) == pytest.approx(-100_000, abs=500)
+
+
+async def test_zero_releases_the_batteries(rig: Rig) -> None:
+    assert isinstance(await rig.request(-100), Success)
+    assert isinstance(await rig.request(0), Success)
+    assert all(rig.inverter_power(i) == 0.0 for i in RESOLUTIONS)
+    sent = rig.commands_to(20)
+    rig.clock.advance(20)
+    await rig.settle(lambda: True, "a tick")
+    await asyncio.sleep(0.2)
+    assert rig.commands_to(20) == sent  # nothing re-sent for a released target

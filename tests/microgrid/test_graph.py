@@ -1,0 +1,135 @@
+import pytest
+
+from edge_controller.microgrid.graph import (
+    BatteryPairs,
+    ComponentGraphError,
+    ComponentRole,
+    GraphComponent,
+    InverterBatteries,
+    find_grid_meter,
+    pair_batteries,
+)
+
+GRID, METER, INVERTER, BATTERY, OTHER = (
+    ComponentRole.GRID,
+    ComponentRole.METER,
+    ComponentRole.BATTERY_INVERTER,
+    ComponentRole.BATTERY,
+    ComponentRole.OTHER,
+)
+
+
+def site(*roles: tuple[int, ComponentRole]) -> list[GraphComponent]:
+    return [GraphComponent(cid, role) for cid, role in roles]
+
+
+EXAMPLE = site(
+    (1, GRID),
+    (2, METER),
+    (10, INVERTER),
+    (11, BATTERY),
+    (20, INVERTER),
+    (21, BATTERY),
+    (50, OTHER),
+    (70, METER),
+)
+EXAMPLE_LINKS = [(1, 2), (2, 10), (10, 11), (2, 20), (20, 21), (2, 50), (2, 70)]
+
+
+def graph_error(components: list[GraphComponent], links: list[tuple[int, int]]) -> str:
+    with pytest.raises(ComponentGraphError) as caught:
+        pair_batteries(components, links)
+    return str(caught.value)
+
+
+def test_each_battery_inverter_is_paired_with_its_battery() -> None:
+    pairs = pair_batteries(EXAMPLE, EXAMPLE_LINKS)
+    assert pairs.as_dict() == {10: (11,), 20: (21,)}
+    assert pairs.inverter_ids == (10, 20)
+    assert pairs.battery_ids == (11, 21)
+    assert pairs.inverter_of(21) == 20
+    assert pairs.batteries_of(10) == (11,)
+
+
+def test_unknown_ids_raise_key_errors() -> None:
+    pairs = pair_batteries(EXAMPLE, EXAMPLE_LINKS)
+    with pytest.raises(KeyError):
+        pairs.batteries_of(50)
+    with pytest.raises(KeyError):
+        pairs.inverter_of(10)
+
+
+def test_several_batteries_on_one_inverter_are_returned_together_sorted() -> None:
+    components = site((1, GRID), (10, INVERTER), (13, BATTERY), (11, BATTERY), (12, BATTERY))
+    pairs = pair_batteries(components, [(1, 10), (10, 13), (10, 11), (10, 12)])
+    assert pairs == BatteryPairs((InverterBatteries(10, (11, 12, 13)),))
+
+
+def test_a_battery_on_two_inverters_is_refused_naming_both() -> None:
+    components = site((1, GRID), (10, INVERTER), (12, INVERTER), (11, BATTERY), (13, BATTERY))
+    links = [(1, 10), (1, 12), (10, 11), (12, 11), (12, 13)]
+    with pytest.raises(ComponentGraphError) as caught:
+        pair_batteries(components, links)
+    assert str(caught.value) == (
+        "battery 11 is fed by inverters 10 and 12; a battery on several inverters is not supported"
+    )
+    assert caught.value.component_ids == {11}
+
+
+def test_a_battery_on_three_inverters_lists_them_all() -> None:
+    components = site((14, INVERTER), (10, INVERTER), (12, INVERTER), (11, BATTERY))
+    message = graph_error(components, [(10, 11), (12, 11), (14, 11)])
+    assert message.startswith("battery 11 is fed by inverters 10, 12 and 14;")
+
+
+def test_an_inverter_without_battery_is_named() -> None:
+    components = [*EXAMPLE, GraphComponent(30, INVERTER)]
+    message = graph_error(components, [*EXAMPLE_LINKS, (2, 30)])
+    assert message == "battery inverter 30 has no battery behind it"
+
+
+def test_a_battery_without_inverter_is_named_with_what_it_hangs_on() -> None:
+    components = [*EXAMPLE, GraphComponent(31, BATTERY), GraphComponent(41, BATTERY)]
+    links = [*EXAMPLE_LINKS, (2, 31), (50, 31)]
+    with pytest.raises(ComponentGraphError) as caught:
+        pair_batteries(components, links)
+    assert caught.value.problems == (
+        "battery 31 is fed by no battery inverter (found: meter 2, component 50)",
+        "battery 41 is fed by no battery inverter (found: no upstream connection)",
+    )
+    assert str(caught.value) == "\n".join(caught.value.problems)
+    assert caught.value.component_ids == {31, 41}
+
+
+def test_every_problem_is_reported_at_once_sorted_by_component() -> None:
+    components = site((30, INVERTER), (10, INVERTER), (12, INVERTER), (11, BATTERY), (5, BATTERY))
+    with pytest.raises(ComponentGraphError) as caught:
+        pair_batteries(components, [(10, 11), (12, 11)])
+    assert caught.value.problems == (
+        "battery 5 is fed by no battery inverter (found: no upstream connection)",
+        "battery 11 is fed by inverters 10 and 12; a battery on several inverters is not supported",
+        "battery inverter 30 has no battery behind it",
+    )
+
+
+def test_links_to_components_not_listed_are_ignored() -> None:
+    pairs = pair_batteries(EXAMPLE, [*EXAMPLE_LINKS, (10, 99), (98, 11)])
+    assert pairs.as_dict() == {10: (11,), 20: (21,)}
+
+
+def test_a_site_without_batteries_has_no_pairs() -> None:
+    pairs = pair_batteries(site((1, GRID), (2, METER), (50, OTHER)), [(1, 2), (2, 50)])
+    assert pairs.pairs == ()
+    assert pairs.battery_ids == ()
+
+
+def test_grid_meter_is_the_meter_directly_below_the_grid() -> None:
+    assert find_grid_meter(EXAMPLE, EXAMPLE_LINKS) == 2
+
+
+def test_no_grid_meter_when_none_or_several_meters_hang_on_the_grid() -> None:
+    assert find_grid_meter(site((1, GRID), (10, INVERTER)), [(1, 10)]) is None
+    two = site((1, GRID), (2, METER), (3, METER))
+    assert find_grid_meter(two, [(1, 2), (1, 3)]) is None
+    # a meter deeper down (the load, 70) does not count
+    assert find_grid_meter(EXAMPLE, [(2, 70)]) is None
