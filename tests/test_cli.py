@@ -83,13 +83,21 @@ def test_bad_flags_name_the_flag() -> None:
     assert "--log-level: expected one of" in level.stderr
 
 
-def test_demo_runs_the_schedule_and_summarises() -> None:
-    result = run("demo", "--duration", "4", timeout=120)
+def test_demo_runs_the_schedule_through_the_actor_and_summarises() -> None:
+    result = run("demo", "--duration", "8", timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("listening address=127.0.0.1:")
-    assert "refused: inverter 10" in result.stdout
-    summary = result.stdout.split("summary", 1)[1]
+    summary = result.stdout.split("\nsummary\n", 1)[1]
+    assert "refused as expected: OutOfBounds" in summary
     assert "0 outside their bounds" in summary
-    socs = re.findall(r"SoC ([\d.]+)% -> ([\d.]+)%", summary)
+    socs = {
+        name: (float(start), float(end))
+        for name, start, end in re.findall(r"(Battery \w): SoC ([\d.]+)% -> ([\d.]+)%", summary)
+    }
     assert len(socs) == 4
-    assert all(float(end) < float(start) for start, end in socs)  # mostly discharged
+    # The fullest battery discharged; the emptiest was charged: the spread shrank.
+    assert socs["Battery B"][1] < socs["Battery B"][0]
+    assert socs["Battery C"][1] > socs["Battery C"][0]
+    spread = re.search(r"SoC spread ([\d.]+) pp -> ([\d.]+) pp", summary)
+    assert spread is not None
+    assert float(spread.group(2)) < float(spread.group(1))

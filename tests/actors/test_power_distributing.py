@@ -211,3 +211,12 @@ async def test_zero_releases_the_batteries(rig: Rig) -> None:
     await rig.settle(lambda: True, "a tick")
     await asyncio.sleep(0.2)
     assert rig.commands_to(20) == sent  # nothing re-sent for a released target
+
+
+async def test_a_refused_request_leaves_the_running_target_alone(rig: Rig) -> None:
+    assert isinstance(await rig.request(-100), Success)
+    beyond = await rig.request(-900, frozenset({11}), adjust_power=False)
+    assert isinstance(beyond, OutOfBounds)
+    sent = rig.commands_to(20)
+    rig.clock.advance(15)
+    await rig.settle(functools.partial(rig.sent_more_than, 20, sent), "the keep-alive of ALL")

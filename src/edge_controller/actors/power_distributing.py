@@ -201,8 +201,6 @@ class PowerDistributingActor(Actor):
             await self._publish(Error(request, invalid))
             log.warning("request_rejected", reason=invalid)
             return
-        if not keepalive:
-            self._take_over(request)
         now = self._clock.now()
         units = self._units(request, now)
         target_w = request.power.as_watts()
@@ -215,7 +213,9 @@ class PowerDistributingActor(Actor):
         )
         if isinstance(decided, Refusal):
             await self._refuse(request, decided, log)
-            return
+            return  # a refused request leaves the targets in force untouched
+        if not keepalive:
+            self._take_over(request)
         outcome = await self._send(request, decided, units)
         # After a failure, re-plan at once: the failed batteries are now blocked and a
         # silent inverter still delivering is counted, so the others make up the rest.
