@@ -14,18 +14,29 @@ Quantities are numbers in base units (W, Wh) or strings with a unit ("250 kW",
 
 from __future__ import annotations
 
+import itertools
 import math
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
-
-from frequenz.quantities import Energy, Power
+from typing import Any
 
 from edge_controller.power.bounds import Range
+from edge_controller.toml_reader import (
+    Reader,
+    checked,
+    energy,
+    integer,
+    join,
+    number,
+    pair,
+    power,
+    string,
+    timestamp,
+)
 
 
 class ComponentKind(StrEnum):
@@ -262,135 +273,12 @@ class SiteFileError(ValueError):
         super().__init__("\n".join(f"{source}: {problem}" for problem in problems))
 
 
-_T = TypeVar("_T")
-_MISSING = object()
-
-
-class _Reader:
-    """Reads typed values out of parsed TOML, noting every problem with its key path."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def fail(self, path: str, expected: str, found: object) -> None:
-        self.problems.append(f"{path}: expected {expected}, got {_show(found)}")
-
-    def table(self, data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
-        value = data.get(key, {})
-        if not isinstance(value, dict):
-            self.fail(_join(path, key), "a table", value)
-            return {}
-        return value
-
-    def unknown_keys(self, data: Mapping[str, Any], allowed: set[str], path: str) -> None:
-        for key in sorted(set(data) - allowed):
-            hint = _closest(key, allowed)
-            suggestion = f" (did you mean {hint!r}?)" if hint else ""
-            self.problems.append(
-                f"{_join(path, key)}: unknown key{suggestion}; expected one of {sorted(allowed)}"
-            )
-
-    def value(
-        self,
-        data: Mapping[str, Any],
-        key: str,
-        path: str,
-        convert: Callable[[object], _T | None],
-        expected: str,
-        default: object = _MISSING,
-    ) -> _T | None:
-        raw = data.get(key, _MISSING)
-        if raw is _MISSING:
-            if default is _MISSING:
-                self.problems.append(f"{_join(path, key)}: missing; expected {expected}")
-                return None
-            return default  # type: ignore[return-value]
-        converted = convert(raw)
-        if converted is None:
-            self.fail(_join(path, key), expected, raw)
-        return converted
-
-
-def _show(found: object) -> str:
-    if isinstance(found, str):
-        return repr(found)
-    if isinstance(found, dict):
-        return "a table"
-    return str(found)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _closest(key: str, allowed: set[str]) -> str | None:
-    import difflib
-
-    matches = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
-def _number(raw: object) -> float | None:
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        return None
-    value = float(raw)
-    return value if math.isfinite(value) else None
-
-
-def _int(raw: object) -> int | None:
-    return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
-
-
-def _string(raw: object) -> str | None:
-    return raw if isinstance(raw, str) and raw.strip() else None
-
-
-def _power(raw: object) -> float | None:
-    if isinstance(raw, str):
-        try:
-            return Power.from_string(raw.strip()).as_watts()
-        except (ValueError, KeyError, IndexError):
-            return None
-    return _number(raw)
-
-
-def _energy(raw: object) -> float | None:
-    if isinstance(raw, str):
-        try:
-            return Energy.from_string(raw.strip()).as_watt_hours()
-        except (ValueError, KeyError, IndexError):
-            return None
-    return _number(raw)
-
-
-def _checked(
-    convert: Callable[[object], float | None], ok: Callable[[float], bool]
-) -> Callable[[object], float | None]:
-    def check(raw: object) -> float | None:
-        value = convert(raw)
-        return value if value is not None and ok(value) else None
-
-    return check
-
-
-def _pair(convert: Callable[[object], float | None]) -> Callable[[object], Range | None]:
-    def read(raw: object) -> Range | None:
-        if not isinstance(raw, list) or len(raw) != 2:
-            return None
-        lower, upper = convert(raw[0]), convert(raw[1])
-        if lower is None or upper is None or lower > upper:
-            return None
-        return Range(lower, upper)
-
-    return read
-
-
 def _series(raw: object) -> tuple[float, ...] | None:
-    single = _number(raw)
+    single = number(raw)
     if single is not None:
         return (single,)
     if isinstance(raw, list) and len(raw) == 24:
-        values = [_number(item) for item in raw]
+        values = [number(item) for item in raw]
         if all(v is not None for v in values):
             return tuple(v for v in values if v is not None)
     return None
@@ -404,25 +292,19 @@ def _profile(raw: object) -> tuple[float, ...] | None:
 
 
 def _curve(raw: object) -> tuple[tuple[float, float], ...] | None:
+    """Read `[[speed m/s, fraction 0-1], ...]` with strictly increasing speeds."""
     if not isinstance(raw, list) or len(raw) < 2:
         return None
     points: list[tuple[float, float]] = []
     for item in raw:
-        pair = _pair(_number)(item)
-        if pair is None:
-            # A pair here is (speed, fraction): speed need not be <= fraction.
-            if not (isinstance(item, list) and len(item) == 2):
-                return None
-            speed, fraction = _number(item[0]), _number(item[1])
-            if speed is None or fraction is None:
-                return None
-            points.append((speed, fraction))
-        else:
-            points.append((pair.lower, pair.upper))
+        if not (isinstance(item, list) and len(item) == 2):
+            return None
+        speed, fraction = number(item[0]), number(item[1])
+        if speed is None or fraction is None or speed < 0 or not 0.0 <= fraction <= 1.0:
+            return None
+        points.append((speed, fraction))
     speeds = [speed for speed, _ in points]
-    if speeds != sorted(speeds) or len(set(speeds)) != len(speeds):
-        return None
-    if not all(0.0 <= fraction <= 1.0 and speed >= 0.0 for speed, fraction in points):
+    if any(b <= a for a, b in itertools.pairwise(speeds)):
         return None
     return tuple(points)
 
@@ -430,20 +312,8 @@ def _curve(raw: object) -> tuple[tuple[float, float], ...] | None:
 def _parents(raw: object) -> tuple[int, ...] | None:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return (raw,)
-    if isinstance(raw, list) and raw and all(_int(item) is not None for item in raw):
+    if isinstance(raw, list) and raw and all(integer(item) is not None for item in raw):
         return tuple(raw)
-    return None
-
-
-def _timestamp(raw: object) -> datetime | None:
-    if isinstance(raw, datetime):
-        return raw if raw.tzinfo is not None else None
-    if isinstance(raw, str):
-        try:
-            parsed = datetime.fromisoformat(raw)
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo is not None else None
     return None
 
 
@@ -474,22 +344,22 @@ _KIND_KEYS: dict[ComponentKind, set[str]] = {
     ComponentKind.EV_CHARGER: {"max_power", "resolution"},
 }
 
-_POSITIVE_POWER = _checked(_power, lambda v: v > 0)
-_FRACTION = _checked(_number, lambda v: 0.0 < v <= 1.0)
+_POSITIVE_POWER = checked(power, lambda v: v > 0)
+_FRACTION = checked(number, lambda v: 0.0 < v <= 1.0)
 
 
-def _optional_exclusion(reader: _Reader, data: Mapping[str, Any], path: str) -> Range | None:
+def _optional_exclusion(reader: Reader, data: Mapping[str, Any], path: str) -> Range | None:
     exclusion = reader.value(
         data,
         "exclusion_bounds",
         path,
-        _pair(_power),
+        pair(power),
         "[lower, upper] power with lower <= 0 <= upper",
         default=None,
     )
     if exclusion is not None and not exclusion.lower <= 0.0 <= exclusion.upper:
         reader.fail(
-            _join(path, "exclusion_bounds"),
+            join(path, "exclusion_bounds"),
             "a band around 0 W",
             f"[{exclusion.lower}, {exclusion.upper}]",
         )
@@ -498,12 +368,12 @@ def _optional_exclusion(reader: _Reader, data: Mapping[str, Any], path: str) -> 
 
 
 def _details(
-    reader: _Reader, kind: ComponentKind, data: Mapping[str, Any], path: str
+    reader: Reader, kind: ComponentKind, data: Mapping[str, Any], path: str
 ) -> ComponentDetails | None:
     match kind:
         case ComponentKind.GRID:
             fuse = reader.value(
-                data, "rated_fuse_current", path, _int, "a current in A (integer)", default=0
+                data, "rated_fuse_current", path, integer, "a current in A (integer)", default=0
             )
             return GridSpec(rated_fuse_current_a=fuse or 0)
         case ComponentKind.METER:
@@ -513,12 +383,12 @@ def _details(
                 data,
                 "active_power_bounds",
                 path,
-                _pair(_power),
+                pair(power),
                 "[lower, upper] power with lower <= 0 <= upper",
             )
             if bounds is not None and not bounds.lower <= 0.0 <= bounds.upper:
                 reader.fail(
-                    _join(path, "active_power_bounds"),
+                    join(path, "active_power_bounds"),
                     "lower <= 0 <= upper",
                     f"[{bounds.lower}, {bounds.upper}]",
                 )
@@ -534,20 +404,20 @@ def _details(
             return InverterSpec(bounds, exclusion, resolution, efficiency)
         case ComponentKind.BATTERY:
             capacity = reader.value(
-                data, "capacity", path, _checked(_energy, lambda v: v > 0), "energy > 0"
+                data, "capacity", path, checked(energy, lambda v: v > 0), "energy > 0"
             )
             soc = reader.value(
                 data,
                 "initial_soc",
                 path,
-                _checked(_number, lambda v: 0 <= v <= 100),
+                checked(number, lambda v: 0 <= v <= 100),
                 "a percentage 0-100",
             )
             soc_bounds = reader.value(
                 data,
                 "soc_bounds",
                 path,
-                _pair(_checked(_number, lambda v: 0 <= v <= 100)),
+                pair(checked(number, lambda v: 0 <= v <= 100)),
                 "[lower, upper] percentages 0-100",
                 default=Range(10.0, 90.0),
             )
@@ -555,12 +425,12 @@ def _details(
                 data,
                 "power_bounds",
                 path,
-                _pair(_power),
+                pair(power),
                 "[lower, upper] power with lower <= 0 <= upper",
             )
             if power_bounds is not None and not power_bounds.lower <= 0.0 <= power_bounds.upper:
                 reader.fail(
-                    _join(path, "power_bounds"),
+                    join(path, "power_bounds"),
                     "lower <= 0 <= upper",
                     f"[{power_bounds.lower}, {power_bounds.upper}]",
                 )
@@ -572,18 +442,18 @@ def _details(
                 data,
                 "soc_taper",
                 path,
-                _checked(_number, lambda v: 0 <= v <= 50),
+                checked(number, lambda v: 0 <= v <= 50),
                 "percentage points 0-50",
                 default=5.0,
             )
             temperature = reader.value(
-                data, "temperature", path, _number, "degrees Celsius", default=25.0
+                data, "temperature", path, number, "degrees Celsius", default=25.0
             )
             voltage = reader.value(
                 data,
                 "nominal_voltage",
                 path,
-                _checked(_number, lambda v: v > 0),
+                checked(number, lambda v: v > 0),
                 "volts > 0",
                 default=800.0,
             )
@@ -653,7 +523,7 @@ def _details(
             return EvChargerSpec(max_power, resolution)
 
 
-def _component(reader: _Reader, data: object, path: str) -> ComponentSpec | None:
+def _component(reader: Reader, data: object, path: str) -> ComponentSpec | None:
     if not isinstance(data, dict):
         reader.fail(path, "a table", data)
         return None
@@ -669,15 +539,15 @@ def _component(reader: _Reader, data: object, path: str) -> ComponentSpec | None
         return None
     kind = ComponentKind(kind_name)
     reader.unknown_keys(data, _COMMON_KEYS | _KIND_KEYS[kind], path)
-    name = reader.value(data, "name", path, _string, "a non-empty string", default=None)
+    name = reader.value(data, "name", path, string, "a non-empty string", default=None)
     parents = reader.value(
         data, "parent", path, _parents, "a component id or a list of ids", default=()
     )
     manufacturer = reader.value(
-        data, "manufacturer", path, _string, "a non-empty string", default="edge-controller"
+        data, "manufacturer", path, string, "a non-empty string", default="edge-controller"
     )
     model_name = reader.value(
-        data, "model_name", path, _string, "a non-empty string", default="simulated"
+        data, "model_name", path, string, "a non-empty string", default="simulated"
     )
     details = _details(reader, kind, data, path)
     if component_id is None or details is None or parents is None:
@@ -694,7 +564,7 @@ def _component(reader: _Reader, data: object, path: str) -> ComponentSpec | None
 
 
 def _checked_int_positive(raw: object) -> int | None:
-    value = _int(raw)
+    value = integer(raw)
     return value if value is not None and value > 0 else None
 
 
@@ -706,7 +576,7 @@ def _fault_kind(raw: object) -> str | None:
     return raw if isinstance(raw, str) and raw in {k.value for k in FaultKind} else None
 
 
-def _fault(reader: _Reader, data: object, path: str) -> FaultSpec | None:
+def _fault(reader: Reader, data: object, path: str) -> FaultSpec | None:
     if not isinstance(data, dict):
         reader.fail(path, "a table", data)
         return None
@@ -720,13 +590,13 @@ def _fault(reader: _Reader, data: object, path: str) -> FaultSpec | None:
         data, "kind", path, _fault_kind, f"one of {[k.value for k in FaultKind]}"
     )
     start = reader.value(
-        data, "from", path, _checked(_number, lambda v: v >= 0), "seconds >= 0", default=0.0
+        data, "from", path, checked(number, lambda v: v >= 0), "seconds >= 0", default=0.0
     )
     until = reader.value(
-        data, "until", path, _checked(_number, lambda v: v >= 0), "seconds >= 0", default=math.inf
+        data, "until", path, checked(number, lambda v: v >= 0), "seconds >= 0", default=math.inf
     )
     delay = reader.value(
-        data, "delay", path, _checked(_number, lambda v: v >= 0), "seconds >= 0", default=0.0
+        data, "delay", path, checked(number, lambda v: v >= 0), "seconds >= 0", default=0.0
     )
     status = reader.value(
         data,
@@ -737,7 +607,7 @@ def _fault(reader: _Reader, data: object, path: str) -> FaultSpec | None:
         default="UNAVAILABLE",
     )
     error_code = reader.value(
-        data, "error_code", path, _string, "an error code name", default="UNKNOWN"
+        data, "error_code", path, string, "an error code name", default="UNKNOWN"
     )
     metrics = reader.value(
         data,
@@ -750,7 +620,7 @@ def _fault(reader: _Reader, data: object, path: str) -> FaultSpec | None:
         default=(),
     )
     if start is not None and until is not None and until <= start:
-        reader.fail(_join(path, "until"), f"a time after from ({start} s)", until)
+        reader.fail(join(path, "until"), f"a time after from ({start} s)", until)
         return None
     if (
         component is None
@@ -781,7 +651,7 @@ def parse_site(document: Mapping[str, Any], source: str = "<site>") -> SiteSpec:
     Raises:
         SiteFileError: listing every problem, each with its key path.
     """
-    reader = _Reader()
+    reader = Reader()
     reader.unknown_keys(
         document, {"microgrid", "simulation", "weather", "components", "sensors", "faults"}, ""
     )
@@ -819,7 +689,7 @@ def parse_site(document: Mapping[str, Any], source: str = "<site>") -> SiteSpec:
                 default="weather_station",
             )
             sensor_id = reader.value(raw, "id", path, _checked_int_positive, "an integer id > 0")
-            name = reader.value(raw, "name", path, _string, "a non-empty string", default=None)
+            name = reader.value(raw, "name", path, string, "a non-empty string", default=None)
             if sensor_id is not None:
                 sensors.append(SensorSpec(sensor_id, name or f"weather station {sensor_id}"))
 
@@ -866,7 +736,7 @@ def load_site(path: Path) -> SiteSpec:
     return parse_site(document, source)
 
 
-def _microgrid(reader: _Reader, data: Mapping[str, Any]) -> MicrogridSpec | None:
+def _microgrid(reader: Reader, data: Mapping[str, Any]) -> MicrogridSpec | None:
     path = "microgrid"
     reader.unknown_keys(
         data,
@@ -877,12 +747,12 @@ def _microgrid(reader: _Reader, data: Mapping[str, Any]) -> MicrogridSpec | None
     enterprise = reader.value(
         data, "enterprise_id", path, _checked_int_positive, "an integer id > 0", default=1
     )
-    name = reader.value(data, "name", path, _string, "a non-empty string", default="Simulated site")
+    name = reader.value(data, "name", path, string, "a non-empty string", default="Simulated site")
     latitude = reader.value(
         data,
         "latitude",
         path,
-        _checked(_number, lambda v: -90 <= v <= 90),
+        checked(number, lambda v: -90 <= v <= 90),
         "degrees -90..90",
         default=52.52,
     )
@@ -890,7 +760,7 @@ def _microgrid(reader: _Reader, data: Mapping[str, Any]) -> MicrogridSpec | None
         data,
         "longitude",
         path,
-        _checked(_number, lambda v: -180 <= v <= 180),
+        checked(number, lambda v: -180 <= v <= 180),
         "degrees -180..180",
         default=13.405,
     )
@@ -923,7 +793,7 @@ def _microgrid(reader: _Reader, data: Mapping[str, Any]) -> MicrogridSpec | None
     return MicrogridSpec(microgrid_id, enterprise, name, latitude, longitude, country.upper(), area)
 
 
-def _simulation(reader: _Reader, data: Mapping[str, Any]) -> SimulationSpec:
+def _simulation(reader: Reader, data: Mapping[str, Any]) -> SimulationSpec:
     path = "simulation"
     reader.unknown_keys(
         data, {"telemetry_rate_hz", "time_step", "start_time", "command_log_size"}, path
@@ -933,7 +803,7 @@ def _simulation(reader: _Reader, data: Mapping[str, Any]) -> SimulationSpec:
         data,
         "telemetry_rate_hz",
         path,
-        _checked(_number, lambda v: 0.01 <= v <= 100),
+        checked(number, lambda v: 0.01 <= v <= 100),
         "a rate in Hz, 0.01-100",
         default=defaults.telemetry_rate_hz,
     )
@@ -941,7 +811,7 @@ def _simulation(reader: _Reader, data: Mapping[str, Any]) -> SimulationSpec:
         data,
         "time_step",
         path,
-        _checked(_number, lambda v: 0.001 <= v <= 60),
+        checked(number, lambda v: 0.001 <= v <= 60),
         "seconds, 0.001-60",
         default=defaults.time_step_s,
     )
@@ -949,7 +819,7 @@ def _simulation(reader: _Reader, data: Mapping[str, Any]) -> SimulationSpec:
         data,
         "start_time",
         path,
-        _timestamp,
+        timestamp,
         "an RFC 3339 timestamp with a UTC offset",
         default=None,
     )
@@ -969,7 +839,7 @@ def _simulation(reader: _Reader, data: Mapping[str, Any]) -> SimulationSpec:
     )
 
 
-def _weather(reader: _Reader, data: Mapping[str, Any]) -> WeatherSpec:
+def _weather(reader: Reader, data: Mapping[str, Any]) -> WeatherSpec:
     path = "weather"
     reader.unknown_keys(data, {"irradiance", "wind_speed", "temperature"}, path)
     expected = "a number or 24 hourly numbers"
@@ -978,7 +848,7 @@ def _weather(reader: _Reader, data: Mapping[str, Any]) -> WeatherSpec:
     temperature = reader.value(data, "temperature", path, _series, expected, default=(15.0,))
     for key, values in (("irradiance", irradiance), ("wind_speed", wind)):
         if values is not None and any(v < 0 for v in values):
-            reader.fail(_join(path, key), "values >= 0", list(values))
+            reader.fail(join(path, key), "values >= 0", list(values))
     return WeatherSpec(
         irradiance_w_m2=irradiance or (0.0,),
         wind_speed_m_s=wind or (0.0,),
@@ -987,7 +857,7 @@ def _weather(reader: _Reader, data: Mapping[str, Any]) -> WeatherSpec:
 
 
 def _check_topology(
-    reader: _Reader,
+    reader: Reader,
     components: list[ComponentSpec],
     sensors: list[SensorSpec],
     faults: list[FaultSpec],
@@ -1083,7 +953,7 @@ def _check_topology(
     return by_id
 
 
-def _check_cycles(reader: _Reader, by_id: Mapping[int, ComponentSpec]) -> None:
+def _check_cycles(reader: Reader, by_id: Mapping[int, ComponentSpec]) -> None:
     state: dict[int, int] = {}
 
     def visit(cid: int, trail: list[int]) -> bool:

@@ -1,0 +1,1 @@
+"""Pure rules for executing dispatches: payloads, targets, and who owns which battery."""
