@@ -1,0 +1,152 @@
+"""Builds the controller's actor graph from the configuration and runs it.
+
+    Dispatch API ─▶ DispatchBroadcastingActor ─▶ use-case actors (BatteryPowerActor, …)
+                                                      │ PowerRequest
+                                                      ▼
+                  Microgrid API ◀── set power ── PowerDistributingActor ◀─ telemetry
+
+`Controller` is the in-process form (tests start it next to the simulator and the
+dispatch service); `edge-controller run --config FILE` wraps it with signal handling.
+On stop it releases every battery it commanded (0 W) before it disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+
+import structlog
+from frequenz.channels import BroadcastChannel, Sender
+from frequenz.dispatch import Dispatch, Dispatcher
+from frequenz.sdk.actor import Actor
+
+from edge_controller.actors.battery_power import BatteryPowerActor
+from edge_controller.actors.dispatch_broadcasting import (
+    DispatchBroadcastingActor,
+    connect_dispatcher,
+)
+from edge_controller.actors.power_distributing import PowerDistributingActor
+from edge_controller.clock import Clock
+from edge_controller.config import ControllerConfig
+from edge_controller.messages import PowerRequest
+from edge_controller.microgrid.connection import MicrogridConnection
+from edge_controller.power.distribution import Proportional, SocBalancing
+
+_LOG = structlog.get_logger(__name__)
+
+
+class Controller:
+    """The whole controller graph; `async with Controller(config):` runs it."""
+
+    def __init__(self, config: ControllerConfig, *, clock: Clock | None = None) -> None:
+        """Prepare (not yet connect) the graph described by `config`."""
+        self.config = config
+        self._clock = clock
+        self.connection = MicrogridConnection(
+            config.microgrid.url,
+            clock=clock,
+            stale_after=config.microgrid.stale_after,
+        )
+        self._dispatcher: Dispatcher | None = None
+        self.actors: list[Actor] = []
+        self.power_distributing: PowerDistributingActor | None = None
+        self.use_cases: list[BatteryPowerActor] = []
+
+    async def start(self) -> None:
+        """Connect to both APIs, build the actors and start them.
+
+        Raises:
+            DispatchServiceUnreachableError: the dispatch service did not answer in time.
+            ComponentGraphError: the site cannot be driven as described.
+        """
+        settings = self.config.power_distribution
+        await self.connection.start()
+        try:
+            self._dispatcher = await connect_dispatcher(
+                self.config.dispatch.url,
+                self.config.dispatch.microgrid_id,
+                self.config.dispatch.auth_key,
+                timeout_s=self.config.dispatch.startup_timeout.total_seconds(),
+            )
+        except BaseException:
+            await self.connection.stop()
+            raise
+        requests, requests_in = BroadcastChannel[PowerRequest](name="power_requests")
+        self.power_distributing = PowerDistributingActor(
+            requests_in,
+            self.connection,
+            clock=self._clock,
+            algorithm=SocBalancing() if settings.algorithm == "soc_balancing" else Proportional(),
+            resolutions_w=settings.resolutions_w,
+            command_lifetime=settings.command_lifetime,
+            keepalive_interval=settings.keepalive_interval,
+        )
+        routes: dict[str, list[Sender[Dispatch]]] = {}
+        for index, use_case in enumerate(self.config.use_cases):
+            name = f"{use_case.kind}_{index}"
+            dispatches, dispatches_in = BroadcastChannel[Dispatch](name=f"{name}_dispatches")
+            actor = BatteryPowerActor(
+                dispatches_in,
+                requests.clone(),
+                self.power_distributing.new_result_receiver(name),
+                site_batteries=self.connection.pairs.battery_ids,
+                namespace=name,
+                request_timeout=settings.request_timeout,
+                name=name,
+            )
+            self.use_cases.append(actor)
+            for dispatch_type in use_case.dispatch_types:
+                routes.setdefault(dispatch_type, []).append(dispatches.clone())
+        broadcasting = DispatchBroadcastingActor(self._dispatcher, routes)
+        self.actors = [self.power_distributing, *self.use_cases, broadcasting]
+        for running in self.actors:
+            running.start()
+        _LOG.info(
+            "controller_started",
+            microgrid=self.config.microgrid.url,
+            dispatch=self.config.dispatch.url,
+            batteries=list(self.connection.pairs.battery_ids),
+            dispatch_types=sorted(routes),
+        )
+
+    async def stop(self) -> None:
+        """Stop the actors, release every battery (0 W), disconnect."""
+        for running in reversed(self.actors):
+            await running.stop()
+        self.actors = []
+        await self._release_batteries()
+        if self._dispatcher is not None:
+            await self._dispatcher.stop()
+            self._dispatcher = None
+        await self.connection.stop()
+        _LOG.info("controller_stopped")
+
+    async def _release_batteries(self) -> None:
+        try:
+            inverters = self.connection.pairs.inverter_ids
+        except RuntimeError:
+            return
+        timeout_s = self.config.power_distribution.request_timeout.total_seconds()
+        results = await asyncio.gather(
+            *(self.connection.set_power(i, 0.0, timeout_s=timeout_s) for i in inverters),
+            return_exceptions=True,
+        )
+        for inverter, result in zip(inverters, results, strict=True):
+            if isinstance(result, BaseException):
+                _LOG.warning("release_failed", inverter=inverter, error=repr(result))
+
+    async def __aenter__(self) -> Controller:
+        """Start the controller."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop the controller."""
+        with contextlib.suppress(Exception):
+            await self.stop()
