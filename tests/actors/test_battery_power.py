@@ -87,12 +87,14 @@ async def steps() -> AsyncIterator[Steps]:
 async def test_running_dispatch_requests_its_power_and_releases_at_the_end(steps: Steps) -> None:
     await steps.send(dispatch(1, -40_000.0))
     request = await steps.next_request()
-    assert (request.power.as_watts(), request.batteries) == (-40_000.0, {11, 21})
+    assert request.power.as_watts() == -40_000.0
+    assert request.batteries == {11, 21}
     await steps.send(dispatch(1, "-20 kW"))  # an update changes the power
     assert (await steps.next_request()).power.as_watts() == -20_000.0
     await steps.send(dispatch(1, "-20 kW", running=False))  # it ended
     release = await steps.next_request()
-    assert (release.power.as_watts(), release.batteries) == (0.0, {11, 21})
+    assert release.power.as_watts() == 0.0
+    assert release.batteries == {11, 21}
 
 
 async def test_battery_category_targets_every_battery(steps: Steps) -> None:
