@@ -126,8 +126,12 @@ class PowerDistributingActor(Actor):
         self._tick_s = tick.total_seconds()
         self._targets: dict[frozenset[int], _Target] = {}
         self._result_senders: dict[str, BroadcastSender[Result]] = {}
-        self._status_sender, self._status_receiver = BroadcastChannel[BatteryStatus](
-            name=f"{name}_battery_status", resend_latest=True
+        self._anchors: list[Receiver[Result]] = []
+        # A broadcast channel closes itself when its last receiver goes away. Each
+        # channel here keeps its first receiver as an unread anchor (one slot, no
+        # overflow warnings), so subscribers may come and go.
+        self._status_sender, self._status_anchor = BroadcastChannel[BatteryStatus](
+            name=f"{name}_battery_status", resend_latest=True, limit=1, warn_on_overflow=False
         )
         self._log = structlog.get_logger(__name__).bind(actor=name)
 
@@ -144,8 +148,11 @@ class PowerDistributingActor(Actor):
     def _result_sender(self, namespace: str) -> BroadcastSender[Result]:
         sender = self._result_senders.get(namespace)
         if sender is None:
-            sender, _receiver = BroadcastChannel[Result](name=f"power_results_{namespace}")
+            sender, anchor = BroadcastChannel[Result](
+                name=f"power_results_{namespace}", limit=1, warn_on_overflow=False
+            )
             self._result_senders[namespace] = sender
+            self._anchors.append(anchor)
         return sender
 
     # ------------------------------------------------------------- main loop

@@ -26,17 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import TracebackType
 
 import structlog
+from frequenz.api.microgrid.v1alpha18 import microgrid_pb2
 from frequenz.channels import Receiver
+from frequenz.client.base import conversion
 from frequenz.client.base.retry import LinearBackoff
-from frequenz.client.microgrid import MicrogridApiClient
+from frequenz.client.microgrid import ApiClientError, MicrogridApiClient
 from frequenz.client.microgrid.component import ComponentDataSamples
 from frequenz.client.microgrid.metrics import Metric
+from grpc.aio import AioRpcError
 
 from edge_controller.clock import Clock, WallClock
 from edge_controller.microgrid.from_client import (
@@ -254,11 +258,35 @@ class MicrogridConnection:
         client = self._client
         if client is None:
             raise NotStartedError("the microgrid connection is not started")
-        async with asyncio.timeout(timeout_s):
-            valid_until = await client.set_component_power_active(
-                _component_id(inverter_id), power_w, request_lifetime=lifetime
-            )
-        if valid_until is None:
+        if math.isnan(power_w):
+            raise ValueError("power cannot be NaN")
+        # Called through the stub rather than `set_component_power_active`: client 0.18
+        # reads only the first reply of this server-streaming call and never cancels
+        # it, so every command stayed open (with its objects) for the client's 60 s
+        # call timeout — thousands of live calls and long GC pauses on a busy site.
+        call = client.stub.SetElectricalComponentPower(
+            microgrid_pb2.SetElectricalComponentPowerRequest(
+                electrical_component_id=inverter_id,
+                power_type=microgrid_pb2.POWER_TYPE_ACTIVE,
+                power=power_w,
+                request_lifetime=round(lifetime.total_seconds()),
+            ),
+            timeout=timeout_s,
+        )
+        try:
+            async with asyncio.timeout(timeout_s):
+                reply = await call.read()
+        except AioRpcError as error:
+            raise ApiClientError.from_grpc_error(
+                server_url=self.url, operation="SetElectricalComponentPower", grpc_error=error
+            ) from error
+        finally:
+            call.cancel()
+        if not isinstance(reply, microgrid_pb2.SetElectricalComponentPowerResponse) or not (
+            reply.HasField("valid_until_time")
+        ):
             valid_until = self._clock.now() + lifetime
+        else:
+            valid_until = conversion.to_datetime(reply.valid_until_time)
         self._log.debug("power_set", inverter=inverter_id, power_w=power_w, valid_until=valid_until)
         return valid_until
