@@ -62,6 +62,7 @@ class Controller:
         """
         settings = self.config.power_distribution
         await self.connection.start()
+        await self._wait_for_telemetry()
         try:
             self._dispatcher = await connect_dispatcher(
                 self.config.dispatch.url,
@@ -109,6 +110,28 @@ class Controller:
             batteries=list(self.connection.pairs.battery_ids),
             dispatch_types=sorted(routes),
         )
+
+    async def _wait_for_telemetry(self) -> None:
+        """Give every battery and inverter a moment to report before acting.
+
+        Bounded by the staleness limit: a component that stays silent is logged and the
+        controller goes on (the distributor treats it as missing until it reports).
+        """
+        pairs = self.connection.pairs
+        cache = self.connection.cache
+        waiting = set(pairs.battery_ids) | set(pairs.inverter_ids)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.microgrid.stale_after.total_seconds()
+        while waiting and loop.time() < deadline:
+            waiting = {
+                cid
+                for cid in waiting
+                if cache.last_battery(cid) is None and cache.last_inverter(cid) is None
+            }
+            if waiting:
+                await asyncio.sleep(0.05)
+        if waiting:
+            _LOG.warning("no_telemetry_yet", components=sorted(waiting))
 
     async def stop(self) -> None:
         """Stop the actors, release every battery (0 W), disconnect."""

@@ -220,3 +220,25 @@ async def test_a_refused_request_leaves_the_running_target_alone(rig: Rig) -> No
     sent = rig.commands_to(20)
     rig.clock.advance(15)
     await rig.settle(functools.partial(rig.sent_more_than, 20, sent), "the keep-alive of ALL")
+
+
+async def test_a_target_with_no_usable_battery_resumes_when_telemetry_does(rig: Rig) -> None:
+    for battery in ALL:
+        rig.server.faults.inject(battery, FaultKind.NAN_METRICS, now=rig.clock.now())
+    await rig.settle(
+        lambda: all(
+            (r := rig.connection.cache.battery(b, rig.clock.now())) is not None
+            and r.soc_pct != r.soc_pct
+            for b in ALL
+        ),
+        "NaN telemetry",
+    )
+    refused = await rig.request(-100)
+    assert isinstance(refused, Error)
+    assert "no battery can be used" in refused.msg
+    rig.server.faults.clear()
+    rig.clock.advance(3)  # past the retry interval
+    await rig.settle(
+        lambda: sum(rig.inverter_power(i) for i in RESOLUTIONS) == pytest.approx(-100_000, abs=100),
+        "the target to resume",
+    )

@@ -65,6 +65,9 @@ from edge_controller.power.planning import (
 )
 from edge_controller.power.status import BatteryStatus, BlockingTracker
 
+RETRY_INTERVAL = timedelta(seconds=2)
+"""How soon a target that found no usable battery is tried again."""
+
 
 class MicrogridAccess(Protocol):
     """What the actor needs from the microgrid connection."""
@@ -219,8 +222,15 @@ class PowerDistributingActor(Actor):
             include_broken=request.include_broken_batteries,
         )
         if isinstance(decided, Refusal):
-            await self._refuse(request, decided, log)
-            return  # a refused request leaves the targets in force untouched
+            if decided.bounds is None:
+                # Nothing usable right now (NaN or no telemetry, all broken): the target
+                # stays and is retried soon, so it resumes when the batteries do.
+                if not keepalive:
+                    self._take_over(request)
+                self._targets[request.batteries] = _Target(request, now + RETRY_INTERVAL)
+            if not keepalive:
+                await self._refuse(request, decided, log)
+            return  # otherwise a refused request leaves the targets in force untouched
         if not keepalive:
             self._take_over(request)
         outcome = await self._send(request, decided, units)
