@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.dispatch import DispatchApiClient
-from frequenz.client.dispatch.types import TargetIds
+from frequenz.client.dispatch.types import DispatchId, TargetIds
 
 from edge_controller.app import Controller
 from edge_controller.config import parse_config
@@ -98,13 +98,13 @@ async def test_a_dispatch_moves_power_from_its_start_and_follows_updates_and_del
     assert site.power(30, 40) == 0.0  # only the targeted batteries
     await site.client.update(
         microgrid_id=MICROGRID,
-        dispatch_id=dispatch_id,
-        new_fields={"payload": {"power_w": "-50 kW"}},  # type: ignore[arg-type]
+        dispatch_id=DispatchId(dispatch_id),
+        new_fields={"payload": {"power_w": "-50 kW"}},
     )
     await site.until(
         lambda: site.power(10, 20) == pytest.approx(-50_000, abs=200), "the update applies"
     )
-    await site.client.delete(microgrid_id=MICROGRID, dispatch_id=dispatch_id)  # type: ignore[arg-type]
+    await site.client.delete(microgrid_id=MICROGRID, dispatch_id=DispatchId(dispatch_id))
     await site.until(lambda: site.power(10, 20, 30, 40) == 0.0, "deletion releases the batteries")
     assert site.sim.command_log.violations() == []
 
