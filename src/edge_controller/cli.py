@@ -18,6 +18,7 @@ from typing import Any
 
 from edge_controller import __version__
 from edge_controller import logging as logs
+from edge_controller.dispatch_service.command import add_dispatch_server_parser
 
 
 def _positive_float(flag: str) -> Callable[[str], float]:
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="physics speed-up so SoC visibly moves (default 60: a minute is an hour)",
     )
+    add_dispatch_server_parser(commands)
     return parser
 
 
@@ -105,11 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from edge_controller.demo import run_demo
 
         return _run_async(run_demo(site_path=args.site, duration_s=args.duration, speed=args.speed))
+    if args.command == "dispatch-server":
+        return _run_dispatch_server(args)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
 def _run_sim(args: argparse.Namespace) -> int:
-    from edge_controller.sim.server import ListenAddressError, SimulatorServer
+    from edge_controller.serving import ListenAddressError
+    from edge_controller.sim.server import SimulatorServer
     from edge_controller.sim.site import SiteFileError, load_site
 
     try:
@@ -126,6 +131,31 @@ def _run_sim(args: argparse.Namespace) -> int:
             await server.start()
         except ListenAddressError as error:
             print(f"edge-controller sim: {error}", file=sys.stderr)
+            return 2
+        print(f"listening address={server.address}", flush=True)
+        await _wait_for_signal()
+        await server.stop()
+        return 0
+
+    return _run_async(serve())
+
+
+def _run_dispatch_server(args: argparse.Namespace) -> int:
+    from edge_controller.dispatch_service.command import build_server
+    from edge_controller.dispatch_service.errors import StartupError
+    from edge_controller.serving import ListenAddressError
+
+    try:
+        server = build_server(args)
+    except (StartupError, ListenAddressError) as error:
+        print(f"edge-controller dispatch-server: {error}", file=sys.stderr)
+        return 2
+
+    async def serve() -> int:
+        try:
+            await server.start()
+        except StartupError as error:
+            print(f"edge-controller dispatch-server: {error}", file=sys.stderr)
             return 2
         print(f"listening address={server.address}", flush=True)
         await _wait_for_signal()

@@ -36,7 +36,8 @@ from frequenz.client.microgrid.metrics import Bounds, Metric
 
 from edge_controller.clock import ManualClock
 from edge_controller.power.bounds import allows
-from edge_controller.sim.server import ListenAddressError, SimulatorServer
+from edge_controller.serving import ListenAddressError
+from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import FaultKind, SiteSpec
 from tests.conftest import component_id
 

@@ -22,6 +22,7 @@ from frequenz.api.microgrid.v1 import microgrid_pb2_grpc as v1_grpc
 from frequenz.api.microgrid.v1alpha18 import microgrid_pb2_grpc as v1alpha18_grpc
 
 from edge_controller.clock import Clock
+from edge_controller.serving import SERVER_OPTIONS, ListenAddressError, parse_listen
 from edge_controller.sim.api_v1 import MicrogridServicerV1
 from edge_controller.sim.api_v1alpha18 import MicrogridServicerV1Alpha18
 from edge_controller.sim.command_log import CommandLog
@@ -31,26 +32,6 @@ from edge_controller.sim.service import SimService
 from edge_controller.sim.site import SiteSpec
 
 _LOG = structlog.get_logger("edge_controller.sim")
-SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
-"""Never share a port with a stale server."""
-
-
-class ListenAddressError(ValueError):
-    """A `--listen` value that is not a loopback/host `HOST:PORT` we can bind."""
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """Split `HOST:PORT` (port 0 = any free port).
-
-    Raises:
-        ListenAddressError: with what was expected and what was given.
-    """
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ListenAddressError(
-            f"--listen: expected HOST:PORT with a port 0-65535 (e.g. 127.0.0.1:0), got {listen!r}"
-        )
-    return host, int(port_text)
 
 
 class SimulatorServer:

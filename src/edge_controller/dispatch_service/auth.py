@@ -1,0 +1,159 @@
+"""API keys: the keys file, and the one place every request's key is checked.
+
+`frequenz-client-dispatch` (through `frequenz-client-base`'s authentication
+interceptor) sends its `auth_key` as the gRPC metadata entry `key` on every call,
+unary and streaming. `KeyAuthInterceptor` refuses a call whose `key` is missing or
+not one of the configured keys with UNAUTHENTICATED, before any servicer code runs.
+The optional HMAC signature (`sign_secret`: metadata `ts`, `nonce`, `sig`) is not
+checked.
+
+Keys are compared in constant time and never logged: a refusal logs the method and
+whether a key was sent at all.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import grpc
+import structlog
+
+from edge_controller.dispatch_service.errors import StartupError
+
+_LOG = structlog.get_logger("edge_controller.dispatch_service")
+METADATA_KEY = "key"
+"""The metadata entry the Frequenz clients put the API key in."""
+
+
+class KeyFileError(StartupError):
+    """A keys file that cannot be read or holds no usable key; the message names it."""
+
+
+def parse_keys(text: str, source: str) -> frozenset[str]:
+    """Read keys: one per line; blank lines and lines starting with `#` are ignored.
+
+    Raises:
+        KeyFileError: for a line that is not one word of printable ASCII (gRPC
+            metadata cannot carry anything else), or when no key is left. The message
+            gives the line number, never the line.
+    """
+    keys = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        key = line.strip()
+        if not key or key.startswith("#"):
+            continue
+        if not (key.isascii() and key.isprintable() and " " not in key and "\t" not in key):
+            raise KeyFileError(
+                f"{source}: line {number}: expected one key of printable ASCII without spaces "
+                "(comments go on their own line, starting with #)"
+            )
+        keys.add(key)
+    if not keys:
+        raise KeyFileError(
+            f"{source}: no keys (one key per line; blank lines and # comments are ignored)"
+        )
+    return frozenset(keys)
+
+
+def load_keys(path: Path) -> frozenset[str]:
+    """Read the keys file at `path` (see `parse_keys`).
+
+    Raises:
+        KeyFileError: the file cannot be read or holds no usable key.
+    """
+    source = f"--keys-file {path}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise KeyFileError(f"{source}: cannot read: {reason}") from None
+    return parse_keys(text, source)
+
+
+def key_is_valid(given: str | None, keys: frozenset[str]) -> bool:
+    """Tell whether `given` is one of `keys`, comparing every key in constant time."""
+    if given is None:
+        return False
+    candidate = given.encode()
+    valid = False
+    for key in keys:
+        valid |= hmac.compare_digest(candidate, key.encode())
+    return valid
+
+
+def _metadata_key(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
+    for name, value in metadata or ():
+        if name == METADATA_KEY:
+            return value if isinstance(value, str) else value.decode(errors="replace")
+    return None
+
+
+_Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+
+
+def _refusal(handler: _Handler, message: str) -> _Handler:
+    """Build a handler of the same kind as `handler` that ends the call UNAUTHENTICATED."""
+
+    async def refuse(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    if handler.unary_unary:
+        make: Callable[..., _Handler] = grpc.unary_unary_rpc_method_handler
+    elif handler.unary_stream:
+        make = grpc.unary_stream_rpc_method_handler
+    elif handler.stream_unary:
+        make = grpc.stream_unary_rpc_method_handler
+    else:
+        make = grpc.stream_stream_rpc_method_handler
+    return make(
+        refuse,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class KeyAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Let a call through only with a valid API key in the `key` metadata entry."""
+
+    def __init__(self, keys: frozenset[str]) -> None:
+        """Accept exactly `keys` (at least one)."""
+        if not keys:
+            raise ValueError("KeyAuthInterceptor needs at least one key")
+        self._keys = keys
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> _Handler | None:
+        """Return the method's handler, or one that refuses the call."""
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        given = _metadata_key(handler_call_details.invocation_metadata)
+        if key_is_valid(given, self._keys):
+            return handler
+        _LOG.warning(
+            "request_unauthenticated",
+            method=handler_call_details.method,
+            key_sent=given is not None,
+        )
+        message = (
+            "missing API key: send it as gRPC metadata 'key'"
+            if given is None
+            else "invalid API key"
+        )
+        return _refusal(handler, message)
+
+
+__all__ = [
+    "METADATA_KEY",
+    "KeyAuthInterceptor",
+    "KeyFileError",
+    "key_is_valid",
+    "load_keys",
+    "parse_keys",
+]

@@ -1,0 +1,167 @@
+"""The local Dispatch API server: `grpc.aio`, one SQLite file, API keys.
+
+Follows the conventions of every server of this project (see `sim/server.py`):
+
+- `--listen 127.0.0.1:0` picks a free port; `DispatchServer.address` tells which;
+  the CLI prints `listening address=HOST:PORT` as its first stdout line.
+- gRPC's port sharing is off (`grpc.so_reuseport=0`): a second server on a busy port
+  fails to start instead of silently sharing it.
+- On shutdown, streams end with UNAVAILABLE, never a clean OK, because the Frequenz
+  clients resume only streams that fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+import structlog
+from frequenz.api.dispatch.v1 import dispatch_pb2_grpc as pb_grpc
+
+from edge_controller.clock import Clock
+from edge_controller.dispatch_service.auth import KeyAuthInterceptor
+from edge_controller.dispatch_service.errors import StartupError
+from edge_controller.dispatch_service.service import DispatchService
+from edge_controller.dispatch_service.servicer import DispatchServicer
+from edge_controller.dispatch_service.storage import DispatchStore
+from edge_controller.serving import SERVER_OPTIONS, parse_listen
+from edge_controller.serving import ListenAddressError as BaseListenAddressError
+
+_LOG = structlog.get_logger("edge_controller.dispatch_service")
+
+
+class ListenAddressError(StartupError, BaseListenAddressError):
+    """A `--listen` address that cannot be bound."""
+
+
+class DispatchServer:
+    """A running Dispatch API server: `async with DispatchServer(db, keys=...) as server:`.
+
+    `keys` None serves without authentication (lab use; a warning is logged); a set
+    of keys makes every call need one of them as metadata `key`. `microgrid_ids`
+    None serves any microgrid id; a set refuses the others with NOT_FOUND. `clock`
+    (default: the wall clock) is the service's "now": create/update times and the
+    "start time not in the past" rule.
+    """
+
+    def __init__(
+        self,
+        db_path: Path | str,
+        listen: str = "127.0.0.1:0",
+        *,
+        keys: frozenset[str] | None,
+        microgrid_ids: frozenset[int] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        """Prepare (not yet start) a server for the database at `db_path` on `listen`.
+
+        Raises:
+            ListenAddressError: `listen` is not `HOST:PORT`.
+            ValueError: `keys` is an empty set (it would refuse every call).
+        """
+        if keys is not None and not keys:
+            raise ValueError(
+                "keys: an empty set would refuse every call; pass None to serve without keys"
+            )
+        self._host, self._port = parse_listen(listen)
+        self.db_path = Path(db_path)
+        self._keys = keys
+        self._microgrid_ids = microgrid_ids
+        self._clock = clock
+        self._service: DispatchService | None = None
+        self._server: grpc.aio.Server | None = None
+        self.port = 0
+
+    @property
+    def service(self) -> DispatchService:
+        """The service behind the API (after `start`): tests read and wait on it."""
+        if self._service is None:
+            raise RuntimeError("DispatchServer.service: the server is not started")
+        return self._service
+
+    @property
+    def address(self) -> str:
+        """`HOST:PORT` the server listens on (after `start`)."""
+        return f"{self._host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The URL a Frequenz client connects with."""
+        return f"grpc://{self.address}?ssl=false"
+
+    async def start(self) -> None:
+        """Open the database, bind, and serve.
+
+        Raises:
+            StoreError: the database cannot be opened (see `DispatchStore`).
+            ListenAddressError: the address cannot be bound (e.g. the port is taken).
+        """
+
+        def open_service() -> DispatchService:
+            store = DispatchStore(self.db_path)
+            try:
+                return DispatchService(store, clock=self._clock, microgrid_ids=self._microgrid_ids)
+            except BaseException:
+                store.close()
+                raise
+
+        service = await asyncio.to_thread(open_service)
+        interceptors = [KeyAuthInterceptor(self._keys)] if self._keys is not None else []
+        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+        pb_grpc.add_MicrogridDispatchServiceServicer_to_server(DispatchServicer(service), server)
+        try:
+            port = server.add_insecure_port(f"{self._host}:{self._port}")
+        except RuntimeError as error:
+            await service.close()
+            raise ListenAddressError(
+                f"--listen: cannot bind {self._host}:{self._port}: {error}"
+            ) from error
+        if port == 0:
+            await service.close()
+            raise ListenAddressError(f"--listen: cannot bind {self._host}:{self._port}")
+        self.port = port
+        await server.start()
+        self._server = server
+        self._service = service
+        _LOG.info(
+            "dispatch_server_started",
+            address=self.address,
+            db=str(self.db_path),
+            dispatches=len(service),
+            microgrid_ids=sorted(self._microgrid_ids) if self._microgrid_ids is not None else "any",
+            auth="keys" if self._keys is not None else "off",
+            key_count=len(self._keys) if self._keys is not None else 0,
+        )
+        if self._keys is None:
+            _LOG.warning(
+                "auth_disabled", detail="every client is accepted without an API key (--no-auth)"
+            )
+
+    async def stop(self, grace_s: float = 1.0) -> None:
+        """End streams with UNAVAILABLE, let calls in flight finish, close the database."""
+        if self._service is not None:
+            await self._service.close()
+        if self._server is not None:
+            await asyncio.sleep(0)  # let streams deliver their UNAVAILABLE
+            await self._server.stop(grace_s)
+            self._server = None
+            _LOG.info("dispatch_server_stopped", address=self.address)
+
+    async def __aenter__(self) -> DispatchServer:
+        """Start the server."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop the server."""
+        await self.stop()
+
+
+__all__ = ["SERVER_OPTIONS", "DispatchServer", "ListenAddressError", "parse_listen"]

@@ -1,0 +1,255 @@
+"""The dispatch service's operations, independent of gRPC.
+
+`DispatchService` keeps every dispatch in memory (loaded from the store at start),
+writes through to the store, and fans change events out to stream subscribers:
+
+```
+create/update/delete ─► rules (pure) ─► store (SQLite, one transaction) ─► memory ─► events
+get/list ───────────────────────────────────────────────────────────────► memory ─► query (pure)
+```
+
+Characteristics:
+
+- Writes are serialised by one lock and run in a worker thread (rule evaluation and
+  the SQLite commit with its fsync never block the event loop). Memory changes only
+  after the commit, so a failed write changes nothing; events leave in commit order.
+- Each subscriber has a bounded queue (`SUBSCRIBER_QUEUE_SIZE`). A subscriber that
+  falls that far behind has its stream ended with UNAVAILABLE, so its client
+  reconnects and lists again (`frequenz-dispatch` does), instead of the service
+  buffering without limit.
+- `close()` ends every stream with UNAVAILABLE, waits for a write in progress, and
+  closes the store; later calls fail with UNAVAILABLE.
+- A deletion is the last change to a dispatch: the DELETED event carries an
+  update_time moved past the previous one, like any other change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Final
+
+import structlog
+
+from edge_controller.clock import Clock, WallClock
+from edge_controller.dispatch_service import rules
+from edge_controller.dispatch_service.errors import DispatchError, ErrorKind, not_found
+from edge_controller.dispatch_service.model import (
+    Dispatch,
+    DispatchData,
+    DispatchEvent,
+    DispatchUpdate,
+    EventKind,
+)
+from edge_controller.dispatch_service.query import (
+    DispatchFilter,
+    Page,
+    PageRequest,
+    Sort,
+    list_page,
+)
+from edge_controller.dispatch_service.storage import DispatchStore
+
+_LOG = structlog.get_logger("edge_controller.dispatch_service")
+SUBSCRIBER_QUEUE_SIZE: Final = 1000
+"""Events buffered per stream before a slow subscriber is cut off (UNAVAILABLE)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _EndOfStream:
+    reason: str
+
+
+class _Subscription:
+    """One stream's mailbox."""
+
+    def __init__(self, microgrid_id: int) -> None:
+        self.microgrid_id = microgrid_id
+        self.queue: asyncio.Queue[DispatchEvent | _EndOfStream] = asyncio.Queue(
+            SUBSCRIBER_QUEUE_SIZE + 1
+        )
+        self.ended = False
+
+    def offer(self, item: DispatchEvent | _EndOfStream) -> None:
+        if self.ended:
+            return
+        if isinstance(item, _EndOfStream):
+            self.ended = True
+            while not self.queue.empty():  # the end goes first: nothing after it matters
+                self.queue.get_nowait()
+            self.queue.put_nowait(item)
+        elif self.queue.qsize() >= SUBSCRIBER_QUEUE_SIZE:
+            self.offer(
+                _EndOfStream(
+                    f"stream fell {SUBSCRIBER_QUEUE_SIZE} events behind; reconnect and list again"
+                )
+            )
+        else:
+            self.queue.put_nowait(item)
+
+
+class DispatchService:
+    """Create, read, update, delete and stream the dispatches of the served microgrids.
+
+    `microgrid_ids` None serves any microgrid; otherwise other ids are NOT_FOUND.
+    Every method raises `DispatchError` for a request it refuses.
+    """
+
+    def __init__(
+        self,
+        store: DispatchStore,
+        *,
+        clock: Clock | None = None,
+        microgrid_ids: frozenset[int] | None = None,
+    ) -> None:
+        """Serve the dispatches held by `store` (read now)."""
+        self._store = store
+        self._clock = clock or WallClock()
+        self.microgrid_ids = microgrid_ids
+        self._dispatches: dict[int, Dispatch] = {d.id: d for d in store.load()}
+        self._write_lock = asyncio.Lock()
+        self._subscriptions: set[_Subscription] = set()
+        self._closed = False
+
+    def __len__(self) -> int:
+        """Return how many dispatches are stored (all microgrids)."""
+        return len(self._dispatches)
+
+    def subscriber_count(self, microgrid_id: int) -> int:
+        """Return how many streams follow `microgrid_id` (tests wait on this)."""
+        return sum(1 for s in self._subscriptions if s.microgrid_id == microgrid_id and not s.ended)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DispatchError(ErrorKind.UNAVAILABLE, "the dispatch service is shutting down")
+
+    def _lookup(self, microgrid_id: int, dispatch_id: int) -> Dispatch:
+        rules.check_microgrid(microgrid_id, self.microgrid_ids)
+        dispatch = self._dispatches.get(dispatch_id)
+        if dispatch is None or dispatch.microgrid_id != microgrid_id:
+            raise not_found(f"dispatch {dispatch_id} not found in microgrid {microgrid_id}")
+        return dispatch
+
+    def _publish(self, kind: EventKind, dispatch: Dispatch) -> None:
+        event = DispatchEvent(kind, dispatch)
+        for subscription in list(self._subscriptions):
+            if subscription.microgrid_id == dispatch.microgrid_id:
+                subscription.offer(event)
+
+    async def create(
+        self, microgrid_id: int, data: DispatchData, *, start_immediately: bool = False
+    ) -> Dispatch:
+        """Validate and store a new dispatch; announce it as CREATED."""
+        rules.check_microgrid(microgrid_id, self.microgrid_ids)
+        async with self._write_lock:
+            self._check_open()
+            now = self._clock.now()
+
+            def write() -> Dispatch:
+                prepared = rules.prepare_new(data, start_immediately=start_immediately, now=now)
+                end = rules.end_time(prepared)
+                return self._store.insert(microgrid_id, prepared, create_time=now, end_time=end)
+
+            created = await asyncio.to_thread(write)
+            self._dispatches[created.id] = created
+            self._publish(EventKind.CREATED, created)
+        _LOG.info(
+            "dispatch_created",
+            microgrid_id=microgrid_id,
+            dispatch_id=created.id,
+            type=created.data.type,
+            start_time=rules.iso(created.data.start_time),
+            duration_s=created.data.duration_s,
+            recurring=created.data.recurrence.is_recurring,
+        )
+        return created
+
+    def get(self, microgrid_id: int, dispatch_id: int) -> Dispatch:
+        """Return one dispatch of a microgrid."""
+        self._check_open()
+        return self._lookup(microgrid_id, dispatch_id)
+
+    def list(self, microgrid_id: int, query: DispatchFilter, sort: Sort, page: PageRequest) -> Page:
+        """Return one page of a microgrid's dispatches (see `query` for the semantics)."""
+        self._check_open()
+        rules.check_microgrid(microgrid_id, self.microgrid_ids)
+        mine = (d for d in self._dispatches.values() if d.microgrid_id == microgrid_id)
+        return list_page(mine, query, sort, page)
+
+    async def update(self, microgrid_id: int, dispatch_id: int, update: DispatchUpdate) -> Dispatch:
+        """Apply exactly the update mask's paths; announce the result as UPDATED."""
+        async with self._write_lock:
+            self._check_open()
+            current = self._lookup(microgrid_id, dispatch_id)
+            now = self._clock.now()
+
+            def write() -> Dispatch:
+                data = rules.apply_update(current.data, update, now)
+                changed = replace(
+                    current,
+                    data=data,
+                    end_time=rules.end_time(data),
+                    update_time=rules.next_update_time(current.update_time, now),
+                )
+                self._store.replace(changed)
+                return changed
+
+            updated = await asyncio.to_thread(write)
+            self._dispatches[dispatch_id] = updated
+            self._publish(EventKind.UPDATED, updated)
+        _LOG.info(
+            "dispatch_updated",
+            microgrid_id=microgrid_id,
+            dispatch_id=dispatch_id,
+            paths=list(update.paths),
+        )
+        return updated
+
+    async def delete(self, microgrid_id: int, dispatch_id: int) -> Dispatch:
+        """Remove a dispatch; announce it (with a newer update_time) as DELETED."""
+        async with self._write_lock:
+            self._check_open()
+            current = self._lookup(microgrid_id, dispatch_id)
+            await asyncio.to_thread(self._store.delete, dispatch_id)
+            del self._dispatches[dispatch_id]
+            deleted = replace(
+                current, update_time=rules.next_update_time(current.update_time, self._clock.now())
+            )
+            self._publish(EventKind.DELETED, deleted)
+        _LOG.info("dispatch_deleted", microgrid_id=microgrid_id, dispatch_id=dispatch_id)
+        return deleted
+
+    async def subscribe(self, microgrid_id: int) -> AsyncIterator[DispatchEvent]:
+        """Yield every change to the microgrid's dispatches from now on.
+
+        Raises:
+            DispatchError: NOT_FOUND for a microgrid not served; UNAVAILABLE when the
+                service shuts down or the subscriber falls too far behind.
+        """
+        self._check_open()
+        rules.check_microgrid(microgrid_id, self.microgrid_ids)
+        subscription = _Subscription(microgrid_id)
+        self._subscriptions.add(subscription)
+        _LOG.debug("stream_opened", microgrid_id=microgrid_id)
+        try:
+            while True:
+                item = await subscription.queue.get()
+                if isinstance(item, _EndOfStream):
+                    raise DispatchError(ErrorKind.UNAVAILABLE, item.reason)
+                yield item
+        finally:
+            subscription.ended = True
+            self._subscriptions.discard(subscription)
+            _LOG.debug("stream_closed", microgrid_id=microgrid_id)
+
+    async def close(self) -> None:
+        """End every stream with UNAVAILABLE, finish a write in progress, close the store."""
+        self._closed = True
+        for subscription in list(self._subscriptions):
+            subscription.offer(_EndOfStream("the dispatch service is shutting down"))
+        async with self._write_lock:
+            await asyncio.to_thread(self._store.close)
+
+
+__all__ = ["SUBSCRIBER_QUEUE_SIZE", "DispatchService"]
