@@ -102,7 +102,7 @@ async def subscribed(server: SimulatorServer, count: int) -> None:
     """Wait until `count` streams are open on the server, so a tick reaches them."""
     async with asyncio.timeout(5):
         # Polled: the service signals nothing when a stream subscribes.
-        while server.service.subscriber_count() < count:  # noqa: ASYNC110
+        while server.service.subscriber_count() < count:
             await asyncio.sleep(0.01)
 
 
