@@ -89,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="physics speed-up so SoC visibly moves (default 60: a minute is an hour)",
     )
     add_dispatch_server_parser(commands)
+
+    run = commands.add_parser(
+        "run",
+        help="run the controller (dispatches → batteries) until SIGINT/SIGTERM",
+        description="Connect to the Microgrid API and the Dispatch API named in the "
+        "config, build the actor graph and run it. On SIGINT/SIGTERM every battery is "
+        "released (0 W) before exit.",
+    )
+    run.add_argument("--config", type=Path, required=True, help="controller config (TOML)")
     return parser
 
 
@@ -109,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_async(run_demo(site_path=args.site, duration_s=args.duration, speed=args.speed))
     if args.command == "dispatch-server":
         return _run_dispatch_server(args)
+    if args.command == "run":
+        return _run_controller(args)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
@@ -160,6 +171,36 @@ def _run_dispatch_server(args: argparse.Namespace) -> int:
         print(f"listening address={server.address}", flush=True)
         await _wait_for_signal()
         await server.stop()
+        return 0
+
+    return _run_async(serve())
+
+
+def _run_controller(args: argparse.Namespace) -> int:
+    from frequenz.client.microgrid import ApiClientError
+
+    from edge_controller.actors.dispatch_broadcasting import DispatchServiceUnreachableError
+    from edge_controller.app import Controller
+    from edge_controller.config import ConfigError, load_config
+    from edge_controller.microgrid.graph import ComponentGraphError
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"edge-controller run: {error}", file=sys.stderr)
+        return 2
+
+    async def serve() -> int:
+        controller = Controller(config)
+        try:
+            await controller.start()
+        except (DispatchServiceUnreachableError, ComponentGraphError, ApiClientError) as error:
+            print(f"edge-controller run: {error}", file=sys.stderr)
+            return 1
+        try:
+            await _wait_for_signal()
+        finally:
+            await controller.stop()
         return 0
 
     return _run_async(serve())
