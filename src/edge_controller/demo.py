@@ -1,12 +1,13 @@
-"""`edge-controller demo`: the embedded default site, driven end to end for a minute.
+"""`edge-controller demo`: the whole chain on the embedded default site, for a minute.
 
-It starts the simulator on a free loopback port and runs the controller's own pieces
-against it over the wire — the `MicrogridConnection` (real `frequenz-client-microgrid`
-client) and the `PowerDistributingActor` — with a short built-in schedule of site
-targets (discharge, rest, charge, rest). It prints the grid power and each battery's
-power and SoC every few seconds, so the balancing is visible (fullest batteries
-discharge first), shows one request refused as out of bounds, and ends with a
-summary. Later issues replace the built-in schedule with dispatches.
+It starts, all on free loopback ports, the simulator (Microgrid API), the local
+Dispatch API service (a temporary database and key) and the controller graph
+(DispatchBroadcasting → BatteryPowerActor → PowerDistributingActor). It then creates
+a short dispatch schedule through the real `frequenz-client-dispatch` client —
+discharge, rest, charge, rest, plus one dispatch with a malformed payload that the
+controller rejects while the others run — prints the grid power and each battery's
+power and SoC every few seconds (the fullest batteries discharge first), and ends
+with a summary.
 
 The schedule itself is pure (`phase_at`); this module is the shell around it.
 """
@@ -14,30 +15,37 @@ The schedule itself is pure (`phase_at`); this module is the shell around it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import math
+import secrets
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
-from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
-from frequenz.quantities import Power
+from frequenz.client.common.microgrid import MicrogridId
+from frequenz.client.dispatch import DispatchApiClient
+from frequenz.client.dispatch.types import TargetIds
 
-from edge_controller.actors.power_distributing import PowerDistributingActor
-from edge_controller.messages import OutOfBounds, PowerRequest, Result
+from edge_controller.app import Controller
+from edge_controller.config import KEY_ENVIRONMENT_VARIABLE, parse_config
+from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import InverterSpec, SiteSpec, load_site
 
 REPORT_S = 5.0
-NAMESPACE = "demo"
+DISPATCH_TYPE = "BATTERY_POWER"
 
 
 @dataclass(frozen=True, slots=True)
 class Phase:
-    """One step of the built-in schedule: a site target for all batteries."""
+    """One dispatch of the built-in schedule: a target for all batteries."""
 
     name: str
+    from_fraction: float
+    """Starts at this fraction of the demo's duration."""
     until_fraction: float
     """Ends at this fraction of the demo's duration."""
     power_kw: float
@@ -45,10 +53,10 @@ class Phase:
 
 
 SCHEDULE = (
-    Phase("discharge", 0.30, -600.0),
-    Phase("rest", 0.45, 0.0),
-    Phase("charge", 0.80, 500.0),
-    Phase("rest", 1.0, 0.0),
+    Phase("discharge", 0.0, 0.30, -600.0),
+    Phase("rest", 0.30, 0.45, 0.0),
+    Phase("charge", 0.45, 0.80, 500.0),
+    Phase("rest", 0.80, 1.0, 0.0),
 )
 
 
@@ -58,16 +66,6 @@ def phase_at(elapsed_fraction: float) -> Phase:
         if elapsed_fraction < phase.until_fraction:
             return phase
     return SCHEDULE[-1]
-
-
-@dataclass
-class _Tally:
-    results: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, result: Result) -> None:
-        kind = type(result).__name__
-        self.results[kind] = self.results.get(kind, 0) + 1
 
 
 def _site(site_path: Path | None) -> SiteSpec:
@@ -82,103 +80,88 @@ async def run_demo(site_path: Path | None, duration_s: float, speed: float) -> i
     """Run the demo; return the exit code (0 when it ran to the end)."""
     site = _site(site_path)
     resolutions = {
-        c.id: c.details.resolution_w for c in site.components if isinstance(c.details, InverterSpec)
+        str(c.id): c.details.resolution_w
+        for c in site.components
+        if isinstance(c.details, InverterSpec)
     }
-    async with SimulatorServer(site, "127.0.0.1:0", speed=speed) as server:
-        print(f"listening address={server.address}", flush=True)
-        print(
-            f"demo: site {site.microgrid.name!r} ({len(site.components)} components), "
-            f"physics x{speed:g}, {duration_s:g} s; targets go through the "
-            "PowerDistributingActor",
-            flush=True,
-        )
-        async with MicrogridConnection(server.url) as connection:
-            sender, receiver = BroadcastChannel[PowerRequest](name="demo_requests")
-            actor = PowerDistributingActor(receiver, connection, resolutions_w=resolutions)
-            results = actor.new_result_receiver(NAMESPACE)
-            actor.start()
-            try:
-                await _drive(server, connection, sender, results, duration_s)
-            finally:
-                await actor.stop()
+    key = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="edge-controller-demo-") as state:
+        async with (
+            SimulatorServer(site, "127.0.0.1:0", speed=speed) as sim,
+            DispatchServer(Path(state) / "dispatches.db", keys=frozenset({key})) as dispatch,
+        ):
+            print(f"listening address={sim.address}", flush=True)
+            print(
+                f"demo: site {site.microgrid.name!r} ({len(site.components)} components), "
+                f"physics x{speed:g}, {duration_s:g} s\n"
+                f"  simulator (Microgrid API) {sim.url}\n"
+                f"  dispatch service          {dispatch.url}\n"
+                "  controller: dispatches -> BatteryPowerActor -> PowerDistributingActor",
+                flush=True,
+            )
+            config = parse_config(
+                {
+                    "microgrid": {"url": sim.url},
+                    "dispatch": {"url": dispatch.url, "microgrid_id": site.microgrid.id},
+                    "power_distribution": {"resolutions": resolutions},
+                    "use_cases": [{"kind": "battery_power", "dispatch_types": [DISPATCH_TYPE]}],
+                },
+                "demo",
+                environ={KEY_ENVIRONMENT_VARIABLE: key},
+            )
+            async with Controller(config) as controller:
+                client = DispatchApiClient(server_url=dispatch.url, auth_key=key)
+                await _drive(sim, controller, client, site.microgrid.id, duration_s)
     return 0
 
 
 async def _drive(
-    server: SimulatorServer,
-    connection: MicrogridConnection,
-    requests: BroadcastSender[PowerRequest],
-    results: Receiver[Result],
+    sim: SimulatorServer,
+    controller: Controller,
+    client: DispatchApiClient,
+    microgrid_id: int,
     duration_s: float,
 ) -> None:
-    batteries = frozenset(connection.pairs.battery_ids)
-    await _wait_for_telemetry(connection, batteries)
-    soc_start = {b: server.model.soc_pct(b) for b in batteries}
-    tally = _Tally()
-    collector = asyncio.create_task(_collect(results, tally))
-    started = time.monotonic()
-    last_phase: Phase | None = None
-    next_report = 0.0
-    refusal_shown = False
-    phase_start = 0.0
-    try:
-        while (elapsed := time.monotonic() - started) < duration_s:
-            phase = phase_at(elapsed / duration_s)
-            if phase is not last_phase:
-                last_phase = phase
-                phase_start = elapsed
-                await _request(requests, phase.power_kw, batteries)
-                print(f"  -> request {phase.power_kw:+.0f} kW on batteries {sorted(batteries)}")
-            if not refusal_shown and phase.name == "charge" and elapsed > phase_start + 1.0:
-                refusal_shown = True
-                print("  -> request +5000 kW with adjust_power=False (beyond the bounds)")
-                await _request(requests, 5_000.0, batteries, adjust_power=False)
-            if elapsed >= next_report:
-                next_report = elapsed + REPORT_S
-                _report(elapsed, phase, server, connection)
-            await asyncio.sleep(0.1)
-        await _request(requests, 0.0, batteries)
-        await asyncio.sleep(0.5)
-    finally:
-        collector.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await collector
-    _summary(duration_s, tally, soc_start, server)
-
-
-async def _request(
-    requests: BroadcastSender[PowerRequest],
-    kw: float,
-    batteries: frozenset[int],
-    *,
-    adjust_power: bool = True,
-) -> None:
-    await requests.send(
-        PowerRequest(NAMESPACE, Power.from_kilowatts(kw), batteries, adjust_power=adjust_power)
+    batteries = sorted(controller.connection.pairs.battery_ids)
+    soc_start = {b: sim.model.soc_pct(b) for b in batteries}
+    started = datetime.now(UTC)
+    created = 0
+    for phase in SCHEDULE:
+        if phase.power_kw == 0.0:
+            continue
+        begin = started + timedelta(seconds=math.ceil(phase.from_fraction * duration_s) + 1)
+        length = max(1, round((phase.until_fraction - phase.from_fraction) * duration_s))
+        dispatch = await client.create(
+            microgrid_id=MicrogridId(microgrid_id),
+            type=DISPATCH_TYPE,
+            start_time=begin,
+            duration=timedelta(seconds=length),
+            target=TargetIds(*batteries),
+            payload={"power_w": f"{phase.power_kw:g} kW"},
+        )
+        created += 1
+        print(
+            f"  dispatch {int(dispatch.id)}: {phase.name} {phase.power_kw:+.0f} kW on batteries "
+            f"{batteries} at +{(begin - started).total_seconds():.0f}s for {length} s"
+        )
+    bad = await client.create(
+        microgrid_id=MicrogridId(microgrid_id),
+        type=DISPATCH_TYPE,
+        start_time="NOW",
+        duration=timedelta(seconds=max(1, round(duration_s / 2))),
+        target=TargetIds(batteries[0]),
+        payload={"power_w": "a lot"},
     )
-
-
-async def _collect(results: Receiver[Result], tally: _Tally) -> None:
-    async for result in results:
-        tally.add(result)
-        if isinstance(result, OutOfBounds):
-            bounds = result.bounds
-            note = (
-                f"OutOfBounds for {result.request.power}: the batteries take "
-                f"{bounds.inclusion_lower} .. {bounds.inclusion_upper}"
-            )
-            tally.notes.append(note)
-            print(f"  <- {note}")
-        elif type(result).__name__ != "Success":
-            print(f"  <- {type(result).__name__}: {result}")
-
-
-async def _wait_for_telemetry(connection: MicrogridConnection, batteries: frozenset[int]) -> None:
-    deadline = time.monotonic() + 10.0
-    while time.monotonic() < deadline:
-        if all(connection.cache.last_battery(b) is not None for b in batteries):
-            return
-        await asyncio.sleep(0.05)
+    created += 1
+    print(f"  dispatch {int(bad.id)}: payload power_w='a lot' (to be rejected)")
+    clock = time.monotonic()
+    next_report = 0.0
+    while (elapsed := time.monotonic() - clock) < duration_s:
+        if elapsed >= next_report:
+            next_report = elapsed + REPORT_S
+            _report(elapsed, phase_at(elapsed / duration_s), sim, controller.connection)
+        await asyncio.sleep(0.1)
+    _summary(duration_s, created, controller, soc_start, sim)
 
 
 def _report(
@@ -202,17 +185,23 @@ def _spread(socs: list[float]) -> float:
 
 
 def _summary(
-    duration_s: float, tally: _Tally, soc_start: dict[int, float], server: SimulatorServer
+    duration_s: float,
+    created: int,
+    controller: Controller,
+    soc_start: dict[int, float],
+    sim: SimulatorServer,
 ) -> None:
-    violations = server.command_log.violations()
-    soc_end = {b: server.model.soc_pct(b) for b in soc_start}
+    violations = sim.command_log.violations()
+    soc_end = {b: sim.model.soc_pct(b) for b in soc_start}
+    counts: dict[str, int] = {}
+    for use_case in controller.use_cases:
+        for what, count in use_case.counts.items():
+            counts[what] = counts.get(what, 0) + count
     print("\nsummary")
-    counts = ", ".join(f"{kind} {count}" for kind, count in sorted(tally.results.items()))
-    print(f"  ran {duration_s:g} s; results: {counts or 'none'}")
-    for note in tally.notes:
-        print(f"  refused as expected: {note}")
+    print(f"  ran {duration_s:g} s; {created} dispatches created")
+    print("  battery power use case: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     for battery_id in sorted(soc_start):
-        name = server.model.spec(battery_id).name
+        name = sim.model.spec(battery_id).name
         start, end = soc_start[battery_id], soc_end[battery_id]
         print(f"  {name}: SoC {start:.2f}% -> {end:.2f}% ({end - start:+.2f})")
     print(
@@ -220,7 +209,7 @@ def _summary(
         f"{_spread(list(soc_end.values())):.2f} pp"
     )
     print(
-        f"  simulator: {server.command_log.total} accepted commands logged, "
+        f"  simulator: {sim.command_log.total} accepted commands logged, "
         f"{len(violations)} outside their bounds"
     )
 
