@@ -99,7 +99,8 @@ async def run_demo(site_path: Path | None, duration_s: float, speed: float) -> i
                 "  controller: dispatches -> BatteryPowerActor -> PowerDistributingActor\n"
                 f"  send your own while it runs (demo-only key {key}):\n"
                 f"    dispatch-cli --url '{dispatch.url}' --auth-key {key} create "
-                f"{site.microgrid.id} BATTERY_POWER 31 'in 5 seconds' 30s -p '{{\"power_w\": -50000}}'",
+                f"{site.microgrid.id} BATTERY_POWER 31 'in 5 seconds' 30s "
+                """-p '{"power_w": -50000}'""",
                 flush=True,
             )
             config = parse_config(

@@ -24,6 +24,13 @@ from frequenz.client.dispatch.types import DispatchId, TargetIds
 
 from edge_controller.app import Controller
 from edge_controller.config import parse_config
+from edge_controller.dispatch_service.model import (
+    DispatchData,
+    Frequency,
+    Recurrence,
+    Target,
+    TargetKind,
+)
 from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import SiteSpec
@@ -176,3 +183,84 @@ async def test_the_controller_as_a_process_runs_a_dispatch_and_releases_on_sigte
         logs = (await process.stderr.read()).decode()
         assert '"event": "controller_stopped"' in logs
         assert KEY not in logs
+
+
+async def test_a_recurring_dispatch_runs_its_next_occurrence(site: Site) -> None:
+    # Created through the service (the client refuses past starts): an every-minute
+    # dispatch whose last occurrence ended, with the next one two seconds away.
+    now = datetime.now(UTC).replace(microsecond=0)
+    first = now - timedelta(seconds=58)
+    await site.dispatch.service.create(
+        1,
+        DispatchData(
+            type="BATTERY_POWER",
+            start_time=first,
+            duration_s=3,
+            target=Target(TargetKind.IDS, ids=(41,)),
+            is_active=True,
+            is_dry_run=False,
+            payload={"power_w": -20_000.0},
+            recurrence=Recurrence(freq=Frequency.MINUTELY, interval=1),
+        ),
+    )
+    await asyncio.sleep(0.5)
+    assert site.power(40) == 0.0  # between occurrences
+    await site.until(
+        lambda: site.power(40) == pytest.approx(-20_000, abs=100), "the next occurrence", 6.0
+    )
+    await site.until(lambda: site.power(40) == 0.0, "the occurrence's end", 6.0)
+
+
+async def test_a_dispatch_service_restart_loses_nothing_and_doubles_nothing(
+    example_site: SiteSpec, tmp_path: Path
+) -> None:
+    db = tmp_path / "dispatches.db"
+    async with SimulatorServer(example_site) as sim:
+        dispatch = DispatchServer(db, keys=frozenset({KEY}))
+        await dispatch.start()
+        address = dispatch.address
+        config = parse_config(
+            {
+                "microgrid": {"url": sim.url},
+                "dispatch": {"url": dispatch.url, "microgrid_id": 1},
+                "use_cases": [{"kind": "battery_power"}],
+            },
+            environ={"EDGE_CONTROLLER_DISPATCH_KEY": KEY},
+        )
+        async with Controller(config) as controller:
+            async with asyncio.timeout(10):
+                while dispatch.service.subscriber_count(1) < 1:
+                    await asyncio.sleep(0.02)
+            client = DispatchApiClient(server_url=dispatch.url, auth_key=KEY)
+            await client.create(
+                microgrid_id=MICROGRID,
+                type="BATTERY_POWER",
+                start_time="NOW",
+                duration=timedelta(minutes=5),
+                target=TargetIds(21),
+                payload={"power_w": -30_000.0},
+            )
+            async with asyncio.timeout(10):
+                while sim.model.ac_power_w(20) != pytest.approx(-30_000, abs=100):
+                    await asyncio.sleep(0.05)
+            await dispatch.stop()
+            await asyncio.sleep(1.0)
+            assert sim.model.ac_power_w(20) == pytest.approx(-30_000, abs=100)  # keeps running
+            restarted = DispatchServer(db, address, keys=frozenset({KEY}))
+            await restarted.start()
+            try:
+                async with asyncio.timeout(15):
+                    while restarted.service.subscriber_count(1) < 1:
+                        await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)
+                counts = controller.use_cases[0].counts
+                # Seen again after the reconnect, but executed once: no second request.
+                requests_to_20 = [
+                    r for r in sim.command_log.records() if r.component_id == 20 and r.applied_w
+                ]
+                assert counts.get("rejected", 0) == 0
+                assert counts["requests"] == 1
+                assert sim.model.ac_power_w(20) == pytest.approx(-30_000, abs=100)
+                assert all(r.applied_w == pytest.approx(-30_000, abs=100) for r in requests_to_20)
+            finally:
+                await restarted.stop()

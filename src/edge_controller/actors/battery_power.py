@@ -174,6 +174,7 @@ class BatteryPowerActor(Actor):
                 request_timeout=self._request_timeout,
             )
         )
+        self._count("requests")
         self._log.info(
             "power_requested",
             dispatch_id=dispatch_id,
