@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from types import TracebackType
 
 import structlog
@@ -24,11 +25,15 @@ from frequenz.sdk.actor import Actor
 from edge_controller.actors.battery_power import BatteryPowerActor
 from edge_controller.actors.dispatch_broadcasting import (
     DispatchBroadcastingActor,
+    DispatchServiceUnreachableError,
     connect_dispatcher,
 )
+from edge_controller.actors.offline_schedule import OfflineScheduleActor
 from edge_controller.actors.power_distributing import PowerDistributingActor
 from edge_controller.clock import Clock
 from edge_controller.config import ControllerConfig
+from edge_controller.dispatching import cache
+from edge_controller.dispatching.cache import CachedSchedule
 from edge_controller.messages import PowerRequest
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.power.distribution import Proportional, SocBalancing
@@ -52,6 +57,9 @@ class Controller:
         self.actors: list[Actor] = []
         self.power_distributing: PowerDistributingActor | None = None
         self.use_cases: list[BatteryPowerActor] = []
+        self._routes: dict[str, list[Sender[Dispatch]]] = {}
+        self._offline: OfflineScheduleActor | None = None
+        self._reconnector: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Connect to both APIs, build the actors and start them.
@@ -63,12 +71,20 @@ class Controller:
         settings = self.config.power_distribution
         await self.connection.start()
         await self._wait_for_telemetry()
+        offline: CachedSchedule | None = None
         try:
-            self._dispatcher = await connect_dispatcher(
-                self.config.dispatch.url,
-                self.config.dispatch.microgrid_id,
-                self.config.dispatch.auth_key,
-                timeout_s=self.config.dispatch.startup_timeout.total_seconds(),
+            self._dispatcher = await self._connect_dispatcher()
+        except DispatchServiceUnreachableError as error:
+            offline = self._cached_schedule()
+            if offline is None:
+                await self.connection.stop()
+                raise
+            _LOG.warning(
+                "running_from_dispatch_cache",
+                reason=str(error),
+                cache=str(self.config.dispatch.cache_file),
+                saved_at=offline.saved_at.isoformat(),
+                dispatches=len(offline.dispatches),
             )
         except BaseException:
             await self.connection.stop()
@@ -99,8 +115,15 @@ class Controller:
             self.use_cases.append(actor)
             for dispatch_type in use_case.dispatch_types:
                 routes.setdefault(dispatch_type, []).append(dispatches.clone())
-        broadcasting = DispatchBroadcastingActor(self._dispatcher, routes)
-        self.actors = [self.power_distributing, *self.use_cases, broadcasting]
+        self._routes = routes
+        self.actors = [self.power_distributing, *self.use_cases]
+        if self._dispatcher is not None:
+            self.actors.append(self._broadcasting(self._dispatcher))
+        else:
+            assert offline is not None
+            self._offline = OfflineScheduleActor(offline, routes)
+            self.actors.append(self._offline)
+            self._reconnector = asyncio.create_task(self._reconnect(), name="dispatch_reconnect")
         for running in self.actors:
             running.start()
         _LOG.info(
@@ -110,6 +133,54 @@ class Controller:
             batteries=list(self.connection.pairs.battery_ids),
             dispatch_types=sorted(routes),
         )
+
+    async def _connect_dispatcher(self) -> Dispatcher:
+        return await connect_dispatcher(
+            self.config.dispatch.url,
+            self.config.dispatch.microgrid_id,
+            self.config.dispatch.auth_key,
+            timeout_s=self.config.dispatch.startup_timeout.total_seconds(),
+        )
+
+    def _broadcasting(self, dispatcher: Dispatcher) -> DispatchBroadcastingActor:
+        return DispatchBroadcastingActor(
+            dispatcher, self._routes, cache_path=self.config.dispatch.cache_file
+        )
+
+    def _cached_schedule(self) -> CachedSchedule | None:
+        path = self.config.dispatch.cache_file
+        if path is None:
+            return None
+        try:
+            return cache.load(path)
+        except cache.DispatchCacheError as error:
+            _LOG.error("dispatch_cache_unusable", error=str(error))
+            return None
+
+    async def _reconnect(self) -> None:
+        """Retry the dispatch service; when it answers, hand over from the cache."""
+        interval = self.config.dispatch.reconnect_interval.total_seconds()
+        while True:
+            await asyncio.sleep(interval)
+            _LOG.info("dispatch_reconnect_attempt", url=self.config.dispatch.url)
+            try:
+                dispatcher = await self._connect_dispatcher()
+            except DispatchServiceUnreachableError as error:
+                _LOG.info("dispatch_service_still_unreachable", reason=str(error))
+                continue
+            except Exception:
+                _LOG.error("dispatch_reconnect_failed", error=repr(sys.exc_info()[1]))
+                continue
+            self._dispatcher = dispatcher
+            if self._offline is not None:
+                await self._offline.hand_over()
+                self.actors.remove(self._offline)
+                self._offline = None
+            broadcasting = self._broadcasting(dispatcher)
+            self.actors.append(broadcasting)
+            broadcasting.start()
+            _LOG.warning("dispatch_service_back", url=self.config.dispatch.url)
+            return
 
     async def _wait_for_telemetry(self) -> None:
         """Give every battery and inverter a moment to report before acting.
@@ -135,6 +206,11 @@ class Controller:
 
     async def stop(self) -> None:
         """Stop the actors, release every battery (0 W), disconnect."""
+        if self._reconnector is not None:
+            self._reconnector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnector
+            self._reconnector = None
         for running in reversed(self.actors):
             await running.stop()
         self.actors = []

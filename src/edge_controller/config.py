@@ -15,6 +15,8 @@ url = "grpc://127.0.0.1:50052?ssl=false"
 microgrid_id = 1
 key_file = "dispatch.key"          # relative to this file; or set EDGE_CONTROLLER_DISPATCH_KEY
 startup_timeout = 15               # s
+cache_file = "dispatch-cache.json" # last known dispatches (default: $STATE_DIRECTORY/…)
+reconnect_interval = 10            # s; retry while running from the cache
 
 [power_distribution]
 algorithm = "soc_balancing"        # or "proportional"
@@ -61,6 +63,10 @@ class DispatchConfig:
     microgrid_id: int
     auth_key: str = field(repr=False)
     startup_timeout: timedelta = timedelta(seconds=15)
+    cache_file: Path | None = None
+    """Where the last known dispatches are kept (None: no cache)."""
+    reconnect_interval: timedelta = timedelta(seconds=10)
+    """How often to retry an unreachable dispatch service while running from the cache."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +142,9 @@ def parse_config(
 
     dispatch = reader.table(document, "dispatch", "")
     reader.unknown_keys(
-        dispatch, {"url", "microgrid_id", "key_file", "startup_timeout"}, "dispatch"
+        dispatch,
+        {"url", "microgrid_id", "key_file", "startup_timeout", "cache_file", "reconnect_interval"},
+        "dispatch",
     )
     dispatch_url = reader.value(dispatch, "url", "dispatch", _url, "a grpc://HOST:PORT URL")
     microgrid_id = reader.value(
@@ -150,6 +158,15 @@ def parse_config(
         dispatch, "startup_timeout", "dispatch", _seconds(1, 600), "seconds 1-600", default=15.0
     )
     key = _read_key(reader, dispatch, base_dir, environ)
+    reconnect = reader.value(
+        dispatch,
+        "reconnect_interval",
+        "dispatch",
+        _seconds(1, 3600),
+        "seconds 1-3600",
+        default=10.0,
+    )
+    cache_file = _cache_file(reader, dispatch, base_dir, environ)
 
     power = reader.table(document, "power_distribution", "")
     reader.unknown_keys(
@@ -197,10 +214,18 @@ def parse_config(
     assert timeout is not None
     assert lifetime is not None
     assert keepalive is not None
+    assert reconnect is not None
     return ControllerConfig(
         source=source,
         microgrid=MicrogridConfig(micro_url, timedelta(seconds=stale)),
-        dispatch=DispatchConfig(dispatch_url, microgrid_id, key, timedelta(seconds=startup)),
+        dispatch=DispatchConfig(
+            dispatch_url,
+            microgrid_id,
+            key,
+            timedelta(seconds=startup),
+            cache_file,
+            timedelta(seconds=reconnect),
+        ),
         power_distribution=PowerDistributionConfig(
             algorithm=algorithm,  # type: ignore[arg-type]
             request_timeout=timedelta(seconds=timeout),
@@ -240,6 +265,21 @@ def _read_key(
         reader.problems.append(f"dispatch.key_file: {str(path)!r} is empty; expected the API key")
         return None
     return key
+
+
+def _cache_file(
+    reader: Reader, dispatch: Mapping[str, Any], base_dir: Path | None, environ: Mapping[str, str]
+) -> Path | None:
+    """The configured cache file, else one in systemd's `$STATE_DIRECTORY`, else none."""
+    raw = dispatch.get("cache_file")
+    if raw is None:
+        state = environ.get("STATE_DIRECTORY", "").split(":")[0]
+        return Path(state) / "dispatch-cache.json" if state else None
+    if not isinstance(raw, str) or not raw:
+        reader.fail("dispatch.cache_file", "a file path", raw)
+        return None
+    path = Path(raw)
+    return base_dir / path if not path.is_absolute() and base_dir is not None else path
 
 
 def _resolutions(reader: Reader, power: Mapping[str, Any]) -> dict[int, float]:

@@ -264,3 +264,66 @@ async def test_a_dispatch_service_restart_loses_nothing_and_doubles_nothing(
                 assert all(r.applied_w == pytest.approx(-30_000, abs=100) for r in requests_to_20)
             finally:
                 await restarted.stop()
+
+
+async def test_a_restart_without_the_dispatch_service_runs_the_cached_schedule(
+    example_site: SiteSpec, tmp_path: Path
+) -> None:
+    db = tmp_path / "dispatches.db"
+    async with SimulatorServer(example_site) as sim:
+        dispatch = DispatchServer(db, keys=frozenset({KEY}))
+        await dispatch.start()
+        address, url = dispatch.address, dispatch.url
+        config = parse_config(
+            {
+                "microgrid": {"url": sim.url},
+                "dispatch": {
+                    "url": url,
+                    "microgrid_id": 1,
+                    "startup_timeout": 2,
+                    "cache_file": str(tmp_path / "state" / "cache.json"),
+                    "reconnect_interval": 1,
+                },
+                "use_cases": [{"kind": "battery_power"}],
+            },
+            environ={"EDGE_CONTROLLER_DISPATCH_KEY": KEY},
+        )
+        async with Controller(config):
+            async with asyncio.timeout(10):
+                while dispatch.service.subscriber_count(1) < 1:
+                    await asyncio.sleep(0.02)
+            client = DispatchApiClient(server_url=url, auth_key=KEY)
+            created = await client.create(
+                microgrid_id=MICROGRID,
+                type="BATTERY_POWER",
+                start_time="NOW",
+                duration=timedelta(minutes=5),
+                target=TargetIds(41),
+                payload={"power_w": -25_000.0},
+            )
+            async with asyncio.timeout(10):
+                while sim.model.ac_power_w(40) != pytest.approx(-25_000, abs=100):
+                    await asyncio.sleep(0.05)
+        assert sim.model.ac_power_w(40) == 0.0  # released on stop
+        await dispatch.stop()
+
+        # The controller comes back while the service is down: it runs from the cache.
+        async with Controller(config):
+            async with asyncio.timeout(10):
+                while sim.model.ac_power_w(40) != pytest.approx(-25_000, abs=100):
+                    await asyncio.sleep(0.05)
+            # The service returns; the controller reconnects and follows it live again.
+            restarted = DispatchServer(db, address, keys=frozenset({KEY}))
+            await restarted.start()
+            try:
+                async with asyncio.timeout(15):
+                    while restarted.service.subscriber_count(1) < 1:
+                        await asyncio.sleep(0.05)
+                assert sim.model.ac_power_w(40) == pytest.approx(-25_000, abs=100)
+                live = DispatchApiClient(server_url=url, auth_key=KEY)
+                await live.delete(microgrid_id=MICROGRID, dispatch_id=created.id)
+                async with asyncio.timeout(10):
+                    while sim.model.ac_power_w(40) != 0.0:
+                        await asyncio.sleep(0.05)
+            finally:
+                await restarted.stop()
