@@ -19,6 +19,7 @@ from typing import Any
 from edge_controller import __version__
 from edge_controller import logging as logs
 from edge_controller.dispatch_service.command import add_dispatch_server_parser
+from edge_controller.dispatching.command import add_dispatch_parser, run_dispatch_command
 
 
 def _positive_float(flag: str) -> Callable[[str], float]:
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="physics speed-up so SoC visibly moves (default 60: a minute is an hour)",
     )
     add_dispatch_server_parser(commands)
+    add_dispatch_parser(commands)
 
     run = commands.add_parser(
         "run",
@@ -118,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_async(run_demo(site_path=args.site, duration_s=args.duration, speed=args.speed))
     if args.command == "dispatch-server":
         return _run_dispatch_server(args)
+    if args.command == "dispatch":
+        return run_dispatch_command(args)
     if args.command == "run":
         return _run_controller(args)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
