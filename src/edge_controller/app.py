@@ -15,10 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
+import grpc
 import structlog
 from frequenz.channels import BroadcastChannel, Sender
+from frequenz.client.common.microgrid import MicrogridId
 from frequenz.dispatch import Dispatch, Dispatcher
 from frequenz.sdk.actor import Actor
 
@@ -59,6 +62,7 @@ class Controller:
         self.use_cases: list[BatteryPowerActor] = []
         self._routes: dict[str, list[Sender[Dispatch]]] = {}
         self._offline: OfflineScheduleActor | None = None
+        self._broadcaster: DispatchBroadcastingActor | None = None
         self._reconnector: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -100,6 +104,14 @@ class Controller:
             keepalive_interval=settings.keepalive_interval,
         )
         routes: dict[str, list[Sender[Dispatch]]] = {}
+        pairs = self.connection.pairs
+        unknown = sorted(set(settings.resolutions_w) - set(pairs.inverter_ids))
+        if unknown:
+            _LOG.warning(
+                "resolution_for_unknown_inverters",
+                inverters=unknown,
+                battery_inverters=list(pairs.inverter_ids),
+            )
         for index, use_case in enumerate(self.config.use_cases):
             name = f"{use_case.kind}_{index}"
             dispatches, dispatches_in = BroadcastChannel[Dispatch](name=f"{name}_dispatches")
@@ -107,7 +119,11 @@ class Controller:
                 dispatches_in,
                 requests.clone(),
                 self.power_distributing.new_result_receiver(name),
-                site_batteries=self.connection.pairs.battery_ids,
+                site_batteries=pairs.battery_ids,
+                battery_groups={
+                    b: frozenset(pairs.batteries_of(pairs.inverter_of(b)))
+                    for b in pairs.battery_ids
+                },
                 namespace=name,
                 request_timeout=settings.request_timeout,
                 name=name,
@@ -118,7 +134,8 @@ class Controller:
         self._routes = routes
         self.actors = [self.power_distributing, *self.use_cases]
         if self._dispatcher is not None:
-            self.actors.append(self._broadcasting(self._dispatcher))
+            self._broadcaster = self._broadcasting(self._dispatcher)
+            self.actors.append(self._broadcaster)
         else:
             assert offline is not None
             self._offline = OfflineScheduleActor(offline, routes)
@@ -144,7 +161,13 @@ class Controller:
 
     def _broadcasting(self, dispatcher: Dispatcher) -> DispatchBroadcastingActor:
         return DispatchBroadcastingActor(
-            dispatcher, self._routes, cache_path=self.config.dispatch.cache_file
+            dispatcher,
+            self._routes,
+            microgrid_id=self.config.dispatch.microgrid_id,
+            reconnect=self._connect_dispatcher,
+            cache_path=self.config.dispatch.cache_file,
+            first_check=self.config.dispatch.reconcile_first,
+            reconcile_interval=self.config.dispatch.reconcile_interval,
         )
 
     def _cached_schedule(self) -> CachedSchedule | None:
@@ -171,16 +194,38 @@ class Controller:
             except Exception:
                 _LOG.error("dispatch_reconnect_failed", error=repr(sys.exc_info()[1]))
                 continue
-            self._dispatcher = dispatcher
-            if self._offline is not None:
-                await self._offline.hand_over()
-                self.actors.remove(self._offline)
-                self._offline = None
-            broadcasting = self._broadcasting(dispatcher)
-            self.actors.append(broadcasting)
-            broadcasting.start()
-            _LOG.warning("dispatch_service_back", url=self.config.dispatch.url)
+            try:
+                await self._take_over_live(dispatcher)
+            except Exception as error:
+                _LOG.error("dispatch_take_over_failed", error=repr(error))
+                continue
             return
+
+    async def _take_over_live(self, dispatcher: Dispatcher) -> None:
+        """Leave the cached schedule for the live service."""
+        self._dispatcher = dispatcher
+        if self._offline is not None:
+            await self._offline.hand_over(await self._running_live(dispatcher))
+            self.actors.remove(self._offline)
+            self._offline = None
+        self._broadcaster = self._broadcasting(dispatcher)
+        self.actors.append(self._broadcaster)
+        self._broadcaster.start()
+        _LOG.warning("dispatch_service_back", url=self.config.dispatch.url)
+
+    async def _running_live(self, dispatcher: Dispatcher) -> frozenset[int]:
+        """Ids of the dispatches the service says are running now."""
+        now = datetime.now(UTC)
+        running: set[int] = set()
+        try:
+            async for page in dispatcher.client.list(
+                microgrid_id=MicrogridId(self.config.dispatch.microgrid_id),
+                end_from=now - timedelta(seconds=5),
+            ):
+                running.update(int(d.id) for d in page if d.active and d.started_at(now))
+        except (grpc.aio.AioRpcError, TimeoutError) as error:
+            _LOG.warning("dispatch_list_failed", error=str(error))
+        return frozenset(running)
 
     async def _wait_for_telemetry(self) -> None:
         """Give every battery and inverter a moment to report before acting.
@@ -205,21 +250,29 @@ class Controller:
             _LOG.warning("no_telemetry_yet", components=sorted(waiting))
 
     async def stop(self) -> None:
-        """Stop the actors, release every battery (0 W), disconnect."""
-        if self._reconnector is not None:
-            self._reconnector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconnector
-            self._reconnector = None
-        for running in reversed(self.actors):
-            await running.stop()
-        self.actors = []
-        await self._release_batteries()
-        if self._dispatcher is not None:
-            await self._dispatcher.stop()
-            self._dispatcher = None
-        await self.connection.stop()
-        _LOG.info("controller_stopped")
+        """Stop the actors, release every battery (0 W), disconnect — come what may."""
+        try:
+            if self._reconnector is not None:
+                self._reconnector.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._reconnector
+                self._reconnector = None
+            for running in reversed(self.actors):
+                try:
+                    await running.stop()
+                except BaseException as error:
+                    _LOG.error("actor_stop_failed", actor=running.name, error=repr(error))
+            self.actors = []
+        finally:
+            await self._release_batteries()
+            if self._broadcaster is not None:
+                self._dispatcher = self._broadcaster.dispatcher
+            if self._dispatcher is not None:
+                with contextlib.suppress(Exception):
+                    await self._dispatcher.stop()
+                self._dispatcher = None
+            await self.connection.stop()
+            _LOG.info("controller_stopped")
 
     async def _release_batteries(self) -> None:
         try:

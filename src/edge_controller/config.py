@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edge_controller.toml_reader import Reader, checked, integer, join, number, string
+from edge_controller.toml_reader import power as read_power
 
 KEY_ENVIRONMENT_VARIABLE = "EDGE_CONTROLLER_DISPATCH_KEY"
 USE_CASE_KINDS = ("battery_power",)
@@ -67,6 +68,10 @@ class DispatchConfig:
     """Where the last known dispatches are kept (None: no cache)."""
     reconnect_interval: timedelta = timedelta(seconds=10)
     """How often to retry an unreachable dispatch service while running from the cache."""
+    reconcile_first: timedelta = timedelta(seconds=5)
+    """When the first check for dispatches the stream missed runs, after connecting."""
+    reconcile_interval: timedelta = timedelta(minutes=5)
+    """How often that check repeats."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +148,16 @@ def parse_config(
     dispatch = reader.table(document, "dispatch", "")
     reader.unknown_keys(
         dispatch,
-        {"url", "microgrid_id", "key_file", "startup_timeout", "cache_file", "reconnect_interval"},
+        {
+            "url",
+            "microgrid_id",
+            "key_file",
+            "startup_timeout",
+            "cache_file",
+            "reconnect_interval",
+            "reconcile_first",
+            "reconcile_interval",
+        },
         "dispatch",
     )
     dispatch_url = reader.value(dispatch, "url", "dispatch", _url, "a grpc://HOST:PORT URL")
@@ -167,6 +181,17 @@ def parse_config(
         default=10.0,
     )
     cache_file = _cache_file(reader, dispatch, base_dir, environ)
+    reconcile_first = reader.value(
+        dispatch, "reconcile_first", "dispatch", _seconds(0.1, 600), "seconds 0.1-600", default=5.0
+    )
+    reconcile_interval = reader.value(
+        dispatch,
+        "reconcile_interval",
+        "dispatch",
+        _seconds(1, 86400),
+        "seconds 1-86400",
+        default=300.0,
+    )
 
     power = reader.table(document, "power_distribution", "")
     reader.unknown_keys(
@@ -215,6 +240,8 @@ def parse_config(
     assert lifetime is not None
     assert keepalive is not None
     assert reconnect is not None
+    assert reconcile_first is not None
+    assert reconcile_interval is not None
     return ControllerConfig(
         source=source,
         microgrid=MicrogridConfig(micro_url, timedelta(seconds=stale)),
@@ -225,6 +252,8 @@ def parse_config(
             timedelta(seconds=startup),
             cache_file,
             timedelta(seconds=reconnect),
+            timedelta(seconds=reconcile_first),
+            timedelta(seconds=reconcile_interval),
         ),
         power_distribution=PowerDistributionConfig(
             algorithm=algorithm,  # type: ignore[arg-type]
@@ -293,9 +322,9 @@ def _resolutions(reader: Reader, power: Mapping[str, Any]) -> dict[int, float]:
         if not key.isdigit() or int(key) <= 0:
             reader.fail(join(path, key), "an inverter id (integer > 0) as key", key)
             continue
-        watts = number(value)
+        watts = read_power(value)
         if watts is None or watts <= 0:
-            reader.fail(join(path, key), "a resolution in W > 0", value)
+            reader.fail(join(path, key), "a resolution > 0 (W, or with a unit)", value)
             continue
         resolutions[int(key)] = watts
     return resolutions

@@ -110,7 +110,7 @@ def string(raw: object) -> str | None:
 def power(raw: object) -> float | None:
     if isinstance(raw, str):
         try:
-            return Power.from_string(raw.strip()).as_watts()
+            return number(Power.from_string(raw.strip()).as_watts())
         except (ValueError, KeyError, IndexError):
             return None
     return number(raw)
@@ -119,7 +119,7 @@ def power(raw: object) -> float | None:
 def energy(raw: object) -> float | None:
     if isinstance(raw, str):
         try:
-            return Energy.from_string(raw.strip()).as_watt_hours()
+            return number(Energy.from_string(raw.strip()).as_watt_hours())
         except (ValueError, KeyError, IndexError):
             return None
     return number(raw)

@@ -131,3 +131,25 @@ async def test_the_newest_dispatch_wins_shared_batteries_and_the_older_gets_them
     third, fourth = await steps.next_request(), await steps.next_request()
     by_set = {r.batteries: r.power.as_watts() for r in (third, fourth)}
     assert by_set == {frozenset({11, 21}): -40_000.0, frozenset({31}): 0.0}
+
+
+async def test_a_target_on_a_shared_inverter_drives_the_whole_inverter() -> None:
+    dispatches, dispatches_in = BroadcastChannel[Dispatch](name="dispatches")
+    requests_out, requests = BroadcastChannel[PowerRequest](name="requests")
+    _results_sender, results = BroadcastChannel[Result](name="results")
+    group = frozenset({11, 12})
+    actor = BatteryPowerActor(
+        dispatches_in,
+        requests_out,
+        results,
+        site_batteries={11, 12, 21},
+        battery_groups={11: group, 12: group, 21: frozenset({21})},
+    )
+    actor.start()
+    try:
+        await dispatches.send(dispatch(1, -10_000.0, TargetIds(11)))
+        async with asyncio.timeout(2):
+            request = await requests.receive()
+        assert request.batteries == group
+    finally:
+        await actor.stop()

@@ -242,3 +242,11 @@ async def test_a_target_with_no_usable_battery_resumes_when_telemetry_does(rig: 
         lambda: sum(rig.inverter_power(i) for i in RESOLUTIONS) == pytest.approx(-100_000, abs=100),
         "the target to resume",
     )
+
+
+async def test_a_refused_change_of_a_running_target_stops_the_old_power(rig: Rig) -> None:
+    assert isinstance(await rig.request(-100, frozenset({11})), Success)
+    assert rig.inverter_power(10) == pytest.approx(-100_000, abs=88)
+    refused = await rig.request(-900, frozenset({11}), adjust_power=False)
+    assert isinstance(refused, OutOfBounds)
+    await rig.settle(lambda: rig.inverter_power(10) == 0.0, "the old power to stop")

@@ -327,3 +327,44 @@ async def test_a_restart_without_the_dispatch_service_runs_the_cached_schedule(
                         await asyncio.sleep(0.05)
             finally:
                 await restarted.stop()
+
+
+async def test_a_dispatch_the_stream_never_delivered_is_found_and_executed(
+    example_site: SiteSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with (
+        SimulatorServer(example_site) as sim,
+        DispatchServer(tmp_path / "dispatches.db", keys=frozenset({KEY})) as dispatch,
+    ):
+        config = parse_config(
+            {
+                "microgrid": {"url": sim.url},
+                "dispatch": {
+                    "url": dispatch.url,
+                    "microgrid_id": 1,
+                    "reconcile_first": 1,
+                    "reconcile_interval": 1,
+                },
+                "use_cases": [{"kind": "battery_power"}],
+            },
+            environ={"EDGE_CONTROLLER_DISPATCH_KEY": KEY},
+        )
+        async with Controller(config):
+            async with asyncio.timeout(10):
+                while dispatch.service.subscriber_count(1) < 1:
+                    await asyncio.sleep(0.02)
+            # The service stores the dispatch but its stream event is lost, as when a
+            # dispatch is created between the library's first fetch and its stream.
+            monkeypatch.setattr(dispatch.service, "_publish", lambda *_args: None)
+            client = DispatchApiClient(server_url=dispatch.url, auth_key=KEY)
+            await client.create(
+                microgrid_id=MICROGRID,
+                type="BATTERY_POWER",
+                start_time="NOW",
+                duration=timedelta(minutes=5),
+                target=TargetIds(31),
+                payload={"power_w": -15_000.0},
+            )
+            async with asyncio.timeout(15):
+                while sim.model.ac_power_w(30) != pytest.approx(-15_000, abs=100):
+                    await asyncio.sleep(0.05)

@@ -68,7 +68,8 @@ def test_working_units_carry_the_target() -> None:
 
 def test_uncertain_units_are_used_only_when_no_working_unit_is_left() -> None:
     units = [unit(10), unit(20, availability=Availability.UNCERTAIN)]
-    assert set(planned(plan(-5_000.0, units, ALGORITHM)).commands) == {10}
+    # The uncertain unit is told 0 W: its last command must not run on uncounted.
+    assert planned(plan(-5_000.0, units, ALGORITHM)).commands == {10: -5_000.0, 20: 0.0}
     only_uncertain = [unit(20, availability=Availability.UNCERTAIN)]
     assert planned(plan(-5_000.0, only_uncertain, ALGORITHM)).commands == {20: -5_000.0}
 
@@ -117,9 +118,9 @@ def test_nan_bounds_are_replaced_from_the_adjacent_component() -> None:
 
 
 def test_nan_soc_skips_the_battery_this_round() -> None:
-    units = [unit(10, soc=math.nan), unit(20)]
+    units = [unit(10, soc=math.nan, measured_w=-10_000.0), unit(20)]
     result = planned(plan(-5_000.0, units, ALGORITHM))
-    assert result.commands == {20: -5_000.0}
+    assert result.commands == {10: 0.0, 20: -5_000.0}  # no uncounted old command
     assert "NaN" in result.skipped[10]
 
 
@@ -142,3 +143,33 @@ def test_include_broken_spreads_the_rest_over_broken_units_within_bounds() -> No
     assert result.commands[30] == pytest.approx(-5_000)
     capped = planned(plan(-60_000.0, units, ALGORITHM, include_broken=True))
     assert min(capped.commands.values()) >= -10_000
+
+
+def test_batteries_sharing_an_inverter_keep_their_exclusion_band() -> None:
+    band = (Range(-10_000, -2_000), Range(2_000, 10_000))
+    shared = Unit(
+        10,
+        (BatteryState(11, 50, 10, 90, 50_000, band), BatteryState(12, 50, 10, 90, 50_000, band)),
+        None,
+        1.0,
+        Availability.WORKING,
+    )
+    converted = to_battery_unit(shared)
+    assert not isinstance(converted, str)
+    assert converted.allowed == (Range(-20_000, -2_000), Range(2_000, 20_000))
+    refused = plan(-1_500.0, [shared], ALGORITHM)
+    assert isinstance(refused, Refusal)
+
+
+def test_unbounded_bounds_skip_the_unit_instead_of_crashing() -> None:
+    unbounded = Unit(
+        10,
+        (BatteryState(11, 50, 10, 90, 50_000, None),),
+        (Range(-math.inf, math.inf),),
+        1.0,
+        Availability.WORKING,
+    )
+    units = [unbounded, unit(20)]
+    result = planned(plan(-5_000.0, units, ALGORITHM))
+    assert result.commands == {10: 0.0, 20: -5_000.0}
+    assert "unbounded" in result.skipped[10]

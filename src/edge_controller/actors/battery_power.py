@@ -12,7 +12,7 @@ and the field; the other dispatches keep running.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
 import structlog
@@ -74,6 +74,7 @@ class BatteryPowerActor(Actor):
         results: Receiver[Result],
         *,
         site_batteries: Iterable[int],
+        battery_groups: Mapping[int, frozenset[int]] | None = None,
         namespace: str = "battery_power",
         request_timeout: timedelta = timedelta(seconds=5),
         name: str = "battery_power",
@@ -84,6 +85,9 @@ class BatteryPowerActor(Actor):
         self._requests = requests
         self._results = results
         self._site_batteries = frozenset(site_batteries)
+        # Batteries sharing an inverter move together: a dispatch that names one of
+        # them drives the whole group, so ownership never splits an inverter.
+        self._groups = dict(battery_groups or {})
         self._namespace = namespace
         self._request_timeout = request_timeout
         self._running: dict[int, RunningDispatch] = {}
@@ -97,6 +101,9 @@ class BatteryPowerActor(Actor):
                 await self._on_dispatch(selected.message)
             elif selected_from(selected, self._results):
                 self._on_result(selected.message)
+
+    def _whole_groups(self, batteries: frozenset[int]) -> frozenset[int]:
+        return frozenset().union(*(self._groups.get(b, frozenset({b})) for b in batteries))
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -112,7 +119,9 @@ class BatteryPowerActor(Actor):
             return
         try:
             payload = parse_battery_power(dispatch_id, dispatch.payload)
-            batteries = target_batteries(dispatch, self._site_batteries)
+            batteries = self._whole_groups(target_batteries(dispatch, self._site_batteries))
+            if batteries != target_batteries(dispatch, self._site_batteries):
+                log.warning("target_widened_to_inverter", batteries=sorted(batteries))
         except (PayloadError, TargetError) as error:
             log.error("dispatch_rejected", reason=str(error))
             self._count("rejected")

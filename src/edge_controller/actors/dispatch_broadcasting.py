@@ -13,11 +13,14 @@ that names the URL instead.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import structlog
 from frequenz.channels import Receiver, Sender, merge, select, selected_from
+from frequenz.channels.timer import SkipMissedAndDrift, Timer
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.dispatch import Deleted, Dispatch, Dispatcher, DispatchEvent
 from frequenz.sdk.actor import Actor
@@ -54,25 +57,60 @@ async def connect_dispatcher(
 
 
 class DispatchBroadcastingActor(Actor):
-    """Forwards dispatch running-state changes to the actors of each dispatch type."""
+    """Forwards dispatch running-state changes to the actors of each dispatch type.
+
+    It also guards against a gap in `frequenz-dispatch` 1.0: the library lists the
+    dispatches *before* its stream connects, so one created in between is never
+    seen. A few seconds after start, and then every `reconcile_interval`, the actor
+    lists the dispatches itself; if the service knows one (or a newer version) that
+    the stream never delivered, it logs `dispatch_stream_missed_events` and replaces
+    the `Dispatcher` through `reconnect`, whose first fetch brings it in.
+    """
 
     def __init__(
         self,
         dispatcher: Dispatcher,
         routes: Mapping[str, Sequence[Sender[Dispatch]]],
         *,
+        microgrid_id: int,
+        reconnect: Callable[[], Awaitable[Dispatcher]] | None = None,
         cache_path: Path | None = None,
+        first_check: timedelta = timedelta(seconds=5),
+        reconcile_interval: timedelta = timedelta(minutes=5),
         name: str = "dispatch_broadcasting",
     ) -> None:
         """Route each dispatch type in `routes` to its senders; keep `cache_path` current."""
         super().__init__(name=name)
         self._dispatcher = dispatcher
         self._routes = {kind: list(senders) for kind, senders in routes.items()}
+        self._microgrid_id = microgrid_id
+        self._reconnect = reconnect
         self._cache_path = cache_path
+        self._first_check = first_check
+        self._reconcile_interval = reconcile_interval
         self._known: dict[int, Dispatch] = {}
         self._log = structlog.get_logger(__name__).bind(actor=name)
 
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The Dispatcher in use (it is replaced after missed events)."""
+        return self._dispatcher
+
     async def _run(self) -> None:
+        while True:
+            missed = await self._follow()
+            self._log.warning("dispatch_stream_missed_events", dispatch_ids=missed)
+            if self._reconnect is None:
+                continue
+            await self._dispatcher.stop()
+            self._dispatcher = await self._reconnect()
+
+    async def _follow(self) -> list[int]:
+        """Broadcast changes until a reconciliation finds missed dispatches."""
+        # The Dispatcher announced what existed at start-up before anyone listened:
+        # learn it from the service itself, so the cache and the reconciliation start
+        # from everything the service knows.
+        await self._seed_known()
         running: list[Receiver[Dispatch]] = [
             await self._dispatcher.new_running_state_event_receiver(kind) for kind in self._routes
         ]
@@ -80,11 +118,63 @@ class DispatchBroadcastingActor(Actor):
         self._log.info("dispatch_types_routed", types=sorted(self._routes))
         running_changes = merge(*running)
         lifecycle_events = merge(*lifecycle)
-        async for selected in select(running_changes, lifecycle_events):
-            if selected_from(selected, running_changes):
-                await self._broadcast(selected.message)
-            elif selected_from(selected, lifecycle_events):
-                self._remember(selected.message)
+        check = Timer(
+            self._reconcile_interval,
+            SkipMissedAndDrift(),
+            start_delay=self._first_check,
+            tick_at_start=True,
+        )
+        try:
+            async for selected in select(running_changes, lifecycle_events, check):
+                if selected_from(selected, running_changes):
+                    await self._broadcast(selected.message)
+                elif selected_from(selected, lifecycle_events):
+                    self._remember(selected.message)
+                elif selected_from(selected, check):
+                    missed = await self._missed()
+                    if missed:
+                        # An event may simply be on its way: look once more first.
+                        await asyncio.sleep(1.0)
+                        still = set(await self._missed())
+                        missed = [i for i in missed if i in still]
+                    if missed:
+                        return missed
+        finally:
+            check.close()
+        return []  # pragma: no cover - the receivers never end while running
+
+    async def _seed_known(self) -> None:
+        since = datetime.now(UTC) - timedelta(seconds=5)
+        try:
+            async for page in self._dispatcher.client.list(
+                microgrid_id=MicrogridId(self._microgrid_id), end_from=since
+            ):
+                for dispatch in page:
+                    if dispatch.type in self._routes:
+                        self._known[int(dispatch.id)] = Dispatch(dispatch)
+        except (grpc.aio.AioRpcError, TimeoutError) as error:
+            self._log.warning("dispatch_list_failed", error=str(error))
+            return
+        self._save_cache()
+
+    async def _missed(self) -> list[int]:
+        """Ids the service has (or has newer) that the stream did not deliver."""
+        since = datetime.now(UTC) - timedelta(seconds=5)
+        missed: list[int] = []
+        try:
+            async for page in self._dispatcher.client.list(
+                microgrid_id=MicrogridId(self._microgrid_id), end_from=since
+            ):
+                for dispatch in page:
+                    if dispatch.type not in self._routes:
+                        continue
+                    known = self._known.get(int(dispatch.id))
+                    if known is None or dispatch.update_time > known.update_time:
+                        missed.append(int(dispatch.id))
+        except (grpc.aio.AioRpcError, TimeoutError) as error:
+            self._log.warning("dispatch_reconcile_failed", error=str(error))
+            return []
+        return missed
 
     def _remember(self, event: DispatchEvent) -> None:
         """Keep the cache on disk equal to the dispatches the service knows."""
@@ -93,6 +183,9 @@ class DispatchBroadcastingActor(Actor):
             self._known.pop(int(dispatch.id), None)
         else:
             self._known[int(dispatch.id)] = dispatch
+        self._save_cache()
+
+    def _save_cache(self) -> None:
         if self._cache_path is None:
             return
         try:

@@ -66,11 +66,21 @@ class OfflineScheduleActor(Actor):
         for sender in self._routes.get(dispatch.type, ()):
             await sender.send(dispatch)
 
-    async def hand_over(self) -> None:
-        """Stop, and withdraw every dispatch this actor had started."""
+    async def hand_over(self, still_running: frozenset[int] = frozenset()) -> None:
+        """Stop, and withdraw what this actor started that the live service no longer runs.
+
+        Dispatches in `still_running` are left alone: the live stream reports them
+        again, and the use cases, seeing the same dispatch, change nothing — so the
+        batteries never dip to 0 W during the hand-over.
+        """
         await self.stop()
+        withdraw = self._running - still_running
         for dispatch in self._dispatches:
-            if int(dispatch.id) in self._running:
+            if int(dispatch.id) in withdraw:
                 await self._send(withdrawn(dispatch))
-        self._log.info("cached_schedule_handed_over", withdrawn=len(self._running))
+        self._log.info(
+            "cached_schedule_handed_over",
+            withdrawn=sorted(withdraw),
+            kept=sorted(self._running & still_running),
+        )
         self._running = frozenset()

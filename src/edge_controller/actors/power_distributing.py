@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -128,6 +129,7 @@ class PowerDistributingActor(Actor):
         self._blocking = blocking or BlockingTracker()
         self._tick_s = tick.total_seconds()
         self._targets: dict[frozenset[int], _Target] = {}
+        self._pending: deque[PowerRequest] = deque()
         self._result_senders: dict[str, BroadcastSender[Result]] = {}
         self._anchors: list[Receiver[Result]] = []
         # A broadcast channel closes itself when its last receiver goes away. Each
@@ -161,8 +163,11 @@ class PowerDistributingActor(Actor):
     # ------------------------------------------------------------- main loop
 
     async def _run(self) -> None:
-        pending: deque[PowerRequest] = deque()
+        # Kept on the actor: a restart after a crash must not lose requests (a 0 W
+        # release among them) that were already taken from the channel.
+        pending = self._pending
         arrived = asyncio.Event()
+        arrived.set()
 
         async def collect() -> None:
             async for request in self._requests:
@@ -230,13 +235,26 @@ class PowerDistributingActor(Actor):
                 self._targets[request.batteries] = _Target(request, now + RETRY_INTERVAL)
             if not keepalive:
                 await self._refuse(request, decided, log)
-            return  # otherwise a refused request leaves the targets in force untouched
+                if decided.bounds is not None and request.batteries in self._targets:
+                    # The use case asked for something else than what runs: the old
+                    # target must not go on. Hold 0 W until it asks again.
+                    log.warning("target_withdrawn_after_refusal")
+                    await self._handle(
+                        dataclasses.replace(request, power=Power.zero()), keepalive=True
+                    )
+            return
         if not keepalive:
             self._take_over(request)
         outcome = await self._send(request, decided, units)
         # After a failure, re-plan at once: the failed batteries are now blocked and a
         # silent inverter still delivering is counted, so the others make up the rest.
-        next_send = now if outcome.blocked else now + self._keepalive
+        next_send = now + self._keepalive
+        if outcome.blocked:
+            # Re-plan at once, but do not retry a blocked battery before its time:
+            # its command would stall every other request for a whole timeout.
+            blocked = [self._blocking.blocked_until(b) for b in outcome.failed]
+            retry_zero = target_w == 0.0 and any(t is not None for t in blocked)
+            next_send = max(t for t in blocked if t is not None) if retry_zero else now
         self._targets[request.batteries] = _Target(request, next_send)
         if target_w == 0.0 and not outcome.failed:
             self._targets.pop(request.batteries, None)

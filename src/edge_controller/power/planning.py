@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from edge_controller.power.bounds import Range, allows, hull, intersect
+from edge_controller.power.bounds import Range, allows, hull, inclusion_exclusion, intersect
 from edge_controller.power.distribution import BatteryUnit, DistributionAlgorithm
 
 
@@ -117,6 +117,8 @@ def to_battery_unit(unit: Unit) -> BatteryUnit | str:
     allowed = _allowed(unit)
     if allowed is None:
         return f"inverter {unit.inverter_id} and its batteries report no usable bounds"
+    if not all(math.isfinite(r.lower) and math.isfinite(r.upper) for r in allowed):
+        return f"inverter {unit.inverter_id} and its batteries report unbounded power"
     capacity = math.fsum(b.capacity_wh for b in unit.batteries)
 
     def by_energy(values: Sequence[float]) -> float:
@@ -144,7 +146,10 @@ def _allowed(unit: Unit) -> tuple[Range, ...] | None:
         else:
             lower = math.fsum(hull(b).lower for b in known)
             upper = math.fsum(hull(b).upper for b in known)
-            battery_bounds = (Range(lower, upper),)
+            # The widest exclusion band of any battery still applies to the sum.
+            band_lower = min((_band(b)[0] for b in known), default=0.0)
+            band_upper = max((_band(b)[1] for b in known), default=0.0)
+            battery_bounds = inclusion_exclusion(Range(lower, upper), Range(band_lower, band_upper))
     inverter_bounds = unit.inverter_bounds
     if battery_bounds is None and inverter_bounds is None:
         return None
@@ -153,6 +158,11 @@ def _allowed(unit: Unit) -> tuple[Range, ...] | None:
     if inverter_bounds is None:
         return battery_bounds
     return intersect(battery_bounds, inverter_bounds)
+
+
+def _band(allowed: tuple[Range, ...]) -> tuple[float, float]:
+    """The exclusion band around 0 W of a union of ranges, as (lower, upper)."""
+    return (-_gap(allowed, discharge=True), _gap(allowed, discharge=False))
 
 
 def pool_bounds(units: Sequence[BatteryUnit]) -> PoolBounds:
@@ -228,6 +238,12 @@ def plan(
     rest = (wanted - clamped) + (distribution.unplaced_w if distribution is not None else clamped)
     if include_broken and abs(rest) > 0.0:
         rest = _spread_over_broken(rest, candidates[Availability.BROKEN], commands)
+    # Every reachable unit left out this round (NaN data, or uncertain while working
+    # ones carry the target) is told 0 W: its last command must not keep running
+    # uncounted next to the new ones.
+    for unit in units:
+        if unit.availability is not Availability.BROKEN:
+            commands.setdefault(unit.inverter_id, 0.0)
     return Plan(commands, rest, delivering, skipped)
 
 
