@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from edge_controller import __version__
 from edge_controller import logging as logs
@@ -127,6 +127,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
+class _Server(Protocol):
+    @property
+    def address(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def _serve(command: str, server: _Server, startup_errors: tuple[type[Exception], ...]) -> int:
+    """Start a server, print its address first, run until SIGINT/SIGTERM, stop it."""
+
+    async def serve() -> int:
+        try:
+            await server.start()
+        except startup_errors as error:
+            print(f"edge-controller {command}: {error}", file=sys.stderr)
+            return 2
+        print(f"listening address={server.address}", flush=True)
+        await _wait_for_signal()
+        await server.stop()
+        return 0
+
+    return _run_async(serve())
+
+
 def _run_sim(args: argparse.Namespace) -> int:
     from edge_controller.serving import ListenAddressError
     from edge_controller.sim.server import SimulatorServer
@@ -140,19 +166,7 @@ def _run_sim(args: argparse.Namespace) -> int:
     except (SiteFileError, ListenAddressError) as error:
         print(f"edge-controller sim: {error}", file=sys.stderr)
         return 2
-
-    async def serve() -> int:
-        try:
-            await server.start()
-        except ListenAddressError as error:
-            print(f"edge-controller sim: {error}", file=sys.stderr)
-            return 2
-        print(f"listening address={server.address}", flush=True)
-        await _wait_for_signal()
-        await server.stop()
-        return 0
-
-    return _run_async(serve())
+    return _serve("sim", server, (ListenAddressError,))
 
 
 def _run_dispatch_server(args: argparse.Namespace) -> int:
@@ -165,19 +179,7 @@ def _run_dispatch_server(args: argparse.Namespace) -> int:
     except (StartupError, ListenAddressError) as error:
         print(f"edge-controller dispatch-server: {error}", file=sys.stderr)
         return 2
-
-    async def serve() -> int:
-        try:
-            await server.start()
-        except StartupError as error:
-            print(f"edge-controller dispatch-server: {error}", file=sys.stderr)
-            return 2
-        print(f"listening address={server.address}", flush=True)
-        await _wait_for_signal()
-        await server.stop()
-        return 0
-
-    return _run_async(serve())
+    return _serve("dispatch-server", server, (StartupError, ListenAddressError))
 
 
 def _run_controller(args: argparse.Namespace) -> int:
