@@ -39,6 +39,37 @@ KEY = "e2e-key"
 MICROGRID = MicrogridId(1)
 
 
+async def stream_connected(server: DispatchServer, timeout_s: float = 15.0) -> None:
+    """Wait until the controller's dispatch stream is connected (events sent earlier
+    would reach it only through the reconciliation)."""
+    async with asyncio.timeout(timeout_s):
+        while server.service.subscriber_count(1) < 1:
+            await asyncio.sleep(0.02)
+
+
+async def power_reaches(
+    sim: SimulatorServer, inverter: int, watts: float, timeout_s: float = 10.0
+) -> None:
+    """Wait until the simulated inverter runs at `watts` (±100 W)."""
+    async with asyncio.timeout(timeout_s):
+        while sim.model.ac_power_w(inverter) != pytest.approx(watts, abs=100):
+            await asyncio.sleep(0.05)
+
+
+async def create_now(url: str, battery: int, watts: float) -> DispatchId:
+    """Create a BATTERY_POWER dispatch on one battery that starts now, for 5 minutes."""
+    client = DispatchApiClient(server_url=url, auth_key=KEY)
+    created = await client.create(
+        microgrid_id=MICROGRID,
+        type="BATTERY_POWER",
+        start_time="NOW",
+        duration=timedelta(minutes=5),
+        target=TargetIds(battery),
+        payload={"power_w": watts},
+    )
+    return created.id
+
+
 @dataclass
 class Site:
     sim: SimulatorServer
@@ -87,9 +118,7 @@ async def site(example_site: SiteSpec, tmp_path: Path) -> AsyncIterator[Site]:
         client = DispatchApiClient(server_url=dispatch.url, auth_key=KEY)
         async with Controller(config) as controller:
             # The library's stream must be connected, or an event sent now is lost.
-            async with asyncio.timeout(10):
-                while dispatch.service.subscriber_count(1) < 1:
-                    await asyncio.sleep(0.02)
+            await stream_connected(dispatch, 10)
             yield Site(sim, dispatch, client, controller)
 
 
@@ -160,21 +189,9 @@ async def test_the_controller_as_a_process_runs_a_dispatch_and_releases_on_sigte
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            async with asyncio.timeout(20):
-                while dispatch.service.subscriber_count(1) < 1:
-                    await asyncio.sleep(0.05)
-            client = DispatchApiClient(server_url=dispatch.url, auth_key=KEY)
-            await client.create(
-                microgrid_id=MICROGRID,
-                type="BATTERY_POWER",
-                start_time="NOW",
-                duration=timedelta(minutes=5),
-                target=TargetIds(21),
-                payload={"power_w": -60_000.0},
-            )
-            async with asyncio.timeout(10):
-                while sim.model.ac_power_w(20) != pytest.approx(-60_000, abs=100):
-                    await asyncio.sleep(0.05)
+            await stream_connected(dispatch, 20)
+            await create_now(dispatch.url, 21, -60_000.0)
+            await power_reaches(sim, 20, -60_000, 10)
         finally:
             process.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(process.wait(), 20) == 0
@@ -228,30 +245,16 @@ async def test_a_dispatch_service_restart_loses_nothing_and_doubles_nothing(
             environ={"EDGE_CONTROLLER_DISPATCH_KEY": KEY},
         )
         async with Controller(config) as controller:
-            async with asyncio.timeout(10):
-                while dispatch.service.subscriber_count(1) < 1:
-                    await asyncio.sleep(0.02)
-            client = DispatchApiClient(server_url=dispatch.url, auth_key=KEY)
-            await client.create(
-                microgrid_id=MICROGRID,
-                type="BATTERY_POWER",
-                start_time="NOW",
-                duration=timedelta(minutes=5),
-                target=TargetIds(21),
-                payload={"power_w": -30_000.0},
-            )
-            async with asyncio.timeout(10):
-                while sim.model.ac_power_w(20) != pytest.approx(-30_000, abs=100):
-                    await asyncio.sleep(0.05)
+            await stream_connected(dispatch, 10)
+            await create_now(dispatch.url, 21, -30_000.0)
+            await power_reaches(sim, 20, -30_000, 10)
             await dispatch.stop()
             await asyncio.sleep(1.0)
             assert sim.model.ac_power_w(20) == pytest.approx(-30_000, abs=100)  # keeps running
             restarted = DispatchServer(db, address, keys=frozenset({KEY}))
             await restarted.start()
             try:
-                async with asyncio.timeout(15):
-                    while restarted.service.subscriber_count(1) < 1:
-                        await asyncio.sleep(0.05)
+                await stream_connected(restarted, 15)
                 await asyncio.sleep(0.5)
                 counts = controller.use_cases[0].counts
                 # Seen again after the reconnect, but executed once: no second request.
@@ -289,9 +292,7 @@ async def test_a_restart_without_the_dispatch_service_runs_the_cached_schedule(
             environ={"EDGE_CONTROLLER_DISPATCH_KEY": KEY},
         )
         async with Controller(config):
-            async with asyncio.timeout(10):
-                while dispatch.service.subscriber_count(1) < 1:
-                    await asyncio.sleep(0.02)
+            await stream_connected(dispatch, 10)
             client = DispatchApiClient(server_url=url, auth_key=KEY)
             created = await client.create(
                 microgrid_id=MICROGRID,
@@ -301,24 +302,18 @@ async def test_a_restart_without_the_dispatch_service_runs_the_cached_schedule(
                 target=TargetIds(41),
                 payload={"power_w": -25_000.0},
             )
-            async with asyncio.timeout(10):
-                while sim.model.ac_power_w(40) != pytest.approx(-25_000, abs=100):
-                    await asyncio.sleep(0.05)
+            await power_reaches(sim, 40, -25_000, 10)
         assert sim.model.ac_power_w(40) == 0.0  # released on stop
         await dispatch.stop()
 
         # The controller comes back while the service is down: it runs from the cache.
         async with Controller(config):
-            async with asyncio.timeout(10):
-                while sim.model.ac_power_w(40) != pytest.approx(-25_000, abs=100):
-                    await asyncio.sleep(0.05)
+            await power_reaches(sim, 40, -25_000, 10)
             # The service returns; the controller reconnects and follows it live again.
             restarted = DispatchServer(db, address, keys=frozenset({KEY}))
             await restarted.start()
             try:
-                async with asyncio.timeout(15):
-                    while restarted.service.subscriber_count(1) < 1:
-                        await asyncio.sleep(0.05)
+                await stream_connected(restarted, 15)
                 assert sim.model.ac_power_w(40) == pytest.approx(-25_000, abs=100)
                 live = DispatchApiClient(server_url=url, auth_key=KEY)
                 await live.delete(microgrid_id=MICROGRID, dispatch_id=created.id)
@@ -350,21 +345,9 @@ async def test_a_dispatch_the_stream_never_delivered_is_found_and_executed(
             environ={"EDGE_CONTROLLER_DISPATCH_KEY": KEY},
         )
         async with Controller(config):
-            async with asyncio.timeout(10):
-                while dispatch.service.subscriber_count(1) < 1:
-                    await asyncio.sleep(0.02)
+            await stream_connected(dispatch, 10)
             # The service stores the dispatch but its stream event is lost, as when a
             # dispatch is created between the library's first fetch and its stream.
             monkeypatch.setattr(dispatch.service, "_publish", lambda *_args: None)
-            client = DispatchApiClient(server_url=dispatch.url, auth_key=KEY)
-            await client.create(
-                microgrid_id=MICROGRID,
-                type="BATTERY_POWER",
-                start_time="NOW",
-                duration=timedelta(minutes=5),
-                target=TargetIds(31),
-                payload={"power_w": -15_000.0},
-            )
-            async with asyncio.timeout(15):
-                while sim.model.ac_power_w(30) != pytest.approx(-15_000, abs=100):
-                    await asyncio.sleep(0.05)
+            await create_now(dispatch.url, 31, -15_000.0)
+            await power_reaches(sim, 30, -15_000, 15)
