@@ -3,7 +3,9 @@
 - `--listen HOST:PORT`; port 0 picks a free port (the CLI then prints
   `listening address=HOST:PORT` as its first stdout line);
 - gRPC's port sharing is off, so a stale server on the same port makes the new one
-  fail instead of silently sharing the port.
+  fail instead of silently sharing the port;
+- on shutdown, streams end with UNAVAILABLE, never a clean OK, because the Frequenz
+  clients resume only streams that fail.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from edge_controller.clock import ManualClock
 from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import FaultKind, SiteSpec, load_site
+from edge_controller.sim.site import FaultKind, SiteSpec
 
 if TYPE_CHECKING:
     from frequenz.api.microgrid.v1.microgrid_pb2_grpc import MicrogridAsyncStub
@@ -55,19 +55,9 @@ Stream = grpc.aio.UnaryStreamCall[Any, _R]
 
 
 @pytest.fixture
-def v1_clock() -> ManualClock:
-    return ManualClock(NOON)
-
-
-@pytest.fixture
-def v1_site() -> SiteSpec:
-    return load_site(SITE_FILE)
-
-
-@pytest.fixture
-async def server(v1_site: SiteSpec, v1_clock: ManualClock) -> AsyncIterator[SimulatorServer]:
-    async with SimulatorServer(v1_site, "127.0.0.1:0", clock=v1_clock) as running:
-        yield running
+def server(sim_server: SimulatorServer) -> SimulatorServer:
+    """The shared simulator fixture (tests/conftest.py), under this module's name."""
+    return sim_server
 
 
 @pytest.fixture
@@ -285,11 +275,11 @@ async def test_list_connections_filters_starts_and_ends(
 
 
 async def test_list_connections_unfiltered_is_the_whole_site(
-    stub: MicrogridAsyncStub, v1_site: SiteSpec
+    stub: MicrogridAsyncStub, example_site: SiteSpec
 ) -> None:
     listed = (await stub.ListConnections(pb.ListConnectionsRequest())).connections
     assert {(c.source_component_id, c.destination_component_id) for c in listed} == set(
-        v1_site.connections
+        example_site.connections
     )
     assert all(c.operational_lifetime.HasField("start_timestamp") for c in listed)
 
@@ -412,32 +402,32 @@ async def test_streams_end_with_unavailable_when_the_server_stops(
 
 
 async def test_set_active_power_returns_expiry_and_floors_to_resolution(
-    server: SimulatorServer, stub: MicrogridAsyncStub, v1_clock: ManualClock
+    server: SimulatorServer, stub: MicrogridAsyncStub, clock: ManualClock
 ) -> None:
     response = await set_active(stub, INVERTER_A, -1000)
 
     assert response.valid_until.ToDatetime(tzinfo=UTC) == NOON + timedelta(seconds=60)
     record = server.command_log.records()[-1]
     assert (record.component_id, record.requested_w, record.applied_w) == (10, -1000, -968)
-    step(server, v1_clock, 1)
+    step(server, clock, 1)
     data = await component_data(server, stub, INVERTER_A, lambda d: value_of(d, AC_POWER) != 0.0)
     assert value_of(data, AC_POWER) == pytest.approx(-968)
     assert states_of(data) == [comp.COMPONENT_STATE_CODE_DISCHARGING]
 
 
 async def test_set_active_power_honours_the_request_lifetime(
-    server: SimulatorServer, stub: MicrogridAsyncStub, v1_clock: ManualClock
+    server: SimulatorServer, stub: MicrogridAsyncStub, clock: ManualClock
 ) -> None:
     response = await set_active(stub, INVERTER_A, -88_000, lifetime_s=10)
     assert response.valid_until.ToDatetime(tzinfo=UTC) == NOON + timedelta(seconds=10)
 
-    step(server, v1_clock, 11)  # the command expired: the inverter falls back to 0 W
+    step(server, clock, 11)  # the command expired: the inverter falls back to 0 W
     data = await component_data(server, stub, INVERTER_A)
     assert value_of(data, AC_POWER) == 0.0
 
 
 async def test_set_reactive_power_returns_expiry_and_shows_in_telemetry(
-    server: SimulatorServer, stub: MicrogridAsyncStub, v1_clock: ManualClock
+    server: SimulatorServer, stub: MicrogridAsyncStub, clock: ManualClock
 ) -> None:
     response = await stub.SetComponentPowerReactive(
         pb.SetComponentPowerReactiveRequest(component_id=INVERTER_A, power=5000)
@@ -446,7 +436,7 @@ async def test_set_reactive_power_returns_expiry_and_shows_in_telemetry(
     assert response.valid_until.ToDatetime(tzinfo=UTC) == NOON + timedelta(seconds=60)
     record = server.command_log.records()[-1]
     assert (record.reactive, record.applied_w) == (True, 4928)  # floored to 88 VAr steps
-    step(server, v1_clock, 1)
+    step(server, clock, 1)
     reactive = metrics.Metric.METRIC_AC_REACTIVE_POWER
     data = await component_data(server, stub, INVERTER_A, lambda d: value_of(d, reactive) != 0)
     assert value_of(data, reactive) == pytest.approx(4928)
@@ -506,7 +496,7 @@ def add_bounds_request(
 
 
 async def test_added_bounds_narrow_the_bounds_until_they_expire(
-    server: SimulatorServer, stub: MicrogridAsyncStub, v1_clock: ManualClock
+    server: SimulatorServer, stub: MicrogridAsyncStub, clock: ManualClock
 ) -> None:
     response = await stub.AddComponentBounds(
         add_bounds_request(-10_000, 10_000, Validity.COMPONENT_BOUNDS_VALIDITY_DURATION_5_SECONDS)
@@ -520,7 +510,7 @@ async def test_added_bounds_narrow_the_bounds_until_they_expire(
     (power,) = (s for s in data.metric_samples if s.metric == AC_POWER)
     assert [(b.lower, b.upper) for b in power.bounds] == [(-10_000, 10_000)]
 
-    step(server, v1_clock, 6)
+    step(server, clock, 6)
     await set_active(stub, INVERTER_A, -20_000)  # the added bounds are gone
 
 
@@ -585,14 +575,14 @@ async def test_add_bounds_refusals(
 
 
 async def test_standby_then_set_power_starts_the_inverter(
-    server: SimulatorServer, stub: MicrogridAsyncStub, v1_clock: ManualClock
+    server: SimulatorServer, stub: MicrogridAsyncStub, clock: ManualClock
 ) -> None:
     await stub.PutComponentInStandby(pb.PutComponentInStandbyRequest(component_id=INVERTER_A))
     data = await component_data(server, stub, INVERTER_A)
     assert states_of(data) == [comp.COMPONENT_STATE_CODE_STANDBY]
 
     await set_active(stub, INVERTER_A, -8_800)
-    step(server, v1_clock, 1)
+    step(server, clock, 1)
     data = await component_data(server, stub, INVERTER_A)
     assert states_of(data) == [comp.COMPONENT_STATE_CODE_DISCHARGING]
     assert value_of(data, AC_POWER) == pytest.approx(-8_800)
@@ -616,17 +606,17 @@ async def test_stopped_inverter_refuses_power_until_started(
 
 
 async def test_a_battery_stops_only_at_zero_power(
-    server: SimulatorServer, stub: MicrogridAsyncStub, v1_clock: ManualClock
+    server: SimulatorServer, stub: MicrogridAsyncStub, clock: ManualClock
 ) -> None:
     def stop_battery() -> Awaitable[object]:
         return stub.StopComponent(pb.StopComponentRequest(component_id=BATTERY_A))
 
     await set_active(stub, INVERTER_A, -50_000)
-    step(server, v1_clock, 1)
+    step(server, clock, 1)
     assert await status_of(stop_battery) == grpc.StatusCode.FAILED_PRECONDITION
 
     await stub.PutComponentInStandby(pb.PutComponentInStandbyRequest(component_id=INVERTER_A))
-    step(server, v1_clock, 1)
+    step(server, clock, 1)
     await stop_battery()
     data = await component_data(server, stub, BATTERY_A)
     assert states_of(data) == [comp.COMPONENT_STATE_CODE_OFF]
@@ -638,7 +628,7 @@ async def test_a_battery_stops_only_at_zero_power(
 
 
 async def test_error_must_clear_and_be_acknowledged_before_the_inverter_runs_again(
-    server: SimulatorServer, stub: MicrogridAsyncStub, v1_clock: ManualClock
+    server: SimulatorServer, stub: MicrogridAsyncStub, clock: ManualClock
 ) -> None:
     def ack() -> Awaitable[object]:
         return stub.AckComponentError(pb.AckComponentErrorRequest(component_id=INVERTER_A))
@@ -649,7 +639,7 @@ async def test_error_must_clear_and_be_acknowledged_before_the_inverter_runs_aga
     server.faults.inject(
         INVERTER_A,
         FaultKind.ERROR,
-        now=v1_clock.now(),
+        now=clock.now(),
         duration=timedelta(seconds=5),
         error_code="OVERTEMPERATURE",
     )
@@ -663,7 +653,7 @@ async def test_error_must_clear_and_be_acknowledged_before_the_inverter_runs_aga
     assert await status_of(ack) == grpc.StatusCode.FAILED_PRECONDITION  # the cause persists
     assert await status_of(start) == grpc.StatusCode.FAILED_PRECONDITION
 
-    step(server, v1_clock, 6)
+    step(server, clock, 6)
     await ack()
     data = await component_data(server, stub, INVERTER_A)
     assert states_of(data) == [comp.COMPONENT_STATE_CODE_STANDBY]
@@ -673,11 +663,9 @@ async def test_error_must_clear_and_be_acknowledged_before_the_inverter_runs_aga
 
 
 async def test_an_error_code_v1_does_not_know_is_reported_as_unknown(
-    server: SimulatorServer, stub: MicrogridAsyncStub, v1_clock: ManualClock
+    server: SimulatorServer, stub: MicrogridAsyncStub, clock: ManualClock
 ) -> None:
-    server.faults.inject(
-        INVERTER_B, FaultKind.ERROR, now=v1_clock.now(), error_code="FLUX_CAPACITOR"
-    )
+    server.faults.inject(INVERTER_B, FaultKind.ERROR, now=clock.now(), error_code="FLUX_CAPACITOR")
     server.service.tick()
 
     data = await component_data(server, stub, INVERTER_B)

@@ -1,13 +1,8 @@
 """The local Dispatch API server: `grpc.aio`, one SQLite file, API keys.
 
-Follows the conventions of every server of this project (see `sim/server.py`):
-
-- `--listen 127.0.0.1:0` picks a free port; `DispatchServer.address` tells which;
-  the CLI prints `listening address=HOST:PORT` as its first stdout line.
-- gRPC's port sharing is off (`grpc.so_reuseport=0`): a second server on a busy port
-  fails to start instead of silently sharing it.
-- On shutdown, streams end with UNAVAILABLE, never a clean OK, because the Frequenz
-  clients resume only streams that fail.
+It follows the conventions every server of this project shares (`serving.py`):
+`--listen 127.0.0.1:0` and a first stdout line `listening address=HOST:PORT`, no
+port sharing, streams ending with UNAVAILABLE on shutdown.
 """
 
 from __future__ import annotations
