@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from edge_controller.serving import RefusalError
+
 
 class ErrorKind(Enum):
     """What kind of failure a request met, named after the gRPC code it maps to."""
@@ -18,18 +20,12 @@ class ErrorKind(Enum):
     INTERNAL = "INTERNAL"
 
 
-class DispatchError(Exception):
+class DispatchError(RefusalError):
     """A request the service refuses, with a message that names the field and the value.
 
     Example: `DispatchError(ErrorKind.INVALID_ARGUMENT, "recurrence.byminutes[1]:
     expected 0-59, got 60")`.
     """
-
-    def __init__(self, kind: ErrorKind, message: str) -> None:
-        """Create an error of `kind` carrying a human-readable `message`."""
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
 
 
 class StartupError(Exception):

@@ -9,7 +9,7 @@ INTERNAL, so a bad request never takes the server down.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import structlog
@@ -18,8 +18,8 @@ from frequenz.api.dispatch.v1 import dispatch_pb2 as pb
 from frequenz.api.dispatch.v1 import dispatch_pb2_grpc as pb_grpc
 from typing_extensions import override
 
+from edge_controller import serving
 from edge_controller.dispatch_service import convert
-from edge_controller.dispatch_service.errors import DispatchError
 from edge_controller.dispatch_service.model import DispatchEvent, EventKind
 from edge_controller.dispatch_service.service import DispatchService
 
@@ -34,31 +34,12 @@ _EVENTS = {
 }
 
 
-async def _abort(context: Context, error: DispatchError) -> NoReturn:
-    await context.abort(grpc.StatusCode[error.kind.value], error.message)
-    raise AssertionError("context.abort returned")  # pragma: no cover
+def _unary(context: Context, call: Callable[[], Awaitable[_T]]) -> Awaitable[_T]:
+    return serving.unary(context, call, service="dispatch service")
 
 
-async def _unary(context: Context, call: Callable[[], Awaitable[_T]]) -> _T:
-    try:
-        return await call()
-    except DispatchError as error:
-        await _abort(context, error)
-    except Exception as error:
-        _LOG.exception("rpc_failed")
-        await context.abort(grpc.StatusCode.INTERNAL, f"dispatch service error: {error!r}")
-        raise AssertionError("context.abort returned") from error  # pragma: no cover
-
-
-async def _streamed(context: Context, items: AsyncIterator[_T]) -> AsyncIterator[_T]:
-    try:
-        async for item in items:
-            yield item
-    except DispatchError as error:
-        await _abort(context, error)
-    except Exception as error:
-        _LOG.exception("stream_failed")
-        await context.abort(grpc.StatusCode.INTERNAL, f"dispatch service error: {error!r}")
+def _streamed(context: Context, items: AsyncIterator[_T]) -> AsyncIterator[_T]:
+    return serving.streamed(context, items, service="dispatch service")
 
 
 def event_to_proto(event: DispatchEvent) -> pb.StreamMicrogridDispatchesResponse:

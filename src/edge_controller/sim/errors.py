@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from edge_controller.serving import RefusalError
+
 
 class ErrorKind(Enum):
     """What kind of failure a request met, mirroring the gRPC codes it maps to."""
@@ -24,11 +26,5 @@ class ErrorKind(Enum):
     ABORTED = "ABORTED"
 
 
-class SimError(Exception):
+class SimError(RefusalError):
     """A request the simulated site refuses, with the reason a client can act on."""
-
-    def __init__(self, kind: ErrorKind, message: str) -> None:
-        """Create an error of `kind` carrying a human-readable `message`."""
-        super().__init__(message)
-        self.kind = kind
-        self.message = message

@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Generic, Literal, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
 import grpc
 import structlog
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from edge_controller import serving
 from edge_controller.power.bounds import Range
 from edge_controller.sim.errors import ErrorKind, SimError
 from edge_controller.sim.model import ComponentSample
@@ -51,46 +52,18 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-async def abort(context: grpc.aio.ServicerContext[object, object], error: SimError) -> NoReturn:
-    """End the call with the status code the error names and its message."""
-    await context.abort(grpc.StatusCode[error.kind.value], error.message)
-    raise AssertionError("context.abort returned")  # pragma: no cover
-
-
-async def unary(
+def unary(
     context: grpc.aio.ServicerContext[object, object], call: Callable[[], Awaitable[_T]]
-) -> _T:
-    """Run a unary operation, turning `SimError` into its status code.
-
-    Any other exception is a simulator bug: logged with its traceback and reported as
-    INTERNAL, so a bad request can never take the server down.
-    """
-    try:
-        return await call()
-    except SimError as error:
-        await abort(context, error)
-    except Exception as error:
-        _LOG.exception("rpc_failed")
-        await context.abort(grpc.StatusCode.INTERNAL, f"simulator error: {error!r}")
-        raise AssertionError("context.abort returned") from error  # pragma: no cover
+) -> Awaitable[_T]:
+    """`serving.unary` for the simulator: refusals → statuses, bugs → INTERNAL."""
+    return serving.unary(context, call, service="simulator")
 
 
-async def streamed(
+def streamed(
     context: grpc.aio.ServicerContext[object, object], items: AsyncIterator[_T]
 ) -> AsyncIterator[_T]:
-    """Relay a stream, ending it with the status code of a `SimError`.
-
-    Any other exception is a simulator bug: logged and reported as INTERNAL, as for
-    unary calls.
-    """
-    try:
-        async for item in items:
-            yield item
-    except SimError as error:
-        await abort(context, error)
-    except Exception as error:
-        _LOG.exception("stream_failed")
-        await context.abort(grpc.StatusCode.INTERNAL, f"simulator error: {error!r}")
+    """`serving.streamed` for the simulator."""
+    return serving.streamed(context, items, service="simulator")
 
 
 def selected(allowed: Collection[_T], value: _T) -> bool:
@@ -200,7 +173,6 @@ __all__ = [
     "Context",
     "OptionalEnds",
     "SampleCache",
-    "abort",
     "bounds_messages",
     "change_state",
     "enum_value",
