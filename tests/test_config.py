@@ -46,7 +46,7 @@ def test_every_problem_is_listed_with_its_key_path() -> None:
     expected = [
         "ctl.toml: microgrid.url: expected a grpc://HOST:PORT URL, got 'http://x'",
         "ctl.toml: microgrid.stale_aftr: unknown key (did you mean 'stale_after'?)",
-        "ctl.toml: dispatch.microgrid_id: expected an integer id > 0, got 0",
+        "ctl.toml: dispatch.microgrid_id: expected an integer id > 0 (or set microgrid.id), got 0",
         "ctl.toml: dispatch.key_file: missing; expected a file holding the API key",
         "ctl.toml: power_distribution.keepalive_interval: expected less than command_lifetime",
         "ctl.toml: use_cases[0].kind: expected one of ['battery_power'], got 'peak_shaving'",
@@ -60,7 +60,7 @@ def test_key_file_relative_to_the_config_and_unreadable_ones(tmp_path: Path) -> 
     config_file = tmp_path / "ctl.toml"
     config_file.write_text(
         '[microgrid]\nurl = "grpc://127.0.0.1:1"\n'
-        '[dispatch]\nurl = "grpc://127.0.0.1:2"\nmicrogrid_id = 1\nkey_file = "key"\n'
+        '[dispatch]\nurl = "grpc://127.0.0.1:2?ssl=false"\nmicrogrid_id = 1\nkey_file = "key"\n'
         '[[use_cases]]\nkind = "battery_power"\n'
     )
     assert load_config(config_file, environ={}).dispatch.auth_key == "secret"

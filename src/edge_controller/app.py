@@ -15,15 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
 import grpc
 import structlog
-from frequenz.channels import BroadcastChannel, Sender
+from frequenz.channels import BroadcastChannel, BroadcastSender, Sender
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.dispatch import Dispatch, Dispatcher
-from frequenz.sdk.actor import Actor
+from frequenz.quantities import Power
 
 from edge_controller.actors.battery_power import BatteryPowerActor
 from edge_controller.actors.dispatch_broadcasting import (
@@ -34,20 +36,45 @@ from edge_controller.actors.dispatch_broadcasting import (
 from edge_controller.actors.offline_schedule import OfflineScheduleActor
 from edge_controller.actors.power_distributing import PowerDistributingActor
 from edge_controller.clock import Clock
-from edge_controller.config import ControllerConfig
+from edge_controller.config import ControllerConfig, UseCaseConfig
+from edge_controller.config_changes import ConfigChanges, config_changes, in_force
 from edge_controller.dispatching import cache
 from edge_controller.dispatching.cache import CachedSchedule
-from edge_controller.messages import PowerRequest
+from edge_controller.messages import PowerRequest, Result
 from edge_controller.microgrid.connection import MicrogridConnection
-from edge_controller.power.distribution import Proportional, SocBalancing
+from edge_controller.power.distribution import DistributionAlgorithm, Proportional, SocBalancing
+from edge_controller.power.status import BlockingTracker
+from edge_controller.supervision import RestartPolicy, SupervisedActor
 
 _LOG = structlog.get_logger(__name__)
+
+
+def _algorithm(name: str) -> DistributionAlgorithm:
+    return SocBalancing() if name == "soc_balancing" else Proportional()
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerHooks:
+    """Where the controller reports what metrics count (all optional, all cheap)."""
+
+    on_command: Callable[[float, bool], None] | None = None
+    """An inverter command took this many seconds; ok or not."""
+    on_result: Callable[[Result], None] | None = None
+    """The distributor answered a request."""
+    on_restart: Callable[[str], None] | None = None
+    """This actor crashed and is being restarted."""
 
 
 class Controller:
     """The whole controller graph; `async with Controller(config):` runs it."""
 
-    def __init__(self, config: ControllerConfig, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: ControllerConfig,
+        *,
+        clock: Clock | None = None,
+        hooks: ControllerHooks | None = None,
+    ) -> None:
         """Prepare (not yet connect) the graph described by `config`."""
         self.config = config
         self._clock = clock
@@ -56,11 +83,17 @@ class Controller:
             clock=clock,
             stale_after=config.microgrid.stale_after,
         )
+        self.hooks = hooks or ControllerHooks()
         self._dispatcher: Dispatcher | None = None
-        self.actors: list[Actor] = []
+        self.actors: list[SupervisedActor] = []
         self.power_distributing: PowerDistributingActor | None = None
-        self.use_cases: list[BatteryPowerActor] = []
-        self._routes: dict[str, list[Sender[Dispatch]]] = {}
+        self._use_cases: dict[str, tuple[BatteryPowerActor, UseCaseConfig]] = {}
+        self._dispatch_senders: dict[str, Sender[Dispatch]] = {}
+        self._requests: BroadcastSender[PowerRequest] | None = None
+        self._offline_schedule: CachedSchedule | None = None
+        self.running = False
+        """True from a completed `start` until `stop`."""
+        self._failed: asyncio.Future[str] | None = None
         self._offline: OfflineScheduleActor | None = None
         self._broadcaster: DispatchBroadcastingActor | None = None
         self._reconnector: asyncio.Task[None] | None = None
@@ -94,62 +127,201 @@ class Controller:
             await self.connection.stop()
             raise
         requests, requests_in = BroadcastChannel[PowerRequest](name="power_requests")
+        self._requests = requests
         self.power_distributing = PowerDistributingActor(
             requests_in,
             self.connection,
             clock=self._clock,
-            algorithm=SocBalancing() if settings.algorithm == "soc_balancing" else Proportional(),
+            algorithm=_algorithm(settings.algorithm),
             resolutions_w=settings.resolutions_w,
             command_lifetime=settings.command_lifetime,
             keepalive_interval=settings.keepalive_interval,
+            blocking=BlockingTracker(settings.blocking_initial, settings.blocking_max),
+            controls=self.config.controls,
+            on_command=self.hooks.on_command,
+            on_result=self.hooks.on_result,
         )
-        routes: dict[str, list[Sender[Dispatch]]] = {}
+        self._warn_unknown_resolutions(settings.resolutions_w)
+        for use_case in self.config.use_cases:
+            self._add_use_case(use_case)
+        self.actors = [self.power_distributing, *self.use_cases]
+        self._offline_schedule = offline
+        self._start_dispatch_source()
+        for running in self.actors:
+            self._supervise(running)
+            running.start()
+        self.running = True
+        _LOG.info(
+            "controller_started",
+            microgrid=self.config.microgrid.url,
+            dispatch=self.config.dispatch.url,
+            batteries=list(self.connection.pairs.battery_ids),
+            dispatch_types=sorted(self._routes()),
+            mode=self.config.controls.mode,
+        )
+
+    @property
+    def failed(self) -> asyncio.Future[str]:
+        """Resolves (with the reason) when an actor gave up: the process should exit."""
+        if self._failed is None:
+            self._failed = asyncio.get_running_loop().create_future()
+        return self._failed
+
+    @property
+    def use_cases(self) -> list[BatteryPowerActor]:
+        """The use-case actors running now, in configuration order."""
+        return [actor for actor, _ in self._use_cases.values()]
+
+    def _warn_unknown_resolutions(self, resolutions_w: Mapping[int, float]) -> None:
         pairs = self.connection.pairs
-        unknown = sorted(set(settings.resolutions_w) - set(pairs.inverter_ids))
+        unknown = sorted(set(resolutions_w) - set(pairs.inverter_ids))
         if unknown:
             _LOG.warning(
                 "resolution_for_unknown_inverters",
                 inverters=unknown,
                 battery_inverters=list(pairs.inverter_ids),
             )
-        for index, use_case in enumerate(self.config.use_cases):
-            name = f"{use_case.kind}_{index}"
-            dispatches, dispatches_in = BroadcastChannel[Dispatch](name=f"{name}_dispatches")
-            actor = BatteryPowerActor(
-                dispatches_in,
-                requests.clone(),
-                self.power_distributing.new_result_receiver(name),
-                site_batteries=pairs.battery_ids,
-                battery_groups={
-                    b: frozenset(pairs.batteries_of(pairs.inverter_of(b)))
-                    for b in pairs.battery_ids
-                },
-                namespace=name,
-                request_timeout=settings.request_timeout,
-                name=name,
-            )
-            self.use_cases.append(actor)
+
+    def _add_use_case(self, use_case: UseCaseConfig) -> BatteryPowerActor:
+        assert self.power_distributing is not None
+        assert self._requests is not None
+        pairs = self.connection.pairs
+        name = use_case.name
+        dispatches, dispatches_in = BroadcastChannel[Dispatch](name=f"{name}_dispatches")
+        actor = BatteryPowerActor(
+            dispatches_in,
+            self._requests.clone(),
+            self.power_distributing.new_result_receiver(name),
+            site_batteries=pairs.battery_ids,
+            battery_groups={
+                b: frozenset(pairs.batteries_of(pairs.inverter_of(b))) for b in pairs.battery_ids
+            },
+            namespace=name,
+            request_timeout=self.config.power_distribution.request_timeout,
+            name=name,
+        )
+        self._use_cases[name] = (actor, use_case)
+        self._dispatch_senders[name] = dispatches
+        return actor
+
+    def _routes(self) -> dict[str, list[Sender[Dispatch]]]:
+        routes: dict[str, list[Sender[Dispatch]]] = {}
+        for name, (_, use_case) in self._use_cases.items():
             for dispatch_type in use_case.dispatch_types:
-                routes.setdefault(dispatch_type, []).append(dispatches.clone())
-        self._routes = routes
-        self.actors = [self.power_distributing, *self.use_cases]
+                routes.setdefault(dispatch_type, []).append(self._dispatch_senders[name])
+        return routes
+
+    def _start_dispatch_source(self) -> None:
+        """Build the actor that feeds the use cases: the live service or the cache."""
         if self._dispatcher is not None:
             self._broadcaster = self._broadcasting(self._dispatcher)
             self.actors.append(self._broadcaster)
         else:
-            assert offline is not None
-            self._offline = OfflineScheduleActor(offline, routes)
+            assert self._offline_schedule is not None
+            self._offline = OfflineScheduleActor(self._offline_schedule, self._routes())
             self.actors.append(self._offline)
-            self._reconnector = asyncio.create_task(self._reconnect(), name="dispatch_reconnect")
-        for running in self.actors:
-            running.start()
-        _LOG.info(
-            "controller_started",
-            microgrid=self.config.microgrid.url,
-            dispatch=self.config.dispatch.url,
-            batteries=list(self.connection.pairs.battery_ids),
-            dispatch_types=sorted(routes),
+            if self._reconnector is None:
+                self._reconnector = asyncio.create_task(
+                    self._reconnect(), name="dispatch_reconnect"
+                )
+
+    def _supervise(self, actor: SupervisedActor) -> None:
+        policy = self.config.supervision
+        actor.supervise(
+            RestartPolicy(
+                initial_s=policy.restart_initial.total_seconds(),
+                max_s=policy.restart_max.total_seconds(),
+                limit=policy.restart_limit,
+                healthy_after_s=policy.healthy_after.total_seconds(),
+            ),
+            on_restart=self.hooks.on_restart,
+            on_give_up=self._gave_up,
         )
+
+    def _gave_up(self, actor: str, error: BaseException) -> None:
+        if not self.failed.done():
+            self.failed.set_result(f"actor {actor} kept crashing: {error!r}")
+
+    # ------------------------------------------------------------- live edits
+
+    async def apply(self, new: ControllerConfig) -> ConfigChanges:
+        """Apply an edited configuration to the running graph, as far as it can be.
+
+        Live: power distribution settings, operator controls, restart policy, and the
+        use-case actors (added, removed — their batteries released —, or replaced
+        when their entry changed). The rest is logged as needing a restart and keeps
+        its old value. Log levels are the daemon's business (`daemon.py`).
+        """
+        old = self.config
+        changes = config_changes(old, new)
+        if changes.empty:
+            return changes
+        if changes.restart_needed:
+            _LOG.warning("config_change_needs_restart", keys=list(changes.restart_needed))
+        assert self.power_distributing is not None
+        settings = new.power_distribution
+        await self.power_distributing.reconfigure(
+            algorithm=_algorithm(settings.algorithm),
+            resolutions_w=settings.resolutions_w,
+            command_lifetime=settings.command_lifetime,
+            keepalive_interval=settings.keepalive_interval,
+            blocking_initial=settings.blocking_initial,
+            blocking_max=settings.blocking_max,
+            controls=new.controls,
+        )
+        self.config = in_force(old, new)
+        for actor in self.actors:
+            self._supervise(actor)
+        if changes.use_cases_added or changes.use_cases_removed or changes.use_cases_changed:
+            await self._replace_use_cases(changes, new)
+        _LOG.info(
+            "config_applied",
+            live=list(changes.live) or None,
+            use_cases_added=list(changes.use_cases_added) or None,
+            use_cases_removed=list(changes.use_cases_removed) or None,
+            use_cases_changed=list(changes.use_cases_changed) or None,
+        )
+        return changes
+
+    async def _replace_use_cases(self, changes: ConfigChanges, new: ControllerConfig) -> None:
+        """Stop the feeding actor, swap use cases, start a feeder with the new routes.
+
+        The new feeder subscribes afresh, and the Dispatcher hands every subscriber the
+        dispatches running now, so an added use case picks up a running dispatch.
+        """
+        feeder: SupervisedActor | None = self._broadcaster or self._offline
+        if feeder is not None:
+            await feeder.stop()
+            self.actors.remove(feeder)
+            if self._broadcaster is not None:
+                self._dispatcher = self._broadcaster.dispatcher
+            self._broadcaster = self._offline = None
+        for name in (*changes.use_cases_removed, *changes.use_cases_changed):
+            actor, _ = self._use_cases.pop(name)
+            driving = actor.driving
+            await actor.stop()
+            self.actors.remove(actor)
+            del self._dispatch_senders[name]
+            for batteries in driving:
+                assert self._requests is not None
+                await self._requests.send(PowerRequest(name, Power.zero(), batteries))
+            _LOG.info("use_case_stopped", use_case=name, released=[sorted(b) for b in driving])
+        wanted = {u.name: u for u in new.use_cases}
+        for name in (*changes.use_cases_changed, *changes.use_cases_added):
+            actor = self._add_use_case(wanted[name])
+            self.actors.append(actor)
+            self._supervise(actor)
+            actor.start()
+            _LOG.info("use_case_started", use_case=name, dispatch_types=wanted[name].dispatch_types)
+        # Keep configuration order for `use_cases`.
+        self._use_cases = {
+            n: self._use_cases[n] for n in (u.name for u in new.use_cases) if n in self._use_cases
+        }
+        self._start_dispatch_source()
+        feeder = self._broadcaster or self._offline
+        assert feeder is not None
+        self._supervise(feeder)
+        feeder.start()
 
     async def _connect_dispatcher(self) -> Dispatcher:
         return await connect_dispatcher(
@@ -162,7 +334,7 @@ class Controller:
     def _broadcasting(self, dispatcher: Dispatcher) -> DispatchBroadcastingActor:
         return DispatchBroadcastingActor(
             dispatcher,
-            self._routes,
+            self._routes(),
             microgrid_id=self.config.dispatch.microgrid_id,
             reconnect=self._connect_dispatcher,
             cache_path=self.config.dispatch.cache_file,
@@ -210,6 +382,7 @@ class Controller:
             self._offline = None
         self._broadcaster = self._broadcasting(dispatcher)
         self.actors.append(self._broadcaster)
+        self._supervise(self._broadcaster)
         self._broadcaster.start()
         _LOG.warning("dispatch_service_back", url=self.config.dispatch.url)
 
@@ -250,7 +423,11 @@ class Controller:
             _LOG.warning("no_telemetry_yet", components=sorted(waiting))
 
     async def stop(self) -> None:
-        """Stop the actors, release every battery (0 W), disconnect — come what may."""
+        """Stop the actors, release every battery (0 W), disconnect — come what may.
+
+        In `observe` mode nothing was commanded, so nothing is released either.
+        """
+        self.running = False
         try:
             if self._reconnector is not None:
                 self._reconnector.cancel()
@@ -275,6 +452,8 @@ class Controller:
             _LOG.info("controller_stopped")
 
     async def _release_batteries(self) -> None:
+        if self.config.controls.mode == "observe":
+            return
         try:
             inverters = self.connection.pairs.inverter_ids
         except RuntimeError:

@@ -1,19 +1,26 @@
 """The controller's TOML configuration, validated into typed objects.
 
-A first, static version: read once at start-up (live edits, drop-ins and systemd
-credentials come with the daemon issue). Every problem names the file, the key path,
-what was expected and what was found, and unknown keys are errors with a "did you
-mean" suggestion — all problems are listed at once.
+Every problem names the file, the key path, what was expected and what was found,
+and unknown keys are errors with a "did you mean" suggestion — all problems are
+listed at once. Files and drop-in directories are read by `config_files`; which
+settings apply live and which need a restart is decided in `config_changes`.
+
+Why our own validator and not the SDK's `ConfigManager` + marshmallow schemas: its
+base schema only *warns* on unknown keys, reports one schema at a time, and knows
+nothing of our key-file/credential rules; `toml_reader.Reader` (shared with the
+simulator's site files) lists every problem with its path and a suggestion.
 
 ```toml
 [microgrid]
 url = "grpc://127.0.0.1:50051?ssl=false"
+id = 1                             # the site's microgrid id (default for dispatch.microgrid_id)
 stale_after = 10                   # s; older telemetry counts as missing
 
 [dispatch]
 url = "grpc://127.0.0.1:50052?ssl=false"
-microgrid_id = 1
-key_file = "dispatch.key"          # relative to this file; or set EDGE_CONTROLLER_DISPATCH_KEY
+microgrid_id = 1                   # default: microgrid.id
+key_file = "dispatch.key"          # relative to this file; else $CREDENTIALS_DIRECTORY/dispatch-key
+                                   # (systemd LoadCredential=), else EDGE_CONTROLLER_DISPATCH_KEY
 startup_timeout = 15               # s
 cache_file = "dispatch-cache.json" # last known dispatches (default: $STATE_DIRECTORY/…)
 reconnect_interval = 10            # s; retry while running from the cache
@@ -24,9 +31,30 @@ request_timeout = 5                # s per inverter command
 keepalive_interval = 15            # s; targets are re-sent this often
 command_lifetime = 60              # s; 10-900
 resolutions = { 10 = 88 }          # W per inverter id (default 1 W)
+blocking_initial = 1               # s a failed battery is left out; doubles per failure
+blocking_max = 30                  # s; the longest it is left out
+
+[controls]
+mode = "control"                   # or "observe": plan and log, command nothing
+excluded_batteries = []            # ids never used (released to 0 W when added)
+power_limit = "1 MW"               # |sum of all battery targets| never exceeds this
+
+[logging]
+level = "info"
+levels = { grpc = "warning", "edge_controller.actors" = "debug" }
+
+[metrics]
+listen = "127.0.0.1:9464"          # /metrics and /healthz; "" turns the endpoint off
+
+[supervision]
+restart_initial = 1                # s before a crashed actor's first restart; doubles
+restart_max = 60                   # s; longest wait between restarts
+restart_limit = 5                  # restarts in a row before the process exits (1)
+healthy_after = 300                # s of running without a crash that resets the count
 
 [[use_cases]]
 kind = "battery_power"
+name = "battery_power"             # identity across live edits (default: kind_index)
 dispatch_types = ["BATTERY_POWER"]
 ```
 """
@@ -34,18 +62,23 @@ dispatch_types = ["BATTERY_POWER"]
 from __future__ import annotations
 
 import os
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
+from edge_controller.serving import ListenAddressError, parse_listen
 from edge_controller.toml_reader import Reader, checked, integer, join, number, string
 from edge_controller.toml_reader import power as read_power
 
 KEY_ENVIRONMENT_VARIABLE = "EDGE_CONTROLLER_DISPATCH_KEY"
+KEY_CREDENTIAL = "dispatch-key"
+"""The credential name under systemd's `$CREDENTIALS_DIRECTORY` (`LoadCredential=`)."""
 USE_CASE_KINDS = ("battery_power",)
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +87,7 @@ class MicrogridConfig:
 
     url: str
     stale_after: timedelta = timedelta(seconds=10)
+    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +117,45 @@ class PowerDistributionConfig:
     keepalive_interval: timedelta = timedelta(seconds=15)
     command_lifetime: timedelta = timedelta(seconds=60)
     resolutions_w: Mapping[int, float] = field(default_factory=dict)
+    blocking_initial: timedelta = timedelta(seconds=1)
+    blocking_max: timedelta = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlsConfig:
+    """What the operator allows the controller to do; all of it applies live."""
+
+    mode: Literal["control", "observe"] = "control"
+    """`observe` plans and logs but commands nothing (commissioning)."""
+    excluded_batteries: frozenset[int] = frozenset()
+    """Never used; released to 0 W when excluded while running."""
+    power_limit_w: float | None = None
+    """The sum of |target| over all running battery targets stays within this."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """Log levels: a default and per-logger overrides (`grpc`, `edge_controller.actors`)."""
+
+    level: str = "info"
+    levels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Where the Prometheus `/metrics` and `/healthz` endpoint listens (None: off)."""
+
+    listen: str | None = DEFAULT_METRICS_LISTEN
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionConfig:
+    """How crashed actors are restarted before the process gives up (see `supervision`)."""
+
+    restart_initial: timedelta = timedelta(seconds=1)
+    restart_max: timedelta = timedelta(seconds=60)
+    restart_limit: int = 5
+    healthy_after: timedelta = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +164,8 @@ class UseCaseConfig:
 
     kind: str
     dispatch_types: tuple[str, ...]
+    name: str = ""
+    """Identity across live edits: a changed entry with the same name is replaced."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,20 +177,48 @@ class ControllerConfig:
     dispatch: DispatchConfig
     power_distribution: PowerDistributionConfig
     use_cases: tuple[UseCaseConfig, ...]
+    controls: ControlsConfig = ControlsConfig()
+    logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    supervision: SupervisionConfig = SupervisionConfig()
 
 
 class ConfigError(ValueError):
     """A configuration that cannot be used, one line per problem."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
-        """Keep every problem; each line starts with the file name."""
+    def __init__(
+        self, source: str, problems: list[str], locate: Callable[[str], str] | None = None
+    ) -> None:
+        """Keep every problem; each line starts with the file that holds the key.
+
+        `locate` maps a problem's key path to the file that set it (drop-ins); without
+        it, every line names `source`.
+        """
         self.source = source
         self.problems = problems
-        super().__init__("\n".join(f"{source}: {problem}" for problem in problems))
+        self.lines = [f"{locate(problem) if locate else source}: {problem}" for problem in problems]
+        super().__init__("\n".join(self.lines))
 
 
 def _seconds(low: float, high: float) -> Any:
     return checked(number, lambda v: low <= v <= high)
+
+
+SECTIONS = (
+    "microgrid",
+    "dispatch",
+    "power_distribution",
+    "controls",
+    "logging",
+    "metrics",
+    "supervision",
+    "use_cases",
+)
+
+
+def _positive_int(raw: object) -> int | None:
+    value = integer(raw)
+    return value if value is not None and value > 0 else None
 
 
 def _url(raw: object) -> str | None:
@@ -129,6 +232,7 @@ def parse_config(
     *,
     base_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    locate: Callable[[str], str] | None = None,
 ) -> ControllerConfig:
     """Validate a parsed TOML document.
 
@@ -137,10 +241,11 @@ def parse_config(
     """
     reader = Reader()
     environ = os.environ if environ is None else environ
-    reader.unknown_keys(document, {"microgrid", "dispatch", "power_distribution", "use_cases"}, "")
+    reader.unknown_keys(document, set(SECTIONS), "")
     micro = reader.table(document, "microgrid", "")
-    reader.unknown_keys(micro, {"url", "stale_after"}, "microgrid")
+    reader.unknown_keys(micro, {"url", "id", "stale_after"}, "microgrid")
     micro_url = reader.value(micro, "url", "microgrid", _url, "a grpc://HOST:PORT URL")
+    micro_id = reader.value(micro, "id", "microgrid", _positive_int, "an integer id > 0", None)
     stale = reader.value(
         micro, "stale_after", "microgrid", _seconds(0.1, 3600), "seconds 0.1-3600", default=10.0
     )
@@ -165,13 +270,18 @@ def parse_config(
         dispatch,
         "microgrid_id",
         "dispatch",
-        lambda r: v if (v := integer(r)) is not None and v > 0 else None,
-        "an integer id > 0",
+        _positive_int,
+        "an integer id > 0 (or set microgrid.id)",
+        **({} if micro_id is None else {"default": micro_id}),
     )
+    if micro_id is not None and microgrid_id is not None and micro_id != microgrid_id:
+        reader.fail("dispatch.microgrid_id", f"microgrid.id ({micro_id})", microgrid_id)
     startup = reader.value(
         dispatch, "startup_timeout", "dispatch", _seconds(1, 600), "seconds 1-600", default=15.0
     )
     key = _read_key(reader, dispatch, base_dir, environ)
+    if dispatch_url is not None and (tls := tls_problem(dispatch_url)) is not None:
+        reader.problems.append(f"dispatch.url: {tls}, got {dispatch_url!r}")
     reconnect = reader.value(
         dispatch,
         "reconnect_interval",
@@ -196,7 +306,15 @@ def parse_config(
     power = reader.table(document, "power_distribution", "")
     reader.unknown_keys(
         power,
-        {"algorithm", "request_timeout", "keepalive_interval", "command_lifetime", "resolutions"},
+        {
+            "algorithm",
+            "request_timeout",
+            "keepalive_interval",
+            "command_lifetime",
+            "resolutions",
+            "blocking_initial",
+            "blocking_max",
+        },
         "power_distribution",
     )
     section = "power_distribution"
@@ -224,10 +342,30 @@ def parse_config(
             keepalive,
         )
     resolutions = _resolutions(reader, power)
+    blocking_initial = reader.value(
+        power, "blocking_initial", section, _seconds(0.1, 600), "seconds 0.1-600", default=1.0
+    )
+    blocking_max = reader.value(
+        power, "blocking_max", section, _seconds(0.1, 3600), "seconds 0.1-3600", default=30.0
+    )
+    if (
+        blocking_initial is not None
+        and blocking_max is not None
+        and blocking_max < blocking_initial
+    ):
+        reader.fail(
+            join(section, "blocking_max"),
+            f"at least blocking_initial ({blocking_initial:g} s)",
+            blocking_max,
+        )
 
     use_cases = _use_cases(reader, document.get("use_cases", []))
+    controls = _controls(reader, reader.table(document, "controls", ""))
+    logging_config = _logging(reader, reader.table(document, "logging", ""))
+    metrics = _metrics(reader, reader.table(document, "metrics", ""))
+    supervision = _supervision(reader, reader.table(document, "supervision", ""))
     if reader.problems:
-        raise ConfigError(source, reader.problems)
+        raise ConfigError(source, reader.problems, locate)
     # Every None above recorded a problem, so none is left here.
     assert micro_url is not None
     assert stale is not None
@@ -244,7 +382,7 @@ def parse_config(
     assert reconcile_interval is not None
     return ControllerConfig(
         source=source,
-        microgrid=MicrogridConfig(micro_url, timedelta(seconds=stale)),
+        microgrid=MicrogridConfig(micro_url, timedelta(seconds=stale), micro_id),
         dispatch=DispatchConfig(
             dispatch_url,
             microgrid_id,
@@ -261,8 +399,37 @@ def parse_config(
             keepalive_interval=timedelta(seconds=keepalive),
             command_lifetime=timedelta(seconds=lifetime),
             resolutions_w=resolutions,
+            blocking_initial=timedelta(seconds=blocking_initial or 1.0),
+            blocking_max=timedelta(seconds=blocking_max or 30.0),
         ),
         use_cases=use_cases,
+        controls=controls,
+        logging=logging_config,
+        metrics=metrics,
+        supervision=supervision,
+    )
+
+
+_LOOPBACK_HOSTS = ("127.", "localhost", "[::1]", "::1")
+
+
+def tls_problem(url: str) -> str | None:
+    """Why a Dispatch API URL's TLS setting cannot work, or None.
+
+    The Dispatch client defaults to TLS and, against a plain server, never connects
+    while only logging. A loopback host is almost always the plain local service, so
+    a loopback URL must say `ssl=false` or name its own certificates.
+    """
+    parsed = urlsplit(url)
+    host = parsed.hostname or ""
+    query = parse_qs(parsed.query)
+    if not any(host.startswith(prefix) or host == prefix for prefix in _LOOPBACK_HOSTS):
+        return None
+    if "ssl" in query or "ssl_root_certificates_path" in query:
+        return None
+    return (
+        "a loopback URL with TLS left on (the default); a plain local server needs "
+        "'?ssl=false', a TLS one '?ssl_root_certificates_path=CA.pem'"
     )
 
 
@@ -271,11 +438,26 @@ def _read_key(
 ) -> str | None:
     key_file = dispatch.get("key_file")
     if key_file is None:
+        credentials = environ.get("CREDENTIALS_DIRECTORY", "")
+        if credentials:
+            credential = Path(credentials) / KEY_CREDENTIAL
+            try:
+                key = credential.read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                key = ""
+            except OSError as error:
+                reader.problems.append(
+                    f"dispatch.key_file: missing, and the credential {str(credential)!r} "
+                    f"cannot be read: {error.strerror}"
+                )
+                return None
+            if key:
+                return key
         key = environ.get(KEY_ENVIRONMENT_VARIABLE, "").strip()
         if not key:
             reader.problems.append(
-                f"dispatch.key_file: missing; expected a file holding the API key (or set "
-                f"{KEY_ENVIRONMENT_VARIABLE})"
+                f"dispatch.key_file: missing; expected a file holding the API key (or a "
+                f"systemd credential {KEY_CREDENTIAL!r}, or {KEY_ENVIRONMENT_VARIABLE} set)"
             )
             return None
         return key
@@ -330,17 +512,133 @@ def _resolutions(reader: Reader, power: Mapping[str, Any]) -> dict[int, float]:
     return resolutions
 
 
+def _controls(reader: Reader, table: Mapping[str, Any]) -> ControlsConfig:
+    path = "controls"
+    reader.unknown_keys(table, {"mode", "excluded_batteries", "power_limit"}, path)
+    mode = reader.value(
+        table,
+        "mode",
+        path,
+        lambda r: r if r in ("control", "observe") else None,
+        "'control' or 'observe'",
+        default="control",
+    )
+    excluded = reader.value(
+        table,
+        "excluded_batteries",
+        path,
+        lambda r: (
+            frozenset(r)
+            if isinstance(r, list) and all(_positive_int(i) is not None for i in r)
+            else None
+        ),
+        "a list of battery ids (integers > 0)",
+        default=frozenset(),
+    )
+    limit = reader.value(
+        table,
+        "power_limit",
+        path,
+        checked(read_power, lambda w: w >= 0),
+        "a power >= 0 (W, or with a unit like '500 kW')",
+        default=None,
+    )
+    return ControlsConfig(
+        mode="observe" if mode == "observe" else "control",
+        excluded_batteries=excluded or frozenset(),
+        power_limit_w=limit,
+    )
+
+
+def _level(raw: object) -> str | None:
+    return raw.lower() if isinstance(raw, str) and raw.lower() in LOG_LEVELS else None
+
+
+def _logging(reader: Reader, table: Mapping[str, Any]) -> LoggingConfig:
+    path = "logging"
+    reader.unknown_keys(table, {"level", "levels"}, path)
+    level = reader.value(table, "level", path, _level, f"one of {list(LOG_LEVELS)}", "info")
+    raw = table.get("levels", {})
+    levels: dict[str, str] = {}
+    if not isinstance(raw, dict):
+        reader.fail(join(path, "levels"), "a table of logger name = level", raw)
+    else:
+        for name, value in raw.items():
+            found = _level(value)
+            if found is None:
+                reader.fail(f"{path}.levels.{name}", f"one of {list(LOG_LEVELS)}", value)
+            else:
+                levels[name] = found
+    return LoggingConfig(level or "info", levels)
+
+
+def _metrics(reader: Reader, table: Mapping[str, Any]) -> MetricsConfig:
+    reader.unknown_keys(table, {"listen"}, "metrics")
+    raw = table.get("listen", DEFAULT_METRICS_LISTEN)
+    if raw == "":
+        return MetricsConfig(None)
+    try:
+        if not isinstance(raw, str):
+            raise ListenAddressError(f"expected HOST:PORT, got {raw!r}")
+        parse_listen(raw)
+    except ListenAddressError:
+        reader.fail("metrics.listen", "HOST:PORT (e.g. '127.0.0.1:9464'), or '' for off", raw)
+        return MetricsConfig()
+    return MetricsConfig(raw)
+
+
+def _supervision(reader: Reader, table: Mapping[str, Any]) -> SupervisionConfig:
+    path = "supervision"
+    reader.unknown_keys(
+        table, {"restart_initial", "restart_max", "restart_limit", "healthy_after"}, path
+    )
+    initial = reader.value(
+        table, "restart_initial", path, _seconds(0.01, 600), "seconds 0.01-600", default=1.0
+    )
+    longest = reader.value(
+        table, "restart_max", path, _seconds(0.01, 3600), "seconds 0.01-3600", default=60.0
+    )
+    limit = reader.value(
+        table,
+        "restart_limit",
+        path,
+        lambda r: v if (v := integer(r)) is not None and 0 <= v <= 1000 else None,
+        "an integer 0-1000",
+        default=5,
+    )
+    healthy = reader.value(
+        table, "healthy_after", path, _seconds(1, 86400), "seconds 1-86400", default=300.0
+    )
+    if initial is not None and longest is not None and longest < initial:
+        reader.fail(join(path, "restart_max"), f"at least restart_initial ({initial:g} s)", longest)
+    return SupervisionConfig(
+        timedelta(seconds=initial or 1.0),
+        timedelta(seconds=longest or 60.0),
+        5 if limit is None else limit,
+        timedelta(seconds=healthy or 300.0),
+    )
+
+
 def _use_cases(reader: Reader, raw: object) -> tuple[UseCaseConfig, ...]:
     if not isinstance(raw, list) or not raw:
         reader.fail("use_cases", "at least one [[use_cases]] table", raw)
         return ()
     found: list[UseCaseConfig] = []
+    names: set[str] = set()
     for index, item in enumerate(raw):
         path = f"use_cases[{index}]"
         if not isinstance(item, dict):
             reader.fail(path, "a table", item)
             continue
-        reader.unknown_keys(item, {"kind", "dispatch_types"}, path)
+        reader.unknown_keys(item, {"kind", "name", "dispatch_types"}, path)
+        name = reader.value(
+            item,
+            "name",
+            path,
+            lambda r: r if isinstance(r, str) and r.replace("_", "").isalnum() else None,
+            "a name of letters, digits and '_'",
+            default=None,
+        )
         kind = reader.value(
             item,
             "kind",
@@ -361,22 +659,25 @@ def _use_cases(reader: Reader, raw: object) -> tuple[UseCaseConfig, ...]:
             default=("BATTERY_POWER",),
         )
         if kind is not None and types is not None:
-            found.append(UseCaseConfig(kind, types))
+            name = name or f"{kind}_{index}"
+            if name in names:
+                reader.fail(join(path, "name"), "a name no other use case has", name)
+                continue
+            names.add(name)
+            found.append(UseCaseConfig(kind, types, name))
     return tuple(found)
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> ControllerConfig:
-    """Read and validate a configuration file.
+def load_config(
+    path: Path, environ: Mapping[str, str] | None = None, drop_ins: Path | None = None
+) -> ControllerConfig:
+    """Read and validate a configuration file and its drop-in directory.
+
+    See `config_files.load` (kept there: merging files is its own concern).
 
     Raises:
-        ConfigError: the file is missing, not TOML, or invalid.
+        ConfigError: a file is missing, not TOML, or the merged result is invalid.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(str(path), [f"cannot read the file: {error.strerror}"]) from error
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(path.name, [f"not valid TOML: {error}"]) from error
-    return parse_config(document, path.name, base_dir=path.parent, environ=environ)
+    from edge_controller.config_files import load
+
+    return load(path, environ=environ, drop_ins=drop_ins)

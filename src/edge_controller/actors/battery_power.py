@@ -21,11 +21,11 @@ from frequenz.client.common.microgrid.electrical_components import ElectricalCom
 from frequenz.client.dispatch.types import TargetCategories, TargetIds
 from frequenz.dispatch import Dispatch
 from frequenz.quantities import Power
-from frequenz.sdk.actor import Actor
 
 from edge_controller.dispatching.ownership import RunningDispatch, assign
 from edge_controller.dispatching.payload import PayloadError, parse_battery_power
 from edge_controller.messages import PowerRequest, Result, Success
+from edge_controller.supervision import SupervisedActor
 
 DEFAULT_DISPATCH_TYPE = "BATTERY_POWER"
 
@@ -64,7 +64,7 @@ def target_batteries(dispatch: Dispatch, site_batteries: frozenset[int]) -> froz
     return batteries
 
 
-class BatteryPowerActor(Actor):
+class BatteryPowerActor(SupervisedActor):
     """Executes BATTERY_POWER dispatches; see the module docstring."""
 
     def __init__(
@@ -94,6 +94,16 @@ class BatteryPowerActor(Actor):
         self._driving: dict[frozenset[int], tuple[int, float]] = {}
         self.counts: dict[str, int] = {}
         self._log = structlog.get_logger(__name__).bind(actor=name)
+
+    @property
+    def driving(self) -> dict[frozenset[int], float]:
+        """Battery sets this actor holds a target on now, with the watts asked."""
+        return {batteries: power_w for batteries, (_, power_w) in self._driving.items()}
+
+    @property
+    def running_dispatches(self) -> dict[int, float]:
+        """Dispatch ids running now, with the watts each asks (dry runs included)."""
+        return {i: d.power_w for i, d in self._running.items()}
 
     async def _run(self) -> None:
         async for selected in select(self._dispatches, self._results):

@@ -23,9 +23,9 @@ from frequenz.channels import Receiver, Sender, merge, select, selected_from
 from frequenz.channels.timer import SkipMissedAndDrift, Timer
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.dispatch import Deleted, Dispatch, Dispatcher, DispatchEvent
-from frequenz.sdk.actor import Actor
 
 from edge_controller.dispatching import cache
+from edge_controller.supervision import SupervisedActor
 
 
 class DispatchServiceUnreachableError(RuntimeError):
@@ -56,7 +56,7 @@ async def connect_dispatcher(
     return dispatcher
 
 
-class DispatchBroadcastingActor(Actor):
+class DispatchBroadcastingActor(SupervisedActor):
     """Forwards dispatch running-state changes to the actors of each dispatch type.
 
     It also guards against a gap in `frequenz-dispatch` 1.0: the library lists the

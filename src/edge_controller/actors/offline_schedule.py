@@ -18,10 +18,10 @@ import structlog
 from frequenz.channels import Sender
 from frequenz.client.dispatch.types import Dispatch as ClientDispatch
 from frequenz.dispatch import Dispatch
-from frequenz.sdk.actor import Actor
 
 from edge_controller.dispatching.cache import CachedSchedule
 from edge_controller.dispatching.offline import changes_at
+from edge_controller.supervision import SupervisedActor
 
 
 def withdrawn(dispatch: Dispatch) -> Dispatch:
@@ -30,7 +30,7 @@ def withdrawn(dispatch: Dispatch) -> Dispatch:
     return Dispatch(ClientDispatch(**fields), deleted=True)
 
 
-class OfflineScheduleActor(Actor):
+class OfflineScheduleActor(SupervisedActor):
     """Feeds the use cases from the cached schedule; see the module docstring."""
 
     def __init__(

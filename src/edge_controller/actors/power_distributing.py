@@ -22,6 +22,13 @@ avoids):
 - A timeout or an API error marks the battery broken (growing blocking time); an
   OUT_OF_RANGE refusal does not.
 - Time comes from the project's `Clock`, so tests leap minutes with a manual clock.
+- Operator controls (`reconfigure`, applied live): in `observe` mode every plan is
+  made and logged (`observe_only`) but nothing is sent — entering it releases the
+  running targets to 0 W once, so nothing is left running unattended; excluded
+  batteries are left out of every plan (their inverters get 0 W once when excluded
+  while in use); the global power limit shrinks each target to what is left of it
+  after the other running targets (`power.controls.limit_target`), logged and
+  counted, and the full target comes back when the limit allows it.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import contextlib
 import dataclasses
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -40,9 +47,9 @@ import structlog
 from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
 from frequenz.client.microgrid import ApiClientError, OperationOutOfRange
 from frequenz.quantities import Power
-from frequenz.sdk.actor import Actor
 
 from edge_controller.clock import Clock, WallClock
+from edge_controller.config import ControlsConfig
 from edge_controller.messages import (
     Error,
     Ignored,
@@ -55,6 +62,7 @@ from edge_controller.messages import (
 )
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.telemetry import TelemetryCache
+from edge_controller.power.controls import limit_target
 from edge_controller.power.distribution import DistributionAlgorithm, SocBalancing
 from edge_controller.power.planning import (
     Availability,
@@ -65,6 +73,7 @@ from edge_controller.power.planning import (
     plan,
 )
 from edge_controller.power.status import BatteryStatus, BlockingTracker
+from edge_controller.supervision import SupervisedActor
 
 RETRY_INTERVAL = timedelta(seconds=2)
 """How soon a target that found no usable battery is tried again."""
@@ -96,7 +105,7 @@ class _Target:
     next_send: datetime
 
 
-class PowerDistributingActor(Actor):
+class PowerDistributingActor(SupervisedActor):
     """Distributes power requests over batteries; see the module docstring."""
 
     def __init__(
@@ -111,14 +120,17 @@ class PowerDistributingActor(Actor):
         keepalive_interval: timedelta = timedelta(seconds=15),
         blocking: BlockingTracker | None = None,
         tick: timedelta = timedelta(seconds=0.2),
+        controls: ControlsConfig | None = None,
+        on_command: Callable[[float, bool], None] | None = None,
+        on_result: Callable[[Result], None] | None = None,
         name: str = "power_distributing",
     ) -> None:
-        """Wire the actor; `resolutions_w` gives inverter resolutions (default 1 W)."""
+        """Wire the actor; `resolutions_w` gives inverter resolutions (default 1 W).
+
+        `on_command(seconds, ok)` is told how long each inverter command took (metrics).
+        """
         super().__init__(name=name)
-        if not timedelta(seconds=10) <= command_lifetime <= timedelta(seconds=900):
-            raise ValueError(f"command_lifetime must be 10-900 s, got {command_lifetime}")
-        if keepalive_interval >= command_lifetime:
-            raise ValueError("keepalive_interval must be shorter than command_lifetime")
+        _check_timing(command_lifetime, keepalive_interval)
         self._requests = requests
         self._microgrid = microgrid
         self._clock: Clock = clock or WallClock()
@@ -127,6 +139,11 @@ class PowerDistributingActor(Actor):
         self._lifetime = command_lifetime
         self._keepalive = keepalive_interval
         self._blocking = blocking or BlockingTracker()
+        self._controls = controls or ControlsConfig()
+        self._on_command = on_command
+        self._on_result = on_result
+        self.counts: dict[str, int] = {}
+        """Plans limited by the power limit, observe-only plans, releases, ..."""
         self._tick_s = tick.total_seconds()
         self._targets: dict[frozenset[int], _Target] = {}
         self._pending: deque[PowerRequest] = deque()
@@ -139,6 +156,99 @@ class PowerDistributingActor(Actor):
             name=f"{name}_battery_status", resend_latest=True, limit=1, warn_on_overflow=False
         )
         self._log = structlog.get_logger(__name__).bind(actor=name)
+
+    # ------------------------------------------------------------- live settings
+
+    @property
+    def controls(self) -> ControlsConfig:
+        """The operator controls in force."""
+        return self._controls
+
+    @property
+    def targets(self) -> dict[frozenset[int], float]:
+        """Running targets: watts asked per battery set (before any power limit)."""
+        return {b: t.request.power.as_watts() for b, t in self._targets.items()}
+
+    async def reconfigure(
+        self,
+        *,
+        algorithm: DistributionAlgorithm | None = None,
+        resolutions_w: Mapping[int, float] | None = None,
+        command_lifetime: timedelta | None = None,
+        keepalive_interval: timedelta | None = None,
+        blocking_initial: timedelta | None = None,
+        blocking_max: timedelta | None = None,
+        controls: ControlsConfig | None = None,
+    ) -> None:
+        """Take new settings while running; every running target is re-planned at once.
+
+        Raises:
+            ValueError: inconsistent timing (nothing is changed then).
+        """
+        lifetime = command_lifetime or self._lifetime
+        keepalive = keepalive_interval or self._keepalive
+        _check_timing(lifetime, keepalive)
+        self._lifetime, self._keepalive = lifetime, keepalive
+        if algorithm is not None:
+            self._algorithm = algorithm
+        if resolutions_w is not None:
+            self._resolutions = dict(resolutions_w)
+        if blocking_initial is not None:
+            self._blocking.initial_block = blocking_initial
+        if blocking_max is not None:
+            self._blocking.max_block = blocking_max
+        if controls is not None and controls != self._controls:
+            await self._change_controls(controls)
+        now = self._clock.now()
+        for target in self._targets.values():
+            target.next_send = now
+
+    async def _change_controls(self, controls: ControlsConfig) -> None:
+        old, self._controls = self._controls, controls
+        in_use = frozenset().union(*self._targets) if self._targets else frozenset()
+        release: set[int] = set()
+        if controls.mode == "observe" and old.mode == "control":
+            release |= in_use
+        newly_excluded = (controls.excluded_batteries - old.excluded_batteries) & in_use
+        if old.mode == "control":
+            release |= newly_excluded
+        self._log.warning(
+            "controls_changed",
+            mode=controls.mode,
+            excluded_batteries=sorted(controls.excluded_batteries),
+            power_limit_w=controls.power_limit_w,
+            releasing=sorted(release) or None,
+        )
+        if release:
+            await self._release(release)
+
+    async def _release(self, batteries: frozenset[int] | set[int]) -> None:
+        """Command 0 W to the inverters of `batteries`, come what may (logged)."""
+        pairs = self._microgrid.pairs
+        inverters = sorted({pairs.inverter_of(b) for b in batteries})
+        timeout_s = min(5.0, self._keepalive.total_seconds())
+        for inverter_id in inverters:
+            try:
+                await self._timed_set_power(inverter_id, 0.0, timeout_s)
+            except (ApiClientError, TimeoutError, OSError) as error:
+                self._log.warning("release_failed", inverter=inverter_id, error=repr(error))
+        self._count("releases")
+
+    async def _timed_set_power(self, inverter_id: int, power_w: float, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        ok = False
+        try:
+            await self._microgrid.set_power(
+                inverter_id, power_w, timeout_s=timeout_s, lifetime=self._lifetime
+            )
+            ok = True
+        finally:
+            if self._on_command is not None:
+                self._on_command(loop.time() - began, ok)
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
 
     # ------------------------------------------------------------- channels
 
@@ -218,7 +328,32 @@ class PowerDistributingActor(Actor):
             return
         now = self._clock.now()
         units = self._units(request, now)
-        target_w = request.power.as_watts()
+        excluded = self._controls.excluded_batteries
+        if excluded:
+            kept = [u for u in units if not u.battery_ids & excluded]
+            if len(kept) < len(units):
+                log.debug(
+                    "excluded_by_operator",
+                    inverters=[u.inverter_id for u in units if u not in kept],
+                )
+            units = kept
+        target_w = limit_target(
+            request.power.as_watts(),
+            (
+                t.request.power.as_watts()
+                for b, t in self._targets.items()
+                if b != request.batteries
+            ),
+            self._controls.power_limit_w,
+        )
+        if target_w != request.power.as_watts():
+            self._count("power_limited")
+            log.warning(
+                "power_limited",
+                requested_w=request.power.as_watts(),
+                allowed_w=target_w,
+                power_limit_w=self._controls.power_limit_w,
+            )
         decided = plan(
             target_w,
             units,
@@ -245,6 +380,20 @@ class PowerDistributingActor(Actor):
             return
         if not keepalive:
             self._take_over(request)
+        if self._controls.mode == "observe":
+            self._targets[request.batteries] = _Target(request, now + self._keepalive)
+            self._count("observed")
+            if not keepalive:
+                await self._publish(
+                    Success(
+                        request,
+                        Power.from_watts(sum(decided.commands.values())),
+                        frozenset().union(*(u.battery_ids for u in units)),
+                        Power.from_watts(decided.excess_w),
+                    )
+                )
+            log.info("observe_only", target_w=target_w, would_command_w=decided.commands)
+            return
         outcome = await self._send(request, decided, units)
         # After a failure, re-plan at once: the failed batteries are now blocked and a
         # silent inverter still delivering is counted, so the others make up the rest.
@@ -371,9 +520,7 @@ class PowerDistributingActor(Actor):
 
         async def one(inverter_id: int, power_w: float) -> tuple[int, float, BaseException | None]:
             try:
-                await self._microgrid.set_power(
-                    inverter_id, power_w, timeout_s=timeout_s, lifetime=self._lifetime
-                )
+                await self._timed_set_power(inverter_id, power_w, timeout_s)
             except (ApiClientError, TimeoutError, OSError) as error:
                 return inverter_id, power_w, error
             return inverter_id, power_w, None
@@ -407,6 +554,8 @@ class PowerDistributingActor(Actor):
         return outcome
 
     async def _publish(self, result: Result) -> None:
+        if self._on_result is not None:
+            self._on_result(result)
         await self._result_sender(result.request.namespace).send(result)
 
     async def _publish_status(self, now: datetime) -> None:
@@ -414,6 +563,13 @@ class PowerDistributingActor(Actor):
         battery_ids = self._microgrid.pairs.battery_ids
         fresh = [b for b in battery_ids if cache.battery(b, now) is not None]
         await self._status_sender.send(self._blocking.status(battery_ids, fresh, now))
+
+
+def _check_timing(command_lifetime: timedelta, keepalive_interval: timedelta) -> None:
+    if not timedelta(seconds=10) <= command_lifetime <= timedelta(seconds=900):
+        raise ValueError(f"command_lifetime must be 10-900 s, got {command_lifetime}")
+    if keepalive_interval >= command_lifetime:
+        raise ValueError("keepalive_interval must be shorter than command_lifetime")
 
 
 @dataclass
