@@ -35,7 +35,7 @@ from edge_controller.actors.dispatch_broadcasting import (
 )
 from edge_controller.actors.offline_schedule import OfflineScheduleActor
 from edge_controller.actors.power_distributing import PowerDistributingActor
-from edge_controller.clock import Clock
+from edge_controller.clock import Clock, WallClock
 from edge_controller.config import ControllerConfig, UseCaseConfig
 from edge_controller.config_changes import ConfigChanges, config_changes, in_force
 from edge_controller.dispatching import cache
@@ -61,8 +61,8 @@ class ControllerHooks:
     """An inverter command took this many seconds; ok or not."""
     on_result: Callable[[Result], None] | None = None
     """The distributor answered a request."""
-    on_restart: Callable[[str], None] | None = None
-    """This actor crashed and is being restarted."""
+    on_restart: Callable[[str, float], None] | None = None
+    """This actor crashed and restarts after this many seconds."""
 
 
 class Controller:
@@ -159,6 +159,10 @@ class Controller:
             dispatch_types=sorted(self._routes()),
             mode=self.config.controls.mode,
         )
+
+    def clock_now(self) -> datetime:
+        """Now, on the controller's clock (the wall clock unless one was injected)."""
+        return (self._clock or WallClock()).now()
 
     @property
     def failed(self) -> asyncio.Future[str]:

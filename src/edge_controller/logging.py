@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from typing import Literal
 
 import structlog
@@ -27,15 +28,42 @@ def choose_format(requested: LogFormat = "auto") -> Literal["json", "console"]:
     return "console"
 
 
+_overridden: set[str] = set()
+
+
+def apply_levels(level: str, levels: Mapping[str, str]) -> None:
+    """Set the default level and per-logger levels; earlier overrides are undone.
+
+    Called at start and on every configuration edit: levels change live, because
+    structlog hands each event to the standard-library logger, which checks its
+    level at call time.
+
+    Raises:
+        ValueError: for an unknown level name (the configuration validates first).
+    """
+    logging.getLogger().setLevel(_numeric(level))
+    for name in _overridden - set(levels):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    for name, value in levels.items():
+        logging.getLogger(name).setLevel(_numeric(value))
+    _overridden.clear()
+    _overridden.update(levels)
+
+
+def _numeric(level: str) -> int:
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"--log-level: expected one of debug, info, warning, error, got {level!r}")
+    return numeric
+
+
 def configure(level: str = "info", log_format: LogFormat = "auto") -> None:
     """Configure structlog and the standard library for this process.
 
     Raises:
         ValueError: for an unknown level name.
     """
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        raise ValueError(f"--log-level: expected one of debug, info, warning, error, got {level!r}")
+    numeric = _numeric(level)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

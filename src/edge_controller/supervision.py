@@ -66,19 +66,19 @@ class SupervisedActor(Actor):
     """An `Actor` whose crashes are restarted under a `RestartPolicy`.
 
     Replaces the SDK's restart loop (`Actor._run_loop`, a private method of
-    frequenz-sdk 1.0.0rc2214 — re-check on upgrade). `on_restart(name)` is called for
-    each restart (metrics), `on_give_up(name, error)` when the policy is exhausted.
+    frequenz-sdk 1.0.0rc2214 — re-check on upgrade). `on_restart(name, wait_s)` is called
+    for each restart (metrics), `on_give_up(name, error)` when the policy is exhausted.
     """
 
     restart_policy: RestartPolicy = RestartPolicy()
-    on_restart: Callable[[str], None] | None = None
+    on_restart: Callable[[str, float], None] | None = None
     on_give_up: Callable[[str, BaseException], None] | None = None
 
     def supervise(
         self,
         policy: RestartPolicy,
         *,
-        on_restart: Callable[[str], None] | None = None,
+        on_restart: Callable[[str, float], None] | None = None,
         on_give_up: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         """Set the restart policy and the callbacks (before `start`)."""
@@ -121,7 +121,7 @@ class SupervisedActor(Actor):
                     exc_info=True,
                 )
                 if self.on_restart is not None:
-                    self.on_restart(self.name)
+                    self.on_restart(self.name, wait_s)
                 await asyncio.sleep(wait_s)
                 continue
             log.info("actor_finished")

@@ -10,8 +10,6 @@ a second or two ahead and short polls — never long sleeps.
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -161,45 +159,6 @@ async def test_a_bad_payload_is_rejected_and_another_dispatch_keeps_running(site
     assert site.power(40) == 0.0
     counts = site.controller.use_cases[0].counts
     assert counts.get("rejected") == 1
-
-
-async def test_the_controller_as_a_process_runs_a_dispatch_and_releases_on_sigterm(
-    example_site: SiteSpec, tmp_path: Path
-) -> None:
-    (tmp_path / "key").write_text(KEY)
-    async with (
-        SimulatorServer(example_site) as sim,
-        DispatchServer(tmp_path / "dispatches.db", keys=frozenset({KEY})) as dispatch,
-    ):
-        config = tmp_path / "controller.toml"
-        config.write_text(
-            f'[microgrid]\nurl = "{sim.url}"\n'
-            f'[dispatch]\nurl = "{dispatch.url}"\nmicrogrid_id = 1\nkey_file = "key"\n'
-            '[[use_cases]]\nkind = "battery_power"\n'
-        )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "edge_controller.cli",
-            "--log-format",
-            "json",
-            "run",
-            "--config",
-            str(config),
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            await stream_connected(dispatch, 20)
-            await create_now(dispatch.url, 21, -60_000.0)
-            await power_reaches(sim, 20, -60_000, 10)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(process.wait(), 20) == 0
-        assert sim.model.ac_power_w(20) == 0.0  # released on the way out
-        assert process.stderr is not None
-        logs = (await process.stderr.read()).decode()
-        assert '"event": "controller_stopped"' in logs
-        assert KEY not in logs
 
 
 async def test_a_recurring_dispatch_runs_its_next_occurrence(site: Site) -> None:

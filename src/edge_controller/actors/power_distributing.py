@@ -558,11 +558,16 @@ class PowerDistributingActor(SupervisedActor):
             self._on_result(result)
         await self._result_sender(result.request.namespace).send(result)
 
-    async def _publish_status(self, now: datetime) -> None:
+    def battery_status(self, now: datetime | None = None) -> BatteryStatus:
+        """Which batteries are usable now: working, uncertain (stale), else blocked."""
+        now = self._clock.now() if now is None else now
         cache = self._microgrid.cache
         battery_ids = self._microgrid.pairs.battery_ids
         fresh = [b for b in battery_ids if cache.battery(b, now) is not None]
-        await self._status_sender.send(self._blocking.status(battery_ids, fresh, now))
+        return self._blocking.status(battery_ids, fresh, now)
+
+    async def _publish_status(self, now: datetime) -> None:
+        await self._status_sender.send(self.battery_status(now))
 
 
 def _check_timing(command_lifetime: timedelta, keepalive_interval: timedelta) -> None:
