@@ -14,6 +14,7 @@ from frequenz.client.microgrid import MicrogridApiClient
 from edge_controller.clock import ManualClock
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import SiteSpec, load_site
+from tests.harness import Site, running_site
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_SITE = ROOT / "config" / "sim-site.toml"
@@ -36,6 +37,13 @@ def component_id(value: int) -> ComponentId:
 @pytest.fixture
 def example_site() -> SiteSpec:
     return load_site(EXAMPLE_SITE)
+
+
+@pytest.fixture
+async def site(example_site: SiteSpec, tmp_path: Path) -> AsyncIterator[Site]:
+    """The whole chain running: simulator, dispatch service, controller, client."""
+    async for running in running_site(example_site, tmp_path):
+        yield running
 
 
 @pytest.fixture

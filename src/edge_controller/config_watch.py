@@ -16,6 +16,7 @@ running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
@@ -57,10 +58,8 @@ class ConfigWatcher:
     async def run(self) -> None:
         """Poll until cancelled."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._forced.wait(), self._interval_s)
-            except TimeoutError:
-                pass
             forced = self._forced.is_set()
             self._forced.clear()
             now = fingerprint(self._path, self._drop_ins)

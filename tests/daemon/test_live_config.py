@@ -9,13 +9,12 @@ import dataclasses
 
 import pytest
 
-from edge_controller.config import ControlsConfig, UseCaseConfig
-from tests.e2e.test_dispatch_to_power import Site, site  # noqa: F401 (fixture)
+from edge_controller.config import ControllerConfig, ControlsConfig, UseCaseConfig
+from tests.harness import Site
 
 
-def with_controls(site: Site, **controls: object) -> object:
-    config = site.controller.config
-    return dataclasses.replace(config, controls=dataclasses.replace(ControlsConfig(), **controls))
+def with_controls(site: Site, controls: ControlsConfig) -> ControllerConfig:
+    return dataclasses.replace(site.controller.config, controls=controls)
 
 
 async def test_observe_mode_releases_what_runs_and_commands_nothing_until_control_returns(
@@ -23,7 +22,7 @@ async def test_observe_mode_releases_what_runs_and_commands_nothing_until_contro
 ) -> None:
     await site.create(-30_000.0, (21,), start="NOW")
     await site.until(lambda: site.power(20) == pytest.approx(-30_000, abs=100), "running")
-    await site.controller.apply(with_controls(site, mode="observe"))  # type: ignore[arg-type]
+    await site.controller.apply(with_controls(site, ControlsConfig(mode="observe")))
     await site.until(lambda: site.power(20) == 0.0, "released on entering observe")
     commands = site.sim.command_log.total
     await site.create(-40_000.0, (31,), start="NOW")
@@ -37,7 +36,7 @@ async def test_observe_mode_releases_what_runs_and_commands_nothing_until_contro
     )
     assert site.sim.command_log.total == commands  # nothing sent while observing
     assert site.power(30) == 0.0
-    await site.controller.apply(with_controls(site, mode="control"))  # type: ignore[arg-type]
+    await site.controller.apply(with_controls(site, ControlsConfig(mode="control")))
     await site.until(lambda: site.power(20) == pytest.approx(-30_000, abs=100), "resumed")
     await site.until(lambda: site.power(30) == pytest.approx(-40_000, abs=100), "resumed")
 
@@ -48,7 +47,7 @@ async def test_an_excluded_battery_is_released_and_the_others_carry_the_power(si
         lambda: site.power(10, 20, 30, 40) == pytest.approx(-200_000, abs=400), "running"
     )
     await site.controller.apply(
-        with_controls(site, excluded_batteries=frozenset({21}))  # type: ignore[arg-type]
+        with_controls(site, ControlsConfig(excluded_batteries=frozenset({21})))
     )
     await site.until(lambda: site.power(20) == 0.0, "the excluded battery is released")
     await site.until(
@@ -62,9 +61,9 @@ async def test_a_lower_power_limit_applies_at_once_and_lifting_it_restores_the_t
 ) -> None:
     await site.create(-120_000.0, (11, 21), start="NOW")
     await site.until(lambda: site.power(10, 20) == pytest.approx(-120_000, abs=200), "running")
-    await site.controller.apply(with_controls(site, power_limit_w=50_000.0))  # type: ignore[arg-type]
+    await site.controller.apply(with_controls(site, ControlsConfig(power_limit_w=50_000.0)))
     await site.until(lambda: site.power(10, 20) == pytest.approx(-50_000, abs=200), "limited")
-    await site.controller.apply(with_controls(site))  # type: ignore[arg-type]
+    await site.controller.apply(with_controls(site, ControlsConfig()))
     await site.until(lambda: site.power(10, 20) == pytest.approx(-120_000, abs=200), "restored")
 
 
