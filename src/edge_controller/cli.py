@@ -96,10 +96,26 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the controller (dispatches → batteries) until SIGINT/SIGTERM",
         description="Connect to the Microgrid API and the Dispatch API named in the "
-        "config, build the actor graph and run it. On SIGINT/SIGTERM every battery is "
-        "released (0 W) before exit.",
+        "config, build the actor graph and run it. Edits of the config (and its drop-in "
+        "directory) apply live; SIGHUP forces a re-read. On SIGINT/SIGTERM every battery "
+        "is released (0 W) before exit 0; exit 1 when start-up fails or an actor keeps "
+        "crashing, 2 for a bad config.",
+    )
+    check = commands.add_parser(
+        "check-config",
+        help="validate a controller config (and its drop-ins); exit 0 good, 1 bad",
+        description="Read the config like `run` does and list every problem with its "
+        "file and key path. Nothing is connected.",
     )
     run.add_argument("--config", type=Path, required=True, help="controller config (TOML)")
+    check.add_argument("config", type=Path, help="controller config (TOML)")
+    for command in (run, check):
+        command.add_argument(
+            "--drop-in-dir",
+            type=Path,
+            default=None,
+            help="drop-in directory, merged in name order (default: CONFIG.d beside it)",
+        )
     return parser
 
 
@@ -123,7 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "dispatch":
         return run_dispatch_command(args)
     if args.command == "run":
-        return _run_controller(args)
+        from edge_controller.daemon import run_daemon
+
+        return _run_async(
+            run_daemon(args.config, drop_ins=args.drop_in_dir, cli_log_level=args.log_level)
+        )
+    if args.command == "check-config":
+        return _check_config(args.config, args.drop_in_dir)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
@@ -182,34 +204,25 @@ def _run_dispatch_server(args: argparse.Namespace) -> int:
     return _serve("dispatch-server", server, (StartupError, ListenAddressError))
 
 
-def _run_controller(args: argparse.Namespace) -> int:
-    from frequenz.client.microgrid import ApiClientError
-
-    from edge_controller.actors.dispatch_broadcasting import DispatchServiceUnreachableError
-    from edge_controller.app import Controller
-    from edge_controller.config import ConfigError, load_config
-    from edge_controller.microgrid.graph import ComponentGraphError
+def _check_config(path: Path, drop_ins: Path | None) -> int:
+    from edge_controller.config import ConfigError
+    from edge_controller.config_files import load, sources
 
     try:
-        config = load_config(args.config)
+        config = load(path, drop_ins=drop_ins)
     except ConfigError as error:
-        print(f"edge-controller run: {error}", file=sys.stderr)
-        return 2
-
-    async def serve() -> int:
-        controller = Controller(config)
-        try:
-            await controller.start()
-        except (DispatchServiceUnreachableError, ComponentGraphError, ApiClientError) as error:
-            print(f"edge-controller run: {error}", file=sys.stderr)
-            return 1
-        try:
-            await _wait_for_signal()
-        finally:
-            await controller.stop()
-        return 0
-
-    return _run_async(serve())
+        print(f"{len(error.lines)} problem{'s' if len(error.lines) != 1 else ''}:")
+        for line in error.lines:
+            print(f"  {line}")
+        return 1
+    files = ", ".join(str(p) for p in sources(path, drop_ins))
+    print(f"ok: {files}")
+    print(
+        f"  microgrid {config.microgrid.url}; dispatch {config.dispatch.url} "
+        f"(microgrid {config.dispatch.microgrid_id}); mode {config.controls.mode}; "
+        f"use cases {[u.name for u in config.use_cases]}"
+    )
+    return 0
 
 
 async def _wait_for_signal() -> None:
