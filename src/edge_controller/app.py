@@ -48,6 +48,9 @@ from edge_controller.supervision import RestartPolicy, SupervisedActor
 
 _LOG = structlog.get_logger(__name__)
 
+RELEASE_TIMEOUT_S = 2.0
+"""The longest an inverter may take to acknowledge the 0 W release on stop."""
+
 
 def _algorithm(name: str) -> DistributionAlgorithm:
     return SocBalancing() if name == "soc_balancing" else Proportional()
@@ -462,7 +465,10 @@ class Controller:
             inverters = self.connection.pairs.inverter_ids
         except RuntimeError:
             return
-        timeout_s = self.config.power_distribution.request_timeout.total_seconds()
+        # Bounded so the whole stop fits systemd's and the daemon's stop budget.
+        timeout_s = min(
+            RELEASE_TIMEOUT_S, self.config.power_distribution.request_timeout.total_seconds()
+        )
         results = await asyncio.gather(
             *(self.connection.set_power(i, 0.0, timeout_s=timeout_s) for i in inverters),
             return_exceptions=True,

@@ -163,7 +163,9 @@ async def test_the_daemon_notifies_systemd_serves_metrics_takes_edits_and_releas
         # A bad edit is rejected with its file and key; the limit stays in force.
         (drop_ins / "60-typo.toml").write_text('[controls]\nmode = "obsrve"\n')
         rejected = await logs.wait_for("config_rejected")
-        assert any("60-typo.toml: controls.mode" in p for p in rejected["problems"])  # type: ignore[union-attr]
+        problems = rejected["problems"]
+        assert isinstance(problems, list)
+        assert any("60-typo.toml: controls.mode" in p for p in problems)
         assert sim.model.ac_power_w(20) == pytest.approx(-20_000, abs=100)
 
         # SIGHUP re-reads at once, e.g. after the typo is fixed and the limit removed.
