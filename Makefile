@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DURATION ?= 60
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck units unit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/edge-controller demo --duration $(DURATION)
 
-## test: ruff, mypy --strict and the whole pytest suite.
-test: lint typecheck unit
+## test: ruff, mypy --strict, the systemd unit check and the whole pytest suite.
+test: lint typecheck units unit
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
@@ -33,6 +33,10 @@ lint: $(VENV)/.installed-dev
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
+
+## units: systemd-analyze verify + security (exposure <= 2.0) on deploy/systemd/*.service.
+units: $(VENV)/.installed
+	.ci/check-units
 
 unit: $(VENV)/.installed-dev
 	$(BIN)/pytest
