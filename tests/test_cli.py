@@ -89,7 +89,7 @@ def test_demo_runs_a_dispatch_schedule_through_the_controller_and_summarises() -
     assert result.stdout.startswith("listening address=127.0.0.1:")
     summary = result.stdout.split("\nsummary\n", 1)[1]
     assert "rejected 1" in summary  # the malformed payload, while the others ran
-    assert "started 2" in summary
+    assert "started 3" in summary  # discharge, dry run, charge
     assert "0 outside their bounds" in summary
     socs = {
         name: (float(start), float(end))

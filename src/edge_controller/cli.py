@@ -72,10 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--command-log", type=Path, default=None, help="also append accepted commands (JSONL)"
     )
+    from edge_controller.dispatch_service.command import add_tls_arguments
+
+    add_tls_arguments(sim)  # --tls-cert FILE --tls-key FILE, as for dispatch-server
 
     demo = commands.add_parser(
         "demo",
         help="run the simulated site under a built-in power schedule and summarise",
+        description="Run the simulator, a local dispatch service and the controller under "
+        "a built-in schedule (discharge, dry run, charge); a live table on a terminal, "
+        "plain lines otherwise, then a summary. Ctrl-C stops it cleanly (exit 130).",
     )
     demo.add_argument(
         "--duration", type=_positive_float("--duration"), default=60.0, help="seconds (60)"
@@ -176,16 +182,20 @@ def _serve(command: str, server: _Server, startup_errors: tuple[type[Exception],
 
 
 def _run_sim(args: argparse.Namespace) -> int:
-    from edge_controller.serving import ListenAddressError
+    from edge_controller.serving import ListenAddressError, ServerTls, TlsFileError
     from edge_controller.sim.server import SimulatorServer
     from edge_controller.sim.site import SiteFileError, load_site
 
     try:
         site = load_site(args.site)
         server = SimulatorServer(
-            site, args.listen, speed=args.speed, command_log_path=args.command_log
+            site,
+            args.listen,
+            speed=args.speed,
+            command_log_path=args.command_log,
+            tls=ServerTls.from_flags(args.tls_cert, args.tls_key),
         )
-    except (SiteFileError, ListenAddressError) as error:
+    except (SiteFileError, ListenAddressError, TlsFileError) as error:
         print(f"edge-controller sim: {error}", file=sys.stderr)
         return 2
     return _serve("sim", server, (ListenAddressError,))
