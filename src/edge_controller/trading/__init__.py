@@ -1,0 +1,1 @@
+"""Our side of the market: building bids from forecasts, and the MarketBidActor."""
