@@ -97,8 +97,8 @@ async def test_start_pairs_every_inverter_with_its_battery(
 ) -> None:
     assert connection.pairs.as_dict() == {10: (11,), 20: (21,), 30: (31,), 40: (41,)}
     assert connection.grid_meter_id == 2
-    # one stream per battery and per battery inverter, nothing else
-    await streams_open(sim_server, 8)
+    # one stream per battery, per battery inverter and for the grid meter, nothing else
+    await streams_open(sim_server, 9)
 
 
 async def test_telemetry_reaches_the_cache(
@@ -197,13 +197,13 @@ async def test_a_dropped_stream_is_resumed_after_the_fault(
         BATTERY_A, FaultKind.DROP_STREAM, now=clock.now(), duration=timedelta(seconds=2)
     )
     sim_server.service.tick()
-    await streams_open(sim_server, 7)
+    await streams_open(sim_server, 8)
     clock.advance(3)  # the fault is over; the client retries after ~0.5 s
     resumed = await eventually(
         sim_server, fresh_battery(connection, clock, BATTERY_A), timeout_s=3.0
     )
     assert resumed.soc_pct == pytest.approx(50.0, abs=0.1)
-    await streams_open(sim_server, 8)
+    await streams_open(sim_server, 9)
 
 
 async def test_stop_ends_every_stream_and_is_idempotent(
@@ -215,7 +215,7 @@ async def test_stop_ends_every_stream_and_is_idempotent(
     with pytest.raises(NotStartedError):
         await connection.set_power(INVERTER_A, 0.0, timeout_s=1.0)
     await connection.start()
-    await streams_open(sim_server, 8)
+    await streams_open(sim_server, 9)
     await connection.stop()
     await streams_open(sim_server, 0)
     await connection.stop()
@@ -252,7 +252,7 @@ async def test_several_batteries_on_one_inverter_are_paired_together(clock: Manu
         MicrogridConnection(server.url, clock=clock) as connection,
     ):
         assert connection.pairs.as_dict() == {10: (11, 14), 12: (13,)}
-        await streams_open(server, 5)
+        await streams_open(server, 6)
         battery = await eventually(server, fresh_battery(connection, clock, 14))
         assert battery.capacity_wh == 20_000.0
 

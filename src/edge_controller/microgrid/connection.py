@@ -7,15 +7,18 @@
     await connection.start()            # lists the graph, pairs, opens the streams
     connection.pairs.as_dict()          # {10: (11,), 20: (21,), ...}
     connection.cache.battery(11, now)   # fresh telemetry, or None
+    connection.cache.meter(connection.grid_meter_id, now)   # grid power, + import
     await connection.set_power(10, -1000.0, timeout_s=2.0)   # W, + charges, − discharges
     await connection.stop()
 
 Characteristics:
 
-- One telemetry stream per battery (SoC, DC power, capacity) and per battery inverter
-  (AC active power), each read by its own task into the `TelemetryCache`. A stream
-  that fails is resumed by the client after `reconnect_interval_s` (plus up to
-  `reconnect_jitter_s`); meanwhile readings age and the cache reports them stale.
+- One telemetry stream per battery (SoC, DC power, capacity, state), per battery
+  inverter (AC active power, state) and for the grid meter when there is exactly one
+  (AC active power: + import, − export), each read by its own task into the
+  `TelemetryCache`. A stream that fails is resumed by the client after
+  `reconnect_interval_s` (plus up to `reconnect_jitter_s`); meanwhile readings age
+  and the cache reports them stale.
   A stream the server ends cleanly (status OK) is never resumed by client 0.18: it is
   logged as `telemetry_stream_ended`, and its component's readings go stale.
 - `set_power` gives up after `timeout_s` (the client's own deadline is a fixed 60 s)
@@ -46,9 +49,11 @@ from edge_controller.clock import Clock, WallClock
 from edge_controller.microgrid.from_client import (
     BATTERY_METRICS,
     INVERTER_METRICS,
+    METER_METRICS,
     battery_reading,
     graph_inputs,
     inverter_reading,
+    meter_reading,
 )
 from edge_controller.microgrid.graph import BatteryPairs, find_grid_meter, pair_batteries
 from edge_controller.microgrid.telemetry import Reading, TelemetryCache
@@ -123,7 +128,10 @@ class MicrogridConnection:
 
     @property
     def grid_meter_id(self) -> int | None:
-        """The meter directly below the grid connection point, if exactly one."""
+        """The meter directly below the grid connection point, if exactly one.
+
+        Its telemetry is streamed into the cache (`cache.meter(id, now)`) from `start()`.
+        """
         return self._grid_meter_id
 
     async def start(self) -> None:
@@ -158,6 +166,8 @@ class MicrogridConnection:
             self._subscribe(battery_id, BATTERY_METRICS, battery_reading)
         for inverter_id in pairs.inverter_ids:
             self._subscribe(inverter_id, INVERTER_METRICS, inverter_reading)
+        if self._grid_meter_id is not None:
+            self._subscribe(self._grid_meter_id, METER_METRICS, meter_reading)
         self._log.info(
             "microgrid_connected",
             pairs={str(k): list(v) for k, v in pairs.as_dict().items()},

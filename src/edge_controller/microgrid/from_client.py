@@ -2,7 +2,8 @@
 
 The only module besides `connection` that knows the client: components and
 connections become `GraphComponent`s and `(source, destination)` pairs; a telemetry
-message (`ComponentDataSamples`) becomes a `BatteryReading` or an `InverterReading`.
+message (`ComponentDataSamples`) becomes a `BatteryReading`, an `InverterReading` or
+a `MeterReading`.
 No I/O happens here, so the conversions are tested with hand-built client objects.
 """
 
@@ -31,6 +32,7 @@ from edge_controller.microgrid.telemetry import (
     BatteryReading,
     BoundEnds,
     InverterReading,
+    MeterReading,
     ranges_from_bounds,
     soc_window,
 )
@@ -39,6 +41,8 @@ BATTERY_METRICS = (Metric.BATTERY_SOC_PCT, Metric.DC_POWER, Metric.BATTERY_CAPAC
 """What the controller streams from a battery."""
 INVERTER_METRICS = (Metric.AC_POWER_ACTIVE,)
 """What the controller streams from a battery inverter."""
+METER_METRICS = (Metric.AC_POWER_ACTIVE,)
+"""What the controller streams from the grid meter."""
 
 
 def graph_component(component: Component) -> GraphComponent:
@@ -156,4 +160,20 @@ def inverter_reading(samples: ComponentDataSamples) -> InverterReading | None:
         bounds=ranges_from_bounds(_ends(power.bounds)),
         states=states,
         errors=errors,
+    )
+
+
+def meter_reading(samples: ComponentDataSamples) -> MeterReading | None:
+    """Read a meter's telemetry message; `None` if it holds no AC active power.
+
+    The value is kept as the API gives it (passive sign convention: + flows down
+    from the grid, i.e. import at the grid meter); a missing value reads as NaN.
+    """
+    power = _by_metric(samples, METER_METRICS).get(Metric.AC_POWER_ACTIVE)
+    if power is None:
+        return None
+    return MeterReading(
+        component_id=int(samples.component_id),
+        sampled_at=power.sampled_at,
+        power_w=_value(power),
     )

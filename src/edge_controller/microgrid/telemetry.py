@@ -1,8 +1,9 @@
 """Typed telemetry readings and the cache the controller reads them from.
 
-One reading is what one telemetry message says about one battery or one inverter.
-Values are floats in the API's units (W, Wh, %), passive sign convention (+ charges,
-− discharges). A value may be NaN: it means "unknown" and the reading is kept, so
+One reading is what one telemetry message says about one battery, one inverter or
+one meter. Values are floats in the API's units (W, Wh, %), passive sign convention
+(+ charges or consumes, − discharges or produces; at the grid meter + is import from
+the grid). A value may be NaN: it means "unknown" and the reading is kept, so
 the consumer decides (e.g. an actor replaces a battery's unknown bounds with its
 inverter's). Bounds keep the API's union form — a tuple of ranges whose union is
 allowed, an exclusion band showing as a gap — or are `None` when unknown.
@@ -14,6 +15,8 @@ that is fresh enough?"::
     cache.update(reading)                  # from the stream tasks
     cache.battery(11, now)                 # None if missing or older than 10 s
     cache.last_battery(11)                 # the latest, however old
+    cache.meter(2, now)                    # the grid meter, fresh or None
+    cache.battery(11, now).state           # ComponentState.READY, .ERROR, ...
 
 Pure: no client, no I/O; the conversion from the client's samples lives in
 `edge_controller.microgrid.from_client`.
@@ -25,11 +28,84 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from edge_controller.power.bounds import Range, merge
 
 BoundEnds = tuple[float | None, float | None]
 """A bound as the API gives it: `(lower, upper)`, `None` for a missing end."""
+
+
+class ComponentState(StrEnum):
+    """What a battery or an inverter says it is doing, collapsed to one value.
+
+    A state snapshot of the API carries a *set* of codes (`READY` with
+    `DISCHARGING`, `ERROR` with `RELAY_OPEN`, ...); the controller needs one answer
+    to "can I use it, and if not, why not?". `component_state` gives it, the worst
+    code winning: a component that says `ERROR` and `READY` at once is in error.
+
+    Only `READY`, `CHARGING` and `DISCHARGING` are working states (`is_working`).
+    `UNKNOWN` means no state was reported (or only codes that say nothing about
+    operation): it is not a reason to take a component out, staleness and failed
+    commands are judged elsewhere.
+    """
+
+    READY = "ready"
+    """Operational and idle (or no direction reported)."""
+    CHARGING = "charging"
+    """Operational, taking power."""
+    DISCHARGING = "discharging"
+    """Operational, giving power."""
+    SWITCHING_ON = "switching_on"
+    """On its way to a working state."""
+    STANDBY = "standby"
+    """Idle at 0 W until started (or, on some devices, until commanded)."""
+    SWITCHING_OFF = "switching_off"
+    """On its way to off."""
+    UNAVAILABLE = "unavailable"
+    """Temporarily cannot be operated (the device says so, e.g. during maintenance)."""
+    OFF = "off"
+    """Stopped: relays open."""
+    ERROR = "error"
+    """Faulted: refuses commands until the error is acknowledged."""
+    UNKNOWN = "unknown"
+    """No state reported."""
+
+    @property
+    def is_working(self) -> bool:
+        """Tell whether the component follows power commands in this state."""
+        return self in _WORKING
+
+
+_WORKING = frozenset({ComponentState.READY, ComponentState.CHARGING, ComponentState.DISCHARGING})
+
+_STATE_PRECEDENCE = (
+    ("ERROR", ComponentState.ERROR),
+    ("OFF", ComponentState.OFF),
+    ("UNAVAILABLE", ComponentState.UNAVAILABLE),
+    ("SWITCHING_OFF", ComponentState.SWITCHING_OFF),
+    ("STANDBY", ComponentState.STANDBY),
+    ("SWITCHING_ON", ComponentState.SWITCHING_ON),
+    ("DISCHARGING", ComponentState.DISCHARGING),
+    ("CHARGING", ComponentState.CHARGING),
+    ("READY", ComponentState.READY),
+)
+"""State code names, worst first: the first one present decides."""
+
+
+def component_state(codes: Iterable[str]) -> ComponentState:
+    """Collapse the state code names of one snapshot into one `ComponentState`.
+
+    The worst code present wins (ERROR, then OFF, UNAVAILABLE, SWITCHING_OFF,
+    STANDBY, SWITCHING_ON, DISCHARGING, CHARGING, READY), so a fault is never hidden
+    by a working code reported beside it. Codes that say nothing about operation
+    (`RELAY_CLOSED`, `UNRECOGNIZED_999`, ...) are ignored; none left → `UNKNOWN`.
+    """
+    present = frozenset(codes)
+    for name, state in _STATE_PRECEDENCE:
+        if name in present:
+            return state
+    return ComponentState.UNKNOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +115,8 @@ class BatteryReading:
     `bounds` is the DC power allowed (W, union of ranges), `None` when unknown;
     `soc_lower_pct`/`soc_upper_pct` the SoC window the battery may be used in.
     `states` and `errors` are names of the API's state and diagnostic codes
-    (`"READY"`, `"CHARGING"`, `"OVERTEMPERATURE"`, ...).
+    (`"READY"`, `"CHARGING"`, `"OVERTEMPERATURE"`, ...); `state` is what they add up
+    to (see `ComponentState`).
     """
 
     component_id: int
@@ -53,13 +130,22 @@ class BatteryReading:
     states: frozenset[str]
     errors: frozenset[str]
 
+    @property
+    def state(self) -> ComponentState:
+        """The battery's state in one value (`UNKNOWN` when no state was reported).
+
+        Derived from `states` rather than stored beside it, so the two cannot disagree.
+        """
+        return component_state(self.states)
+
 
 @dataclass(frozen=True, slots=True)
 class InverterReading:
     """An inverter's AC active power (W, may be NaN) and its bounds at `sampled_at`.
 
     `bounds` is the power it may be commanded to (union of ranges; 0 W is always
-    allowed besides), `None` when unknown.
+    allowed besides), `None` when unknown. `states`/`errors` as for batteries, `state`
+    what they add up to.
     """
 
     component_id: int
@@ -69,8 +155,30 @@ class InverterReading:
     states: frozenset[str]
     errors: frozenset[str]
 
+    @property
+    def state(self) -> ComponentState:
+        """The inverter's state in one value (`UNKNOWN` when no state was reported).
 
-Reading = BatteryReading | InverterReading
+        Derived from `states` rather than stored beside it, so the two cannot disagree.
+        """
+        return component_state(self.states)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterReading:
+    """A meter's AC active power (W, may be NaN) at `sampled_at`.
+
+    Passive sign convention: what flows down from the meter's parent counts +. At the
+    grid meter (the one right below the grid connection point) + is import from the
+    grid and − is export, which is what the site limits and peak shaving judge.
+    """
+
+    component_id: int
+    sampled_at: datetime
+    power_w: float
+
+
+Reading = BatteryReading | InverterReading | MeterReading
 
 
 def ranges_from_bounds(bounds: Iterable[BoundEnds]) -> tuple[Range, ...] | None:
@@ -107,10 +215,10 @@ def soc_window(bounds: Iterable[BoundEnds]) -> tuple[float, float]:
 
 
 class TelemetryCache:
-    """The latest reading of each battery and inverter, with a freshness rule.
+    """The latest reading of each battery, inverter and meter, with a freshness rule.
 
     A reading is fresh while its age (`now - sampled_at`) is at most `stale_after`;
-    strictly older, the `battery`/`inverter` queries return `None`, as if it were
+    strictly older, the `battery`/`inverter`/`meter` queries return `None`, as if it were
     missing. A reading older than the one already held is ignored (streams can
     deliver late). Nothing here raises on NaN values: they are stored as given.
     """
@@ -126,6 +234,7 @@ class TelemetryCache:
         self.stale_after = stale_after
         self._batteries: dict[int, BatteryReading] = {}
         self._inverters: dict[int, InverterReading] = {}
+        self._meters: dict[int, MeterReading] = {}
 
     def update(self, reading: Reading) -> None:
         """Store `reading` unless a newer one of the same component is already held."""
@@ -133,10 +242,14 @@ class TelemetryCache:
             battery = self._batteries.get(reading.component_id)
             if battery is None or battery.sampled_at <= reading.sampled_at:
                 self._batteries[reading.component_id] = reading
-        else:
+        elif isinstance(reading, InverterReading):
             inverter = self._inverters.get(reading.component_id)
             if inverter is None or inverter.sampled_at <= reading.sampled_at:
                 self._inverters[reading.component_id] = reading
+        else:
+            meter = self._meters.get(reading.component_id)
+            if meter is None or meter.sampled_at <= reading.sampled_at:
+                self._meters[reading.component_id] = reading
 
     def _fresh(self, reading: Reading | None, now: datetime) -> bool:
         return reading is not None and now - reading.sampled_at <= self.stale_after
@@ -151,6 +264,15 @@ class TelemetryCache:
         reading = self._inverters.get(component_id)
         return reading if self._fresh(reading, now) else None
 
+    def meter(self, component_id: int, now: datetime) -> MeterReading | None:
+        """Return the meter's reading if it is fresh at `now`, else `None`.
+
+        A site limit must not be judged on an old grid power: `None` here is what
+        sends the batteries to their safe power.
+        """
+        reading = self._meters.get(component_id)
+        return reading if self._fresh(reading, now) else None
+
     def last_battery(self, component_id: int) -> BatteryReading | None:
         """Return the battery's latest reading, however old (`None` if never seen)."""
         return self._batteries.get(component_id)
@@ -158,6 +280,10 @@ class TelemetryCache:
     def last_inverter(self, component_id: int) -> InverterReading | None:
         """Return the inverter's latest reading, however old (`None` if never seen)."""
         return self._inverters.get(component_id)
+
+    def last_meter(self, component_id: int) -> MeterReading | None:
+        """Return the meter's latest reading, however old (`None` if never seen)."""
+        return self._meters.get(component_id)
 
     def age(self, component_id: int, now: datetime) -> timedelta | None:
         """Return how old the component's latest reading is at `now` (`None` if none).
@@ -167,4 +293,6 @@ class TelemetryCache:
         reading: Reading | None = self._batteries.get(component_id)
         if reading is None:
             reading = self._inverters.get(component_id)
+        if reading is None:
+            reading = self._meters.get(component_id)
         return None if reading is None else now - reading.sampled_at
