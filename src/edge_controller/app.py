@@ -28,13 +28,16 @@ from frequenz.dispatch import Dispatch, Dispatcher
 from frequenz.quantities import Power
 
 from edge_controller.actors.battery_power import BatteryPowerActor
+from edge_controller.actors.component_recovery import ComponentRecoveryActor
 from edge_controller.actors.dispatch_broadcasting import (
     DispatchBroadcastingActor,
     DispatchServiceUnreachableError,
     connect_dispatcher,
 )
 from edge_controller.actors.offline_schedule import OfflineScheduleActor
+from edge_controller.actors.peak_shaving import PeakShavingActor
 from edge_controller.actors.power_distributing import PowerDistributingActor
+from edge_controller.actors.power_managing import PowerManagingActor, SiteAccess
 from edge_controller.clock import Clock, WallClock
 from edge_controller.config import ControllerConfig, UseCaseConfig
 from edge_controller.config_changes import ConfigChanges, config_changes, in_force
@@ -54,6 +57,10 @@ RELEASE_TIMEOUT_S = 2.0
 
 def _algorithm(name: str) -> DistributionAlgorithm:
     return SocBalancing() if name == "soc_balancing" else Proportional()
+
+
+UseCaseActor = BatteryPowerActor | PeakShavingActor
+"""The use-case actors the configuration can name (`[[use_cases]] kind`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +97,9 @@ class Controller:
         self._dispatcher: Dispatcher | None = None
         self.actors: list[SupervisedActor] = []
         self.power_distributing: PowerDistributingActor | None = None
-        self._use_cases: dict[str, tuple[BatteryPowerActor, UseCaseConfig]] = {}
+        self._use_cases: dict[str, tuple[UseCaseActor, UseCaseConfig]] = {}
+        self.power_managing: PowerManagingActor | None = None
+        self.recovery: ComponentRecoveryActor | None = None
         self._dispatch_senders: dict[str, Sender[Dispatch]] = {}
         self._requests: BroadcastSender[PowerRequest] | None = None
         self._offline_schedule: CachedSchedule | None = None
@@ -131,8 +140,16 @@ class Controller:
             raise
         requests, requests_in = BroadcastChannel[PowerRequest](name="power_requests")
         self._requests = requests
-        self.power_distributing = PowerDistributingActor(
+        to_distribute, to_distribute_in = BroadcastChannel[PowerRequest](name="power_distribution")
+        self.power_managing = PowerManagingActor(
             requests_in,
+            to_distribute,
+            SiteAccess(self.connection.pairs, self.connection.cache, self.connection.grid_meter_id),
+            grid=self.config.grid,
+            clock=self._clock,
+        )
+        self.power_distributing = PowerDistributingActor(
+            to_distribute_in,
             self.connection,
             clock=self._clock,
             algorithm=_algorithm(settings.algorithm),
@@ -147,7 +164,15 @@ class Controller:
         self._warn_unknown_resolutions(settings.resolutions_w)
         for use_case in self.config.use_cases:
             self._add_use_case(use_case)
-        self.actors = [self.power_distributing, *self.use_cases]
+        self.actors = [self.power_distributing, self.power_managing, *self.use_cases]
+        if self.config.recovery.enabled:
+            self.recovery = ComponentRecoveryActor(
+                self.connection,
+                self.power_distributing.set_out_of_service,
+                config=self.config.recovery,
+                clock=self._clock,
+            )
+            self.actors.append(self.recovery)
         self._offline_schedule = offline
         self._start_dispatch_source()
         for running in self.actors:
@@ -175,7 +200,7 @@ class Controller:
         return self._failed
 
     @property
-    def use_cases(self) -> list[BatteryPowerActor]:
+    def use_cases(self) -> list[UseCaseActor]:
         """The use-case actors running now, in configuration order."""
         return [actor for actor, _ in self._use_cases.values()]
 
@@ -189,24 +214,46 @@ class Controller:
                 battery_inverters=list(pairs.inverter_ids),
             )
 
-    def _add_use_case(self, use_case: UseCaseConfig) -> BatteryPowerActor:
+    def _add_use_case(self, use_case: UseCaseConfig) -> UseCaseActor:
         assert self.power_distributing is not None
         assert self._requests is not None
         pairs = self.connection.pairs
         name = use_case.name
         dispatches, dispatches_in = BroadcastChannel[Dispatch](name=f"{name}_dispatches")
-        actor = BatteryPowerActor(
-            dispatches_in,
-            self._requests.clone(),
-            self.power_distributing.new_result_receiver(name),
-            site_batteries=pairs.battery_ids,
-            battery_groups={
-                b: frozenset(pairs.batteries_of(pairs.inverter_of(b))) for b in pairs.battery_ids
-            },
-            namespace=name,
-            request_timeout=self.config.power_distribution.request_timeout,
-            name=name,
-        )
+        actor: UseCaseActor
+        if use_case.kind == "peak_shaving":
+            assert use_case.peak_shaving is not None
+            wanted = use_case.batteries or frozenset(pairs.battery_ids)
+            actor = PeakShavingActor(
+                dispatches_in,
+                self._requests.clone(),
+                self.power_distributing.new_result_receiver(name),
+                SiteAccess(pairs, self.connection.cache, self.connection.grid_meter_id),
+                options=use_case.peak_shaving,
+                batteries=frozenset().union(
+                    *(pairs.batteries_of(pairs.inverter_of(b)) for b in wanted)
+                ),
+                priority=use_case.priority,
+                grid=self.config.grid,
+                clock=self._clock,
+                request_timeout=self.config.power_distribution.request_timeout,
+                name=name,
+            )
+        else:
+            actor = BatteryPowerActor(
+                dispatches_in,
+                self._requests.clone(),
+                self.power_distributing.new_result_receiver(name),
+                site_batteries=pairs.battery_ids,
+                battery_groups={
+                    b: frozenset(pairs.batteries_of(pairs.inverter_of(b)))
+                    for b in pairs.battery_ids
+                },
+                namespace=name,
+                request_timeout=self.config.power_distribution.request_timeout,
+                priority=use_case.priority,
+                name=name,
+            )
         self._use_cases[name] = (actor, use_case)
         self._dispatch_senders[name] = dispatches
         return actor
@@ -276,6 +323,12 @@ class Controller:
             blocking_max=settings.blocking_max,
             controls=new.controls,
         )
+        if self.power_managing is not None:
+            await self.power_managing.reconfigure(new.grid)
+        if self.recovery is not None:
+            self.recovery.reconfigure(new.recovery)
+        elif new.recovery.enabled != old.recovery.enabled:
+            _LOG.warning("config_change_needs_restart", keys=["recovery.enabled"])
         self.config = in_force(old, new)
         for actor in self.actors:
             self._supervise(actor)

@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from edge_controller.microgrid.recovery import RecoveryConfig
 from edge_controller.serving import ListenAddressError, parse_listen
 from edge_controller.toml_reader import Reader, checked, integer, join, number, string
 from edge_controller.toml_reader import power as read_power
@@ -76,7 +77,7 @@ from edge_controller.toml_reader import power as read_power
 KEY_ENVIRONMENT_VARIABLE = "EDGE_CONTROLLER_DISPATCH_KEY"
 KEY_CREDENTIAL = "dispatch-key"
 """The credential name under systemd's `$CREDENTIALS_DIRECTORY` (`LoadCredential=`)."""
-USE_CASE_KINDS = ("battery_power",)
+USE_CASE_KINDS = ("battery_power", "peak_shaving")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 
@@ -159,6 +160,19 @@ class SupervisionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PeakShavingOptions:
+    """Settings of a `peak_shaving` use case (W, %); see `power/peak_shaving.py`."""
+
+    threshold_w: float | None = None
+    """Keep grid import at or below this; None: only while a PEAK_SHAVING dispatch runs."""
+    recharge_margin_w: float = 0.0
+    max_recharge_w: float | None = None
+    export_limit_w: float | None = None
+    soc_min_pct: float = 0.0
+    soc_max_pct: float = 100.0
+
+
+@dataclass(frozen=True, slots=True)
 class UseCaseConfig:
     """One use-case actor and the dispatch types it acts on."""
 
@@ -166,6 +180,22 @@ class UseCaseConfig:
     dispatch_types: tuple[str, ...]
     name: str = ""
     """Identity across live edits: a changed entry with the same name is replaced."""
+    priority: int = 0
+    """Higher wins when use cases want the same batteries (`power/priority.py`)."""
+    batteries: frozenset[int] = frozenset()
+    """The batteries a self-driven use case (peak shaving) uses; empty: all."""
+    peak_shaving: PeakShavingOptions | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GridConfig:
+    """The grid connection's limits, enforced between the use cases and the distributor."""
+
+    max_import_w: float | None = None
+    max_export_w: float | None = None
+    safe_power_w: float = 0.0
+    """Every battery target while the grid meter's data is stale or missing."""
+    stale_after: timedelta = timedelta(seconds=3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +211,8 @@ class ControllerConfig:
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
     supervision: SupervisionConfig = SupervisionConfig()
+    grid: GridConfig = GridConfig()
+    recovery: RecoveryConfig = RecoveryConfig()
 
 
 class ConfigError(ValueError):
@@ -212,6 +244,8 @@ SECTIONS = (
     "logging",
     "metrics",
     "supervision",
+    "grid",
+    "recovery",
     "use_cases",
 )
 
@@ -364,6 +398,8 @@ def parse_config(
     logging_config = _logging(reader, reader.table(document, "logging", ""))
     metrics = _metrics(reader, reader.table(document, "metrics", ""))
     supervision = _supervision(reader, reader.table(document, "supervision", ""))
+    grid = _grid(reader, reader.table(document, "grid", ""))
+    recovery = _recovery(reader, reader.table(document, "recovery", ""))
     if reader.problems:
         raise ConfigError(source, reader.problems, locate)
     # Every None above recorded a problem, so none is left here.
@@ -407,6 +443,8 @@ def parse_config(
         logging=logging_config,
         metrics=metrics,
         supervision=supervision,
+        grid=grid,
+        recovery=recovery,
     )
 
 
@@ -630,7 +668,9 @@ def _use_cases(reader: Reader, raw: object) -> tuple[UseCaseConfig, ...]:
         if not isinstance(item, dict):
             reader.fail(path, "a table", item)
             continue
-        reader.unknown_keys(item, {"kind", "name", "dispatch_types"}, path)
+        common = {"kind", "name", "dispatch_types", "priority", "batteries"}
+        kind_keys = _PEAK_SHAVING_KEYS if item.get("kind") == "peak_shaving" else set()
+        reader.unknown_keys(item, common | kind_keys, path)
         name = reader.value(
             item,
             "name",
@@ -656,16 +696,128 @@ def _use_cases(reader: Reader, raw: object) -> tuple[UseCaseConfig, ...]:
                 else None
             ),
             "a non-empty list of dispatch type names",
-            default=("BATTERY_POWER",),
+            default=("PEAK_SHAVING",) if kind == "peak_shaving" else ("BATTERY_POWER",),
         )
+        priority = reader.value(
+            item,
+            "priority",
+            path,
+            lambda r: v if (v := integer(r)) is not None and -1000 <= v <= 1000 else None,
+            "an integer -1000..1000 (higher wins)",
+            default=0,
+        )
+        batteries = reader.value(
+            item,
+            "batteries",
+            path,
+            lambda r: (
+                frozenset(r)
+                if isinstance(r, list) and all(_positive_int(i) is not None for i in r)
+                else None
+            ),
+            "a list of battery ids (empty: all)",
+            default=frozenset(),
+        )
+        shaving = _peak_shaving(reader, item, path) if kind == "peak_shaving" else None
         if kind is not None and types is not None:
             name = name or f"{kind}_{index}"
             if name in names:
                 reader.fail(join(path, "name"), "a name no other use case has", name)
                 continue
             names.add(name)
-            found.append(UseCaseConfig(kind, types, name))
+            found.append(
+                UseCaseConfig(
+                    kind,
+                    types,
+                    name,
+                    priority=priority or 0,
+                    batteries=batteries or frozenset(),
+                    peak_shaving=shaving,
+                )
+            )
     return tuple(found)
+
+
+_PEAK_SHAVING_KEYS = {
+    "threshold",
+    "recharge_margin",
+    "max_recharge",
+    "export_limit",
+    "soc_min",
+    "soc_max",
+}
+
+
+def _peak_shaving(reader: Reader, item: Mapping[str, Any], path: str) -> PeakShavingOptions:
+    non_negative = checked(read_power, lambda w: w >= 0)
+    expected = "a power >= 0 (W, or with a unit like '50 kW')"
+    percent = checked(number, lambda v: 0 <= v <= 100)
+    threshold = reader.value(
+        item, "threshold", path, read_power, "a power (W, or '600 kW')", default=None
+    )
+    margin = reader.value(item, "recharge_margin", path, non_negative, expected, default=0.0)
+    max_recharge = reader.value(item, "max_recharge", path, non_negative, expected, default=None)
+    export_limit = reader.value(item, "export_limit", path, non_negative, expected, default=None)
+    soc_min = reader.value(item, "soc_min", path, percent, "a SoC % 0-100", default=0.0)
+    soc_max = reader.value(item, "soc_max", path, percent, "a SoC % 0-100", default=100.0)
+    if soc_min is not None and soc_max is not None and soc_min >= soc_max:
+        reader.fail(join(path, "soc_max"), f"more than soc_min ({soc_min:g})", soc_max)
+    if threshold is not None and export_limit is not None and threshold < -export_limit:
+        reader.fail(
+            join(path, "threshold"), f"at least -export_limit ({-export_limit:g} W)", threshold
+        )
+    return PeakShavingOptions(
+        threshold_w=threshold,
+        recharge_margin_w=margin or 0.0,
+        max_recharge_w=max_recharge,
+        export_limit_w=export_limit,
+        soc_min_pct=soc_min or 0.0,
+        soc_max_pct=100.0 if soc_max is None else soc_max,
+    )
+
+
+def _grid(reader: Reader, table: Mapping[str, Any]) -> GridConfig:
+    path = "grid"
+    reader.unknown_keys(table, {"max_import", "max_export", "safe_power", "stale_after"}, path)
+    non_negative = checked(read_power, lambda w: w >= 0)
+    expected = "a power >= 0 (W, or with a unit like '800 kW')"
+    max_import = reader.value(table, "max_import", path, non_negative, expected, default=None)
+    max_export = reader.value(table, "max_export", path, non_negative, expected, default=None)
+    safe = reader.value(table, "safe_power", path, read_power, "a power (W)", default=0.0)
+    stale = reader.value(
+        table, "stale_after", path, _seconds(0.5, 600), "seconds 0.5-600", default=3.0
+    )
+    return GridConfig(max_import, max_export, safe or 0.0, timedelta(seconds=stale or 3.0))
+
+
+def _recovery(reader: Reader, table: Mapping[str, Any]) -> RecoveryConfig:
+    path = "recovery"
+    reader.unknown_keys(table, {"enabled", "initial_backoff", "max_backoff", "max_attempts"}, path)
+    enabled = reader.value(
+        table, "enabled", path, lambda r: r if isinstance(r, bool) else None, "true or false", True
+    )
+    initial = reader.value(
+        table, "initial_backoff", path, _seconds(0.1, 600), "seconds 0.1-600", default=2.0
+    )
+    longest = reader.value(
+        table, "max_backoff", path, _seconds(0.1, 3600), "seconds 0.1-3600", default=60.0
+    )
+    attempts = reader.value(
+        table,
+        "max_attempts",
+        path,
+        lambda r: v if (v := integer(r)) is not None and 1 <= v <= 100 else None,
+        "an integer 1-100",
+        default=5,
+    )
+    if initial is not None and longest is not None and longest < initial:
+        reader.fail(join(path, "max_backoff"), f"at least initial_backoff ({initial:g} s)", longest)
+    return RecoveryConfig(
+        enabled=enabled is not False,
+        initial_backoff=timedelta(seconds=initial or 2.0),
+        max_backoff=timedelta(seconds=longest or 60.0),
+        max_attempts=attempts or 5,
+    )
 
 
 def load_config(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from edge_controller.config import ControllerConfig, UseCaseConfig
 
-LIVE_SECTIONS = ("power_distribution", "controls", "logging", "supervision")
+LIVE_SECTIONS = ("power_distribution", "controls", "logging", "supervision", "grid", "recovery")
 RESTART_SECTIONS = ("microgrid", "dispatch", "metrics")
 
 

@@ -30,6 +30,8 @@ class PowerRequest:
     """Clamp a target outside the bounds to them (else answer OutOfBounds)."""
     include_broken_batteries: bool = False
     """Spread what the working batteries cannot take over the broken ones (clamped)."""
+    priority: int = 0
+    """Between use cases wanting the same batteries, higher wins (`power/priority.py`)."""
 
 
 @dataclass(frozen=True, slots=True)

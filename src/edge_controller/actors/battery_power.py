@@ -77,6 +77,7 @@ class BatteryPowerActor(SupervisedActor):
         battery_groups: Mapping[int, frozenset[int]] | None = None,
         namespace: str = "battery_power",
         request_timeout: timedelta = timedelta(seconds=5),
+        priority: int = 0,
         name: str = "battery_power",
     ) -> None:
         """Wire the actor to its dispatches, the distributor's requests and results."""
@@ -90,6 +91,7 @@ class BatteryPowerActor(SupervisedActor):
         self._groups = dict(battery_groups or {})
         self._namespace = namespace
         self._request_timeout = request_timeout
+        self._priority = priority
         self._running: dict[int, RunningDispatch] = {}
         self._driving: dict[frozenset[int], tuple[int, float]] = {}
         self.counts: dict[str, int] = {}
@@ -191,6 +193,7 @@ class BatteryPowerActor(SupervisedActor):
                 Power.from_watts(power_w),
                 batteries,
                 request_timeout=self._request_timeout,
+                priority=self._priority,
             )
         )
         self._count("requests")

@@ -140,6 +140,7 @@ class PowerDistributingActor(SupervisedActor):
         self._keepalive = keepalive_interval
         self._blocking = blocking or BlockingTracker()
         self._controls = controls or ControlsConfig()
+        self._out_of_service: frozenset[int] = frozenset()
         self._on_command = on_command
         self._on_result = on_result
         self.counts: dict[str, int] = {}
@@ -199,6 +200,21 @@ class PowerDistributingActor(SupervisedActor):
             self._blocking.max_block = blocking_max
         if controls is not None and controls != self._controls:
             await self._change_controls(controls)
+        now = self._clock.now()
+        for target in self._targets.values():
+            target.next_send = now
+
+    def set_out_of_service(self, batteries: frozenset[int]) -> None:
+        """Leave `batteries` out of every plan (component recovery); re-plan at once.
+
+        Unlike the operator's exclusion nothing is released: a battery in ERROR or
+        STANDBY does not follow commands anyway, and its inverter gets 0 W as part of
+        the plans it is left out of.
+        """
+        if batteries == self._out_of_service:
+            return
+        self._log.warning("out_of_service", batteries=sorted(batteries))
+        self._out_of_service = batteries
         now = self._clock.now()
         for target in self._targets.values():
             target.next_send = now
@@ -328,7 +344,7 @@ class PowerDistributingActor(SupervisedActor):
             return
         now = self._clock.now()
         units = self._units(request, now)
-        excluded = self._controls.excluded_batteries
+        excluded = self._controls.excluded_batteries | self._out_of_service
         if excluded:
             kept = [u for u in units if not u.battery_ids & excluded]
             if len(kept) < len(units):

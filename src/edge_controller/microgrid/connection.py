@@ -240,6 +240,49 @@ class MicrogridConnection:
 
     # ------------------------------------------------------------- control
 
+    async def ack_error(self, component_id: int, *, timeout_s: float = 5.0) -> None:
+        """Acknowledge a component's error (AckElectricalComponentError).
+
+        Client 0.18 does not wrap this RPC: it is called through the generated stub.
+
+        Raises:
+            TimeoutError: no answer within `timeout_s`.
+            ApiClientError: the server refused or failed.
+            NotStartedError: before `start()`.
+        """
+        await self._state_call(
+            "AckElectricalComponentError",
+            microgrid_pb2.AckElectricalComponentErrorRequest(electrical_component_id=component_id),
+            timeout_s,
+        )
+
+    async def start_component(self, component_id: int, *, timeout_s: float = 5.0) -> None:
+        """Start a component (StartElectricalComponent), e.g. out of standby.
+
+        Raises:
+            TimeoutError: no answer within `timeout_s`.
+            ApiClientError: the server refused or failed.
+            NotStartedError: before `start()`.
+        """
+        await self._state_call(
+            "StartElectricalComponent",
+            microgrid_pb2.StartElectricalComponentRequest(electrical_component_id=component_id),
+            timeout_s,
+        )
+
+    async def _state_call(self, operation: str, request: object, timeout_s: float) -> None:
+        client = self._client
+        if client is None:
+            raise NotStartedError("the microgrid connection is not started")
+        method = getattr(client.stub, operation)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await method(request, timeout=timeout_s)
+        except AioRpcError as error:
+            raise ApiClientError.from_grpc_error(
+                server_url=self.url, operation=operation, grpc_error=error
+            ) from error
+
     async def set_power(
         self,
         inverter_id: int,

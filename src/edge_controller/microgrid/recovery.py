@@ -317,6 +317,12 @@ class RecoveryTracker:
         self.config = config if config is not None else RecoveryConfig()
         self._machines: dict[int, ComponentRecovery] = {}
 
+    def reconfigure(self, config: RecoveryConfig) -> None:
+        """Use new settings from now on; components keep their phase and attempts."""
+        self.config = config
+        for machine in self._machines.values():
+            machine.config = config
+
     def _machine(self, component_id: int) -> ComponentRecovery:
         machine = self._machines.get(component_id)
         if machine is None:

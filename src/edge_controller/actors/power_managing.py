@@ -1,0 +1,225 @@
+"""PowerManagingActor: priorities between use cases, then the grid connection's limits.
+
+The stage between the use cases and the PowerDistributingActor::
+
+    use cases ─PowerRequest(priority)─▶ PowerManagingActor ─PowerRequest─▶ PowerDistributing
+                                            ▲ grid meter + battery telemetry
+
+1. **Priorities.** Every use case's latest request per battery set is a proposal;
+   proposals for the same set are resolved by `power.priority.resolve` (the nested
+   "Matryoshka" scheme: higher priority bounds lower ones; the innermost power wins
+   within them). A request of 0 W withdraws the use case's proposal — that is how
+   use cases release batteries. Proposals for *overlapping but different* sets: the
+   set whose best proposal has the higher priority (then the newer) keeps the
+   batteries; the other set waits (`proposal_withheld`), and runs again when the
+   overlap is gone.
+2. **Grid limits.** The resolved targets are guarded together by
+   `power.grid_guard.guard_targets` against `[grid] max_import / max_export`, from the
+   grid meter's fresh power and the targeted batteries' measured power; stale grid data
+   (`[grid] stale_after`) sends every target to `safe_power`. Re-evaluated on every
+   request and every `tick` (1 s), so a load step is answered within a second; every
+   clamp is logged (`grid_limit_clamp`) and counted.
+3. Only a changed target (by more than `deadband_w`) is forwarded; the distributor
+   keeps it alive. The forwarded request carries the namespace of the use case whose
+   power drove it, so that use case gets the distributor's result.
+
+Pure logic lives in `power/priority.py` and `power/grid_guard.py`; this is the shell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from frequenz.channels import Receiver, Sender, select, selected_from
+from frequenz.channels.timer import SkipMissedAndDrift, Timer
+from frequenz.quantities import Power
+
+from edge_controller.clock import Clock, WallClock
+from edge_controller.config import GridConfig
+from edge_controller.messages import PowerRequest
+from edge_controller.microgrid.graph import BatteryPairs
+from edge_controller.microgrid.site_view import grid_power_w, pool_view
+from edge_controller.microgrid.telemetry import TelemetryCache
+from edge_controller.power.grid_guard import GridLimits, GuardReason, guard_targets
+from edge_controller.power.priority import Proposal, resolve
+from edge_controller.supervision import SupervisedActor
+
+
+@dataclass(frozen=True, slots=True)
+class _Submitted:
+    request: PowerRequest
+    at: datetime
+
+
+class SiteAccess:
+    """What the stage reads: the battery pairing, the telemetry cache, the grid meter."""
+
+    def __init__(self, pairs: BatteryPairs, cache: TelemetryCache, grid_meter_id: int | None):
+        """Hold the references (the connection's, read at each decision)."""
+        self.pairs = pairs
+        self.cache = cache
+        self.grid_meter_id = grid_meter_id
+
+
+class PowerManagingActor(SupervisedActor):
+    """Resolves use-case priorities and enforces grid limits; see the module docstring."""
+
+    def __init__(
+        self,
+        requests: Receiver[PowerRequest],
+        distributor: Sender[PowerRequest],
+        site: SiteAccess,
+        *,
+        grid: GridConfig | None = None,
+        clock: Clock | None = None,
+        tick: timedelta = timedelta(seconds=1),
+        deadband_w: float = 50.0,
+        name: str = "power_managing",
+    ) -> None:
+        """Wire the stage between the use cases' requests and the distributor."""
+        super().__init__(name=name)
+        self._requests = requests
+        self._distributor = distributor
+        self._site = site
+        self._grid = grid or GridConfig()
+        self._clock: Clock = clock or WallClock()
+        self._tick = tick
+        self._deadband_w = deadband_w
+        self._proposals: dict[frozenset[int], dict[str, _Submitted]] = {}
+        self._forwarded: dict[frozenset[int], PowerRequest] = {}
+        self.counts: dict[str, int] = {}
+        """grid clamps by reason, withheld proposals, forwarded requests."""
+        self._log = structlog.get_logger(__name__).bind(actor=name)
+
+    @property
+    def grid(self) -> GridConfig:
+        """The grid limits in force."""
+        return self._grid
+
+    async def reconfigure(self, grid: GridConfig) -> None:
+        """Take new grid limits (live edit); applied at once."""
+        self._grid = grid
+        await self._update()
+
+    @property
+    def forwarded(self) -> dict[frozenset[int], float]:
+        """What the distributor was last asked per battery set (W)."""
+        return {b: r.power.as_watts() for b, r in self._forwarded.items()}
+
+    async def _run(self) -> None:
+        timer = Timer(self._tick, SkipMissedAndDrift())
+        try:
+            async for selected in select(self._requests, timer):
+                if selected_from(selected, self._requests):
+                    self._propose(selected.message)
+                    await self._update()
+                elif selected_from(selected, timer):
+                    await self._update()
+        finally:
+            timer.close()
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def _propose(self, request: PowerRequest) -> None:
+        by_use_case = self._proposals.setdefault(request.batteries, {})
+        if request.power.as_watts() == 0.0:
+            by_use_case.pop(request.namespace, None)
+            if not by_use_case:
+                del self._proposals[request.batteries]
+            return
+        by_use_case[request.namespace] = _Submitted(request, self._clock.now())
+
+    def _resolved(self) -> dict[frozenset[int], tuple[PowerRequest, float]]:
+        """Each battery set's winning request and target, overlaps settled by priority."""
+        candidates: list[tuple[int, datetime, frozenset[int], PowerRequest, float]] = []
+        for batteries, by_use_case in self._proposals.items():
+            resolution = resolve(
+                Proposal(ns, s.request.priority, s.at, s.request.power.as_watts())
+                for ns, s in by_use_case.items()
+            )
+            if resolution.target_w is None or resolution.driven_by is None:
+                continue
+            driver = by_use_case[resolution.driven_by]
+            best = max(by_use_case.values(), key=lambda s: (s.request.priority, s.at))
+            candidates.append(
+                (best.request.priority, best.at, batteries, driver.request, resolution.target_w)
+            )
+        taken: set[int] = set()
+        chosen: dict[frozenset[int], tuple[PowerRequest, float]] = {}
+        for _, _, batteries, request, target in sorted(
+            candidates, key=lambda c: (c[0], c[1], sorted(c[2])), reverse=True
+        ):
+            if batteries & taken:
+                self._count("withheld")
+                self._log.debug("proposal_withheld", batteries=sorted(batteries))
+                continue
+            taken |= batteries
+            chosen[batteries] = (request, target)
+        return chosen
+
+    async def _update(self) -> None:
+        chosen = self._resolved()
+        targets = {b: target for b, (_, target) in chosen.items()}
+        grid = self._grid
+        if targets and (grid.max_import_w is not None or grid.max_export_w is not None):
+            targets = self._guard(targets)
+        for batteries, (request, _) in chosen.items():
+            target = targets[batteries]
+            last = self._forwarded.get(batteries)
+            if (
+                last is not None
+                and last.namespace == request.namespace
+                and abs(last.power.as_watts() - target) <= self._deadband_w
+                and (target == 0.0) == (last.power.as_watts() == 0.0)
+            ):
+                continue
+            forward = dataclasses.replace(request, power=Power.from_watts(target))
+            self._forwarded[batteries] = forward
+            self._count("forwarded")
+            await self._distributor.send(forward)
+        for batteries in [b for b in self._forwarded if b not in chosen]:
+            release = self._forwarded.pop(batteries)
+            await self._distributor.send(dataclasses.replace(release, power=Power.zero()))
+
+    def _guard(self, targets: dict[frozenset[int], float]) -> dict[frozenset[int], float]:
+        site = self._site
+        now = self._clock.now()
+        grid_w = grid_power_w(site.cache, site.grid_meter_id, now, self._grid.stale_after)
+        targeted = frozenset().union(*targets)
+        battery_w = pool_view(site.pairs, site.cache, targeted).power_w
+        bounds = {}
+        for batteries in targets:
+            view = pool_view(site.pairs, site.cache, batteries)
+            if view.bounds is not None:
+                bounds[batteries] = view.bounds
+        limits = GridLimits(
+            self._grid.max_import_w, self._grid.max_export_w, self._grid.safe_power_w
+        )
+        guarded = guard_targets(limits, grid_w, battery_w, targets, bounds)
+        if guarded.clamped:
+            self._count(f"clamp_{guarded.reason.value}")
+            self._log.warning(
+                "grid_limit_clamp",
+                reason=guarded.reason.value,
+                grid_w=grid_w,
+                battery_w=None if math.isnan(battery_w) else battery_w,
+                proposed_w={str(sorted(b)): t for b, t in targets.items()},
+                guarded_w={str(sorted(b)): t for b, t in guarded.targets_w.items()},
+                predicted_grid_w=None
+                if math.isnan(guarded.predicted_grid_w)
+                else guarded.predicted_grid_w,
+                **(
+                    {
+                        "max_import_w": self._grid.max_import_w,
+                        "max_export_w": self._grid.max_export_w,
+                    }
+                ),
+            )
+        elif guarded.reason is GuardReason.GRID_DATA_MISSING:
+            self._count("grid_data_missing")
+        return dict(guarded.targets_w)
