@@ -7,10 +7,12 @@ physical state with short polls, never long sleeps.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from frequenz.client.common.microgrid import MicrogridId
@@ -78,7 +80,7 @@ class Site:
         start = options.pop("start", datetime.now(UTC) + timedelta(seconds=1))
         dispatch = await self.client.create(
             microgrid_id=MICROGRID,
-            type="BATTERY_POWER",
+            type=str(options.pop("type", "BATTERY_POWER")),
             start_time=start,  # type: ignore[arg-type]
             duration=timedelta(minutes=10),
             target=TargetIds(*batteries),
@@ -88,9 +90,17 @@ class Site:
         return int(dispatch.id)
 
 
-async def running_site(example_site: SiteSpec, tmp_path: Path) -> AsyncIterator[Site]:
+async def running_site(
+    example_site: SiteSpec,
+    tmp_path: Path,
+    extra: Mapping[str, Any] | None = None,
+    *,
+    sim_options: Mapping[str, Any] | None = None,
+) -> AsyncIterator[Site]:
+    """Run the chain; `extra` adds or replaces config sections (e.g. `grid`, `use_cases`)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test set-up
     async with (
-        SimulatorServer(example_site) as sim,
+        SimulatorServer(example_site, **(sim_options or {})) as sim,
         DispatchServer(tmp_path / "dispatches.db", keys=frozenset({KEY})) as dispatch,
     ):
         config = parse_config(
@@ -99,6 +109,7 @@ async def running_site(example_site: SiteSpec, tmp_path: Path) -> AsyncIterator[
                 "dispatch": {"url": dispatch.url, "microgrid_id": 1, "startup_timeout": 10},
                 "power_distribution": {"resolutions": {"10": 88, "20": 100, "30": 50, "40": 88}},
                 "use_cases": [{"kind": "battery_power", "dispatch_types": ["BATTERY_POWER"]}],
+                **(extra or {}),
             },
             environ={"EDGE_CONTROLLER_DISPATCH_KEY": KEY},
         )
@@ -107,3 +118,7 @@ async def running_site(example_site: SiteSpec, tmp_path: Path) -> AsyncIterator[
             # The library's stream must be connected, or an event sent now is lost.
             await stream_connected(dispatch, 10)
             yield Site(sim, dispatch, client, controller)
+
+
+site_running = contextlib.asynccontextmanager(running_site)
+"""`async with site_running(example_site, tmp_path, extra) as site:`."""

@@ -11,6 +11,8 @@ from datetime import timedelta
 
 from frequenz.quantities import Power
 
+from edge_controller.power.bounds import Range
+
 
 @dataclass(frozen=True, slots=True)
 class PowerRequest:
@@ -32,6 +34,16 @@ class PowerRequest:
     """Spread what the working batteries cannot take over the broken ones (clamped)."""
     priority: int = 0
     """Between use cases wanting the same batteries, higher wins (`power/priority.py`)."""
+    hold: bool = True
+    """The power is a hard target: lower priorities cannot change it (a dispatch)."""
+    bounds: Range | None = None
+    """With `hold=False`: the range (W) this use case allows lower priorities, e.g. peak
+    shaving's "charge no more than would make a peak". 0 W with no bounds withdraws."""
+
+    @property
+    def withdraws(self) -> bool:
+        """Whether this request only gives the batteries back (0 W, no bounds)."""
+        return self.power.as_watts() == 0.0 and self.bounds is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,11 @@ creating a new peak, optionally charge from a PV surplus that would export more 
 duration. Its requests carry the configured priority; the PowerManagingActor resolves
 them against other use cases on the same batteries and enforces the grid limits.
 
-A target within `deadband_w` of the last one is not re-sent (the distributor keeps
-it alive); 0 W withdraws the use case's proposal, so other use cases may use the
-batteries while there is nothing to shave.
+Its requests do not *hold* their power: they carry bounds — "charge no more than
+`threshold − import without batteries`" (and, with export shaving, "discharge no
+more than the export limit allows") — so a lower-priority dispatch on the same
+batteries still runs within them, and a charge that would make a peak is cut to the
+threshold. A target within `deadband_w` of the last one (bounds too) is not re-sent.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from edge_controller.config import GridConfig, PeakShavingOptions
 from edge_controller.dispatching.payload import PayloadError, parse_peak_shaving
 from edge_controller.messages import PowerRequest, Result, Success
 from edge_controller.microgrid.site_view import grid_power_w, pool_view
+from edge_controller.power.bounds import Range
 from edge_controller.power.peak_shaving import (
     BatteryPool,
     PeakShavingConfig,
@@ -76,6 +79,7 @@ class PeakShavingActor(SupervisedActor):
         self._request_timeout = request_timeout
         self._from_dispatch: dict[int, tuple[float, float | None]] = {}
         self._last_w = 0.0
+        self._last_bounds: Range | None = None
         self.mode = ShavingMode.IDLE
         self.counts: dict[str, int] = {}
         self._log = structlog.get_logger(__name__).bind(actor=name)
@@ -155,14 +159,23 @@ class PeakShavingActor(SupervisedActor):
         now = self._clock.now()
         grid_w = grid_power_w(site.cache, site.grid_meter_id, now, self._stale_after)
         view = pool_view(site.pairs, site.cache, self._batteries)
-        bounds = view.bounds
+        reach = view.bounds
         pool = BatteryPool(
             power_w=view.power_w,
-            lower_w=bounds.lower if bounds is not None else 0.0,
-            upper_w=bounds.upper if bounds is not None else 0.0,
+            lower_w=reach.lower if reach is not None else 0.0,
+            upper_w=reach.upper if reach is not None else 0.0,
             soc_pct=view.soc_pct,
         )
         decision = decide(config, grid_w, pool)
+        bounds: Range | None = None
+        if grid_w is not None and math.isfinite(view.power_w):
+            base = grid_w - view.power_w
+            # Lower priorities may do anything that keeps the import at or under the
+            # threshold (and the export within its limit, when shaved too).
+            upper = config.threshold_w - base
+            lower = -math.inf if config.export_limit_w is None else -config.export_limit_w - base
+            if lower <= upper:
+                bounds = Range(lower, upper)
         if decision.mode is not self.mode:
             self._log.info(
                 "peak_shaving_mode",
@@ -172,16 +185,30 @@ class PeakShavingActor(SupervisedActor):
                 target_w=decision.target_w,
                 shortfall_w=decision.shortfall_w or None,
             )
-        await self._request(decision.target_w, decision.mode)
+        await self._request(decision.target_w, decision.mode, bounds)
 
-    async def _request(self, target_w: float, mode: ShavingMode) -> None:
+    async def _request(
+        self, target_w: float, mode: ShavingMode, bounds: Range | None = None
+    ) -> None:
         self.mode = mode
         if not math.isfinite(target_w):
             target_w = 0.0
-        unchanged = abs(target_w - self._last_w) <= self._deadband_w
-        if unchanged and (target_w == 0.0) == (self._last_w == 0.0):
+        unchanged = abs(target_w - self._last_w) <= self._deadband_w and (
+            (target_w == 0.0) == (self._last_w == 0.0)
+        )
+        last = self._last_bounds
+        same_bounds = (bounds is None) == (last is None) and (
+            bounds is None
+            or last is None
+            or (
+                _close(bounds.lower, last.lower, self._deadband_w)
+                and _close(bounds.upper, last.upper, self._deadband_w)
+            )
+        )
+        if unchanged and same_bounds:
             return
         self._last_w = target_w
+        self._last_bounds = bounds
         self.counts["requests"] = self.counts.get("requests", 0) + 1
         await self._requests.send(
             PowerRequest(
@@ -190,5 +217,11 @@ class PeakShavingActor(SupervisedActor):
                 self._batteries,
                 request_timeout=self._request_timeout,
                 priority=self._priority,
+                hold=False,
+                bounds=bounds,
             )
         )
+
+
+def _close(a: float, b: float, tolerance: float) -> bool:
+    return a == b or abs(a - b) <= tolerance

@@ -8,11 +8,14 @@ The stage between the use cases and the PowerDistributingActor::
 1. **Priorities.** Every use case's latest request per battery set is a proposal;
    proposals for the same set are resolved by `power.priority.resolve` (the nested
    "Matryoshka" scheme: higher priority bounds lower ones; the innermost power wins
-   within them). A request of 0 W withdraws the use case's proposal — that is how
-   use cases release batteries. Proposals for *overlapping but different* sets: the
-   set whose best proposal has the higher priority (then the newer) keeps the
-   batteries; the other set waits (`proposal_withheld`), and runs again when the
-   overlap is gone.
+   within them). A dispatch-driven use case *holds* its power (`hold=True`): nothing
+   below it can change it, so among dispatches the higher priority wins. Peak shaving
+   proposes bounds instead ("charge no more than would make a peak"), so a
+   lower-priority dispatch still runs within them. A request of 0 W without bounds
+   withdraws the use case's proposal — that is how use cases release batteries.
+   Proposals for *overlapping but different* sets: the set whose best proposal has
+   the higher priority (then the newer) keeps the batteries; the other set waits
+   (`proposal_withheld`), and runs again when the overlap is gone.
 2. **Grid limits.** The resolved targets are guarded together by
    `power.grid_guard.guard_targets` against `[grid] max_import / max_export`, from the
    grid meter's fresh power and the targeted batteries' measured power; stale grid data
@@ -53,6 +56,18 @@ from edge_controller.supervision import SupervisedActor
 class _Submitted:
     request: PowerRequest
     at: datetime
+
+
+def _proposal(namespace: str, submitted: _Submitted) -> Proposal:
+    request = submitted.request
+    power_w = request.power.as_watts()
+    if request.bounds is not None:
+        bounds = request.bounds
+        # A use case whose own bounds exclude its power (rounding, a clamped shave)
+        # keeps its power: the bounds widen to include it.
+        bounds = type(bounds)(min(bounds.lower, power_w), max(bounds.upper, power_w))
+        return Proposal(namespace, request.priority, submitted.at, power_w, bounds)
+    return Proposal(namespace, request.priority, submitted.at, power_w, hold=request.hold)
 
 
 class SiteAccess:
@@ -127,7 +142,7 @@ class PowerManagingActor(SupervisedActor):
 
     def _propose(self, request: PowerRequest) -> None:
         by_use_case = self._proposals.setdefault(request.batteries, {})
-        if request.power.as_watts() == 0.0:
+        if request.withdraws:
             by_use_case.pop(request.namespace, None)
             if not by_use_case:
                 del self._proposals[request.batteries]
@@ -138,10 +153,7 @@ class PowerManagingActor(SupervisedActor):
         """Each battery set's winning request and target, overlaps settled by priority."""
         candidates: list[tuple[int, datetime, frozenset[int], PowerRequest, float]] = []
         for batteries, by_use_case in self._proposals.items():
-            resolution = resolve(
-                Proposal(ns, s.request.priority, s.at, s.request.power.as_watts())
-                for ns, s in by_use_case.items()
-            )
+            resolution = resolve(_proposal(ns, s) for ns, s in by_use_case.items())
             if resolution.target_w is None or resolution.driven_by is None:
                 continue
             driver = by_use_case[resolution.driven_by]
@@ -201,7 +213,15 @@ class PowerManagingActor(SupervisedActor):
             self._grid.max_import_w, self._grid.max_export_w, self._grid.safe_power_w
         )
         guarded = guard_targets(limits, grid_w, battery_w, targets, bounds)
-        if guarded.clamped:
+        if guarded.reason is GuardReason.GRID_DATA_MISSING:
+            self._count("grid_data_missing")
+            if guarded.clamped:
+                self._log.warning(
+                    "grid_data_missing",
+                    safe_power_w=self._grid.safe_power_w,
+                    stale_after_s=self._grid.stale_after.total_seconds(),
+                )
+        elif guarded.clamped:
             self._count(f"clamp_{guarded.reason.value}")
             self._log.warning(
                 "grid_limit_clamp",
@@ -220,6 +240,4 @@ class PowerManagingActor(SupervisedActor):
                     }
                 ),
             )
-        elif guarded.reason is GuardReason.GRID_DATA_MISSING:
-            self._count("grid_data_missing")
         return dict(guarded.targets_w)

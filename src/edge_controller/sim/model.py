@@ -267,6 +267,9 @@ class SiteModel:
         }
         self._order = self._bottom_up_order()
         self.energy_delivered_wh: dict[int, float] = {cid: 0.0 for cid in self._states}
+        self.load_steps_w: dict[int, float] = {}
+        """Extra consumption per load id (W), on top of its profile: load steps for tests
+        and benchmarks (set it, the next step shows it)."""
 
     # ---------------------------------------------------------------- reading
 
@@ -414,7 +417,7 @@ class SiteModel:
                 case LoadSpec():
                     state.ac_power_w = details.peak_power_w * hourly_value(
                         details.hourly_profile, self.sim_time
-                    )
+                    ) + self.load_steps_w.get(cid, 0.0)
                 case EvChargerSpec():
                     command = state.active.power_w if state.active is not None else 0.0
                     ready = state.operating is OperatingState.READY
