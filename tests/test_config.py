@@ -49,7 +49,8 @@ def test_every_problem_is_listed_with_its_key_path() -> None:
         "ctl.toml: dispatch.microgrid_id: expected an integer id > 0 (or set microgrid.id), got 0",
         "ctl.toml: dispatch.key_file: missing; expected a file holding the API key",
         "ctl.toml: power_distribution.keepalive_interval: expected less than command_lifetime",
-        "ctl.toml: use_cases[0].kind: expected one of ['battery_power', 'peak_shaving'], got 'peak_shavings'",
+        "ctl.toml: use_cases[0].kind: expected one of ['battery_power', 'peak_shaving'], "
+        "got 'peak_shavings'",
     ]
     for line in expected:
         assert any(found.startswith(line) for found in lines), (line, lines)

@@ -212,7 +212,7 @@ class ControllerConfig:
     metrics: MetricsConfig = MetricsConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     grid: GridConfig = GridConfig()
-    recovery: RecoveryConfig = RecoveryConfig()
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
 
 
 class ConfigError(ValueError):
