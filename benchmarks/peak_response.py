@@ -29,6 +29,7 @@ import logging
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from edge_controller import logging as logs
@@ -52,9 +53,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def wait_until(condition: object, timeout_s: float) -> float:
+async def wait_until(condition: Callable[[], bool], timeout_s: float) -> float:
     start = time.perf_counter()
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.perf_counter() - start > timeout_s:
             return math.inf
         await asyncio.sleep(0.005)
@@ -63,7 +64,7 @@ async def wait_until(condition: object, timeout_s: float) -> float:
 
 async def main(runs: int, step_kw: float, headroom_kw: float, tolerance_kw: float) -> None:
     logs.configure("warning", "json")
-    logging.getLogger().handlers[0].stream = open("/dev/null", "w")  # type: ignore[attr-defined]  # noqa: SIM115
+    logging.getLogger().handlers[0].stream = open("/dev/null", "w")  # type: ignore[attr-defined]  # noqa: SIM115, ASYNC230
     site = load_site(ROOT / "config" / "sim-site.toml")
     with tempfile.TemporaryDirectory() as state:
         async with (
@@ -95,13 +96,14 @@ async def main(runs: int, step_kw: float, headroom_kw: float, tolerance_kw: floa
             async with Controller(config):
                 await asyncio.sleep(2.0)
                 for run in range(runs):
-                    grid = lambda: sim.model.ac_power_w(METER)  # noqa: E731
+
+                    def grid() -> float:
+                        return sim.model.ac_power_w(METER)
+
                     start = time.perf_counter()
                     sim.model.load_steps_w[LOAD] = step_kw * 1000
                     shown = await wait_until(lambda: grid() > threshold + 10_000, 10)
-                    back = await wait_until(
-                        lambda: grid() <= threshold + tolerance_kw * 1000, 10
-                    )
+                    back = await wait_until(lambda: grid() <= threshold + tolerance_kw * 1000, 10)
                     responses.append(time.perf_counter() - start)
                     shows.append(shown)
                     print(

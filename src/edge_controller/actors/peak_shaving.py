@@ -1,8 +1,8 @@
 """PeakShavingActor: keeps the site's grid import under a threshold with its batteries.
 
 Every `tick` (0.25 s: a peak is answered well within the 2 s that fast reserves
-demand; each decision costs microseconds) it reads the grid meter and its batteries (`microgrid.site_view`)
-and asks `power.peak_shaving.decide` for a target: discharge just enough to bring
+demand; each decision costs microseconds) it reads the grid meter and its batteries
+(`microgrid.site_view`) and asks `power.peak_shaving.decide` for a target: discharge just enough to bring
 the import down to the threshold, recharge below `threshold − recharge_margin` without
 creating a new peak, optionally charge from a PV surplus that would export more than
 `export_limit`. The threshold comes from the config, or from a running
