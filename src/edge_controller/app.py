@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -41,6 +41,7 @@ from edge_controller.actors.power_managing import PowerManagingActor, SiteAccess
 from edge_controller.clock import Clock, WallClock
 from edge_controller.config import ControllerConfig, UseCaseConfig
 from edge_controller.config_changes import ConfigChanges, config_changes, in_force
+from edge_controller.config_market_bid import MarketBidConfig
 from edge_controller.dispatching import cache
 from edge_controller.dispatching.cache import CachedSchedule
 from edge_controller.messages import PowerRequest, Result
@@ -99,6 +100,8 @@ class Controller:
         self.power_distributing: PowerDistributingActor | None = None
         self._use_cases: dict[str, tuple[UseCaseActor, UseCaseConfig]] = {}
         self.power_managing: PowerManagingActor | None = None
+        self.market_bid: SupervisedActor | None = None
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         self.recovery: ComponentRecoveryActor | None = None
         self._dispatch_senders: dict[str, Sender[Dispatch]] = {}
         self._requests: BroadcastSender[PowerRequest] | None = None
@@ -165,6 +168,8 @@ class Controller:
         for use_case in self.config.use_cases:
             self._add_use_case(use_case)
         self.actors = [self.power_distributing, self.power_managing, *self.use_cases]
+        if self.config.market_bid is not None:
+            self.actors.extend(self._market_actors(self.config.market_bid))
         if self.config.recovery.enabled:
             self.recovery = ComponentRecoveryActor(
                 self.connection,
@@ -278,6 +283,53 @@ class Controller:
                 self._reconnector = asyncio.create_task(
                     self._reconnect(), name="dispatch_reconnect"
                 )
+
+    def _market_actors(self, section: MarketBidConfig) -> list[SupervisedActor]:
+        """The WeatherActor and the MarketBidActor (imported here: pvlib is slow to load)."""
+        from frequenz.client.electricity_trading import Client as TradingClient
+
+        from edge_controller.dispatching.producer import DispatchProducer
+        from edge_controller.trading.market_bid import (
+            MarketBidActor,
+            MarketBidOptions,
+            telemetry_inputs,
+        )
+        from edge_controller.weather.actor import WeatherActor, WeatherApiSource
+        from edge_controller.weather.messages import GeoLocation, WeatherForecast
+
+        options = MarketBidOptions(**section.options)
+        forecasts, forecasts_in = BroadcastChannel[WeatherForecast](
+            name="weather_forecasts", resend_latest=True
+        )
+        weather = WeatherActor(
+            WeatherApiSource(
+                section.weather_url,
+                GeoLocation(section.latitude, section.longitude, section.country_code),
+            ),
+            forecasts,
+        )
+        self._forecast_anchor = forecasts.subscribe()
+        producer = DispatchProducer(
+            self.config.dispatch.url,
+            self.config.dispatch.microgrid_id,
+            self.config.dispatch.auth_key,
+        )
+        trading = TradingClient(server_url=section.trading_url, auth_key=section.auth_key)
+        inputs = telemetry_inputs(
+            self.connection.cache, self.connection.pairs, options, self._clock or WallClock()
+        )
+        bidder = MarketBidActor(
+            trading,
+            producer,
+            forecasts_in,
+            inputs.battery_pool,
+            options=options,
+            measured_power_w=inputs.measured_power_w,
+            clock=self._clock,
+        )
+        self._closers.extend([producer.close, trading.disconnect])
+        self.market_bid = bidder
+        return [weather, bidder]
 
     def _supervise(self, actor: SupervisedActor) -> None:
         policy = self.config.supervision
@@ -508,6 +560,10 @@ class Controller:
                 with contextlib.suppress(Exception):
                     await self._dispatcher.stop()
                 self._dispatcher = None
+            for close in self._closers:
+                with contextlib.suppress(Exception):
+                    await close()
+            self._closers = []
             await self.connection.stop()
             _LOG.info("controller_stopped")
 

@@ -20,6 +20,9 @@ from edge_controller import __version__
 from edge_controller import logging as logs
 from edge_controller.dispatch_service.command import add_dispatch_server_parser
 from edge_controller.dispatching.command import add_dispatch_parser, run_dispatch_command
+from edge_controller.market.command import add_market_server_parser
+from edge_controller.scenario.command import add_scenario_parser
+from edge_controller.weather.command import add_weather_server_parser
 
 
 def _positive_float(flag: str) -> Callable[[str], float]:
@@ -97,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_dispatch_server_parser(commands)
     add_dispatch_parser(commands)
+    add_weather_server_parser(commands)
+    add_market_server_parser(commands)
+    add_scenario_parser(commands)
 
     run = commands.add_parser(
         "run",
@@ -144,6 +150,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_dispatch_server(args)
     if args.command == "dispatch":
         return run_dispatch_command(args)
+    if args.command == "scenario":
+        from edge_controller.scenario.command import run_scenario_command
+
+        return run_scenario_command(args)
+    if args.command == "market-server":
+        from edge_controller.market.command import run_market_server
+
+        return run_market_server(args)
+    if args.command == "weather-server":
+        from edge_controller.weather.command import run_weather_server
+
+        return run_weather_server(args)
     if args.command == "run":
         from edge_controller.daemon import run_daemon
 

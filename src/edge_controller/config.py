@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from edge_controller.config_market_bid import MarketBidConfig, parse_market_bid
 from edge_controller.microgrid.recovery import RecoveryConfig
 from edge_controller.serving import ListenAddressError, parse_listen
 from edge_controller.toml_reader import Reader, checked, integer, join, number, string
@@ -213,6 +214,8 @@ class ControllerConfig:
     supervision: SupervisionConfig = SupervisionConfig()
     grid: GridConfig = GridConfig()
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    market_bid: MarketBidConfig | None = None
+    """The market-bid actor, when the `[market_bid]` section is there."""
 
 
 class ConfigError(ValueError):
@@ -246,6 +249,7 @@ SECTIONS = (
     "supervision",
     "grid",
     "recovery",
+    "market_bid",
     "use_cases",
 )
 
@@ -400,6 +404,11 @@ def parse_config(
     supervision = _supervision(reader, reader.table(document, "supervision", ""))
     grid = _grid(reader, reader.table(document, "grid", ""))
     recovery = _recovery(reader, reader.table(document, "recovery", ""))
+    market_bid = None
+    if "market_bid" in document:
+        market_bid = parse_market_bid(
+            reader, reader.table(document, "market_bid", ""), base_dir, environ
+        )
     if reader.problems:
         raise ConfigError(source, reader.problems, locate)
     # Every None above recorded a problem, so none is left here.
@@ -445,6 +454,7 @@ def parse_config(
         supervision=supervision,
         grid=grid,
         recovery=recovery,
+        market_bid=market_bid,
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from edge_controller.config import ControllerConfig, UseCaseConfig
 
 LIVE_SECTIONS = ("power_distribution", "controls", "logging", "supervision", "grid", "recovery")
-RESTART_SECTIONS = ("microgrid", "dispatch", "metrics")
+RESTART_SECTIONS = ("microgrid", "dispatch", "metrics", "market_bid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,8 @@ class ConfigChanges:
 
 
 def _fields(section: str, old: object, new: object) -> list[str]:
+    if old is None or new is None:
+        return [] if old is new else [section]
     return [
         f"{section}.{f.name}"
         for f in dataclasses.fields(old)  # type: ignore[arg-type]

@@ -5,13 +5,18 @@
 - gRPC's port sharing is off, so a stale server on the same port makes the new one
   fail instead of silently sharing the port;
 - on shutdown, streams end with UNAVAILABLE, never a clean OK, because the Frequenz
-  clients resume only streams that fail.
+  clients resume only streams that fail;
+- TLS is optional: `--tls-cert FILE --tls-key FILE` (a `ServerTls`) serves the same
+  port with `grpc.ssl_server_credentials` instead of plain text, and `url` then says
+  `?ssl=true` (a client adds `&ssl_root_certificates_path=CA.pem` for a private CA).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 
 import grpc
@@ -36,11 +41,106 @@ def parse_listen(listen: str) -> tuple[str, int]:
         ListenAddressError: with what was expected and what was given.
     """
     host, sep, port_text = listen.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    # isdigit() alone admits '²' or '١', which int() refuses or reads as another port.
+    digits = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+    if not sep or not host or not digits or not 0 <= int(port_text) <= 65535:
         raise ListenAddressError(
             f"--listen: expected HOST:PORT with a port 0-65535 (e.g. 127.0.0.1:0), got {listen!r}"
         )
     return host, int(port_text)
+
+
+class TlsFileError(ValueError):
+    """A `--tls-cert`/`--tls-key` file that cannot be used; the message names the flag."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTls:
+    """A server's TLS identity: its PEM certificate chain and private key.
+
+    ```python
+    tls = ServerTls.from_files(Path("server.pem"), Path("server.key"))
+    SimulatorServer(site, "127.0.0.1:0", tls=tls)   # clients: ?ssl=true&ssl_root_...
+    ```
+
+    Server-side TLS only (no client certificates): the dispatch service still wants
+    its API key, and the simulator still has no authentication at all.
+    """
+
+    certificate_chain: bytes = field(repr=False)
+    private_key: bytes = field(repr=False)
+
+    @classmethod
+    def from_files(cls, certificate: Path, key: Path) -> ServerTls:
+        """Read a PEM certificate chain and its PEM private key.
+
+        Raises:
+            TlsFileError: a file cannot be read or is not PEM; the message names the
+                flag (`--tls-cert` or `--tls-key`) and the file, never the key itself.
+        """
+        return cls(
+            _read_pem("--tls-cert", certificate, "certificate"),
+            _read_pem("--tls-key", key, "private key"),
+        )
+
+    @classmethod
+    def from_flags(cls, certificate: Path | None, key: Path | None) -> ServerTls | None:
+        """The TLS identity the `--tls-cert`/`--tls-key` flags give, or None for plain text.
+
+        Raises:
+            TlsFileError: only one of the two flags, or a file that cannot be used.
+        """
+        if certificate is None and key is None:
+            return None
+        if certificate is None or key is None:
+            given, missing = (
+                ("--tls-cert", "--tls-key") if key is None else ("--tls-key", "--tls-cert")
+            )
+            raise TlsFileError(f"{given} needs {missing} as well (a certificate and its key)")
+        return cls.from_files(certificate, key)
+
+    def credentials(self) -> grpc.ServerCredentials:
+        """The gRPC server credentials (no client certificates asked)."""
+        return grpc.ssl_server_credentials([(self.private_key, self.certificate_chain)])
+
+
+def _read_pem(flag: str, path: Path, what: str) -> bytes:
+    """Read a PEM file; `what` is "certificate" or "private key" (its PEM label's end)."""
+    try:
+        pem = path.read_bytes()
+    except OSError as error:
+        raise TlsFileError(f"{flag}: cannot read {str(path)!r}: {error.strerror}") from None
+    if b"-----BEGIN " not in pem or f"{what.upper()}-----".encode() not in pem:
+        raise TlsFileError(f"{flag}: {str(path)!r} holds no PEM {what}")
+    return pem
+
+
+def bind(server: grpc.aio.Server, host: str, port: int, tls: ServerTls | None) -> int:
+    """Add the listening port, with TLS when given; return the bound port.
+
+    Raises:
+        ListenAddressError: the address cannot be bound (e.g. the port is taken).
+    """
+    address = f"{host}:{port}"
+    try:
+        bound = (
+            server.add_secure_port(address, tls.credentials())
+            if tls is not None
+            else server.add_insecure_port(address)
+        )
+    except RuntimeError as error:
+        raise ListenAddressError(f"--listen: cannot bind {address}: {error}") from error
+    if bound == 0:
+        raise ListenAddressError(f"--listen: cannot bind {address}")
+    return bound
+
+
+def client_url(address: str, tls: ServerTls | None) -> str:
+    """The URL a Frequenz client connects to `address` with (`?ssl=true` under TLS).
+
+    With a private CA the client adds `&ssl_root_certificates_path=CA.pem`.
+    """
+    return f"grpc://{address}?ssl={'true' if tls is not None else 'false'}"
 
 
 class RefusalError(Exception):

@@ -57,17 +57,33 @@ def add_dispatch_server_parser(
         metavar="N",
         help="serve only these microgrids (others: NOT_FOUND); default: any",
     )
+    add_tls_arguments(parser)
+
+
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `--tls-cert FILE --tls-key FILE` (both or neither) to a server's flags."""
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="serve TLS with this PEM certificate chain (with --tls-key); default: plain text",
+    )
+    parser.add_argument(
+        "--tls-key", type=Path, default=None, metavar="FILE", help="the certificate's PEM key"
+    )
 
 
 def build_server(args: argparse.Namespace) -> DispatchServer:
     """Return the (not yet started) server the parsed flags describe.
 
     Raises:
-        StartupError: no `--keys-file` and no `--no-auth`, an unusable keys file, or a
-            bad `--listen`; the message names the flag.
+        StartupError: no `--keys-file` and no `--no-auth`, an unusable keys file or
+            TLS file, or a bad `--listen`; the message names the flag.
     """
     from edge_controller.dispatch_service.auth import load_keys
     from edge_controller.dispatch_service.server import DispatchServer
+    from edge_controller.serving import ServerTls, TlsFileError
 
     if args.keys_file is None and not args.no_auth:
         raise StartupError(
@@ -76,7 +92,11 @@ def build_server(args: argparse.Namespace) -> DispatchServer:
         )
     keys = load_keys(args.keys_file) if args.keys_file is not None else None
     microgrids = frozenset(args.microgrid_id) if args.microgrid_id else None
-    return DispatchServer(args.db, args.listen, keys=keys, microgrid_ids=microgrids)
+    try:
+        tls = ServerTls.from_flags(args.tls_cert, args.tls_key)
+    except TlsFileError as error:
+        raise StartupError(str(error)) from None
+    return DispatchServer(args.db, args.listen, keys=keys, microgrid_ids=microgrids, tls=tls)
 
 
-__all__ = ["add_dispatch_server_parser", "build_server"]
+__all__ = ["add_dispatch_server_parser", "add_tls_arguments", "build_server"]

@@ -2,7 +2,8 @@
 
 It follows the conventions every server of this project shares (`serving.py`):
 `--listen 127.0.0.1:0` and a first stdout line `listening address=HOST:PORT`, no
-port sharing, streams ending with UNAVAILABLE on shutdown.
+port sharing, streams ending with UNAVAILABLE on shutdown, optional TLS
+(`--tls-cert/--tls-key`; the API key is still required).
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from edge_controller.dispatch_service.errors import StartupError
 from edge_controller.dispatch_service.service import DispatchService
 from edge_controller.dispatch_service.servicer import DispatchServicer
 from edge_controller.dispatch_service.storage import DispatchStore
-from edge_controller.serving import SERVER_OPTIONS, parse_listen
+from edge_controller.serving import (
+    SERVER_OPTIONS,
+    ServerTls,
+    bind,
+    client_url,
+    parse_listen,
+)
 from edge_controller.serving import ListenAddressError as BaseListenAddressError
 
 _LOG = structlog.get_logger("edge_controller.dispatch_service")
@@ -38,7 +45,9 @@ class DispatchServer:
     of keys makes every call need one of them as metadata `key`. `microgrid_ids`
     None serves any microgrid id; a set refuses the others with NOT_FOUND. `clock`
     (default: the wall clock) is the service's "now": create/update times and the
-    "start time not in the past" rule.
+    "start time not in the past" rule. `tls` (default: plain text) serves with
+    that certificate and key; clients then connect with `?ssl=true` (and
+    `&ssl_root_certificates_path=CA.pem` for a private CA).
     """
 
     def __init__(
@@ -49,6 +58,7 @@ class DispatchServer:
         keys: frozenset[str] | None,
         microgrid_ids: frozenset[int] | None = None,
         clock: Clock | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
         """Prepare (not yet start) a server for the database at `db_path` on `listen`.
 
@@ -65,6 +75,7 @@ class DispatchServer:
         self._keys = keys
         self._microgrid_ids = microgrid_ids
         self._clock = clock
+        self.tls = tls
         self._service: DispatchService | None = None
         self._server: grpc.aio.Server | None = None
         self.port = 0
@@ -83,8 +94,8 @@ class DispatchServer:
 
     @property
     def url(self) -> str:
-        """The URL a Frequenz client connects with."""
-        return f"grpc://{self.address}?ssl=false"
+        """The URL a Frequenz client connects with (`?ssl=true` under TLS)."""
+        return client_url(self.address, self.tls)
 
     async def start(self) -> None:
         """Open the database, bind, and serve.
@@ -107,16 +118,10 @@ class DispatchServer:
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
         pb_grpc.add_MicrogridDispatchServiceServicer_to_server(DispatchServicer(service), server)
         try:
-            port = server.add_insecure_port(f"{self._host}:{self._port}")
-        except RuntimeError as error:
+            self.port = bind(server, self._host, self._port, self.tls)
+        except BaseListenAddressError as error:
             await service.close()
-            raise ListenAddressError(
-                f"--listen: cannot bind {self._host}:{self._port}: {error}"
-            ) from error
-        if port == 0:
-            await service.close()
-            raise ListenAddressError(f"--listen: cannot bind {self._host}:{self._port}")
-        self.port = port
+            raise ListenAddressError(str(error)) from error
         await server.start()
         self._server = server
         self._service = service
@@ -128,6 +133,7 @@ class DispatchServer:
             microgrid_ids=sorted(self._microgrid_ids) if self._microgrid_ids is not None else "any",
             auth="keys" if self._keys is not None else "off",
             key_count=len(self._keys) if self._keys is not None else 0,
+            tls=self.tls is not None,
         )
         if self._keys is None:
             _LOG.warning(

@@ -2,7 +2,9 @@
 
 It follows the conventions every server of this project shares (`serving.py`):
 `--listen 127.0.0.1:0` and a first stdout line `listening address=HOST:PORT`, no
-port sharing, streams ending with UNAVAILABLE on shutdown.
+port sharing, streams ending with UNAVAILABLE on shutdown, optional TLS
+(`--tls-cert/--tls-key`). Like a Microgrid API endpoint on a site's LAN, it asks for
+no API key: TLS protects the wire, not who may command the inverters.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from frequenz.api.microgrid.v1 import microgrid_pb2_grpc as v1_grpc
 from frequenz.api.microgrid.v1alpha18 import microgrid_pb2_grpc as v1alpha18_grpc
 
 from edge_controller.clock import Clock
-from edge_controller.serving import SERVER_OPTIONS, ListenAddressError, parse_listen
+from edge_controller.serving import SERVER_OPTIONS, ServerTls, bind, client_url, parse_listen
 from edge_controller.sim.api_v1 import MicrogridServicerV1
 from edge_controller.sim.api_v1alpha18 import MicrogridServicerV1Alpha18
 from edge_controller.sim.command_log import CommandLog
@@ -44,9 +46,11 @@ class SimulatorServer:
         clock: Clock | None = None,
         speed: float = 1.0,
         command_log_path: Path | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
-        """Prepare (not yet start) a server for `site` on `listen`."""
+        """Prepare (not yet start) a server for `site` on `listen` (TLS when `tls`)."""
         self._host, self._port = parse_listen(listen)
+        self.tls = tls
         self.service = SimService(
             site,
             clock=clock,
@@ -78,8 +82,8 @@ class SimulatorServer:
 
     @property
     def url(self) -> str:
-        """The URL a Frequenz client connects with."""
-        return f"grpc://{self.address}?ssl=false"
+        """The URL a Frequenz client connects with (`?ssl=true` under TLS)."""
+        return client_url(self.address, self.tls)
 
     async def start(self) -> None:
         """Bind, register both API versions, start ticking.
@@ -92,15 +96,7 @@ class SimulatorServer:
             MicrogridServicerV1Alpha18(self.service), server
         )
         v1_grpc.add_MicrogridServicer_to_server(MicrogridServicerV1(self.service), server)
-        try:
-            port = server.add_insecure_port(f"{self._host}:{self._port}")
-        except RuntimeError as error:
-            raise ListenAddressError(
-                f"--listen: cannot bind {self._host}:{self._port}: {error}"
-            ) from error
-        if port == 0:
-            raise ListenAddressError(f"--listen: cannot bind {self._host}:{self._port}")
-        self.port = port
+        self.port = bind(server, self._host, self._port, self.tls)
         await server.start()
         self._server = server
         self.service.start()
@@ -110,6 +106,7 @@ class SimulatorServer:
             microgrid_id=self.service.site.microgrid.id,
             components=len(self.service.site.components),
             speed=self.model.speed,
+            tls=self.tls is not None,
         )
 
     async def stop(self, grace_s: float = 1.0) -> None:

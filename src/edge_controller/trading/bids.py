@@ -21,11 +21,19 @@ The strategy is plain price arbitrage with the batteries, bounded by physics:
   E stores E × efficiency.
 
 Earlier periods get the energy first (they are the surest forecasts).
+
+**Rounds.** A bidder that places orders period after period passes the whole horizon
+each time, with the periods that already have an order in `skip`: they still count
+for the mean price (the thresholds do not jump as the horizon slides) but get no new
+order. What earlier orders and trades may still move must already be taken out of the
+pool (`outlook.committed_pool`), so that the old and the new orders together stay
+within the bounds under any fill.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -117,9 +125,17 @@ def _floor_step(value_mw: float, step_mw: float) -> Decimal:
 
 
 def build_orders(
-    periods: list[PeriodOutlook], pool: BatteryPool, strategy: Strategy
+    periods: list[PeriodOutlook],
+    pool: BatteryPool,
+    strategy: Strategy,
+    *,
+    skip: Collection[datetime] = (),
 ) -> list[Order]:
-    """The orders to place for `periods` (see the module docstring)."""
+    """The orders to place for `periods` (see the module docstring).
+
+    Periods whose start is in `skip` set the price thresholds with the others but get
+    no order (see "Rounds" in the module docstring).
+    """
     if not periods or pool.capacity_wh <= 0:
         return []
     prices = [p.expected_price for p in periods if math.isfinite(p.expected_price)]
@@ -137,7 +153,7 @@ def build_orders(
     orders: list[Order] = []
     for period in sorted(periods, key=lambda p: p.start):
         hours = period.duration.total_seconds() / 3600.0
-        if hours <= 0 or not math.isfinite(period.expected_price):
+        if hours <= 0 or not math.isfinite(period.expected_price) or period.start in skip:
             continue
         surplus_w = period.production_w - period.load_w
         if period.expected_price >= sell_at:

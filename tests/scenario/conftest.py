@@ -1,0 +1,58 @@
+"""Scenario files for the tests: the shipped example and short windows of its day."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+SHIPPED = CONFIG / "scenario-day.toml"
+SITE = CONFIG / "sim-site.toml"
+MARKET = CONFIG / "market-default.toml"
+
+
+def scenario_text(
+    *,
+    start: str = "2025-06-21T06:00:00+02:00",
+    duration: str = "2h",
+    step: str = "60s",
+    spread: float = 0.0,
+    horizon: str = "1h",
+    wind: str = "measured",
+    extra: str = "",
+) -> str:
+    """A scenario on the shipped site and market.
+
+    The default window (06:00–08:00 local, when prices climb the coal plant's curve to
+    their plateau) with a zero price spread and a 1-hour horizon gives an order in every
+    period: buys while the price is below the horizon's mean, sells once it is not.
+    """
+    return f"""
+[scenario]
+site = "{SITE}"
+start = {start}
+duration = "{duration}"
+step = "{step}"
+physics_step = "1s"
+seed = 3
+
+[market]
+file = "{MARKET}"
+wind = "{wind}"
+
+[strategy]
+reserve_soc = 20
+price_spread = {spread}
+max_volume = "500 kW"
+horizon = "{horizon}"
+{extra}
+"""
+
+
+@pytest.fixture
+def short_scenario(tmp_path: Path) -> Path:
+    """A 2-hour scenario at 60 s steps, trading in every period."""
+    path = tmp_path / "short.toml"
+    path.write_text(scenario_text(), encoding="utf-8")
+    return path

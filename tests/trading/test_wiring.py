@@ -1,0 +1,84 @@
+"""`[market_bid]` in the configuration, and the controller running the market actors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from frequenz.client.electricity_trading import Client
+
+from edge_controller.clock import ManualClock
+from edge_controller.config import ConfigError, parse_config
+from edge_controller.market.server import MarketServer
+from edge_controller.sim.site import SiteSpec
+from edge_controller.weather.server import WeatherServer
+from tests.harness import site_running
+from tests.test_config import ENV, GOOD
+from tests.trading.conftest import MARKET_KEY, flat_market, until
+
+SECTION: dict[str, Any] = {
+    "trading_url": "grpc://127.0.0.1:1?ssl=false",
+    "weather_url": "grpc://127.0.0.1:2?ssl=false",
+    "latitude": 52.52,
+    "longitude": 13.405,
+    "batteries": [11, 21],
+    "max_volume": "500 kW",
+    "period": 900,
+    "pv_peak": "350 kW",
+}
+
+
+def test_the_section_becomes_market_bid_options() -> None:
+    env = {**ENV, "EDGE_CONTROLLER_TRADING_KEY": "t"}
+    config = parse_config({**GOOD, "market_bid": SECTION}, environ=env)
+    section = config.market_bid
+    assert section is not None
+    assert section.auth_key == "t"
+    assert "'t'" not in repr(section)
+    assert section.options["batteries"] == {11, 21}
+    assert section.options["max_volume_mw"] == 0.5
+    assert section.options["period"] == timedelta(minutes=15)
+    assert section.options["pv_peak_w"] == 350_000
+
+
+def test_bad_values_are_named_with_their_key_path() -> None:
+    env = {**ENV, "EDGE_CONTROLLER_TRADING_KEY": "t"}
+    bad = {**SECTION, "period": 600, "latitude": 123, "max_volum": 1}
+    with pytest.raises(ConfigError) as caught:
+        parse_config({**GOOD, "market_bid": bad}, "ctl.toml", environ=env)
+    text = str(caught.value)
+    assert "ctl.toml: market_bid.latitude: expected degrees -90..90, got 123" in text
+    assert "market_bid.max_volum: unknown key (did you mean 'max_volume'?)" in text
+    del bad["latitude"], bad["max_volum"]
+    bad["latitude"] = 52.0
+    with pytest.raises(ConfigError, match=r"market_bid\.period: expected 5, 15, 30 or 60"):
+        parse_config({**GOOD, "market_bid": bad}, "ctl.toml", environ=env)
+    with pytest.raises(ConfigError, match=r"market_bid\.key_file: missing"):
+        parse_config({**GOOD, "market_bid": SECTION}, "ctl.toml", environ=ENV)
+
+
+async def test_the_controller_runs_the_weather_and_market_bid_actors(
+    example_site: SiteSpec, tmp_path: Path
+) -> None:
+    Client._instances.clear()
+    async with (
+        WeatherServer("127.0.0.1:0", clock=ManualClock()) as weather,
+        MarketServer(flat_market(), keys=frozenset({MARKET_KEY}), auto_clear=False) as market,
+    ):
+        (tmp_path / "trading.key").write_text(MARKET_KEY)
+        section = {
+            **SECTION,
+            "trading_url": market.url,
+            "weather_url": weather.url,
+            "key_file": str(tmp_path / "trading.key"),
+        }
+        async with site_running(example_site, tmp_path, {"market_bid": section}) as site:
+            bidder = site.controller.market_bid
+            assert bidder is not None
+            assert bidder.is_running
+            # Its first round lists our orders on the market and opens the trade stream.
+            await until(lambda: market.exchange.stream_count("trades") >= 1, "listening", 10)
+        assert not bidder.is_running
+    Client._instances.clear()
