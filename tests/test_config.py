@@ -44,7 +44,7 @@ def test_every_problem_is_listed_with_its_key_path() -> None:
     }
     lines = problems(document, environ={})
     expected = [
-        "ctl.toml: microgrid.url: expected a grpc://HOST:PORT URL, got 'http://x'",
+        "ctl.toml: microgrid.url: expected a grpc://HOST:PORT URL",
         "ctl.toml: microgrid.stale_aftr: unknown key (did you mean 'stale_after'?)",
         "ctl.toml: dispatch.microgrid_id: expected an integer id > 0 (or set microgrid.id), got 0",
         "ctl.toml: dispatch.key_file: missing; expected a file holding the API key",

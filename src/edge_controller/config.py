@@ -256,12 +256,46 @@ SECTIONS = (
 
 def _positive_int(raw: object) -> int | None:
     value = integer(raw)
-    return value if value is not None and value > 0 else None
+    return value if value is not None and 0 < value <= MAX_ID else None
+
+
+_URL_EXPECTED = (
+    "a grpc://HOST:PORT URL (port 1-65535; options ssl=true|false, "
+    "ssl_root_certificates_path=FILE, ...)"
+)
+_URL_OPTIONS = {
+    "ssl": ("true", "false", "1", "0", "yes", "no", "on", "off"),
+    "ssl_root_certificates_path": None,
+    "ssl_private_key_path": None,
+    "ssl_certificate_chain_path": None,
+    "keep_alive": ("true", "false", "1", "0", "yes", "no", "on", "off"),
+    "keep_alive_interval_s": None,
+    "keep_alive_timeout_s": None,
+}
+MAX_ID = 2**63 - 1
+"""Ids travel as uint64 in the APIs; stay within what every client can hold."""
 
 
 def _url(raw: object) -> str | None:
+    """A `grpc://HOST:PORT[?options]` URL the Frequenz clients can open, or None."""
     text = string(raw)
-    return text if text is not None and text.startswith("grpc://") else None
+    if text is None or not text.startswith("grpc://"):
+        return None
+    try:
+        parsed = urlsplit(text)
+        port = parsed.port
+        options = parse_qs(parsed.query, keep_blank_values=True, strict_parsing=False)
+    except ValueError:
+        return None
+    if not parsed.hostname or port is None or not 0 < port < 65536 or parsed.path not in ("", "/"):
+        return None
+    for name, values in options.items():
+        if name not in _URL_OPTIONS or len(values) != 1:
+            return None
+        allowed = _URL_OPTIONS[name]
+        if allowed is not None and values[0].lower() not in allowed:
+            return None
+    return text
 
 
 def parse_config(
@@ -282,7 +316,7 @@ def parse_config(
     reader.unknown_keys(document, set(SECTIONS), "")
     micro = reader.table(document, "microgrid", "")
     reader.unknown_keys(micro, {"url", "id", "stale_after"}, "microgrid")
-    micro_url = reader.value(micro, "url", "microgrid", _url, "a grpc://HOST:PORT URL")
+    micro_url = reader.value(micro, "url", "microgrid", _url, _URL_EXPECTED)
     micro_id = reader.value(micro, "id", "microgrid", _positive_int, "an integer id > 0", None)
     stale = reader.value(
         micro, "stale_after", "microgrid", _seconds(0.1, 3600), "seconds 0.1-3600", default=10.0
@@ -303,7 +337,7 @@ def parse_config(
         },
         "dispatch",
     )
-    dispatch_url = reader.value(dispatch, "url", "dispatch", _url, "a grpc://HOST:PORT URL")
+    dispatch_url = reader.value(dispatch, "url", "dispatch", _url, _URL_EXPECTED)
     microgrid_id = reader.value(
         dispatch,
         "microgrid_id",
@@ -468,9 +502,12 @@ def tls_problem(url: str) -> str | None:
     while only logging. A loopback host is almost always the plain local service, so
     a loopback URL must say `ssl=false` or name its own certificates.
     """
-    parsed = urlsplit(url)
-    host = parsed.hostname or ""
-    query = parse_qs(parsed.query)
+    try:
+        parsed = urlsplit(url)
+        host = parsed.hostname or ""
+        query = parse_qs(parsed.query)
+    except ValueError:
+        return None  # the URL itself is reported as unusable
     if not any(host.startswith(prefix) or host == prefix for prefix in _LOOPBACK_HOSTS):
         return None
     if "ssl" in query or "ssl_root_certificates_path" in query:
@@ -493,6 +530,11 @@ def _read_key(
                 key = credential.read_text(encoding="utf-8").strip()
             except FileNotFoundError:
                 key = ""
+            except UnicodeDecodeError:
+                reader.problems.append(
+                    f"dispatch.key_file: missing, and {str(credential)!r} is not UTF-8"
+                )
+                return None
             except OSError as error:
                 reader.problems.append(
                     f"dispatch.key_file: missing, and the credential {str(credential)!r} "
@@ -519,6 +561,12 @@ def _read_key(
         key = path.read_text(encoding="utf-8").strip()
     except OSError as error:
         reader.problems.append(f"dispatch.key_file: cannot read {str(path)!r}: {error.strerror}")
+        return None
+    except UnicodeDecodeError:
+        reader.problems.append(f"dispatch.key_file: {str(path)!r} is not UTF-8 text")
+        return None
+    except ValueError as error:  # e.g. a NUL in the path
+        reader.problems.append(f"dispatch.key_file: unusable path {key_file!r}: {error}")
         return None
     if not key:
         reader.problems.append(f"dispatch.key_file: {str(path)!r} is empty; expected the API key")
@@ -549,8 +597,9 @@ def _resolutions(reader: Reader, power: Mapping[str, Any]) -> dict[int, float]:
         return {}
     resolutions: dict[int, float] = {}
     for key, value in raw.items():
-        if not key.isdigit() or int(key) <= 0:
-            reader.fail(join(path, key), "an inverter id (integer > 0) as key", key)
+        if not (key.isascii() and key.isdigit() and len(key) <= 19) or int(key) <= 0:
+            shown = key if len(key) <= 40 else f"{key[:20]}..."
+            reader.fail(join(path, shown), "an inverter id (integer > 0) as key", key)
             continue
         watts = read_power(value)
         if watts is None or watts <= 0:

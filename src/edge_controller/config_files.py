@@ -124,13 +124,18 @@ def load(
             documents.append((name, tomllib.loads(text)))
         except tomllib.TOMLDecodeError as error:
             problems.append((name, f"not valid TOML: {error}"))
+        except RecursionError:
+            problems.append((name, "not usable: arrays or tables nested too deeply"))
     if problems:
         raise ConfigError(
             path.name,
             [problem for _, problem in problems],
             dict(zip((p for _, p in problems), (n for n, _ in problems), strict=True)).__getitem__,
         )
-    merged, origins = merge(documents)
+    try:
+        merged, origins = merge(documents)
+    except RecursionError:
+        raise ConfigError(path.name, ["tables nested too deeply to be a configuration"]) from None
     return parse_config(
         merged,
         path.name,

@@ -75,12 +75,18 @@ class Reader:
         return converted
 
 
+SHOWN_CHARS = 120
+"""A bad value is shown up to this long: a huge list must not make a huge log line."""
+
+
 def show(found: object) -> str:
-    if isinstance(found, str):
-        return repr(found)
     if isinstance(found, dict):
         return "a table"
-    return str(found)
+    text = repr(found) if isinstance(found, str) else str(found)
+    if len(text) > SHOWN_CHARS:
+        size = f"{len(found)} items, " if isinstance(found, list | tuple | str) else ""
+        return f"{text[: SHOWN_CHARS - 20]}... ({size}{len(text)} characters)"
+    return text
 
 
 def join(path: str, key: str) -> str:
