@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ import structlog
 from frequenz.channels import BroadcastChannel, BroadcastSender, Sender
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.dispatch import Dispatch, Dispatcher
-from frequenz.quantities import Power
 
 from edge_controller.actors.battery_power import BatteryPowerActor
 from edge_controller.actors.component_recovery import ComponentRecoveryActor
@@ -39,7 +39,7 @@ from edge_controller.actors.peak_shaving import PeakShavingActor
 from edge_controller.actors.power_distributing import PowerDistributingActor
 from edge_controller.actors.power_managing import PowerManagingActor, SiteAccess
 from edge_controller.clock import Clock, WallClock
-from edge_controller.config import ControllerConfig, UseCaseConfig
+from edge_controller.config import ConfigError, ControllerConfig, UseCaseConfig
 from edge_controller.config_changes import ConfigChanges, config_changes, in_force
 from edge_controller.config_market_bid import MarketBidConfig
 from edge_controller.dispatching import cache
@@ -62,6 +62,10 @@ def _algorithm(name: str) -> DistributionAlgorithm:
 
 UseCaseActor = BatteryPowerActor | PeakShavingActor
 """The use-case actors the configuration can name (`[[use_cases]] kind`)."""
+
+
+class SiteMismatchError(ConfigError):
+    """A valid configuration that does not fit the site (unknown battery ids)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,8 @@ class Controller:
         self.power_managing: PowerManagingActor | None = None
         self.market_bid: SupervisedActor | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._feeder_lock = asyncio.Lock()
+        """Held while the dispatch feeder (broadcaster or cached schedule) is replaced."""
         self.recovery: ComponentRecoveryActor | None = None
         self._dispatch_senders: dict[str, Sender[Dispatch]] = {}
         self._requests: BroadcastSender[PowerRequest] | None = None
@@ -122,6 +128,11 @@ class Controller:
         """
         settings = self.config.power_distribution
         await self.connection.start()
+        try:
+            self.check_against_site(self.config)
+        except SiteMismatchError:
+            await self.connection.stop()
+            raise
         await self._wait_for_telemetry()
         offline: CachedSchedule | None = None
         try:
@@ -353,15 +364,21 @@ class Controller:
     async def apply(self, new: ControllerConfig) -> ConfigChanges:
         """Apply an edited configuration to the running graph, as far as it can be.
 
-        Live: power distribution settings, operator controls, restart policy, and the
-        use-case actors (added, removed — their batteries released —, or replaced
-        when their entry changed). The rest is logged as needing a restart and keeps
+        Live: power distribution settings, operator controls, grid limits, recovery,
+        restart policy, and the use-case actors (added, removed — their proposals
+        withdrawn —, or replaced when their entry changed; all of them rebuilt when a
+        setting they copy changed). The rest is logged as needing a restart and keeps
         its old value. Log levels are the daemon's business (`daemon.py`).
+
+        Raises:
+            SiteMismatchError: the edit names batteries this site does not have;
+                nothing was changed.
         """
         old = self.config
         changes = config_changes(old, new)
         if changes.empty:
             return changes
+        self.check_against_site(new)
         if changes.restart_needed:
             _LOG.warning("config_change_needs_restart", keys=list(changes.restart_needed))
         assert self.power_distributing is not None
@@ -384,7 +401,23 @@ class Controller:
         self.config = in_force(old, new)
         for actor in self.actors:
             self._supervise(actor)
-        if changes.use_cases_added or changes.use_cases_removed or changes.use_cases_changed:
+        rebuilt: tuple[str, ...] = ()
+        if (
+            old.power_distribution.request_timeout != settings.request_timeout
+            or old.grid.stale_after != new.grid.stale_after
+        ):
+            # Use cases copy these when built: rebuild the ones that stay.
+            kept = {u.name for u in old.use_cases} & {u.name for u in new.use_cases}
+            rebuilt = tuple(sorted(kept - set(changes.use_cases_changed)))
+        if (
+            changes.use_cases_added
+            or changes.use_cases_removed
+            or changes.use_cases_changed
+            or rebuilt
+        ):
+            changes = dataclasses.replace(
+                changes, use_cases_changed=(*changes.use_cases_changed, *rebuilt)
+            )
             await self._replace_use_cases(changes, new)
         _LOG.info(
             "config_applied",
@@ -395,45 +428,74 @@ class Controller:
         )
         return changes
 
+    def check_against_site(self, config: ControllerConfig) -> None:
+        """Refuse a configuration that names batteries the site does not have.
+
+        Raises:
+            SiteMismatchError: naming the key and the batteries.
+        """
+        site = set(self.connection.pairs.battery_ids)
+        problems = []
+        for index, use_case in enumerate(config.use_cases):
+            unknown = sorted(use_case.batteries - site)
+            if unknown:
+                problems.append(
+                    f"use_cases[{index}].batteries: {unknown} are not batteries of this "
+                    f"site; it has {sorted(site)}"
+                )
+        unknown = sorted(config.controls.excluded_batteries - site)
+        if unknown:
+            _LOG.warning("excluded_batteries_unknown", batteries=unknown, site=sorted(site))
+        if problems:
+            raise SiteMismatchError(config.source, problems)
+
     async def _replace_use_cases(self, changes: ConfigChanges, new: ControllerConfig) -> None:
         """Stop the feeding actor, swap use cases, start a feeder with the new routes.
 
         The new feeder subscribes afresh, and the Dispatcher hands every subscriber the
-        dispatches running now, so an added use case picks up a running dispatch.
+        dispatches running now, so an added use case picks up a running dispatch. The
+        feeder is started again whatever happens in between.
         """
-        feeder: SupervisedActor | None = self._broadcaster or self._offline
-        if feeder is not None:
-            await feeder.stop()
-            self.actors.remove(feeder)
-            if self._broadcaster is not None:
-                self._dispatcher = self._broadcaster.dispatcher
-            self._broadcaster = self._offline = None
-        for name in (*changes.use_cases_removed, *changes.use_cases_changed):
-            actor, _ = self._use_cases.pop(name)
-            driving = actor.driving
-            await actor.stop()
-            self.actors.remove(actor)
-            del self._dispatch_senders[name]
-            for batteries in driving:
-                assert self._requests is not None
-                await self._requests.send(PowerRequest(name, Power.zero(), batteries))
-            _LOG.info("use_case_stopped", use_case=name, released=[sorted(b) for b in driving])
-        wanted = {u.name: u for u in new.use_cases}
-        for name in (*changes.use_cases_changed, *changes.use_cases_added):
-            actor = self._add_use_case(wanted[name])
-            self.actors.append(actor)
-            self._supervise(actor)
-            actor.start()
-            _LOG.info("use_case_started", use_case=name, dispatch_types=wanted[name].dispatch_types)
-        # Keep configuration order for `use_cases`.
-        self._use_cases = {
-            n: self._use_cases[n] for n in (u.name for u in new.use_cases) if n in self._use_cases
-        }
-        self._start_dispatch_source()
-        feeder = self._broadcaster or self._offline
-        assert feeder is not None
-        self._supervise(feeder)
-        feeder.start()
+        async with self._feeder_lock:
+            feeder: SupervisedActor | None = self._broadcaster or self._offline
+            if feeder is not None:
+                await feeder.stop()
+                self.actors.remove(feeder)
+                if self._broadcaster is not None:
+                    self._dispatcher = self._broadcaster.dispatcher
+                self._broadcaster = self._offline = None
+            try:
+                for name in (*changes.use_cases_removed, *changes.use_cases_changed):
+                    actor, _ = self._use_cases.pop(name)
+                    await actor.stop()
+                    self.actors.remove(actor)
+                    del self._dispatch_senders[name]
+                    if self.power_managing is not None:
+                        await self.power_managing.withdraw(name)
+                    _LOG.info("use_case_stopped", use_case=name)
+                wanted = {u.name: u for u in new.use_cases}
+                for name in (*changes.use_cases_changed, *changes.use_cases_added):
+                    actor = self._add_use_case(wanted[name])
+                    self.actors.append(actor)
+                    self._supervise(actor)
+                    actor.start()
+                    _LOG.info(
+                        "use_case_started",
+                        use_case=name,
+                        dispatch_types=wanted[name].dispatch_types,
+                    )
+                # Keep configuration order for `use_cases`.
+                self._use_cases = {
+                    n: self._use_cases[n]
+                    for n in (u.name for u in new.use_cases)
+                    if n in self._use_cases
+                }
+            finally:
+                self._start_dispatch_source()
+                feeder = self._broadcaster or self._offline
+                if feeder is not None:
+                    self._supervise(feeder)
+                    feeder.start()
 
     async def _connect_dispatcher(self) -> Dispatcher:
         return await connect_dispatcher(
@@ -487,6 +549,10 @@ class Controller:
 
     async def _take_over_live(self, dispatcher: Dispatcher) -> None:
         """Leave the cached schedule for the live service."""
+        async with self._feeder_lock:
+            await self._take_over_live_locked(dispatcher)
+
+    async def _take_over_live_locked(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
         if self._offline is not None:
             await self._offline.hand_over(await self._running_live(dispatcher))
@@ -549,7 +615,7 @@ class Controller:
             for running in reversed(self.actors):
                 try:
                     await running.stop()
-                except BaseException as error:
+                except Exception as error:
                     _LOG.error("actor_stop_failed", actor=running.name, error=repr(error))
             self.actors = []
         finally:

@@ -81,4 +81,8 @@ class ConfigWatcher:
         except ConfigError as error:
             self._on_rejected(error)
             return
+        except Exception as error:  # a validator bug must not end live edits for good
+            _LOG.exception("config_read_failed", file=str(self._path))
+            self._on_rejected(ConfigError(self._path.name, [f"cannot be read: {error!r}"]))
+            return
         await self._on_config(config)

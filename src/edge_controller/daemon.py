@@ -36,7 +36,7 @@ from frequenz.client.microgrid import ApiClientError
 from edge_controller import __version__
 from edge_controller import logging as logs
 from edge_controller.actors.dispatch_broadcasting import DispatchServiceUnreachableError
-from edge_controller.app import Controller, ControllerHooks
+from edge_controller.app import Controller, ControllerHooks, SiteMismatchError
 from edge_controller.config import ConfigError, ControllerConfig
 from edge_controller.config_files import load
 from edge_controller.config_watch import ConfigWatcher
@@ -119,6 +119,11 @@ class Daemon:
         try:
             try:
                 await self.controller.start()
+            except SiteMismatchError as error:
+                for line in error.lines:
+                    _LOG.error("config_invalid", problem=line)
+                print(f"edge-controller run: {error}", flush=True, file=sys.stderr)
+                return 2
             except (DispatchServiceUnreachableError, ComponentGraphError, ApiClientError) as error:
                 _LOG.error("start_failed", error=str(error))
                 self.notifier.status(f"start failed: {error}")
@@ -203,6 +208,13 @@ class Daemon:
         if changes.empty:
             _LOG.info("config_unchanged")
         self.notifier.ready(self._status_line())
+
+    def _watch_task(self, task: asyncio.Task[None]) -> None:
+        """Say so when a background task of the daemon ends by itself (a bug)."""
+        if task.cancelled():
+            return
+        error = task.exception()
+        _LOG.error("daemon_task_ended", task=task.get_name(), error=repr(error))
 
     def _rejected(self, error: ConfigError) -> None:
         self.metrics.count_reload(applied=False)

@@ -100,6 +100,7 @@ class SupervisedActor(Actor):
                 if self._is_cancelled:
                     log.error("actor_failed_while_stopping", exc_info=True)
                     return
+                tracker.policy = self.restart_policy  # a live edit applies to the next crash
                 wait_s = tracker.crashed(loop.time() - started, random.random())
                 if wait_s is None:
                     log.critical(

@@ -78,6 +78,10 @@ class ComponentRecoveryActor(SupervisedActor):
     def reconfigure(self, config: RecoveryConfig) -> None:
         """Take new settings (live edit); components keep their progress so far."""
         self._tracker.reconfigure(config)
+        if not config.enabled and self._out:
+            # Switched off: nothing is held out of distribution on its account any more.
+            self._out = frozenset()
+            self._out_of_service(self._out)
 
     async def _run(self) -> None:
         timer = Timer(self._tick, SkipMissedAndDrift())

@@ -2,11 +2,11 @@
 
 Every `tick` (0.25 s: a peak is answered well within the 2 s that fast reserves
 demand; each decision costs microseconds) it reads the grid meter and its batteries
-(`microgrid.site_view`) and asks `power.peak_shaving.decide` for a target: discharge just enough to bring
-the import down to the threshold, recharge below `threshold − recharge_margin` without
-creating a new peak, optionally charge from a PV surplus that would export more than
-`export_limit`. The threshold comes from the config, or from a running
-`PEAK_SHAVING` dispatch (`{"threshold_w": "600 kW"}`), which overrides it for its
+(`microgrid.site_view`) and asks `power.peak_shaving.decide` for a target: discharge
+just enough to bring the import down to the threshold, recharge below
+`threshold − recharge_margin` without creating a new peak, optionally charge from a
+PV surplus that would export more than `export_limit`. The threshold comes from the
+config, or from a running `PEAK_SHAVING` dispatch (`{"threshold_w": "600 kW"}`), which overrides it for its
 duration. Its requests carry the configured priority; the PowerManagingActor resolves
 them against other use cases on the same batteries and enforces the grid limits.
 
@@ -127,7 +127,8 @@ class PeakShavingActor(SupervisedActor):
             return
         try:
             payload = parse_peak_shaving(dispatch_id, dispatch.payload)
-        except PayloadError as error:
+            self._shaving_config(payload.threshold_w, payload.recharge_margin_w)
+        except (PayloadError, ValueError) as error:
             log.error("dispatch_rejected", reason=str(error))
             self.counts["rejected"] = self.counts.get("rejected", 0) + 1
             return
@@ -138,13 +139,21 @@ class PeakShavingActor(SupervisedActor):
         threshold = self.threshold_w
         if threshold is None:
             return None
-        margin = self._options.recharge_margin_w
+        margin = None
         if self._from_dispatch:
-            dispatch_margin = self._from_dispatch[max(self._from_dispatch)][1]
-            margin = margin if dispatch_margin is None else dispatch_margin
+            margin = self._from_dispatch[max(self._from_dispatch)][1]
+        return self._shaving_config(threshold, margin)
+
+    def _shaving_config(self, threshold_w: float, margin_w: float | None) -> PeakShavingConfig:
+        """The decision's settings with this threshold (and margin).
+
+        Raises:
+            ValueError: they contradict the configured ones (e.g. a threshold below the
+                export limit); a dispatch asking for that is rejected.
+        """
         return PeakShavingConfig(
-            threshold_w=threshold,
-            recharge_margin_w=margin,
+            threshold_w=threshold_w,
+            recharge_margin_w=self._options.recharge_margin_w if margin_w is None else margin_w,
             max_recharge_w=self._options.max_recharge_w,
             export_limit_w=self._options.export_limit_w,
             soc_min_pct=self._options.soc_min_pct,
@@ -168,7 +177,10 @@ class PeakShavingActor(SupervisedActor):
             soc_pct=view.soc_pct,
         )
         decision = decide(config, grid_w, pool)
-        bounds: Range | None = None
+        # While the meter is blind the use case keeps protecting the threshold: no
+        # charging at all (a lower-priority charge could make the very peak it cannot
+        # see).
+        bounds: Range | None = Range(-math.inf, 0.0)
         if grid_w is not None and math.isfinite(view.power_w):
             base = grid_w - view.power_w
             # Lower priorities may do anything that keeps the import at or under the

@@ -38,7 +38,7 @@ import contextlib
 import dataclasses
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -77,6 +77,12 @@ from edge_controller.supervision import SupervisedActor
 
 RETRY_INTERVAL = timedelta(seconds=2)
 """How soon a target that found no usable battery is tried again."""
+ORPHAN_GRACE = timedelta(seconds=10)
+"""After start, the use cases have had this long to ask for what runs; an inverter still
+delivering power that no target covers then is an orphan of an earlier run."""
+TELEMETRY_GAP = timedelta(seconds=2)
+"""An inverter's telemetry resuming after a silence this long (the API restarted, the
+device rebooted) re-plans its target at once: its commands may have been lost."""
 
 
 class MicrogridAccess(Protocol):
@@ -103,6 +109,8 @@ class MicrogridAccess(Protocol):
 class _Target:
     request: PowerRequest
     next_send: datetime
+    granted_w: float = 0.0
+    """What the power limit let through last time (W)."""
 
 
 class PowerDistributingActor(SupervisedActor):
@@ -141,6 +149,10 @@ class PowerDistributingActor(SupervisedActor):
         self._blocking = blocking or BlockingTracker()
         self._controls = controls or ControlsConfig()
         self._out_of_service: frozenset[int] = frozenset()
+        self._changes: deque[Callable[[], Awaitable[None]]] = deque()
+        self._wake = asyncio.Event()
+        self._orphans_checked = False
+        self._seen_at: dict[int, datetime] = {}
         self._on_command = on_command
         self._on_result = on_result
         self.counts: dict[str, int] = {}
@@ -183,23 +195,35 @@ class PowerDistributingActor(SupervisedActor):
     ) -> None:
         """Take new settings while running; every running target is re-planned at once.
 
+        The change is carried out by the actor's own loop, between two requests, so a
+        command planned under the old settings can never land after the release that
+        entering observe mode (or excluding a battery) sends.
+
         Raises:
             ValueError: inconsistent timing (nothing is changed then).
         """
         lifetime = command_lifetime or self._lifetime
         keepalive = keepalive_interval or self._keepalive
         _check_timing(lifetime, keepalive)
-        self._lifetime, self._keepalive = lifetime, keepalive
-        if algorithm is not None:
-            self._algorithm = algorithm
-        if resolutions_w is not None:
-            self._resolutions = dict(resolutions_w)
-        if blocking_initial is not None:
-            self._blocking.initial_block = blocking_initial
-        if blocking_max is not None:
-            self._blocking.max_block = blocking_max
-        if controls is not None and controls != self._controls:
-            await self._change_controls(controls)
+
+        async def change() -> None:
+            self._lifetime, self._keepalive = lifetime, keepalive
+            if algorithm is not None:
+                self._algorithm = algorithm
+            if resolutions_w is not None:
+                self._resolutions = dict(resolutions_w)
+            if blocking_initial is not None:
+                self._blocking.initial_block = blocking_initial
+            if blocking_max is not None:
+                self._blocking.max_block = blocking_max
+            if controls is not None and controls != self._controls:
+                await self._change_controls(controls)
+            self._replan_all()
+
+        self._changes.append(change)
+        self._wake.set()
+
+    def _replan_all(self) -> None:
         now = self._clock.now()
         for target in self._targets.values():
             target.next_send = now
@@ -207,17 +231,24 @@ class PowerDistributingActor(SupervisedActor):
     def set_out_of_service(self, batteries: frozenset[int]) -> None:
         """Leave `batteries` out of every plan (component recovery); re-plan at once.
 
-        Unlike the operator's exclusion nothing is released: a battery in ERROR or
-        STANDBY does not follow commands anyway, and its inverter gets 0 W as part of
-        the plans it is left out of.
+        The inverters of batteries newly taken out get 0 W once (from the actor's
+        loop): a faulted device that still holds an old setpoint must not deliver it
+        uncounted while the others carry the target.
         """
         if batteries == self._out_of_service:
             return
+        newly_out = batteries - self._out_of_service
         self._log.warning("out_of_service", batteries=sorted(batteries))
         self._out_of_service = batteries
-        now = self._clock.now()
-        for target in self._targets.values():
-            target.next_send = now
+
+        async def change() -> None:
+            in_use = frozenset().union(*self._targets) if self._targets else frozenset()
+            if newly_out & in_use and self._controls.mode == "control":
+                await self._release(newly_out & in_use)
+            self._replan_all()
+
+        self._changes.append(change)
+        self._wake.set()
 
     async def _change_controls(self, controls: ControlsConfig) -> None:
         old, self._controls = self._controls, controls
@@ -237,6 +268,50 @@ class PowerDistributingActor(SupervisedActor):
         )
         if release:
             await self._release(release)
+
+    async def _release_orphans(self) -> None:
+        """Release inverters that deliver power no target asks for (once, after start).
+
+        A dispatch deleted while the controller was down left its last command
+        running until the API's command lifetime ends; nothing else would stop it.
+        """
+        if self._controls.mode != "control":
+            return
+        pairs = self._microgrid.pairs
+        cache = self._microgrid.cache
+        now = self._clock.now()
+        covered = frozenset().union(*self._targets) if self._targets else frozenset()
+        orphans = {
+            b
+            for inverter_id in pairs.inverter_ids
+            if (reading := cache.inverter(inverter_id, now)) is not None
+            and math.isfinite(reading.power_w)
+            and abs(reading.power_w) > 1.0
+            and not set(pairs.batteries_of(inverter_id)) & covered
+            for b in pairs.batteries_of(inverter_id)
+        }
+        if orphans:
+            self._log.warning("orphan_power_released", batteries=sorted(orphans))
+            await self._release(orphans)
+
+    def _notice_telemetry_gaps(self) -> None:
+        """Re-plan a target at once when its inverters' telemetry resumes after a gap."""
+        cache = self._microgrid.cache
+        pairs = self._microgrid.pairs
+        for batteries, target in self._targets.items():
+            for inverter_id in {pairs.inverter_of(b) for b in batteries}:
+                reading = cache.last_inverter(inverter_id)
+                if reading is None:
+                    continue
+                seen = self._seen_at.get(inverter_id)
+                self._seen_at[inverter_id] = reading.sampled_at
+                if seen is not None and reading.sampled_at - seen > TELEMETRY_GAP:
+                    self._log.warning(
+                        "telemetry_resumed",
+                        inverter=inverter_id,
+                        gap_s=(reading.sampled_at - seen).total_seconds(),
+                    )
+                    target.next_send = min(target.next_send, self._clock.now())
 
     async def _release(self, batteries: frozenset[int] | set[int]) -> None:
         """Command 0 W to the inverters of `batteries`, come what may (logged)."""
@@ -292,8 +367,9 @@ class PowerDistributingActor(SupervisedActor):
         # Kept on the actor: a restart after a crash must not lose requests (a 0 W
         # release among them) that were already taken from the channel.
         pending = self._pending
-        arrived = asyncio.Event()
+        arrived = self._wake
         arrived.set()
+        started = self._clock.now()
 
         async def collect() -> None:
             async for request in self._requests:
@@ -309,6 +385,12 @@ class PowerDistributingActor(SupervisedActor):
                     collector.result()  # the request channel closed: re-raise or stop
                     return
                 arrived.clear()
+                while self._changes:
+                    await self._changes.popleft()()
+                if not self._orphans_checked and self._clock.now() - started >= ORPHAN_GRACE:
+                    self._orphans_checked = True
+                    await self._release_orphans()
+                self._notice_telemetry_gaps()
                 batch = list(pending)
                 pending.clear()
                 for request in await self._latest_only(batch):
@@ -397,7 +479,7 @@ class PowerDistributingActor(SupervisedActor):
         if not keepalive:
             self._take_over(request)
         if self._controls.mode == "observe":
-            self._targets[request.batteries] = _Target(request, now + self._keepalive)
+            self._targets[request.batteries] = _Target(request, now + self._keepalive, target_w)
             self._count("observed")
             if not keepalive:
                 await self._publish(
@@ -420,8 +502,10 @@ class PowerDistributingActor(SupervisedActor):
             blocked = [self._blocking.blocked_until(b) for b in outcome.failed]
             retry_zero = target_w == 0.0 and any(t is not None for t in blocked)
             next_send = max(t for t in blocked if t is not None) if retry_zero else now
-        self._targets[request.batteries] = _Target(request, next_send)
-        if target_w == 0.0 and not outcome.failed:
+        self._targets[request.batteries] = _Target(request, next_send, target_w)
+        if request.power.as_watts() == 0.0 and not outcome.failed:
+            # A release (not a target the power limit cut to 0 W: that one stays and
+            # comes back when the limit allows it).
             self._targets.pop(request.batteries, None)
         await self._publish_status(now)
         result = outcome.result(request, decided)
@@ -580,7 +664,11 @@ class PowerDistributingActor(SupervisedActor):
         cache = self._microgrid.cache
         battery_ids = self._microgrid.pairs.battery_ids
         fresh = [b for b in battery_ids if cache.battery(b, now) is not None]
-        return self._blocking.status(battery_ids, fresh, now)
+        status = self._blocking.status(battery_ids, fresh, now)
+        unusable = self._out_of_service | self._controls.excluded_batteries
+        if not unusable:
+            return status
+        return BatteryStatus(status.working - unusable, status.uncertain - unusable)
 
     async def _publish_status(self, now: datetime) -> None:
         await self._status_sender.send(self.battery_status(now))

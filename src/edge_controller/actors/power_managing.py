@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -106,6 +107,7 @@ class PowerManagingActor(SupervisedActor):
         self._deadband_w = deadband_w
         self._proposals: dict[frozenset[int], dict[str, _Submitted]] = {}
         self._forwarded: dict[frozenset[int], PowerRequest] = {}
+        self._withheld: set[frozenset[int]] = set()
         self.counts: dict[str, int] = {}
         """grid clamps by reason, withheld proposals, forwarded requests."""
         self._log = structlog.get_logger(__name__).bind(actor=name)
@@ -141,13 +143,29 @@ class PowerManagingActor(SupervisedActor):
         self.counts[what] = self.counts.get(what, 0) + 1
 
     def _propose(self, request: PowerRequest) -> None:
-        by_use_case = self._proposals.setdefault(request.batteries, {})
-        if request.withdraws:
-            by_use_case.pop(request.namespace, None)
+        """Record a use case's request; it replaces that use case's overlapping ones.
+
+        A use case's batteries change between requests (a dispatch retargeted, two of
+        its dispatches merging): its earlier proposals on overlapping sets are stale
+        the moment it asks for something else on any of those batteries.
+        """
+        self._drop(request.namespace, lambda batteries: bool(batteries & request.batteries))
+        if not request.withdraws:
+            self._proposals.setdefault(request.batteries, {})[request.namespace] = _Submitted(
+                request, self._clock.now()
+            )
+
+    def _drop(self, namespace: str, which: Callable[[frozenset[int]], bool]) -> None:
+        for batteries in [b for b in self._proposals if which(b)]:
+            by_use_case = self._proposals[batteries]
+            by_use_case.pop(namespace, None)
             if not by_use_case:
-                del self._proposals[request.batteries]
-            return
-        by_use_case[request.namespace] = _Submitted(request, self._clock.now())
+                del self._proposals[batteries]
+
+    async def withdraw(self, namespace: str) -> None:
+        """Forget every proposal of `namespace` (a use case removed by a live edit)."""
+        self._drop(namespace, lambda _: True)
+        await self._update()
 
     def _resolved(self) -> dict[frozenset[int], tuple[PowerRequest, float]]:
         """Each battery set's winning request and target, overlaps settled by priority."""
@@ -162,16 +180,26 @@ class PowerManagingActor(SupervisedActor):
                 (best.request.priority, best.at, batteries, driver.request, resolution.target_w)
             )
         taken: set[int] = set()
+        withheld: set[frozenset[int]] = set()
         chosen: dict[frozenset[int], tuple[PowerRequest, float]] = {}
         for _, _, batteries, request, target in sorted(
             candidates, key=lambda c: (c[0], c[1], sorted(c[2])), reverse=True
         ):
             if batteries & taken:
+                withheld.add(batteries)
+                if batteries in self._withheld:
+                    continue  # said so already
                 self._count("withheld")
-                self._log.debug("proposal_withheld", batteries=sorted(batteries))
+                self._log.warning(
+                    "proposal_withheld",
+                    namespace=request.namespace,
+                    batteries=sorted(batteries),
+                    reason="a higher-priority use case holds some of these batteries",
+                )
                 continue
             taken |= batteries
             chosen[batteries] = (request, target)
+        self._withheld = withheld
         return chosen
 
     async def _update(self) -> None:
@@ -180,6 +208,17 @@ class PowerManagingActor(SupervisedActor):
         grid = self._grid
         if targets and (grid.max_import_w is not None or grid.max_export_w is not None):
             targets = self._guard(targets)
+        # Releases first, and only of batteries no chosen set covers: the distributor
+        # lets a request take over every overlapping target, so a release of a whole
+        # old set would wipe out a new, smaller target on part of it.
+        covered = frozenset().union(*chosen) if chosen else frozenset()
+        for batteries in [b for b in self._forwarded if b not in chosen]:
+            release = self._forwarded.pop(batteries)
+            free = batteries - covered
+            if free:
+                await self._distributor.send(
+                    dataclasses.replace(release, power=Power.zero(), batteries=free)
+                )
         for batteries, (request, _) in chosen.items():
             target = targets[batteries]
             last = self._forwarded.get(batteries)
@@ -194,9 +233,6 @@ class PowerManagingActor(SupervisedActor):
             self._forwarded[batteries] = forward
             self._count("forwarded")
             await self._distributor.send(forward)
-        for batteries in [b for b in self._forwarded if b not in chosen]:
-            release = self._forwarded.pop(batteries)
-            await self._distributor.send(dataclasses.replace(release, power=Power.zero()))
 
     def _guard(self, targets: dict[frozenset[int], float]) -> dict[frozenset[int], float]:
         site = self._site
