@@ -6,15 +6,18 @@ demand; each decision costs microseconds) it reads the grid meter and its batter
 just enough to bring the import down to the threshold, recharge below
 `threshold − recharge_margin` without creating a new peak, optionally charge from a
 PV surplus that would export more than `export_limit`. The threshold comes from the
-config, or from a running `PEAK_SHAVING` dispatch (`{"threshold_w": "600 kW"}`), which overrides it for its
-duration. Its requests carry the configured priority; the PowerManagingActor resolves
-them against other use cases on the same batteries and enforces the grid limits.
+config, or from a running `PEAK_SHAVING` dispatch (`{"threshold_w": "600 kW"}`),
+which overrides it for its duration; a dispatch whose threshold contradicts the
+configured export limit is rejected. Its requests carry the configured priority; the
+PowerManagingActor resolves them against other use cases on the same batteries and
+enforces the grid limits.
 
 Its requests do not *hold* their power: they carry bounds — "charge no more than
 `threshold − import without batteries`" (and, with export shaving, "discharge no
 more than the export limit allows") — so a lower-priority dispatch on the same
 batteries still runs within them, and a charge that would make a peak is cut to the
-threshold. A target within `deadband_w` of the last one (bounds too) is not re-sent.
+threshold. While the grid meter is stale the bound is "no charging". A target within
+`deadband_w` of the last one (bounds too) is not re-sent.
 """
 
 from __future__ import annotations
