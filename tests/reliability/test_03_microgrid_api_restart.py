@@ -78,14 +78,6 @@ async def test_the_controller_reconnects_and_resumes_after_a_microgrid_api_resta
     assert resume_s <= 5.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: after a Microgrid API restart the running dispatch comes back only at "
-    "the next keep-alive (15 s by default): PowerDistributingActor re-plans on its timer "
-    "only and does not notice that telemetry shows 0 W where it commanded power, nor that "
-    "the streams reconnected",
-)
 async def test_with_the_default_keepalive_the_dispatch_resumes_within_5_s(
     example_site: SiteSpec, tmp_path: Path
 ) -> None:

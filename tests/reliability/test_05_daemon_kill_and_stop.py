@@ -96,14 +96,6 @@ async def test_a_killed_daemon_resumes_the_running_dispatch_and_sigterm_releases
     assert_no_violations(sim)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a dispatch deleted while the daemon was dead keeps running after the "
-    "restart until its last command expires (command_lifetime, 60 s by default): "
-    "Controller.start (app.py) commands only the batteries a running dispatch drives and "
-    "never releases the others, so what the killed process left on an inverter stays",
-)
 async def test_a_dispatch_deleted_while_the_daemon_was_dead_is_released_after_restart(
     servers: tuple[SimulatorServer, DispatchServer], tmp_path: Path
 ) -> None:

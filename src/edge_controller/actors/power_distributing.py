@@ -77,9 +77,11 @@ from edge_controller.supervision import SupervisedActor
 
 RETRY_INTERVAL = timedelta(seconds=2)
 """How soon a target that found no usable battery is tried again."""
-ORPHAN_GRACE = timedelta(seconds=10)
-"""After start, the use cases have had this long to ask for what runs; an inverter still
-delivering power that no target covers then is an orphan of an earlier run."""
+ORPHAN_GRACE = timedelta(seconds=2)
+"""After start, the use cases have had this long to ask for what runs (the controller
+starts its actors only after the dispatch service's first fetch, so running dispatches
+arrive at once); an inverter still delivering power that no target covers then is an
+orphan of an earlier run."""
 TELEMETRY_GAP = timedelta(seconds=2)
 """An inverter's telemetry resuming after a silence this long (the API restarted, the
 device rebooted) re-plans its target at once: its commands may have been lost."""
