@@ -36,11 +36,14 @@ class PoolView:
     """A group of batteries as measured now (W, %): NaN where unknown."""
 
     power_w: float
-    """Their inverters' AC power, summed (+ charging); NaN if any was never seen."""
+    """Their inverters' AC power, summed (+ charging), over the inverters that reported."""
     bounds: Range | None
     """Envelope of what their inverters and batteries allow together, None if unknown."""
     soc_pct: float
     """Capacity-weighted mean SoC; NaN if unknown."""
+    silent: tuple[int, ...] = ()
+    """Inverters that never reported a power: counted as 0 W (an inverter that has
+    never spoken has most likely never been commanded either); NaN only if all are."""
 
 
 def pool_view(pairs: BatteryPairs, cache: TelemetryCache, batteries: Iterable[int]) -> PoolView:
@@ -51,13 +54,14 @@ def pool_view(pairs: BatteryPairs, cache: TelemetryCache, batteries: Iterable[in
     """
     inverters = sorted({pairs.inverter_of(b) for b in batteries})
     power = 0.0
+    silent: list[int] = []
     lower = upper = 0.0
     bounds_known = True
     energy = capacity = 0.0
     for inverter_id in inverters:
         reading = cache.last_inverter(inverter_id)
         if reading is None or not math.isfinite(reading.power_w):
-            power = math.nan
+            silent.append(inverter_id)
         else:
             power += reading.power_w
         envelope = _envelope(
@@ -75,9 +79,10 @@ def pool_view(pairs: BatteryPairs, cache: TelemetryCache, batteries: Iterable[in
                 energy += battery.soc_pct * battery.capacity_wh
                 capacity += battery.capacity_wh
     return PoolView(
-        power_w=power,
+        power_w=math.nan if inverters and len(silent) == len(inverters) else power,
         bounds=Range(lower, upper) if bounds_known and inverters else None,
         soc_pct=energy / capacity if capacity > 0 else math.nan,
+        silent=tuple(silent),
     )
 
 
