@@ -16,8 +16,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import SiteSpec
 from tests.reliability.helpers import (
