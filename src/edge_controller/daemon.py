@@ -43,6 +43,7 @@ from edge_controller.config_watch import ConfigWatcher
 from edge_controller.messages import Error, Ignored, OutOfBounds, PartialFailure, Result, Success
 from edge_controller.metrics import Health, Metrics, MetricsServer
 from edge_controller.microgrid.graph import ComponentGraphError
+from edge_controller.microgrid.site_view import grid_power_w
 from edge_controller.systemd import Notifier, watchdog_pings
 
 _LOG = structlog.get_logger(__name__)
@@ -301,6 +302,14 @@ class Daemon:
             )
         metrics.set_dispatches_running(sum(len(u.running_dispatches) for u in controller.use_cases))
         metrics.set_mode(self.config.controls.mode)
+        metrics.set_events("power_distributing", controller.power_distributing.counts)
+        if controller.power_managing is not None:
+            metrics.set_events("power_managing", controller.power_managing.counts)
+        metrics.set_grid_power(
+            grid_power_w(
+                cache, controller.connection.grid_meter_id, now, self.config.grid.stale_after
+            )
+        )
 
 
 async def run_daemon(

@@ -39,7 +39,7 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final, TypeGuard, TypeVar
@@ -55,7 +55,7 @@ from prometheus_client import (
     Info,
     generate_latest,
 )
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from typing_extensions import override
 
 from edge_controller import __version__
@@ -126,11 +126,24 @@ class _SampledValues:
         "Active power at the grid connection point, in W (+ imports, - exports).",
     )
 
+    EVENTS_FAMILY: Final = (
+        "edge_controller_site_events",
+        "Counted events of the site stages: grid-limit clamps by reason, grid data "
+        "missing, power-limited and observe-only plans, withheld proposals, releases.",
+    )
+
     def __init__(self) -> None:
         """Start with no samples."""
         self._lock = threading.Lock()
         self._battery: dict[int, tuple[float | None, ...]] = {}
         self._grid_w: float | None = None
+        self._events: dict[tuple[str, str], int] = {}
+
+    def set_events(self, source: str, counts: Mapping[str, int]) -> None:
+        """Store one stage's event counts (they only grow: exported as counters)."""
+        with self._lock:
+            for event, count in counts.items():
+                self._events[(source, event)] = count
 
     def set_battery(self, battery_id: int, values: tuple[float | None, ...]) -> None:
         """Store one battery's values, in the order of `BATTERY_FAMILIES`."""
@@ -151,12 +164,14 @@ class _SampledValues:
         """The families without samples: lets the registry refuse clashing names."""
         for name, documentation in (*self.BATTERY_FAMILIES, self.GRID_FAMILY):
             yield GaugeMetricFamily(name, documentation)
+        yield CounterMetricFamily(*self.EVENTS_FAMILY)
 
     def collect(self) -> Iterable[Metric]:
         """The families with a sample for each value that is known."""
         with self._lock:
             battery = sorted(self._battery.items())
             grid_w = self._grid_w
+            events = sorted(self._events.items())
         for index, (name, documentation) in enumerate(self.BATTERY_FAMILIES):
             family = GaugeMetricFamily(name, documentation, labels=["battery"])
             for battery_id, values in battery:
@@ -168,6 +183,10 @@ class _SampledValues:
         if _known(grid_w):
             grid.add_metric([], grid_w)
         yield grid
+        counted = CounterMetricFamily(*self.EVENTS_FAMILY, labels=["source", "event"])
+        for (source, event), count in events:
+            counted.add_metric([source, event], count)
+        yield counted
 
 
 def _known(value: float | None) -> TypeGuard[float]:
@@ -328,6 +347,10 @@ class Metrics:
     def count_reload(self, applied: bool) -> None:
         """Count one configuration reload, applied or rejected."""
         self._reloads.labels(outcome="applied" if applied else "rejected").inc()
+
+    def set_events(self, source: str, counts: Mapping[str, int]) -> None:
+        """Export a stage's event counts, e.g. the PowerManagingActor's grid clamps."""
+        self._sampled.set_events(source, counts)
 
     def set_grid_power(self, watts: float | None) -> None:
         """Set the grid connection's power (W, + imports); `None` or NaN drops the sample."""

@@ -159,6 +159,12 @@ async def test_the_daemon_notifies_systemd_serves_metrics_takes_edits_and_releas
         await power_reaches(sim, 20, -20_000, 10)
         await notify.wait_for("RELOADING=1")
         await logs.wait_for("config_applied")
+        _, body = await asyncio.to_thread(http_get, f"{base}/metrics")
+        assert (
+            'edge_controller_site_events_total{event="power_limited",source="power_distributing"}'
+            in body
+        )
+        assert "edge_controller_grid_power_watts " in body
 
         # A bad edit is rejected with its file and key; the limit stays in force.
         (drop_ins / "60-typo.toml").write_text('[controls]\nmode = "obsrve"\n')
