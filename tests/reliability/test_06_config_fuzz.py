@@ -178,10 +178,7 @@ def _with_override(tmp_path: Path, override: str) -> Path:
 
 @pytest.mark.parametrize(
     "override",
-    [
-        pytest.param(override, id=name)
-        for name, (override, _was_a_crash) in CRASHED_BEFORE.items()
-    ],
+    [pytest.param(override, id=name) for name, (override, _was_a_crash) in CRASHED_BEFORE.items()],
 )
 def test_inputs_that_crashed_the_validator_are_rejected(tmp_path: Path, override: str) -> None:
     main = _with_override(tmp_path, override)
