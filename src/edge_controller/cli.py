@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import math
-import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from edge_controller import __version__
 from edge_controller import logging as logs
@@ -22,6 +20,7 @@ from edge_controller.dispatch_service.command import add_dispatch_server_parser
 from edge_controller.dispatching.command import add_dispatch_parser, run_dispatch_command
 from edge_controller.market.command import add_market_server_parser
 from edge_controller.scenario.command import add_scenario_parser
+from edge_controller.server_shell import serve_until_signal
 from edge_controller.weather.command import add_weather_server_parser
 
 
@@ -173,32 +172,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
-class _Server(Protocol):
-    @property
-    def address(self) -> str: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-def _serve(command: str, server: _Server, startup_errors: tuple[type[Exception], ...]) -> int:
-    """Start a server, print its address first, run until SIGINT/SIGTERM, stop it."""
-
-    async def serve() -> int:
-        try:
-            await server.start()
-        except startup_errors as error:
-            print(f"edge-controller {command}: {error}", file=sys.stderr)
-            return 2
-        print(f"listening address={server.address}", flush=True)
-        await _wait_for_signal()
-        await server.stop()
-        return 0
-
-    return _run_async(serve())
-
-
 def _run_sim(args: argparse.Namespace) -> int:
     from edge_controller.serving import ListenAddressError, ServerTls, TlsFileError
     from edge_controller.sim.server import SimulatorServer
@@ -216,7 +189,7 @@ def _run_sim(args: argparse.Namespace) -> int:
     except (SiteFileError, ListenAddressError, TlsFileError) as error:
         print(f"edge-controller sim: {error}", file=sys.stderr)
         return 2
-    return _serve("sim", server, (ListenAddressError,))
+    return serve_until_signal("sim", server, (ListenAddressError,))
 
 
 def _run_dispatch_server(args: argparse.Namespace) -> int:
@@ -229,7 +202,7 @@ def _run_dispatch_server(args: argparse.Namespace) -> int:
     except (StartupError, ListenAddressError) as error:
         print(f"edge-controller dispatch-server: {error}", file=sys.stderr)
         return 2
-    return _serve("dispatch-server", server, (StartupError, ListenAddressError))
+    return serve_until_signal("dispatch-server", server, (StartupError, ListenAddressError))
 
 
 def _check_config(path: Path, drop_ins: Path | None) -> int:
@@ -251,20 +224,6 @@ def _check_config(path: Path, drop_ins: Path | None) -> int:
         f"use cases {[u.name for u in config.use_cases]}"
     )
     return 0
-
-
-async def _wait_for_signal() -> None:
-    """Return on SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signum)
 
 
 def _run_async(job: Coroutine[Any, Any, int]) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from types import TracebackType
 
 import grpc
 import structlog
@@ -22,6 +21,7 @@ from edge_controller.dispatch_service.errors import StartupError
 from edge_controller.dispatch_service.service import DispatchService
 from edge_controller.dispatch_service.servicer import DispatchServicer
 from edge_controller.dispatch_service.storage import DispatchStore
+from edge_controller.server_shell import ManagedServer
 from edge_controller.serving import (
     SERVER_OPTIONS,
     ServerTls,
@@ -38,7 +38,7 @@ class ListenAddressError(StartupError, BaseListenAddressError):
     """A `--listen` address that cannot be bound."""
 
 
-class DispatchServer:
+class DispatchServer(ManagedServer):
     """A running Dispatch API server: `async with DispatchServer(db, keys=...) as server:`.
 
     `keys` None serves without authentication (lab use; a warning is logged); a set
@@ -149,20 +149,6 @@ class DispatchServer:
             await self._server.stop(grace_s)
             self._server = None
             _LOG.info("dispatch_server_stopped", address=self.address)
-
-    async def __aenter__(self) -> DispatchServer:
-        """Start the server."""
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop the server."""
-        await self.stop()
 
 
 __all__ = ["SERVER_OPTIONS", "DispatchServer", "ListenAddressError", "parse_listen"]

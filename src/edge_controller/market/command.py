@@ -15,9 +15,6 @@ market file, the keys file, a TLS file, a busy port) with a message naming it.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
 import sys
 from pathlib import Path
 
@@ -74,6 +71,7 @@ def run_market_server(args: argparse.Namespace) -> int:
     from edge_controller.dispatch_service.errors import StartupError
     from edge_controller.market.file import MarketFileError, load_market
     from edge_controller.market.server import MarketServer
+    from edge_controller.server_shell import serve_until_signal
     from edge_controller.serving import ListenAddressError, ServerTls, TlsFileError
 
     try:
@@ -90,37 +88,7 @@ def run_market_server(args: argparse.Namespace) -> int:
         print(f"edge-controller {COMMAND}: {error}", file=sys.stderr)
         return 2
 
-    async def serve() -> int:
-        try:
-            await server.start()
-        except ListenAddressError as error:
-            print(f"edge-controller {COMMAND}: {error}", file=sys.stderr)
-            return 2
-        print(f"listening address={server.address}", flush=True)
-        try:
-            await _wait_for_signal()
-        finally:
-            await server.stop()
-        return 0
-
-    try:
-        return asyncio.run(serve())
-    except KeyboardInterrupt:
-        return 130
-
-
-async def _wait_for_signal() -> None:
-    """Return on SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signum)
+    return serve_until_signal(COMMAND, server, (ListenAddressError,))
 
 
 __all__ = ["COMMAND", "add_market_server_parser", "run_market_server"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
-from types import TracebackType
 from typing import Final
 
 import grpc
@@ -29,6 +28,7 @@ from edge_controller.market.clearing import PeriodRecord
 from edge_controller.market.exchange import MarketExchange
 from edge_controller.market.model import MarketSpec, Weather, default_market
 from edge_controller.market.service import ElectricityTradingServicer
+from edge_controller.server_shell import ManagedServer
 from edge_controller.serving import SERVER_OPTIONS, ServerTls, bind, client_url, parse_listen
 
 _LOG = structlog.get_logger("edge_controller.market")
@@ -36,7 +36,7 @@ MAX_NAP_S: Final = 1.0
 """The clearing task sleeps at most this long between looks at the clock."""
 
 
-class MarketServer:
+class MarketServer(ManagedServer):
     """A running local market: `async with MarketServer(spec, keys=...) as server: ...`.
 
     ```
@@ -174,20 +174,6 @@ class MarketServer:
             await self._server.stop(grace_s)
             self._server = None
             _LOG.info("market_server_stopped", address=self.address)
-
-    async def __aenter__(self) -> MarketServer:
-        """Start the server."""
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop the server."""
-        await self.stop()
 
 
 __all__ = ["MAX_NAP_S", "MarketServer"]

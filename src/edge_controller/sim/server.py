@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from types import TracebackType
 
 import grpc
 import structlog
@@ -19,6 +18,7 @@ from frequenz.api.microgrid.v1 import microgrid_pb2_grpc as v1_grpc
 from frequenz.api.microgrid.v1alpha18 import microgrid_pb2_grpc as v1alpha18_grpc
 
 from edge_controller.clock import Clock
+from edge_controller.server_shell import ManagedServer
 from edge_controller.serving import SERVER_OPTIONS, ServerTls, bind, client_url, parse_listen
 from edge_controller.sim.api_v1 import MicrogridServicerV1
 from edge_controller.sim.api_v1alpha18 import MicrogridServicerV1Alpha18
@@ -31,7 +31,7 @@ from edge_controller.sim.site import SiteSpec
 _LOG = structlog.get_logger("edge_controller.sim")
 
 
-class SimulatorServer:
+class SimulatorServer(ManagedServer):
     """A running simulator: `async with SimulatorServer(site) as server: ...`.
 
     `faults` is the in-process handle that tests use to switch faults on and off;
@@ -117,17 +117,3 @@ class SimulatorServer:
             await self._server.stop(grace_s)
             self._server = None
             _LOG.info("simulator_stopped", address=self.address)
-
-    async def __aenter__(self) -> SimulatorServer:
-        """Start the server."""
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop the server."""
-        await self.stop()

@@ -16,13 +16,12 @@ when the subcommand runs.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import re
-import signal
 import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING
+
+from edge_controller.server_shell import serve_until_signal
 
 if TYPE_CHECKING:
     from edge_controller.weather.server import WeatherServer
@@ -150,41 +149,9 @@ def run_weather_server(args: argparse.Namespace) -> int:
     except WeatherServerStartupError as error:
         print(f"{_PROGRAM}: {error}", file=sys.stderr)
         return 2
-    try:
-        return asyncio.run(_serve(server))
-    except KeyboardInterrupt:
-        return 130
-
-
-async def _serve(server: WeatherServer) -> int:
     from edge_controller.serving import ListenAddressError
 
-    try:
-        await server.start()
-    except ListenAddressError as error:
-        print(f"{_PROGRAM}: {error}", file=sys.stderr)
-        return 2
-    print(f"listening address={server.address}", flush=True)
-    try:
-        await _wait_for_signal()
-    finally:
-        await server.stop()
-    return 0
-
-
-async def _wait_for_signal() -> None:
-    """Return on SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM)
-    for signum in signals:
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for signum in signals:
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signum)
+    return serve_until_signal("weather-server", server, (ListenAddressError,))
 
 
 __all__ = [

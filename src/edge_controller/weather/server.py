@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from types import TracebackType
 
 import grpc
 import structlog
 from frequenz.api.weather.v1 import weather_pb2_grpc as pb_grpc
 
 from edge_controller.clock import Clock
+from edge_controller.server_shell import ManagedServer
 from edge_controller.serving import SERVER_OPTIONS, ServerTls, bind, client_url, parse_listen
 from edge_controller.weather.data import Dataset
 from edge_controller.weather.service import ServiceSettings, WeatherService
@@ -26,7 +26,7 @@ from edge_controller.weather.servicer import WeatherServicer
 _LOG = structlog.get_logger("edge_controller.weather")
 
 
-class WeatherServer:
+class WeatherServer(ManagedServer):
     """A running Weather API server: `async with WeatherServer() as server: ...`.
 
     `service` is the in-process handle tests use (`drop_streams`, `live_streams`).
@@ -95,20 +95,6 @@ class WeatherServer:
             await self._server.stop(grace_s)
             self._server = None
             _LOG.info("weather_server_stopped", address=self.address)
-
-    async def __aenter__(self) -> WeatherServer:
-        """Start the server."""
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop the server."""
-        await self.stop()
 
 
 __all__ = ["WeatherServer"]

@@ -1,0 +1,98 @@
+"""What every server command shares: `async with`, and the serve-until-signal loop.
+
+The simulator, the dispatch service, the weather and the market servers differ in
+what they serve, not in how they run: `ManagedServer` gives each `async with` from
+its `start`/`stop`, and `serve_until_signal` is the one loop behind every
+`edge-controller <server>` command — start, print `listening address=HOST:PORT` as
+the first stdout line (scripts and tests read it), run until SIGINT/SIGTERM, stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from types import TracebackType
+from typing import Protocol, Self
+
+
+class ManagedServer:
+    """A server with `start()`/`stop()`, usable as `async with server:`."""
+
+    async def start(self) -> None:
+        """Start serving."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        """Start the server."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop the server."""
+        await self.stop()
+
+
+class Serving(Protocol):
+    """What `serve_until_signal` needs of a server."""
+
+    @property
+    def address(self) -> str:
+        """`HOST:PORT` it is bound to."""
+        ...
+
+    async def start(self) -> None:
+        """Start serving."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        ...
+
+
+async def wait_for_signal() -> None:
+    """Return on SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+
+
+def serve_until_signal(
+    command: str, server: Serving, startup_errors: tuple[type[Exception], ...]
+) -> int:
+    """Run `edge-controller <command>`'s server; the exit code (2: it could not start)."""
+
+    async def serve() -> int:
+        try:
+            await server.start()
+        except startup_errors as error:
+            print(f"edge-controller {command}: {error}", file=sys.stderr)
+            return 2
+        print(f"listening address={server.address}", flush=True)
+        try:
+            await wait_for_signal()
+        finally:
+            await server.stop()
+        return 0
+
+    try:
+        return asyncio.run(serve())
+    except KeyboardInterrupt:
+        return 130
