@@ -307,18 +307,25 @@ class Controller:
         )
         from edge_controller.weather.actor import WeatherActor, WeatherApiSource
         from edge_controller.weather.messages import GeoLocation, WeatherForecast
+        from edge_controller.weather.openweathermap import OpenWeatherMapSource
 
         options = MarketBidOptions(**section.options)
         forecasts, forecasts_in = BroadcastChannel[WeatherForecast](
             name="weather_forecasts", resend_latest=True
         )
-        weather = WeatherActor(
-            WeatherApiSource(
-                section.weather_url,
-                GeoLocation(section.latitude, section.longitude, section.country_code),
-            ),
-            forecasts,
-        )
+        location = GeoLocation(section.latitude, section.longitude, section.country_code)
+        source: WeatherApiSource | OpenWeatherMapSource
+        if section.openweathermap_key_file is not None:
+            source = (
+                OpenWeatherMapSource(
+                    location, section.openweathermap_key_file, base_url=section.openweathermap_url
+                )
+                if section.openweathermap_url
+                else OpenWeatherMapSource(location, section.openweathermap_key_file)
+            )
+        else:
+            source = WeatherApiSource(section.weather_url, location)
+        weather = WeatherActor(source, forecasts)
         self._forecast_anchor = forecasts.subscribe()
         producer = DispatchProducer(
             self.config.dispatch.url,

@@ -12,6 +12,8 @@ trading_url = "grpc://127.0.0.1:50060?ssl=false"
 key_file = "trading.key"         # else $CREDENTIALS_DIRECTORY/trading-key, else
                                  # EDGE_CONTROLLER_TRADING_KEY
 weather_url = "grpc://127.0.0.1:50061?ssl=false"
+# openweathermap_key_file = "owm.key"   # instead: an OpenWeatherMap-style HTTP API
+# openweathermap_url = "https://api.openweathermap.org/data/2.5/forecast"
 latitude = 52.52
 longitude = 13.405
 country_code = "DE"
@@ -58,6 +60,9 @@ class MarketBidConfig:
     longitude: float
     country_code: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
+    openweathermap_key_file: Path | None = None
+    """Forecasts from an OpenWeatherMap-style HTTP API instead of `weather_url`."""
+    openweathermap_url: str | None = None
 
 
 def _url(raw: object) -> str | None:
@@ -102,7 +107,16 @@ _OPTIONS: dict[str, tuple[str, _Convert, str]] = {
     "dispatch_retry": ("dispatch_retry", _seconds, "seconds >= 0"),
     "call_timeout": ("call_timeout", _seconds, "seconds >= 0"),
 }
-_OWN = {"trading_url", "key_file", "weather_url", "latitude", "longitude", "country_code"}
+_OWN = {
+    "trading_url",
+    "key_file",
+    "weather_url",
+    "latitude",
+    "longitude",
+    "country_code",
+    "openweathermap_key_file",
+    "openweathermap_url",
+}
 
 
 def parse_market_bid(
@@ -115,7 +129,34 @@ def parse_market_bid(
     path = "market_bid"
     reader.unknown_keys(table, _OWN | set(_OPTIONS) | {"batteries"}, path)
     trading_url = reader.value(table, "trading_url", path, _url, "a grpc://HOST:PORT URL")
-    weather_url = reader.value(table, "weather_url", path, _url, "a grpc://HOST:PORT URL")
+    owm_key = table.get("openweathermap_key_file")
+    owm_path: Path | None = None
+    if owm_key is not None:
+        if not isinstance(owm_key, str) or not owm_key:
+            reader.fail(join(path, "openweathermap_key_file"), "a file path", owm_key)
+        else:
+            owm_path = Path(owm_key)
+            if not owm_path.is_absolute() and base_dir is not None:
+                owm_path = base_dir / owm_path
+            if not owm_path.is_file():
+                reader.fail(join(path, "openweathermap_key_file"), "an existing file", owm_key)
+    owm_url = reader.value(
+        table,
+        "openweathermap_url",
+        path,
+        lambda r: r if isinstance(r, str) and r.startswith(("http://", "https://")) else None,
+        "an http(s):// URL",
+        default=None,
+    )
+    # One forecast source: the Weather API, or an OpenWeatherMap-style HTTP API.
+    weather_url = reader.value(
+        table,
+        "weather_url",
+        path,
+        _url,
+        "a grpc://HOST:PORT URL (or set openweathermap_key_file)",
+        **({"default": ""} if owm_key is not None else {}),
+    )
     latitude = reader.value(
         table, "latitude", path, checked(number, lambda v: -90 <= v <= 90), "degrees -90..90"
     )
@@ -152,7 +193,15 @@ def parse_market_bid(
     assert longitude is not None
     assert auth_key is not None
     return MarketBidConfig(
-        trading_url, auth_key, weather_url, latitude, longitude, country_code or "", options
+        trading_url,
+        auth_key,
+        weather_url,
+        latitude,
+        longitude,
+        country_code or "",
+        options,
+        owm_path,
+        owm_url,
     )
 
 

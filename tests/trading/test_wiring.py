@@ -82,3 +82,19 @@ async def test_the_controller_runs_the_weather_and_market_bid_actors(
             await until(lambda: market.exchange.stream_count("trades") >= 1, "listening", 10)
         assert not bidder.is_running
     Client._instances.clear()
+
+
+def test_an_openweathermap_key_replaces_the_weather_api(tmp_path: Path) -> None:
+    env = {**ENV, "EDGE_CONTROLLER_TRADING_KEY": "t"}
+    (tmp_path / "owm.key").write_text("k")
+    section = {k: v for k, v in SECTION.items() if k != "weather_url"}
+    section["openweathermap_key_file"] = "owm.key"
+    config = parse_config({**GOOD, "market_bid": section}, base_dir=tmp_path, environ=env)
+    assert config.market_bid is not None
+    assert config.market_bid.openweathermap_key_file == tmp_path / "owm.key"
+    section["openweathermap_key_file"] = "missing.key"
+    with pytest.raises(ConfigError, match=r"market_bid\.openweathermap_key_file: expected an"):
+        parse_config({**GOOD, "market_bid": section}, base_dir=tmp_path, environ=env)
+    del section["openweathermap_key_file"]
+    with pytest.raises(ConfigError, match=r"market_bid\.weather_url: missing"):
+        parse_config({**GOOD, "market_bid": section}, base_dir=tmp_path, environ=env)
