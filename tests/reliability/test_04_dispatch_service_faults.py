@@ -118,8 +118,8 @@ async def test_a_dispatch_service_restart_misses_and_doubles_nothing(
             # test's own channel may still be in gRPC's reconnect backoff.)
             third = await _retrying(lambda: site.create(-20_000.0, (41,)))
             await until(lambda: near(site.sim.model.ac_power_w(40), -20_000), "C runs", 8)
-            # Once reconnected, B's deletion arrives live. (A deletion the stream
-            # misses is never noticed: see the xfail below.)
+            # Once reconnected, B's deletion arrives live. (One the stream misses is
+            # found by the reconciliation: see below.)
             await stream_connected(restarted, 10)
             await site.client.delete(microgrid_id=MICROGRID, dispatch_id=DispatchId(third - 1))
             await until(lambda: site.sim.model.ac_power_w(30) == 0.0, "B released", 8)
@@ -133,18 +133,6 @@ async def test_a_dispatch_service_restart_misses_and_doubles_nothing(
             await restarted.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a deletion the dispatch stream never delivered is never noticed: the "
-    "BatteryPowerActor keeps the dispatch running (renewed every keep-alive, past its "
-    "end) until the process restarts. actors/dispatch_broadcasting.py _missed() only "
-    "looks for dispatches the service has and the stream did not bring, not for ones "
-    "it no longer has; and when it replaces the Dispatcher, the new one never stops "
-    "what the old one had started. (frequenz-dispatch 1.0.4 re-lists after a stream "
-    "reconnect, but its _fetch gives up silently when that list call fails, e.g. while "
-    "the channel is still in gRPC's reconnect backoff.)",
-)
 async def test_a_deletion_the_stream_missed_is_found_and_released(
     example_site: SiteSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -156,3 +144,32 @@ async def test_a_deletion_the_stream_missed_is_found_and_released(
         monkeypatch.setattr(site.dispatch.service, "_publish", lambda *_args: None)
         await site.client.delete(microgrid_id=MICROGRID, dispatch_id=DispatchId(dispatch_id))
         await until(lambda: site.sim.model.ac_power_w(30) == 0.0, "B released", 4)
+        # The Dispatcher that still believed in it is replaced: B does not come back.
+        await asyncio.sleep(2.5)
+        assert site.sim.model.ac_power_w(30) == 0.0
+        assert site.counts()["requests"] == 2  # B start, B release
+        assert_no_violations(site.sim)
+        site.assert_alive()
+
+
+async def test_a_deactivation_the_stream_missed_is_released_after_the_reconnect(
+    example_site: SiteSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The missed update makes the actor replace its Dispatcher; the new one does not
+    # run B (inactive) and so never announces it: the actor stops it itself.
+    settings = {"dispatch": {"reconcile_first": 0.5, "reconcile_interval": 1}}
+    async with reliable_site(example_site, tmp_path, settings) as site:
+        dispatch_id = await site.create(-40_000.0, (31,))
+        await until(lambda: near(site.sim.model.ac_power_w(30), -40_000), "B runs")
+        monkeypatch.setattr(site.dispatch.service, "_publish", lambda *_args: None)
+        await site.client.update(
+            microgrid_id=MICROGRID,
+            dispatch_id=DispatchId(dispatch_id),
+            new_fields={"active": False},
+        )
+        await until(lambda: site.sim.model.ac_power_w(30) == 0.0, "B released", 4)
+        await asyncio.sleep(2.5)
+        assert site.sim.model.ac_power_w(30) == 0.0
+        assert site.counts()["requests"] == 2  # B start, B release
+        assert_no_violations(site.sim)
+        site.assert_alive()

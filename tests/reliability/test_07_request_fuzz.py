@@ -6,8 +6,8 @@
    status: never INTERNAL (an exception in our code), never an UNKNOWN other than
    grpcio's own "DecodeError" for a body that is not protobuf (it refuses those
    before our code runs), never silence — except a stream that was validly opened
-   and has nothing to say yet. One known bug (a NaN or infinite number in a dispatch
-   payload gives INTERNAL) is counted apart and shown by its own xfail.
+   and has nothing to say yet. A NaN or infinite number in a dispatch payload (valid
+   in a protobuf Struct, not in JSON) is INVALID_ARGUMENT naming the field.
 2. 300 dispatches with random payloads go through the real `frequenz-client-dispatch`
    client to battery 41: the controller rejects the bad ones (logged, counted), runs
    the good ones, and does not crash.
@@ -29,7 +29,7 @@ import pytest
 from frequenz.api.dispatch.v1 import dispatch_pb2
 from frequenz.api.microgrid.v1 import microgrid_pb2 as v1_pb2
 from frequenz.api.microgrid.v1alpha18 import microgrid_pb2 as v1alpha18_pb2
-from frequenz.client.dispatch.types import TargetIds
+from frequenz.client.dispatch.types import DispatchId, TargetIds
 from frequenz.client.microgrid import MicrogridApiClient
 
 from edge_controller.sim.site import SiteSpec
@@ -42,8 +42,6 @@ EACH = 12
 """Per method: 12 random, 24 valid, 24 damaged bodies; 32 methods: 1 920 calls."""
 PAYLOADS = 300
 GOOD_W = -60_000.0
-NAN_PAYLOAD_BUG = "which would parse as string_value"
-"""The detail of the INTERNAL a NaN/inf payload number gets (json_format's ValueError)."""
 
 
 def _random_json(rng: random.Random, depth: int = 0) -> Any:
@@ -55,8 +53,10 @@ def _random_json(rng: random.Random, depth: int = 0) -> Any:
     if kind == 2:
         return rng.choice([0, -1, -40_000, 2**53, -(10**30), 10**300, rng.randint(-(10**6), 0)])
     if kind == 3:
-        # No NaN or inf: the dispatch service answers those with INTERNAL (see the xfail).
-        return rng.choice([-0.0, 5e-324, 1e308, -1e-300, rng.uniform(-1e6, 1e6)])
+        # NaN and inf: the dispatch service refuses them (INVALID_ARGUMENT).
+        return rng.choice(
+            [-0.0, 5e-324, 1e308, -1e-300, math.nan, -math.inf, rng.uniform(-1e6, 1e6)]
+        )
     if kind == 4:
         return rng.choice(
             ["-40 kW", "40kW", "-1 MW", "lots", "", "1e999 W", "-5 kWh", "NaN W", "x" * 60_000]
@@ -109,8 +109,7 @@ async def test_random_requests_are_answered_and_the_controller_keeps_its_dispatc
             )
         assert len(outcomes) >= 1000
         problems = [f"{o}: {why}" for o in outcomes if (why := o.problem()) is not None]
-        known = [p for p in problems if NAN_PAYLOAD_BUG in p]
-        assert [p for p in problems if p not in known] == []
+        assert problems == []
         codes = Counter(o.code.name for o in outcomes)
         assert codes["INVALID_ARGUMENT"] + codes["NOT_FOUND"] > 100, codes  # reached our code
 
@@ -150,23 +149,25 @@ async def test_random_requests_are_answered_and_the_controller_keeps_its_dispatc
         site.assert_alive()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a dispatch payload holding NaN or ±inf (valid in a protobuf Struct) is "
-    "answered INTERNAL: dispatch_service/convert.py payload_from_proto calls "
-    "json_format.MessageToDict, whose ValueError ('Fail to serialize NaN for "
-    "Value.number_value') is not mapped to INVALID_ARGUMENT (create and update)",
-)
-@pytest.mark.parametrize("number", [math.nan, math.inf])
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
 async def test_a_non_finite_payload_number_is_invalid_argument(
     example_site: SiteSpec, tmp_path: Path, number: float
 ) -> None:
     async with reliable_site(example_site, tmp_path) as site:
-        try:
+        with pytest.raises(grpc.aio.AioRpcError) as created:
             await site.create(number, (41,))
-        except grpc.aio.AioRpcError as error:
-            code = error.code()
-        else:
-            code = grpc.StatusCode.OK
-        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert created.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert created.value.details() == f"payload.power_w: expected a finite number, got {number}"
+
+        dispatch_id = await site.create(-10_000.0, (41,))
+        with pytest.raises(grpc.aio.AioRpcError) as updated:
+            await site.client.update(
+                microgrid_id=MICROGRID,
+                dispatch_id=DispatchId(dispatch_id),
+                new_fields={"payload": {"power_w": -1.0, "limits": [0.0, {"max_w": number}]}},
+            )
+        assert updated.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert updated.value.details() == (
+            f"update.payload.limits[1].max_w: expected a finite number, got {number}"
+        )
+        site.assert_alive()

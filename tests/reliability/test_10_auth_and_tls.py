@@ -2,7 +2,8 @@
 
 - The dispatch service refuses every method — unary and streaming — without a key or
   with a wrong one (UNAUTHENTICATED, before any servicer code runs), through the raw
-  channel and through the real client.
+  channel and through the real client; the controller's `connect_dispatcher` says so
+  at once (`DispatchAuthError`), not after its start-up timeout.
 - The simulator, like a Microgrid API endpoint on a site's LAN, has no authentication:
   any client may command it. Documented here so it is a decision, not an accident.
 - TLS: certificates made in the test (`trustme`, an IP SAN for 127.0.0.1). The
@@ -32,6 +33,7 @@ from frequenz.client.microgrid import MicrogridApiClient, ServiceUnavailable
 from google.protobuf import empty_pb2
 
 from edge_controller.actors.dispatch_broadcasting import (
+    DispatchAuthError,
     DispatchServiceUnreachableError,
     connect_dispatcher,
 )
@@ -77,20 +79,38 @@ async def test_the_real_client_with_a_wrong_key_is_refused(dispatch: DispatchSer
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: with a wrong dispatch key the controller waits the whole startup_timeout "
-    "and reports 'did not answer within N s (a plain local server needs ...)': "
-    "actors/dispatch_broadcasting.py connect_dispatcher only waits for the first fetch "
-    "and never sees the UNAUTHENTICATED the service answered",
-)
 async def test_a_wrong_key_at_start_up_is_reported_as_a_wrong_key(
     dispatch: DispatchServer,
 ) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(DispatchAuthError) as caught:
+        await connect_dispatcher(dispatch.url, 1, "wrong-key", timeout_s=10)
+    assert loop.time() - started < 2  # at once, not after the start-up timeout
+    assert str(caught.value) == (
+        f"dispatch service at {dispatch.url} refused the API key (UNAUTHENTICATED): "
+        "check dispatch.key_file"
+    )
+    # The controller treats it as an unreachable service (it may run from its cache).
+    assert isinstance(caught.value, DispatchServiceUnreachableError)
+
+
+async def test_a_plain_server_without_ssl_false_is_reported_with_the_hint(
+    dispatch: DispatchServer,
+) -> None:
+    url = f"grpc://{dispatch.address}"  # TLS by default: the plain server never answers
     with pytest.raises(DispatchServiceUnreachableError) as caught:
-        await connect_dispatcher(dispatch.url, 1, "wrong-key", timeout_s=1)
-    assert "key" in str(caught.value).lower() or "UNAUTHENTICATED" in str(caught.value)
+        await connect_dispatcher(url, 1, KEY, timeout_s=1)
+    assert not isinstance(caught.value, DispatchAuthError)
+    assert str(caught.value) == (
+        f"dispatch service at {url} did not answer within 1 s "
+        "(a plain local server needs '?ssl=false')"
+    )
+
+
+async def test_the_right_key_connects(dispatch: DispatchServer) -> None:
+    dispatcher = await connect_dispatcher(dispatch.url, 1, KEY, timeout_s=5)
+    await dispatcher.stop()
 
 
 async def test_the_simulator_has_no_authentication(example_site: SiteSpec) -> None:

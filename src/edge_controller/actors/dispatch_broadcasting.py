@@ -7,13 +7,18 @@ use-case actors registered for that type; two actors may receive the same dispat
 
 `connect_dispatcher` bounds the library's start-up: with a wrong URL or TLS setting
 the library waits forever while only logging, so the controller ends with an error
-that names the URL instead.
+that names the URL instead; a key the service refuses is reported at once, as such.
+
+The actor also reconciles with the service's own list, so a change the stream never
+delivered (a creation, an update, or a deletion) is still acted on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,14 +27,53 @@ import structlog
 from frequenz.channels import Receiver, Sender, merge, select, selected_from
 from frequenz.channels.timer import SkipMissedAndDrift, Timer
 from frequenz.client.common.microgrid import MicrogridId
+from frequenz.client.dispatch import DispatchApiClient
+from frequenz.client.dispatch.types import Dispatch as ClientDispatch
 from frequenz.dispatch import Deleted, Dispatch, Dispatcher, DispatchEvent
 
 from edge_controller.dispatching import cache
 from edge_controller.supervision import SupervisedActor
 
+_CONFIRM_AFTER = timedelta(seconds=1)
+"""How long after a reconciliation that found a difference it is confirmed."""
+
 
 class DispatchServiceUnreachableError(RuntimeError):
     """The dispatch service did not answer at start-up."""
+
+
+class DispatchAuthError(DispatchServiceUnreachableError):
+    """The dispatch service answered, but refused the API key.
+
+    Raised at once, not after the start-up timeout: waiting cannot help. It derives
+    from `DispatchServiceUnreachableError` because the controller is in the same place
+    either way: without the live service.
+    """
+
+
+_KEY_REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+
+
+async def _check_key(client: DispatchApiClient, url: str, microgrid_id: int) -> None:
+    """Make one cheap authenticated call, so a refused key is named as such.
+
+    The `Dispatcher` only logs a failed fetch and waits for the next one, so a wrong
+    key would otherwise look like a service that never answers. Any other failure
+    (unreachable, TLS) is left to the start-up wait and its hint.
+
+    Raises:
+        DispatchAuthError: the service answered UNAUTHENTICATED or PERMISSION_DENIED.
+    """
+    try:
+        async for _page in client.list(microgrid_id=MicrogridId(microgrid_id), page_size=1):
+            break
+    except grpc.aio.AioRpcError as error:
+        code = error.code()
+        if code in _KEY_REFUSED:
+            raise DispatchAuthError(
+                f"dispatch service at {url} refused the API key ({code.name}): "
+                "check dispatch.key_file"
+            ) from None
 
 
 async def connect_dispatcher(
@@ -37,18 +81,32 @@ async def connect_dispatcher(
 ) -> Dispatcher:
     """Start a `Dispatcher` and wait for its first fetch, at most `timeout_s`.
 
+    One list call first checks the key, so a refused key fails at once.
+
     Raises:
+        DispatchAuthError: the service refused the key (UNAUTHENTICATED or
+            PERMISSION_DENIED), naming the URL and `dispatch.key_file`.
         DispatchServiceUnreachableError: naming the URL (and the `?ssl=false` hint for a
             plain local server).
     """
     dispatcher = Dispatcher(
         microgrid_id=MicrogridId(microgrid_id), server_url=url, auth_key=auth_key
     )
+    started = False
     try:
         async with asyncio.timeout(timeout_s):
+            await _check_key(dispatcher.client, url, microgrid_id)
+            started = True
             await dispatcher.__aenter__()
-    except TimeoutError:
-        await dispatcher.stop()
+    except BaseException as error:
+        # Before `__aenter__` only the client's channel is open (`stop` would wait for
+        # a service that never started).
+        if started:
+            await dispatcher.stop()
+        else:
+            await dispatcher.client.disconnect()
+        if not isinstance(error, TimeoutError):
+            raise
         hint = "" if "ssl=false" in url else " (a plain local server needs '?ssl=false')"
         raise DispatchServiceUnreachableError(
             f"dispatch service at {url} did not answer within {timeout_s:g} s{hint}"
@@ -56,15 +114,65 @@ async def connect_dispatcher(
     return dispatcher
 
 
+def _runs(dispatch: Dispatch) -> bool:
+    """Whether a use case runs `dispatch` now (the BatteryPowerActor's own test)."""
+    return not dispatch.deleted and dispatch.started and dispatch.active
+
+
+def _still_to_run(dispatch: Dispatch) -> bool:
+    """Whether `dispatch` runs now or will run again (by its own schedule)."""
+    try:
+        return dispatch.active and (dispatch.started or dispatch.next_run is not None)
+    except ValueError:  # a recurrence the library cannot follow: assume it would run
+        return True
+
+
+def _as_deleted(dispatch: Dispatch) -> Dispatch:
+    """A copy of `dispatch` marked deleted, as the library sends one on a deletion.
+
+    (`dataclasses.replace` cannot make it: `Dispatch.__init__` takes the client's
+    dispatch, not the fields.)
+    """
+    fields = {f.name: getattr(dispatch, f.name) for f in dataclasses.fields(ClientDispatch)}
+    return Dispatch(ClientDispatch(**fields), deleted=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """How the dispatches the stream brought differ from what the service lists."""
+
+    missed: frozenset[int] = frozenset()
+    """Ids the service has (or has a newer version of) that the stream did not bring."""
+    deleted: frozenset[int] = frozenset()
+    """Ids running or still to run here that the service no longer has."""
+
+    def __bool__(self) -> bool:
+        """True when anything differs."""
+        return bool(self.missed or self.deleted)
+
+    def __and__(self, other: Drift) -> Drift:
+        """What both reconciliations found (an event may have been on its way)."""
+        return Drift(self.missed & other.missed, self.deleted & other.deleted)
+
+
 class DispatchBroadcastingActor(SupervisedActor):
     """Forwards dispatch running-state changes to the actors of each dispatch type.
 
-    It also guards against a gap in `frequenz-dispatch` 1.0: the library lists the
+    It also guards against gaps in `frequenz-dispatch` 1.0: the library lists the
     dispatches *before* its stream connects, so one created in between is never
-    seen. A few seconds after start, and then every `reconcile_interval`, the actor
-    lists the dispatches itself; if the service knows one (or a newer version) that
-    the stream never delivered, it logs `dispatch_stream_missed_events` and replaces
-    the `Dispatcher` through `reconnect`, whose first fetch brings it in.
+    seen, and a re-list after a stream reconnect that fails is given up silently, so
+    a deletion made meanwhile is never seen either. A few seconds after start, and then
+    every `reconcile_interval`, the actor lists the dispatches itself, and a second
+    later once more to confirm (an event may simply be on its way):
+
+    - if the service has one (or a newer version) the stream never delivered, or no
+      longer has one that runs or is still to run here, it logs
+      `dispatch_stream_missed_events`;
+    - for each such deletion it tells the use cases to stop (a copy marked
+      `deleted`) and ignores what the current `Dispatcher` still says about it;
+    - then it replaces the `Dispatcher` through `reconnect`, whose first fetch brings
+      the service's state in; whatever ran here and does not run in that state is
+      stopped.
     """
 
     def __init__(
@@ -89,6 +197,12 @@ class DispatchBroadcastingActor(SupervisedActor):
         self._first_check = first_check
         self._reconcile_interval = reconcile_interval
         self._known: dict[int, Dispatch] = {}
+        """The dispatches the service knows, as far as we heard (saved as the cache)."""
+        self._running: dict[int, Dispatch] = {}
+        """The dispatches last broadcast as running, by id."""
+        self._gone: dict[int, datetime] = {}
+        """Deletions the stream missed: id to create time. The current `Dispatcher`
+        still believes in them; what it says about them is ignored."""
         self._log = structlog.get_logger(__name__).bind(actor=name)
 
     @property
@@ -98,19 +212,29 @@ class DispatchBroadcastingActor(SupervisedActor):
 
     async def _run(self) -> None:
         while True:
-            missed = await self._follow()
-            self._log.warning("dispatch_stream_missed_events", dispatch_ids=missed)
+            drift = await self._follow()
+            self._log.warning(
+                "dispatch_stream_missed_events",
+                dispatch_ids=sorted(drift.missed),
+                deleted_ids=sorted(drift.deleted),
+            )
             if self._reconnect is None:
                 continue
+            # Connect first: if that fails, the old Dispatcher is still there to follow
+            # after the restart.
+            replacement = await self._reconnect()
             await self._dispatcher.stop()
-            self._dispatcher = await self._reconnect()
+            self._dispatcher = replacement
+            self._gone.clear()
 
-    async def _follow(self) -> list[int]:
-        """Broadcast changes until a reconciliation finds missed dispatches."""
+    async def _follow(self) -> Drift:
+        """Broadcast changes until a reconciliation finds missed events."""
         # The Dispatcher announced what existed at start-up before anyone listened:
         # learn it from the service itself, so the cache and the reconciliation start
         # from everything the service knows.
-        await self._seed_known()
+        listed = await self._seed_known()
+        if listed is not None:
+            await self._stop_what_no_longer_runs(listed)
         running: list[Receiver[Dispatch]] = [
             await self._dispatcher.new_running_state_event_receiver(kind) for kind in self._routes
         ]
@@ -124,57 +248,127 @@ class DispatchBroadcastingActor(SupervisedActor):
             start_delay=self._first_check,
             tick_at_start=True,
         )
+        suspected: Drift | None = None
         try:
             async for selected in select(running_changes, lifecycle_events, check):
                 if selected_from(selected, running_changes):
-                    await self._broadcast(selected.message)
+                    if not self._is_gone(selected.message):
+                        await self._broadcast(selected.message)
                 elif selected_from(selected, lifecycle_events):
-                    self._remember(selected.message)
+                    if not self._is_gone(selected.message.dispatch):
+                        self._remember(selected.message)
                 elif selected_from(selected, check):
-                    missed = await self._missed()
-                    if missed:
-                        # An event may simply be on its way: look once more first.
-                        await asyncio.sleep(1.0)
-                        still = set(await self._missed())
-                        missed = [i for i in missed if i in still]
-                    if missed:
-                        return missed
+                    drift = await self._drift()
+                    if suspected is None:
+                        if drift:
+                            # An event may simply be on its way: look once more in a
+                            # second, following the stream meanwhile.
+                            suspected = drift
+                            check.reset(interval=_CONFIRM_AFTER)
+                        continue
+                    drift &= suspected
+                    suspected = None
+                    check.reset(interval=self._reconcile_interval)
+                    if drift:
+                        await self._release(drift.deleted)
+                        return drift
         finally:
             check.close()
-        return []  # pragma: no cover - the receivers never end while running
+            running_changes.close()
+            lifecycle_events.close()
+        return Drift()  # pragma: no cover - the receivers never end while running
 
-    async def _seed_known(self) -> None:
+    async def _list(self) -> dict[int, ClientDispatch]:
+        """The routed dispatches the service lists (those ending 5 s ago or later).
+
+        Raises:
+            grpc.aio.AioRpcError, TimeoutError: the list call failed.
+        """
         since = datetime.now(UTC) - timedelta(seconds=5)
+        listed: dict[int, ClientDispatch] = {}
+        async for page in self._dispatcher.client.list(
+            microgrid_id=MicrogridId(self._microgrid_id), end_from=since
+        ):
+            for dispatch in page:
+                if dispatch.type in self._routes:
+                    listed[int(dispatch.id)] = dispatch
+        return listed
+
+    async def _seed_known(self) -> dict[int, ClientDispatch] | None:
+        """Learn what the service lists; None when the list call failed."""
         try:
-            async for page in self._dispatcher.client.list(
-                microgrid_id=MicrogridId(self._microgrid_id), end_from=since
-            ):
-                for dispatch in page:
-                    if dispatch.type in self._routes:
-                        self._known[int(dispatch.id)] = Dispatch(dispatch)
+            listed = await self._list()
         except (grpc.aio.AioRpcError, TimeoutError) as error:
             self._log.warning("dispatch_list_failed", error=str(error))
-            return
+            return None
+        for dispatch_id, dispatch in listed.items():
+            self._known[dispatch_id] = Dispatch(dispatch)
         self._save_cache()
+        return listed
 
-    async def _missed(self) -> list[int]:
-        """Ids the service has (or has newer) that the stream did not deliver."""
-        since = datetime.now(UTC) - timedelta(seconds=5)
-        missed: list[int] = []
+    async def _stop_what_no_longer_runs(self, listed: Mapping[int, ClientDispatch]) -> None:
+        """Stop what was broadcast as running and does not run in the service's list.
+
+        After the `Dispatcher` is replaced, the new one announces only what runs in its
+        own first fetch: what the old one had started and the service no longer runs
+        (deleted, deactivated, ended meanwhile) would otherwise run on forever.
+        """
+        for dispatch_id, running in list(self._running.items()):
+            if dispatch_id in listed:
+                now = Dispatch(listed[dispatch_id])
+                if _runs(now):
+                    continue
+                stop = now
+            else:
+                stop = _as_deleted(running) if _runs(running) else running
+            self._log.warning(
+                "dispatch_no_longer_runs",
+                dispatch_id=dispatch_id,
+                deleted=stop.deleted,
+            )
+            await self._broadcast(stop)
+
+    async def _drift(self) -> Drift:
+        """Compare the service's list with what the stream brought; empty on failure."""
         try:
-            async for page in self._dispatcher.client.list(
-                microgrid_id=MicrogridId(self._microgrid_id), end_from=since
-            ):
-                for dispatch in page:
-                    if dispatch.type not in self._routes:
-                        continue
-                    known = self._known.get(int(dispatch.id))
-                    if known is None or dispatch.update_time > known.update_time:
-                        missed.append(int(dispatch.id))
+            listed = await self._list()
         except (grpc.aio.AioRpcError, TimeoutError) as error:
             self._log.warning("dispatch_reconcile_failed", error=str(error))
-            return []
-        return missed
+            return Drift()
+        missed = frozenset(
+            dispatch_id
+            for dispatch_id, dispatch in listed.items()
+            if (known := self._known.get(dispatch_id)) is None
+            or dispatch.update_time > known.update_time
+        )
+        deleted: set[int] = set()
+        ended: set[int] = set()
+        for dispatch_id in (self._known.keys() | self._running.keys()) - listed.keys():
+            if dispatch_id in self._running or _still_to_run(self._known[dispatch_id]):
+                deleted.add(dispatch_id)
+            else:
+                ended.add(dispatch_id)
+        if ended:
+            # Ended more than a few seconds ago: the service no longer lists them.
+            for dispatch_id in ended:
+                del self._known[dispatch_id]
+            self._save_cache()
+        return Drift(missed, frozenset(deleted))
+
+    async def _release(self, deleted: Iterable[int]) -> None:
+        """Stop the deletions the stream missed; ignore the Dispatcher's word on them."""
+        for dispatch_id in sorted(deleted):
+            known = self._running.get(dispatch_id) or self._known[dispatch_id]
+            self._gone[dispatch_id] = known.create_time
+            self._known.pop(dispatch_id, None)
+            self._log.warning("dispatch_deletion_missed", dispatch_id=dispatch_id)
+            if dispatch_id in self._running:
+                await self._broadcast(_as_deleted(known))
+        self._save_cache()
+
+    def _is_gone(self, dispatch: Dispatch) -> bool:
+        """Whether `dispatch` is a deletion the stream missed (ids may be reused)."""
+        return self._gone.get(int(dispatch.id)) == dispatch.create_time
 
     def _remember(self, event: DispatchEvent) -> None:
         """Keep the cache on disk equal to the dispatches the service knows."""
@@ -197,6 +391,10 @@ class DispatchBroadcastingActor(SupervisedActor):
 
     async def _broadcast(self, dispatch: Dispatch) -> None:
         senders = self._routes.get(dispatch.type, [])
+        if _runs(dispatch):
+            self._running[int(dispatch.id)] = dispatch
+        else:
+            self._running.pop(int(dispatch.id), None)
         self._log.info(
             "dispatch_changed",
             dispatch_id=int(dispatch.id),

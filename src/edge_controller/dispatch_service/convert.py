@@ -8,6 +8,7 @@ message with neither count nor until reads as "no end".
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,7 @@ from frequenz.api.common.v1alpha8.pagination.pagination_info_pb2 import Paginati
 from frequenz.api.common.v1alpha8.types.interval_pb2 import Interval
 from frequenz.api.dispatch.v1 import dispatch_pb2 as pb
 from google.protobuf import json_format
-from google.protobuf.struct_pb2 import Struct
+from google.protobuf.struct_pb2 import Struct, Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from edge_controller.dispatch_service.errors import invalid
@@ -67,8 +68,36 @@ def timestamp(moment: datetime) -> Timestamp:
     return message
 
 
-def payload_from_proto(payload: Struct) -> dict[str, Any]:
-    """Return a Struct as a JSON-like dict (numbers are floats)."""
+def _non_finite(value: Value, path: str) -> tuple[str, float] | None:
+    """Return the path and value of the first NaN or ±inf number in `value`, if any."""
+    match value.WhichOneof("kind"):
+        case "number_value":
+            number = value.number_value
+            return None if math.isfinite(number) else (path, number)
+        case "struct_value":
+            for key, item in sorted(value.struct_value.fields.items()):
+                if (found := _non_finite(item, f"{path}.{key}")) is not None:
+                    return found
+        case "list_value":
+            for index, item in enumerate(value.list_value.values):
+                if (found := _non_finite(item, f"{path}[{index}]")) is not None:
+                    return found
+    return None
+
+
+def payload_from_proto(payload: Struct, field: str = "payload") -> dict[str, Any]:
+    """Return a Struct as a JSON-like dict (numbers are floats).
+
+    A Struct may hold NaN or ±inf; JSON, and so a payload, cannot.
+
+    Raises:
+        DispatchError: INVALID_ARGUMENT naming the path below `field` of a NaN or ±inf
+            number (`payload.power_w: expected a finite number, got nan`).
+    """
+    for key, item in sorted(payload.fields.items()):
+        if (found := _non_finite(item, f"{field}.{key}")) is not None:
+            path, number = found
+            raise invalid(f"{path}: expected a finite number, got {number}")
     return json_format.MessageToDict(payload)
 
 
@@ -249,7 +278,7 @@ def update_from_proto(request: pb.UpdateMicrogridDispatchRequest) -> DispatchUpd
         duration_s=update.duration if update.HasField("duration") else None,
         target=target_from_proto(update.target),
         is_active=update.is_active if update.HasField("is_active") else None,
-        payload=payload_from_proto(update.payload),
+        payload=payload_from_proto(update.payload, "update.payload"),
         recurrence=RecurrenceUpdate(
             freq=int(rule.freq) if rule.HasField("freq") else None,
             interval=rule.interval if rule.HasField("interval") else None,

@@ -1,0 +1,204 @@
+"""DispatchBroadcastingActor: what it does when the stream and the service disagree.
+
+A fake `Dispatcher` stands in for `frequenz-dispatch`: `listed` is what the service
+lists, `running` what the library believes runs (announced to every new running-state
+receiver, as the library does). The real library and service run in
+`tests/reliability/test_04_dispatch_service_faults.py`. The fake's `list` ignores
+`end_from`: each test says what the service lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import cast
+
+from frequenz.channels import Broadcast, Receiver
+from frequenz.client.common.microgrid import MicrogridId
+from frequenz.client.dispatch.recurrence import RecurrenceRule
+from frequenz.client.dispatch.types import Dispatch as ClientDispatch
+from frequenz.client.dispatch.types import DispatchId, TargetIds
+from frequenz.dispatch import Dispatch, Dispatcher, DispatchEvent
+
+from edge_controller.actors.dispatch_broadcasting import DispatchBroadcastingActor
+from edge_controller.dispatching import cache
+
+KIND = "BATTERY_POWER"
+FIRST_CHECK = timedelta(seconds=0.05)
+INTERVAL = timedelta(seconds=0.1)
+"""Reconcile at once and often (a difference is confirmed 1 s later)."""
+
+
+def dispatch(
+    dispatch_id: int,
+    *,
+    started_minutes_ago: float = 1,
+    duration: timedelta | None = timedelta(minutes=30),
+    active: bool = True,
+    updated: datetime | None = None,
+) -> ClientDispatch:
+    """What the service lists (the library wraps it in its `Dispatch`)."""
+    now = datetime.now(UTC)
+    created = now - timedelta(hours=1)
+    start = now - timedelta(minutes=started_minutes_ago)
+    return ClientDispatch(
+        id=DispatchId(dispatch_id),
+        type=KIND,
+        start_time=start,
+        duration=duration,
+        target=TargetIds(31),
+        active=active,
+        dry_run=False,
+        payload={"power_w": -40_000.0},
+        recurrence=RecurrenceRule(),
+        create_time=created,
+        update_time=updated or created,
+        end_time=start + duration if duration is not None else None,
+    )
+
+
+class FakeDispatcher:
+    """What the actor uses of a `Dispatcher`, and of its client's `list`."""
+
+    def __init__(self, listed: list[ClientDispatch], running: list[Dispatch]) -> None:
+        self.listed = listed
+        self.running = running
+        self.stopped = False
+        self._running = Broadcast[Dispatch](name="running")
+        self._lifecycle = Broadcast[DispatchEvent](name="lifecycle")
+
+    @property
+    def client(self) -> FakeDispatcher:
+        return self
+
+    async def list(
+        self, microgrid_id: MicrogridId, end_from: datetime
+    ) -> AsyncIterator[Iterator[ClientDispatch]]:
+        yield iter(list(self.listed))
+
+    async def new_running_state_event_receiver(self, kind: str) -> Receiver[Dispatch]:
+        receiver = self._running.new_receiver(limit=30)
+        sender = self._running.new_sender()
+        for running in self.running:
+            await sender.send(running)
+        return receiver
+
+    def new_lifecycle_events_receiver(self, kind: str) -> Receiver[DispatchEvent]:
+        return self._lifecycle.new_receiver()
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def _received(receiver: Receiver[Dispatch], timeout_s: float) -> list[Dispatch]:
+    """Everything `receiver` gets within `timeout_s`."""
+    messages: list[Dispatch] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for message in receiver:
+                messages.append(message)
+    except TimeoutError:
+        pass
+    return messages
+
+
+def _states(messages: list[Dispatch]) -> list[tuple[int, bool, bool]]:
+    return [(int(m.id), m.started, m.deleted) for m in messages]
+
+
+async def test_a_deletion_the_stream_missed_is_stopped_and_the_stale_dispatcher_ignored(
+    tmp_path: Path,
+) -> None:
+    running = dispatch(7)
+    fake = FakeDispatcher(listed=[running], running=[Dispatch(running)])
+    channel = Broadcast[Dispatch](name="battery_power")
+    use_case = channel.new_receiver()
+    cache_file = tmp_path / "dispatches.json"
+    actor = DispatchBroadcastingActor(
+        cast(Dispatcher, fake),
+        {KIND: [channel.new_sender()]},
+        microgrid_id=1,
+        cache_path=cache_file,
+        first_check=FIRST_CHECK,
+        reconcile_interval=INTERVAL,
+    )
+    actor.start()
+    try:
+        assert _states(await _received(use_case, 0.3)) == [(7, True, False)]
+        fake.listed = []  # deleted; the stream never said so, the library still runs it
+        # Stopped once (a copy marked deleted), and not started again although the
+        # Dispatcher still announces it to every new receiver (no `reconnect` here).
+        assert _states(await _received(use_case, 2.5)) == [(7, False, True)]
+        saved = cache.load(cache_file)
+        assert saved is not None
+        assert saved.dispatches == ()
+        assert not fake.stopped
+    finally:
+        await actor.stop()
+
+
+async def test_after_a_reconnect_what_no_longer_runs_is_stopped() -> None:
+    before = dispatch(7)
+    deactivated = dispatch(7, active=False, updated=datetime.now(UTC))
+    old = FakeDispatcher(listed=[before], running=[Dispatch(before)])
+    new = FakeDispatcher(listed=[deactivated], running=[])
+    replacements = [new]
+
+    async def reconnect() -> Dispatcher:
+        return cast(Dispatcher, replacements.pop())
+
+    channel = Broadcast[Dispatch](name="battery_power")
+    use_case = channel.new_receiver()
+    actor = DispatchBroadcastingActor(
+        cast(Dispatcher, old),
+        {KIND: [channel.new_sender()]},
+        microgrid_id=1,
+        reconnect=reconnect,
+        first_check=FIRST_CHECK,
+        reconcile_interval=INTERVAL,
+    )
+    actor.start()
+    try:
+        assert _states(await _received(use_case, 0.3)) == [(7, True, False)]
+        old.listed = [deactivated]  # an update the stream missed: B is off
+        messages = await _received(use_case, 2.5)
+        assert _states(messages) == [(7, False, False)]
+        assert not messages[0].active
+        assert old.stopped
+        assert actor.dispatcher is cast(Dispatcher, new)
+    finally:
+        await actor.stop()
+
+
+async def test_a_dispatch_that_ended_is_forgotten_without_a_reconnect(tmp_path: Path) -> None:
+    ended = dispatch(7, started_minutes_ago=60, duration=timedelta(minutes=10))
+    fake = FakeDispatcher(listed=[ended], running=[])
+
+    async def reconnect() -> Dispatcher:
+        raise AssertionError("no reconnect for a dispatch that simply ended")
+
+    channel = Broadcast[Dispatch](name="battery_power")
+    use_case = channel.new_receiver()
+    cache_file = tmp_path / "dispatches.json"
+    actor = DispatchBroadcastingActor(
+        cast(Dispatcher, fake),
+        {KIND: [channel.new_sender()]},
+        microgrid_id=1,
+        reconnect=reconnect,
+        cache_path=cache_file,
+        first_check=FIRST_CHECK,
+        reconcile_interval=INTERVAL,
+    )
+    actor.start()  # it learns the ended dispatch, which the service then lists no more
+    try:
+        await asyncio.sleep(0.02)
+        fake.listed = []
+        assert await _received(use_case, 1.5) == []
+        saved = cache.load(cache_file)
+        assert saved is not None
+        assert saved.dispatches == ()
+        assert not fake.stopped
+    finally:
+        await actor.stop()
