@@ -186,7 +186,8 @@ def _run_sim(args: argparse.Namespace) -> int:
             command_log_path=args.command_log,
             tls=ServerTls.from_flags(args.tls_cert, args.tls_key),
         )
-    except (SiteFileError, ListenAddressError, TlsFileError) as error:
+    except (SiteFileError, ListenAddressError, TlsFileError, ValueError) as error:
+        # ValueError also covers unreadable bundled weather data (measured weather).
         print(f"edge-controller sim: {error}", file=sys.stderr)
         return 2
     return serve_until_signal("sim", server, (ListenAddressError,))

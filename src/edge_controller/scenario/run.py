@@ -34,13 +34,12 @@ at its worst — as `build_orders` itself never counts a planned buy as energy t
 The pool offers only the SoC window where the batteries run at full power (their SoC
 bounds narrowed by the taper) and the reserve; power is the pool's present bounds.
 
-**Production (a gap in the simulator).** `SiteModel` has no production input: its PV
-is `peak × irradiance / 1000` and its wind follows the site file's curve, both fed from
-`site.weather`. The scenario computes the actual production with the shared models
-(`weather.production`: pvlib for PV, the windpowerlib curve for wind) from the measured
-weather, and sets `model.site.weather` each step to the *equivalent* constant
-irradiance and wind speed, so the simulated components produce exactly that (the
-grid meter sums it). The site file's weather values are therefore not used; with
+**Production.** As the simulator does with `[weather] source = "measured"`
+(`sim.measured_weather`), the scenario computes the actual production with the shared
+models (`weather.production`: pvlib for PV, the windpowerlib curve for wind) from the
+measured weather, and sets `model.site.weather` each step to the *equivalent*
+irradiance and wind speed, so the simulated components produce exactly that (the grid
+meter sums it). The site file's weather values are therefore not used; with
 several turbines of different curves, the first turbine's curve sets the speed.
 
 **Time.** The model's physics time equals its wall time (`speed` 1); its load
@@ -57,7 +56,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from itertools import pairwise
 from typing import TypeVar
 
 import numpy as np
@@ -103,6 +101,7 @@ from edge_controller.scenario.records import (
 )
 from edge_controller.scenario.schedule import DispatchSchedule, windows
 from edge_controller.sim.errors import SimError
+from edge_controller.sim.measured_weather import equivalent_weather, speed_for_fraction
 from edge_controller.sim.model import SiteModel, battery_power_bounds, hourly_value
 from edge_controller.sim.site import (
     BatterySpec,
@@ -111,7 +110,6 @@ from edge_controller.sim.site import (
     LoadSpec,
     PvSpec,
     SiteSpec,
-    WeatherSpec,
     WindSpec,
 )
 from edge_controller.trading.bids import (
@@ -238,39 +236,6 @@ def _details(details: object, kind: type[_T]) -> _T:
 def load_w(layout: SiteLayout, moment: datetime) -> float:
     """The site's consumption at `moment` (read in `moment`'s own UTC offset), W ≥ 0."""
     return math.fsum(s.peak_power_w * hourly_value(s.hourly_profile, moment) for s in layout.loads)
-
-
-def equivalent_weather(
-    layout: SiteLayout, pv_w: float, wind_w: float, temperature_c: float
-) -> WeatherSpec:
-    """Return the constant weather that makes `SiteModel` produce `pv_w` and `wind_w`.
-
-    The model's PV makes `peak × min(1, irradiance / 1000)` and its turbines follow
-    `layout.wind_curve`; this inverts both (see the module docstring).
-    """
-    pv_fraction = -pv_w / layout.pv_peak_w if layout.pv_peak_w > 0 else 0.0
-    wind_fraction = -wind_w / layout.wind_rated_w if layout.wind_rated_w > 0 else 0.0
-    return WeatherSpec(
-        irradiance_w_m2=(1000.0 * min(1.0, max(0.0, pv_fraction)),),
-        wind_speed_m_s=(speed_for_fraction(layout.wind_curve, wind_fraction),),
-        temperature_c=(temperature_c,),
-    )
-
-
-def speed_for_fraction(curve: Sequence[tuple[float, float]], fraction: float) -> float:
-    """Return the lowest wind speed at which `curve` gives `fraction` of rated power.
-
-    0 m/s for 0 (or less); the speed of the curve's maximum for more than it gives.
-    """
-    if fraction <= 0:
-        return 0.0
-    for (speed_a, frac_a), (speed_b, frac_b) in pairwise(curve):
-        if frac_a < fraction <= frac_b:
-            return speed_a + (speed_b - speed_a) * (fraction - frac_a) / (frac_b - frac_a)
-        if frac_a == fraction:
-            return speed_a
-    best = max(curve, key=lambda point: point[1])
-    return best[0]
 
 
 # ---------------------------------------------------------------------- weather

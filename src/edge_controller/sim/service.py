@@ -8,6 +8,19 @@ one and the same site.
 Telemetry is built once per tick per component, as one `ComponentSample` object that
 every subscriber of that component receives; the servicers cache its protobuf form by
 object identity, so N subscribers cost one conversion.
+
+**Measured weather.** When the site file says `[weather] source = "measured"`, the
+model's weather is replaced by the measured weather's equivalent
+(`measured_weather.measured_weather` at the microgrid's location): once when the
+service is built (at the model's start time), then before a tick's step whenever
+the simulation time that step reaches is `weather_update_interval` (default
+`MEASURED_WEATHER_UPDATE_INTERVAL`, 60 s) or more past the last refresh, for that
+moment. The interval is *simulation* time, so `--speed` keeps the weather in step
+with the simulated day; the weather holds between refreshes, and one tick refreshes
+at most once (one production computation, about a millisecond), so with a tick
+longer than the interval in simulation time (a high `--speed`, or a leap of a
+manual clock) the refreshes come once per tick. With the file's weather nothing
+here runs and `edge_controller.weather` (`pvlib`) is never imported.
 """
 
 from __future__ import annotations
@@ -15,9 +28,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import Enum
+from functools import partial
 from typing import TypeVar
 
 import structlog
@@ -28,13 +42,15 @@ from edge_controller.sim.command_log import CommandLog
 from edge_controller.sim.errors import ErrorKind, SimError
 from edge_controller.sim.faults import FaultBook
 from edge_controller.sim.model import CommandRecord, ComponentSample, Metric, SiteModel
-from edge_controller.sim.site import FaultKind, SiteSpec
+from edge_controller.sim.site import FaultKind, SiteSpec, WeatherSource, WeatherSpec
 
 _T = TypeVar("_T")
 _LOG = structlog.get_logger("edge_controller.sim")
 SUBSCRIBER_QUEUE_SIZE = 32
 """Samples buffered per stream; a slow reader loses the oldest, never blocks the tick."""
 UNRESPONSIVE_POLL_S = 0.05
+MEASURED_WEATHER_UPDATE_INTERVAL = timedelta(seconds=60)
+"""How much simulation time passes between refreshes of measured weather."""
 
 
 class StateAction(Enum):
@@ -77,13 +93,36 @@ class SimService:
         clock: Clock | None = None,
         speed: float = 1.0,
         command_log: CommandLog | None = None,
+        weather_update_interval: timedelta = MEASURED_WEATHER_UPDATE_INTERVAL,
     ) -> None:
-        """Build the model at the clock's current time; faults start counting from it."""
+        """Build the model at the clock's current time; faults start counting from it.
+
+        With measured weather the model gets its first measured weather here, so the
+        weather data (about a second to load) is read before the server serves.
+
+        Raises:
+            ValueError: a `weather_update_interval` that is not > 0 (or a bad `speed`).
+            DatasetError: measured weather, and the bundled weather files cannot be read.
+        """
+        if weather_update_interval <= timedelta(0):
+            raise ValueError(
+                f"weather_update_interval: expected > 0, got {weather_update_interval}"
+            )
         self.clock: Clock = clock if clock is not None else WallClock()
         self.started_at = self.clock.now()
         self.site = site
         self.faults = FaultBook(self.started_at, site.faults)
         self.model = SiteModel(site, self.started_at, speed=speed, faults=self.faults)
+        self.weather_update_interval = weather_update_interval
+        self.weather_refreshes = 0
+        self._weather_at: Callable[[datetime], WeatherSpec] | None = None
+        self._weather_due = self.model.sim_time
+        if site.weather.source is WeatherSource.MEASURED:
+            # Imported here: with the file's weather the simulator loads none of it.
+            from edge_controller.sim.measured_weather import measured_weather, site_location
+
+            self._weather_at = partial(measured_weather, site, site_location(site))
+            self._refresh_weather(self._weather_at, self.model.sim_time)
         self.command_log = command_log or CommandLog(site.simulation.command_log_size)
         self.tick_interval_s = 1.0 / site.simulation.telemetry_rate_hz
         self._subscriptions: dict[int, set[_Subscription]] = {}
@@ -127,6 +166,8 @@ class SimService:
     def tick(self) -> None:
         """Step the model to now and send one sample to every subscriber."""
         now = self.clock.now()
+        if self._weather_at is not None:
+            self._refresh_weather_if_due(self._weather_at, now)
         self.model.step(now)
         self.ticks += 1
         for component_id, subscriptions in self._subscriptions.items():
@@ -145,6 +186,31 @@ class SimService:
             self.samples_built += 1
             for subscription in subscriptions:
                 subscription.offer(sample)
+
+    def _refresh_weather_if_due(
+        self, weather_at: Callable[[datetime], WeatherSpec], now: datetime
+    ) -> None:
+        """Refresh the weather if the step to wall time `now` reaches its due time."""
+        ahead = max(now - self.model.wall_time, timedelta(0)) * self.model.speed
+        reached = self.model.sim_time + ahead
+        if reached >= self._weather_due:
+            self._refresh_weather(weather_at, reached)
+
+    def _refresh_weather(
+        self, weather_at: Callable[[datetime], WeatherSpec], moment: datetime
+    ) -> None:
+        """Give the model the weather of simulation time `moment`."""
+        weather = weather_at(moment)
+        self.model.site = replace(self.model.site, weather=weather)
+        self._weather_due = moment + self.weather_update_interval
+        self.weather_refreshes += 1
+        _LOG.debug(
+            "weather_refreshed",
+            sim_time=moment.isoformat(),
+            irradiance_w_m2=weather.irradiance_w_m2[0],
+            wind_speed_m_s=weather.wind_speed_m_s[0],
+            temperature_c=weather.temperature_c[0],
+        )
 
     # ------------------------------------------------------------- telemetry
 

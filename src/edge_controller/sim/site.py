@@ -233,13 +233,30 @@ class SimulationSpec:
     command_log_size: int = 100_000
 
 
+class WeatherSource(StrEnum):
+    """Where the simulator's weather comes from (`[weather] source`)."""
+
+    FILE = "file"
+    """The site file's values: a constant or 24 hourly values per quantity."""
+    MEASURED = "measured"
+    """The measured weather at the microgrid's location (the NREL TMY3 data of
+    `edge_controller.weather.data`), turned into production by the shared models
+    (`edge_controller.weather.production`); see `sim.measured_weather`."""
+
+
 @dataclass(frozen=True, slots=True)
 class WeatherSpec:
-    """Weather driving production: a constant or 24 hourly values per quantity."""
+    """Weather driving production: a constant or 24 hourly values per quantity.
+
+    With `source` MEASURED the simulator replaces the values with the measured
+    weather's equivalent as simulation time goes on (`SimService`); the file's
+    values are then not used.
+    """
 
     irradiance_w_m2: tuple[float, ...] = (0.0,)
     wind_speed_m_s: tuple[float, ...] = (0.0,)
     temperature_c: tuple[float, ...] = (15.0,)
+    source: WeatherSource = WeatherSource.FILE
 
 
 @dataclass(frozen=True, slots=True)
@@ -839,9 +856,23 @@ def _simulation(reader: Reader, data: Mapping[str, Any]) -> SimulationSpec:
     )
 
 
+def _weather_source(raw: object) -> WeatherSource | None:
+    if isinstance(raw, str) and raw in {source.value for source in WeatherSource}:
+        return WeatherSource(raw)
+    return None
+
+
 def _weather(reader: Reader, data: Mapping[str, Any]) -> WeatherSpec:
     path = "weather"
-    reader.unknown_keys(data, {"irradiance", "wind_speed", "temperature"}, path)
+    reader.unknown_keys(data, {"source", "irradiance", "wind_speed", "temperature"}, path)
+    source = reader.value(
+        data,
+        "source",
+        path,
+        _weather_source,
+        " or ".join(repr(s.value) for s in WeatherSource),
+        default=WeatherSource.FILE,
+    )
     expected = "a number or 24 hourly numbers"
     irradiance = reader.value(data, "irradiance", path, _series, expected, default=(0.0,))
     wind = reader.value(data, "wind_speed", path, _series, expected, default=(0.0,))
@@ -853,6 +884,7 @@ def _weather(reader: Reader, data: Mapping[str, Any]) -> WeatherSpec:
         irradiance_w_m2=irradiance or (0.0,),
         wind_speed_m_s=wind or (0.0,),
         temperature_c=temperature or (15.0,),
+        source=source or WeatherSource.FILE,
     )
 
 
