@@ -12,9 +12,10 @@ from frequenz.client.base.retry import LinearBackoff
 from frequenz.client.microgrid import MicrogridApiClient
 
 from edge_controller.clock import ManualClock
+from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import SiteSpec, load_site
-from tests.harness import Site, running_site
+from tests.harness import KEY, Site, running_site
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_SITE = ROOT / "config" / "sim-site.toml"
@@ -37,6 +38,18 @@ def component_id(value: int) -> ComponentId:
 @pytest.fixture
 def example_site() -> SiteSpec:
     return load_site(EXAMPLE_SITE)
+
+
+@pytest.fixture
+async def servers(
+    example_site: SiteSpec, tmp_path: Path
+) -> AsyncIterator[tuple[SimulatorServer, DispatchServer]]:
+    """The simulator and the dispatch service (key `tests.harness.KEY`), no controller."""
+    async with (
+        SimulatorServer(example_site) as sim,
+        DispatchServer(tmp_path / "dispatches.db", keys=frozenset({KEY})) as dispatch,
+    ):
+        yield sim, dispatch
 
 
 @pytest.fixture

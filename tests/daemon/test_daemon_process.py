@@ -15,14 +15,12 @@ import socket
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import SiteSpec
 from tests.harness import KEY, create_now, power_reaches, stream_connected
 
 
@@ -89,17 +87,6 @@ def http_get(url: str) -> tuple[int, str]:
             return reply.status, reply.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
-
-
-@pytest.fixture
-async def servers(
-    example_site: SiteSpec, tmp_path: Path
-) -> AsyncIterator[tuple[SimulatorServer, DispatchServer]]:
-    async with (
-        SimulatorServer(example_site) as sim,
-        DispatchServer(tmp_path / "dispatches.db", keys=frozenset({KEY})) as dispatch,
-    ):
-        yield sim, dispatch
 
 
 async def test_the_daemon_notifies_systemd_serves_metrics_takes_edits_and_releases_on_sigterm(

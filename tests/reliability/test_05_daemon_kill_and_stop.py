@@ -9,7 +9,6 @@ SIGTERM then releases the battery (0 W) and exits 0.
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from frequenz.client.dispatch.types import DispatchId
 
 from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import SiteSpec
 from tests.harness import KEY, MICROGRID, create_now, power_reaches, stream_connected
 from tests.reliability.helpers import (
     DaemonProcess,
@@ -29,17 +27,6 @@ from tests.reliability.helpers import (
 )
 
 TARGET_W = -60_000.0
-
-
-@pytest.fixture
-async def servers(
-    example_site: SiteSpec, tmp_path: Path
-) -> AsyncIterator[tuple[SimulatorServer, DispatchServer]]:
-    async with (
-        SimulatorServer(example_site) as sim,
-        DispatchServer(tmp_path / "dispatches.db", keys=frozenset({KEY})) as dispatch,
-    ):
-        yield sim, dispatch
 
 
 async def _killed_mid_dispatch(
