@@ -52,6 +52,9 @@ from edge_controller.supervision import RestartPolicy, SupervisedActor
 
 _LOG = structlog.get_logger(__name__)
 
+ACTOR_STOP_TIMEOUT_S = 3.0
+"""An actor (or client) that does not stop within this is left behind, logged: the
+batteries are released regardless."""
 RELEASE_TIMEOUT_S = 2.0
 """The longest an inverter may take to acknowledge the 0 W release on stop."""
 
@@ -621,7 +624,12 @@ class Controller:
                 self._reconnector = None
             for running in reversed(self.actors):
                 try:
-                    await running.stop()
+                    async with asyncio.timeout(ACTOR_STOP_TIMEOUT_S):
+                        await running.stop()
+                except TimeoutError:
+                    _LOG.error(
+                        "actor_stop_timeout", actor=running.name, after_s=ACTOR_STOP_TIMEOUT_S
+                    )
                 except Exception as error:
                     _LOG.error("actor_stop_failed", actor=running.name, error=repr(error))
             self.actors = []
@@ -635,7 +643,8 @@ class Controller:
                 self._dispatcher = None
             for close in self._closers:
                 with contextlib.suppress(Exception):
-                    await close()
+                    async with asyncio.timeout(ACTOR_STOP_TIMEOUT_S):
+                        await close()
             self._closers = []
             await self.connection.stop()
             _LOG.info("controller_stopped")

@@ -70,6 +70,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from edge_controller.config_market_bid import MarketBidConfig, parse_market_bid
+from edge_controller.config_secret import read_api_key
 from edge_controller.microgrid.recovery import RecoveryConfig
 from edge_controller.serving import ListenAddressError, parse_listen
 from edge_controller.toml_reader import Reader, checked, integer, join, number, string
@@ -351,7 +352,15 @@ def parse_config(
     startup = reader.value(
         dispatch, "startup_timeout", "dispatch", _seconds(1, 600), "seconds 1-600", default=15.0
     )
-    key = _read_key(reader, dispatch, base_dir, environ)
+    key = read_api_key(
+        reader,
+        dispatch,
+        "dispatch",
+        base_dir,
+        environ,
+        credential=KEY_CREDENTIAL,
+        variable=KEY_ENVIRONMENT_VARIABLE,
+    )
     if dispatch_url is not None and (tls := tls_problem(dispatch_url)) is not None:
         reader.problems.append(f"dispatch.url: {tls}, got {dispatch_url!r}")
     reconnect = reader.value(
@@ -516,62 +525,6 @@ def tls_problem(url: str) -> str | None:
         "a loopback URL with TLS left on (the default); a plain local server needs "
         "'?ssl=false', a TLS one '?ssl_root_certificates_path=CA.pem'"
     )
-
-
-def _read_key(
-    reader: Reader, dispatch: Mapping[str, Any], base_dir: Path | None, environ: Mapping[str, str]
-) -> str | None:
-    key_file = dispatch.get("key_file")
-    if key_file is None:
-        credentials = environ.get("CREDENTIALS_DIRECTORY", "")
-        if credentials:
-            credential = Path(credentials) / KEY_CREDENTIAL
-            try:
-                key = credential.read_text(encoding="utf-8").strip()
-            except FileNotFoundError:
-                key = ""
-            except UnicodeDecodeError:
-                reader.problems.append(
-                    f"dispatch.key_file: missing, and {str(credential)!r} is not UTF-8"
-                )
-                return None
-            except OSError as error:
-                reader.problems.append(
-                    f"dispatch.key_file: missing, and the credential {str(credential)!r} "
-                    f"cannot be read: {error.strerror}"
-                )
-                return None
-            if key:
-                return key
-        key = environ.get(KEY_ENVIRONMENT_VARIABLE, "").strip()
-        if not key:
-            reader.problems.append(
-                f"dispatch.key_file: missing; expected a file holding the API key (or a "
-                f"systemd credential {KEY_CREDENTIAL!r}, or {KEY_ENVIRONMENT_VARIABLE} set)"
-            )
-            return None
-        return key
-    if not isinstance(key_file, str) or not key_file:
-        reader.fail("dispatch.key_file", "a file path", key_file)
-        return None
-    path = Path(key_file)
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    try:
-        key = path.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        reader.problems.append(f"dispatch.key_file: cannot read {str(path)!r}: {error.strerror}")
-        return None
-    except UnicodeDecodeError:
-        reader.problems.append(f"dispatch.key_file: {str(path)!r} is not UTF-8 text")
-        return None
-    except ValueError as error:  # e.g. a NUL in the path
-        reader.problems.append(f"dispatch.key_file: unusable path {key_file!r}: {error}")
-        return None
-    if not key:
-        reader.problems.append(f"dispatch.key_file: {str(path)!r} is empty; expected the API key")
-        return None
-    return key
 
 
 def _cache_file(

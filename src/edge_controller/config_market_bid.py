@@ -42,6 +42,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from edge_controller.config_secret import read_api_key
 from edge_controller.toml_reader import Reader, checked, integer, join, number, string
 from edge_controller.toml_reader import power as read_power
 
@@ -176,7 +177,16 @@ def parse_market_bid(
             options["batteries"] = frozenset(raw)
         else:
             reader.fail(join(path, "batteries"), "a non-empty list of battery ids", raw)
-    auth_key = _read_key(reader, table, base_dir, environ)
+    auth_key = read_api_key(
+        reader,
+        table,
+        "market_bid",
+        base_dir,
+        environ,
+        credential=KEY_CREDENTIAL,
+        variable=KEY_ENVIRONMENT_VARIABLE,
+        what="the trading API key",
+    )
     if reader.problems:
         return None
     from edge_controller.trading.market_bid import MarketBidOptions
@@ -203,38 +213,3 @@ def parse_market_bid(
         owm_path,
         owm_url,
     )
-
-
-def _read_key(
-    reader: Reader, table: Mapping[str, Any], base_dir: Path | None, environ: Mapping[str, str]
-) -> str | None:
-    raw = table.get("key_file")
-    candidates: list[Path] = []
-    if raw is not None:
-        if not isinstance(raw, str) or not raw:
-            reader.fail("market_bid.key_file", "a file path", raw)
-            return None
-        path = Path(raw)
-        candidates.append(base_dir / path if not path.is_absolute() and base_dir else path)
-    elif environ.get("CREDENTIALS_DIRECTORY"):
-        candidates.append(Path(environ["CREDENTIALS_DIRECTORY"]) / KEY_CREDENTIAL)
-    for candidate in candidates:
-        try:
-            key = candidate.read_text(encoding="utf-8").strip()
-        except OSError as error:
-            if raw is not None:
-                reader.problems.append(
-                    f"market_bid.key_file: cannot read {str(candidate)!r}: {error.strerror}"
-                )
-                return None
-            continue
-        if key:
-            return key
-    key = environ.get(KEY_ENVIRONMENT_VARIABLE, "").strip()
-    if not key:
-        reader.problems.append(
-            f"market_bid.key_file: missing; expected a file holding the trading API key (or "
-            f"a systemd credential {KEY_CREDENTIAL!r}, or {KEY_ENVIRONMENT_VARIABLE} set)"
-        )
-        return None
-    return key
