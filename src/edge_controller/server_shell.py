@@ -16,9 +16,42 @@ import sys
 from types import TracebackType
 from typing import Protocol, Self
 
+import grpc
+
+from edge_controller.serving import ServerTls, bind, client_url, parse_listen
+
 
 class ManagedServer:
-    """A server with `start()`/`stop()`, usable as `async with server:`."""
+    """A gRPC server on `HOST:PORT` (TLS optional) with `start()`/`stop()`.
+
+    Holds what every server of the project shares: the listen address (checked at
+    construction), the TLS setting, the port actually bound, `address` and `url`, and
+    `async with`. Subclasses build their `grpc.aio.Server` and bind it with `_bind`.
+    """
+
+    def __init__(self, listen: str, tls: ServerTls | None) -> None:
+        """Check `listen`; nothing is bound before `start`.
+
+        Raises:
+            ListenAddressError: `listen` is not `HOST:PORT`.
+        """
+        self._host, self._port = parse_listen(listen)
+        self.tls = tls
+        self.port = 0
+
+    @property
+    def address(self) -> str:
+        """`HOST:PORT` the server listens on (after `start`: the port really bound)."""
+        return f"{self._host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The URL a Frequenz client connects with (`?ssl=true` under TLS)."""
+        return client_url(self.address, self.tls)
+
+    def _bind(self, server: grpc.aio.Server) -> None:
+        """Bind `server` to the listen address (plain or TLS); remember the port."""
+        self.port = bind(server, self._host, self._port, self.tls)
 
     async def start(self) -> None:
         """Start serving."""

@@ -25,8 +25,6 @@ from edge_controller.server_shell import ManagedServer
 from edge_controller.serving import (
     SERVER_OPTIONS,
     ServerTls,
-    bind,
-    client_url,
     parse_listen,
 )
 from edge_controller.serving import ListenAddressError as BaseListenAddressError
@@ -70,15 +68,13 @@ class DispatchServer(ManagedServer):
             raise ValueError(
                 "keys: an empty set would refuse every call; pass None to serve without keys"
             )
-        self._host, self._port = parse_listen(listen)
+        super().__init__(listen, tls)
         self.db_path = Path(db_path)
         self._keys = keys
         self._microgrid_ids = microgrid_ids
         self._clock = clock
-        self.tls = tls
         self._service: DispatchService | None = None
         self._server: grpc.aio.Server | None = None
-        self.port = 0
 
     @property
     def service(self) -> DispatchService:
@@ -86,16 +82,6 @@ class DispatchServer(ManagedServer):
         if self._service is None:
             raise RuntimeError("DispatchServer.service: the server is not started")
         return self._service
-
-    @property
-    def address(self) -> str:
-        """`HOST:PORT` the server listens on (after `start`)."""
-        return f"{self._host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """The URL a Frequenz client connects with (`?ssl=true` under TLS)."""
-        return client_url(self.address, self.tls)
 
     async def start(self) -> None:
         """Open the database, bind, and serve.
@@ -118,7 +104,7 @@ class DispatchServer(ManagedServer):
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
         pb_grpc.add_MicrogridDispatchServiceServicer_to_server(DispatchServicer(service), server)
         try:
-            self.port = bind(server, self._host, self._port, self.tls)
+            self._bind(server)
         except BaseListenAddressError as error:
             await service.close()
             raise ListenAddressError(str(error)) from error

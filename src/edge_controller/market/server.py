@@ -29,7 +29,7 @@ from edge_controller.market.exchange import MarketExchange
 from edge_controller.market.model import MarketSpec, Weather, default_market
 from edge_controller.market.service import ElectricityTradingServicer
 from edge_controller.server_shell import ManagedServer
-from edge_controller.serving import SERVER_OPTIONS, ServerTls, bind, client_url, parse_listen
+from edge_controller.serving import SERVER_OPTIONS, ServerTls
 
 _LOG = structlog.get_logger("edge_controller.market")
 MAX_NAP_S: Final = 1.0
@@ -78,17 +78,15 @@ class MarketServer(ManagedServer):
             raise ValueError(
                 "keys: an empty set would refuse every call; pass None to serve without keys"
             )
-        self._host, self._port = parse_listen(listen)
+        super().__init__(listen, tls)
         self.spec = spec or default_market()
         self._keys = keys
         self._clock = clock or WallClock()
         self._weather = weather
         self._auto_clear = auto_clear
-        self.tls = tls
         self._exchange: MarketExchange | None = None
         self._server: grpc.aio.Server | None = None
         self._clearing: asyncio.Task[None] | None = None
-        self.port = 0
 
     @property
     def exchange(self) -> MarketExchange:
@@ -96,16 +94,6 @@ class MarketServer(ManagedServer):
         if self._exchange is None:
             raise RuntimeError("MarketServer.exchange: the server is not started")
         return self._exchange
-
-    @property
-    def address(self) -> str:
-        """`HOST:PORT` the server listens on (after `start`)."""
-        return f"{self._host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """The URL the Frequenz trading client connects with (`?ssl=true` under TLS)."""
-        return client_url(self.address, self.tls)
 
     def clear_due(self, now: datetime | None = None) -> list[PeriodRecord]:
         """Clear every period whose gate has closed by `now` (default: the clock's now)."""
@@ -123,7 +111,7 @@ class MarketServer(ManagedServer):
         pb_grpc.add_ElectricityTradingServiceServicer_to_server(
             ElectricityTradingServicer(exchange), server
         )
-        self.port = bind(server, self._host, self._port, self.tls)
+        self._bind(server)
         await server.start()
         self._server = server
         self._exchange = exchange

@@ -19,7 +19,7 @@ from frequenz.api.microgrid.v1alpha18 import microgrid_pb2_grpc as v1alpha18_grp
 
 from edge_controller.clock import Clock
 from edge_controller.server_shell import ManagedServer
-from edge_controller.serving import SERVER_OPTIONS, ServerTls, bind, client_url, parse_listen
+from edge_controller.serving import SERVER_OPTIONS, ServerTls
 from edge_controller.sim.api_v1 import MicrogridServicerV1
 from edge_controller.sim.api_v1alpha18 import MicrogridServicerV1Alpha18
 from edge_controller.sim.command_log import CommandLog
@@ -49,8 +49,7 @@ class SimulatorServer(ManagedServer):
         tls: ServerTls | None = None,
     ) -> None:
         """Prepare (not yet start) a server for `site` on `listen` (TLS when `tls`)."""
-        self._host, self._port = parse_listen(listen)
-        self.tls = tls
+        super().__init__(listen, tls)
         self.service = SimService(
             site,
             clock=clock,
@@ -58,7 +57,6 @@ class SimulatorServer(ManagedServer):
             command_log=CommandLog(site.simulation.command_log_size, command_log_path),
         )
         self._server: grpc.aio.Server | None = None
-        self.port = 0
 
     @property
     def model(self) -> SiteModel:
@@ -75,16 +73,6 @@ class SimulatorServer(ManagedServer):
         """Every accepted command, with its bounds at that moment."""
         return self.service.command_log
 
-    @property
-    def address(self) -> str:
-        """`HOST:PORT` the server listens on (after `start`)."""
-        return f"{self._host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """The URL a Frequenz client connects with (`?ssl=true` under TLS)."""
-        return client_url(self.address, self.tls)
-
     async def start(self) -> None:
         """Bind, register both API versions, start ticking.
 
@@ -96,7 +84,7 @@ class SimulatorServer(ManagedServer):
             MicrogridServicerV1Alpha18(self.service), server
         )
         v1_grpc.add_MicrogridServicer_to_server(MicrogridServicerV1(self.service), server)
-        self.port = bind(server, self._host, self._port, self.tls)
+        self._bind(server)
         await server.start()
         self._server = server
         self.service.start()

@@ -18,7 +18,7 @@ from frequenz.api.weather.v1 import weather_pb2_grpc as pb_grpc
 
 from edge_controller.clock import Clock
 from edge_controller.server_shell import ManagedServer
-from edge_controller.serving import SERVER_OPTIONS, ServerTls, bind, client_url, parse_listen
+from edge_controller.serving import SERVER_OPTIONS, ServerTls
 from edge_controller.weather.data import Dataset
 from edge_controller.weather.service import ServiceSettings, WeatherService
 from edge_controller.weather.servicer import WeatherServicer
@@ -47,21 +47,9 @@ class WeatherServer(ManagedServer):
         Raises:
             ListenAddressError: `listen` is not `HOST:PORT`.
         """
-        self._host, self._port = parse_listen(listen)
-        self.tls = tls
+        super().__init__(listen, tls)
         self.service = WeatherService(settings, clock=clock, datasets=datasets)
         self._server: grpc.aio.Server | None = None
-        self.port = 0
-
-    @property
-    def address(self) -> str:
-        """`HOST:PORT` the server listens on (after `start`)."""
-        return f"{self._host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """The URL a Frequenz client connects with (`?ssl=true` under TLS)."""
-        return client_url(self.address, self.tls)
 
     async def start(self) -> None:
         """Read the datasets, bind, and serve.
@@ -72,7 +60,7 @@ class WeatherServer(ManagedServer):
         datasets = await asyncio.to_thread(lambda: self.service.datasets)
         server = grpc.aio.server(options=SERVER_OPTIONS)
         pb_grpc.add_WeatherForecastServiceServicer_to_server(WeatherServicer(self.service), server)
-        self.port = bind(server, self._host, self._port, self.tls)
+        self._bind(server)
         await server.start()
         self._server = server
         settings = self.service.settings
