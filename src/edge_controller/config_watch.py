@@ -16,7 +16,6 @@ running.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import structlog
 
 from edge_controller.config import ConfigError, ControllerConfig
 from edge_controller.config_files import Fingerprint, fingerprint, load
+from edge_controller.waiting import wait_event
 
 _LOG = structlog.get_logger(__name__)
 
@@ -58,8 +58,7 @@ class ConfigWatcher:
     async def run(self) -> None:
         """Poll until cancelled."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._forced.wait(), self._interval_s)
+            await wait_event(self._forced, self._interval_s)
             forced = self._forced.is_set()
             self._forced.clear()
             now = fingerprint(self._path, self._drop_ins)

@@ -65,6 +65,7 @@ from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.power.status import BatteryStatus
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import InverterSpec, SiteSpec, load_site
+from edge_controller.waiting import wait_event
 
 REPORT_S = 5.0
 """Longest interval between plain lines (shorter for short demos)."""
@@ -325,8 +326,7 @@ class _Stop:
 
     async def wait(self, timeout_s: float) -> None:
         """Return after `timeout_s` or at once when stopped."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.event.wait(), max(0.0, timeout_s))
+        await wait_event(self.event, timeout_s)
 
 
 @contextlib.contextmanager

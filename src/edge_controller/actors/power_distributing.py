@@ -34,7 +34,6 @@ avoids):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import math
 from collections import deque
@@ -74,6 +73,7 @@ from edge_controller.power.planning import (
 )
 from edge_controller.power.status import BatteryStatus, BlockingTracker
 from edge_controller.supervision import SupervisedActor
+from edge_controller.waiting import wait_event
 
 RETRY_INTERVAL = timedelta(seconds=2)
 """How soon a target that found no usable battery is tried again."""
@@ -381,8 +381,7 @@ class PowerDistributingActor(SupervisedActor):
         collector = asyncio.create_task(collect(), name=f"{self.name}_collect")
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(arrived.wait(), self._tick_s)
+                await wait_event(arrived, self._tick_s)
                 if collector.done():
                     collector.result()  # the request channel closed: re-raise or stop
                     return

@@ -679,17 +679,19 @@ class MarketBidActor(SupervisedActor):
     async def _place(self, order: Order) -> None:
         options = self.options
         try:
-            placed = await self._trading.create_gridpool_order(
-                options.gridpool_id,
-                delivery_area=options.area,
-                delivery_period=DeliveryPeriod(order.period_start, DURATIONS[order.duration]),
-                order_type=OrderType.LIMIT,
-                side=_market_side(order.side),
-                price=Price(order.limit_price, Currency.EUR),
-                quantity=Power(order.quantity_mw),
-                tag=options.order_tag,
-                timeout=options.call_timeout,
-            )
+            # The limit is ours, not the client's `timeout=`: that one is an
+            # `asyncio.wait_for`, which can drop the actor's stop (see `waiting`).
+            async with asyncio.timeout(options.call_timeout.total_seconds()):
+                placed = await self._trading.create_gridpool_order(
+                    options.gridpool_id,
+                    delivery_area=options.area,
+                    delivery_period=DeliveryPeriod(order.period_start, DURATIONS[order.duration]),
+                    order_type=OrderType.LIMIT,
+                    side=_market_side(order.side),
+                    price=Price(order.limit_price, Currency.EUR),
+                    quantity=Power(order.quantity_mw),
+                    tag=options.order_tag,
+                )
         except _ApiError as error:
             self.counts["orders_refused"] += 1
             self._log.warning(
@@ -738,7 +740,6 @@ class MarketBidActor(SupervisedActor):
                         options.gridpool_id,
                         tag=options.order_tag,
                         delivery_time_filter=self._since(now),
-                        timeout=options.call_timeout,
                     )
                 ]
         except _ApiError as error:
@@ -776,7 +777,6 @@ class MarketBidActor(SupervisedActor):
                     async for trade in self._trading.list_gridpool_trades(
                         options.gridpool_id,
                         delivery_time_filter=self._since(now),
-                        timeout=options.call_timeout,
                     )
                 ]
         except _ApiError as error:

@@ -31,7 +31,6 @@ a test drops (`drop_streams`), end with UNAVAILABLE, never a clean OK.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ import structlog
 
 from edge_controller.clock import Clock, WallClock
 from edge_controller.serving import RefusalError
+from edge_controller.waiting import wait_event
 from edge_controller.weather.data import (
     Dataset,
     WeatherSeries,
@@ -474,8 +474,7 @@ class WeatherService:
             remaining = (moment - self._clock.now()).total_seconds()
             if remaining <= 0:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(interrupt.wait(), timeout=min(remaining, 1.0))
+            await wait_event(interrupt, min(remaining, 1.0))
 
 
 __all__ = [
