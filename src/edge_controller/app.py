@@ -49,6 +49,7 @@ from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.power.distribution import DistributionAlgorithm, Proportional, SocBalancing
 from edge_controller.power.status import BlockingTracker
 from edge_controller.supervision import RestartPolicy, SupervisedActor
+from edge_controller.waiting import cancel_and_wait
 
 _LOG = structlog.get_logger(__name__)
 
@@ -175,6 +176,9 @@ class Controller:
             keepalive_interval=settings.keepalive_interval,
             blocking=BlockingTracker(settings.blocking_initial, settings.blocking_max),
             controls=self.config.controls,
+            meter_limits=self.config.grid.meters,
+            inverters_below=self.connection.inverters_below,
+            meter_stale_after=self.config.grid.stale_after,
             on_command=self.hooks.on_command,
             on_result=self.hooks.on_result,
         )
@@ -401,6 +405,8 @@ class Controller:
             blocking_initial=settings.blocking_initial,
             blocking_max=settings.blocking_max,
             controls=new.controls,
+            meter_limits=new.grid.meters,
+            meter_stale_after=new.grid.stale_after,
         )
         if self.power_managing is not None:
             await self.power_managing.reconfigure(new.grid)
@@ -439,7 +445,7 @@ class Controller:
         return changes
 
     def check_against_site(self, config: ControllerConfig) -> None:
-        """Refuse a configuration that names batteries the site does not have.
+        """Refuse a configuration that names batteries or meters the site does not have.
 
         Raises:
             SiteMismatchError: naming the key and the batteries.
@@ -452,6 +458,13 @@ class Controller:
                 problems.append(
                     f"use_cases[{index}].batteries: {unknown} are not batteries of this "
                     f"site; it has {sorted(site)}"
+                )
+        below = self.connection.inverters_below
+        for index, meter in enumerate(config.grid.meters):
+            if meter.meter_id not in below:
+                problems.append(
+                    f"grid.meters[{index}].id: {meter.meter_id} is not a meter with battery "
+                    f"inverters below it; meters with batteries below: {sorted(below)}"
                 )
         unknown = sorted(config.controls.excluded_batteries - site)
         if unknown:
@@ -618,9 +631,8 @@ class Controller:
         self.running = False
         try:
             if self._reconnector is not None:
-                self._reconnector.cancel()
-                with contextlib.suppress(BaseException):
-                    await self._reconnector
+                with contextlib.suppress(Exception):
+                    await cancel_and_wait(self._reconnector)
                 self._reconnector = None
             for running in reversed(self.actors):
                 try:

@@ -72,6 +72,7 @@ from urllib.parse import parse_qs, urlsplit
 from edge_controller.config_market_bid import MarketBidConfig, parse_market_bid
 from edge_controller.config_secret import read_api_key
 from edge_controller.microgrid.recovery import RecoveryConfig
+from edge_controller.power.meter_limits import MeterLimit
 from edge_controller.serving import ListenAddressError, parse_listen
 from edge_controller.toml_reader import Reader, checked, integer, join, number, string
 from edge_controller.toml_reader import power as read_power
@@ -198,6 +199,9 @@ class GridConfig:
     safe_power_w: float = 0.0
     """Every battery target while the grid meter's data is stale or missing."""
     stale_after: timedelta = timedelta(seconds=3)
+    meters: tuple[MeterLimit, ...] = ()
+    """Meters inside the site with limits of their own (`[[grid.meters]]`), enforced
+    by the distributor on the inverters below each (`power.meter_limits`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -788,18 +792,58 @@ def _peak_shaving(reader: Reader, item: Mapping[str, Any], path: str) -> PeakSha
     )
 
 
+_POWER_LIMIT_EXPECTED = "a power >= 0 (W, or with a unit like '800 kW')"
+
+
 def _grid(reader: Reader, table: Mapping[str, Any]) -> GridConfig:
     path = "grid"
-    reader.unknown_keys(table, {"max_import", "max_export", "safe_power", "stale_after"}, path)
+    reader.unknown_keys(
+        table, {"max_import", "max_export", "safe_power", "stale_after", "meters"}, path
+    )
     non_negative = checked(read_power, lambda w: w >= 0)
-    expected = "a power >= 0 (W, or with a unit like '800 kW')"
+    expected = _POWER_LIMIT_EXPECTED
     max_import = reader.value(table, "max_import", path, non_negative, expected, default=None)
     max_export = reader.value(table, "max_export", path, non_negative, expected, default=None)
     safe = reader.value(table, "safe_power", path, read_power, "a power (W)", default=0.0)
     stale = reader.value(
         table, "stale_after", path, _seconds(0.5, 600), "seconds 0.5-600", default=3.0
     )
-    return GridConfig(max_import, max_export, safe or 0.0, timedelta(seconds=stale or 3.0))
+    meters = _meter_limits(reader, table.get("meters", []))
+    return GridConfig(max_import, max_export, safe or 0.0, timedelta(seconds=stale or 3.0), meters)
+
+
+def _meter_limits(reader: Reader, raw: object) -> tuple[MeterLimit, ...]:
+    """`[[grid.meters]]`: id plus at least one of max_import / max_export, ids unique."""
+    if not isinstance(raw, list):
+        reader.fail("grid.meters", "a list of [[grid.meters]] tables", raw)
+        return ()
+    found: list[MeterLimit] = []
+    seen: set[int] = set()
+    non_negative = checked(read_power, lambda w: w >= 0)
+    for index, item in enumerate(raw):
+        path = f"grid.meters[{index}]"
+        if not isinstance(item, dict):
+            reader.fail(path, "a table with id, max_import and/or max_export", item)
+            continue
+        reader.unknown_keys(item, {"id", "max_import", "max_export"}, path)
+        meter_id = reader.value(item, "id", path, _positive_int, "a meter's component id > 0")
+        max_import = reader.value(
+            item, "max_import", path, non_negative, _POWER_LIMIT_EXPECTED, default=None
+        )
+        max_export = reader.value(
+            item, "max_export", path, non_negative, _POWER_LIMIT_EXPECTED, default=None
+        )
+        if meter_id is None:
+            continue
+        if "max_import" not in item and "max_export" not in item:
+            reader.fail(path, "max_import and/or max_export", item)
+            continue
+        if meter_id in seen:
+            reader.fail(join(path, "id"), "an id not listed before in [[grid.meters]]", meter_id)
+            continue
+        seen.add(meter_id)
+        found.append(MeterLimit(meter_id, max_import, max_export))
+    return tuple(found)
 
 
 def _recovery(reader: Reader, table: Mapping[str, Any]) -> RecoveryConfig:

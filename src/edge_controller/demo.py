@@ -65,7 +65,7 @@ from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.power.status import BatteryStatus
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import InverterSpec, SiteSpec, load_site
-from edge_controller.waiting import wait_event
+from edge_controller.waiting import cancel_and_wait, wait_event
 
 REPORT_S = 5.0
 """Longest interval between plain lines (shorter for short demos)."""
@@ -411,9 +411,7 @@ class _StatusFollower:
         traceback: TracebackType | None,
     ) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
 
 @contextlib.contextmanager

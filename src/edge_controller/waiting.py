@@ -13,6 +13,7 @@ and cannot drop one, so the project waits with it only; `.ci/run` checks that
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
 async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
@@ -28,4 +29,28 @@ async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
     return event.is_set()
 
 
-__all__ = ["wait_event"]
+async def cancel_and_wait(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` (a child of the caller) and wait until it has ended.
+
+    The child's own `CancelledError` is the expected end and is not raised; any other
+    exception it ended with is. A cancellation of the *caller* that arrives while it
+    waits is raised, not mistaken for the child's: `contextlib.suppress(CancelledError)`
+    around the await would swallow both, and a stop that calls this from a cancelled
+    actor would then never end. Cancellations the caller was already handling when it
+    got here (a `finally` during its own stop) do not count: the cleanup goes on.
+    """
+    current = asyncio.current_task()
+    before = current.cancelling() if current is not None else 0
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        if current is not None and current.cancelling() > before:
+            raise
+        return
+    if current is not None and current.cancelling() > before:
+        # The child ended on its own while the caller was cancelled: still the caller's.
+        raise asyncio.CancelledError
+
+
+__all__ = ["cancel_and_wait", "wait_event"]

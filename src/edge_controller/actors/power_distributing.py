@@ -29,6 +29,13 @@ avoids):
   while in use); the global power limit shrinks each target to what is left of it
   after the other running targets (`power.controls.limit_target`), logged and
   counted, and the full target comes back when the limit allows it.
+- Feeder-meter limits (`[[grid.meters]]`, `power.meter_limits`): each round every
+  limited meter becomes a share per inverter below it, intersected with the inverter's
+  bounds before planning, so the distribution stays inside it and a request that needs
+  more is clamped (its excess reported; `meter_limited` logged and counted). The
+  shares are checked every tick: a standing command outside its new share by more
+  than `METER_TOLERANCE_W` (a load came up below the meter, its data went stale), or
+  held back by a share that has since grown, is planned again at once.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import asyncio
 import dataclasses
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -60,9 +67,18 @@ from edge_controller.messages import (
     Success,
 )
 from edge_controller.microgrid.graph import BatteryPairs
+from edge_controller.microgrid.site_view import grid_power_w
 from edge_controller.microgrid.telemetry import TelemetryCache
+from edge_controller.power.bounds import Range, hull
 from edge_controller.power.controls import limit_target
 from edge_controller.power.distribution import DistributionAlgorithm, SocBalancing
+from edge_controller.power.meter_limits import (
+    MeterLimit,
+    MeterShares,
+    held_by_share,
+    meter_shares,
+    needs_replan,
+)
 from edge_controller.power.planning import (
     Availability,
     BatteryState,
@@ -113,6 +129,17 @@ class _Target:
     next_send: datetime
     granted_w: float = 0.0
     """What the power limit let through last time (W)."""
+    commands_w: dict[int, float] = dataclasses.field(default_factory=dict)
+    """The last commands sent per inverter (W)."""
+    shares: dict[int, Range] = dataclasses.field(default_factory=dict)
+    """The feeder-meter shares those commands were planned with."""
+
+
+METER_TOLERANCE_W = 200.0
+"""How far (W, per inverter) a standing command may lie outside its feeder-meter share
+before it is planned again at once, and how far a share must grow back to re-plan a
+command it held back: small enough for a feeder's fuse, big enough that a noisy load
+does not re-send commands every tick."""
 
 
 class PowerDistributingActor(SupervisedActor):
@@ -131,13 +158,19 @@ class PowerDistributingActor(SupervisedActor):
         blocking: BlockingTracker | None = None,
         tick: timedelta = timedelta(seconds=0.2),
         controls: ControlsConfig | None = None,
+        meter_limits: Sequence[MeterLimit] = (),
+        inverters_below: Mapping[int, Sequence[int]] | None = None,
+        meter_stale_after: timedelta = timedelta(seconds=3),
         on_command: Callable[[float, bool], None] | None = None,
         on_result: Callable[[Result], None] | None = None,
         name: str = "power_distributing",
     ) -> None:
         """Wire the actor; `resolutions_w` gives inverter resolutions (default 1 W).
 
-        `on_command(seconds, ok)` is told how long each inverter command took (metrics).
+        `meter_limits` are enforced on the battery inverters `inverters_below` each
+        meter (the component graph's), from meter power no older than
+        `meter_stale_after`. `on_command(seconds, ok)` is told how long each inverter
+        command took (metrics).
         """
         super().__init__(name=name)
         _check_timing(command_lifetime, keepalive_interval)
@@ -150,6 +183,10 @@ class PowerDistributingActor(SupervisedActor):
         self._keepalive = keepalive_interval
         self._blocking = blocking or BlockingTracker()
         self._controls = controls or ControlsConfig()
+        self._meter_limits = tuple(meter_limits)
+        self._inverters_below = {m: tuple(i) for m, i in (inverters_below or {}).items()}
+        self._meter_stale_after = meter_stale_after
+        self._meter_verdicts: dict[int, str] = {}
         self._out_of_service: frozenset[int] = frozenset()
         self._changes: deque[Callable[[], Awaitable[None]]] = deque()
         self._wake = asyncio.Event()
@@ -194,6 +231,8 @@ class PowerDistributingActor(SupervisedActor):
         blocking_initial: timedelta | None = None,
         blocking_max: timedelta | None = None,
         controls: ControlsConfig | None = None,
+        meter_limits: Sequence[MeterLimit] | None = None,
+        meter_stale_after: timedelta | None = None,
     ) -> None:
         """Take new settings while running; every running target is re-planned at once.
 
@@ -220,6 +259,10 @@ class PowerDistributingActor(SupervisedActor):
                 self._blocking.max_block = blocking_max
             if controls is not None and controls != self._controls:
                 await self._change_controls(controls)
+            if meter_limits is not None:
+                self._meter_limits = tuple(meter_limits)
+            if meter_stale_after is not None:
+                self._meter_stale_after = meter_stale_after
             self._replan_all()
 
         self._changes.append(change)
@@ -295,6 +338,59 @@ class PowerDistributingActor(SupervisedActor):
         if orphans:
             self._log.warning("orphan_power_released", batteries=sorted(orphans))
             await self._release(orphans)
+
+    def _meter_shares(self, now: datetime) -> MeterShares:
+        """Feeder-meter shares per inverter for this round (empty without limits)."""
+        if not self._meter_limits:
+            return MeterShares({}, ())
+        cache = self._microgrid.cache
+        below = {m.meter_id: self._inverters_below.get(m.meter_id, ()) for m in self._meter_limits}
+        inverters = sorted({i for ids in below.values() for i in ids})
+        fresh = {i: cache.inverter(i, now) for i in inverters}
+        last = {i: cache.last_inverter(i) for i in inverters}
+        return meter_shares(
+            self._meter_limits,
+            below,
+            {m: grid_power_w(cache, m, now, self._meter_stale_after) for m in below},
+            {i: r.power_w if r is not None else None for i, r in fresh.items()},
+            {i: hull(r.bounds) if r is not None and r.bounds else None for i, r in last.items()},
+        )
+
+    def _notice_meter_shares(self) -> None:
+        """Log each meter's verdict when it changes; re-plan targets whose share moved."""
+        if not self._meter_limits and not any(t.shares for t in self._targets.values()):
+            return
+        now = self._clock.now()
+        decided = self._meter_shares(now)
+        for allowance in decided.allowances:
+            verdict = (
+                "data_missing"
+                if allowance.data_missing
+                else "site_over_limit"
+                if allowance.site_over
+                else "ok"
+            )
+            if self._meter_verdicts.get(allowance.meter_id, "ok") != verdict:
+                self._log.warning(
+                    "meter_verdict",
+                    meter=allowance.meter_id,
+                    verdict=verdict,
+                    rest_w=None if math.isnan(allowance.rest_w) else allowance.rest_w,
+                )
+            self._meter_verdicts[allowance.meter_id] = verdict
+        for batteries, target in self._targets.items():
+            moved = [
+                i
+                for i, command in target.commands_w.items()
+                if needs_replan(
+                    command, target.shares.get(i), decided.shares.get(i), METER_TOLERANCE_W
+                )
+            ]
+            if moved and target.next_send > now:
+                self._log.info(
+                    "meter_share_changed", batteries=sorted(batteries), inverters=sorted(moved)
+                )
+                target.next_send = now
 
     def _notice_telemetry_gaps(self) -> None:
         """Re-plan a target at once when its inverters' telemetry resumes after a gap."""
@@ -392,6 +488,7 @@ class PowerDistributingActor(SupervisedActor):
                     self._orphans_checked = True
                     await self._release_orphans()
                 self._notice_telemetry_gaps()
+                self._notice_meter_shares()
                 batch = list(pending)
                 pending.clear()
                 for request in await self._latest_only(batch):
@@ -426,7 +523,8 @@ class PowerDistributingActor(SupervisedActor):
             log.warning("request_rejected", reason=invalid)
             return
         now = self._clock.now()
-        units = self._units(request, now)
+        shares = self._meter_shares(now).shares
+        units = self._units(request, now, shares)
         excluded = self._controls.excluded_batteries | self._out_of_service
         if excluded:
             kept = [u for u in units if not u.battery_ids & excluded]
@@ -503,7 +601,20 @@ class PowerDistributingActor(SupervisedActor):
             blocked = [self._blocking.blocked_until(b) for b in outcome.failed]
             retry_zero = target_w == 0.0 and any(t is not None for t in blocked)
             next_send = max(t for t in blocked if t is not None) if retry_zero else now
-        self._targets[request.batteries] = _Target(request, next_send, target_w)
+        used = {i: shares[i] for i in decided.commands if i in shares}
+        self._targets[request.batteries] = _Target(
+            request, next_send, target_w, dict(decided.commands), used
+        )
+        held = held_by_share(decided.commands, used, target_w) if decided.excess_w else []
+        if held:
+            self._count("meter_limited")
+            log.warning(
+                "meter_limited",
+                target_w=target_w,
+                inverters=held,
+                shares_w={str(i): [used[i].lower, used[i].upper] for i in held},
+                excess_w=decided.excess_w,
+            )
         if request.power.as_watts() == 0.0 and not outcome.failed:
             # A release (not a target the power limit cut to 0 W: that one stays and
             # comes back when the limit allows it).
@@ -552,7 +663,9 @@ class PowerDistributingActor(SupervisedActor):
                 )
                 del self._targets[batteries]
 
-    def _units(self, request: PowerRequest, now: datetime) -> list[Unit]:
+    def _units(
+        self, request: PowerRequest, now: datetime, shares: Mapping[int, Range]
+    ) -> list[Unit]:
         """Snapshot the request's inverters with their batteries from telemetry."""
         cache = self._microgrid.cache
         inverters = sorted({self._microgrid.pairs.inverter_of(b) for b in request.batteries})
@@ -591,6 +704,7 @@ class PowerDistributingActor(SupervisedActor):
                     measured_power_w=(
                         measured if measured is not None and math.isfinite(measured) else None
                     ),
+                    site_share=shares.get(inverter_id),
                 )
             )
         return units

@@ -14,7 +14,6 @@ With a `ManualClock`, tests advance the clock and call `clear_due()` themselves.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime
 from typing import Final
 
@@ -30,6 +29,7 @@ from edge_controller.market.model import MarketSpec, Weather, default_market
 from edge_controller.market.service import ElectricityTradingServicer
 from edge_controller.server_shell import ManagedServer
 from edge_controller.serving import SERVER_OPTIONS, ServerTls
+from edge_controller.waiting import cancel_and_wait
 
 _LOG = structlog.get_logger("edge_controller.market")
 MAX_NAP_S: Final = 1.0
@@ -151,9 +151,7 @@ class MarketServer(ManagedServer):
     async def stop(self, grace_s: float = 1.0) -> None:
         """Stop clearing, end streams with UNAVAILABLE, let calls in flight finish."""
         if self._clearing is not None:
-            self._clearing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clearing
+            await cancel_and_wait(self._clearing)
             self._clearing = None
         if self._exchange is not None:
             await self._exchange.close()

@@ -28,7 +28,6 @@ Characteristics:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import warnings
 from collections.abc import Callable
@@ -55,8 +54,14 @@ from edge_controller.microgrid.from_client import (
     inverter_reading,
     meter_reading,
 )
-from edge_controller.microgrid.graph import BatteryPairs, find_grid_meter, pair_batteries
+from edge_controller.microgrid.graph import (
+    BatteryPairs,
+    find_grid_meter,
+    inverters_below_meters,
+    pair_batteries,
+)
 from edge_controller.microgrid.telemetry import Reading, TelemetryCache
+from edge_controller.waiting import cancel_and_wait
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -110,6 +115,7 @@ class MicrogridConnection:
         self._client: MicrogridApiClient | None = None
         self._pairs: BatteryPairs | None = None
         self._grid_meter_id: int | None = None
+        self._inverters_below: dict[int, tuple[int, ...]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._log = structlog.get_logger(__name__).bind(url=url)
 
@@ -133,6 +139,15 @@ class MicrogridConnection:
         Its telemetry is streamed into the cache (`cache.meter(id, now)`) from `start()`.
         """
         return self._grid_meter_id
+
+    @property
+    def inverters_below(self) -> dict[int, tuple[int, ...]]:
+        """Each meter with battery inverters below it, and those inverters.
+
+        Every such meter's telemetry is streamed into the cache from `start()`, so a
+        feeder-meter limit (`[[grid.meters]]`) added by a live edit has data at once.
+        """
+        return dict(self._inverters_below)
 
     async def start(self) -> None:
         """Connect, read the component graph, pair batteries, open the streams.
@@ -162,16 +177,21 @@ class MicrogridConnection:
         self._client = client
         self._pairs = pairs
         self._grid_meter_id = find_grid_meter(nodes, links)
+        self._inverters_below = inverters_below_meters(nodes, links)
         for battery_id in pairs.battery_ids:
             self._subscribe(battery_id, BATTERY_METRICS, battery_reading)
         for inverter_id in pairs.inverter_ids:
             self._subscribe(inverter_id, INVERTER_METRICS, inverter_reading)
+        meters = set(self._inverters_below)
         if self._grid_meter_id is not None:
-            self._subscribe(self._grid_meter_id, METER_METRICS, meter_reading)
+            meters.add(self._grid_meter_id)
+        for meter_id in sorted(meters):
+            self._subscribe(meter_id, METER_METRICS, meter_reading)
         self._log.info(
             "microgrid_connected",
             pairs={str(k): list(v) for k, v in pairs.as_dict().items()},
             grid_meter=self._grid_meter_id,
+            meters_with_batteries=sorted(self._inverters_below),
             streams=len(self._tasks),
         )
 
@@ -214,10 +234,7 @@ class MicrogridConnection:
         """Cancel the stream tasks and close the client; safe to call twice."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         client, self._client = self._client, None
         self._pairs = None
         if client is not None:

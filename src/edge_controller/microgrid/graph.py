@@ -208,3 +208,32 @@ def find_grid_meter(
         if roles.get(source) is ComponentRole.GRID and roles.get(destination) is ComponentRole.METER
     }
     return next(iter(meters)) if len(meters) == 1 else None
+
+
+def inverters_below_meters(
+    components: Iterable[GraphComponent], connections: Iterable[Connection]
+) -> dict[int, tuple[int, ...]]:
+    """Return, for every meter with battery inverters anywhere below it, those inverters.
+
+    What a feeder meter's limit (`power.meter_limits`) constrains. Connections whose
+    ends are not among `components` are ignored; a cycle is walked once.
+    """
+    roles = {c.component_id: c.role for c in components}
+    children: dict[int, list[int]] = {}
+    for source, destination in connections:
+        if source in roles and destination in roles:
+            children.setdefault(source, []).append(destination)
+    found: dict[int, tuple[int, ...]] = {}
+    for meter_id in sorted(cid for cid, role in roles.items() if role is ComponentRole.METER):
+        seen: set[int] = set()
+        stack = list(children.get(meter_id, ()))
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            stack.extend(children.get(current, ()))
+        inverters = sorted(c for c in seen if roles[c] is ComponentRole.BATTERY_INVERTER)
+        if inverters:
+            found[meter_id] = tuple(inverters)
+    return found

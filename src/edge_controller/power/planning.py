@@ -58,6 +58,9 @@ class Unit:
     availability: Availability
     measured_power_w: float | None = None
     """The inverter's reported power if its telemetry is fresh, else None."""
+    site_share: Range | None = None
+    """What the site lets this inverter take this round (a feeder meter's limit,
+    `power.meter_limits`), intersected with its own bounds; None = no such limit."""
 
     @property
     def battery_ids(self) -> frozenset[int]:
@@ -154,10 +157,16 @@ def _allowed(unit: Unit) -> tuple[Range, ...] | None:
     if battery_bounds is None and inverter_bounds is None:
         return None
     if battery_bounds is None:
-        return inverter_bounds
-    if inverter_bounds is None:
-        return battery_bounds
-    return intersect(battery_bounds, inverter_bounds)
+        own = inverter_bounds
+    elif inverter_bounds is None:
+        own = battery_bounds
+    else:
+        own = intersect(battery_bounds, inverter_bounds)
+    if own is None or unit.site_share is None:
+        return own
+    # The share always contains 0 W; bounds with an exclusion band may not overlap it
+    # at all, and then 0 W is what is left.
+    return intersect(own, (unit.site_share,)) or (Range(0.0, 0.0),)
 
 
 def _band(allowed: tuple[Range, ...]) -> tuple[float, float]:

@@ -43,6 +43,7 @@ from edge_controller.sim.errors import ErrorKind, SimError
 from edge_controller.sim.faults import FaultBook
 from edge_controller.sim.model import CommandRecord, ComponentSample, Metric, SiteModel
 from edge_controller.sim.site import FaultKind, SiteSpec, WeatherSource, WeatherSpec
+from edge_controller.waiting import cancel_and_wait
 
 _T = TypeVar("_T")
 _LOG = structlog.get_logger("edge_controller.sim")
@@ -145,9 +146,7 @@ class SimService:
             for subscription in subscriptions:
                 subscription.offer(_EndOfStream("the simulator is shutting down"))
         if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+            await cancel_and_wait(self._ticker)
             self._ticker = None
         self.command_log.close()
 

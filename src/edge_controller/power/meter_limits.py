@@ -1,0 +1,235 @@
+"""Feeder-meter limits: how much battery power each inverter may take below a meter.
+
+The grid guard (`grid_guard`) keeps the whole site within the grid connection's
+limits. A site can also have a meter inside it with a limit of its own — a sub-feeder
+whose cable or breaker carries at most so much, or a tenant's connection. Below that
+meter the batteries must not push its power past the limit, whatever the set they
+belong to is asked for; the batteries elsewhere are not bound by it.
+
+The distributor enforces it, because only it knows which inverter gets how much. Each
+round this module turns every limited meter into a *share* per inverter below it, a
+`Range` the inverter's own bounds are intersected with; the distribution then works
+inside the narrower bounds, and a request that needs more is clamped (its excess is
+reported) — the batteries outside the meter are not made to carry the rest, that is
+the use case's and the grid guard's business.
+
+For a meter with import limit `I` and export limit `E` (W, magnitudes; `None` = none)::
+
+    rest    = meter_power - Σ measured power of the inverters below it
+    allowed = [-E - rest, +I - rest]       battery power the meter's limits allow
+    allowed = [min(0, lower), max(0, upper)]   0 W is always allowed
+
+`rest` is the rest of what flows through the meter (loads, PV, other feeders), assumed
+to stay as it is — the same prediction as the grid guard. 0 W stays allowed: a meter
+over its limit because of its loads gets no forced discharge from this stage (the
+batteries only stop making it worse); the grid guard at the connection point is the
+one that fights a site-wide violation. Such a meter is reported (`site_over`).
+
+`allowed` is split between the inverters below the meter: its upper end in proportion
+to each inverter's charge bound, its lower end in proportion to its discharge bound
+(equal parts when a bound is unknown or all are 0 W), so that together they can never
+leave `allowed`. An inverter below several limited meters gets the intersection.
+
+No fresh meter power, or no fresh power of an inverter below it: the meter cannot be
+judged, and every inverter below it gets `[0, 0]` (`data_missing`) — the same safe
+power the grid guard uses.
+
+Watts as floats, passive sign convention (+ charges a battery / flows down through the
+meter). Pure: no I/O, no clock; the caller decides what is fresh.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from edge_controller.power.bounds import Range
+
+ZERO = Range(0.0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterLimit:
+    """A meter inside the site and its limits (W magnitudes, ≥ 0; `None` = no limit)."""
+
+    meter_id: int
+    max_import_w: float | None = None
+    max_export_w: float | None = None
+
+    def __post_init__(self) -> None:
+        """Reject negative, NaN or infinite limits.
+
+        Raises:
+            ValueError: naming the meter, the field and the value.
+        """
+        for name, value in (
+            ("max_import_w", self.max_import_w),
+            ("max_export_w", self.max_export_w),
+        ):
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ValueError(
+                    f"meter {self.meter_id}: {name} must be a finite number >= 0 or None, "
+                    f"got {value}"
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class MeterAllowance:
+    """What one limited meter allows this round, for logs and metrics.
+
+    `allowed` is the battery power (sum below the meter) the limits allow, `None` when
+    the data is missing; `rest_w` the meter's power without those batteries (NaN when
+    missing); `site_over` tells that the rest alone is beyond a limit.
+    """
+
+    meter_id: int
+    allowed: Range | None
+    rest_w: float
+    site_over: bool
+
+    @property
+    def data_missing(self) -> bool:
+        """No fresh meter or inverter power: the inverters below are held at 0 W."""
+        return self.allowed is None
+
+
+@dataclass(frozen=True, slots=True)
+class MeterShares:
+    """Each inverter's share (below at least one limited meter) and each meter's verdict."""
+
+    shares: Mapping[int, Range]
+    allowances: tuple[MeterAllowance, ...]
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _split(total: float, weights: Sequence[float]) -> list[float]:
+    """`total` in parts proportional to `weights` (equal parts if they carry no weight)."""
+    if not weights:
+        return []
+    usable = all(math.isfinite(w) and w >= 0 for w in weights) and math.fsum(weights) > 0
+    if not usable:
+        return [total / len(weights)] * len(weights)
+    whole = math.fsum(weights)
+    return [total * w / whole for w in weights]
+
+
+def meter_shares(
+    limits: Sequence[MeterLimit],
+    inverters_below: Mapping[int, Sequence[int]],
+    meter_power_w: Mapping[int, float | None],
+    inverter_power_w: Mapping[int, float | None],
+    inverter_bounds: Mapping[int, Range | None],
+) -> MeterShares:
+    """Return each inverter's share of its meters' limits (see the module docstring).
+
+    Args:
+        limits: the limited meters.
+        inverters_below: for each limited meter, the battery inverters below it
+            (anywhere below, not only directly); a meter without any gets no share.
+        meter_power_w: each meter's fresh power (W, + down), `None`/NaN if stale.
+        inverter_power_w: each inverter's fresh AC power (W, + charging), `None`/NaN
+            if stale.
+        inverter_bounds: each inverter's power envelope now (W), `None` if unknown;
+            only used to split `allowed` fairly.
+    """
+    shares: dict[int, Range] = {}
+    allowances: list[MeterAllowance] = []
+    for limit in limits:
+        below = sorted(set(inverters_below.get(limit.meter_id, ())))
+        if not below:
+            continue
+        meter_w = meter_power_w.get(limit.meter_id)
+        powers = [inverter_power_w.get(i) for i in below]
+        if not _finite(meter_w) or not all(_finite(p) for p in powers):
+            allowances.append(MeterAllowance(limit.meter_id, None, math.nan, False))
+            for inverter_id in below:
+                shares[inverter_id] = ZERO
+            continue
+        assert meter_w is not None
+        rest = meter_w - math.fsum(p for p in powers if p is not None)
+        upper = math.inf if limit.max_import_w is None else limit.max_import_w - rest
+        lower = -math.inf if limit.max_export_w is None else -limit.max_export_w - rest
+        site_over = upper < 0 or lower > 0
+        allowed = Range(min(0.0, lower), max(0.0, upper))
+        allowances.append(MeterAllowance(limit.meter_id, allowed, rest, site_over))
+        envelopes = [inverter_bounds.get(i) for i in below]
+        charge = [max(0.0, e.upper) if e is not None else math.nan for e in envelopes]
+        discharge = [max(0.0, -e.lower) if e is not None else math.nan for e in envelopes]
+        uppers = (
+            [math.inf] * len(below) if math.isinf(allowed.upper) else _split(allowed.upper, charge)
+        )
+        lowers = (
+            [-math.inf] * len(below)
+            if math.isinf(allowed.lower)
+            else _split(allowed.lower, discharge)
+        )
+        for inverter_id, low, high in zip(below, lowers, uppers, strict=True):
+            share = Range(low, high)
+            known = shares.get(inverter_id)
+            shares[inverter_id] = (
+                share
+                if known is None
+                else Range(max(known.lower, share.lower), min(known.upper, share.upper))
+            )
+    return MeterShares(shares, tuple(allowances))
+
+
+def needs_replan(
+    command_w: float, then: Range | None, now: Range | None, tolerance_w: float
+) -> bool:
+    """Tell whether an inverter's standing command must be planned again.
+
+    `then` is the share the command was planned with, `now` the share this round
+    (`None` = no limited meter above it). Re-plan when the command lies outside the
+    new share by more than `tolerance_w` (it must shrink: a load came up below the
+    meter, its data went stale), or when the command sat at its share's edge and that
+    edge moved outwards by more than `tolerance_w` (it may grow back). Small moves are
+    left alone, so a noisy feeder does not re-send commands every round.
+    """
+    if now is None:
+        return then is not None  # the limit was lifted: plan without it
+    if command_w > now.upper + tolerance_w or command_w < now.lower - tolerance_w:
+        return True
+    if then is None:
+        return False
+    grows_up = (
+        command_w > 0 and command_w >= then.upper - 1.0 and now.upper > then.upper + tolerance_w
+    )
+    grows_down = (
+        command_w < 0 and command_w <= then.lower + 1.0 and now.lower < then.lower - tolerance_w
+    )
+    return grows_up or grows_down
+
+
+def held_by_share(
+    commands_w: Mapping[int, float], shares: Mapping[int, Range], target_w: float
+) -> list[int]:
+    """The inverters whose command sits at the edge of its share on the target's side.
+
+    When the plan could not place the whole target, these are what the distributor
+    logs as `meter_limited` (1 W slack for rounding).
+    """
+    held = []
+    for inverter_id, command in sorted(commands_w.items()):
+        share = shares.get(inverter_id)
+        if share is None or target_w == 0:
+            continue
+        edge = share.upper if target_w > 0 else share.lower
+        if math.isfinite(edge) and abs(command - edge) <= 1.0:
+            held.append(inverter_id)
+    return held
+
+
+__all__ = [
+    "ZERO",
+    "MeterAllowance",
+    "MeterLimit",
+    "MeterShares",
+    "held_by_share",
+    "meter_shares",
+    "needs_replan",
+]
