@@ -427,7 +427,7 @@ async def step_costs(actor: PowerDistributingActor) -> dict[str, float]:
     """
     clock = WallClock()
     request = PowerRequest(NAMESPACE, Power.from_watts(TARGETS_W[0]), BATTERY_IDS)
-    units = actor._units(request, clock.now(), {})
+    units = actor._units(request, clock.now())
     algorithm = SocBalancing()
     decided = plan(request.power.as_watts(), units, algorithm)
     if isinstance(decided, Refusal):
@@ -452,7 +452,7 @@ async def step_costs(actor: PowerDistributingActor) -> dict[str, float]:
     costs = {
         "_validate(request)": _per_call_us(lambda: actor._validate(request)),
         "_units(request, now): telemetry snapshot": _per_call_us(
-            lambda: actor._units(request, clock.now(), {})
+            lambda: actor._units(request, clock.now())
         ),
         "plan(): SocBalancing over 10 units": _per_call_us(
             lambda: plan(request.power.as_watts(), units, algorithm)

@@ -133,6 +133,8 @@ class _Target:
     """The last commands sent per inverter (W)."""
     shares: dict[int, Range] = dataclasses.field(default_factory=dict)
     """The feeder-meter shares those commands were planned with."""
+    held: dict[int, int] = dataclasses.field(default_factory=dict)
+    """The inverters a share held back, with the side (`meter_limits.held_by_share`)."""
 
 
 METER_TOLERANCE_W = 200.0
@@ -339,7 +341,37 @@ class PowerDistributingActor(SupervisedActor):
             self._log.warning("orphan_power_released", batteries=sorted(orphans))
             await self._release(orphans)
 
-    def _meter_shares(self, now: datetime) -> MeterShares:
+    def _within_meter_shares(
+        self, request: PowerRequest, target_w: float, units: list[Unit], now: datetime
+    ) -> tuple[list[Unit], Mapping[int, Range], Mapping[int, float]]:
+        """The units narrowed to their feeder-meter shares, the shares, the first plan.
+
+        The shares follow what the distribution would do without them (a first plan),
+        so a meter's headroom goes to the inverters the SoC balancing picks.
+        """
+        first = plan(
+            target_w,
+            units,
+            self._algorithm,
+            adjust_power=request.adjust_power,
+            include_broken=request.include_broken_batteries,
+        )
+        wanted = first.commands if isinstance(first, Plan) else {}
+        preference = self._standing_commands(besides=request.batteries) | wanted
+        shares = self._meter_shares(now, preference).shares
+        narrowed = [dataclasses.replace(u, site_share=shares.get(u.inverter_id)) for u in units]
+        return narrowed, shares, wanted
+
+    def _standing_commands(self, besides: frozenset[int] = frozenset()) -> dict[int, float]:
+        """The last command per inverter of the running targets (but `besides`)."""
+        return {
+            inverter_id: command
+            for batteries, target in self._targets.items()
+            if batteries != besides
+            for inverter_id, command in target.commands_w.items()
+        }
+
+    def _meter_shares(self, now: datetime, preference: Mapping[int, float]) -> MeterShares:
         """Feeder-meter shares per inverter for this round (empty without limits)."""
         if not self._meter_limits:
             return MeterShares({}, ())
@@ -354,6 +386,7 @@ class PowerDistributingActor(SupervisedActor):
             {m: grid_power_w(cache, m, now, self._meter_stale_after) for m in below},
             {i: r.power_w if r is not None else None for i, r in fresh.items()},
             {i: hull(r.bounds) if r is not None and r.bounds else None for i, r in last.items()},
+            preference,
         )
 
     def _notice_meter_shares(self) -> None:
@@ -361,7 +394,7 @@ class PowerDistributingActor(SupervisedActor):
         if not self._meter_limits and not any(t.shares for t in self._targets.values()):
             return
         now = self._clock.now()
-        decided = self._meter_shares(now)
+        decided = self._meter_shares(now, self._standing_commands())
         for allowance in decided.allowances:
             verdict = (
                 "data_missing"
@@ -371,7 +404,7 @@ class PowerDistributingActor(SupervisedActor):
                 else "ok"
             )
             if self._meter_verdicts.get(allowance.meter_id, "ok") != verdict:
-                self._log.warning(
+                (self._log.info if verdict == "ok" else self._log.warning)(
                     "meter_verdict",
                     meter=allowance.meter_id,
                     verdict=verdict,
@@ -383,7 +416,11 @@ class PowerDistributingActor(SupervisedActor):
                 i
                 for i, command in target.commands_w.items()
                 if needs_replan(
-                    command, target.shares.get(i), decided.shares.get(i), METER_TOLERANCE_W
+                    command,
+                    target.shares.get(i),
+                    decided.shares.get(i),
+                    target.held.get(i, 0),
+                    METER_TOLERANCE_W,
                 )
             ]
             if moved and target.next_send > now:
@@ -523,8 +560,7 @@ class PowerDistributingActor(SupervisedActor):
             log.warning("request_rejected", reason=invalid)
             return
         now = self._clock.now()
-        shares = self._meter_shares(now).shares
-        units = self._units(request, now, shares)
+        units = self._units(request, now)
         excluded = self._controls.excluded_batteries | self._out_of_service
         if excluded:
             kept = [u for u in units if not u.battery_ids & excluded]
@@ -551,6 +587,10 @@ class PowerDistributingActor(SupervisedActor):
                 allowed_w=target_w,
                 power_limit_w=self._controls.power_limit_w,
             )
+        shares: Mapping[int, Range] = {}
+        wanted: Mapping[int, float] = {}
+        if self._meter_limits:
+            units, shares, wanted = self._within_meter_shares(request, target_w, units, now)
         decided = plan(
             target_w,
             units,
@@ -602,16 +642,17 @@ class PowerDistributingActor(SupervisedActor):
             retry_zero = target_w == 0.0 and any(t is not None for t in blocked)
             next_send = max(t for t in blocked if t is not None) if retry_zero else now
         used = {i: shares[i] for i in decided.commands if i in shares}
+        held = held_by_share(wanted, used, METER_TOLERANCE_W)
         self._targets[request.batteries] = _Target(
-            request, next_send, target_w, dict(decided.commands), used
+            request, next_send, target_w, dict(decided.commands), used, held
         )
-        held = held_by_share(decided.commands, used, target_w) if decided.excess_w else []
         if held:
             self._count("meter_limited")
-            log.warning(
+            log.info(
                 "meter_limited",
                 target_w=target_w,
-                inverters=held,
+                inverters=sorted(held),
+                wanted_w={str(i): wanted[i] for i in held},
                 shares_w={str(i): [used[i].lower, used[i].upper] for i in held},
                 excess_w=decided.excess_w,
             )
@@ -663,9 +704,7 @@ class PowerDistributingActor(SupervisedActor):
                 )
                 del self._targets[batteries]
 
-    def _units(
-        self, request: PowerRequest, now: datetime, shares: Mapping[int, Range]
-    ) -> list[Unit]:
+    def _units(self, request: PowerRequest, now: datetime) -> list[Unit]:
         """Snapshot the request's inverters with their batteries from telemetry."""
         cache = self._microgrid.cache
         inverters = sorted({self._microgrid.pairs.inverter_of(b) for b in request.batteries})
@@ -704,7 +743,6 @@ class PowerDistributingActor(SupervisedActor):
                     measured_power_w=(
                         measured if measured is not None and math.isfinite(measured) else None
                     ),
-                    site_share=shares.get(inverter_id),
                 )
             )
         return units

@@ -25,10 +25,15 @@ over its limit because of its loads gets no forced discharge from this stage (th
 batteries only stop making it worse); the grid guard at the connection point is the
 one that fights a site-wide violation. Such a meter is reported (`site_over`).
 
-`allowed` is split between the inverters below the meter: its upper end in proportion
-to each inverter's charge bound, its lower end in proportion to its discharge bound
-(equal parts when a bound is unknown or all are 0 W), so that together they can never
-leave `allowed`. An inverter below several limited meters gets the intersection.
+`allowed` is split between the inverters below the meter, its upper end over those
+that would charge and its lower end over those that would discharge, in proportion to
+the power each would take without the limit (`preference_w`: the distributor's plan
+before the limit, and the standing commands of other targets) — so the headroom goes
+where the SoC balancing wants it, not to a full battery that would leave its part
+unused. When no inverter prefers a side, that side is split in proportion to the
+inverters' own bounds (equal parts when a bound is unknown or all are 0 W). Together
+the shares can never leave `allowed`. An inverter below several limited meters gets
+the intersection.
 
 No fresh meter power, or no fresh power of an inverter below it: the meter cannot be
 judged, and every inverter below it gets `[0, 0]` (`data_missing`) — the same safe
@@ -123,6 +128,7 @@ def meter_shares(
     meter_power_w: Mapping[int, float | None],
     inverter_power_w: Mapping[int, float | None],
     inverter_bounds: Mapping[int, Range | None],
+    preference_w: Mapping[int, float] | None = None,
 ) -> MeterShares:
     """Return each inverter's share of its meters' limits (see the module docstring).
 
@@ -134,8 +140,11 @@ def meter_shares(
         inverter_power_w: each inverter's fresh AC power (W, + charging), `None`/NaN
             if stale.
         inverter_bounds: each inverter's power envelope now (W), `None` if unknown;
-            only used to split `allowed` fairly.
+            splits a side of `allowed` that no inverter prefers.
+        preference_w: the power each inverter would take without the limit (W);
+            missing = 0 W. `None`: split by the bounds only.
     """
+    preferred = preference_w or {}
     shares: dict[int, Range] = {}
     allowances: list[MeterAllowance] = []
     for limit in limits:
@@ -157,8 +166,13 @@ def meter_shares(
         allowed = Range(min(0.0, lower), max(0.0, upper))
         allowances.append(MeterAllowance(limit.meter_id, allowed, rest, site_over))
         envelopes = [inverter_bounds.get(i) for i in below]
-        charge = [max(0.0, e.upper) if e is not None else math.nan for e in envelopes]
-        discharge = [max(0.0, -e.lower) if e is not None else math.nan for e in envelopes]
+        wants = [preferred.get(i, 0.0) for i in below]
+        charge = [max(0.0, w) for w in wants]
+        discharge = [max(0.0, -w) for w in wants]
+        if not math.fsum(charge) > 0:
+            charge = [max(0.0, e.upper) if e is not None else math.nan for e in envelopes]
+        if not math.fsum(discharge) > 0:
+            discharge = [max(0.0, -e.lower) if e is not None else math.nan for e in envelopes]
         uppers = (
             [math.inf] * len(below) if math.isinf(allowed.upper) else _split(allowed.upper, charge)
         )
@@ -179,16 +193,18 @@ def meter_shares(
 
 
 def needs_replan(
-    command_w: float, then: Range | None, now: Range | None, tolerance_w: float
+    command_w: float, then: Range | None, now: Range | None, held: int, tolerance_w: float
 ) -> bool:
     """Tell whether an inverter's standing command must be planned again.
 
     `then` is the share the command was planned with, `now` the share this round
-    (`None` = no limited meter above it). Re-plan when the command lies outside the
-    new share by more than `tolerance_w` (it must shrink: a load came up below the
-    meter, its data went stale), or when the command sat at its share's edge and that
-    edge moved outwards by more than `tolerance_w` (it may grow back). Small moves are
-    left alone, so a noisy feeder does not re-send commands every round.
+    (`None` = no limited meter above it); `held` is +1 when the share held the inverter
+    back on the charge side, -1 on the discharge side, 0 when it did not (see
+    `held_by_share`). Re-plan when the command lies outside the new share by more than
+    `tolerance_w` (it must shrink: a load came up below the meter, its data went
+    stale), or when the side that held it back widened by more than `tolerance_w` (it
+    may grow back). Smaller moves are left alone, so a noisy feeder does not re-send
+    commands every round.
     """
     if now is None:
         return then is not None  # the limit was lifted: plan without it
@@ -196,31 +212,30 @@ def needs_replan(
         return True
     if then is None:
         return False
-    grows_up = (
-        command_w > 0 and command_w >= then.upper - 1.0 and now.upper > then.upper + tolerance_w
-    )
-    grows_down = (
-        command_w < 0 and command_w <= then.lower + 1.0 and now.lower < then.lower - tolerance_w
-    )
-    return grows_up or grows_down
+    if held > 0:
+        return now.upper > then.upper + tolerance_w
+    if held < 0:
+        return now.lower < then.lower - tolerance_w
+    return False
 
 
 def held_by_share(
-    commands_w: Mapping[int, float], shares: Mapping[int, Range], target_w: float
-) -> list[int]:
-    """The inverters whose command sits at the edge of its share on the target's side.
+    wanted_w: Mapping[int, float], shares: Mapping[int, Range], tolerance_w: float
+) -> dict[int, int]:
+    """The inverters a share holds back, each with the side: +1 charge, -1 discharge.
 
-    When the plan could not place the whole target, these are what the distributor
-    logs as `meter_limited` (1 W slack for rounding).
+    Held back: what the inverter was `wanted_w` to take without the limit lies beyond
+    its share by more than `tolerance_w` (logged as `meter_limited`).
     """
-    held = []
-    for inverter_id, command in sorted(commands_w.items()):
+    held: dict[int, int] = {}
+    for inverter_id, wanted in sorted(wanted_w.items()):
         share = shares.get(inverter_id)
-        if share is None or target_w == 0:
+        if share is None:
             continue
-        edge = share.upper if target_w > 0 else share.lower
-        if math.isfinite(edge) and abs(command - edge) <= 1.0:
-            held.append(inverter_id)
+        if wanted > share.upper + tolerance_w:
+            held[inverter_id] = 1
+        elif wanted < share.lower - tolerance_w:
+            held[inverter_id] = -1
     return held
 
 

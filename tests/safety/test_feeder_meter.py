@@ -1,0 +1,130 @@
+"""A feeder meter's limit end to end: simulator on loopback, the controller in process.
+
+The example site with a feeder meter (id 3) put between the main meter and inverters
+A and B (ids 10, 20) and the office load (id 70); inverters C and D (30, 40) stay
+directly below the main meter. `[[grid.meters]]` limits the feeder's import: the
+batteries below it must not push it over, the others are not bound by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_controller.app import SiteMismatchError
+from edge_controller.sim.site import FaultKind, SiteSpec, parse_site
+from tests.conftest import EXAMPLE_SITE
+from tests.harness import Site, site_running
+
+FEEDER = 3
+LOAD = 70
+BELOW = (10, 20)
+ELSEWHERE = (30, 40)
+ALL_BATTERIES = (11, 21, 31, 41)
+TOLERANCE_W = 5_000.0
+"""Load noise between the share's prediction and the command, plus resolutions."""
+
+
+@pytest.fixture
+def feeder_site() -> SiteSpec:
+    document: dict[str, Any] = tomllib.loads(EXAMPLE_SITE.read_text())
+    components = document["components"]
+    for component in components:
+        if component["id"] in (*BELOW, LOAD):
+            component["parent"] = FEEDER
+    components.insert(2, {"id": FEEDER, "kind": "meter", "name": "Workshop feeder", "parent": 2})
+    return parse_site(document, "feeder-site")
+
+
+def feeder(site: Site) -> float:
+    return site.sim.model.ac_power_w(FEEDER)
+
+
+async def limited_site(
+    spec: SiteSpec, tmp_path: Path, headroom_w: float
+) -> tuple[float, dict[str, Any]]:
+    """The feeder's import now (batteries idle) and a config limiting it to that + headroom."""
+    async with site_running(spec, tmp_path / "probe") as site:
+        await site.until(lambda: feeder(site) > 0, "the feeder carries its load", 5)
+        base = feeder(site)
+    limit = base + headroom_w
+    return limit, {"grid": {"meters": [{"id": FEEDER, "max_import": limit}]}}
+
+
+async def test_a_charge_is_held_to_the_feeder_limit_and_the_other_batteries_carry_the_rest(
+    feeder_site: SiteSpec, tmp_path: Path
+) -> None:
+    limit, extra = await limited_site(feeder_site, tmp_path, 60_000)
+    async with site_running(feeder_site, tmp_path / "run", extra) as site:
+        await site.create(300_000.0, ALL_BATTERIES, start="NOW")
+        await site.until(
+            lambda: site.power(*BELOW, *ELSEWHERE) == pytest.approx(300_000, abs=TOLERANCE_W),
+            "the whole charge runs",
+            10,
+        )
+        await asyncio.sleep(1)
+        assert feeder(site) <= limit + TOLERANCE_W
+        assert site.power(*BELOW) <= 60_000 + TOLERANCE_W  # the feeder's headroom, no more
+        assert site.power(*ELSEWHERE) >= 240_000 - TOLERANCE_W
+        assert site.sim.command_log.violations() == []
+
+        # A load step below the feeder: its batteries give way within a few ticks.
+        site.sim.model.load_steps_w[LOAD] = 40_000
+        await site.until(lambda: feeder(site) > limit + 20_000, "the step shows", 5)
+        started = asyncio.get_running_loop().time()
+        await site.until(lambda: feeder(site) <= limit + TOLERANCE_W, "back under the limit", 5)
+        assert asyncio.get_running_loop().time() - started < 2.0
+        assert site.power(*BELOW) <= 20_000 + TOLERANCE_W
+        assert site.controller.power_distributing is not None
+        assert site.controller.power_distributing.counts.get("meter_limited", 0) >= 1
+
+        # The step ends: the batteries below take their share back.
+        site.sim.model.load_steps_w[LOAD] = 0.0
+        await site.until(
+            lambda: site.power(*BELOW) >= 55_000 - TOLERANCE_W, "the share grows back", 5
+        )
+        assert feeder(site) <= limit + TOLERANCE_W
+        assert site.sim.command_log.violations() == []
+
+
+async def test_a_blind_feeder_meter_holds_its_batteries_at_zero_and_the_rest_runs_on(
+    feeder_site: SiteSpec, tmp_path: Path
+) -> None:
+    limit, extra = await limited_site(feeder_site, tmp_path, 500_000)
+    extra["grid"]["stale_after"] = 1
+    async with site_running(feeder_site, tmp_path / "run", extra) as site:
+        await site.create(-200_000.0, ALL_BATTERIES, start="NOW")
+        await site.until(
+            lambda: (
+                site.power(*BELOW) < -50_000
+                and site.power(*BELOW, *ELSEWHERE) == pytest.approx(-200_000, abs=TOLERANCE_W)
+            ),
+            "running on all four",
+            10,
+        )
+        site.sim.faults.inject(FEEDER, FaultKind.NO_TELEMETRY, now=datetime.now(UTC))
+        await site.until(
+            lambda: site.power(*BELOW) == pytest.approx(0, abs=500),
+            "the feeder's batteries stop",
+            5,
+        )
+        await asyncio.sleep(0.5)
+        assert site.power(*ELSEWHERE) == pytest.approx(-200_000, abs=TOLERANCE_W)
+        site.sim.faults.clear(FEEDER)
+        await site.until(lambda: site.power(*BELOW) < -50_000, "the feeder's batteries resume", 10)
+        assert feeder(site) <= limit
+        assert site.sim.command_log.violations() == []
+
+
+async def test_a_limit_on_a_meter_without_batteries_below_is_refused_at_start(
+    feeder_site: SiteSpec, tmp_path: Path
+) -> None:
+    extra = {"grid": {"meters": [{"id": 2, "max_import": 1e6}, {"id": 70, "max_import": 1e5}]}}
+    with pytest.raises(SiteMismatchError, match=r"grid\.meters\[1\]\.id: 70 is not a meter"):
+        async with site_running(feeder_site, tmp_path, extra):
+            pass
