@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from edge_controller.waiting import cancel_and_wait, wait_event
+from edge_controller.waiting import cancel_and_wait, cancel_and_wait_all, wait_event
 
 
 async def test_it_returns_true_when_the_event_is_set_and_false_after_the_time_limit() -> None:
@@ -108,3 +108,39 @@ async def test_cleanup_in_a_cancelled_callers_finally_goes_on() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cleaned == ["after the child"]
+
+
+async def test_cancel_and_wait_all_ends_every_child_even_when_one_has_failed() -> None:
+    async def fails() -> None:
+        raise RuntimeError("stream broke")
+
+    failed = asyncio.create_task(fails())
+    others = [asyncio.create_task(asyncio.sleep(10)) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert failed.done()
+    with pytest.raises(RuntimeError, match="stream broke"):
+        await cancel_and_wait_all([failed, *others])
+    assert all(task.cancelled() for task in others)
+
+
+async def test_cancel_and_wait_all_cancels_every_child_before_a_stop_of_the_caller() -> None:
+    slow_may_end = asyncio.Event()
+
+    async def slow_to_end() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await slow_may_end.wait()
+
+    slow = asyncio.create_task(slow_to_end())
+    quick = asyncio.create_task(asyncio.sleep(10))
+    await asyncio.sleep(0)
+    caller = asyncio.create_task(cancel_and_wait_all([slow, quick]))
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert quick.cancelled()  # not left running behind the slow one
+    slow_may_end.set()
+    await asyncio.wait([slow])
+    assert slow.cancelled()

@@ -626,13 +626,21 @@ class Controller:
     async def stop(self) -> None:
         """Stop the actors, release every battery (0 W), disconnect — come what may.
 
-        In `observe` mode nothing was commanded, so nothing is released either.
+        In `observe` mode nothing was commanded, so nothing is released either. A stop
+        of the caller that arrives meanwhile is raised only once every actor is stopped
+        (each step is bounded in time): a distributor left running after the release
+        could send its next keep-alive before the client closes.
         """
         self.running = False
+        interrupted = False
         try:
             if self._reconnector is not None:
-                with contextlib.suppress(Exception):
+                try:
                     await cancel_and_wait(self._reconnector)
+                except asyncio.CancelledError:
+                    interrupted = True
+                except Exception as error:
+                    _LOG.warning("reconnector_failed", error=repr(error))
                 self._reconnector = None
             for running in reversed(self.actors):
                 try:
@@ -642,6 +650,8 @@ class Controller:
                     _LOG.error(
                         "actor_stop_timeout", actor=running.name, after_s=ACTOR_STOP_TIMEOUT_S
                     )
+                except asyncio.CancelledError:
+                    interrupted = True
                 except Exception as error:
                     _LOG.error("actor_stop_failed", actor=running.name, error=repr(error))
             self.actors = []
@@ -660,6 +670,8 @@ class Controller:
             self._closers = []
             await self.connection.stop()
             _LOG.info("controller_stopped")
+        if interrupted:
+            raise asyncio.CancelledError
 
     async def _release_batteries(self) -> None:
         if self.config.controls.mode == "observe":

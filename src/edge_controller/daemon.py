@@ -45,7 +45,7 @@ from edge_controller.metrics import Health, Metrics, MetricsServer
 from edge_controller.microgrid.graph import ComponentGraphError
 from edge_controller.microgrid.site_view import grid_power_w
 from edge_controller.systemd import Notifier, watchdog_pings
-from edge_controller.waiting import cancel_and_wait
+from edge_controller.waiting import cancel_and_wait_all
 
 _LOG = structlog.get_logger(__name__)
 
@@ -151,9 +151,8 @@ class Daemon:
             await asyncio.wait([stop, gave_up], return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
-            for task in tasks:
-                with contextlib.suppress(Exception):
-                    await cancel_and_wait(task)
+            with contextlib.suppress(Exception):
+                await cancel_and_wait_all(tasks)
         failed = self.controller.failed.done()
         reason = self.controller.failed.result() if failed else self._stop_reason
         self.health.graph_running = False

@@ -13,6 +13,7 @@ and cannot drop one, so the project waits with it only; `.ci/run` checks that
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -32,25 +33,37 @@ async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
 async def cancel_and_wait(task: asyncio.Future[Any]) -> None:
     """Cancel `task` (a child of the caller) and wait until it has ended.
 
-    The child's own `CancelledError` is the expected end and is not raised; any other
-    exception it ended with is. A cancellation of the *caller* that arrives while it
-    waits is raised, not mistaken for the child's: `contextlib.suppress(CancelledError)`
-    around the await would swallow both, and a stop that calls this from a cancelled
-    actor would then never end. Cancellations the caller was already handling when it
-    got here (a `finally` during its own stop) do not count: the cleanup goes on.
+    `cancel_and_wait_all` for one task.
     """
+    await cancel_and_wait_all((task,))
+
+
+async def cancel_and_wait_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel every task (children of the caller) first, then wait until all have ended.
+
+    All are cancelled before any is awaited, so a child that failed or a stop of the
+    caller cannot leave the others running. A child's own `CancelledError` is the
+    expected end and is not raised; the first other exception a child ended with is,
+    once all have ended. A cancellation of the *caller* that arrives while it waits
+    is raised at once (the children are already cancelled) — not swallowed as
+    `suppress(CancelledError)` around an await would, which makes a stop that never
+    ends. Cancellations the caller was already handling when it got here (a
+    `finally` during its own stop) do not count: the cleanup goes on.
+    """
+    children = list(tasks)
+    for child in children:
+        child.cancel()
+    if not children:
+        return
     current = asyncio.current_task()
     before = current.cancelling() if current is not None else 0
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        if current is not None and current.cancelling() > before:
-            raise
-        return
+    await asyncio.wait(children)
     if current is not None and current.cancelling() > before:
-        # The child ended on its own while the caller was cancelled: still the caller's.
+        # The children ended as the caller was cancelled: the stop is still the caller's.
         raise asyncio.CancelledError
+    for child in children:
+        if not child.cancelled() and (error := child.exception()) is not None:
+            raise error
 
 
-__all__ = ["cancel_and_wait", "wait_event"]
+__all__ = ["cancel_and_wait", "cancel_and_wait_all", "wait_event"]

@@ -61,7 +61,7 @@ from edge_controller.microgrid.graph import (
     pair_batteries,
 )
 from edge_controller.microgrid.telemetry import Reading, TelemetryCache
-from edge_controller.waiting import cancel_and_wait
+from edge_controller.waiting import cancel_and_wait_all
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -233,12 +233,13 @@ class MicrogridConnection:
     async def stop(self) -> None:
         """Cancel the stream tasks and close the client; safe to call twice."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            await cancel_and_wait(task)
         client, self._client = self._client, None
         self._pairs = None
-        if client is not None:
-            await client.__aexit__(None, None, None)
+        try:
+            await cancel_and_wait_all(tasks)
+        finally:
+            if client is not None:
+                await client.__aexit__(None, None, None)
             self._log.info("microgrid_disconnected")
 
     async def __aenter__(self) -> MicrogridConnection:
