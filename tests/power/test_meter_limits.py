@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 from edge_controller.power.bounds import Range
 from edge_controller.power.meter_limits import (
     ZERO,
+    MeterAllowance,
     MeterLimit,
     MeterShares,
-    held_by_share,
+    held_sides,
     meter_shares,
     needs_replan,
 )
@@ -153,7 +154,7 @@ def test_no_inverter_is_held_back_when_the_meter_has_room_for_all_they_want() ->
     decided = one_meter(FEEDER_60_KW, 60 * KW, dict(IDLE), preference_w=wanted)
     assert decided.shares[10].upper == approx(40 * KW / 3)
     assert decided.shares[20].upper == approx(80 * KW / 3)
-    assert held_by_share(wanted, decided.shares, 1.0) == {}
+    assert held_sides(decided.allowances, wanted, 1.0) == {}
 
 
 def test_all_zero_preferences_split_by_the_bounds() -> None:
@@ -404,7 +405,7 @@ def test_the_headroom_goes_to_the_inverters_that_want_it(case: Feeder) -> None:
     ids = list(case.inverter_w)
     charging = math.fsum(max(0.0, wanted.get(i, 0.0)) for i in ids)
     discharging = math.fsum(max(0.0, -wanted.get(i, 0.0)) for i in ids)
-    held = held_by_share(wanted, decided.shares, TOL)
+    held = held_sides(decided.allowances, wanted, TOL)
     if charging > 0:
         # an inverter that would not charge gets no charge headroom (unless unlimited)
         for i in ids:
@@ -569,25 +570,114 @@ def test_an_unchanged_share_never_replans_a_command_inside_it(
         assert needs_replan(command, share, share, held, tolerance)
 
 
-# ---------------------------------------------------------------- held_by_share
+# ---------------------------------------------------------------- held_sides
 
 
-def test_held_by_share_names_each_inverter_held_back_with_its_side() -> None:
-    shares = {
-        10: Range(-50 * KW, 20 * KW),
-        20: Range(-30 * KW, 10 * KW),
-        30: Range(-10 * KW, 40 * KW),
-        40: Range(-10 * KW, 40 * KW),
-    }
-    wanted = {10: 25 * KW, 20: -35 * KW, 30: 39 * KW, 40: -10 * KW - 150, 50: 100 * KW}
-    # 30 fits its share, 40 is over by less than the tolerance, 50 has no share at all
-    assert held_by_share(wanted, shares, 200.0) == {10: 1, 20: -1}
-    # with no tolerance 40 is held too
-    assert held_by_share(wanted, shares, 0.0) == {10: 1, 20: -1, 40: -1}
+def allowance(meter_id: int, allowed: Range | None, *inverters: int) -> MeterAllowance:
+    return MeterAllowance(meter_id, allowed, 0.0, False, inverters)
 
 
-def test_held_by_share_never_holds_on_an_unlimited_side() -> None:
-    shares = {10: Range(-math.inf, 0.0), 20: Range(0.0, math.inf)}
-    assert held_by_share({10: -1e12, 20: 1e12}, shares, 0.0) == {}
-    assert held_by_share({10: 1.0, 20: -1.0}, shares, 0.0) == {10: 1, 20: -1}
-    assert held_by_share({}, shares, 0.0) == {}
+def test_held_sides_names_each_meter_that_holds_the_plan_back_with_its_side() -> None:
+    allowances = [
+        allowance(1, Range(-50 * KW, 20 * KW), 10, 11),
+        allowance(2, Range(-30 * KW, 10 * KW), 20),
+        allowance(3, Range(-10 * KW, 40 * KW), 30),
+        allowance(4, Range(-10 * KW, 40 * KW), 40),
+    ]
+    wanted = {10: 15 * KW, 11: 6 * KW, 20: -35 * KW, 30: 39 * KW, 40: -10 * KW - 150}
+    # meter 1: 21 kW together against 20; 3 fits; 4 is over by less than the tolerance
+    assert held_sides(allowances, wanted, 200.0) == {1: 1, 2: -1}
+    assert held_sides(allowances, wanted, 0.0) == {1: 1, 2: -1, 4: -1}
+
+
+def test_held_sides_counts_a_meter_without_data_as_allowing_nothing() -> None:
+    blind = [allowance(1, None, 10)]
+    assert held_sides(blind, {10: 5 * KW}, 200.0) == {1: 1}
+    assert held_sides(blind, {10: -5 * KW}, 200.0) == {1: -1}
+    assert held_sides(blind, {10: 100.0}, 200.0) == {}
+
+
+def test_held_sides_never_holds_on_an_unlimited_side() -> None:
+    allowances = [allowance(1, Range(-math.inf, 0.0), 10), allowance(2, Range(0.0, math.inf), 20)]
+    assert held_sides(allowances, {10: -1e12, 20: 1e12}, 0.0) == {}
+    assert held_sides(allowances, {10: 1.0, 20: -1.0}, 0.0) == {1: 1, 2: -1}
+
+
+# ---------------------------------------------------------------- controlled and fixed
+
+
+def test_a_second_target_below_the_meter_gets_what_the_first_one_leaves() -> None:
+    # 60 kW of headroom; inverter 20 (another target) runs +40 kW: 10 may add 20 kW.
+    limit = MeterLimit(METER, max_import_w=100 * KW)
+    decided = meter_shares(
+        [limit],
+        {METER: [10, 20]},
+        {METER: 80 * KW},  # 40 kW load + 40 kW of inverter 20
+        {10: 0.0, 20: 40 * KW},
+        {10: Range(-100 * KW, 100 * KW), 20: Range(-100 * KW, 100 * KW)},
+        {10: 90 * KW},
+        controlled={10},
+        fixed_w={20: 40 * KW},
+    )
+    assert set(decided.shares) == {10}
+    assert decided.shares[10].upper == approx(20 * KW)
+    (only,) = decided.allowances
+    assert only.inverters == (10,)
+
+
+def test_an_uncontrolled_inverter_counts_at_its_fixed_power_else_at_its_measured_power() -> None:
+    limit = MeterLimit(METER, max_import_w=100 * KW)
+    args = (
+        [limit],
+        {METER: [10, 20]},
+        {METER: 70 * KW},  # 40 kW load + 30 kW measured at inverter 20
+        {10: 0.0, 20: 30 * KW},
+        {10: None, 20: None},
+        {10: 90 * KW},
+    )
+    measured = meter_shares(*args, controlled={10})
+    assert measured.shares[10].upper == approx(30 * KW)
+    # inverter 20 was just commanded +50 kW: what it will run counts, not what it runs
+    commanded = meter_shares(*args, controlled={10}, fixed_w={20: 50 * KW})
+    assert commanded.shares[10].upper == approx(10 * KW)
+
+
+def test_a_meter_without_a_controlled_inverter_below_is_left_out() -> None:
+    limit = MeterLimit(METER, max_import_w=100 * KW)
+    decided = meter_shares(
+        [limit], {METER: [20]}, {METER: 0.0}, {20: 0.0}, {20: None}, {}, controlled={10}
+    )
+    assert decided.shares == {}
+    assert decided.allowances == ()
+
+
+@given(
+    st.lists(powers, min_size=2, max_size=5),
+    st.data(),
+    st.floats(0, 1e6, allow_nan=False),
+    st.floats(-1e6, 1e6, allow_nan=False),
+)
+def test_controlled_inverters_within_their_shares_keep_the_meter_beside_the_others(
+    running: list[float], data: st.DataObject, max_import: float, load: float
+) -> None:
+    ids = list(range(10, 10 + len(running)))
+    mine = data.draw(st.sets(st.sampled_from(ids), min_size=1))
+    others_next = {i: data.draw(powers) for i in ids if i not in mine}
+    wanted = {i: data.draw(powers) for i in mine}
+    meter_w = load + math.fsum(running)
+    decided = meter_shares(
+        [MeterLimit(METER, max_import_w=max_import)],
+        {METER: ids},
+        {METER: meter_w},
+        dict(zip(ids, running, strict=True)),
+        {i: None for i in ids},
+        wanted,
+        controlled=mine,
+        fixed_w=others_next,
+    )
+    # the controlled inverters at the top of their shares, the others at their powers
+    predicted = (
+        load + math.fsum(others_next.values()) + math.fsum(decided.shares[i].upper for i in mine)
+    )
+    beside = load + math.fsum(others_next.values())
+    assert predicted <= max(max_import, beside) + 1e-6 * max(1.0, abs(predicted))

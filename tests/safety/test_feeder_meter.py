@@ -128,3 +128,49 @@ async def test_a_limit_on_a_meter_without_batteries_below_is_refused_at_start(
     with pytest.raises(SiteMismatchError, match=r"grid\.meters\[1\]\.id: 70 is not a meter"):
         async with site_running(feeder_site, tmp_path, extra):
             pass
+
+
+async def settle_and_watch(site: Site, limit: float, seconds: float) -> float:
+    """The highest feeder power seen over `seconds` (sampled every 0.1 s)."""
+    highest = feeder(site)
+    for _ in range(round(seconds / 0.1)):
+        await asyncio.sleep(0.1)
+        highest = max(highest, feeder(site))
+    return highest
+
+
+async def test_two_targets_below_one_feeder_never_get_the_same_headroom_twice(
+    feeder_site: SiteSpec, tmp_path: Path
+) -> None:
+    limit, extra = await limited_site(feeder_site, tmp_path, 60_000)
+    async with site_running(feeder_site, tmp_path / "run", extra) as site:
+        await site.create(100_000.0, (11,), start="NOW")
+        await site.create(100_000.0, (21,), start="NOW")
+        await site.until(
+            lambda: site.power(*BELOW) == pytest.approx(60_000, abs=TOLERANCE_W),
+            "the two share the feeder's headroom",
+            10,
+        )
+        assert site.controller.power_distributing is not None
+        counts = site.controller.power_distributing.counts
+        before = counts.get("meter_limited", 0)
+        assert await settle_and_watch(site, limit, 3.0) <= limit + TOLERANCE_W
+        # Settled: no re-plan round after round (the keep-alive is 15 s).
+        assert counts.get("meter_limited", 0) - before <= 2
+        assert site.sim.command_log.violations() == []
+
+
+async def test_a_silent_inverter_below_the_feeder_is_counted_at_what_it_still_runs(
+    feeder_site: SiteSpec, tmp_path: Path
+) -> None:
+    limit, extra = await limited_site(feeder_site, tmp_path, 60_000)
+    extra["power_distribution"] = {"keepalive_interval": 2}
+    async with site_running(feeder_site, tmp_path / "run", extra) as site:
+        await site.create(100_000.0, (11, 21), start="NOW")
+        await site.until(lambda: site.power(*BELOW) > 55_000, "running at the headroom", 10)
+        running_w = site.power(10)
+        assert running_w > 10_000  # inverter A carries part of it
+        # A stops answering but keeps its last command: B must not take A's part too.
+        site.sim.faults.inject(10, FaultKind.RPC_ERROR, now=datetime.now(UTC), status="UNAVAILABLE")
+        assert await settle_and_watch(site, limit, 5.0) <= limit + TOLERANCE_W
+        assert site.power(10) == pytest.approx(running_w, abs=TOLERANCE_W)

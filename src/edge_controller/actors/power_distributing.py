@@ -73,9 +73,10 @@ from edge_controller.power.bounds import Range, hull
 from edge_controller.power.controls import limit_target
 from edge_controller.power.distribution import DistributionAlgorithm, SocBalancing
 from edge_controller.power.meter_limits import (
+    ZERO,
     MeterLimit,
     MeterShares,
-    held_by_share,
+    held_sides,
     meter_shares,
     needs_replan,
 )
@@ -130,11 +131,12 @@ class _Target:
     granted_w: float = 0.0
     """What the power limit let through last time (W)."""
     commands_w: dict[int, float] = dataclasses.field(default_factory=dict)
-    """The last commands sent per inverter (W)."""
-    shares: dict[int, Range] = dataclasses.field(default_factory=dict)
-    """The feeder-meter shares those commands were planned with."""
+    """The last commands the inverters accepted (W): what they run now."""
+    allowed: dict[int, Range] = dataclasses.field(default_factory=dict)
+    """Per limited meter, what this target's inverters below it were allowed together
+    when planned (`[0, 0]` without meter data)."""
     held: dict[int, int] = dataclasses.field(default_factory=dict)
-    """The inverters a share held back, with the side (`meter_limits.held_by_share`)."""
+    """The meters whose limit held the plan back, with the side (`meter_limits.held_sides`)."""
 
 
 METER_TOLERANCE_W = 200.0
@@ -343,11 +345,12 @@ class PowerDistributingActor(SupervisedActor):
 
     def _within_meter_shares(
         self, request: PowerRequest, target_w: float, units: list[Unit], now: datetime
-    ) -> tuple[list[Unit], Mapping[int, Range], Mapping[int, float]]:
+    ) -> tuple[list[Unit], MeterShares, Mapping[int, float]]:
         """The units narrowed to their feeder-meter shares, the shares, the first plan.
 
         The shares follow what the distribution would do without them (a first plan),
-        so a meter's headroom goes to the inverters the SoC balancing picks.
+        so a meter's headroom goes to the inverters the SoC balancing picks; the other
+        inverters below a meter keep what they run (`_meter_shares`).
         """
         first = plan(
             target_w,
@@ -357,44 +360,78 @@ class PowerDistributingActor(SupervisedActor):
             include_broken=request.include_broken_batteries,
         )
         wanted = first.commands if isinstance(first, Plan) else {}
-        preference = self._standing_commands(besides=request.batteries) | wanted
-        shares = self._meter_shares(now, preference).shares
-        narrowed = [dataclasses.replace(u, site_share=shares.get(u.inverter_id)) for u in units]
-        return narrowed, shares, wanted
+        decided = self._meter_shares(now, wanted, besides=request.batteries)
+        narrowed = [
+            dataclasses.replace(u, site_share=decided.shares.get(u.inverter_id)) for u in units
+        ]
+        return narrowed, decided, wanted
 
-    def _standing_commands(self, besides: frozenset[int] = frozenset()) -> dict[int, float]:
-        """The last command per inverter of the running targets (but `besides`)."""
-        return {
-            inverter_id: command
-            for batteries, target in self._targets.items()
-            if batteries != besides
-            for inverter_id, command in target.commands_w.items()
-        }
+    def _meter_shares(
+        self, now: datetime, wanted: Mapping[int, float], *, besides: frozenset[int]
+    ) -> MeterShares:
+        """The limited meters' shares for the inverters `wanted` commands this round.
 
-    def _meter_shares(self, now: datetime, preference: Mapping[int, float]) -> MeterShares:
-        """Feeder-meter shares per inverter for this round (empty without limits)."""
-        if not self._meter_limits:
+        The other inverters below a meter count at the standing command of the target
+        that runs them (`besides` is the target being planned), or else at their
+        measured power (a broken one the plan does not command, an idle one).
+        """
+        if not self._meter_limits or not wanted:
             return MeterShares({}, ())
         cache = self._microgrid.cache
         below = {m.meter_id: self._inverters_below.get(m.meter_id, ()) for m in self._meter_limits}
         inverters = sorted({i for ids in below.values() for i in ids})
         fresh = {i: cache.inverter(i, now) for i in inverters}
         last = {i: cache.last_inverter(i) for i in inverters}
+        standing = {
+            inverter_id: command
+            for batteries, target in self._targets.items()
+            if batteries != besides
+            for inverter_id, command in target.commands_w.items()
+        }
         return meter_shares(
             self._meter_limits,
             below,
             {m: grid_power_w(cache, m, now, self._meter_stale_after) for m in below},
             {i: r.power_w if r is not None else None for i, r in fresh.items()},
             {i: hull(r.bounds) if r is not None and r.bounds else None for i, r in last.items()},
-            preference,
+            wanted,
+            controlled=frozenset(wanted),
+            fixed_w=standing,
         )
 
     def _notice_meter_shares(self) -> None:
-        """Log each meter's verdict when it changes; re-plan targets whose share moved."""
-        if not self._meter_limits and not any(t.shares for t in self._targets.values()):
+        """Re-plan a target whose meters' allowance moved; log each meter's verdict."""
+        if not self._meter_limits and not any(t.allowed for t in self._targets.values()):
             return
         now = self._clock.now()
-        decided = self._meter_shares(now, self._standing_commands())
+        for batteries, target in self._targets.items():
+            if not target.commands_w:
+                continue
+            decided = self._meter_shares(now, target.commands_w, besides=batteries)
+            self._log_verdicts(decided)
+            allowed_now = {
+                a.meter_id: a.allowed if a.allowed is not None else ZERO for a in decided.allowances
+            }
+            inverters = {a.meter_id: a.inverters for a in decided.allowances}
+            moved = [
+                meter_id
+                for meter_id in sorted(set(target.allowed) | set(allowed_now))
+                if needs_replan(
+                    math.fsum(
+                        target.commands_w.get(i, 0.0)
+                        for i in inverters.get(meter_id, self._inverters_below.get(meter_id, ()))
+                    ),
+                    target.allowed.get(meter_id),
+                    allowed_now.get(meter_id),
+                    target.held.get(meter_id, 0),
+                    METER_TOLERANCE_W,
+                )
+            ]
+            if moved and target.next_send > now:
+                self._log.info("meter_allowance_changed", batteries=sorted(batteries), meters=moved)
+                target.next_send = now
+
+    def _log_verdicts(self, decided: MeterShares) -> None:
         for allowance in decided.allowances:
             verdict = (
                 "data_missing"
@@ -411,23 +448,6 @@ class PowerDistributingActor(SupervisedActor):
                     rest_w=None if math.isnan(allowance.rest_w) else allowance.rest_w,
                 )
             self._meter_verdicts[allowance.meter_id] = verdict
-        for batteries, target in self._targets.items():
-            moved = [
-                i
-                for i, command in target.commands_w.items()
-                if needs_replan(
-                    command,
-                    target.shares.get(i),
-                    decided.shares.get(i),
-                    target.held.get(i, 0),
-                    METER_TOLERANCE_W,
-                )
-            ]
-            if moved and target.next_send > now:
-                self._log.info(
-                    "meter_share_changed", batteries=sorted(batteries), inverters=sorted(moved)
-                )
-                target.next_send = now
 
     def _notice_telemetry_gaps(self) -> None:
         """Re-plan a target at once when its inverters' telemetry resumes after a gap."""
@@ -587,10 +607,10 @@ class PowerDistributingActor(SupervisedActor):
                 allowed_w=target_w,
                 power_limit_w=self._controls.power_limit_w,
             )
-        shares: Mapping[int, Range] = {}
+        meters = MeterShares({}, ())
         wanted: Mapping[int, float] = {}
         if self._meter_limits:
-            units, shares, wanted = self._within_meter_shares(request, target_w, units, now)
+            units, meters, wanted = self._within_meter_shares(request, target_w, units, now)
         decided = plan(
             target_w,
             units,
@@ -605,6 +625,13 @@ class PowerDistributingActor(SupervisedActor):
                 if not keepalive:
                     self._take_over(request)
                 self._targets[request.batteries] = _Target(request, now + RETRY_INTERVAL)
+            if keepalive and decided.bounds is not None and meters.allowances:
+                # A feeder's limit shrank under a target that must be met exactly
+                # (`adjust_power=False`): what runs must not go on. Told, and 0 W.
+                await self._refuse(request, decided, log)
+                log.warning("target_withdrawn_meter_limit")
+                await self._handle(dataclasses.replace(request, power=Power.zero()), keepalive=True)
+                return
             if not keepalive:
                 await self._refuse(request, decided, log)
                 if decided.bounds is not None and request.batteries in self._targets:
@@ -641,19 +668,33 @@ class PowerDistributingActor(SupervisedActor):
             blocked = [self._blocking.blocked_until(b) for b in outcome.failed]
             retry_zero = target_w == 0.0 and any(t is not None for t in blocked)
             next_send = max(t for t in blocked if t is not None) if retry_zero else now
-        used = {i: shares[i] for i in decided.commands if i in shares}
-        held = held_by_share(wanted, used, METER_TOLERANCE_W)
+        pairs = self._microgrid.pairs
+        accepted = {
+            inverter_id: command
+            for inverter_id, command in decided.commands.items()
+            if not set(pairs.batteries_of(inverter_id)) & outcome.failed
+        }
+        held = held_sides(meters.allowances, wanted, METER_TOLERANCE_W)
         self._targets[request.batteries] = _Target(
-            request, next_send, target_w, dict(decided.commands), used, held
+            request,
+            next_send,
+            target_w,
+            accepted,
+            {a.meter_id: a.allowed or ZERO for a in meters.allowances},
+            held,
         )
+        self._log_verdicts(meters)
         if held:
             self._count("meter_limited")
             log.info(
                 "meter_limited",
                 target_w=target_w,
-                inverters=sorted(held),
-                wanted_w={str(i): wanted[i] for i in held},
-                shares_w={str(i): [used[i].lower, used[i].upper] for i in held},
+                meters=sorted(held),
+                allowed_w={
+                    str(a.meter_id): [(a.allowed or ZERO).lower, (a.allowed or ZERO).upper]
+                    for a in meters.allowances
+                    if a.meter_id in held
+                },
                 excess_w=decided.excess_w,
             )
         if request.power.as_watts() == 0.0 and not outcome.failed:

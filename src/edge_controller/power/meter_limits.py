@@ -20,20 +20,32 @@ For a meter with import limit `I` and export limit `E` (W, magnitudes; `None` = 
     allowed = [min(0, lower), max(0, upper)]   0 W is always allowed
 
 `rest` is the rest of what flows through the meter (loads, PV, other feeders), assumed
-to stay as it is — the same prediction as the grid guard. 0 W stays allowed: a meter
-over its limit because of its loads gets no forced discharge from this stage (the
-batteries only stop making it worse); the grid guard at the connection point is the
-one that fights a site-wide violation. Such a meter is reported (`site_over`).
+to stay as it is — the same prediction as the grid guard.
 
-`allowed` is split between the inverters below the meter, its upper end over those
-that would charge and its lower end over those that would discharge, in proportion to
-the power each would take without the limit (`preference_w`: the distributor's plan
-before the limit, and the standing commands of other targets) — so the headroom goes
-where the SoC balancing wants it, not to a full battery that would leave its part
-unused. When no inverter prefers a side, that side is split in proportion to the
-inverters' own bounds (equal parts when a bound is unknown or all are 0 W). Together
-the shares can never leave `allowed`. An inverter below several limited meters gets
-the intersection.
+The distributor plans one battery set at a time, so the inverters below a meter are
+of two kinds: those this plan *controls*, and the others — another target's (at its
+standing command), a broken one the plan does not command, an idle one (at their
+measured power, `fixed_w` when the caller knows better). What the others take is
+theirs; the controlled ones share what is left::
+
+    allowed = [-E - rest - Σ others, +I - rest - Σ others]
+    allowed = [min(0, lower), max(0, upper)]   0 W is always allowed
+
+So two targets below one meter never hand out the same headroom twice: the one
+planned first keeps what it runs, the next gets the rest. 0 W stays allowed: a meter
+over its limit because of its loads (or the others) gets no forced discharge from this
+stage (the batteries only stop making it worse); the grid guard at the connection
+point is the one that fights a site-wide violation. Such a meter is reported
+(`site_over`).
+
+`allowed` is split between the controlled inverters below the meter, its upper end
+over those that would charge and its lower end over those that would discharge, in
+proportion to the power each would take without the limit (`preference_w`: the
+distributor's plan before the limit) — so the headroom goes where the SoC balancing
+wants it, not to a full battery that would leave its part unused. When no inverter
+prefers a side, that side is split in proportion to the inverters' own bounds (equal
+parts when a bound is unknown or all are 0 W). Together the shares can never leave
+`allowed`. An inverter below several limited meters gets the intersection.
 
 No fresh meter power, or no fresh power of an inverter below it: the meter cannot be
 judged, and every inverter below it gets `[0, 0]` (`data_missing`) — the same safe
@@ -46,7 +58,7 @@ meter). Pure: no I/O, no clock; the caller decides what is fresh.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from edge_controller.power.bounds import Range
@@ -81,17 +93,19 @@ class MeterLimit:
 
 @dataclass(frozen=True, slots=True)
 class MeterAllowance:
-    """What one limited meter allows this round, for logs and metrics.
+    """What one limited meter allows the controlled inverters below it this round.
 
-    `allowed` is the battery power (sum below the meter) the limits allow, `None` when
-    the data is missing; `rest_w` the meter's power without those batteries (NaN when
-    missing); `site_over` tells that the rest alone is beyond a limit.
+    `allowed` is the power those `inverters` may take together, `None` when the data
+    is missing; `rest_w` the meter's power without any battery below it (NaN when
+    missing); `site_over` tells that the rest and the other inverters alone are beyond
+    a limit.
     """
 
     meter_id: int
     allowed: Range | None
     rest_w: float
     site_over: bool
+    inverters: tuple[int, ...] = ()
 
     @property
     def data_missing(self) -> bool:
@@ -129,6 +143,9 @@ def meter_shares(
     inverter_power_w: Mapping[int, float | None],
     inverter_bounds: Mapping[int, Range | None],
     preference_w: Mapping[int, float] | None = None,
+    *,
+    controlled: Collection[int] | None = None,
+    fixed_w: Mapping[int, float] | None = None,
 ) -> MeterShares:
     """Return each inverter's share of its meters' limits (see the module docstring).
 
@@ -143,28 +160,38 @@ def meter_shares(
             splits a side of `allowed` that no inverter prefers.
         preference_w: the power each inverter would take without the limit (W);
             missing = 0 W. `None`: split by the bounds only.
+        controlled: the inverters this plan commands; `None` = every one below. A
+            meter with none of them below is left out.
+        fixed_w: the power the other inverters will run at (W), e.g. another target's
+            standing command; one not listed counts at its measured power.
     """
     preferred = preference_w or {}
+    fixed = fixed_w or {}
     shares: dict[int, Range] = {}
     allowances: list[MeterAllowance] = []
     for limit in limits:
-        below = sorted(set(inverters_below.get(limit.meter_id, ())))
+        everything = sorted(set(inverters_below.get(limit.meter_id, ())))
+        below = [i for i in everything if controlled is None or i in controlled]
         if not below:
             continue
         meter_w = meter_power_w.get(limit.meter_id)
-        powers = [inverter_power_w.get(i) for i in below]
-        if not _finite(meter_w) or not all(_finite(p) for p in powers):
-            allowances.append(MeterAllowance(limit.meter_id, None, math.nan, False))
+        powers = {i: inverter_power_w.get(i) for i in everything}
+        if not _finite(meter_w) or not all(_finite(p) for p in powers.values()):
+            allowances.append(MeterAllowance(limit.meter_id, None, math.nan, False, tuple(below)))
             for inverter_id in below:
                 shares[inverter_id] = ZERO
             continue
         assert meter_w is not None
-        rest = meter_w - math.fsum(p for p in powers if p is not None)
-        upper = math.inf if limit.max_import_w is None else limit.max_import_w - rest
-        lower = -math.inf if limit.max_export_w is None else -limit.max_export_w - rest
+        rest = meter_w - math.fsum(p for p in powers.values() if p is not None)
+        others = math.fsum(
+            fixed.get(i, powers[i] or 0.0) for i in everything if i not in set(below)
+        )
+        taken = rest + others
+        upper = math.inf if limit.max_import_w is None else limit.max_import_w - taken
+        lower = -math.inf if limit.max_export_w is None else -limit.max_export_w - taken
         site_over = upper < 0 or lower > 0
         allowed = Range(min(0.0, lower), max(0.0, upper))
-        allowances.append(MeterAllowance(limit.meter_id, allowed, rest, site_over))
+        allowances.append(MeterAllowance(limit.meter_id, allowed, rest, site_over, tuple(below)))
         envelopes = [inverter_bounds.get(i) for i in below]
         wants = [preferred.get(i, 0.0) for i in below]
         charge = [max(0.0, w) for w in wants]
@@ -219,23 +246,23 @@ def needs_replan(
     return False
 
 
-def held_by_share(
-    wanted_w: Mapping[int, float], shares: Mapping[int, Range], tolerance_w: float
+def held_sides(
+    allowances: Sequence[MeterAllowance], wanted_w: Mapping[int, float], tolerance_w: float
 ) -> dict[int, int]:
-    """The inverters a share holds back, each with the side: +1 charge, -1 discharge.
+    """The meters whose limit holds the plan back, each with the side: +1 charge, -1 discharge.
 
-    Held back: what the inverter was `wanted_w` to take without the limit lies beyond
-    its share by more than `tolerance_w` (logged as `meter_limited`).
+    Held back: what the controlled inverters below were `wanted_w` to take together
+    without the limit lies beyond `allowed` by more than `tolerance_w` (logged as
+    `meter_limited`); a meter without data holds back whatever was wanted.
     """
     held: dict[int, int] = {}
-    for inverter_id, wanted in sorted(wanted_w.items()):
-        share = shares.get(inverter_id)
-        if share is None:
-            continue
-        if wanted > share.upper + tolerance_w:
-            held[inverter_id] = 1
-        elif wanted < share.lower - tolerance_w:
-            held[inverter_id] = -1
+    for allowance in allowances:
+        wanted = math.fsum(wanted_w.get(i, 0.0) for i in allowance.inverters)
+        allowed = allowance.allowed if allowance.allowed is not None else ZERO
+        if wanted > allowed.upper + tolerance_w:
+            held[allowance.meter_id] = 1
+        elif wanted < allowed.lower - tolerance_w:
+            held[allowance.meter_id] = -1
     return held
 
 
@@ -244,7 +271,7 @@ __all__ = [
     "MeterAllowance",
     "MeterLimit",
     "MeterShares",
-    "held_by_share",
+    "held_sides",
     "meter_shares",
     "needs_replan",
 ]
