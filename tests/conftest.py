@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from frequenz.client.base.retry import LinearBackoff
 from frequenz.client.microgrid import MicrogridApiClient
+from hypothesis import settings
 
 from edge_controller.clock import ManualClock
 from edge_controller.dispatch_service.server import DispatchServer
@@ -21,6 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_SITE = ROOT / "config" / "sim-site.toml"
 LARGE_SITE = ROOT / "config" / "sim-site-large.toml"
 NOON = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
+
+# CI (`.ci/run` sets HYPOTHESIS_PROFILE=ci) tries the same examples on every run, so a
+# property fails there every time or never; locally the search stays random and finds
+# the counterexamples, which then become `@example`s.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 with warnings.catch_warnings():

@@ -3,7 +3,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from edge_controller.power.bounds import Range
@@ -448,6 +448,17 @@ def test_any_stale_reading_holds_every_inverter_below_at_zero(
     st.lists(envelopes, min_size=3, max_size=3),
     st.one_of(st.none(), st.dictionaries(st.sampled_from([10, 20, 30]), powers)),
 )
+@example(  # denormal bounds once split 1.5 W into 2.0 W
+    inverter_list=[0.0, 0.0, 0.0],
+    inner_rest=0.0,
+    outer_rest=-1.5,
+    inner_import=None,
+    inner_export=None,
+    outer_import=0.0,
+    outer_export=None,
+    bound_list=[Range(0.0, 0.0), Range(0.0, 0.0), Range(0.0, 5e-324)],
+    preference=None,
+)
 def test_nested_meters_are_both_kept_and_each_share_is_the_intersection(
     inverter_list: list[float],
     inner_rest: float,
@@ -681,3 +692,18 @@ def test_controlled_inverters_within_their_shares_keep_the_meter_beside_the_othe
     )
     beside = load + math.fsum(others_next.values())
     assert predicted <= max(max_import, beside) + 1e-6 * max(1.0, abs(predicted))
+
+
+def test_a_denormal_preference_gets_no_more_than_the_headroom() -> None:
+    # Found by the property above: 1.5 W once came out as 2.0 W.
+    decided = meter_shares(
+        [MeterLimit(METER, max_import_w=0.0)],
+        {METER: [10, 11]},
+        {METER: 0.0},
+        {10: 0.0, 11: 0.0},
+        {10: None, 11: None},
+        {10: 5e-324},
+        controlled={10},
+        fixed_w={11: -1.5},
+    )
+    assert decided.shares[10].upper == 1.5

@@ -13,9 +13,13 @@ The stage between the use cases and the PowerDistributingActor::
    proposes bounds instead ("charge no more than would make a peak"), so a
    lower-priority dispatch still runs within them. A request of 0 W without bounds
    withdraws the use case's proposal — that is how use cases release batteries.
-   Proposals for *overlapping but different* sets: the set whose best proposal has
-   the higher priority (then the newer) keeps the batteries; the other set waits
-   (`proposal_withheld`), and runs again when the overlap is gone.
+   Proposals for *overlapping but different* sets (`power.overlaps`): the set whose
+   best proposal has the higher priority (then the newer) keeps the batteries; the
+   other set waits (`proposal_withheld`) and runs again when the overlap is gone —
+   except inside a guard that has nothing it must do (peak shaving on the whole site
+   with no peak: its bounds allow 0 W): then a dispatch on part of it runs within the
+   guard's bounds, the guard's other batteries at 0 W (`running_inside_guard`), until
+   the guard has a peak to shave.
 2. **Grid limits.** The resolved targets are guarded together by
    `power.grid_guard.guard_targets` against `[grid] max_import / max_export`, from the
    grid meter's fresh power and the targeted batteries' measured power; stale grid data
@@ -49,7 +53,8 @@ from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.site_view import grid_power_w, pool_view
 from edge_controller.microgrid.telemetry import TelemetryCache
 from edge_controller.power.grid_guard import GridLimits, GuardReason, guard_targets
-from edge_controller.power.priority import Proposal, resolve
+from edge_controller.power.overlaps import settle_overlaps
+from edge_controller.power.priority import Proposal
 from edge_controller.supervision import SupervisedActor
 
 
@@ -108,6 +113,7 @@ class PowerManagingActor(SupervisedActor):
         self._proposals: dict[frozenset[int], dict[str, _Submitted]] = {}
         self._forwarded: dict[frozenset[int], PowerRequest] = {}
         self._withheld: set[frozenset[int]] = set()
+        self._inside: dict[frozenset[int], frozenset[int]] = {}
         self.counts: dict[str, int] = {}
         """grid clamps by reason, withheld proposals, forwarded requests."""
         self._log = structlog.get_logger(__name__).bind(actor=name)
@@ -169,37 +175,36 @@ class PowerManagingActor(SupervisedActor):
 
     def _resolved(self) -> dict[frozenset[int], tuple[PowerRequest, float]]:
         """Each battery set's winning request and target, overlaps settled by priority."""
-        candidates: list[tuple[int, datetime, frozenset[int], PowerRequest, float]] = []
-        for batteries, by_use_case in self._proposals.items():
-            resolution = resolve(_proposal(ns, s) for ns, s in by_use_case.items())
-            if resolution.target_w is None or resolution.driven_by is None:
-                continue
-            driver = by_use_case[resolution.driven_by]
-            best = max(by_use_case.values(), key=lambda s: (s.request.priority, s.at))
-            candidates.append(
-                (best.request.priority, best.at, batteries, driver.request, resolution.target_w)
+        settled = settle_overlaps(
+            {
+                batteries: [_proposal(ns, s) for ns, s in by_use_case.items()]
+                for batteries, by_use_case in self._proposals.items()
+            }
+        )
+        for batteries in settled.withheld - self._withheld:
+            self._count("withheld")
+            self._log.warning(
+                "proposal_withheld",
+                namespaces=sorted(self._proposals[batteries]),
+                batteries=sorted(batteries),
+                reason="a higher-priority use case holds some of these batteries",
             )
-        taken: set[int] = set()
-        withheld: set[frozenset[int]] = set()
-        chosen: dict[frozenset[int], tuple[PowerRequest, float]] = {}
-        for _, _, batteries, request, target in sorted(
-            candidates, key=lambda c: (c[0], c[1], sorted(c[2])), reverse=True
-        ):
-            if batteries & taken:
-                withheld.add(batteries)
-                if batteries in self._withheld:
-                    continue  # said so already
-                self._count("withheld")
-                self._log.warning(
-                    "proposal_withheld",
-                    namespace=request.namespace,
+        for batteries, guard in settled.inside.items():
+            if self._inside.get(batteries) != guard:
+                self._log.info(
+                    "running_inside_guard",
                     batteries=sorted(batteries),
-                    reason="a higher-priority use case holds some of these batteries",
+                    guard=sorted(guard),
+                    guarded_by=sorted(self._proposals[guard]),
                 )
-                continue
-            taken |= batteries
-            chosen[batteries] = (request, target)
-        self._withheld = withheld
+        self._withheld = set(settled.withheld)
+        self._inside = dict(settled.inside)
+        chosen: dict[frozenset[int], tuple[PowerRequest, float]] = {}
+        for drive in settled.drives:
+            request = self._proposals[drive.source][drive.driven_by].request
+            if request.batteries != drive.batteries:
+                request = dataclasses.replace(request, batteries=drive.batteries)
+            chosen[drive.batteries] = (request, drive.target_w)
         return chosen
 
     async def _update(self) -> None:

@@ -133,7 +133,7 @@ def _split(total: float, weights: Sequence[float]) -> list[float]:
     if not usable:
         return [total / len(weights)] * len(weights)
     whole = math.fsum(weights)
-    return [total * w / whole for w in weights]
+    return [total * (w / whole) for w in weights]  # fractions first: no denormal blow-up
 
 
 def meter_shares(

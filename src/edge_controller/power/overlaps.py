@@ -1,0 +1,132 @@
+"""Use cases on overlapping but different battery sets: who drives which batteries.
+
+`priority.resolve` settles use cases that want the *same* set of batteries. Sets can
+also overlap without being equal — peak shaving watches every battery while a
+dispatch targets two of them. The distributor drives each battery from one target
+only, so the sets are settled here, pure and deterministic:
+
+1. Each set's proposals are resolved on their own; a set ranks by its best proposal
+   (priority, then the newer), ties by its battery ids.
+2. In rank order a set takes its batteries, unless one of them is taken already:
+   then it is *withheld* (it runs again when the overlap is gone) —
+3. except inside a **yielding guard**: a taken set that contains the newcomer
+   entirely, whose proposals steer by bounds that all allow 0 W (none holds a
+   power). Nothing it must do then: its own power is a preference (peak shaving's
+   recharge), which on one set an inner use case replaces too. So the guard's
+   batteries outside the newcomer go to 0 W, the guard's bounds — about the total —
+   apply to the newcomer's power as they stand, and the newcomer is resolved
+   together with the guard's proposals and drives its batteries within them. That
+   is peak shaving on the whole site with a lower-priority dispatch on part of it:
+   the dispatch runs, cut so that it makes no peak (a newcomer that would not nest
+   inside the guard's proposals — same priority and older — waits instead, so the
+   guard's bounds always hold). One newcomer per guard, the
+   first in rank: two of them could each use the guard's whole range. When the
+   guard must act (its bounds exclude 0 W: a peak to shave needs all its batteries)
+   it drives them all again and the newcomer waits.
+
+Powers are watts as floats (+ charges). Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from edge_controller.power.priority import Proposal, Resolution, resolve
+
+
+@dataclass(frozen=True, slots=True)
+class Drive:
+    """One battery set's target and the proposal (by name) whose power it is.
+
+    `source` is the proposal set the driver was submitted on: the set itself, or for
+    the rest of a yielding guard, the guard's set.
+    """
+
+    batteries: frozenset[int]
+    driven_by: str
+    target_w: float
+    source: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What runs (`drives`, disjoint sets) and what waits (`withheld`).
+
+    `inside` maps each set running inside a yielding guard to the guard's set.
+    """
+
+    drives: tuple[Drive, ...]
+    withheld: frozenset[frozenset[int]] = frozenset()
+    inside: Mapping[frozenset[int], frozenset[int]] = field(default_factory=dict)
+
+
+def _rank(proposals: Sequence[Proposal]) -> tuple[int, float]:
+    best = max(proposals, key=lambda p: (p.priority, p.submitted_at))
+    return best.priority, best.submitted_at.timestamp()
+
+
+def _yields(proposals: Sequence[Proposal]) -> bool:
+    """Bounds only, all allowing 0 W: nothing this set must do right now."""
+    return all(not p.hold and (p.bounds is None or p.bounds.contains(0.0)) for p in proposals)
+
+
+def settle_overlaps(sets: Mapping[frozenset[int], Sequence[Proposal]]) -> Settlement:
+    """Decide which set drives which batteries (see the module docstring).
+
+    A set whose proposals state no power at all drives nothing and takes nothing.
+    """
+    resolved: list[tuple[frozenset[int], Sequence[Proposal], Resolution]] = []
+    for batteries, proposals in sets.items():
+        if not proposals:
+            continue
+        resolution = resolve(proposals)
+        if resolution.target_w is None or resolution.driven_by is None:
+            continue
+        resolved.append((batteries, proposals, resolution))
+    resolved.sort(key=lambda r: (_rank(r[1]), sorted(r[0])), reverse=True)
+
+    owner: dict[int, frozenset[int]] = {}
+    drives: dict[frozenset[int], Drive] = {}
+    proposals_of: dict[frozenset[int], Sequence[Proposal]] = {}
+    yielding: set[frozenset[int]] = set()
+    inside: dict[frozenset[int], frozenset[int]] = {}
+    withheld: set[frozenset[int]] = set()
+    for batteries, proposals, resolution in resolved:
+        assert resolution.target_w is not None
+        assert resolution.driven_by is not None
+        owners = {owner[b] for b in batteries if b in owner}
+        if not owners:
+            drives[batteries] = Drive(
+                batteries, resolution.driven_by, resolution.target_w, batteries
+            )
+            proposals_of[batteries] = proposals
+            if _yields(proposals):
+                yielding.add(batteries)
+            for battery in batteries:
+                owner[battery] = batteries
+            continue
+        (guard,) = owners if len(owners) == 1 else (None,)
+        if guard is None or guard not in yielding or not batteries < guard:
+            withheld.add(batteries)
+            continue
+        together = resolve([*proposals_of[guard], *proposals])
+        names = {p.name for p in proposals}
+        guarding = {p.name for p in proposals_of[guard]}
+        if (
+            together.driven_by not in names
+            or not together.target_w  # the guard's bounds leave it nothing to do
+            or together.overruled & guarding  # it would nest outside the guard
+        ):
+            withheld.add(batteries)
+            continue
+        yielding.discard(guard)  # one newcomer per guard
+        guard_drive = drives.pop(guard)
+        rest = guard - batteries
+        drives[rest] = Drive(rest, guard_drive.driven_by, 0.0, guard)
+        drives[batteries] = Drive(batteries, together.driven_by, together.target_w, batteries)
+        inside[batteries] = guard
+    return Settlement(tuple(drives.values()), frozenset(withheld), inside)
+
+
+__all__ = ["Drive", "Settlement", "settle_overlaps"]

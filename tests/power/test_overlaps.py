@@ -1,0 +1,164 @@
+"""Overlapping battery sets: who drives which batteries (`power.overlaps`)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge_controller.power.bounds import Range
+from edge_controller.power.overlaps import settle_overlaps
+from edge_controller.power.priority import Proposal
+
+T0 = datetime(2026, 11, 23, 12, tzinfo=UTC)
+SITE = frozenset({11, 21, 31, 41})
+PAIR = frozenset({11, 21})
+OTHER_PAIR = frozenset({31, 41})
+KW = 1000.0
+
+
+def guard(upper_w: float, *, power_w: float = 0.0, priority: int = 10) -> Proposal:
+    """Peak shaving: a power (0 W when idle) and bounds 'charge no more than upper_w'."""
+    return Proposal("peak", priority, T0, power_w, Range(-1e6, upper_w))
+
+
+def dispatch(name: str, power_w: float, *, priority: int = 1, minutes: int = 0) -> Proposal:
+    return Proposal(name, priority, T0 + timedelta(minutes=minutes), power_w, hold=True)
+
+
+def drives(sets: dict[frozenset[int], list[Proposal]]) -> dict[frozenset[int], tuple[str, float]]:
+    return {d.batteries: (d.driven_by, d.target_w) for d in settle_overlaps(sets).drives}
+
+
+def test_disjoint_sets_each_drive_their_own_batteries() -> None:
+    assert drives({PAIR: [dispatch("a", 50 * KW)], OTHER_PAIR: [dispatch("b", -20 * KW)]}) == {
+        PAIR: ("a", 50 * KW),
+        OTHER_PAIR: ("b", -20 * KW),
+    }
+
+
+def test_a_dispatch_on_part_of_a_guard_with_nothing_to_do_runs_within_its_bounds() -> None:
+    settled = settle_overlaps({SITE: [guard(40 * KW)], PAIR: [dispatch("d", 200 * KW)]})
+    assert {d.batteries: (d.driven_by, d.target_w) for d in settled.drives} == {
+        PAIR: ("d", 40 * KW),  # cut to what makes no peak
+        OTHER_PAIR: ("peak", 0.0),  # the guard's other batteries stay idle
+    }
+    assert settled.inside == {PAIR: SITE}
+    assert settled.withheld == frozenset()
+    # a discharge is not bounded by a charge limit
+    assert drives({SITE: [guard(40 * KW)], PAIR: [dispatch("d", -300 * KW)]})[PAIR] == (
+        "d",
+        -300 * KW,
+    )
+
+
+def test_a_recharging_guard_yields_too_and_its_other_batteries_stop_recharging() -> None:
+    # Peak shaving recharging at +60 kW (a preference), charge bound 100 kW.
+    recharging = guard(100 * KW, power_w=60 * KW)
+    assert drives({SITE: [recharging], PAIR: [dispatch("d", 300 * KW)]}) == {
+        PAIR: ("d", 100 * KW),
+        OTHER_PAIR: ("peak", 0.0),  # else the total would be 160 kW: a new peak
+    }
+
+
+def test_a_guard_that_must_act_keeps_all_its_batteries_and_the_dispatch_waits() -> None:
+    shaving = guard(-100 * KW, power_w=-100 * KW)  # a peak: discharge 100 kW
+    settled = settle_overlaps({SITE: [shaving], PAIR: [dispatch("d", 200 * KW)]})
+    assert {d.batteries: (d.driven_by, d.target_w) for d in settled.drives} == {
+        SITE: ("peak", -100 * KW)
+    }
+    assert settled.withheld == {PAIR}
+
+
+def test_a_higher_priority_hold_keeps_its_batteries_whatever_the_overlap() -> None:
+    settled = settle_overlaps(
+        {SITE: [dispatch("big", 100 * KW, priority=5)], PAIR: [dispatch("d", 50 * KW)]}
+    )
+    assert {d.batteries for d in settled.drives} == {SITE}
+    assert settled.withheld == {PAIR}
+
+
+def test_only_one_set_runs_inside_a_guard() -> None:
+    # Two could each use the guard's whole 40 kW: the newer (ranked first) runs.
+    settled = settle_overlaps(
+        {
+            SITE: [guard(40 * KW)],
+            PAIR: [dispatch("older", 30 * KW)],
+            OTHER_PAIR: [dispatch("newer", 30 * KW, minutes=1)],
+        }
+    )
+    running = {d.batteries: d.driven_by for d in settled.drives}
+    assert running == {OTHER_PAIR: "newer", PAIR: "peak"}
+    assert settled.withheld == {PAIR}
+
+
+def test_a_set_the_guard_leaves_nothing_to_do_waits() -> None:
+    # The guard forbids any charge: the charge dispatch would be cut to 0 W.
+    settled = settle_overlaps({SITE: [guard(0.0)], PAIR: [dispatch("d", 50 * KW)]})
+    assert {d.batteries for d in settled.drives} == {SITE}
+    assert settled.withheld == {PAIR}
+
+
+def test_a_set_overlapping_a_guard_without_being_inside_it_waits() -> None:
+    outside = frozenset({41, 51})
+    settled = settle_overlaps({SITE: [guard(40 * KW)], outside: [dispatch("d", 50 * KW)]})
+    assert settled.withheld == {outside}
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> dict[frozenset[int], list[Proposal]]:
+    batteries = [11, 21, 31, 41, 51]
+    sets: dict[frozenset[int], list[Proposal]] = {}
+    for index in range(draw(st.integers(1, 4))):
+        members = frozenset(draw(st.sets(st.sampled_from(batteries), min_size=1)))
+        priority = draw(st.integers(0, 3))
+        when = T0 + timedelta(seconds=index)
+        if draw(st.booleans()):
+            upper = draw(st.floats(-1e5, 1e5, allow_nan=False))
+            power = min(0.0, upper) if draw(st.booleans()) else upper
+            proposal = Proposal(f"g{index}", priority, when, power, Range(-1e6, max(upper, power)))
+        else:
+            power = draw(st.floats(-1e5, 1e5, allow_nan=False).filter(bool))
+            proposal = Proposal(f"d{index}", priority, when, power, hold=True)
+        sets.setdefault(members, []).append(proposal)
+    return sets
+
+
+@given(scenarios())
+def test_every_battery_is_driven_by_one_set_at_most(
+    sets: dict[frozenset[int], list[Proposal]],
+) -> None:
+    settled = settle_overlaps(sets)
+    seen: set[int] = set()
+    for drive in settled.drives:
+        assert not drive.batteries & seen
+        seen |= drive.batteries
+        assert drive.driven_by in {p.name for p in sets[drive.source]}
+        assert drive.batteries <= drive.source
+
+
+@given(scenarios())
+def test_a_set_inside_a_guard_stays_within_every_bound_of_the_guard(
+    sets: dict[frozenset[int], list[Proposal]],
+) -> None:
+    settled = settle_overlaps(sets)
+    for batteries, guard_set in settled.inside.items():
+        (inner,) = [d for d in settled.drives if d.batteries == batteries]
+        for proposal in sets[guard_set]:
+            assert proposal.bounds is not None
+            assert proposal.bounds.contains(inner.target_w)
+        rest = guard_set - batteries
+        if rest:
+            (idle,) = [d for d in settled.drives if d.batteries == rest]
+            assert idle.target_w == 0.0
+
+
+@given(scenarios(), st.randoms(use_true_random=False))
+def test_the_settlement_does_not_depend_on_the_order_sets_arrive_in(
+    sets: dict[frozenset[int], list[Proposal]], rng: random.Random
+) -> None:
+    items = list(sets.items())
+    rng.shuffle(items)
+    assert settle_overlaps(dict(items)) == settle_overlaps(sets)
