@@ -30,21 +30,30 @@ def batteries(site: Site) -> float:
     return site.power(*INVERTERS)
 
 
+async def peak_shaving_config(
+    spec: SiteSpec, tmp_path: Path
+) -> tuple[float, float, dict[str, object]]:
+    """The site's import now, a threshold 100 kW above it, and a config with dispatches
+    (priority 1) under peak shaving on every battery (priority 10)."""
+    async with site_running(spec, tmp_path / "probe") as site:
+        base = grid(site)
+    threshold = base + 100_000
+    extra: dict[str, object] = {
+        "use_cases": [
+            {"kind": "battery_power", "priority": 1},
+            {"kind": "peak_shaving", "name": "peak", "threshold": threshold, "priority": 10},
+        ]
+    }
+    return base, threshold, extra
+
+
 async def test_a_load_step_above_the_threshold_is_shaved_back_under_it(
     example_site: SiteSpec, tmp_path: Path
 ) -> None:
     # The threshold sits 100 kW above the site's import now; a 300 kW load step must
     # be met by about 200 kW of discharge.
-    async with site_running(example_site, tmp_path / "probe") as site:
-        base = grid(site)
-    threshold = base + 100_000
-    extra = {
-        "use_cases": [
-            {"kind": "battery_power"},
-            {"kind": "peak_shaving", "name": "peak", "threshold": threshold, "priority": 10},
-        ]
-    }
-    async with site_running(example_site, tmp_path, extra) as site:
+    base, threshold, extra = await peak_shaving_config(example_site, tmp_path)
+    async with site_running(example_site, tmp_path / "run", extra) as site:
         await site.until(lambda: abs(grid(site) - base) < 20_000, "settled", 10)
         assert batteries(site) == pytest.approx(0, abs=1_000)  # below the threshold: idle
         site.sim.model.load_steps_w[LOAD] = 300_000
@@ -155,16 +164,8 @@ async def test_two_use_cases_on_the_same_batteries_resolve_by_priority(
 async def test_a_lower_priority_dispatch_runs_within_peak_shaving_bounds(
     example_site: SiteSpec, tmp_path: Path
 ) -> None:
-    async with site_running(example_site, tmp_path / "probe") as site:
-        base = grid(site)
-    threshold = base + 100_000
-    extra = {
-        "use_cases": [
-            {"kind": "battery_power", "priority": 1},
-            {"kind": "peak_shaving", "name": "peak", "threshold": threshold, "priority": 10},
-        ]
-    }
-    async with site_running(example_site, tmp_path, extra) as site:
+    _, threshold, extra = await peak_shaving_config(example_site, tmp_path)
+    async with site_running(example_site, tmp_path / "run", extra) as site:
         # A charge of 300 kW would import 200 kW above the threshold: cut to ~100 kW.
         await site.create(300_000.0, (11, 21, 31, 41), start="NOW")
         await site.until(lambda: batteries(site) > 50_000, "charging", 10)
@@ -176,3 +177,34 @@ async def test_a_lower_priority_dispatch_runs_within_peak_shaving_bounds(
         await site.until(
             lambda: batteries(site) == pytest.approx(-150_000, abs=1_000), "discharge runs", 10
         )
+
+
+async def test_a_dispatch_on_part_of_the_site_runs_within_peak_shaving_and_yields_to_a_peak(
+    example_site: SiteSpec, tmp_path: Path
+) -> None:
+    base, threshold, extra = await peak_shaving_config(example_site, tmp_path)
+    async with site_running(example_site, tmp_path / "run", extra) as site:
+        await site.until(lambda: abs(grid(site) - base) < 20_000, "settled", 10)
+        # A 300 kW charge on two batteries would make a 200 kW peak: cut to ~100 kW.
+        await site.create(300_000.0, (11, 21), start="NOW")
+        await site.until(lambda: site.power(10, 20) > 50_000, "the dispatch runs", 10)
+        await asyncio.sleep(1.5)
+        assert grid(site) <= threshold + TOLERANCE_W
+        assert site.power(10, 20) == pytest.approx(threshold - base, abs=25_000)
+        assert site.power(30, 40) == pytest.approx(0, abs=1_000)
+
+        # A load step makes a peak: peak shaving takes every battery.
+        site.sim.model.load_steps_w[LOAD] = 300_000
+        await site.until(
+            lambda: site.power(10, 20, 30, 40) < -100_000, "the batteries shave the peak", 10
+        )
+        await site.until(lambda: grid(site) <= threshold + TOLERANCE_W, "shaved", 10)
+        assert site.controller.power_managing is not None
+        assert site.controller.power_managing.counts.get("withheld", 0) >= 1
+
+        # The peak is over: the dispatch runs again within the bounds.
+        site.sim.model.load_steps_w[LOAD] = 0.0
+        await site.until(lambda: site.power(10, 20) > 50_000, "the dispatch is back", 15)
+        await asyncio.sleep(1.0)
+        assert grid(site) <= threshold + TOLERANCE_W
+        assert site.sim.command_log.violations() == []

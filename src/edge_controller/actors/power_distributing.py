@@ -343,6 +343,15 @@ class PowerDistributingActor(SupervisedActor):
             self._log.warning("orphan_power_released", batteries=sorted(orphans))
             await self._release(orphans)
 
+    def _plan(self, request: PowerRequest, target_w: float, units: list[Unit]) -> Plan | Refusal:
+        return plan(
+            target_w,
+            units,
+            self._algorithm,
+            adjust_power=request.adjust_power,
+            include_broken=request.include_broken_batteries,
+        )
+
     def _within_meter_shares(
         self, request: PowerRequest, target_w: float, units: list[Unit], now: datetime
     ) -> tuple[list[Unit], MeterShares, Mapping[int, float]]:
@@ -352,13 +361,7 @@ class PowerDistributingActor(SupervisedActor):
         so a meter's headroom goes to the inverters the SoC balancing picks; the other
         inverters below a meter keep what they run (`_meter_shares`).
         """
-        first = plan(
-            target_w,
-            units,
-            self._algorithm,
-            adjust_power=request.adjust_power,
-            include_broken=request.include_broken_batteries,
-        )
+        first = self._plan(request, target_w, units)
         wanted = first.commands if isinstance(first, Plan) else {}
         decided = self._meter_shares(now, wanted, besides=request.batteries)
         narrowed = [
@@ -611,13 +614,7 @@ class PowerDistributingActor(SupervisedActor):
         wanted: Mapping[int, float] = {}
         if self._meter_limits:
             units, meters, wanted = self._within_meter_shares(request, target_w, units, now)
-        decided = plan(
-            target_w,
-            units,
-            self._algorithm,
-            adjust_power=request.adjust_power,
-            include_broken=request.include_broken_batteries,
-        )
+        decided = self._plan(request, target_w, units)
         if isinstance(decided, Refusal):
             if decided.bounds is None:
                 # Nothing usable right now (NaN or no telemetry, all broken): the target
