@@ -250,3 +250,16 @@ async def test_a_refused_change_of_a_running_target_stops_the_old_power(rig: Rig
     refused = await rig.request(-900, frozenset({11}), adjust_power=False)
     assert isinstance(refused, OutOfBounds)
     await rig.settle(lambda: rig.inverter_power(10) == 0.0, "the old power to stop")
+
+
+async def test_a_request_taking_over_part_of_a_target_releases_the_rest_of_it(rig: Rig) -> None:
+    # A target on all four, then a request on two of them: the other two must not go
+    # on running the old target's last command with nothing renewing it.
+    assert isinstance(await rig.request(-400), Success)
+    assert rig.inverter_power(20) != 0.0 or rig.inverter_power(40) != 0.0
+    result = await rig.request(-100, frozenset({11, 31}))
+    assert isinstance(result, Success), result
+    assert rig.inverter_power(20) == 0.0
+    assert rig.inverter_power(40) == 0.0
+    assert rig.inverter_power(10) + rig.inverter_power(30) == pytest.approx(-100_000, abs=200)
+    assert rig.actor.targets == {frozenset({11, 31}): -100_000.0}

@@ -699,11 +699,29 @@ def test_a_denormal_preference_gets_no_more_than_the_headroom() -> None:
     decided = meter_shares(
         [MeterLimit(METER, max_import_w=0.0)],
         {METER: [10, 11]},
-        {METER: 0.0},
-        {10: 0.0, 11: 0.0},
+        {METER: -1.5},
+        {10: 0.0, 11: -1.5},
         {10: None, 11: None},
         {10: 5e-324},
         controlled={10},
         fixed_w={11: -1.5},
     )
     assert decided.shares[10].upper == 1.5
+
+
+def test_another_inverter_ramping_counts_at_the_worse_of_where_it_is_and_where_it_goes() -> None:
+    # Import limit 30 kW, export limit 30 kW, no load. Inverter 11 (another target) runs
+    # +30 kW and was just told +5 kW: until it gets there it may still take 30 kW.
+    limit = MeterLimit(METER, max_import_w=30 * KW, max_export_w=30 * KW)
+    decided = meter_shares(
+        [limit],
+        {METER: [10, 11]},
+        {METER: 30 * KW},
+        {10: 0.0, 11: 30 * KW},
+        {10: None, 11: None},
+        {10: 25 * KW},
+        controlled={10},
+        fixed_w={11: 5 * KW},
+    )
+    (allowance,) = decided.allowances
+    assert allowance.allowed == Range(-35 * KW, 0.0)  # no charge yet; discharge vs +5 kW

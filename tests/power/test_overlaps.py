@@ -162,3 +162,41 @@ def test_the_settlement_does_not_depend_on_the_order_sets_arrive_in(
     items = list(sets.items())
     rng.shuffle(items)
     assert settle_overlaps(dict(items)) == settle_overlaps(sets)
+
+
+def test_what_the_rest_of_the_guard_still_runs_is_taken_out_of_the_range() -> None:
+    sets = {SITE: [guard(40 * KW)], PAIR: [dispatch("d", 200 * KW)]}
+
+    def rest_at(watts: float) -> dict[frozenset[int], tuple[str, float]]:
+        settled = settle_overlaps(sets, lambda batteries: watts)
+        return {d.batteries: (d.driven_by, d.target_w) for d in settled.drives}
+
+    # still recharging at +30 kW (ramping down, or an inverter that stopped answering)
+    assert rest_at(30 * KW)[PAIR] == ("d", 10 * KW)
+    # discharging does not widen the charge range: it is being told 0 W
+    assert rest_at(-20 * KW)[PAIR] == ("d", 40 * KW)
+    # at or above the whole range: the dispatch is held at 0 W, the rest is told 0 W
+    assert rest_at(40 * KW) == {PAIR: ("d", 0.0), OTHER_PAIR: ("peak", 0.0)}
+
+
+def test_a_rest_of_unknown_power_or_beyond_the_bounds_keeps_the_dispatch_waiting() -> None:
+    sets = {SITE: [Proposal("peak", 10, T0, 0.0, Range(0.0, 40 * KW))], PAIR: [dispatch("d", 1)]}
+    unknown = settle_overlaps(sets, lambda batteries: float("nan"))
+    assert unknown.withheld == {PAIR}
+    # no discharge allowed, and the rest alone charges 50 kW against 40 kW
+    beyond = settle_overlaps(sets, lambda batteries: 50 * KW)
+    assert beyond.withheld == {PAIR}
+
+
+@given(scenarios(), st.floats(-2e5, 2e5, allow_nan=False))
+def test_the_guard_holds_whether_the_rest_stays_where_it_is_or_reaches_0_w(
+    sets: dict[frozenset[int], list[Proposal]], running_w: float
+) -> None:
+    settled = settle_overlaps(sets, lambda batteries: running_w)
+    for batteries, guard_set in settled.inside.items():
+        (inner,) = [d for d in settled.drives if d.batteries == batteries]
+        for proposal in sets[guard_set]:
+            assert proposal.bounds is not None
+            for rest_w in (running_w, 0.0):
+                total = inner.target_w + rest_w
+                assert proposal.bounds.lower - 1e-6 <= total <= proposal.bounds.upper + 1e-6

@@ -1,15 +1,14 @@
 """A feeder meter's limit end to end: simulator on loopback, the controller in process.
 
-The example site with a feeder meter (id 3) put between the main meter and inverters
-A and B (ids 10, 20) and the office load (id 70); inverters C and D (30, 40) stay
-directly below the main meter. `[[grid.meters]]` limits the feeder's import: the
+`config/sim-site-feeder.toml`: the example site with a feeder meter (id 3) between the
+main meter and inverters A and B (ids 10, 20) and the office load (id 70); inverters C
+and D (30, 40) stay directly below the main meter. `[[grid.meters]]` limits the feeder's import: the
 batteries below it must not push it over, the others are not bound by it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,11 @@ from typing import Any
 import pytest
 
 from edge_controller.app import SiteMismatchError
-from edge_controller.sim.site import FaultKind, SiteSpec, parse_site
-from tests.conftest import EXAMPLE_SITE
+from edge_controller.sim.site import FaultKind, SiteSpec, load_site
+from tests.conftest import ROOT
 from tests.harness import Site, site_running
 
+FEEDER_SITE = ROOT / "config" / "sim-site-feeder.toml"
 FEEDER = 3
 LOAD = 70
 BELOW = (10, 20)
@@ -32,13 +32,7 @@ TOLERANCE_W = 5_000.0
 
 @pytest.fixture
 def feeder_site() -> SiteSpec:
-    document: dict[str, Any] = tomllib.loads(EXAMPLE_SITE.read_text())
-    components = document["components"]
-    for component in components:
-        if component["id"] in (*BELOW, LOAD):
-            component["parent"] = FEEDER
-    components.insert(2, {"id": FEEDER, "kind": "meter", "name": "Workshop feeder", "parent": 2})
-    return parse_site(document, "feeder-site")
+    return load_site(FEEDER_SITE)
 
 
 def feeder(site: Site) -> float:

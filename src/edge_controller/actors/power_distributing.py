@@ -620,7 +620,7 @@ class PowerDistributingActor(SupervisedActor):
                 # Nothing usable right now (NaN or no telemetry, all broken): the target
                 # stays and is retried soon, so it resumes when the batteries do.
                 if not keepalive:
-                    self._take_over(request)
+                    await self._take_over(request)
                 self._targets[request.batteries] = _Target(request, now + RETRY_INTERVAL)
             if keepalive and decided.bounds is not None and meters.allowances:
                 # A feeder's limit shrank under a target that must be met exactly
@@ -640,7 +640,7 @@ class PowerDistributingActor(SupervisedActor):
                     )
             return
         if not keepalive:
-            self._take_over(request)
+            await self._take_over(request)
         if self._controls.mode == "observe":
             self._targets[request.batteries] = _Target(request, now + self._keepalive, target_w)
             self._count("observed")
@@ -683,8 +683,14 @@ class PowerDistributingActor(SupervisedActor):
         self._log_verdicts(meters)
         if held:
             self._count("meter_limited")
-            log.info(
+            # Nothing left at all (the meter's data is missing, or other targets below
+            # it run all its headroom: first planned, first served) is worth a warning.
+            starved = any(
+                (a.allowed or ZERO) == ZERO for a in meters.allowances if a.meter_id in held
+            )
+            (log.warning if starved else log.info)(
                 "meter_limited",
+                starved=starved,
                 target_w=target_w,
                 meters=sorted(held),
                 allowed_w={
@@ -731,16 +737,26 @@ class PowerDistributingActor(SupervisedActor):
             return f"requested power must be finite, got {request.power}"
         return None
 
-    def _take_over(self, request: PowerRequest) -> None:
+    async def _take_over(self, request: PowerRequest) -> None:
+        """Replace every running target that shares batteries with `request`.
+
+        The replaced target's batteries that `request` does not cover get 0 W: nothing
+        would keep their last command alive or ever change it again, and it would run
+        on, unattended, until it expires.
+        """
         for batteries in list(self._targets):
             if batteries != request.batteries and batteries & request.batteries:
+                left = batteries - request.batteries
                 self._log.warning(
                     "overlapping_request",
                     namespace=request.namespace,
                     batteries=sorted(request.batteries),
                     replaces=sorted(batteries),
+                    released=sorted(left) or None,
                 )
                 del self._targets[batteries]
+                if left and self._controls.mode != "observe":
+                    await self._release(left)
 
     def _units(self, request: PowerRequest, now: datetime) -> list[Unit]:
         """Snapshot the request's inverters with their batteries from telemetry."""

@@ -175,11 +175,13 @@ class PowerManagingActor(SupervisedActor):
 
     def _resolved(self) -> dict[frozenset[int], tuple[PowerRequest, float]]:
         """Each battery set's winning request and target, overlaps settled by priority."""
+        site = self._site
         settled = settle_overlaps(
             {
                 batteries: [_proposal(ns, s) for ns, s in by_use_case.items()]
                 for batteries, by_use_case in self._proposals.items()
-            }
+            },
+            lambda batteries: pool_view(site.pairs, site.cache, batteries).power_w,
         )
         for batteries in settled.withheld - self._withheld:
             self._count("withheld")

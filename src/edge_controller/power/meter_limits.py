@@ -24,9 +24,10 @@ to stay as it is — the same prediction as the grid guard.
 
 The distributor plans one battery set at a time, so the inverters below a meter are
 of two kinds: those this plan *controls*, and the others — another target's (at its
-standing command), a broken one the plan does not command, an idle one (at their
-measured power, `fixed_w` when the caller knows better). What the others take is
-theirs; the controlled ones share what is left::
+standing command, `fixed_w`), a broken one the plan does not command, an idle one (at
+their measured power). One still ramping to a new command counts at the worse of its
+measured power and its command for each limit. What the others take is theirs; the
+controlled ones share what is left::
 
     allowed = [-E - rest - Σ others, +I - rest - Σ others]
     allowed = [min(0, lower), max(0, upper)]   0 W is always allowed
@@ -183,12 +184,17 @@ def meter_shares(
             continue
         assert meter_w is not None
         rest = meter_w - math.fsum(p for p in powers.values() if p is not None)
-        others = math.fsum(
-            fixed.get(i, powers[i] or 0.0) for i in everything if i not in set(below)
-        )
-        taken = rest + others
-        upper = math.inf if limit.max_import_w is None else limit.max_import_w - taken
-        lower = -math.inf if limit.max_export_w is None else -limit.max_export_w - taken
+        # Another inverter moving to a new command is still ramping: it counts at the
+        # worse of where it is and where it goes, for each limit.
+        others = [
+            (powers[i] or 0.0, fixed.get(i, powers[i] or 0.0))
+            for i in everything
+            if i not in set(below)
+        ]
+        upper_taken = rest + math.fsum(max(now, then) for now, then in others)
+        lower_taken = rest + math.fsum(min(now, then) for now, then in others)
+        upper = math.inf if limit.max_import_w is None else limit.max_import_w - upper_taken
+        lower = -math.inf if limit.max_export_w is None else -limit.max_export_w - lower_taken
         site_over = upper < 0 or lower > 0
         allowed = Range(min(0.0, lower), max(0.0, upper))
         allowances.append(MeterAllowance(limit.meter_id, allowed, rest, site_over, tuple(below)))

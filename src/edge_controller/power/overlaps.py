@@ -24,14 +24,23 @@ only, so the sets are settled here, pure and deterministic:
    guard must act (its bounds exclude 0 W: a peak to shave needs all its batteries)
    it drives them all again and the newcomer waits.
 
+   The guard's other batteries are *told* 0 W; until they get there (ramping down
+   from a recharge) or if they never do (an inverter that stopped answering keeps its
+   last command), what they measure is taken out of the guard's range before the
+   newcomer gets it — on each side the worse of their power and 0 W — so the total
+   stays within the guard's bounds whatever the rest does. Their power unknown: the
+   newcomer waits.
+
 Powers are watts as floats (+ charges). Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
+from edge_controller.power.bounds import Range
 from edge_controller.power.priority import Proposal, Resolution, resolve
 
 
@@ -71,10 +80,34 @@ def _yields(proposals: Sequence[Proposal]) -> bool:
     return all(not p.hold and (p.bounds is None or p.bounds.contains(0.0)) for p in proposals)
 
 
-def settle_overlaps(sets: Mapping[frozenset[int], Sequence[Proposal]]) -> Settlement:
+def _without(proposal: Proposal, running_w: float) -> Proposal | None:
+    """`proposal` for the newcomer alone, the rest of the guard running `running_w`.
+
+    None when nothing is left (the rest alone is beyond the bounds).
+    """
+    if proposal.bounds is None:
+        return proposal
+    bounds = proposal.bounds
+    lower = bounds.lower - min(running_w, 0.0)
+    upper = bounds.upper - max(running_w, 0.0)
+    if lower > upper:
+        return None
+    narrowed = Range(lower, upper)
+    power = proposal.power_w
+    if power is not None:
+        power = min(max(power, lower), upper)
+    return replace(proposal, bounds=narrowed, power_w=power)
+
+
+def settle_overlaps(
+    sets: Mapping[frozenset[int], Sequence[Proposal]],
+    power_w: Callable[[frozenset[int]], float] = lambda _: 0.0,
+) -> Settlement:
     """Decide which set drives which batteries (see the module docstring).
 
-    A set whose proposals state no power at all drives nothing and takes nothing.
+    `power_w(batteries)` is what those batteries measure now together (W, NaN if
+    unknown). A set whose proposals state no power at all drives nothing and takes
+    nothing.
     """
     resolved: list[tuple[frozenset[int], Sequence[Proposal], Resolution]] = []
     for batteries, proposals in sets.items():
@@ -110,19 +143,28 @@ def settle_overlaps(sets: Mapping[frozenset[int], Sequence[Proposal]]) -> Settle
         if guard is None or guard not in yielding or not batteries < guard:
             withheld.add(batteries)
             continue
-        together = resolve([*proposals_of[guard], *proposals])
+        plain = resolve([*proposals_of[guard], *proposals])
         names = {p.name for p in proposals}
         guarding = {p.name for p in proposals_of[guard]}
+        rest = guard - batteries
+        running_w = power_w(rest)
+        known = math.isfinite(running_w)
+        narrowed = [_without(p, running_w) for p in proposals_of[guard]] if known else [None]
         if (
-            together.driven_by not in names
-            or not together.target_w  # the guard's bounds leave it nothing to do
-            or together.overruled & guarding  # it would nest outside the guard
+            plain.driven_by not in names
+            or not plain.target_w  # the guard's bounds leave it nothing to do
+            or plain.overruled & guarding  # it would nest outside the guard
+            or None in narrowed
         ):
             withheld.add(batteries)
             continue
+        together = resolve([*(p for p in narrowed if p is not None), *proposals])
+        if together.overruled & guarding or together.driven_by not in names:
+            withheld.add(batteries)
+            continue
+        assert together.target_w is not None
         yielding.discard(guard)  # one newcomer per guard
         guard_drive = drives.pop(guard)
-        rest = guard - batteries
         drives[rest] = Drive(rest, guard_drive.driven_by, 0.0, guard)
         drives[batteries] = Drive(batteries, together.driven_by, together.target_w, batteries)
         inside[batteries] = guard
