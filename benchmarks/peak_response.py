@@ -91,6 +91,7 @@ async def main(
     logging.getLogger().handlers[0].stream = open("/dev/null", "w")  # type: ignore[attr-defined]  # noqa: SIM115, ASYNC230
     site = load_site(ROOT / "config" / ("sim-site-feeder.toml" if feeder else "sim-site.toml"))
     meter = FEEDER if feeder else METER
+    what = "feeder limit" if feeder else "threshold"
     with tempfile.TemporaryDirectory() as state:
         async with (
             SimulatorServer(site) as sim,
@@ -132,7 +133,7 @@ async def main(
                     shows.append(shown)
                     print(
                         f"run {run + 1:2d}: step shows after {shown * 1000:6.1f} ms, "
-                        f"import back under the threshold after {responses[-1]:6.3f} s"
+                        f"import back under the {what} after {responses[-1]:6.3f} s"
                         + (f" (then {back:.3f} s more)" if back else ""),
                         flush=True,
                     )
@@ -140,7 +141,6 @@ async def main(
                     await asyncio.sleep(2.5)
     p50, p99 = percentile(responses, 0.5), percentile(responses, 0.99)
     floor = percentile(shows, 0.5)
-    what = "feeder limit" if feeder else "threshold"
     print(
         f"\n{runs} load steps of {step_kw:g} kW, {what} {headroom_kw:g} kW above the base "
         f"import: p50 {p50:.3f} s, p99 {p99:.3f} s (the meter shows the step after "
