@@ -33,6 +33,7 @@ from edge_controller.actors.dispatch_broadcasting import (
     DispatchBroadcastingActor,
     DispatchServiceUnreachableError,
     connect_dispatcher,
+    stop_dispatcher,
 )
 from edge_controller.actors.offline_schedule import OfflineScheduleActor
 from edge_controller.actors.peak_shaving import PeakShavingActor
@@ -661,7 +662,7 @@ class Controller:
                 self._dispatcher = self._broadcaster.dispatcher
             if self._dispatcher is not None:
                 with contextlib.suppress(Exception):
-                    await self._dispatcher.stop()
+                    await stop_dispatcher(self._dispatcher)
                 self._dispatcher = None
             for close in self._closers:
                 with contextlib.suppress(Exception):

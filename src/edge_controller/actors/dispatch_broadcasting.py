@@ -33,6 +33,7 @@ from frequenz.dispatch import Deleted, Dispatch, Dispatcher, DispatchEvent
 
 from edge_controller.dispatching import cache
 from edge_controller.supervision import SupervisedActor
+from edge_controller.waiting import cancel_and_wait_all
 
 _CONFIRM_AFTER = timedelta(seconds=1)
 """How long after a reconciliation that found a difference it is confirmed."""
@@ -49,6 +50,26 @@ class DispatchAuthError(DispatchServiceUnreachableError):
     from `DispatchServiceUnreachableError` because the controller is in the same place
     either way: without the live service.
     """
+
+
+async def stop_dispatcher(dispatcher: Dispatcher) -> None:
+    """Stop `dispatcher` and its client's dispatch stream, so nothing outlives it.
+
+    `Dispatcher.stop()` (frequenz-dispatch 1.0.4) disconnects the client but leaves the
+    client's stream task running: its next retry fails with `ClientNotConnected`, and
+    a shutdown printed "Task exception was never retrieved" with a traceback into the
+    journal. The task is cancelled here, after the stop; the broadcaster's own
+    `stop()` is not used, because closing its channels under the library's stopped
+    merge receiver prints "never retrieved" errors of its own. Both live in private
+    attributes (`DispatchApiClient._streams` of frequenz-client-dispatch 1.1,
+    `GrpcStreamBroadcaster._task` of frequenz-client-base 0.11); if a later version
+    moves them this is the plain stop again, and
+    `tests/dispatching/test_dispatcher_stop.py` says so.
+    """
+    streams: Mapping[object, object] = getattr(dispatcher.client, "_streams", {})
+    tasks = [getattr(stream, "_task", None) for stream in list(streams.values())]
+    await dispatcher.stop()
+    await cancel_and_wait_all(task for task in tasks if isinstance(task, asyncio.Task))
 
 
 _KEY_REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
@@ -102,7 +123,7 @@ async def connect_dispatcher(
         # Before `__aenter__` only the client's channel is open (`stop` would wait for
         # a service that never started).
         if started:
-            await dispatcher.stop()
+            await stop_dispatcher(dispatcher)
         else:
             await dispatcher.client.disconnect()
         if not isinstance(error, TimeoutError):
@@ -223,7 +244,7 @@ class DispatchBroadcastingActor(SupervisedActor):
             # Connect first: if that fails, the old Dispatcher is still there to follow
             # after the restart.
             replacement = await self._reconnect()
-            await self._dispatcher.stop()
+            await stop_dispatcher(self._dispatcher)
             self._dispatcher = replacement
             self._gone.clear()
 
