@@ -104,6 +104,19 @@ async def test_create_list_and_delete_through_the_helper(
     assert len(server.service) == 1
 
 
+async def test_a_dispatch_power_is_changed_in_place(producer: DispatchProducer) -> None:
+    made = await producer.create_battery_power(-40_000, [11], "NOW", timedelta(minutes=15))
+    updated = await producer.set_battery_power(made, -55_000.0)
+    assert (updated.id, updated.payload) == (made, {"power_w": -55_000.0})
+    (listed,) = await producer.list()
+    assert (listed.id, listed.payload, listed.target) == (made, {"power_w": -55_000.0}, "ids:11")
+    with pytest.raises(ValueError, match="power"):
+        await producer.set_battery_power(made, math.nan)
+    with pytest.raises(DispatchProducerError) as caught:
+        await producer.set_battery_power(made + 1, 1_000.0)
+    assert caught.value.code == "NOT_FOUND"
+
+
 async def test_the_general_create_returns_the_stored_dispatch(producer: DispatchProducer) -> None:
     created = await producer.create(
         "MARKET_BID",

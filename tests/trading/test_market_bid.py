@@ -234,6 +234,18 @@ async def test_a_restarted_actor_finds_its_orders_and_trades_and_adopts_its_disp
     await asyncio.sleep(0.1)
     assert again.counts["dispatches_created"] == 0
     assert len(await producer.list()) == 1
+    await again.stop()
+
+    # Someone changed the dispatch's power meanwhile: the next actor puts the traded
+    # power back into the same dispatch (no delete and create: no stop and start).
+    (made,) = await producer.list()
+    await producer.set_battery_power(made.id, -300_000.0)
+    last = running.start(trading, producer, market_clock)
+    await until(lambda: last.counts["dispatches_updated"] == 1, "the dispatch was updated")
+    (kept,) = await producer.list()
+    assert (kept.id, kept.payload) == (made.id, {"power_w": -500_000.0})
+    assert last.counts["dispatches_created"] == 0
+    assert last.dispatches[first].power_w == -500_000.0
 
 
 class FlakyProducer:
@@ -248,6 +260,9 @@ class FlakyProducer:
             self.failures -= 1
             raise DispatchProducerError("UNAVAILABLE: connection refused", code="UNAVAILABLE")
         return await self._producer.create_battery_power(*args, **kwargs)  # type: ignore[arg-type]
+
+    async def set_battery_power(self, dispatch_id: int, power_w: float) -> object:
+        return await self._producer.set_battery_power(dispatch_id, power_w)
 
     async def delete(self, dispatch_id: int) -> None:
         await self._producer.delete(dispatch_id)

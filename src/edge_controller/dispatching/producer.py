@@ -314,6 +314,28 @@ class DispatchProducer:
         )
         return created.id
 
+    async def set_battery_power(self, dispatch_id: int, power_w: float) -> DispatchSummary:
+        """Change a battery-power dispatch's power in place; return it as stored.
+
+        A running dispatch takes the new power at once, without the stop and start a
+        delete and a new create would make.
+
+        Raises:
+            ValueError: see `battery_power_payload`; an id that is not > 0.
+            DispatchProducerError: e.g. "NOT_FOUND: ..." for an unknown id.
+        """
+        _check_id("dispatch_id", dispatch_id)
+        payload = battery_power_payload(power_w)
+        try:
+            updated = await self._client.update(
+                microgrid_id=MicrogridId(self.microgrid_id),
+                dispatch_id=DispatchId(dispatch_id),
+                new_fields={"payload": payload},
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _rpc_error(error) from None
+        return summarize(updated)
+
     async def list(self) -> builtins.list[DispatchSummary]:
         """Return every dispatch of the microgrid (all pages), in id order.
 

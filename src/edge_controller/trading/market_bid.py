@@ -35,9 +35,10 @@ forecasts and prices, for the periods that have no order yet.
 by a round's listing; counted once by trade id) adds its power to its period: SELL →
 discharge (negative W), BUY → charge. A period with traded power gets one dispatch of
 `dispatch_type` on `batteries` for exactly the period (a trade learnt after the period
-began starts "NOW" for the rest of it). If the traded sum changes, the dispatch is
-deleted and created again with the sum (the producer has no update; all trades of a
-period come at its one clearing, before the period starts). A dispatch that fails is
+began starts "NOW" for the rest of it). If the traded sum changes (a later trade, or
+an adopted dispatch that holds another power), the dispatch's power is updated in
+place — a running one takes it at once, with no stop and start in between; one the
+service no longer has is created again, and a sum of 0 W deletes it. A dispatch that fails is
 retried every `dispatch_retry` until the period ends. At start the actor adopts the
 dispatches it made before a restart: same type, target, period start and duration.
 
@@ -285,6 +286,10 @@ class DispatchSink(Protocol):
         dispatch_type: str = BATTERY_POWER,
     ) -> int:
         """Create a battery-power dispatch; return its id."""
+        ...
+
+    async def set_battery_power(self, dispatch_id: int, power_w: float) -> object:
+        """Change a battery-power dispatch's power in place."""
         ...
 
     async def delete(self, dispatch_id: int) -> None:
@@ -835,7 +840,20 @@ class MarketBidActor(SupervisedActor):
         if now >= end or (current is not None and current.power_w == period.traded_w):
             return
         try:
-            if current is not None:
+            if current is not None and period.traded_w != 0.0:
+                if await self._update(current.dispatch_id, period.traded_w):
+                    self.counts["dispatches_updated"] += 1
+                    self._dispatched[start] = PeriodDispatch(current.dispatch_id, period.traded_w)
+                    self._log.info(
+                        "dispatch_updated",
+                        dispatch_id=current.dispatch_id,
+                        period_start=start.isoformat(),
+                        power_w=period.traded_w,
+                        was_w=current.power_w,
+                    )
+                    return
+                del self._dispatched[start]  # gone from the service: create it again
+            elif current is not None:
                 await self._delete(current.dispatch_id)
                 del self._dispatched[start]
                 self._log.info(
@@ -879,6 +897,16 @@ class MarketBidActor(SupervisedActor):
             power_w=period.traded_w,
             target=self._target,
         )
+
+    async def _update(self, dispatch_id: int, power_w: float) -> bool:
+        """Set a dispatch's power in place; False when the service no longer has it."""
+        try:
+            await self._sink.set_battery_power(dispatch_id, power_w)
+        except DispatchProducerError as error:
+            if error.code == "NOT_FOUND":
+                return False
+            raise
+        return True
 
     async def _delete(self, dispatch_id: int) -> None:
         try:
