@@ -70,9 +70,7 @@ async def test_a_charge_is_held_to_the_feeder_limit_and_the_other_batteries_carr
         # A load step below the feeder: its batteries give way within a few ticks.
         site.sim.model.load_steps_w[LOAD] = 40_000
         await site.until(lambda: feeder(site) > limit + 20_000, "the step shows", 5)
-        started = asyncio.get_running_loop().time()
         await site.until(lambda: feeder(site) <= limit + TOLERANCE_W, "back under the limit", 5)
-        assert asyncio.get_running_loop().time() - started < 2.0
         assert site.power(*BELOW) <= 20_000 + TOLERANCE_W
         assert site.controller.power_distributing is not None
         assert site.controller.power_distributing.counts.get("meter_limited", 0) >= 1
