@@ -43,7 +43,7 @@ from edge_controller.config_watch import ConfigWatcher
 from edge_controller.messages import Error, Ignored, OutOfBounds, PartialFailure, Result, Success
 from edge_controller.metrics import Health, Metrics, MetricsServer
 from edge_controller.microgrid.graph import ComponentGraphError
-from edge_controller.microgrid.site_view import grid_power_w
+from edge_controller.microgrid.site_view import meter_power_w
 from edge_controller.systemd import Notifier, watchdog_pings
 from edge_controller.waiting import cancel_and_wait_all
 
@@ -304,7 +304,7 @@ class Daemon:
         if controller.power_managing is not None:
             metrics.set_events("power_managing", controller.power_managing.counts)
         metrics.set_grid_power(
-            grid_power_w(
+            meter_power_w(
                 cache, controller.connection.grid_meter_id, now, self.config.grid.stale_after
             )
         )

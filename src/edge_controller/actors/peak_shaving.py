@@ -36,7 +36,7 @@ from edge_controller.clock import Clock, WallClock
 from edge_controller.config import GridConfig, PeakShavingOptions
 from edge_controller.dispatching.payload import PayloadError, parse_peak_shaving
 from edge_controller.messages import PowerRequest, Result, Success
-from edge_controller.microgrid.site_view import grid_power_w, pool_view
+from edge_controller.microgrid.site_view import meter_power_w, pool_view
 from edge_controller.power.bounds import Range
 from edge_controller.power.peak_shaving import (
     BatteryPool,
@@ -170,7 +170,7 @@ class PeakShavingActor(SupervisedActor):
             return
         site = self._site
         now = self._clock.now()
-        grid_w = grid_power_w(site.cache, site.grid_meter_id, now, self._stale_after)
+        grid_w = meter_power_w(site.cache, site.grid_meter_id, now, self._stale_after)
         view = pool_view(site.pairs, site.cache, self._batteries)
         reach = view.bounds
         pool = BatteryPool(

@@ -67,7 +67,7 @@ from edge_controller.messages import (
     Success,
 )
 from edge_controller.microgrid.graph import BatteryPairs
-from edge_controller.microgrid.site_view import grid_power_w
+from edge_controller.microgrid.site_view import meter_power_w
 from edge_controller.microgrid.telemetry import TelemetryCache
 from edge_controller.power.bounds import Range, hull
 from edge_controller.power.controls import limit_target
@@ -394,7 +394,7 @@ class PowerDistributingActor(SupervisedActor):
         return meter_shares(
             self._meter_limits,
             below,
-            {m: grid_power_w(cache, m, now, self._meter_stale_after) for m in below},
+            {m: meter_power_w(cache, m, now, self._meter_stale_after) for m in below},
             {i: r.power_w if r is not None else None for i, r in fresh.items()},
             {i: hull(r.bounds) if r is not None and r.bounds else None for i, r in last.items()},
             wanted,

@@ -50,7 +50,7 @@ from edge_controller.clock import Clock, WallClock
 from edge_controller.config import GridConfig
 from edge_controller.messages import PowerRequest
 from edge_controller.microgrid.graph import BatteryPairs
-from edge_controller.microgrid.site_view import grid_power_w, pool_view
+from edge_controller.microgrid.site_view import meter_power_w, pool_view
 from edge_controller.microgrid.telemetry import TelemetryCache
 from edge_controller.power.grid_guard import GridLimits, GuardReason, guard_targets
 from edge_controller.power.overlaps import settle_overlaps
@@ -244,7 +244,7 @@ class PowerManagingActor(SupervisedActor):
     def _guard(self, targets: dict[frozenset[int], float]) -> dict[frozenset[int], float]:
         site = self._site
         now = self._clock.now()
-        grid_w = grid_power_w(site.cache, site.grid_meter_id, now, self._grid.stale_after)
+        grid_w = meter_power_w(site.cache, site.grid_meter_id, now, self._grid.stale_after)
         targeted = frozenset().union(*targets)
         battery_w = pool_view(site.pairs, site.cache, targeted).power_w
         bounds = {}

@@ -19,10 +19,13 @@ from edge_controller.microgrid.telemetry import BatteryReading, TelemetryCache
 from edge_controller.power.bounds import Range, hull
 
 
-def grid_power_w(
+def meter_power_w(
     cache: TelemetryCache, meter_id: int | None, now: datetime, stale_after: timedelta
 ) -> float | None:
-    """The grid meter's active power (W, + import), or None when stale, NaN or missing."""
+    """A meter's active power (W, + down), or None when stale, NaN or missing.
+
+    Read for the grid meter (where + is import) and for feeder meters alike.
+    """
     if meter_id is None:
         return None
     reading = cache.last_meter(meter_id)
