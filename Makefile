@@ -1,24 +1,70 @@
 # The two set-up commands of the README. Both work on a fresh machine with only
-# python3 and make: they create .venv when it is missing and (re)install the project
-# whenever pyproject.toml changes.
+# python3 and make: they create .venv when it is missing and (re)install whenever the
+# lock changes. Every install comes from requirements/*.txt, exported from uv.lock with
+# a hash for every file, so a fresh clone installs what CI tested whatever the index
+# publishes later. pip installs (not `uv sync`): it orders the installs by dependency,
+# which the two packages that both ship frequenz/client/weather/__init__.py need.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DURATION ?= 60
+PIP := $(BIN)/python -m pip install --quiet --require-hashes
+# The project itself, on top of the locked set: no dependency resolved from the index,
+# no build backend fetched unlocked.
+PIP_PROJECT := $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+UV_EXPORT := $(BIN)/uv export --quiet --format requirements-txt --no-emit-project --frozen
+UV_COMPILE_BUILD := $(BIN)/uv pip compile --quiet --generate-hashes --universal \
+	--python-version 3.11 requirements/build.in
 
-.PHONY: demo test lint typecheck units unit bench clean
+.PHONY: demo test lint typecheck units unit bench clean lock upgrade export lock-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(VENV)/.installed-build: requirements/build.txt | $(BIN)/python
+	$(PIP) -r requirements/build.txt
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(VENV)/.installed: requirements/run.txt pyproject.toml $(VENV)/.installed-build
+	$(PIP) -r requirements/run.txt
+	$(PIP_PROJECT)
+	touch $@
+
+$(VENV)/.installed-dev: requirements/dev.txt pyproject.toml $(VENV)/.installed-build
+	$(PIP) -r requirements/dev.txt
+	$(PIP_PROJECT)
 	touch $@ $(VENV)/.installed
+
+## lock: re-resolve uv.lock after a change to pyproject.toml (keeps what still fits),
+## then export requirements/*.txt. Commit all of them with the pyproject.toml change.
+lock: $(VENV)/.installed-dev
+	$(BIN)/uv lock
+	$(MAKE) --no-print-directory export
+
+## upgrade: every dependency to the newest release pyproject.toml allows, then export.
+upgrade: $(VENV)/.installed-dev
+	$(BIN)/uv lock --upgrade
+	$(UV_COMPILE_BUILD) --upgrade -o requirements/build.txt
+	$(MAKE) --no-print-directory export
+
+export:
+	$(UV_EXPORT) --no-header -o requirements/run.txt
+	$(UV_EXPORT) --no-header --extra dev -o requirements/dev.txt
+	$(UV_COMPILE_BUILD) --no-header -o requirements/build.txt
+
+## lock-check: fails when pyproject.toml changed without `make lock`, or when an export
+## no longer matches uv.lock (CI runs it first).
+lock-check: $(VENV)/.installed-dev
+	$(BIN)/uv lock --locked
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	$(UV_EXPORT) --no-header -o $$tmp/run.txt && \
+	$(UV_EXPORT) --no-header --extra dev -o $$tmp/dev.txt && \
+	cp requirements/build.txt $$tmp/build.txt && \
+	$(UV_COMPILE_BUILD) --no-header -o $$tmp/build.txt && \
+	for f in run dev build; do \
+	  diff -u requirements/$$f.txt $$tmp/$$f.txt > /dev/null || \
+	  { echo "requirements/$$f.txt does not match the lock: run make lock and commit"; exit 1; }; \
+	done
 
 ## demo: the simulated site driven by a built-in schedule for about a minute, then a summary.
 demo: $(VENV)/.installed

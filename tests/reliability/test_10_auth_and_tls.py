@@ -30,7 +30,7 @@ from frequenz.api.microgrid.v1alpha18 import microgrid_pb2
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import TargetIds
 from frequenz.client.microgrid import MicrogridApiClient, ServiceUnavailable
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2, json_format
 
 from edge_controller.actors.dispatch_broadcasting import (
     DispatchAuthError,
@@ -63,7 +63,11 @@ async def test_every_dispatch_method_refuses_a_missing_or_wrong_key(
 ) -> None:
     methods = grpc_fuzz.methods(dispatch_pb2, "MicrogridDispatchService")
     assert len(methods) == 6
-    requests = [(m, m.request(microgrid_id=1).SerializeToString()) for m in methods]
+    # ParseDict, not m.request(microgrid_id=1): types-protobuf's Message takes no keywords.
+    requests = [
+        (m, json_format.ParseDict({"microgrid_id": 1}, m.request()).SerializeToString())
+        for m in methods
+    ]
     async with grpc.aio.insecure_channel(dispatch.address) as channel:
         outcomes = await grpc_fuzz.call_all(channel, requests, metadata=metadata)
     assert {o.method.name: o.code for o in outcomes} == {
