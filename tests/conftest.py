@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -11,13 +10,13 @@ from pathlib import Path
 import pytest
 from frequenz.client.base.retry import LinearBackoff
 from frequenz.client.microgrid import MicrogridApiClient
-from hypothesis import settings
 
 from edge_controller.clock import ManualClock
 from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import SiteSpec, load_site
 from tests.harness import KEY, Site, running_site
+from tests.properties import register_profiles
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_SITE = ROOT / "config" / "sim-site.toml"
@@ -26,9 +25,8 @@ NOON = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
 
 # CI (`.ci/run` sets HYPOTHESIS_PROFILE=ci) tries the same examples on every run, so a
 # property fails there every time or never; locally the search stays random and finds
-# the counterexamples, which then become `@example`s.
-settings.register_profile("ci", derandomize=True, print_blob=True)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+# the counterexamples, which then become `@example`s. Sizes: tests/properties.py.
+register_profiles()
 
 
 with warnings.catch_warnings():

@@ -31,6 +31,7 @@ from edge_controller.dispatch_service.model import (
     Weekday,
 )
 from tests.dispatch_service.conftest import NOON, data
+from tests.properties import examples
 
 START = NOON + timedelta(hours=1)  # a Sunday, 13:00 UTC
 MINUTE = timedelta(minutes=1)
@@ -312,7 +313,7 @@ WALK_FREQ: dict[Frequency, Literal[0, 1, 2, 3, 4, 5, 6]] = {
 }
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(rule=RULES, periods=st.integers(0, 400), seconds=st.integers(0, 3600))
 def test_the_jump_to_until_finds_what_walking_from_the_start_finds(
     rule: Recurrence, periods: int, seconds: int

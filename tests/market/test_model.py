@@ -24,6 +24,7 @@ from edge_controller.market.model import (
     weather_from_spec,
 )
 from tests.market.conftest import CALM, NOON, coal, flat_market
+from tests.properties import examples
 
 RAMP = DailyProfile(tuple(float(h) for h in range(24)))
 
@@ -139,7 +140,7 @@ def test_a_default_day_balances_and_the_price_follows_the_load() -> None:
     assert all(0 <= e <= 0.0135 for e in state.battery_mwh)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     fraction=st.floats(min_value=0, max_value=1),
     energy=st.floats(min_value=0, max_value=0.010),

@@ -15,6 +15,7 @@ from edge_controller.power.distribution import (
     Proportional,
     SocBalancing,
 )
+from tests.properties import examples
 
 ALGORITHMS: list[DistributionAlgorithm] = [SocBalancing(), Proportional()]
 
@@ -116,7 +117,7 @@ def pools(draw: st.DrawFn) -> list[BatteryUnit]:
     return result
 
 
-@settings(max_examples=10_000, deadline=None)
+@settings(max_examples=examples(10_000), deadline=None)
 @given(pools(), st.floats(min_value=-2e6, max_value=2e6), st.sampled_from(ALGORITHMS))
 def test_never_leaves_bounds_and_hits_feasible_targets(
     pool: list[BatteryUnit], target: float, algorithm: DistributionAlgorithm
@@ -155,7 +156,7 @@ def normalized_spread(pool: list[BatteryUnit]) -> float:
     return max(levels) - min(levels)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(
         st.tuples(st.floats(min_value=15, max_value=85), st.floats(min_value=20, max_value=600)),

@@ -22,6 +22,7 @@ from edge_controller.power import distribution as d
 from edge_controller.power.bounds import Range
 from edge_controller.power.distribution import BatteryUnit, Distribution, Proportional, SocBalancing
 from tests.power import _original_distribution as original
+from tests.properties import examples
 
 Algorithm = SocBalancing | Proportional
 
@@ -179,7 +180,7 @@ TARGETS = st.one_of(
 )
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(
     st.integers(min_value=1, max_value=40).flatmap(units),
     TARGETS,
@@ -197,7 +198,7 @@ def test_every_path_is_the_original_bit_for_bit(
         assert_identical(result, expected)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.integers(min_value=1, max_value=60).flatmap(units),
     TARGETS,
@@ -273,7 +274,7 @@ def test_large_pools_match_the_original(seed: int, algorithm: Algorithm) -> None
         assert_identical(algorithm.distribute(target, pool), oracle(algorithm, target, pool))
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(
     st.lists(
         st.one_of(
@@ -343,7 +344,7 @@ def same_floats(fast: list[float], expected: list[float]) -> None:
     assert [bits(v) for v in fast] == [bits(v) for v in expected]
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(raw_sides(), st.data())
 def test_resolution_step_is_the_original_bit_for_bit(
     sides: list[original._Side], data: st.DataObject
@@ -362,7 +363,7 @@ def test_resolution_step_is_the_original_bit_for_bit(
     same_floats(result.tolist(), expected)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(raw_sides(), st.floats(-1.2, 0.1), st.sampled_from(["water", "proportional", "squared"]))
 def test_fill_and_solve_are_the_original_bit_for_bit(
     sides: list[original._Side], share: float, kind: str
@@ -432,7 +433,7 @@ def knee_totals(sides: list[original._Side]) -> list[float]:
     return totals
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(raw_sides(), st.data())
 def test_targets_exactly_on_a_knee_are_the_original(
     sides: list[original._Side], data: st.DataObject

@@ -20,6 +20,7 @@ from edge_controller.sim.model import (
 )
 from edge_controller.sim.site import BatterySpec, FaultKind, SiteSpec, parse_site
 from tests.conftest import NOON
+from tests.properties import examples
 
 
 def small_site(soc: float = 50.0, taper: float = 5.0, **inverter: Any) -> SiteSpec:
@@ -253,7 +254,7 @@ commands = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(commands, st.floats(min_value=0, max_value=100))
 def test_soc_stays_in_bounds_energy_balances_and_no_command_leaves_bounds(
     steps: list[tuple[float, int]], initial_soc: float

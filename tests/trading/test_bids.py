@@ -13,6 +13,7 @@ from edge_controller.trading.bids import (
     Strategy,
     build_orders,
 )
+from tests.properties import examples
 
 START = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
 QUARTER = timedelta(minutes=15)
@@ -98,7 +99,7 @@ strategies = st.builds(
 prices = st.lists(st.floats(-500, 3000), min_size=1, max_size=12)
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(pools, strategies, prices, st.floats(0, 2e6), st.floats(0, 2e6))
 def test_no_subset_of_filled_orders_leaves_the_soc_window_or_the_power_bounds(
     pool: BatteryPool, strategy: Strategy, price_list: list[float], production: float, load: float

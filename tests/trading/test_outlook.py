@@ -31,6 +31,7 @@ from edge_controller.trading.outlook import (
 from edge_controller.weather.messages import ForecastStep, GeoLocation, WeatherForecast
 from edge_controller.weather.production import pv_power_w, wind_power_w
 from edge_controller.weather.wind import wind_speed_at_height
+from tests.properties import examples
 
 BERLIN = GeoLocation(52.52, 13.40, "DE")
 NOON = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
@@ -193,7 +194,7 @@ def _stored_wh(order: Order, efficiency: float) -> float:
     return energy_wh / efficiency if order.side is Side.SELL else energy_wh * efficiency
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(pools, strategies, price_lists, price_lists)
 def test_rounds_never_over_commit_together_whatever_fills(
     pool: BatteryPool, strategy: Strategy, first_prices: list[float], second_prices: list[float]

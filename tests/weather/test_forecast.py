@@ -15,6 +15,7 @@ from edge_controller.weather.forecast import (
     lead_errors,
 )
 from edge_controller.weather.messages import GeoLocation
+from tests.properties import examples
 
 BERLIN = GeoLocation(52.52, 13.40)
 ISSUED = datetime(2026, 6, 21, 0, tzinfo=UTC).timestamp()
@@ -93,7 +94,7 @@ def test_forecast_errors_stay_physical(datasets: tuple[Dataset, ...]) -> None:
     assert np.all(forecast.ghi_wm2[actual.ghi_wm2 == 0] == 0)  # never sun at night
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(
     seed=st.integers(min_value=0, max_value=2**32),
     issued=st.floats(min_value=0, max_value=4e9),
