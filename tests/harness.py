@@ -24,12 +24,13 @@ from edge_controller.config import parse_config
 from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import SiteSpec
+from tests.patience import PATIENCE_S
 
 KEY = "e2e-key"
 MICROGRID = MicrogridId(1)
 
 
-async def stream_connected(server: DispatchServer, timeout_s: float = 15.0) -> None:
+async def stream_connected(server: DispatchServer, timeout_s: float = PATIENCE_S) -> None:
     """Wait until the controller's dispatch stream is connected (events sent earlier
     would reach it only through the reconciliation)."""
     async with asyncio.timeout(timeout_s):
@@ -38,7 +39,7 @@ async def stream_connected(server: DispatchServer, timeout_s: float = 15.0) -> N
 
 
 async def power_reaches(
-    sim: SimulatorServer, inverter: int, watts: float, timeout_s: float = 10.0
+    sim: SimulatorServer, inverter: int, watts: float, timeout_s: float = PATIENCE_S
 ) -> None:
     """Wait until the simulated inverter runs at `watts` (±100 W)."""
     async with asyncio.timeout(timeout_s):
@@ -70,7 +71,9 @@ class Site:
     def power(self, *inverters: int) -> float:
         return sum(self.sim.model.ac_power_w(i) for i in inverters)
 
-    async def until(self, condition: Callable[[], bool], what: str, timeout_s: float = 8.0) -> None:
+    async def until(
+        self, condition: Callable[[], bool], what: str, timeout_s: float = PATIENCE_S
+    ) -> None:
         async with asyncio.timeout(timeout_s):
             while not condition():
                 await asyncio.sleep(0.05)

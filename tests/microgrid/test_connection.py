@@ -28,6 +28,7 @@ from edge_controller.microgrid import (
 from edge_controller.power.bounds import Range
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import FaultKind, SiteSpec, parse_site
+from tests.patience import CALL_TIMEOUT_S, PATIENCE_S
 
 _T = TypeVar("_T")
 INVERTER_A, BATTERY_A = 10, 11
@@ -37,7 +38,7 @@ async def eventually(
     server: SimulatorServer,
     probe: Callable[[], _T | None],
     *,
-    timeout_s: float = 2.0,
+    timeout_s: float = PATIENCE_S,
     tick_every_s: float = 0.05,
 ) -> _T:
     """Tick the server and poll `probe` every 10 ms until it returns something."""
@@ -118,7 +119,7 @@ async def test_telemetry_reaches_the_cache(
 async def test_set_power_returns_the_expiry_and_telemetry_shows_the_floored_power(
     connection: MicrogridConnection, sim_server: SimulatorServer, clock: ManualClock
 ) -> None:
-    valid_until = await connection.set_power(INVERTER_A, -1000.0, timeout_s=2.0)
+    valid_until = await connection.set_power(INVERTER_A, -1000.0, timeout_s=CALL_TIMEOUT_S)
     assert valid_until == clock.now() + timedelta(seconds=60)
     inverter = await eventually(
         sim_server,
@@ -131,7 +132,7 @@ async def test_set_power_with_a_custom_lifetime(
     connection: MicrogridConnection, clock: ManualClock
 ) -> None:
     lifetime = timedelta(seconds=15)
-    assert await connection.set_power(20, 0.0, timeout_s=2.0, lifetime=lifetime) == (
+    assert await connection.set_power(20, 0.0, timeout_s=CALL_TIMEOUT_S, lifetime=lifetime) == (
         clock.now() + lifetime
     )
 
@@ -148,7 +149,7 @@ async def test_set_power_refuses_a_lifetime_outside_10_to_900_s(
 
 async def test_client_errors_propagate(connection: MicrogridConnection) -> None:
     with pytest.raises(OperationOutOfRange):
-        await connection.set_power(INVERTER_A, -400_000.0, timeout_s=2.0)
+        await connection.set_power(INVERTER_A, -400_000.0, timeout_s=CALL_TIMEOUT_S)
 
 
 async def test_an_unresponsive_inverter_times_out_promptly(
@@ -158,9 +159,9 @@ async def test_an_unresponsive_inverter_times_out_promptly(
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         await connection.set_power(INVERTER_A, -880.0, timeout_s=0.2)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # not the client's own 60 s
     # the others still answer
-    assert await connection.set_power(20, -1000.0, timeout_s=2.0) is not None
+    assert await connection.set_power(20, -1000.0, timeout_s=CALL_TIMEOUT_S) is not None
 
 
 async def test_readings_go_stale_when_the_clock_moves_without_telemetry(
@@ -199,9 +200,7 @@ async def test_a_dropped_stream_is_resumed_after_the_fault(
     sim_server.service.tick()
     await streams_open(sim_server, 8)
     clock.advance(3)  # the fault is over; the client retries after ~0.5 s
-    resumed = await eventually(
-        sim_server, fresh_battery(connection, clock, BATTERY_A), timeout_s=3.0
-    )
+    resumed = await eventually(sim_server, fresh_battery(connection, clock, BATTERY_A))
     assert resumed.soc_pct == pytest.approx(50.0, abs=0.1)
     await streams_open(sim_server, 9)
 

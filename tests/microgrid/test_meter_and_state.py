@@ -29,6 +29,7 @@ from edge_controller.sim.service import StateAction
 from edge_controller.sim.site import FaultKind
 from tests.conftest import NOON, component_id
 from tests.microgrid.test_connection import eventually, fresh_battery, fresh_inverter
+from tests.patience import CALL_TIMEOUT_S
 
 GRID_METER, INVERTER_A, BATTERY_A = 2, 10, 11
 
@@ -158,7 +159,7 @@ async def test_the_grid_meter_is_streamed_with_import_positive(
         sum(model.ac_power_w(c) for c in (50, 60, 70, 80)), abs=1.0
     )
     # a battery discharging 968 W lowers the import by as much
-    await connection.set_power(INVERTER_A, -1000.0, timeout_s=2.0)
+    await connection.set_power(INVERTER_A, -1000.0, timeout_s=CALL_TIMEOUT_S)
     after = await eventually(
         sim_server, fresh_meter(connection, clock, lambda r: r.power_w != before.power_w)
     )
@@ -181,7 +182,7 @@ async def test_states_follow_the_component_through_error_and_standby(
 ) -> None:
     battery = await eventually(sim_server, fresh_battery(connection, clock, BATTERY_A))
     assert battery.state is ComponentState.READY
-    await connection.set_power(INVERTER_A, -1000.0, timeout_s=2.0)
+    await connection.set_power(INVERTER_A, -1000.0, timeout_s=CALL_TIMEOUT_S)
     await eventually(
         sim_server,
         fresh_inverter(

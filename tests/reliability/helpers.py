@@ -34,6 +34,7 @@ from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import FaultKind, SiteSpec
 from tests.daemon.test_daemon_process import Logs, Notifications
 from tests.harness import KEY, MICROGRID, stream_connected
+from tests.patience import PATIENCE_S
 
 BATTERIES = (11, 21, 31, 41)
 INVERTERS = (10, 20, 30, 40)
@@ -136,7 +137,7 @@ class ReliableSite:
         assert self.recorder.restarts == []
 
 
-async def until(condition: Callable[[], bool], what: str, timeout_s: float = 8.0) -> float:
+async def until(condition: Callable[[], bool], what: str, timeout_s: float = PATIENCE_S) -> float:
     """Poll `condition` every 20 ms; return the loop time it became true."""
     loop = asyncio.get_running_loop()
     try:

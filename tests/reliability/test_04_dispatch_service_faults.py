@@ -22,6 +22,7 @@ from edge_controller.dispatch_service import service as dispatch_service
 from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.sim.site import SiteSpec
 from tests.harness import KEY, MICROGRID, stream_connected
+from tests.patience import PATIENCE_S
 from tests.reliability.helpers import (
     ReliableSite,
     assert_no_violations,
@@ -44,7 +45,7 @@ def _after_first(values: list[float], value: float) -> set[float]:
     return set(values[values.index(value) :])
 
 
-async def _retrying(call: Callable[[], Awaitable[_T]], timeout_s: float = 5.0) -> _T:
+async def _retrying(call: Callable[[], Awaitable[_T]], timeout_s: float = PATIENCE_S) -> _T:
     """Repeat `call` while it fails with UNAVAILABLE."""
     async with asyncio.timeout(timeout_s):
         while True:

@@ -34,6 +34,7 @@ from frequenz.client.microgrid import MicrogridApiClient
 
 from edge_controller.sim.site import SiteSpec
 from tests.harness import KEY, MICROGRID
+from tests.patience import CALL_TIMEOUT_S
 from tests.reliability import grpc_fuzz
 from tests.reliability.helpers import assert_no_violations, near, reliable_site, until
 
@@ -100,12 +101,17 @@ async def test_random_requests_are_answered_and_the_controller_keeps_its_dispatc
             sim_requests = [
                 (m, body) for m in sim_methods for body in grpc_fuzz.bodies(m, rng, EACH)
             ]
-            outcomes += await grpc_fuzz.call_all(sim_channel, sim_requests, timeout_s=1.0)
+            outcomes += await grpc_fuzz.call_all(
+                sim_channel, sim_requests, timeout_s=CALL_TIMEOUT_S
+            )
             dispatch_requests = [
                 (m, body) for m in dispatch_methods for body in grpc_fuzz.bodies(m, rng, EACH)
             ]
             outcomes += await grpc_fuzz.call_all(
-                dispatch_channel, dispatch_requests, metadata=[("key", KEY)], timeout_s=1.0
+                dispatch_channel,
+                dispatch_requests,
+                metadata=[("key", KEY)],
+                timeout_s=CALL_TIMEOUT_S,
             )
         assert len(outcomes) >= 1000
         problems = [f"{o}: {why}" for o in outcomes if (why := o.problem()) is not None]

@@ -26,6 +26,7 @@ from edge_controller.market.model import (
     Pricing,
 )
 from edge_controller.market.server import MarketServer
+from tests.patience import PATIENCE_S
 
 MARKET_KEY = "trading-key-0815"
 DISPATCH_KEY = "trading-dispatch-key"
@@ -52,7 +53,7 @@ def flat_market(rules: MarketRules | None = None) -> MarketSpec:
     )
 
 
-async def until(condition: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
+async def until(condition: Callable[[], bool], what: str, timeout_s: float = PATIENCE_S) -> None:
     """Wait until `condition()` holds, polling every 10 ms."""
     try:
         async with asyncio.timeout(timeout_s):

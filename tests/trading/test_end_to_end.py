@@ -136,7 +136,7 @@ async def _bid_win_and_deliver(
     start = market.exchange.first_open_period()
     # The forecast arrives, the pool comes from the controller's telemetry: a sale for
     # the dear period at 110 EUR/MWh (mean 100 + half the 20 spread).
-    await until(lambda: start in bidder.orders, "the bidder placed its sale", timeout_s=4)
+    await until(lambda: start in bidder.orders, "the bidder placed its sale")
     order = bidder.orders[start]
     assert (order.quantity_mw, order.limit_price) == (Decimal("0.5"), Decimal("110.00"))
     assert bidder.last_pool is not None

@@ -17,11 +17,12 @@ from edge_controller.weather.actor import WeatherActor, WeatherApiSource
 from edge_controller.weather.convert import forecast_from_rows
 from edge_controller.weather.messages import ForecastStep, GeoLocation, WeatherForecast
 from edge_controller.weather.server import WeatherServer
+from tests.patience import PATIENCE_S
 from tests.weather.conftest import BERLIN
 
 
 async def next_forecast(
-    receiver: Receiver[WeatherForecast], timeout_s: float = 5
+    receiver: Receiver[WeatherForecast], timeout_s: float = PATIENCE_S
 ) -> WeatherForecast:
     async with asyncio.timeout(timeout_s):
         return await receiver.receive()

@@ -1,0 +1,16 @@
+"""How long a test waits for what it asserts before it fails.
+
+Tests wait for the condition they assert (a dispatch is running, an order is placed),
+polling, never for a fixed time. The limit on that wait only decides how soon a *failing*
+test reports: a passing one returns as soon as its condition holds. So the limit is
+sized for the slowest machine the suite must pass on — a 2-core CI machine, loaded by
+something else, about four times slower than a quiet developer machine — not for speed.
+"""
+
+from __future__ import annotations
+
+PATIENCE_S = 30.0
+"""The longest a test waits for a condition that a quiet machine meets within seconds."""
+
+CALL_TIMEOUT_S = 10.0
+"""A deadline for one gRPC call (or one command) that is expected to succeed."""
