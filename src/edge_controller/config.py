@@ -69,7 +69,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from edge_controller.config_market_bid import MarketBidConfig, parse_market_bid
+from edge_controller.config_keys import KeySpec, SectionSpec, seconds_key
+from edge_controller.config_market_bid import MARKET_BID, MarketBidConfig, parse_market_bid
 from edge_controller.config_secret import read_api_key
 from edge_controller.microgrid.recovery import RecoveryConfig
 from edge_controller.power.meter_limits import MeterLimit
@@ -240,25 +241,6 @@ class ConfigError(ValueError):
         super().__init__("\n".join(self.lines))
 
 
-def _seconds(low: float, high: float) -> Any:
-    return checked(number, lambda v: low <= v <= high)
-
-
-SECTIONS = (
-    "microgrid",
-    "dispatch",
-    "power_distribution",
-    "controls",
-    "logging",
-    "metrics",
-    "supervision",
-    "grid",
-    "recovery",
-    "market_bid",
-    "use_cases",
-)
-
-
 def _positive_int(raw: object) -> int | None:
     value = integer(raw)
     return value if value is not None and 0 < value <= MAX_ID else None
@@ -303,6 +285,492 @@ def _url(raw: object) -> str | None:
     return text
 
 
+def _one_of(*choices: str) -> Callable[[object], str | None]:
+    return lambda raw: raw if isinstance(raw, str) and raw in choices else None
+
+
+def _int_within(low: int, high: int) -> Callable[[object], int | None]:
+    return lambda raw: v if (v := integer(raw)) is not None and low <= v <= high else None
+
+
+def _ids(raw: object) -> frozenset[int] | None:
+    if isinstance(raw, list) and all(_positive_int(i) is not None for i in raw):
+        return frozenset(raw)
+    return None
+
+
+def _level(raw: object) -> str | None:
+    return raw.lower() if isinstance(raw, str) and raw.lower() in LOG_LEVELS else None
+
+
+def _dispatch_types(raw: object) -> tuple[str, ...] | None:
+    if isinstance(raw, list) and raw and all(isinstance(t, str) and t for t in raw):
+        return tuple(raw)
+    return None
+
+
+def _use_case_name(raw: object) -> str | None:
+    return raw if isinstance(raw, str) and raw.replace("_", "").isalnum() else None
+
+
+_NON_NEGATIVE_POWER = checked(read_power, lambda w: w >= 0)
+_POWER_LIMIT_EXPECTED = "a power >= 0 (W, or with a unit like '800 kW')"
+_PEAK_POWER_EXPECTED = "a power >= 0 (W, or with a unit like '50 kW')"
+_PERCENT = checked(number, lambda v: 0 <= v <= 100)
+_LEVELS_EXPECTED = f"one of {list(LOG_LEVELS)}"
+
+
+def _power_limit(key: str, meaning: str) -> KeySpec:
+    return KeySpec(
+        key,
+        _POWER_LIMIT_EXPECTED,
+        meaning,
+        unit="W",
+        default=None,
+        default_text="no limit",
+        convert=_NON_NEGATIVE_POWER,
+    )
+
+
+MICROGRID = SectionSpec(
+    "microgrid",
+    "Where the Microgrid API is (the site's inverters, batteries and meters).",
+    live=False,
+    keys=(
+        KeySpec(
+            "url",
+            _URL_EXPECTED,
+            "The Microgrid API; a plain local server needs `?ssl=false`.",
+            convert=_url,
+        ),
+        KeySpec(
+            "id",
+            "an integer id > 0",
+            "This site's microgrid id; the default of `dispatch.microgrid_id`.",
+            default=None,
+            default_text="none",
+            convert=_positive_int,
+        ),
+        seconds_key("stale_after", 0.1, 3600, 10.0, "Telemetry older than this counts as missing."),
+    ),
+)
+DISPATCH = SectionSpec(
+    "dispatch",
+    "Where the Dispatch API is (the cloud or the local service), for which microgrid, "
+    "with which key.",
+    live=False,
+    keys=(
+        KeySpec(
+            "url",
+            _URL_EXPECTED,
+            "The Dispatch API; a loopback URL must say `ssl=false` or name its certificates.",
+            convert=_url,
+        ),
+        KeySpec(
+            "microgrid_id",
+            "an integer id > 0 (or set microgrid.id)",
+            "The microgrid whose dispatches run here; must equal `microgrid.id` if both are set.",
+            default_text="`microgrid.id`",
+            convert=_positive_int,
+        ),
+        KeySpec(
+            "key_file",
+            "a file path",
+            "File holding the API key, relative to the config file; the key is never logged.",
+            default_text=(
+                f"`$CREDENTIALS_DIRECTORY/{KEY_CREDENTIAL}` (systemd `LoadCredential=`), "
+                f"else `${KEY_ENVIRONMENT_VARIABLE}`"
+            ),
+        ),
+        seconds_key(
+            "startup_timeout",
+            1,
+            600,
+            15.0,
+            "Start-up stops with an error naming the URL if the service does not answer "
+            "(and there is no cache).",
+        ),
+        KeySpec(
+            "cache_file",
+            "a file path",
+            "The last known dispatches, run from here while the service is unreachable.",
+            default_text="`$STATE_DIRECTORY/dispatch-cache.json` under systemd, else no cache",
+        ),
+        seconds_key(
+            "reconnect_interval",
+            1,
+            3600,
+            10.0,
+            "How often an unreachable service is retried while running from the cache.",
+        ),
+        seconds_key(
+            "reconcile_first",
+            0.1,
+            600,
+            5.0,
+            "After connecting, when the first check for dispatches the stream missed runs.",
+        ),
+        seconds_key("reconcile_interval", 1, 86400, 300.0, "How often that check repeats."),
+    ),
+)
+POWER_DISTRIBUTION = SectionSpec(
+    "power_distribution",
+    "The PowerDistributingActor: how a target is split over batteries and sent.",
+    live=True,
+    keys=(
+        KeySpec(
+            "algorithm",
+            "'soc_balancing' or 'proportional'",
+            "SoC balancing (water-filling) or the Frequenz SDK's proportional scheme.",
+            default="soc_balancing",
+            convert=_one_of("soc_balancing", "proportional"),
+        ),
+        seconds_key(
+            "request_timeout",
+            0.05,
+            60,
+            5.0,
+            "Per inverter command; a timeout blocks its battery (see blocking_*).",
+        ),
+        seconds_key(
+            "keepalive_interval",
+            1,
+            890,
+            15.0,
+            "Targets are re-planned and re-sent this often; less than command_lifetime.",
+        ),
+        seconds_key(
+            "command_lifetime",
+            10,
+            900,
+            60.0,
+            "How long the API holds a command before the inverter returns to 0 W.",
+        ),
+        KeySpec(
+            "resolutions",
+            "a table of inverter id = resolution > 0 (W, or with a unit)",
+            "Per inverter id: its power step; commands are floored to a multiple of it.",
+            unit="W",
+            default_text="1 W for every inverter",
+        ),
+        seconds_key(
+            "blocking_initial",
+            0.1,
+            600,
+            1.0,
+            "A failed battery is left out this long; doubles per repeated failure.",
+        ),
+        seconds_key(
+            "blocking_max",
+            0.1,
+            3600,
+            30.0,
+            "The longest a failed battery is left out; at least blocking_initial.",
+        ),
+    ),
+)
+CONTROLS = SectionSpec(
+    "controls",
+    "What the operator allows the controller to do.",
+    live=True,
+    keys=(
+        KeySpec(
+            "mode",
+            "'control' or 'observe'",
+            "`observe` plans and logs every decision but commands nothing (commissioning).",
+            default="control",
+            convert=_one_of("control", "observe"),
+        ),
+        KeySpec(
+            "excluded_batteries",
+            "a list of battery ids (integers > 0)",
+            "Batteries never used; released to 0 W when excluded while running.",
+            default=frozenset(),
+            default_text="[]",
+            convert=_ids,
+        ),
+        KeySpec(
+            "power_limit",
+            "a power >= 0 (W, or with a unit like '500 kW')",
+            "The sum of |target| over all running battery targets stays within this.",
+            unit="W",
+            default=None,
+            default_text="no limit",
+            convert=_NON_NEGATIVE_POWER,
+        ),
+    ),
+)
+LOGGING = SectionSpec(
+    "logging",
+    "Log levels (the `--log-level` flag overrides `level`).",
+    live=True,
+    keys=(
+        KeySpec("level", _LEVELS_EXPECTED, "The default level.", default="info", convert=_level),
+        KeySpec(
+            "levels",
+            "a table of logger name = level",
+            'Per-logger levels, e.g. `{ grpc = "warning", "edge_controller.actors" = "debug" }`.',
+            default_text="{}",
+        ),
+    ),
+)
+METRICS = SectionSpec(
+    "metrics",
+    "The Prometheus endpoint: `GET /metrics` and `GET /healthz`.",
+    live=False,
+    keys=(
+        KeySpec(
+            "listen",
+            "HOST:PORT (e.g. '127.0.0.1:9464'), or '' for off",
+            "Where the endpoint listens; an empty string turns it off.",
+            default=DEFAULT_METRICS_LISTEN,
+        ),
+    ),
+)
+SUPERVISION = SectionSpec(
+    "supervision",
+    "How crashed actors are restarted before the process gives up (exit 1).",
+    live=True,
+    keys=(
+        seconds_key(
+            "restart_initial",
+            0.01,
+            600,
+            1.0,
+            "Wait before a crashed actor's first restart; doubles per crash (±20 % jitter).",
+        ),
+        seconds_key(
+            "restart_max",
+            0.01,
+            3600,
+            60.0,
+            "The longest wait between restarts; at least restart_initial.",
+        ),
+        KeySpec(
+            "restart_limit",
+            "an integer 0-1000",
+            "Crashes in a row after which the batteries are released and the process exits 1.",
+            default=5,
+            convert=_int_within(0, 1000),
+        ),
+        seconds_key(
+            "healthy_after",
+            1,
+            86400,
+            300.0,
+            "A run this long without a crash resets the count.",
+        ),
+    ),
+)
+GRID = SectionSpec(
+    "grid",
+    "Limits at the grid connection point, enforced between the use cases and the distributor.",
+    live=True,
+    keys=(
+        _power_limit("max_import", "Predicted grid import never exceeds this."),
+        _power_limit("max_export", "Predicted grid export never exceeds this."),
+        KeySpec(
+            "safe_power",
+            "a power (W)",
+            "Every battery target while the grid meter's data is stale or missing.",
+            unit="W",
+            default=0.0,
+            convert=read_power,
+        ),
+        seconds_key(
+            "stale_after",
+            0.5,
+            600,
+            3.0,
+            "Grid (and feeder) meter data older than this counts as missing.",
+        ),
+        KeySpec(
+            "meters",
+            "a list of [[grid.meters]] tables",
+            "Meters inside the site with limits of their own; see `[[grid.meters]]`.",
+            default_text="[]",
+        ),
+    ),
+)
+GRID_METERS = SectionSpec(
+    "grid.meters",
+    "A meter inside the site (a feeder, a tenant's connection) with its own limits, "
+    "enforced on the battery inverters below it; at least one limit; ids unique.",
+    live=True,
+    array=True,
+    keys=(
+        KeySpec(
+            "id",
+            "a meter's component id > 0",
+            "The meter's component id; it must have battery inverters below it.",
+            convert=_positive_int,
+        ),
+        _power_limit("max_import", "Import through this meter never exceeds this."),
+        _power_limit("max_export", "Export through this meter never exceeds this."),
+    ),
+)
+RECOVERY = SectionSpec(
+    "recovery",
+    "Batteries and inverters in ERROR or STANDBY: taken out, acknowledged, started, put back.",
+    live=True,
+    keys=(
+        KeySpec(
+            "enabled",
+            "true or false",
+            "Recover components (false: they stay in distribution, as without this feature).",
+            default=True,
+            convert=lambda r: r if isinstance(r, bool) else None,
+        ),
+        seconds_key(
+            "initial_backoff",
+            0.1,
+            600,
+            2.0,
+            "Wait after a failed attempt; doubles per failure.",
+        ),
+        seconds_key(
+            "max_backoff",
+            0.1,
+            3600,
+            60.0,
+            "The longest wait between attempts; at least initial_backoff.",
+        ),
+        KeySpec(
+            "max_attempts",
+            "an integer 1-100",
+            "Failed attempts after which recovery gives up on a component.",
+            default=5,
+            convert=_int_within(1, 100),
+        ),
+    ),
+)
+USE_CASES = SectionSpec(
+    "use_cases",
+    "The use-case actors (at least one); the list is replaced whole by a drop-in. "
+    "Added, removed (batteries released) or replaced live, by name.",
+    live=True,
+    array=True,
+    keys=(
+        KeySpec(
+            "kind",
+            f"one of {list(USE_CASE_KINDS)}",
+            "`battery_power` holds a dispatch's power; `peak_shaving` caps grid import.",
+            convert=_one_of(*USE_CASE_KINDS),
+        ),
+        KeySpec(
+            "name",
+            "a name of letters, digits and '_'",
+            "Identity across live edits: a changed entry with the same name is replaced.",
+            default=None,
+            default_text="`KIND_INDEX`",
+            convert=_use_case_name,
+        ),
+        KeySpec(
+            "dispatch_types",
+            "a non-empty list of dispatch type names",
+            "The dispatch types this use case acts on.",
+            default_text='`["BATTERY_POWER"]` (peak_shaving: `["PEAK_SHAVING"]`)',
+            convert=_dispatch_types,
+        ),
+        KeySpec(
+            "priority",
+            "an integer -1000..1000 (higher wins)",
+            "Higher wins when use cases want the same batteries.",
+            default=0,
+            convert=_int_within(-1000, 1000),
+        ),
+        KeySpec(
+            "batteries",
+            "a list of battery ids (empty: all)",
+            "The batteries a self-driven use case (peak shaving) uses.",
+            default=frozenset(),
+            default_text="all",
+            convert=_ids,
+        ),
+    ),
+)
+PEAK_SHAVING = SectionSpec(
+    "use_cases",
+    "The extra keys of a `peak_shaving` use case (`power/peak_shaving.py`).",
+    live=True,
+    array=True,
+    heading='[[use_cases]] kind = "peak_shaving"',
+    keys=(
+        KeySpec(
+            "threshold",
+            "a power (W, or '600 kW')",
+            "Keep grid import at or below this by discharging.",
+            unit="W",
+            default=None,
+            default_text="only while a PEAK_SHAVING dispatch runs (its `threshold_w`)",
+            convert=read_power,
+        ),
+        KeySpec(
+            "recharge_margin",
+            _PEAK_POWER_EXPECTED,
+            "Recharge only while import is below threshold − this (no new peak).",
+            unit="W",
+            default=0.0,
+            convert=_NON_NEGATIVE_POWER,
+        ),
+        KeySpec(
+            "max_recharge",
+            _PEAK_POWER_EXPECTED,
+            "Caps the recharge power.",
+            unit="W",
+            default=None,
+            default_text="the batteries' bounds",
+            convert=_NON_NEGATIVE_POWER,
+        ),
+        KeySpec(
+            "export_limit",
+            _PEAK_POWER_EXPECTED,
+            "Also charge from a surplus that would export more than this.",
+            unit="W",
+            default=None,
+            default_text="off",
+            convert=_NON_NEGATIVE_POWER,
+        ),
+        KeySpec(
+            "soc_min",
+            "a SoC % 0-100",
+            "At or below this SoC the batteries do not discharge.",
+            unit="%",
+            default=0.0,
+            convert=_PERCENT,
+        ),
+        KeySpec(
+            "soc_max",
+            "a SoC % 0-100",
+            "At or above this SoC they do not charge; more than soc_min.",
+            unit="%",
+            default=100.0,
+            convert=_PERCENT,
+        ),
+    ),
+)
+
+CONFIG_SECTIONS: tuple[SectionSpec, ...] = (
+    MICROGRID,
+    DISPATCH,
+    POWER_DISTRIBUTION,
+    CONTROLS,
+    LOGGING,
+    METRICS,
+    SUPERVISION,
+    GRID,
+    GRID_METERS,
+    RECOVERY,
+    MARKET_BID,
+    USE_CASES,
+    PEAK_SHAVING,
+)
+"""Every table of the controller config, in the order of the reference."""
+
+SECTIONS = tuple(dict.fromkeys(s.name for s in CONFIG_SECTIONS if "." not in s.name))
+"""The top-level tables."""
+
+
 def parse_config(
     document: Mapping[str, Any],
     source: str = "<config>",
@@ -320,42 +788,26 @@ def parse_config(
     environ = os.environ if environ is None else environ
     reader.unknown_keys(document, set(SECTIONS), "")
     micro = reader.table(document, "microgrid", "")
-    reader.unknown_keys(micro, {"url", "id", "stale_after"}, "microgrid")
-    micro_url = reader.value(micro, "url", "microgrid", _url, _URL_EXPECTED)
-    micro_id = reader.value(micro, "id", "microgrid", _positive_int, "an integer id > 0", None)
-    stale = reader.value(
-        micro, "stale_after", "microgrid", _seconds(0.1, 3600), "seconds 0.1-3600", default=10.0
-    )
+    reader.unknown_keys(micro, MICROGRID.names, "microgrid")
+    micro_url = MICROGRID.read(reader, micro, "url")
+    micro_id = MICROGRID.read(reader, micro, "id")
+    stale = MICROGRID.read(reader, micro, "stale_after")
 
     dispatch = reader.table(document, "dispatch", "")
-    reader.unknown_keys(
-        dispatch,
-        {
-            "url",
-            "microgrid_id",
-            "key_file",
-            "startup_timeout",
-            "cache_file",
-            "reconnect_interval",
-            "reconcile_first",
-            "reconcile_interval",
-        },
-        "dispatch",
-    )
-    dispatch_url = reader.value(dispatch, "url", "dispatch", _url, _URL_EXPECTED)
+    reader.unknown_keys(dispatch, DISPATCH.names, "dispatch")
+    dispatch_url = DISPATCH.read(reader, dispatch, "url")
+    id_spec = DISPATCH["microgrid_id"]
     microgrid_id = reader.value(
         dispatch,
         "microgrid_id",
         "dispatch",
         _positive_int,
-        "an integer id > 0 (or set microgrid.id)",
+        id_spec.expected,
         **({} if micro_id is None else {"default": micro_id}),
     )
     if micro_id is not None and microgrid_id is not None and micro_id != microgrid_id:
         reader.fail("dispatch.microgrid_id", f"microgrid.id ({micro_id})", microgrid_id)
-    startup = reader.value(
-        dispatch, "startup_timeout", "dispatch", _seconds(1, 600), "seconds 1-600", default=15.0
-    )
+    startup = DISPATCH.read(reader, dispatch, "startup_timeout")
     key = read_api_key(
         reader,
         dispatch,
@@ -367,59 +819,18 @@ def parse_config(
     )
     if dispatch_url is not None and (tls := tls_problem(dispatch_url)) is not None:
         reader.problems.append(f"dispatch.url: {tls}, got {dispatch_url!r}")
-    reconnect = reader.value(
-        dispatch,
-        "reconnect_interval",
-        "dispatch",
-        _seconds(1, 3600),
-        "seconds 1-3600",
-        default=10.0,
-    )
+    reconnect = DISPATCH.read(reader, dispatch, "reconnect_interval")
     cache_file = _cache_file(reader, dispatch, base_dir, environ)
-    reconcile_first = reader.value(
-        dispatch, "reconcile_first", "dispatch", _seconds(0.1, 600), "seconds 0.1-600", default=5.0
-    )
-    reconcile_interval = reader.value(
-        dispatch,
-        "reconcile_interval",
-        "dispatch",
-        _seconds(1, 86400),
-        "seconds 1-86400",
-        default=300.0,
-    )
+    reconcile_first = DISPATCH.read(reader, dispatch, "reconcile_first")
+    reconcile_interval = DISPATCH.read(reader, dispatch, "reconcile_interval")
 
     power = reader.table(document, "power_distribution", "")
-    reader.unknown_keys(
-        power,
-        {
-            "algorithm",
-            "request_timeout",
-            "keepalive_interval",
-            "command_lifetime",
-            "resolutions",
-            "blocking_initial",
-            "blocking_max",
-        },
-        "power_distribution",
-    )
+    reader.unknown_keys(power, POWER_DISTRIBUTION.names, "power_distribution")
     section = "power_distribution"
-    algorithm = reader.value(
-        power,
-        "algorithm",
-        section,
-        lambda r: r if r in ("soc_balancing", "proportional") else None,
-        "'soc_balancing' or 'proportional'",
-        default="soc_balancing",
-    )
-    timeout = reader.value(
-        power, "request_timeout", section, _seconds(0.05, 60), "seconds 0.05-60", default=5.0
-    )
-    lifetime = reader.value(
-        power, "command_lifetime", section, _seconds(10, 900), "seconds 10-900", default=60.0
-    )
-    keepalive = reader.value(
-        power, "keepalive_interval", section, _seconds(1, 890), "seconds 1-890", default=15.0
-    )
+    algorithm = POWER_DISTRIBUTION.read(reader, power, "algorithm")
+    timeout = POWER_DISTRIBUTION.read(reader, power, "request_timeout")
+    lifetime = POWER_DISTRIBUTION.read(reader, power, "command_lifetime")
+    keepalive = POWER_DISTRIBUTION.read(reader, power, "keepalive_interval")
     if keepalive is not None and lifetime is not None and keepalive >= lifetime:
         reader.fail(
             join(section, "keepalive_interval"),
@@ -427,12 +838,8 @@ def parse_config(
             keepalive,
         )
     resolutions = _resolutions(reader, power)
-    blocking_initial = reader.value(
-        power, "blocking_initial", section, _seconds(0.1, 600), "seconds 0.1-600", default=1.0
-    )
-    blocking_max = reader.value(
-        power, "blocking_max", section, _seconds(0.1, 3600), "seconds 0.1-3600", default=30.0
-    )
+    blocking_initial = POWER_DISTRIBUTION.read(reader, power, "blocking_initial")
+    blocking_max = POWER_DISTRIBUTION.read(reader, power, "blocking_max")
     if (
         blocking_initial is not None
         and blocking_max is not None
@@ -486,7 +893,7 @@ def parse_config(
             timedelta(seconds=reconcile_interval),
         ),
         power_distribution=PowerDistributionConfig(
-            algorithm=algorithm,  # type: ignore[arg-type]
+            algorithm=algorithm,
             request_timeout=timedelta(seconds=timeout),
             keepalive_interval=timedelta(seconds=keepalive),
             command_lifetime=timedelta(seconds=lifetime),
@@ -567,36 +974,10 @@ def _resolutions(reader: Reader, power: Mapping[str, Any]) -> dict[int, float]:
 
 
 def _controls(reader: Reader, table: Mapping[str, Any]) -> ControlsConfig:
-    path = "controls"
-    reader.unknown_keys(table, {"mode", "excluded_batteries", "power_limit"}, path)
-    mode = reader.value(
-        table,
-        "mode",
-        path,
-        lambda r: r if r in ("control", "observe") else None,
-        "'control' or 'observe'",
-        default="control",
-    )
-    excluded = reader.value(
-        table,
-        "excluded_batteries",
-        path,
-        lambda r: (
-            frozenset(r)
-            if isinstance(r, list) and all(_positive_int(i) is not None for i in r)
-            else None
-        ),
-        "a list of battery ids (integers > 0)",
-        default=frozenset(),
-    )
-    limit = reader.value(
-        table,
-        "power_limit",
-        path,
-        checked(read_power, lambda w: w >= 0),
-        "a power >= 0 (W, or with a unit like '500 kW')",
-        default=None,
-    )
+    reader.unknown_keys(table, CONTROLS.names, "controls")
+    mode = CONTROLS.read(reader, table, "mode")
+    excluded = CONTROLS.read(reader, table, "excluded_batteries")
+    limit = CONTROLS.read(reader, table, "power_limit")
     return ControlsConfig(
         mode="observe" if mode == "observe" else "control",
         excluded_batteries=excluded or frozenset(),
@@ -604,30 +985,26 @@ def _controls(reader: Reader, table: Mapping[str, Any]) -> ControlsConfig:
     )
 
 
-def _level(raw: object) -> str | None:
-    return raw.lower() if isinstance(raw, str) and raw.lower() in LOG_LEVELS else None
-
-
 def _logging(reader: Reader, table: Mapping[str, Any]) -> LoggingConfig:
     path = "logging"
-    reader.unknown_keys(table, {"level", "levels"}, path)
-    level = reader.value(table, "level", path, _level, f"one of {list(LOG_LEVELS)}", "info")
+    reader.unknown_keys(table, LOGGING.names, path)
+    level = LOGGING.read(reader, table, "level")
     raw = table.get("levels", {})
     levels: dict[str, str] = {}
     if not isinstance(raw, dict):
-        reader.fail(join(path, "levels"), "a table of logger name = level", raw)
+        reader.fail(join(path, "levels"), LOGGING["levels"].expected, raw)
     else:
         for name, value in raw.items():
             found = _level(value)
             if found is None:
-                reader.fail(f"{path}.levels.{name}", f"one of {list(LOG_LEVELS)}", value)
+                reader.fail(f"{path}.levels.{name}", _LEVELS_EXPECTED, value)
             else:
                 levels[name] = found
     return LoggingConfig(level or "info", levels)
 
 
 def _metrics(reader: Reader, table: Mapping[str, Any]) -> MetricsConfig:
-    reader.unknown_keys(table, {"listen"}, "metrics")
+    reader.unknown_keys(table, METRICS.names, "metrics")
     raw = table.get("listen", DEFAULT_METRICS_LISTEN)
     if raw == "":
         return MetricsConfig(None)
@@ -636,33 +1013,18 @@ def _metrics(reader: Reader, table: Mapping[str, Any]) -> MetricsConfig:
             raise ListenAddressError(f"expected HOST:PORT, got {raw!r}")
         parse_listen(raw)
     except ListenAddressError:
-        reader.fail("metrics.listen", "HOST:PORT (e.g. '127.0.0.1:9464'), or '' for off", raw)
+        reader.fail("metrics.listen", METRICS["listen"].expected, raw)
         return MetricsConfig()
     return MetricsConfig(raw)
 
 
 def _supervision(reader: Reader, table: Mapping[str, Any]) -> SupervisionConfig:
     path = "supervision"
-    reader.unknown_keys(
-        table, {"restart_initial", "restart_max", "restart_limit", "healthy_after"}, path
-    )
-    initial = reader.value(
-        table, "restart_initial", path, _seconds(0.01, 600), "seconds 0.01-600", default=1.0
-    )
-    longest = reader.value(
-        table, "restart_max", path, _seconds(0.01, 3600), "seconds 0.01-3600", default=60.0
-    )
-    limit = reader.value(
-        table,
-        "restart_limit",
-        path,
-        lambda r: v if (v := integer(r)) is not None and 0 <= v <= 1000 else None,
-        "an integer 0-1000",
-        default=5,
-    )
-    healthy = reader.value(
-        table, "healthy_after", path, _seconds(1, 86400), "seconds 1-86400", default=300.0
-    )
+    reader.unknown_keys(table, SUPERVISION.names, path)
+    initial = SUPERVISION.read(reader, table, "restart_initial")
+    longest = SUPERVISION.read(reader, table, "restart_max")
+    limit = SUPERVISION.read(reader, table, "restart_limit")
+    healthy = SUPERVISION.read(reader, table, "healthy_after")
     if initial is not None and longest is not None and longest < initial:
         reader.fail(join(path, "restart_max"), f"at least restart_initial ({initial:g} s)", longest)
     return SupervisionConfig(
@@ -684,56 +1046,20 @@ def _use_cases(reader: Reader, raw: object) -> tuple[UseCaseConfig, ...]:
         if not isinstance(item, dict):
             reader.fail(path, "a table", item)
             continue
-        common = {"kind", "name", "dispatch_types", "priority", "batteries"}
-        kind_keys = _PEAK_SHAVING_KEYS if item.get("kind") == "peak_shaving" else set()
-        reader.unknown_keys(item, common | kind_keys, path)
-        name = reader.value(
-            item,
-            "name",
-            path,
-            lambda r: r if isinstance(r, str) and r.replace("_", "").isalnum() else None,
-            "a name of letters, digits and '_'",
-            default=None,
-        )
-        kind = reader.value(
-            item,
-            "kind",
-            path,
-            lambda r: r if r in USE_CASE_KINDS else None,
-            f"one of {list(USE_CASE_KINDS)}",
-        )
+        kind_keys = PEAK_SHAVING.names if item.get("kind") == "peak_shaving" else set()
+        reader.unknown_keys(item, USE_CASES.names | kind_keys, path)
+        name = USE_CASES.read(reader, item, "name", path)
+        kind = USE_CASES.read(reader, item, "kind", path)
         types = reader.value(
             item,
             "dispatch_types",
             path,
-            lambda r: (
-                tuple(r)
-                if isinstance(r, list) and r and all(isinstance(t, str) and t for t in r)
-                else None
-            ),
-            "a non-empty list of dispatch type names",
+            _dispatch_types,
+            USE_CASES["dispatch_types"].expected,
             default=("PEAK_SHAVING",) if kind == "peak_shaving" else ("BATTERY_POWER",),
         )
-        priority = reader.value(
-            item,
-            "priority",
-            path,
-            lambda r: v if (v := integer(r)) is not None and -1000 <= v <= 1000 else None,
-            "an integer -1000..1000 (higher wins)",
-            default=0,
-        )
-        batteries = reader.value(
-            item,
-            "batteries",
-            path,
-            lambda r: (
-                frozenset(r)
-                if isinstance(r, list) and all(_positive_int(i) is not None for i in r)
-                else None
-            ),
-            "a list of battery ids (empty: all)",
-            default=frozenset(),
-        )
+        priority = USE_CASES.read(reader, item, "priority", path)
+        batteries = USE_CASES.read(reader, item, "batteries", path)
         shaving = _peak_shaving(reader, item, path) if kind == "peak_shaving" else None
         if kind is not None and types is not None:
             name = name or f"{kind}_{index}"
@@ -754,28 +1080,13 @@ def _use_cases(reader: Reader, raw: object) -> tuple[UseCaseConfig, ...]:
     return tuple(found)
 
 
-_PEAK_SHAVING_KEYS = {
-    "threshold",
-    "recharge_margin",
-    "max_recharge",
-    "export_limit",
-    "soc_min",
-    "soc_max",
-}
-
-
 def _peak_shaving(reader: Reader, item: Mapping[str, Any], path: str) -> PeakShavingOptions:
-    non_negative = checked(read_power, lambda w: w >= 0)
-    expected = "a power >= 0 (W, or with a unit like '50 kW')"
-    percent = checked(number, lambda v: 0 <= v <= 100)
-    threshold = reader.value(
-        item, "threshold", path, read_power, "a power (W, or '600 kW')", default=None
-    )
-    margin = reader.value(item, "recharge_margin", path, non_negative, expected, default=0.0)
-    max_recharge = reader.value(item, "max_recharge", path, non_negative, expected, default=None)
-    export_limit = reader.value(item, "export_limit", path, non_negative, expected, default=None)
-    soc_min = reader.value(item, "soc_min", path, percent, "a SoC % 0-100", default=0.0)
-    soc_max = reader.value(item, "soc_max", path, percent, "a SoC % 0-100", default=100.0)
+    threshold = PEAK_SHAVING.read(reader, item, "threshold", path)
+    margin = PEAK_SHAVING.read(reader, item, "recharge_margin", path)
+    max_recharge = PEAK_SHAVING.read(reader, item, "max_recharge", path)
+    export_limit = PEAK_SHAVING.read(reader, item, "export_limit", path)
+    soc_min = PEAK_SHAVING.read(reader, item, "soc_min", path)
+    soc_max = PEAK_SHAVING.read(reader, item, "soc_max", path)
     if soc_min is not None and soc_max is not None and soc_min >= soc_max:
         reader.fail(join(path, "soc_max"), f"more than soc_min ({soc_min:g})", soc_max)
     if threshold is not None and export_limit is not None and threshold < -export_limit:
@@ -792,22 +1103,12 @@ def _peak_shaving(reader: Reader, item: Mapping[str, Any], path: str) -> PeakSha
     )
 
 
-_POWER_LIMIT_EXPECTED = "a power >= 0 (W, or with a unit like '800 kW')"
-
-
 def _grid(reader: Reader, table: Mapping[str, Any]) -> GridConfig:
-    path = "grid"
-    reader.unknown_keys(
-        table, {"max_import", "max_export", "safe_power", "stale_after", "meters"}, path
-    )
-    non_negative = checked(read_power, lambda w: w >= 0)
-    expected = _POWER_LIMIT_EXPECTED
-    max_import = reader.value(table, "max_import", path, non_negative, expected, default=None)
-    max_export = reader.value(table, "max_export", path, non_negative, expected, default=None)
-    safe = reader.value(table, "safe_power", path, read_power, "a power (W)", default=0.0)
-    stale = reader.value(
-        table, "stale_after", path, _seconds(0.5, 600), "seconds 0.5-600", default=3.0
-    )
+    reader.unknown_keys(table, GRID.names, "grid")
+    max_import = GRID.read(reader, table, "max_import")
+    max_export = GRID.read(reader, table, "max_export")
+    safe = GRID.read(reader, table, "safe_power")
+    stale = GRID.read(reader, table, "stale_after")
     meters = _meter_limits(reader, table.get("meters", []))
     return GridConfig(max_import, max_export, safe or 0.0, timedelta(seconds=stale or 3.0), meters)
 
@@ -815,24 +1116,19 @@ def _grid(reader: Reader, table: Mapping[str, Any]) -> GridConfig:
 def _meter_limits(reader: Reader, raw: object) -> tuple[MeterLimit, ...]:
     """`[[grid.meters]]`: id plus at least one of max_import / max_export, ids unique."""
     if not isinstance(raw, list):
-        reader.fail("grid.meters", "a list of [[grid.meters]] tables", raw)
+        reader.fail("grid.meters", GRID["meters"].expected, raw)
         return ()
     found: list[MeterLimit] = []
     seen: set[int] = set()
-    non_negative = checked(read_power, lambda w: w >= 0)
     for index, item in enumerate(raw):
         path = f"grid.meters[{index}]"
         if not isinstance(item, dict):
             reader.fail(path, "a table with id, max_import and/or max_export", item)
             continue
-        reader.unknown_keys(item, {"id", "max_import", "max_export"}, path)
-        meter_id = reader.value(item, "id", path, _positive_int, "a meter's component id > 0")
-        max_import = reader.value(
-            item, "max_import", path, non_negative, _POWER_LIMIT_EXPECTED, default=None
-        )
-        max_export = reader.value(
-            item, "max_export", path, non_negative, _POWER_LIMIT_EXPECTED, default=None
-        )
+        reader.unknown_keys(item, GRID_METERS.names, path)
+        meter_id = GRID_METERS.read(reader, item, "id", path)
+        max_import = GRID_METERS.read(reader, item, "max_import", path)
+        max_export = GRID_METERS.read(reader, item, "max_export", path)
         if meter_id is None:
             continue
         if "max_import" not in item and "max_export" not in item:
@@ -848,24 +1144,11 @@ def _meter_limits(reader: Reader, raw: object) -> tuple[MeterLimit, ...]:
 
 def _recovery(reader: Reader, table: Mapping[str, Any]) -> RecoveryConfig:
     path = "recovery"
-    reader.unknown_keys(table, {"enabled", "initial_backoff", "max_backoff", "max_attempts"}, path)
-    enabled = reader.value(
-        table, "enabled", path, lambda r: r if isinstance(r, bool) else None, "true or false", True
-    )
-    initial = reader.value(
-        table, "initial_backoff", path, _seconds(0.1, 600), "seconds 0.1-600", default=2.0
-    )
-    longest = reader.value(
-        table, "max_backoff", path, _seconds(0.1, 3600), "seconds 0.1-3600", default=60.0
-    )
-    attempts = reader.value(
-        table,
-        "max_attempts",
-        path,
-        lambda r: v if (v := integer(r)) is not None and 1 <= v <= 100 else None,
-        "an integer 1-100",
-        default=5,
-    )
+    reader.unknown_keys(table, RECOVERY.names, path)
+    enabled = RECOVERY.read(reader, table, "enabled")
+    initial = RECOVERY.read(reader, table, "initial_backoff")
+    longest = RECOVERY.read(reader, table, "max_backoff")
+    attempts = RECOVERY.read(reader, table, "max_attempts")
     if initial is not None and longest is not None and longest < initial:
         reader.fail(join(path, "max_backoff"), f"at least initial_backoff ({initial:g} s)", longest)
     return RecoveryConfig(

@@ -13,10 +13,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from edge_controller.config import ControllerConfig, UseCaseConfig
+from edge_controller.config import CONFIG_SECTIONS, ControllerConfig, UseCaseConfig
 
-LIVE_SECTIONS = ("power_distribution", "controls", "logging", "supervision", "grid", "recovery")
-RESTART_SECTIONS = ("microgrid", "dispatch", "metrics", "market_bid")
+# From each section's spec (`live`); [[use_cases]] are compared by name below, and
+# nested tables ([[grid.meters]]) as part of their parent section.
+LIVE_SECTIONS = tuple(s.name for s in CONFIG_SECTIONS if s.live and not s.array)
+RESTART_SECTIONS = tuple(s.name for s in CONFIG_SECTIONS if not s.live and not s.array)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from edge_controller.config_keys import KeySpec, SectionSpec
 from edge_controller.config_secret import read_api_key
 from edge_controller.toml_reader import Reader, checked, integer, join, number, string
 from edge_controller.toml_reader import power as read_power
@@ -81,43 +82,222 @@ def _watts_to_mw(raw: object) -> float | None:
     return watts / 1e6 if watts is not None and watts >= 0 else None
 
 
-_Convert = Callable[[object], Any]
-_POWER = (checked(read_power, lambda w: w >= 0), "a power >= 0 (W, or '350 kW')")
-_OPTIONS: dict[str, tuple[str, _Convert, str]] = {
-    # TOML key: (MarketBidOptions field, converter, what is expected)
-    "gridpool_id": ("gridpool_id", integer, "an integer id > 0"),
-    "delivery_area": ("delivery_area", string, "a delivery area code"),
-    "delivery_area_code_type": ("delivery_area_code_type", string, "EUROPE_EIC or US_NERC"),
-    "dispatch_type": ("dispatch_type", string, "a dispatch type name"),
-    "horizon": ("horizon", integer, "a number of periods 1-192"),
-    "period": ("period", _seconds, "seconds: 300, 900, 1800 or 3600"),
-    "gate_closure": ("gate_closure", _seconds, "seconds >= 0"),
-    "round_delay": ("round_delay", _seconds, "seconds >= 0"),
-    "reserve_soc": ("reserve_soc_pct", number, "a SoC % 0-100"),
-    "price_spread": ("price_spread", number, "EUR/MWh >= 0"),
-    "max_volume": ("max_volume_mw", _watts_to_mw, "a power >= 0 (W, or '1 MW')"),
-    "max_import": ("max_import_w", *_POWER),
-    "max_export": ("max_export_w", *_POWER),
-    "efficiency": ("efficiency", number, "a number 0-1"),
-    "pv_peak": ("pv_peak_w", *_POWER),
-    "wind_rated": ("wind_rated_w", *_POWER),
-    "flat_load": ("flat_load_w", *_POWER),
-    "flat_price": ("flat_price", number, "EUR/MWh"),
-    "price_history": ("price_history", _seconds, "seconds >= 0"),
-    "order_tag": ("order_tag", string, "a tag for our orders"),
-    "dispatch_retry": ("dispatch_retry", _seconds, "seconds >= 0"),
-    "call_timeout": ("call_timeout", _seconds, "seconds >= 0"),
-}
-_OWN = {
-    "trading_url",
-    "key_file",
-    "weather_url",
-    "latitude",
-    "longitude",
-    "country_code",
-    "openweathermap_key_file",
-    "openweathermap_url",
-}
+_POWER_EXPECTED = "a power >= 0 (W, or '350 kW')"
+_NON_NEGATIVE_POWER = checked(read_power, lambda w: w >= 0)
+
+
+def _option(
+    key: str,
+    field_name: str,
+    convert: Callable[[object], Any],
+    expected: str,
+    meaning: str,
+    unit: str = "",
+) -> KeySpec:
+    """A key passed on as the `MarketBidOptions` field `field_name` (its default there)."""
+    return KeySpec(key, expected, meaning, unit=unit, convert=convert, field=field_name)
+
+
+def _power_option(key: str, field_name: str, meaning: str) -> KeySpec:
+    return _option(key, field_name, _NON_NEGATIVE_POWER, _POWER_EXPECTED, meaning, "W")
+
+
+MARKET_BID = SectionSpec(
+    "market_bid",
+    "The market-bid actor: forecast, bid on the market, turn won trades into dispatches "
+    "(`trading/market_bid.py`). Runs only when the section is there.",
+    live=False,
+    keys=(
+        KeySpec(
+            "trading_url", "a grpc://HOST:PORT URL", "The Electricity Trading API.", convert=_url
+        ),
+        KeySpec(
+            "key_file",
+            "a file path",
+            "File holding the trading API key, relative to the config file.",
+            default_text=(
+                f"`$CREDENTIALS_DIRECTORY/{KEY_CREDENTIAL}`, else `${KEY_ENVIRONMENT_VARIABLE}`"
+            ),
+        ),
+        KeySpec(
+            "weather_url",
+            "a grpc://HOST:PORT URL (or set openweathermap_key_file)",
+            "The Weather API the forecasts come from.",
+            default_text="required unless openweathermap_key_file is set",
+            convert=_url,
+        ),
+        KeySpec(
+            "openweathermap_key_file",
+            "an existing file",
+            "Forecasts from an OpenWeatherMap-style HTTP API (this key) instead of weather_url.",
+            default_text="off",
+        ),
+        KeySpec(
+            "openweathermap_url",
+            "an http(s):// URL",
+            "That HTTP API's base URL.",
+            default=None,
+            default_text="`https://api.openweathermap.org`",
+            convert=lambda r: (
+                r if isinstance(r, str) and r.startswith(("http://", "https://")) else None
+            ),
+        ),
+        KeySpec(
+            "latitude",
+            "degrees -90..90",
+            "The site's latitude, for the forecasts.",
+            unit="°",
+            convert=checked(number, lambda v: -90 <= v <= 90),
+        ),
+        KeySpec(
+            "longitude",
+            "degrees -180..180",
+            "The site's longitude, for the forecasts.",
+            unit="°",
+            convert=checked(number, lambda v: -180 <= v <= 180),
+        ),
+        KeySpec(
+            "country_code",
+            "a country code",
+            "The site's country (ISO 3166), for the forecasts.",
+            default="",
+            default_text='""',
+            convert=string,
+        ),
+        KeySpec(
+            "batteries",
+            "a non-empty list of battery ids",
+            "The trading batteries.",
+            field="batteries",
+        ),
+        _option("gridpool_id", "gridpool_id", integer, "an integer id > 0", "Our gridpool."),
+        _option(
+            "delivery_area", "delivery_area", string, "a delivery area code", "Where we trade."
+        ),
+        _option(
+            "delivery_area_code_type",
+            "delivery_area_code_type",
+            string,
+            "EUROPE_EIC or US_NERC",
+            "The kind of that code.",
+        ),
+        _option(
+            "dispatch_type",
+            "dispatch_type",
+            string,
+            "a dispatch type name",
+            "The type of the dispatches won trades become (a battery_power use case's).",
+        ),
+        _option(
+            "horizon",
+            "horizon",
+            integer,
+            "a number of periods 1-192",
+            "Delivery periods bid for ahead.",
+        ),
+        _option(
+            "period",
+            "period",
+            _seconds,
+            "seconds: 300, 900, 1800 or 3600",
+            "The market's delivery period.",
+            "s",
+        ),
+        _option(
+            "gate_closure",
+            "gate_closure",
+            _seconds,
+            "seconds >= 0",
+            "How long before a period the market stops taking orders for it.",
+            "s",
+        ),
+        _option(
+            "round_delay",
+            "round_delay",
+            _seconds,
+            "seconds >= 0",
+            "How long after each gate closure the next round runs; less than the period.",
+            "s",
+        ),
+        _option(
+            "reserve_soc",
+            "reserve_soc_pct",
+            number,
+            "a SoC % 0-100",
+            "Energy below this SoC is never sold.",
+            "%",
+        ),
+        _option(
+            "price_spread",
+            "price_spread",
+            number,
+            "EUR/MWh >= 0",
+            "Between the buy and the sell threshold around the expected mean price.",
+            "EUR/MWh",
+        ),
+        _option(
+            "max_volume",
+            "max_volume_mw",
+            _watts_to_mw,
+            "a power >= 0 (W, or '1 MW')",
+            "The largest order (at least 0.1 MW).",
+            "W",
+        ),
+        _power_option("max_import", "max_import_w", "Grid import limit the bids respect."),
+        _power_option("max_export", "max_export_w", "Grid export limit the bids respect."),
+        _option(
+            "efficiency",
+            "efficiency",
+            number,
+            "a number 0-1",
+            "One-way efficiency of the batteries (AC ↔ stored).",
+        ),
+        _power_option("pv_peak", "pv_peak_w", "The site's PV peak power, for the forecast."),
+        _power_option("wind_rated", "wind_rated_w", "The site's wind rated power."),
+        _power_option("flat_load", "flat_load_w", "The load forecast: this, all day."),
+        _option(
+            "flat_price",
+            "flat_price",
+            number,
+            "EUR/MWh",
+            "The price expected before any cleared price is known.",
+            "EUR/MWh",
+        ),
+        _option(
+            "price_history",
+            "price_history",
+            _seconds,
+            "seconds >= 0",
+            "How far back cleared prices are read for the price forecast.",
+            "s",
+        ),
+        _option(
+            "order_tag",
+            "order_tag",
+            string,
+            "a tag for our orders",
+            "Tag on our orders: rounds and the trade stream find ours by it.",
+        ),
+        _option(
+            "dispatch_retry",
+            "dispatch_retry",
+            _seconds,
+            "seconds >= 0",
+            "A trade's dispatch that could not be created is retried this often.",
+            "s",
+        ),
+        _option(
+            "call_timeout",
+            "call_timeout",
+            _seconds,
+            "seconds >= 0",
+            "Bound on each trading API call.",
+            "s",
+        ),
+    ),
+)
+_OPTIONS = tuple(spec for spec in MARKET_BID.keys if spec.field and spec.convert is not None)
+"""The keys passed on to `MarketBidOptions` (the rest are read here)."""
 
 
 def parse_market_bid(
@@ -128,8 +308,8 @@ def parse_market_bid(
 ) -> MarketBidConfig | None:
     """Validate `[market_bid]`; None (with problems recorded) when it cannot be used."""
     path = "market_bid"
-    reader.unknown_keys(table, _OWN | set(_OPTIONS) | {"batteries"}, path)
-    trading_url = reader.value(table, "trading_url", path, _url, "a grpc://HOST:PORT URL")
+    reader.unknown_keys(table, MARKET_BID.names, path)
+    trading_url = MARKET_BID.read(reader, table, "trading_url")
     owm_key = table.get("openweathermap_key_file")
     owm_path: Path | None = None
     if owm_key is not None:
@@ -141,42 +321,31 @@ def parse_market_bid(
                 owm_path = base_dir / owm_path
             if not owm_path.is_file():
                 reader.fail(join(path, "openweathermap_key_file"), "an existing file", owm_key)
-    owm_url = reader.value(
-        table,
-        "openweathermap_url",
-        path,
-        lambda r: r if isinstance(r, str) and r.startswith(("http://", "https://")) else None,
-        "an http(s):// URL",
-        default=None,
-    )
+    owm_url = MARKET_BID.read(reader, table, "openweathermap_url")
     # One forecast source: the Weather API, or an OpenWeatherMap-style HTTP API.
     weather_url = reader.value(
         table,
         "weather_url",
         path,
         _url,
-        "a grpc://HOST:PORT URL (or set openweathermap_key_file)",
+        MARKET_BID["weather_url"].expected,
         **({"default": ""} if owm_key is not None else {}),
     )
-    latitude = reader.value(
-        table, "latitude", path, checked(number, lambda v: -90 <= v <= 90), "degrees -90..90"
-    )
-    longitude = reader.value(
-        table, "longitude", path, checked(number, lambda v: -180 <= v <= 180), "degrees -180..180"
-    )
-    country_code = reader.value(table, "country_code", path, string, "a country code", default="")
+    latitude = MARKET_BID.read(reader, table, "latitude")
+    longitude = MARKET_BID.read(reader, table, "longitude")
+    country_code = MARKET_BID.read(reader, table, "country_code")
     options: dict[str, Any] = {}
-    for toml_key, (name, convert, expected) in _OPTIONS.items():
-        if toml_key in table:
-            value = reader.value(table, toml_key, path, convert, expected)
+    for spec in _OPTIONS:
+        if spec.key in table:
+            value = MARKET_BID.read(reader, table, spec.key)
             if value is not None:
-                options[name] = value
+                options[spec.field] = value
     if "batteries" in table:
         raw = table["batteries"]
         if isinstance(raw, list) and raw and all(integer(i) and i > 0 for i in raw):
             options["batteries"] = frozenset(raw)
         else:
-            reader.fail(join(path, "batteries"), "a non-empty list of battery ids", raw)
+            reader.fail(join(path, "batteries"), MARKET_BID["batteries"].expected, raw)
     auth_key = read_api_key(
         reader,
         table,
