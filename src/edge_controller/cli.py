@@ -119,7 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
         "file and key path. Nothing is connected.",
     )
     run.add_argument("--config", type=Path, required=True, help="controller config (TOML)")
-    check.add_argument("config", type=Path, help="controller config (TOML)")
+    check.add_argument(
+        "config", type=Path, nargs="?", help="controller config (TOML); not with --reference"
+    )
+    check.add_argument(
+        "--reference",
+        nargs="?",
+        const="docs/config-reference.md",
+        metavar="FILE",
+        help="write the reference of every config key instead (default "
+        "docs/config-reference.md; '-': stdout)",
+    )
     for command in (run, check):
         command.add_argument(
             "--drop-in-dir",
@@ -168,6 +178,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_daemon(args.config, drop_ins=args.drop_in_dir, cli_log_level=args.log_level)
         )
     if args.command == "check-config":
+        if args.reference is not None:
+            from edge_controller.config_reference import write_reference
+
+            return write_reference(args.reference)
+        if args.config is None:
+            print("edge-controller check-config: expected a config file", file=sys.stderr)
+            return 2
         return _check_config(args.config, args.drop_in_dir)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 

@@ -486,7 +486,7 @@ CONTROLS = SectionSpec(
             "a list of battery ids (integers > 0)",
             "Batteries never used; released to 0 W when excluded while running.",
             default=frozenset(),
-            default_text="[]",
+            default_text="`[]`",
             convert=_ids,
         ),
         KeySpec(
@@ -510,7 +510,7 @@ LOGGING = SectionSpec(
             "levels",
             "a table of logger name = level",
             'Per-logger levels, e.g. `{ grpc = "warning", "edge_controller.actors" = "debug" }`.',
-            default_text="{}",
+            default_text="`{}`",
         ),
     ),
 )
@@ -588,7 +588,7 @@ GRID = SectionSpec(
             "meters",
             "a list of [[grid.meters]] tables",
             "Meters inside the site with limits of their own; see `[[grid.meters]]`.",
-            default_text="[]",
+            default_text="`[]`",
         ),
     ),
 )

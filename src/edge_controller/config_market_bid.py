@@ -161,7 +161,7 @@ MARKET_BID = SectionSpec(
             "a country code",
             "The site's country (ISO 3166), for the forecasts.",
             default="",
-            default_text='""',
+            default_text='`""`',
             convert=string,
         ),
         KeySpec(
