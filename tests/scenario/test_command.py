@@ -30,6 +30,13 @@ def test_a_short_scenario_writes_its_report(
     printed = capsys.readouterr().out
     assert "violations: 0" in printed
     assert f"report: {out / 'summary.md'}" in printed
+    # The shipped site is in Berlin; its measured weather is a US station's, said so.
+    assert (
+        "  weather: measured at Greensboro Piedmont Triad Int, NC (USAF 723170), a bundled "
+        "sample (the NREL TMY3 data pvlib ships; the nearest of its stations), replayed at "
+        "the site's coordinates "
+        "52.5200, 13.4050 on local solar time\n"
+    ) in printed
 
 
 def test_a_bad_scenario_file_exits_2_naming_file_and_key(

@@ -12,7 +12,7 @@ from frequenz.client.dispatch.types import DispatchId
 
 from edge_controller.scenario.file import load_scenario
 from edge_controller.scenario.records import CommandCheck, ScenarioResult
-from edge_controller.scenario.report import PLOTS, summarize, write_report
+from edge_controller.scenario.report import PLOTS, summarize, summary_markdown, write_report
 from edge_controller.scenario.run import run_scenario
 from tests.scenario.conftest import scenario_text
 
@@ -45,6 +45,19 @@ def test_the_report_writes_every_plot_and_the_summaries(
     assert all(f"]({name})" in markdown for name in PLOTS)
     assert (out / "steps.csv").read_text().count("\n") == len(result.steps) + 1
     assert (out / "periods.csv").read_text().count("\n") == len(result.periods) + 1
+
+
+def test_the_summary_says_where_the_weather_was_measured(result: ScenarioResult) -> None:
+    summary = summarize(result)
+    assert summary.weather_dataset == "greensboro_nc"
+    assert summary.weather.startswith(
+        "measured at Greensboro Piedmont Triad Int, NC (USAF 723170), a bundled sample"
+    )
+    assert summary.weather.endswith(
+        "replayed at the site's coordinates 52.5200, 13.4050 on local solar time"
+    )
+    assert f"Weather: {summary.weather}." in summary_markdown(summary)
+    assert summary.to_json()["weather"] == summary.weather
 
 
 def test_the_totals_follow_the_records(result: ScenarioResult) -> None:

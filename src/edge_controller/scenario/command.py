@@ -73,6 +73,7 @@ def run_scenario_command(args: argparse.Namespace) -> int:
     print(
         f"scenario {summary.scenario}: {summary.start} → {summary.end} in {summary.runtime_s:.1f} s"
     )
+    print(f"  weather: {summary.weather}")
     print(
         f"  traded: bought {summary.energy_bought_mwh:.3f} MWh, sold "
         f"{summary.energy_sold_mwh:.3f} MWh, revenue {summary.revenue_eur:.2f} EUR; "

@@ -148,6 +148,8 @@ class ScenarioResult:
     location: GeoLocation
     dataset: str
     """The measured-weather dataset that served the location."""
+    weather_station: str
+    """Where that dataset was measured (`Dataset.name`, e.g. "Greensboro, NC (USAF 723170)")."""
     battery_ids: tuple[int, ...]
     inverter_ids: tuple[int, ...]
     steps: tuple[StepRecord, ...]

@@ -100,6 +100,8 @@ class Summary:
     step: str
     location: str
     weather_dataset: str
+    weather: str
+    """Where the weather comes from, in words (`weather_origin`)."""
     seed: int
     runtime_s: float
     periods_cleared: int
@@ -219,6 +221,7 @@ def summarize(result: ScenarioResult) -> Summary:
         step=show_duration(spec.step),
         location=f"{result.location.latitude:.4f}, {result.location.longitude:.4f}",
         weather_dataset=result.dataset,
+        weather=weather_origin(result),
         seed=spec.seed,
         runtime_s=round(result.runtime_s, 3),
         periods_cleared=len(periods),
@@ -329,6 +332,21 @@ def write_report(result: ScenarioResult, out_dir: Path) -> list[Path]:
     return written
 
 
+def weather_origin(result: ScenarioResult) -> str:
+    """Say where the run's weather was measured and that it is replayed at the site.
+
+    The bundled measured weather is a US station's typical year (the NREL TMY3 files
+    `pvlib` ships); a site elsewhere gets the nearest station's, shifted to the site's
+    solar time (`weather.data`). Without this line a Berlin site shows North Carolina
+    weather unexplained.
+    """
+    return (
+        f"measured at {result.weather_station}, a bundled sample (the NREL TMY3 data pvlib "
+        f"ships; the nearest of its stations), replayed at the site's coordinates "
+        f"{result.location.latitude:.4f}, {result.location.longitude:.4f} on local solar time"
+    )
+
+
 def summary_markdown(summary: Summary) -> str:
     """Return `summary.md`: the totals, one table per topic, and the plots."""
 
@@ -342,6 +360,8 @@ def summary_markdown(summary: Summary) -> str:
         f"{summary.start} → {summary.end}, step {summary.step}; site `{summary.site}`, "
         f"market `{summary.market}`; weather `{summary.weather_dataset}` at "
         f"{summary.location}, seed {summary.seed}. Ran in {summary.runtime_s:.2f} s.",
+        "",
+        f"Weather: {summary.weather}.",
         "",
         f"**Violations: {summary.violations}**",
         "",

@@ -1036,6 +1036,7 @@ def run_scenario(scenario: Scenario, *, clock: ManualClock | None = None) -> Sce
         scenario=scenario,
         location=setup.location,
         dataset=setup.dataset.key,
+        weather_station=setup.dataset.name,
         battery_ids=layout.battery_ids,
         inverter_ids=layout.inverter_ids,
         steps=tuple(steps),
