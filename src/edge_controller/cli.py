@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, cast
+
+from typing_extensions import override
 
 from edge_controller import __version__
 from edge_controller import logging as logs
@@ -39,9 +42,34 @@ def _positive_float(flag: str) -> Callable[[str], float]:
     return parse
 
 
+def _directory(flag: str) -> Callable[[str], Path]:
+    def parse(text: str) -> Path:
+        if not Path(text).is_dir():
+            raise argparse.ArgumentTypeError(f"{flag}: expected a directory, got {text!r}")
+        return Path(text)
+
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr, exit 2.
+
+    argparse prints the whole usage first, and repeats the flag when our type checks
+    name it already (`argument --speed: --speed: expected ...`); this says
+    `edge-controller sim: --speed: expected a number > 0, got '-3' (see ... --help)`.
+    Subcommand parsers are of this class too (argparse makes them like their parent).
+    """
+
+    @override
+    def error(self, message: str) -> NoReturn:
+        """Print `PROG: FLAG: problem (see PROG --help)` and exit 2."""
+        message = re.sub(r"^argument ([^:]+): \1: ", r"\1: ", message)
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (kept separate so tests can inspect it)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="edge-controller",
         description="Microgrid site controller: executes dispatches on batteries.",
     )
@@ -55,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto: JSON under systemd or when stderr is not a terminal",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # The subcommand parsers are `_Parser`s; the modules that add them need no more
+    # than an ArgumentParser (the cast only widens the type argument).
+    commands = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+    )
 
     sim = commands.add_parser(
         "sim",
@@ -114,9 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check = commands.add_parser(
         "check-config",
-        help="validate a controller config (and its drop-ins); exit 0 good, 1 bad",
+        help="validate a controller config (and its drop-ins); exit 0 good, 2 bad",
         description="Read the config like `run` does and list every problem with its "
-        "file and key path. Nothing is connected.",
+        "file and key path. Nothing is connected. Exit 0: good; 2: a problem (bad input, "
+        "as for every command).",
     )
     run.add_argument("--config", type=Path, required=True, help="controller config (TOML)")
     check.add_argument(
@@ -133,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (run, check):
         command.add_argument(
             "--drop-in-dir",
-            type=Path,
+            type=_directory("--drop-in-dir"),
             default=None,
             help="drop-in directory, merged in name order (default: CONFIG.d beside it)",
         )
@@ -152,9 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sim":
         return _run_sim(args)
     if args.command == "demo":
-        from edge_controller.demo import run_demo
-
-        return _run_async(run_demo(site_path=args.site, duration_s=args.duration, speed=args.speed))
+        return _run_demo(args)
     if args.command == "dispatch-server":
         return _run_dispatch_server(args)
     if args.command == "dispatch":
@@ -189,6 +221,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
+class _FlagError(ValueError):
+    """A flag's file that cannot be used; the message names the flag and the file."""
+
+
+def _check_appendable(flag: str, path: Path) -> None:
+    """Open `path` for appending (creating it) now, not with a traceback later.
+
+    Raises:
+        _FlagError: it cannot be opened; names `flag`, the file and the reason.
+    """
+    try:
+        path.open("a", encoding="utf-8").close()
+    except OSError as error:
+        raise _FlagError(
+            f"{flag}: cannot append to {str(path)!r}: {error.strerror or error}"
+        ) from None
+
+
 def _run_sim(args: argparse.Namespace) -> int:
     from edge_controller.serving import ListenAddressError, ServerTls, TlsFileError
     from edge_controller.sim.server import SimulatorServer
@@ -196,6 +246,8 @@ def _run_sim(args: argparse.Namespace) -> int:
 
     try:
         site = load_site(args.site)
+        if args.command_log is not None:
+            _check_appendable("--command-log", args.command_log)
         server = SimulatorServer(
             site,
             args.listen,
@@ -203,11 +255,26 @@ def _run_sim(args: argparse.Namespace) -> int:
             command_log_path=args.command_log,
             tls=ServerTls.from_flags(args.tls_cert, args.tls_key),
         )
-    except (SiteFileError, ListenAddressError, TlsFileError, ValueError) as error:
+    except (SiteFileError, ListenAddressError, TlsFileError, _FlagError, ValueError) as error:
         # ValueError also covers unreadable bundled weather data (measured weather).
         print(f"edge-controller sim: {error}", file=sys.stderr)
         return 2
     return serve_until_signal("sim", server, (ListenAddressError,))
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from edge_controller.demo import run_demo
+    from edge_controller.sim.site import SiteFileError, load_site
+
+    if args.site is not None:
+        # Read it here too, as `sim` does: a bad file is bad input (2), said in one
+        # line, before anything starts.
+        try:
+            load_site(args.site)
+        except SiteFileError as error:
+            print(f"edge-controller demo: {error}", file=sys.stderr)
+            return 2
+    return _run_async(run_demo(site_path=args.site, duration_s=args.duration, speed=args.speed))
 
 
 def _run_dispatch_server(args: argparse.Namespace) -> int:
@@ -233,7 +300,7 @@ def _check_config(path: Path, drop_ins: Path | None) -> int:
         print(f"{len(error.lines)} problem{'s' if len(error.lines) != 1 else ''}:")
         for line in error.lines:
             print(f"  {line}")
-        return 1
+        return 2
     files = ", ".join(str(p) for p in sources(path, drop_ins))
     print(f"ok: {files}")
     print(

@@ -819,6 +819,9 @@ def parse_config(
     )
     if dispatch_url is not None and (tls := tls_problem(dispatch_url)) is not None:
         reader.problems.append(f"dispatch.url: {tls}, got {dispatch_url!r}")
+    for key_path, url in (("microgrid.url", micro_url), ("dispatch.url", dispatch_url)):
+        if url is not None:
+            reader.problems.extend(f"{key_path}: {p}" for p in tls_file_problems(url))
     reconnect = DISPATCH.read(reader, dispatch, "reconnect_interval")
     cache_file = _cache_file(reader, dispatch, base_dir, environ)
     reconcile_first = DISPATCH.read(reader, dispatch, "reconcile_first")
@@ -936,6 +939,38 @@ def tls_problem(url: str) -> str | None:
         "a loopback URL with TLS left on (the default); a plain local server needs "
         "'?ssl=false', a TLS one '?ssl_root_certificates_path=CA.pem'"
     )
+
+
+_TLS_FILE_OPTIONS = (
+    "ssl_root_certificates_path",
+    "ssl_certificate_chain_path",
+    "ssl_private_key_path",
+)
+
+
+def tls_file_problems(url: str) -> list[str]:
+    """Why the TLS files a URL names (CA, client certificate, its key) cannot be used.
+
+    The Frequenz clients read them only when they connect, and a missing one ends
+    start-up in a traceback; checked here, the problem names the option and the file,
+    and `check-config` reports it too. Paths are taken as the clients take them:
+    as given, relative to the working directory.
+    """
+    try:
+        query = parse_qs(urlsplit(url).query)
+    except ValueError:
+        return []  # the URL itself is reported as unusable
+    problems = []
+    for option in _TLS_FILE_OPTIONS:
+        for name in query.get(option, []):
+            try:
+                pem = Path(name).read_bytes()
+            except OSError as error:
+                problems.append(f"{option}: cannot read {name!r}: {error.strerror}")
+                continue
+            if b"-----BEGIN " not in pem:
+                problems.append(f"{option}: {name!r} holds no PEM data")
+    return problems
 
 
 def _cache_file(

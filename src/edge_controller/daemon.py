@@ -18,7 +18,9 @@ The shell around `app.Controller` that makes it a daemon:
 - an actor that gives up (see `supervision`) stops everything the same way and the
   process exits 1, so systemd's `Restart=on-failure` starts it afresh.
 
-Exit codes: 0 stopped by a signal, 1 runtime failure (start-up or an actor gave up).
+Exit codes: 0 stopped by a signal; 1 runtime failure (start-up: an API that does not
+answer, a busy metrics port; or an actor gave up), which systemd restarts; 2 a
+configuration it cannot use, one line per problem on stderr, which it does not.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from edge_controller.messages import Error, Ignored, OutOfBounds, PartialFailure
 from edge_controller.metrics import Health, Metrics, MetricsServer
 from edge_controller.microgrid.graph import ComponentGraphError
 from edge_controller.microgrid.site_view import meter_power_w
+from edge_controller.serving import BindError
 from edge_controller.systemd import Notifier, watchdog_pings
 from edge_controller.waiting import cancel_and_wait_all
 
@@ -111,20 +114,23 @@ class Daemon:
         _LOG.info("daemon_starting", version=__version__, config=self.config.source)
         self.notifier.status("connecting to the Microgrid and Dispatch APIs")
         if self.config.metrics.listen is not None:
-            self.metrics_server = MetricsServer(
-                self.config.metrics.listen, self.metrics, self.health
-            )
-            await self.metrics_server.start()
-            _LOG.info("metrics_listening", address=self.metrics_server.address)
+            metrics_server = MetricsServer(self.config.metrics.listen, self.metrics, self.health)
+            try:
+                await metrics_server.start()
+            except BindError as error:
+                # Busy now, maybe free after systemd's restart: a runtime failure (1).
+                _LOG.error("start_failed", error=str(error))
+                self.notifier.status(f"start failed: {error}")
+                return 1
+            self.metrics_server = metrics_server
+            _LOG.info("metrics_listening", address=metrics_server.address)
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
         try:
             try:
                 await self.controller.start()
             except SiteMismatchError as error:
-                for line in error.lines:
-                    _LOG.error("config_invalid", problem=line)
-                print(f"edge-controller run: {error}", flush=True, file=sys.stderr)
+                _print_problems(error)
                 return 2
             except (DispatchServiceUnreachableError, ComponentGraphError, ApiClientError) as error:
                 _LOG.error("start_failed", error=str(error))
@@ -321,10 +327,20 @@ async def run_daemon(
     try:
         config = load(path, environ=environ, drop_ins=drop_ins)
     except ConfigError as error:
-        for line in error.lines:
-            _LOG.error("config_invalid", problem=line)
-        print(f"edge-controller run: {error}", flush=True, file=sys.stderr)
+        _print_problems(error)
         return 2
     return await Daemon(
         path, config, drop_ins=drop_ins, environ=environ, cli_log_level=cli_log_level
     ).run()
+
+
+def _print_problems(error: ConfigError) -> None:
+    """Say once, on stderr, every problem of a configuration the daemon cannot start with.
+
+    One line per problem, each naming its file and key. Printed, not logged: this is
+    the command line refusing its input, as every other command does, and logging it
+    as well showed each problem twice on a terminal (log and print share stderr).
+    """
+    for line in error.lines:
+        print(f"edge-controller run: {line}", file=sys.stderr)
+    sys.stderr.flush()

@@ -59,7 +59,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from typing_extensions import override
 
 from edge_controller import __version__
-from edge_controller.serving import parse_listen
+from edge_controller.serving import BindError, parse_listen
 
 _T = TypeVar("_T")
 
@@ -478,6 +478,7 @@ class MetricsServer:
             ListenAddressError: if `listen` is not `HOST:PORT`.
         """
         host, self._port = parse_listen(listen)
+        self._listen = listen
         self._host = host.removeprefix("[").removesuffix("]")
         self.metrics = metrics
         self.health = health
@@ -502,13 +503,17 @@ class MetricsServer:
         """Bind and start answering; the calling event loop runs the callbacks.
 
         Raises:
-            OSError: if the address cannot be bound (e.g. the port is in use).
+            BindError: if the address cannot be bound (e.g. the port is in use); an
+                `OSError` whose message names `metrics.listen`, the address and why.
             RuntimeError: if already started.
         """
         if self._http is not None:
             raise RuntimeError("MetricsServer.start: already started")
         self._loop = asyncio.get_running_loop()
-        http = _HTTPServer((self._host, self._port), self)
+        try:
+            http = _HTTPServer((self._host, self._port), self)
+        except OSError as error:
+            raise BindError.from_os_error(self._listen, error, source="metrics.listen") from error
         host, port = http.server_address[:2]
         assert isinstance(host, str)
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -4,7 +4,8 @@ The simulator, the dispatch service, the weather and the market servers differ i
 what they serve, not in how they run: `ManagedServer` gives each `async with` from
 its `start`/`stop`, and `serve_until_signal` is the one loop behind every
 `edge-controller <server>` command — start, print `listening address=HOST:PORT` as
-the first stdout line (scripts and tests read it), run until SIGINT/SIGTERM, stop.
+the first stdout line (scripts and tests read it), run until SIGINT/SIGTERM, stop;
+a server that cannot start says why in one line on stderr.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Protocol, Self
 
 import grpc
 
-from edge_controller.serving import ServerTls, bind, client_url, parse_listen
+from edge_controller.serving import BindError, ServerTls, bind, client_url, parse_listen
 
 
 class ManagedServer:
@@ -110,11 +111,19 @@ async def wait_for_signal() -> None:
 def serve_until_signal(
     command: str, server: Serving, startup_errors: tuple[type[Exception], ...]
 ) -> int:
-    """Run `edge-controller <command>`'s server; the exit code (2: it could not start)."""
+    """Run `edge-controller <command>`'s server; return the exit code.
+
+    0 after SIGINT/SIGTERM; 1 when the address cannot be bound now (`BindError`: a
+    busy port, an address not on this host); 2 for one of `startup_errors` (bad
+    input: a file, a flag). Either way one line on stderr says why, no traceback.
+    """
 
     async def serve() -> int:
         try:
             await server.start()
+        except BindError as error:
+            print(f"edge-controller {command}: {error}", file=sys.stderr)
+            return 1
         except startup_errors as error:
             print(f"edge-controller {command}: {error}", file=sys.stderr)
             return 2

@@ -13,6 +13,9 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -50,6 +53,79 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+class BindError(ListenAddressError, OSError):
+    """A well-formed `HOST:PORT` that cannot be bound now: in use, not local, not allowed.
+
+    Carries what the OS said (`errno`, `strerror`) and the `address`; `str()` is one
+    line, e.g. `--listen: cannot bind 127.0.0.1:50051: address already in use`, where
+    `--listen` is `source`, the flag or config key that named the address.
+
+    Unlike its base (a malformed address, bad input: exit 2), this is a failure of the
+    moment, a runtime failure (exit 1): the same command may work once the port is
+    free. It is also an `OSError`, since that is what it is.
+    """
+
+    def __init__(self, address: str, code: int | None, reason: str, *, source: str) -> None:
+        """Describe why `address` (named by `source`) cannot be bound."""
+        OSError.__init__(self, code, reason)
+        self.address = address
+        self.reason = reason
+        self.source = source
+
+    def __str__(self) -> str:
+        """One line: the flag or key, the address, the reason."""
+        return f"{self.source}: cannot bind {self.address}: {self.reason}"
+
+    @classmethod
+    def from_os_error(cls, address: str, error: OSError, *, source: str) -> BindError:
+        """Turn the OS's refusal into a `BindError` with a lower-case reason."""
+        reason = (error.strerror or str(error) or "refused").rstrip(".")
+        reason = reason[:1].lower() + reason[1:]
+        if error.errno == errno.EADDRINUSE:
+            reason += " (another process listens there)"
+        return cls(address, error.errno, reason, source=source)
+
+
+def check_bindable(host: str, port: int, *, source: str = "--listen") -> None:
+    """Bind `host:port` with a plain socket and let go, to learn why it cannot be bound.
+
+    gRPC says only "Failed to bind to address" (and writes its own error line to
+    stderr); the OS says why: the port is in use, the address is not on this host,
+    a low port is not allowed. A socket bound with `SO_REUSEADDR`, as gRPC binds,
+    refuses exactly what gRPC would. A host that resolves to several addresses
+    (`localhost`) is bindable when one of them is, as for gRPC. Port 0 checks the
+    host only.
+
+    Raises:
+        BindError: no address of `host` can be bound to `port` (or `host` does not
+            resolve); the message names `source`, the address and the reason.
+    """
+    address = f"{host}:{port}"
+    try:
+        candidates = socket.getaddrinfo(
+            host.removeprefix("[").removesuffix("]"),
+            port,
+            type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE,
+        )
+    except socket.gaierror as error:
+        raise BindError(
+            address, error.errno, f"unknown host: {error.strerror}", source=source
+        ) from None
+    refusals: list[OSError] = []
+    for family, kind, protocol, _, socket_address in candidates:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(socket_address)
+            except OSError as error:
+                refusals.append(error)
+                continue
+        return
+    if refusals:
+        raise BindError.from_os_error(address, refusals[0], source=source)
+
+
 class TlsFileError(ValueError):
     """A `--tls-cert`/`--tls-key` file that cannot be used; the message names the flag."""
 
@@ -75,13 +151,16 @@ class ServerTls:
         """Read a PEM certificate chain and its PEM private key.
 
         Raises:
-            TlsFileError: a file cannot be read or is not PEM; the message names the
-                flag (`--tls-cert` or `--tls-key`) and the file, never the key itself.
+            TlsFileError: a file cannot be read, is not PEM, does not parse, or the key
+                is not the certificate's; the message names the flag (`--tls-cert` or
+                `--tls-key`) and the file, never the key itself.
         """
-        return cls(
+        tls = cls(
             _read_pem("--tls-cert", certificate, "certificate"),
             _read_pem("--tls-key", key, "private key"),
         )
+        _check_pair(certificate, key, tls.certificate_chain)
+        return tls
 
     @classmethod
     def from_flags(cls, certificate: Path | None, key: Path | None) -> ServerTls | None:
@@ -115,12 +194,46 @@ def _read_pem(flag: str, path: Path, what: str) -> bytes:
     return pem
 
 
+def _check_pair(certificate: Path, key: Path, certificate_pem: bytes) -> None:
+    """Parse the certificate and its key with OpenSSL now, as gRPC would at bind.
+
+    gRPC refuses an unusable pair only when the port is added, with three lines of
+    its own on stderr and no reason in the exception.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_verify_locations(cadata=certificate_pem.decode("ascii", "replace"))
+    except ssl.SSLError:
+        raise TlsFileError(
+            f"--tls-cert: {str(certificate)!r} holds no certificate that parses"
+        ) from None
+    try:
+        # A key that wants a password gets none (gRPC cannot take one), never a prompt.
+        context.load_cert_chain(certificate, key, password=lambda: b"")
+    except ssl.SSLError as error:
+        if error.reason == "KEY_VALUES_MISMATCH":
+            raise TlsFileError(
+                f"--tls-key: {str(key)!r} is not the private key of {str(certificate)!r}"
+            ) from None
+        raise TlsFileError(
+            f"--tls-key: {str(key)!r} holds no private key that parses "
+            "(expected an unencrypted PEM key)"
+        ) from None
+    except OSError as error:  # replaced since it was read
+        raise TlsFileError(f"--tls-key: cannot read {str(key)!r}: {error.strerror}") from None
+
+
 def bind(server: grpc.aio.Server, host: str, port: int, tls: ServerTls | None) -> int:
     """Add the listening port, with TLS when given; return the bound port.
 
+    The address is tried with a plain socket first (`check_bindable`), so a busy port
+    fails with the OS's reason and without gRPC's own error line on stderr.
+
     Raises:
-        ListenAddressError: the address cannot be bound (e.g. the port is taken).
+        BindError: the address cannot be bound (e.g. the port is taken); the message
+            names `--listen`, the address and why.
     """
+    check_bindable(host, port)
     address = f"{host}:{port}"
     try:
         bound = (
@@ -128,11 +241,15 @@ def bind(server: grpc.aio.Server, host: str, port: int, tls: ServerTls | None) -
             if tls is not None
             else server.add_insecure_port(address)
         )
-    except RuntimeError as error:
-        raise ListenAddressError(f"--listen: cannot bind {address}: {error}") from error
+    except RuntimeError:
+        # Taken between the check and now, or TLS it cannot use: gRPC does not say.
+        raise BindError(address, None, _GRPC_REFUSED, source="--listen") from None
     if bound == 0:
-        raise ListenAddressError(f"--listen: cannot bind {address}")
+        raise BindError(address, None, _GRPC_REFUSED, source="--listen")
     return bound
+
+
+_GRPC_REFUSED = "gRPC refused it without a reason (see its log line above)"
 
 
 def client_url(address: str, tls: ServerTls | None) -> str:

@@ -24,6 +24,7 @@ from edge_controller.dispatch_service.storage import DispatchStore
 from edge_controller.server_shell import ManagedServer
 from edge_controller.serving import (
     SERVER_OPTIONS,
+    BindError,
     ServerTls,
     parse_listen,
 )
@@ -88,7 +89,7 @@ class DispatchServer(ManagedServer):
 
         Raises:
             StoreError: the database cannot be opened (see `DispatchStore`).
-            ListenAddressError: the address cannot be bound (e.g. the port is taken).
+            BindError: the address cannot be bound (e.g. the port is taken).
         """
 
         def open_service() -> DispatchService:
@@ -105,9 +106,9 @@ class DispatchServer(ManagedServer):
         pb_grpc.add_MicrogridDispatchServiceServicer_to_server(DispatchServicer(service), server)
         try:
             self._bind(server)
-        except BaseListenAddressError as error:
+        except BindError:
             await service.close()
-            raise ListenAddressError(str(error)) from error
+            raise
         await server.start()
         self._server = server
         self._service = service
