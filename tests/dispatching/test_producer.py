@@ -335,11 +335,14 @@ async def test_cli_create_then_list_shows_it_then_delete(
         "+1m",
         "--duration",
         "15m",
+        "--site-rating",
+        "1 MW",
     )
     assert code == 0, err
     created = re.fullmatch(
         r"created id=1 type=BATTERY_POWER start=(\S+)Z duration=15m target=ids:11,21 "
-        r'active=yes dry_run=no payload=\{"power_w":-40000\.0\}\n',
+        r"active=yes state=pending next_start=(\S+)Z "
+        r'dry_run=no payload=\{"power_w":-40000\.0\}\n',
         out,
     )
     assert created, out
@@ -354,6 +357,7 @@ async def test_cli_create_then_list_shows_it_then_delete(
         "--duration",
         "none",
         "--dry-run",
+        "--force",
         env={"EDGE_CONTROLLER_DISPATCH_KEY": KEY},
     )
     assert code == 0, err
@@ -367,11 +371,13 @@ async def test_cli_create_then_list_shows_it_then_delete(
     lines = out.splitlines()
     assert lines[0] == (
         f"id=1 type=BATTERY_POWER start={created.group(1)}Z duration=15m target=ids:11,21 "
-        'active=yes dry_run=no payload={"power_w":-40000.0}'
+        f"active=yes state=pending next_start={created.group(1)}Z "
+        'dry_run=no payload={"power_w":-40000.0}'
     )
     assert re.fullmatch(
         r"id=2 type=BATTERY_POWER start=\S+Z duration=none target=categories:BATTERY "
-        r'active=yes dry_run=yes payload=\{"power_w":-1500000\.0\}',
+        r"active=yes state=running next_start=none "
+        r'dry_run=yes payload=\{"power_w":-1500000\.0\}',
         lines[1],
     ), lines[1]
     assert len(lines) == 2

@@ -1,8 +1,13 @@
-"""The `dispatch` subcommand: create, list and delete dispatches from the command line.
+"""The `dispatch` subcommand: create, read, update, list and delete dispatches.
 
     edge-controller dispatch [--url URL] [--microgrid-id N] [--key-file FILE] ACTION ...
     edge-controller dispatch create --power "-40 kW" [--batteries 11,21] [--start NOW]
                                     [--duration 15m] [--dry-run] [--type BATTERY_POWER]
+                                    [--microgrid-url URL | --site-rating POWER] [--force]
+    edge-controller dispatch update ID [--power P] [--batteries IDS] [--start S]
+                                    [--duration D] [--active | --inactive]
+                                    [--microgrid-url URL | --site-rating POWER] [--force]
+    edge-controller dispatch get ID
     edge-controller dispatch list
     edge-controller dispatch delete ID
 
@@ -11,12 +16,28 @@ The connection options may also follow the action. `--url` defaults to
 comes from `--key-file` (one key; blank lines and `#` comments ignored), else from
 `$EDGE_CONTROLLER_DISPATCH_KEY`. The key is never printed.
 
+**Power check.** `create` and `update` refuse (exit 2, before anything is sent) a
+power beyond what the target batteries can do together: the sum of their rated bounds
+(each battery's rated DC bounds within its inverter's rated AC bounds), asked from the
+Microgrid API at `--microgrid-url` (else `$EDGE_CONTROLLER_MICROGRID_URL`), and/or
+within ±`--site-rating` (else `$EDGE_CONTROLLER_SITE_RATING`). The error names the
+batteries and what each can do. With neither source the power cannot be checked and
+is refused too (exit 2, saying how to give one), so a forgotten unit or sign never
+runs a site at full power unnoticed; `--force` sends it unchecked. A Microgrid API
+that does not answer (5 s) is exit 1. 0 W is always allowed.
+
 Output (stdout), one line per dispatch, `key=value` fields::
 
     created id=7 type=BATTERY_POWER start=2026-06-21T14:00:00Z duration=15m ...
     id=7 type=BATTERY_POWER start=... duration=15m target=ids:11,21 active=yes
-        dry_run=no payload={"power_w":-40000.0}
+        state=pending next_start=2026-06-21T14:00:00Z dry_run=no
+        payload={"power_w":-40000.0}
+    updated id=7 ...
     deleted id=7
+
+`state` is where the dispatch stands now (`pending`, `running`, `ended`, `inactive`;
+see `schedule.py`), `next_start` the start of its next occurrence or `none`. The
+service forgets deleted dispatches: `get` of one is NOT_FOUND (exit 1).
 
 Exit codes: 0 done; 1 the service refused or failed (its status code and message on
 stderr, e.g. "NOT_FOUND: dispatch 9 not found in microgrid 1"); 2 bad input, with a
@@ -40,12 +61,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from edge_controller.dispatching.power_check import SiteCapability
     from edge_controller.dispatching.producer import DispatchProducer, DispatchSummary
 
 URL_ENVIRONMENT_VARIABLE = "EDGE_CONTROLLER_DISPATCH_URL"
 KEY_ENVIRONMENT_VARIABLE = "EDGE_CONTROLLER_DISPATCH_KEY"
 DEFAULT_URL = "grpc://127.0.0.1:50052?ssl=false"
 DEFAULT_TYPE = "BATTERY_POWER"
+MICROGRID_URL_ENVIRONMENT_VARIABLE = "EDGE_CONTROLLER_MICROGRID_URL"
+SITE_RATING_ENVIRONMENT_VARIABLE = "EDGE_CONTROLLER_SITE_RATING"
 
 _UNITS_W = {"W": 1.0, "kW": 1e3, "MW": 1e6, "GW": 1e9}
 _POWER = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]+)")
@@ -77,6 +101,20 @@ def parse_power(text: str) -> float:
     value = float(match.group(1)) * _UNITS_W[match.group(2)]
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite power, got {text!r}")
+    return value
+
+
+def parse_site_rating(text: str) -> float:
+    """Return watts > 0 from a site rating with a unit: "500 kW", "1.2 MW".
+
+    Raises:
+        argparse.ArgumentTypeError: naming what was expected and what was given.
+    """
+    value = parse_power(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a rating > 0 with a unit, like '500 kW', got {text!r}"
+        )
     return value
 
 
@@ -209,11 +247,36 @@ def _connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
     )
 
 
+def _check_options(parser: argparse.ArgumentParser) -> None:
+    """The power check's sources and its override (create, update)."""
+    parser.add_argument(
+        "--microgrid-url",
+        default=None,
+        metavar="URL",
+        help="check --power against the rated bounds of the target batteries that this "
+        f"Microgrid API reports (default: ${MICROGRID_URL_ENVIRONMENT_VARIABLE})",
+    )
+    parser.add_argument(
+        "--site-rating",
+        type=parse_site_rating,
+        default=None,
+        metavar="POWER",
+        help='check --power against ±this power, e.g. "500 kW" '
+        f"(default: ${SITE_RATING_ENVIRONMENT_VARIABLE})",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="send the power unchecked (beyond the batteries' bounds, or with no source "
+        "to check it against)",
+    )
+
+
 def add_dispatch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `dispatch` (create, list, delete) to the command line's subcommands."""
+    """Add `dispatch` (create, get, update, list, delete) to the command line's subcommands."""
     parser = commands.add_parser(
         "dispatch",
-        help="create, list or delete dispatches on a Dispatch API service",
+        help="create, read, update, list or delete dispatches on a Dispatch API service",
         description="Manage one microgrid's dispatches on a Frequenz Dispatch API service "
         "(the cloud service or `edge-controller dispatch-server`).",
     )
@@ -266,6 +329,67 @@ def add_dispatch_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         metavar="TYPE",
         help=f"dispatch type (default: {DEFAULT_TYPE})",
     )
+    _check_options(create)
+
+    get = actions.add_parser(
+        "get",
+        parents=[common],
+        help="show one dispatch",
+        description="Print one dispatch as one `key=value` line, with its state "
+        "(pending, running, ended, inactive) and next start.",
+    )
+    get.add_argument("dispatch_id", type=_positive_id("a dispatch id"), metavar="ID")
+
+    update = actions.add_parser(
+        "update",
+        parents=[common],
+        help="change a dispatch in place (a running one takes the change at once)",
+        description="Change the given fields of a dispatch; the others stay. Prints the "
+        "dispatch as stored. The type and the dry-run flag cannot be changed (the API).",
+    )
+    update.add_argument("dispatch_id", type=_positive_id("a dispatch id"), metavar="ID")
+    update.add_argument(
+        "--power",
+        type=parse_power,
+        default=None,
+        help='new power with a unit, e.g. "-40 kW" (the payload\'s other fields stay)',
+    )
+    update.add_argument(
+        "--batteries",
+        type=parse_batteries,
+        default=None,
+        metavar="ID,ID",
+        help="new target battery ids, e.g. 11,21",
+    )
+    update.add_argument(
+        "--start",
+        type=parse_start,
+        default=None,
+        help="new start: NOW, +30s / +5m from now, or RFC 3339 with a zone",
+    )
+    update.add_argument(
+        "--duration",
+        type=parse_duration,
+        default=argparse.SUPPRESS,
+        help="new duration: 15m, 900s, 1h30m, or none (until deleted)",
+    )
+    switch = update.add_mutually_exclusive_group()
+    switch.add_argument(
+        "--active",
+        dest="active",
+        action="store_const",
+        const=True,
+        default=None,
+        help="switch the dispatch on",
+    )
+    switch.add_argument(
+        "--inactive",
+        dest="active",
+        action="store_const",
+        const=False,
+        help="switch the dispatch off (a running one stops)",
+    )
+    _check_options(update)
 
     actions.add_parser(
         "list",
@@ -358,32 +482,177 @@ def duration_text(duration: timedelta | None) -> str:
 
 
 def summary_line(summary: DispatchSummary) -> str:
-    """Return one dispatch as one `key=value` line."""
+    """Return one dispatch as one `key=value` line (its state as read)."""
     from edge_controller.dispatching.producer import payload_text
 
+    schedule = summary.schedule
+    state = "unknown" if schedule is None else str(schedule.state)
+    next_start = (
+        "none" if schedule is None or schedule.next_start is None else (_utc(schedule.next_start))
+    )
     return (
         f"id={summary.id} type={summary.type} start={_utc(summary.start)} "
         f"duration={duration_text(summary.duration)} target={summary.target} "
-        f"active={'yes' if summary.active else 'no'} "
+        f"active={'yes' if summary.active else 'no'} state={state} next_start={next_start} "
         f"dry_run={'yes' if summary.dry_run else 'no'} payload={payload_text(summary.payload)}"
     )
 
 
-async def _create(producer: DispatchProducer, args: argparse.Namespace) -> None:
-    from edge_controller.dispatching.producer import battery_power_payload, battery_target
+class PowerCheckError(Exception):
+    """The power check refused, or could not run; `exit_code` 2 (input) or 1 (failure)."""
 
-    start = args.start
+    def __init__(self, message: str, exit_code: int) -> None:
+        """Carry the one-line message and the exit code."""
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def target_batteries(target: str) -> tuple[int, ...] | None:
+    """Return the battery ids of a summary's target ("ids:11,21"); None for categories."""
+    kind, _, ids = target.partition(":")
+    if kind != "ids":
+        return None
+    return tuple(int(part) for part in ids.split(",") if part)
+
+
+async def site_capability(
+    args: argparse.Namespace, environ: Mapping[str, str]
+) -> SiteCapability | None:
+    """Return what the flags (else the environment) say the site can do; None: nothing.
+
+    Raises:
+        PowerCheckError: a bad `$EDGE_CONTROLLER_SITE_RATING` (2), or a Microgrid API that
+            did not tell (1).
+    """
+    from edge_controller.dispatching.power_check import SiteCapability
+    from edge_controller.dispatching.site_bounds import SiteBoundsError, fetch_site_capability
+
+    url = args.microgrid_url or environ.get(MICROGRID_URL_ENVIRONMENT_VARIABLE, "").strip()
+    rating_w: float | None = args.site_rating
+    rating_flag = "--site-rating"
+    if rating_w is None and environ.get(SITE_RATING_ENVIRONMENT_VARIABLE, "").strip():
+        rating_flag = f"${SITE_RATING_ENVIRONMENT_VARIABLE}"
+        try:
+            rating_w = parse_site_rating(environ[SITE_RATING_ENVIRONMENT_VARIABLE])
+        except argparse.ArgumentTypeError as error:
+            raise PowerCheckError(f"{rating_flag}: {error}", 2) from None
+    if not url and rating_w is None:
+        return None
+    sources: list[str] = []
+    inverters = None
+    if url:
+        try:
+            found = await fetch_site_capability(url)
+        except SiteBoundsError as error:
+            raise PowerCheckError(
+                f"--power: cannot check it: {error} (pass --site-rating POWER to check "
+                "against a rating instead, or --force to send it unchecked)",
+                1,
+            ) from None
+        inverters = found.inverters
+        sources.append(found.source)
+    if rating_w is not None:
+        sources.append(f"{rating_flag} {_power_text(rating_w)}")
+    return SiteCapability(source=" and ".join(sources), inverters=inverters, rating_w=rating_w)
+
+
+def _power_text(power_w: float) -> str:
+    from edge_controller.dispatching.power_check import power_text
+
+    return power_text(power_w).lstrip("+")
+
+
+async def check_power(
+    args: argparse.Namespace,
+    power_w: float,
+    batteries: tuple[int, ...] | None,
+    environ: Mapping[str, str],
+) -> None:
+    """Refuse `power_w` on `batteries` (None: every battery) unless it fits or --force.
+
+    Raises:
+        PowerCheckError: beyond what the batteries can do, or no source to check it
+            against (2); the Microgrid API did not tell (1).
+    """
+    from edge_controller.dispatching.power_check import power_problem, power_text
+
+    if args.force or power_w == 0:
+        return
+    capability = await site_capability(args, environ)
+    if capability is None:
+        raise PowerCheckError(
+            f"--power: cannot check {power_text(power_w)} against the site: give "
+            f"--microgrid-url URL (or ${MICROGRID_URL_ENVIRONMENT_VARIABLE}) or "
+            f"--site-rating POWER (or ${SITE_RATING_ENVIRONMENT_VARIABLE}), or --force "
+            "to send it unchecked",
+            2,
+        )
+    problem = power_problem(power_w, capability, batteries)
+    if problem is not None:
+        raise PowerCheckError(f"--power: {problem}; pass --force to send it anyway", 2)
+
+
+def _resolve_start(start: Literal["NOW"] | datetime | RelativeStart) -> Literal["NOW"] | datetime:
     if isinstance(start, timedelta):
-        start = datetime.now(UTC) + start
+        return datetime.now(UTC) + start
+    return start
+
+
+async def _create(
+    producer: DispatchProducer, args: argparse.Namespace, environ: Mapping[str, str]
+) -> None:
+    from edge_controller.dispatching.producer import (
+        battery_power_payload,
+        battery_target,
+        check_schedule,
+    )
+
+    payload = battery_power_payload(args.power)
+    target = battery_target(args.batteries)
+    start = _resolve_start(args.start)
+    check_schedule(start, args.duration)  # bad input first, before asking the site
+    await check_power(args, args.power, args.batteries, environ)
     created = await producer.create(
-        args.dispatch_type,
-        battery_power_payload(args.power),
-        battery_target(args.batteries),
-        start,
-        args.duration,
-        dry_run=args.dry_run,
+        args.dispatch_type, payload, target, start, args.duration, dry_run=args.dry_run
     )
     print(f"created {summary_line(created)}", flush=True)
+
+
+async def _update(
+    producer: DispatchProducer, args: argparse.Namespace, environ: Mapping[str, str]
+) -> None:
+    from edge_controller.dispatching.producer import battery_power_payload, battery_target
+
+    changes: dict[str, Any] = {}
+    if args.start is not None:
+        start = _resolve_start(args.start)
+        # The service rounds to the nearest second: NOW must not round into the future.
+        changes["start"] = datetime.now(UTC).replace(microsecond=0) if start == "NOW" else start
+    if "duration" in args:
+        changes["duration"] = args.duration
+    if args.active is not None:
+        changes["active"] = args.active
+    if args.batteries is not None:
+        changes["target"] = battery_target(args.batteries)
+    if args.power is None and not changes:
+        raise ValueError(
+            "update: nothing to change; give --power, --batteries, --start, --duration, "
+            "--active or --inactive"
+        )
+    if args.power is not None or args.batteries is not None:
+        current = await producer.get(args.dispatch_id)
+        batteries = (
+            args.batteries if args.batteries is not None else target_batteries(current.target)
+        )
+        power_w = args.power
+        if power_w is None:
+            held = current.payload.get("power_w")
+            power_w = held if isinstance(held, int | float) and math.isfinite(held) else 0.0
+        else:
+            changes["payload"] = {**current.payload, **battery_power_payload(power_w)}
+        await check_power(args, power_w, batteries, environ)
+    updated = await producer.update(args.dispatch_id, **changes)
+    print(f"updated {summary_line(updated)}", flush=True)
 
 
 async def _list(producer: DispatchProducer) -> None:
@@ -396,7 +665,7 @@ async def _list(producer: DispatchProducer) -> None:
 
 
 def run_dispatch_command(args: argparse.Namespace) -> int:
-    """Run `dispatch create|list|delete`; return the exit code (0, 1 or 2)."""
+    """Run `dispatch create|get|update|list|delete`; return the exit code (0, 1 or 2)."""
     program = f"{_PROGRAM} {args.dispatch_command}"
     url = args.url or os.environ.get(URL_ENVIRONMENT_VARIABLE) or DEFAULT_URL
     microgrid_id = args.microgrid_id or 1
@@ -416,7 +685,11 @@ def run_dispatch_command(args: argparse.Namespace) -> int:
             return 2
         try:
             if args.dispatch_command == "create":
-                await _create(producer, args)
+                await _create(producer, args, os.environ)
+            elif args.dispatch_command == "update":
+                await _update(producer, args, os.environ)
+            elif args.dispatch_command == "get":
+                print(summary_line(await producer.get(args.dispatch_id)), flush=True)
             elif args.dispatch_command == "list":
                 await _list(producer)
             elif args.dispatch_command == "delete":
@@ -424,6 +697,9 @@ def run_dispatch_command(args: argparse.Namespace) -> int:
                 print(f"deleted id={args.dispatch_id}", flush=True)
             else:  # pragma: no cover - argparse allows no other action
                 raise AssertionError(f"unhandled action {args.dispatch_command}")
+        except PowerCheckError as refused:
+            print(f"{program}: {refused}", file=sys.stderr)
+            return refused.exit_code
         except ValueError as error:
             print(f"{program}: {_flag_message(error)}", file=sys.stderr)
             return 2
@@ -446,14 +722,21 @@ def run_dispatch_command(args: argparse.Namespace) -> int:
 __all__ = [
     "DEFAULT_URL",
     "KEY_ENVIRONMENT_VARIABLE",
+    "MICROGRID_URL_ENVIRONMENT_VARIABLE",
+    "SITE_RATING_ENVIRONMENT_VARIABLE",
     "URL_ENVIRONMENT_VARIABLE",
+    "PowerCheckError",
     "add_dispatch_parser",
+    "check_power",
     "duration_text",
     "parse_batteries",
     "parse_duration",
     "parse_power",
+    "parse_site_rating",
     "parse_start",
     "read_key",
     "run_dispatch_command",
+    "site_capability",
     "summary_line",
+    "target_batteries",
 ]

@@ -1,4 +1,4 @@
-"""Creating, listing and deleting dispatches: the producer side of the Dispatch API.
+"""Creating, reading, updating, listing and deleting dispatches: the producer side.
 
 `DispatchProducer` is a small typed layer over `frequenz-client-dispatch`'s
 `DispatchApiClient` for whoever *asks* for work (an operator's command line, the
@@ -17,8 +17,10 @@ What it adds to the client:
   `DispatchProducerError` "CODE: the server's message" (e.g. "INVALID_ARGUMENT:
   start_time: ..."), with the code name also in `.code`. The client's raw
   `grpc.aio.AioRpcError`s never leave this module.
-- **Plain results**: `DispatchSummary` (frozen) instead of the client's types; `list()`
-  walks every page and returns the dispatches in id order.
+- **Plain results**: `DispatchSummary` (frozen) instead of the client's types, with
+  where the dispatch stands when it was read (`schedule`: pending, running, ended, ...
+  and its next start; see `schedule.py`); `list()` walks every page and returns the
+  dispatches in id order.
 
 The API key is only handed to the client (which sends it as gRPC metadata); it is
 never part of a message, a repr or a log.
@@ -33,8 +35,8 @@ import builtins
 import json
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, TypeAlias
 
@@ -49,6 +51,8 @@ from frequenz.client.dispatch.types import (
     TargetComponents,
     TargetIds,
 )
+
+from edge_controller.dispatching.schedule import DispatchSchedule, dispatch_schedule
 
 BATTERY_POWER = "BATTERY_POWER"
 """The dispatch type the controller's BatteryPowerActor executes by default."""
@@ -77,6 +81,9 @@ class DispatchSummary:
     `target` is text: "ids:11,21" or "categories:BATTERY". `duration` None means
     indefinite. `payload` is as the service returns it: numbers come back as floats
     (being a dict, it makes a summary compare by value but not hashable).
+    `schedule` is where the dispatch stood when it was read, and `end_time` the
+    service's end (None: open-ended); neither takes part in comparisons (a summary
+    compares by what was asked for, not by when it was read).
     """
 
     id: int
@@ -87,6 +94,9 @@ class DispatchSummary:
     payload: dict[str, Any]
     active: bool
     dry_run: bool
+    schedule: DispatchSchedule | None = field(default=None, compare=False)
+    end_time: datetime | None = field(default=None, compare=False)
+    recurring: bool = field(default=False, compare=False)
 
 
 def battery_target(batteries: Collection[int] | None) -> TargetComponents:
@@ -126,8 +136,8 @@ def target_text(target: TargetComponents) -> str:
     return "categories:" + ",".join(names)
 
 
-def summarize(dispatch: Dispatch) -> DispatchSummary:
-    """Reduce a client `Dispatch` to a `DispatchSummary`."""
+def summarize(dispatch: Dispatch, now: datetime | None = None) -> DispatchSummary:
+    """Reduce a client `Dispatch` to a `DispatchSummary`, its schedule as of `now`."""
     return DispatchSummary(
         id=int(dispatch.id),
         type=dispatch.type,
@@ -137,6 +147,9 @@ def summarize(dispatch: Dispatch) -> DispatchSummary:
         payload=dict(dispatch.payload),
         active=dispatch.active,
         dry_run=dispatch.dry_run,
+        schedule=dispatch_schedule(dispatch, now or datetime.now(UTC)),
+        end_time=dispatch.end_time,
+        recurring=dispatch.recurrence.frequency not in (None, 0),
     )
 
 
@@ -174,6 +187,16 @@ def _check_duration(duration: timedelta | None) -> None:
             "duration: expected a whole number of seconds > 0, or None (indefinite), "
             f"got {seconds:g} s"
         )
+
+
+def check_schedule(start: Start, duration: timedelta | None) -> None:
+    """Check a start and a duration as `create` does, before anything is sent.
+
+    Raises:
+        ValueError: "start: ..." or "duration: ..." (see `create`).
+    """
+    _check_start(start)
+    _check_duration(duration)
 
 
 def _check_payload(payload: Mapping[str, Any]) -> None:
@@ -336,6 +359,78 @@ class DispatchProducer:
             raise _rpc_error(error) from None
         return summarize(updated)
 
+    async def get(self, dispatch_id: int) -> DispatchSummary:
+        """Return one dispatch as stored.
+
+        Raises:
+            ValueError: an id that is not > 0.
+            DispatchProducerError: e.g. "NOT_FOUND: ..." for an unknown (or deleted) id.
+        """
+        _check_id("dispatch_id", dispatch_id)
+        try:
+            found = await self._client.get(
+                microgrid_id=MicrogridId(self.microgrid_id), dispatch_id=DispatchId(dispatch_id)
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _rpc_error(error) from None
+        return summarize(found)
+
+    async def update(
+        self,
+        dispatch_id: int,
+        *,
+        payload: Mapping[str, Any] | None = None,
+        target: TargetComponents | None = None,
+        start: datetime | None = None,
+        duration: timedelta | Literal["KEEP"] | None = "KEEP",
+        active: bool | None = None,
+    ) -> DispatchSummary:
+        """Change the given fields of a dispatch in place; return it as stored.
+
+        Only what is passed changes (`duration` None makes it indefinite; leave it out
+        to keep it). `payload` replaces the whole payload. A running dispatch takes the
+        change at once. The type and the dry-run flag cannot be updated (the API).
+
+        Raises:
+            ValueError: nothing to change, an id that is not > 0, a start that is not
+                timezone-aware, a duration that is not whole seconds > 0, a payload
+                that is not JSON, an empty target.
+            DispatchProducerError: e.g. "NOT_FOUND: ..." for an unknown id,
+                "INVALID_ARGUMENT: start_time: ..." for a start long past.
+        """
+        _check_id("dispatch_id", dispatch_id)
+        new_fields: dict[str, Any] = {}
+        if payload is not None:
+            _check_payload(payload)
+            new_fields["payload"] = dict(payload)
+        if target is not None:
+            if not isinstance(target, TargetIds | TargetCategories) or len(target) == 0:
+                raise ValueError(f"target: expected TargetIds or TargetCategories, got {target!r}")
+            new_fields["target"] = target
+        if start is not None:
+            if start.tzinfo is None or start.utcoffset() is None:
+                raise ValueError(
+                    f"start: expected a timezone-aware datetime, got {start.isoformat()} "
+                    "without a zone"
+                )
+            new_fields["start_time"] = start
+        if duration != "KEEP":
+            _check_duration(duration)
+            new_fields["duration"] = duration
+        if active is not None:
+            new_fields["is_active"] = active
+        if not new_fields:
+            raise ValueError("update: nothing to change")
+        try:
+            updated = await self._client.update(
+                microgrid_id=MicrogridId(self.microgrid_id),
+                dispatch_id=DispatchId(dispatch_id),
+                new_fields=new_fields,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _rpc_error(error) from None
+        return summarize(updated)
+
     async def list(self) -> builtins.list[DispatchSummary]:
         """Return every dispatch of the microgrid (all pages), in id order.
 
@@ -396,6 +491,7 @@ __all__ = [
     "Start",
     "battery_power_payload",
     "battery_target",
+    "check_schedule",
     "payload_text",
     "summarize",
     "target_text",
