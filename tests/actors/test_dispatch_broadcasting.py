@@ -3,27 +3,36 @@
 A fake `Dispatcher` stands in for `frequenz-dispatch`: `listed` is what the service
 lists, `running` what the library believes runs (announced to every new running-state
 receiver, as the library does). The real library and service run in
-`tests/reliability/test_04_dispatch_service_faults.py`. The fake's `list` ignores
-`end_from`: each test says what the service lists.
+`tests/reliability/test_04_dispatch_service_faults.py`, and here for the warning about
+dispatches no use case handles. The fake's `list` ignores `end_from`: each test says
+what the service lists.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from frequenz.channels import Broadcast, Receiver
 from frequenz.client.common.microgrid import MicrogridId
+from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.recurrence import RecurrenceRule
 from frequenz.client.dispatch.types import Dispatch as ClientDispatch
+from frequenz.client.dispatch.types import DispatchEvent as ClientDispatchEvent
 from frequenz.client.dispatch.types import DispatchId, TargetIds
 from frequenz.dispatch import Dispatch, Dispatcher, DispatchEvent
+from structlog.testing import capture_logs
 
-from edge_controller.actors.dispatch_broadcasting import DispatchBroadcastingActor
+from edge_controller.actors.dispatch_broadcasting import DispatchBroadcastingActor, UnhandledTypes
+from edge_controller.app import Controller
+from edge_controller.config import parse_config
+from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.dispatching import cache
+from edge_controller.sim.server import SimulatorServer
+from tests.harness import KEY, MICROGRID, stream_connected
 
 KIND = "BATTERY_POWER"
 FIRST_CHECK = timedelta(seconds=0.05)
@@ -68,6 +77,7 @@ class FakeDispatcher:
         self.stopped = False
         self._running = Broadcast[Dispatch](name="running")
         self._lifecycle = Broadcast[DispatchEvent](name="lifecycle")
+        self._events = Broadcast[ClientDispatchEvent](name="events")
 
     @property
     def client(self) -> FakeDispatcher:
@@ -87,6 +97,9 @@ class FakeDispatcher:
 
     def new_lifecycle_events_receiver(self, kind: str) -> Receiver[DispatchEvent]:
         return self._lifecycle.new_receiver()
+
+    def stream(self, microgrid_id: MicrogridId) -> Receiver[ClientDispatchEvent]:
+        return self._events.new_receiver()
 
     async def stop(self) -> None:
         self.stopped = True
@@ -202,3 +215,85 @@ async def test_a_dispatch_that_ended_is_forgotten_without_a_reconnect(tmp_path: 
         assert not fake.stopped
     finally:
         await actor.stop()
+
+
+# ---------------------------------------------------------------- unhandled types
+
+
+def test_an_unhandled_type_is_reported_once_per_dispatch() -> None:
+    unhandled = UnhandledTypes(["PEAK_SHAVING", KIND, KIND])
+    assert unhandled.handled == (KIND, "PEAK_SHAVING")
+    assert [
+        unhandled.first_sighting(dispatch_id, kind)
+        for dispatch_id, kind in [(1, "FOO"), (1, "FOO"), (2, KIND), (3, "FOO"), (1, "BAR")]
+    ] == [True, False, False, True, False]
+
+
+async def test_a_dispatch_no_use_case_handles_is_logged_once_with_the_handled_types(
+    servers: tuple[SimulatorServer, DispatchServer],
+) -> None:
+    """Real service, real library: one FOO before the controller starts (in the list),
+    a BAR after (on the stream), updated, then a BATTERY_POWER and another FOO."""
+    sim, dispatch_server = servers
+    client = DispatchApiClient(server_url=dispatch_server.url, auth_key=KEY)
+    later = datetime.now(UTC) + timedelta(minutes=5)
+
+    async def create(kind: str) -> int:
+        made = await client.create(
+            microgrid_id=MICROGRID,
+            type=kind,
+            start_time=later,
+            duration=timedelta(minutes=10),
+            target=TargetIds(31),
+            payload={"power_w": -5_000.0},
+        )
+        return int(made.id)
+
+    config = parse_config(
+        {
+            "microgrid": {"url": sim.url},
+            "dispatch": {"url": dispatch_server.url, "microgrid_id": 1, "startup_timeout": 10},
+            "use_cases": [{"kind": "battery_power", "dispatch_types": [KIND]}],
+        },
+        environ={"EDGE_CONTROLLER_DISPATCH_KEY": KEY},
+    )
+
+    def unhandled(logs: list[MutableMapping[str, Any]]) -> list[tuple[object, object, object]]:
+        return [
+            (entry["dispatch_id"], entry["type"], entry["handled_types"])
+            for entry in logs
+            if entry["event"] == "dispatch_unhandled"
+        ]
+
+    async def logged(logs: list[MutableMapping[str, Any]], dispatch_id: int) -> None:
+        async with asyncio.timeout(15):
+            while dispatch_id not in [found[0] for found in unhandled(logs)]:
+                await asyncio.sleep(0.02)
+
+    try:
+        before = await create("FOO")
+        with capture_logs() as logs:
+            async with Controller(config):
+                await logged(logs, before)
+                await stream_connected(dispatch_server, 10)
+                after = await create("BAR")
+                await logged(logs, after)
+                await client.update(
+                    microgrid_id=MICROGRID,
+                    dispatch_id=DispatchId(after),
+                    new_fields={"payload": {"power_w": -6_000.0}},
+                )
+                await create(KIND)
+                # Events arrive in order: once the last one is logged, the update and
+                # the handled dispatch have been seen.
+                last = await create("FOO")
+                await logged(logs, last)
+        entries = [e for e in logs if e["event"] == "dispatch_unhandled"]
+        assert all(e["log_level"] == "warning" for e in entries)
+        assert unhandled(logs) == [
+            (before, "FOO", [KIND]),
+            (after, "BAR", [KIND]),
+            (last, "FOO", [KIND]),
+        ]
+    finally:
+        await client.disconnect()

@@ -11,6 +11,12 @@ that names the URL instead; a key the service refuses is reported at once, as su
 
 The actor also reconciles with the service's own list, so a change the stream never
 delivered (a creation, an update, or a deletion) is still acted on.
+
+A dispatch whose type no configured use case handles would otherwise be ignored in
+silence: the actor logs `dispatch_unhandled` (warning, once per dispatch id, with its
+type and the handled types) when it first sees one — in the service's list at start
+and at each reconciliation, or on the client's stream of every type (the
+`Dispatcher` only hands out receivers per type).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from frequenz.channels.timer import SkipMissedAndDrift, Timer
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import Dispatch as ClientDispatch
+from frequenz.client.dispatch.types import DispatchEvent as ClientDispatchEvent
+from frequenz.client.dispatch.types import Event as ClientEvent
 from frequenz.dispatch import Deleted, Dispatch, Dispatcher, DispatchEvent
 
 from edge_controller.dispatching import cache
@@ -176,6 +184,29 @@ class Drift:
         return Drift(self.missed & other.missed, self.deleted & other.deleted)
 
 
+class UnhandledTypes:
+    """Which dispatches no use case handles, each reported once: pure.
+
+    >>> unhandled = UnhandledTypes({"BATTERY_POWER"})
+    >>> unhandled.first_sighting(7, "FOO"), unhandled.first_sighting(7, "FOO")
+    (True, False)
+    >>> unhandled.first_sighting(8, "BATTERY_POWER")
+    False
+    """
+
+    def __init__(self, handled: Iterable[str]) -> None:
+        """Remember the types that some use case handles."""
+        self.handled: tuple[str, ...] = tuple(sorted(set(handled)))
+        self._reported: set[int] = set()
+
+    def first_sighting(self, dispatch_id: int, dispatch_type: str) -> bool:
+        """Whether `dispatch_id` has an unhandled type and was not reported yet."""
+        if dispatch_type in self.handled or dispatch_id in self._reported:
+            return False
+        self._reported.add(dispatch_id)
+        return True
+
+
 class DispatchBroadcastingActor(SupervisedActor):
     """Forwards dispatch running-state changes to the actors of each dispatch type.
 
@@ -219,6 +250,7 @@ class DispatchBroadcastingActor(SupervisedActor):
         self._reconcile_interval = reconcile_interval
         self._known: dict[int, Dispatch] = {}
         """The dispatches the service knows, as far as we heard (saved as the cache)."""
+        self._unhandled = UnhandledTypes(self._routes)
         self._running: dict[int, Dispatch] = {}
         """The dispatches last broadcast as running, by id."""
         self._gone: dict[int, datetime] = {}
@@ -263,6 +295,8 @@ class DispatchBroadcastingActor(SupervisedActor):
         self._log.info("dispatch_types_routed", types=sorted(self._routes))
         running_changes = merge(*running)
         lifecycle_events = merge(*lifecycle)
+        # Every type: the client shares one stream among its receivers.
+        every_type = self._dispatcher.client.stream(MicrogridId(self._microgrid_id))
         check = Timer(
             self._reconcile_interval,
             SkipMissedAndDrift(),
@@ -271,8 +305,11 @@ class DispatchBroadcastingActor(SupervisedActor):
         )
         suspected: Drift | None = None
         try:
-            async for selected in select(running_changes, lifecycle_events, check):
-                if selected_from(selected, running_changes):
+            async for selected in select(running_changes, lifecycle_events, every_type, check):
+                if selected_from(selected, every_type):
+                    if not selected.was_stopped:
+                        self._note_unhandled(selected.message)
+                elif selected_from(selected, running_changes):
                     if not self._is_gone(selected.message):
                         await self._broadcast(selected.message)
                 elif selected_from(selected, lifecycle_events):
@@ -297,6 +334,7 @@ class DispatchBroadcastingActor(SupervisedActor):
             check.close()
             running_changes.close()
             lifecycle_events.close()
+            every_type.close()
         return Drift()  # pragma: no cover - the receivers never end while running
 
     async def _list(self) -> dict[int, ClientDispatch]:
@@ -313,7 +351,23 @@ class DispatchBroadcastingActor(SupervisedActor):
             for dispatch in page:
                 if dispatch.type in self._routes:
                     listed[int(dispatch.id)] = dispatch
+                else:
+                    self._report_unhandled(dispatch)
         return listed
+
+    def _note_unhandled(self, event: ClientDispatchEvent) -> None:
+        """Report a created or updated dispatch of a type that no use case handles."""
+        if event.event in (ClientEvent.CREATED, ClientEvent.UPDATED):
+            self._report_unhandled(event.dispatch)
+
+    def _report_unhandled(self, dispatch: ClientDispatch) -> None:
+        if self._unhandled.first_sighting(int(dispatch.id), dispatch.type):
+            self._log.warning(
+                "dispatch_unhandled",
+                dispatch_id=int(dispatch.id),
+                type=dispatch.type,
+                handled_types=list(self._unhandled.handled),
+            )
 
     async def _seed_known(self) -> dict[int, ClientDispatch] | None:
         """Learn what the service lists; None when the list call failed."""
