@@ -4,14 +4,33 @@ One event per line: JSON under systemd (journald sets `JOURNAL_STREAM`) or when 
 for, a readable console format on a terminal. Logs go to stderr, so stdout stays free
 for what programs read (e.g. a server's `listening address=...` line). Standard-library
 loggers (grpc, the Frequenz clients) are routed through the same renderer.
+
+Two libraries are quieted here, by filters on their loggers (`quiet_libraries`,
+installed when this module is imported, i.e. before the Frequenz packages are):
+
+- frequenz-core's `Prefix 'CID' is already registered` is dropped: frequenz-client-common
+  defines both the deprecated `components.ComponentId` (which client 0.18 still takes)
+  and its successor `electrical_components.ElectricalComponentId` with the prefix `CID`,
+  so every process that imports both warned once. Any other duplicate still shows.
+- frequenz-client-base's per-stream lines (`starting to stream`, `stopping the stream`,
+  one per stream and attempt) are lowered to debug. Its `connection ended, retrying`
+  warnings are lowered too for the microgrid telemetry streams, which
+  `MicrogridConnection` reports itself (`stream_retrying`, rate-limited per component);
+  for any other stream (the dispatch client's) the first one shows and then at most one
+  per `RETRY_LOG_INTERVAL_S`, with the count of the ones left out.
+
+A lowered line is still there at debug: `--log-level debug`, or
+`levels = { "frequenz.client.base.streaming" = "debug" }`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import structlog
@@ -57,6 +76,91 @@ def _numeric(level: str) -> int:
     return numeric
 
 
+RETRY_LOG_INTERVAL_S = 10.0
+"""At most one retry line per stream this often (s), for the streams nobody else reports."""
+
+DUPLICATE_CID_PREFIX = "Prefix 'CID' is already registered. ID prefixes must be unique."
+"""frequenz-core's warning about frequenz-client-common's two `CID` id classes."""
+
+_REPORTED_STREAMS = re.compile(r"^microgrid-client-[0-9a-f]+-component-data-")
+"""Stream names of client 0.18's component telemetry: `MicrogridConnection` reports
+their retries itself."""
+
+
+class KnownDuplicatePrefixFilter(logging.Filter):
+    """Drops the `Prefix 'CID' is already registered` warning, and only that one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but the known duplicate-prefix warning."""
+        return record.getMessage() != DUPLICATE_CID_PREFIX
+
+
+class StreamNoiseFilter(logging.Filter):
+    """Lowers frequenz-client-base's per-stream lines to debug; rate-limits its retries.
+
+    For `frequenz.client.base.streaming`, whose `GrpcStreamBroadcaster` logs every
+    start, stop and failed attempt of every stream (9 streams, 2 attempts/s each in an
+    outage: some 650 lines in 20 s). A lowered record is passed on as a DEBUG record only
+    when that logger is enabled for debug. Not thread-safe beyond what `logging` gives;
+    the clients log from the event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        retry_log_interval_s: float = RETRY_LOG_INTERVAL_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Let one retry line per stream through every `retry_log_interval_s`."""
+        super().__init__()
+        self._interval_s = retry_log_interval_s
+        self._monotonic = monotonic
+        self._retries: dict[str, tuple[float, int]] = {}
+        """Per stream name: when its last retry line went out, how many were held since."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Decide whether (and at which level) `record` is written."""
+        message = record.getMessage()
+        stream, _, what = message.partition(": ")
+        if what in ("starting to stream", "stopping the stream"):
+            return _lowered(record)
+        if not what.startswith("connection ended, retrying"):
+            return True
+        if _REPORTED_STREAMS.match(stream):
+            return _lowered(record)
+        now = self._monotonic()
+        last = self._retries.get(stream)
+        if last is not None and now - last[0] < self._interval_s:
+            self._retries[stream] = (last[0], last[1] + 1)
+            return _lowered(record)
+        self._retries[stream] = (now, 0)
+        if last is not None and last[1]:
+            record.msg = f"{message} ({last[1]} retry lines left out since the last one)"
+            record.args = None
+        return True
+
+
+def _lowered(record: logging.LogRecord) -> bool:
+    record.levelno = logging.DEBUG
+    record.levelname = "DEBUG"
+    return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_LIBRARY_FILTERS: dict[str, logging.Filter] = {
+    "frequenz.core.id": KnownDuplicatePrefixFilter(),
+    "frequenz.client.base.streaming": StreamNoiseFilter(),
+}
+
+
+def quiet_libraries() -> None:
+    """Install the library filters (see the module docstring); safe to call again."""
+    for name, library_filter in _LIBRARY_FILTERS.items():
+        logging.getLogger(name).addFilter(library_filter)
+
+
+quiet_libraries()  # at import: the duplicate-prefix warning is logged while importing
+
+
 def configure(level: str = "info", log_format: LogFormat = "auto") -> None:
     """Configure structlog and the standard library for this process.
 
@@ -92,3 +196,4 @@ def configure(level: str = "info", log_format: LogFormat = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    quiet_libraries()

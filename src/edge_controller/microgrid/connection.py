@@ -18,7 +18,11 @@ Characteristics:
   (AC active power: + import, − export), each read by its own task into the
   `TelemetryCache`. A stream that fails is resumed by the client after
   `reconnect_interval_s` (plus up to `reconnect_jitter_s`); meanwhile readings age
-  and the cache reports them stale.
+  and the cache reports them stale. An outage is logged per component, not per
+  attempt: `stream_retrying` at the first failed attempt, then at most once per
+  `retry_log_interval` with the attempts so far (`attempts`, `suppressed`, `since`),
+  and `stream_recovered` when data flows again (the client's own line per attempt is
+  lowered to debug, see `edge_controller.logging`).
   A stream the server ends cleanly (status OK) is never resumed by client 0.18: it is
   logged as `telemetry_stream_ended`, and its component's readings go stale.
 - `set_power` gives up after `timeout_s` (the client's own deadline is a fixed 60 s)
@@ -36,15 +40,23 @@ from types import TracebackType
 
 import structlog
 from frequenz.api.microgrid.v1alpha18 import microgrid_pb2
-from frequenz.channels import Receiver
+from frequenz.channels import Merger, Receiver
 from frequenz.client.base import conversion
 from frequenz.client.base.retry import LinearBackoff
+from frequenz.client.base.streaming import (
+    GrpcStreamBroadcaster,
+    StreamEvent,
+    StreamFatalError,
+    StreamRetrying,
+    StreamStarted,
+)
 from frequenz.client.microgrid import ApiClientError, MicrogridApiClient
 from frequenz.client.microgrid.component import ComponentDataSamples
 from frequenz.client.microgrid.metrics import Metric
 from grpc.aio import AioRpcError
 
 from edge_controller.clock import Clock, WallClock
+from edge_controller.logging import quiet_libraries
 from edge_controller.microgrid.from_client import (
     BATTERY_METRICS,
     INVERTER_METRICS,
@@ -60,7 +72,9 @@ from edge_controller.microgrid.graph import (
     inverters_below_meters,
     pair_batteries,
 )
+from edge_controller.microgrid.stream_retries import RetryLog
 from edge_controller.microgrid.telemetry import Reading, TelemetryCache
+from edge_controller.microgrid.telemetry_gaps import GapTracker
 from edge_controller.waiting import cancel_and_wait_all
 
 with warnings.catch_warnings():
@@ -71,6 +85,11 @@ MIN_LIFETIME = timedelta(seconds=10)
 """The shortest command lifetime the Microgrid API accepts."""
 MAX_LIFETIME = timedelta(seconds=900)
 """The longest command lifetime the Microgrid API accepts."""
+RETRY_LOG_INTERVAL = timedelta(seconds=10)
+"""While a telemetry stream keeps failing, one `stream_retrying` line per component
+this often (the attempts in between are counted in the next line)."""
+STREAM_BUFFER = 50
+"""Messages buffered per telemetry stream (the client's default)."""
 
 
 class NotStartedError(RuntimeError):
@@ -82,6 +101,38 @@ def _component_id(value: int) -> ComponentId:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         return ComponentId(value)
+
+
+def _receiver_with_events(
+    client: MicrogridApiClient, component_id: int, metrics: tuple[Metric, ...]
+) -> Receiver[ComponentDataSamples | StreamEvent]:
+    """Open one component's telemetry stream, with its events (failed attempts, ...).
+
+    Client 0.18 returns data only; the stream's broadcaster, which it keeps by key,
+    also gives the events. If it cannot be found (another client version), the data
+    alone is returned: retries then show only in the client's debug lines.
+    """
+    broadcasters = getattr(client, "_component_data_broadcasters", None)
+    before = set(broadcasters) if isinstance(broadcasters, dict) else set()
+    receiver: Receiver[ComponentDataSamples] = client.receive_component_data_samples_stream(
+        _component_id(component_id), metrics, buffer_size=STREAM_BUFFER
+    )
+    if not isinstance(broadcasters, dict):
+        return receiver
+    added = [b for key, b in broadcasters.items() if key not in before]
+    if len(added) != 1 or not isinstance(added[0], GrpcStreamBroadcaster):
+        return receiver
+    broadcaster: GrpcStreamBroadcaster[object, ComponentDataSamples] = added[0]
+    return broadcaster.new_receiver(maxsize=STREAM_BUFFER, include_events=True)
+
+
+def _short_error(error: BaseException | None) -> str | None:
+    """One line for a stream's error: `UNAVAILABLE: failed to connect ...`."""
+    if error is None:
+        return None
+    if isinstance(error, AioRpcError):
+        return f"{error.code().name}: {error.details()}"
+    return repr(error)
 
 
 class MicrogridConnection:
@@ -99,19 +150,27 @@ class MicrogridConnection:
         stale_after: timedelta = timedelta(seconds=10),
         reconnect_interval_s: float = 0.5,
         reconnect_jitter_s: float = 0.1,
+        retry_log_interval: timedelta = RETRY_LOG_INTERVAL,
     ) -> None:
         """Prepare (not yet open) a connection to `url`.
 
-        `clock` decides which components and connections are operational at start-up
-        and stamps a command's expiry when the server does not tell it; `stale_after`
-        is the cache's freshness limit; a failed telemetry stream is retried after
-        `reconnect_interval_s` plus a random wait of up to `reconnect_jitter_s`.
+        `clock` decides which components and connections are operational at start-up,
+        stamps a command's expiry when the server does not tell it and times the
+        outage lines; `stale_after` is the cache's freshness limit; a failed telemetry
+        stream is retried after `reconnect_interval_s` plus a random wait of up to
+        `reconnect_jitter_s`, and logged at most once per `retry_log_interval` per
+        component.
         """
         self.url = url
         self._clock: Clock = clock if clock is not None else WallClock()
         self._reconnect_interval_s = reconnect_interval_s
         self._reconnect_jitter_s = reconnect_jitter_s
+        self._retry_log_interval = retry_log_interval
+        self.retry_attempts: dict[int, int] = {}
+        """Failed stream attempts per component since start (every one, logged or not)."""
         self.cache = TelemetryCache(stale_after)
+        self.telemetry_gaps = GapTracker()
+        """Each component's gaps in its sample times, judged as the samples arrive."""
         self._client: MicrogridApiClient | None = None
         self._pairs: BatteryPairs | None = None
         self._grid_meter_id: int | None = None
@@ -160,6 +219,7 @@ class MicrogridConnection:
         """
         if self._client is not None:
             raise RuntimeError("the microgrid connection is already started")
+        quiet_libraries()  # this connection reports the client's stream retries itself
         client = MicrogridApiClient(
             self.url,
             retry_strategy=LinearBackoff(
@@ -202,9 +262,7 @@ class MicrogridConnection:
         convert: Callable[[ComponentDataSamples], Reading | None],
     ) -> None:
         assert self._client is not None
-        receiver = self._client.receive_component_data_samples_stream(
-            _component_id(component_id), metrics
-        )
+        receiver = _receiver_with_events(self._client, component_id, metrics)
         self._tasks.append(
             asyncio.create_task(
                 self._feed_cache(component_id, receiver, convert),
@@ -215,20 +273,65 @@ class MicrogridConnection:
     async def _feed_cache(
         self,
         component_id: int,
-        receiver: Receiver[ComponentDataSamples],
+        receiver: Receiver[ComponentDataSamples | StreamEvent],
         convert: Callable[[ComponentDataSamples], Reading | None],
     ) -> None:
-        """Put every message of one stream into the cache until the stream ends."""
+        """Put every message of one stream into the cache until the stream ends.
+
+        The stream's events (a failed attempt, a fatal error) are logged here, one
+        line per `retry_log_interval` at most while it keeps failing.
+        """
         log = self._log.bind(component_id=component_id)
-        async for samples in receiver:
-            try:
-                reading = convert(samples)
-            except Exception:  # a bad message must not end the stream
-                log.exception("telemetry_conversion_failed")
-                continue
-            if reading is not None:
-                self.cache.update(reading)
+        retries = RetryLog(self._retry_log_interval)
+        try:
+            async for message in receiver:
+                if isinstance(message, StreamStarted | StreamRetrying | StreamFatalError):
+                    self._log_stream_event(component_id, message, retries, log)
+                    continue
+                recovered = retries.received()
+                if recovered is not None:
+                    log.info(
+                        "stream_recovered",
+                        attempts=recovered.attempts,
+                        since=recovered.since.isoformat(),
+                    )
+                try:
+                    reading = convert(message)
+                except Exception:  # a bad message must not end the stream
+                    log.exception("telemetry_conversion_failed")
+                    continue
+                if reading is not None:
+                    self.cache.update(reading)
+                    self.telemetry_gaps.sampled(component_id, reading.sampled_at)
+        finally:
+            if isinstance(receiver, Merger):
+                # Its reading tasks would otherwise end with the closed channels,
+                # unretrieved ("Task exception was never retrieved" at every stop).
+                await receiver.stop()
         log.warning("telemetry_stream_ended")
+
+    def _log_stream_event(
+        self,
+        component_id: int,
+        event: StreamEvent,
+        retries: RetryLog,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        """Log a failed attempt when `retries` says one is due, a fatal error always."""
+        if isinstance(event, StreamRetrying):
+            self.retry_attempts[component_id] = self.retry_attempts.get(component_id, 0) + 1
+            line = retries.failed(self._clock.now())
+            if line is not None:
+                log.warning(
+                    "stream_retrying",
+                    attempts=line.attempts,
+                    suppressed=line.suppressed,
+                    since=line.since.isoformat(),
+                    retry_in_s=round(event.delay.total_seconds(), 3),
+                    error=_short_error(event.exception),
+                )
+        elif isinstance(event, StreamFatalError):
+            log.error("stream_failed", error=_short_error(event.exception))
 
     async def stop(self) -> None:
         """Cancel the stream tasks and close the client; safe to call twice."""

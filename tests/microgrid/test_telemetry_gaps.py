@@ -1,0 +1,94 @@
+"""Telemetry gaps: judged on sample times, acted on only for inverters with a target."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from edge_controller.microgrid.telemetry_gaps import (
+    GapTracker,
+    Resumption,
+    gap_before,
+    resumed_on_targets,
+)
+
+T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+GAP = timedelta(seconds=2)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_gap_before_a_sample() -> None:
+    assert gap_before(None, at(0), GAP) is None  # the first sample ever
+    assert gap_before(at(0), at(0.5), GAP) is None
+    assert gap_before(at(0), at(2), GAP) is None  # exactly the limit: not a gap
+    assert gap_before(at(0), at(2.5), GAP) == timedelta(seconds=2.5)
+    assert gap_before(at(3), at(1), GAP) is None  # late
+
+
+def test_the_tracker_counts_each_components_gaps() -> None:
+    gaps = GapTracker(GAP)
+    assert [gaps.sampled(10, at(t)) for t in (0, 0.5, 1.0)] == [None, None, None]
+    assert gaps.sampled(10, at(9)) == Resumption(10, 1, timedelta(seconds=8))
+    assert gaps.sampled(10, at(5)) is None  # late: no gap, the latest stays
+    assert gaps.sampled(10, at(9.5)) is None
+    assert gaps.sampled(10, at(13)) == Resumption(10, 2, timedelta(seconds=3.5))
+    assert gaps.latest(10) == Resumption(10, 2, timedelta(seconds=3.5))
+    assert gaps.latest(20) is None
+    assert gaps.latest_all() == {10: Resumption(10, 2, timedelta(seconds=3.5))}
+
+
+def test_a_rest_between_dispatches_is_no_gap() -> None:
+    """The demo's case: telemetry every 0.5 s throughout, a target before and after."""
+    gaps = GapTracker(GAP)
+    handled: dict[int, int] = {}
+    acted: list[Resumption] = []
+    for step in range(60):  # 30 s: dispatch, 10 s rest, dispatch
+        for inverter in (10, 20, 30, 40):
+            gaps.sampled(inverter, at(step * 0.5))
+        targeted = set() if 20 <= step < 40 else {10, 20, 30, 40}
+        handled, act_on = resumed_on_targets(handled, gaps.latest_all(), targeted)
+        acted += act_on
+    assert acted == []
+
+
+def test_a_gap_on_a_targeted_inverter_is_acted_on_once() -> None:
+    gaps = GapTracker(GAP)
+    for t in (0, 0.5, 4.0):
+        gaps.sampled(10, at(t))
+    handled, act_on = resumed_on_targets({}, gaps.latest_all(), {10})
+    assert act_on == [Resumption(10, 1, timedelta(seconds=3.5))]
+    handled, act_on = resumed_on_targets(handled, gaps.latest_all(), {10})
+    assert act_on == []  # told once
+    gaps.sampled(10, at(8.0))
+    _, act_on = resumed_on_targets(handled, gaps.latest_all(), {10})
+    assert act_on == [Resumption(10, 2, timedelta(seconds=4))]
+
+
+def test_a_gap_while_resting_is_not_acted_on_when_the_next_target_comes() -> None:
+    gaps = GapTracker(GAP)
+    gaps.sampled(10, at(0))
+    gaps.sampled(10, at(5))  # the gap ends while inverter 10 has no target
+    handled, act_on = resumed_on_targets({}, gaps.latest_all(), set())
+    assert act_on == []
+    _, act_on = resumed_on_targets(handled, gaps.latest_all(), {10})
+    assert act_on == []
+    assert handled == {10: 1}
+
+
+def test_only_the_targeted_inverters_gaps_are_returned() -> None:
+    gaps = GapTracker(GAP)
+    for inverter in (10, 20):
+        gaps.sampled(inverter, at(0))
+        gaps.sampled(inverter, at(3))
+    handled, act_on = resumed_on_targets({}, gaps.latest_all(), {20})
+    assert [r.component_id for r in act_on] == [20]
+    assert handled == {10: 1, 20: 1}
+
+
+def test_min_gap_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="min_gap"):
+        GapTracker(timedelta(0))
