@@ -6,13 +6,17 @@ import asyncio
 import dataclasses
 import io
 import itertools
+import os
 import re
+import shlex
 import signal
 import sys
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from edge_controller.cli import build_parser
 from edge_controller.demo import (
     GAP_S,
     LEAD_S,
@@ -20,6 +24,9 @@ from edge_controller.demo import (
     EnergyTally,
     PlannedDispatch,
     outcome_of,
+    own_command,
+    own_dispatch_arguments,
+    own_dispatch_line,
     phase_at,
     planned_dispatches,
     report_interval_s,
@@ -240,6 +247,63 @@ def test_summary_says_when_a_signal_stopped_the_demo() -> None:
     )
 
 
+# ------------------------------------------------------------------ the line to send your own
+
+
+def assert_parses_as_a_dispatch_create(line: str) -> None:
+    """The line runs our program and our own parser reads it as a checked create."""
+    words = shlex.split(line)
+    program = words[: words.index("dispatch")]
+    assert program in ([str(Path(program[0]))], [program[0], "-m", "edge_controller.cli"])
+    assert Path(program[0]).is_absolute() or program[0] == sys.executable
+    assert os.access(program[0], os.X_OK)
+    args = build_parser().parse_args(words[len(program) :])
+    assert (args.command, args.dispatch_command) == ("dispatch", "create")
+    assert args.power == -50_000.0
+    assert args.batteries == (31,)
+    assert args.microgrid_url is not None  # the power is checked against the site
+    assert not args.force
+    assert args.key_file is not None
+
+
+def test_the_line_to_send_your_own_parses_with_our_parser(tmp_path: Path) -> None:
+    line = own_dispatch_line(
+        "grpc://127.0.0.1:40001?ssl=false",
+        tmp_path / "dispatch key",
+        1,
+        "grpc://127.0.0.1:40000?ssl=false",
+    )
+    assert_parses_as_a_dispatch_create(line)
+    assert "'grpc://127.0.0.1:40001?ssl=false'" in line  # quoted for the shell
+    arguments = own_dispatch_arguments("u", tmp_path / "k", 7, "m")
+    args = build_parser().parse_args(arguments)
+    assert (args.url, args.key_file, args.microgrid_id) == ("u", tmp_path / "k", 7)
+
+
+def test_the_program_is_named_by_its_absolute_path_or_run_through_this_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "bin" / "edge-controller"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    # `make demo` runs .venv/bin/edge-controller, relative and not on PATH.
+    monkeypatch.chdir(tmp_path)
+    assert own_command("bin/edge-controller") == [str(script.resolve())]
+    assert own_command(str(script)) == [str(script.resolve())]
+    # Found on PATH by its bare name.
+    monkeypatch.setenv("PATH", str(script.parent))
+    assert own_command("edge-controller") == [str(script.resolve())]
+    # `python -m edge_controller.cli`, or a name that is no executable here.
+    python = "/opt/python/bin/python3"
+    module = [python, "-m", "edge_controller.cli"]
+    assert own_command("/src/edge_controller/cli.py", python) == module
+    monkeypatch.setenv("PATH", "")
+    assert own_command("edge-controller", python) == module
+    script.chmod(0o644)
+    assert own_command(str(script), python) == module
+
+
 # ------------------------------------------------------------------ whole runs
 
 
@@ -251,6 +315,9 @@ async def test_a_short_fast_demo_runs_every_kind_of_dispatch_and_summarises(
     # (structlog, unconfigured in this process, logs to stdout too)
     assert re.search(r"^listening address=127\.0\.0\.1:\d+$", out, re.MULTILINE)
     assert re.search(r"^t=\+\d+s grid .* \| running: .*Battery A ", out, re.MULTILINE)
+    printed = re.search(r"^    (.+ dispatch --url .+)$", out, re.MULTILINE)
+    assert printed is not None, out
+    assert_parses_as_a_dispatch_create(printed.group(1))
     summary = out.split("\nsummary\n", 1)[1]
     assert re.search(r"discharge +#1 +-600\.0 kW +\+1\.\.\+3 s +ran$", summary, re.MULTILINE)
     assert re.search(r"dry run +#2 +-400\.0 kW .* ran as a dry run", summary)

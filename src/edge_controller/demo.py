@@ -27,7 +27,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -214,7 +217,8 @@ def running_views(
     """The dispatches the use case runs (`running`: id → watts asked), sorted by id.
 
     With what the demo knows of them: kind, dry run, time left; a dispatch it did not
-    create (e.g. one sent with dispatch-cli) is `external`, its time left unknown.
+    create (e.g. one sent with `edge-controller dispatch create`) is `external`, its time
+    left unknown.
     """
     by_id = {c.dispatch_id: c.planned for c in created}
     views = []
@@ -246,6 +250,60 @@ def upcoming_view(created: Sequence[CreatedDispatch], elapsed_s: float) -> Upcom
     )
 
 
+def own_command(argv0: str | None = None, python: str | None = None) -> list[str]:
+    """How to run this program again from a shell, wherever it was installed.
+
+    `make demo` runs `.venv/bin/edge-controller`, which is not on PATH: the program's
+    own path (argv[0], made absolute; looked up on PATH when it has no directory) if it
+    is an executable `edge-controller`, else this Python with `-m edge_controller.cli`
+    (e.g. under `python -m`), which works wherever this process does.
+    """
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    name = Path(argv0).name
+    if name == "edge-controller":
+        found = shutil.which(argv0) if os.sep not in argv0 else argv0
+        if found and os.access(found, os.X_OK) and Path(found).is_file():
+            return [str(Path(found).resolve())]
+    return [python or sys.executable, "-m", "edge_controller.cli"]
+
+
+def own_dispatch_arguments(
+    dispatch_url: str, key_file: Path, microgrid_id: int, microgrid_url: str
+) -> list[str]:
+    """The `edge-controller dispatch create` arguments the demo suggests (after the program).
+
+    Battery 31 discharges 50 kW, 5 s from now, for 30 s; the power is checked against
+    the simulated site's rated bounds.
+    """
+    return [
+        "dispatch",
+        "--url",
+        dispatch_url,
+        "--key-file",
+        str(key_file),
+        "--microgrid-id",
+        str(microgrid_id),
+        "create",
+        "--power=-50kW",
+        "--batteries",
+        "31",
+        "--start",
+        "+5s",
+        "--duration",
+        "30s",
+        "--microgrid-url",
+        microgrid_url,
+    ]
+
+
+def own_dispatch_line(
+    dispatch_url: str, key_file: Path, microgrid_id: int, microgrid_url: str
+) -> str:
+    """The shell line that sends the demo site a dispatch while it runs."""
+    arguments = own_dispatch_arguments(dispatch_url, key_file, microgrid_id, microgrid_url)
+    return shlex.join([*own_command(), *arguments])
+
+
 def _site(site_path: Path | None) -> SiteSpec:
     if site_path is not None:
         return load_site(site_path)
@@ -265,6 +323,9 @@ async def run_demo(site_path: Path | None, duration_s: float, speed: float) -> i
     key = secrets.token_hex(16)
     with _stop_on_signals() as stop:
         with tempfile.TemporaryDirectory(prefix="edge-controller-demo-") as state:
+            key_file = Path(state) / "dispatch.key"
+            key_file.touch(mode=0o600)
+            key_file.write_text(key + "\n", encoding="utf-8")
             async with (
                 SimulatorServer(site, "127.0.0.1:0", speed=speed) as sim,
                 DispatchServer(Path(state) / "dispatches.db", keys=frozenset({key})) as dispatch,
@@ -276,10 +337,8 @@ async def run_demo(site_path: Path | None, duration_s: float, speed: float) -> i
                     f"  simulator (Microgrid API) {sim.url}\n"
                     f"  dispatch service          {dispatch.url}\n"
                     "  controller: dispatches -> BatteryPowerActor -> PowerDistributingActor\n"
-                    f"  send your own while it runs (demo-only key {key}):\n"
-                    f"    dispatch-cli --url '{dispatch.url}' --auth-key {key} create "
-                    f"{site.microgrid.id} {DISPATCH_TYPE} 31 'in 5 seconds' 30s "
-                    """-p '{"power_w": -50000}'""",
+                    "  send your own while it runs (demo-only key in a temporary file):\n"
+                    "    " + own_dispatch_line(dispatch.url, key_file, site.microgrid.id, sim.url),
                     flush=True,
                 )
                 config = parse_config(
