@@ -819,9 +819,6 @@ def parse_config(
     )
     if dispatch_url is not None and (tls := tls_problem(dispatch_url)) is not None:
         reader.problems.append(f"dispatch.url: {tls}, got {dispatch_url!r}")
-    for key_path, url in (("microgrid.url", micro_url), ("dispatch.url", dispatch_url)):
-        if url is not None:
-            reader.problems.extend(f"{key_path}: {p}" for p in tls_file_problems(url))
     reconnect = DISPATCH.read(reader, dispatch, "reconnect_interval")
     cache_file = _cache_file(reader, dispatch, base_dir, environ)
     reconcile_first = DISPATCH.read(reader, dispatch, "reconcile_first")
@@ -866,6 +863,13 @@ def parse_config(
         market_bid = parse_market_bid(
             reader, reader.table(document, "market_bid", ""), base_dir, environ
         )
+    urls = [("microgrid.url", micro_url), ("dispatch.url", dispatch_url)]
+    if market_bid is not None:
+        urls.append(("market_bid.trading_url", market_bid.trading_url))
+        urls.append(("market_bid.weather_url", market_bid.weather_url))
+    for key_path, url in urls:
+        if url is not None:
+            reader.problems.extend(f"{key_path}: {p}" for p in tls_file_problems(url))
     if reader.problems:
         raise ConfigError(source, reader.problems, locate)
     # Every None above recorded a problem, so none is left here.
