@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from edge_controller.cli import build_parser
 from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.dispatching.command import PowerCheckError, check_power, target_batteries
 from edge_controller.dispatching.producer import DispatchProducer
@@ -156,10 +157,7 @@ async def test_a_microgrid_api_that_does_not_answer_is_exit_1(servers: Servers) 
     assert len(dispatch.service) == 0
 
 
-async def test_bad_input_is_named_before_the_site_is_asked() -> None:
-    """A start in the past is exit 2 for --start, even with no source for the check."""
-    from edge_controller.cli import build_parser
-
+async def test_the_check_in_process_sources_force_and_a_bad_url() -> None:
     args = build_parser().parse_args(
         ["dispatch", "create", "--power", "-5 GW", "--batteries", "11"]
     )
@@ -168,6 +166,21 @@ async def test_bad_input_is_named_before_the_site_is_asked() -> None:
     assert caught.value.exit_code == 2
     args.force = True
     await check_power(args, -5e9, (11,), {})
+    args.force = False
+    with pytest.raises(PowerCheckError) as caught:
+        await check_power(args, -5e9, (11,), {"EDGE_CONTROLLER_MICROGRID_URL": "http://x"})
+    assert caught.value.exit_code == 2
+    assert str(caught.value) == (
+        "$EDGE_CONTROLLER_MICROGRID_URL: Invalid scheme 'http' in the URI, expected 'grpc', "
+        "got 'http://x'"
+    )
+
+
+async def test_a_start_in_the_past_is_named_before_the_site_is_asked(servers: Servers) -> None:
+    _, dispatch = servers
+    code, _, err = await cli(dispatch, "create", "--power", "-5 GW", "--start", "2020-01-01T00:00Z")
+    assert code == 2
+    assert "edge-controller dispatch create: --start: 2020-01-01T00:00:00+00:00 is not in" in err
     assert target_batteries("ids:11,21") == (11, 21)
     assert target_batteries("categories:BATTERY") is None
 

@@ -521,11 +521,15 @@ async def site_capability(
     """Return what the flags (else the environment) say the site can do; None: nothing.
 
     Raises:
-        PowerCheckError: a bad `$EDGE_CONTROLLER_SITE_RATING` (2), or a Microgrid API that
-            did not tell (1).
+        PowerCheckError: a bad `$EDGE_CONTROLLER_SITE_RATING` or Microgrid API URL (2),
+            or a Microgrid API that did not tell (1).
     """
     from edge_controller.dispatching.power_check import SiteCapability
-    from edge_controller.dispatching.site_bounds import SiteBoundsError, fetch_site_capability
+    from edge_controller.dispatching.site_bounds import (
+        MicrogridUrlError,
+        SiteBoundsError,
+        fetch_site_capability,
+    )
 
     url = args.microgrid_url or environ.get(MICROGRID_URL_ENVIRONMENT_VARIABLE, "").strip()
     rating_w: float | None = args.site_rating
@@ -543,6 +547,13 @@ async def site_capability(
     if url:
         try:
             found = await fetch_site_capability(url)
+        except MicrogridUrlError as error:
+            flag = (
+                "--microgrid-url"
+                if args.microgrid_url
+                else f"${MICROGRID_URL_ENVIRONMENT_VARIABLE}"
+            )
+            raise PowerCheckError(str(error).replace("--microgrid-url", flag, 1), 2) from None
         except SiteBoundsError as error:
             raise PowerCheckError(
                 f"--power: cannot check it: {error} (pass --site-rating POWER to check "

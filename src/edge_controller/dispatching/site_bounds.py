@@ -35,6 +35,10 @@ class SiteBoundsError(RuntimeError):
     """The Microgrid API did not tell what the batteries can do; names the URL."""
 
 
+class MicrogridUrlError(SiteBoundsError, ValueError):
+    """A URL the Microgrid API client cannot use (bad input, not a failure)."""
+
+
 def _reason(error: ApiClientError | AioRpcError) -> str:
     """Return "CODE: message" (without the debug string)."""
     grpc_error = getattr(error, "grpc_error", error)
@@ -59,15 +63,17 @@ async def fetch_site_capability(
     """Return the rated bounds of every battery (and its inverter) at the site at `url`.
 
     Raises:
-        SiteBoundsError: a URL the client cannot use, no answer within `timeout_s`, a
-            refused call, or a graph the controller could not drive either.
+        MicrogridUrlError: a URL the client cannot use.
+        SiteBoundsError: no answer within `timeout_s`, a refused call, or a graph the
+            controller could not drive either.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             client = MicrogridApiClient(url, retry_strategy=LinearBackoff(interval=0.1, limit=0))
     except ValueError as error:
-        raise SiteBoundsError(f"--microgrid-url: {error}") from None
+        reason = error.args[0] if error.args else str(error)
+        raise MicrogridUrlError(f"--microgrid-url: {reason}, got {url!r}") from None
     try:
         async with asyncio.timeout(timeout_s):
             components = list(await client.list_components())
@@ -103,4 +109,4 @@ async def fetch_site_capability(
     )
 
 
-__all__ = ["SiteBoundsError", "fetch_site_capability"]
+__all__ = ["MicrogridUrlError", "SiteBoundsError", "fetch_site_capability"]
