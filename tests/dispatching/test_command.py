@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from frequenz.client.dispatch.types import TargetIds
 
 from edge_controller.cli import build_parser
 from edge_controller.dispatch_service.server import DispatchServer
@@ -280,3 +281,22 @@ async def test_the_list_shows_state_and_next_start(servers: Servers) -> None:
         ("running", "none"),
         ("ended", "none"),
     ]
+
+
+async def test_moving_a_dispatch_checks_the_power_it_holds_even_as_text(servers: Servers) -> None:
+    sim, dispatch = servers
+    async with DispatchProducer(dispatch.url, 1, KEY) as producer:
+        await producer.create(
+            "BATTERY_POWER", {"power_w": "-300 kW"}, TargetIds(21), "NOW", timedelta(minutes=5)
+        )
+    code, _, err = await cli(
+        dispatch, "update", "1", "--batteries", "31", "--microgrid-url", sim.url
+    )
+    assert code == 2
+    assert "--power: -300 kW is beyond what battery 31 can do: -200 kW .. +200 kW" in err
+    code, out, err = await cli(
+        dispatch, "update", "1", "--batteries", "11,31", "--microgrid-url", sim.url
+    )
+    assert code == 0, err
+    assert " target=ids:11,31 " in out
+    assert out.endswith(' payload={"power_w":"-300 kW"}\n')

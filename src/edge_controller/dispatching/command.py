@@ -632,6 +632,8 @@ async def _create(
 async def _update(
     producer: DispatchProducer, args: argparse.Namespace, environ: Mapping[str, str]
 ) -> None:
+    from edge_controller.dispatching.payload import PayloadError
+    from edge_controller.dispatching.payload import parse_power as parse_payload_power
     from edge_controller.dispatching.producer import battery_power_payload, battery_target
 
     changes: dict[str, Any] = {}
@@ -657,8 +659,14 @@ async def _update(
         )
         power_w = args.power
         if power_w is None:
-            held = current.payload.get("power_w")
-            power_w = held if isinstance(held, int | float) and math.isfinite(held) else 0.0
+            # The power it holds, read as the controller reads it ("-40 kW" too); a
+            # payload without a readable power commands nothing to check.
+            try:
+                power_w = parse_payload_power(
+                    args.dispatch_id, "power_w", current.payload.get("power_w")
+                )
+            except PayloadError:
+                power_w = 0.0
         else:
             changes["payload"] = {**current.payload, **battery_power_payload(power_w)}
         await check_power(args, power_w, batteries, environ)
