@@ -188,10 +188,7 @@ def power_problem(
     else:
         who = f"batteries {_ids_text(sorted(batteries))}"
     where = "; ".join(part for part in (", ".join(figures), capability.source) if part)
-    return (
-        f"{power_text(power_w)} is beyond what {who} {can_do}: "
-        f"{range_text(together)} ({where})"
-    )
+    return f"{power_text(power_w)} is beyond what {who} {can_do}: {range_text(together)} ({where})"
 
 
 __all__ = [
