@@ -134,6 +134,20 @@ def test_demo_with_a_missing_site_file_is_bad_input_like_sim(tmp_path: Path) -> 
         )
 
 
+def test_every_problem_of_a_site_file_is_a_line_of_its_own(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    site.write_text(
+        "x = 1\n" + EXAMPLE_SITE.read_text().replace("[microgrid]", "[microgrid]\ny = 2", 1)
+    )
+    result = run(*QUIET, "sim", "--site", str(site))
+
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 2, result.stderr
+    first, second = result.stderr.splitlines()  # exactly two, each naming file and key
+    assert first.startswith(f"edge-controller sim: {site.name}: x: unknown key"), first
+    assert second.startswith(f"edge-controller sim: {site.name}: microgrid.y: unknown key")
+
+
 def test_sim_with_an_unwritable_command_log_is_bad_input(tmp_path: Path) -> None:
     log = tmp_path / "no-such-dir" / "commands.jsonl"
     result = run(*QUIET, "sim", "--site", str(EXAMPLE_SITE), "--command-log", str(log))

@@ -23,7 +23,7 @@ from edge_controller.dispatch_service.command import add_dispatch_server_parser
 from edge_controller.dispatching.command import add_dispatch_parser, run_dispatch_command
 from edge_controller.market.command import add_market_server_parser
 from edge_controller.scenario.command import add_scenario_parser
-from edge_controller.server_shell import serve_until_signal
+from edge_controller.server_shell import print_error, serve_until_signal
 from edge_controller.weather.command import add_weather_server_parser
 
 
@@ -257,7 +257,7 @@ def _run_sim(args: argparse.Namespace) -> int:
         )
     except (SiteFileError, ListenAddressError, TlsFileError, _FlagError, ValueError) as error:
         # ValueError also covers unreadable bundled weather data (measured weather).
-        print(f"edge-controller sim: {error}", file=sys.stderr)
+        print_error("sim", error)
         return 2
     return serve_until_signal("sim", server, (ListenAddressError,))
 
@@ -272,7 +272,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         try:
             load_site(args.site)
         except SiteFileError as error:
-            print(f"edge-controller demo: {error}", file=sys.stderr)
+            print_error("demo", error)
             return 2
     return _run_async(run_demo(site_path=args.site, duration_s=args.duration, speed=args.speed))
 
@@ -285,7 +285,7 @@ def _run_dispatch_server(args: argparse.Namespace) -> int:
     try:
         server = build_server(args)
     except (StartupError, ListenAddressError) as error:
-        print(f"edge-controller dispatch-server: {error}", file=sys.stderr)
+        print_error("dispatch-server", error)
         return 2
     return serve_until_signal("dispatch-server", server, (StartupError, ListenAddressError))
 

@@ -108,6 +108,16 @@ async def wait_for_signal() -> None:
                 loop.remove_signal_handler(signum)
 
 
+def print_error(command: str, error: BaseException) -> None:
+    """Print why `edge-controller <command>` cannot go on: a line per problem, on stderr.
+
+    Each line starts with `edge-controller <command>: `, also the further problems of
+    a file that has several (a site file, a market file), so each reads on its own.
+    """
+    for line in str(error).splitlines() or [repr(error)]:
+        print(f"edge-controller {command}: {line}", file=sys.stderr)
+
+
 def serve_until_signal(
     command: str, server: Serving, startup_errors: tuple[type[Exception], ...]
 ) -> int:
@@ -122,10 +132,10 @@ def serve_until_signal(
         try:
             await server.start()
         except BindError as error:
-            print(f"edge-controller {command}: {error}", file=sys.stderr)
+            print_error(command, error)
             return 1
         except startup_errors as error:
-            print(f"edge-controller {command}: {error}", file=sys.stderr)
+            print_error(command, error)
             return 2
         print(f"listening address={server.address}", flush=True)
         try:
