@@ -47,6 +47,7 @@ from edge_controller.dispatching import cache
 from edge_controller.dispatching.cache import CachedSchedule
 from edge_controller.messages import PowerRequest, Result
 from edge_controller.microgrid.connection import MicrogridConnection
+from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.power.distribution import DistributionAlgorithm, Proportional, SocBalancing
 from edge_controller.power.status import BlockingTracker
 from edge_controller.supervision import RestartPolicy, SupervisedActor
@@ -59,6 +60,30 @@ ACTOR_STOP_TIMEOUT_S = 3.0
 batteries are released regardless."""
 RELEASE_TIMEOUT_S = 2.0
 """The longest an inverter may take to acknowledge the 0 W release on stop."""
+
+
+def release_summary(
+    pairs: BatteryPairs, results: Mapping[int, object], timeout_s: float
+) -> dict[str, object]:
+    """The fields of the `batteries_released` line: what the 0 W release commanded.
+
+    `results` is each inverter's answer to its 0 W command (sent with `timeout_s`):
+    an exception when it failed (`failed` maps the inverter to the error), anything
+    else when accepted (`succeeded`).
+    """
+    failed = {
+        str(inverter): repr(result)
+        for inverter, result in sorted(results.items())
+        if isinstance(result, BaseException)
+    }
+    return {
+        "inverters": sorted(results),
+        "batteries": sorted(b for i in results for b in pairs.batteries_of(i)),
+        "power_w": 0.0,
+        "succeeded": sorted(i for i in results if str(i) not in failed),
+        "failed": failed,
+        "timeout_s": timeout_s,
+    }
 
 
 def _algorithm(name: str) -> DistributionAlgorithm:
@@ -182,6 +207,7 @@ class Controller:
             meter_stale_after=self.config.grid.stale_after,
             on_command=self.hooks.on_command,
             on_result=self.hooks.on_result,
+            telemetry_gaps=self.connection.telemetry_gaps,
         )
         self._warn_unknown_resolutions(settings.resolutions_w)
         for use_case in self.config.use_cases:
@@ -675,12 +701,15 @@ class Controller:
             raise asyncio.CancelledError
 
     async def _release_batteries(self) -> None:
+        """Command 0 W to every battery inverter; log it once (`batteries_released`)."""
         if self.config.controls.mode == "observe":
+            _LOG.info("batteries_not_released", reason="observe mode: nothing was commanded")
             return
         try:
-            inverters = self.connection.pairs.inverter_ids
+            pairs = self.connection.pairs
         except RuntimeError:
             return
+        inverters = pairs.inverter_ids
         # Bounded so the whole stop fits systemd's and the daemon's stop budget.
         timeout_s = min(
             RELEASE_TIMEOUT_S, self.config.power_distribution.request_timeout.total_seconds()
@@ -689,9 +718,8 @@ class Controller:
             *(self.connection.set_power(i, 0.0, timeout_s=timeout_s) for i in inverters),
             return_exceptions=True,
         )
-        for inverter, result in zip(inverters, results, strict=True):
-            if isinstance(result, BaseException):
-                _LOG.warning("release_failed", inverter=inverter, error=repr(result))
+        released = release_summary(pairs, dict(zip(inverters, results, strict=True)), timeout_s)
+        (_LOG.warning if released["failed"] else _LOG.info)("batteries_released", **released)
 
     async def __aenter__(self) -> Controller:
         """Start the controller."""

@@ -69,6 +69,7 @@ from edge_controller.messages import (
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.site_view import meter_power_w
 from edge_controller.microgrid.telemetry import TelemetryCache
+from edge_controller.microgrid.telemetry_gaps import GapTracker, resumed_on_targets
 from edge_controller.power.bounds import Range, hull
 from edge_controller.power.controls import limit_target
 from edge_controller.power.distribution import DistributionAlgorithm, SocBalancing
@@ -99,9 +100,6 @@ ORPHAN_GRACE = timedelta(seconds=2)
 starts its actors only after the dispatch service's first fetch, so running dispatches
 arrive at once); an inverter still delivering power that no target covers then is an
 orphan of an earlier run."""
-TELEMETRY_GAP = timedelta(seconds=2)
-"""An inverter's telemetry resuming after a silence this long (the API restarted, the
-device rebooted) re-plans its target at once: its commands may have been lost."""
 
 
 class MicrogridAccess(Protocol):
@@ -167,6 +165,7 @@ class PowerDistributingActor(SupervisedActor):
         meter_stale_after: timedelta = timedelta(seconds=3),
         on_command: Callable[[float, bool], None] | None = None,
         on_result: Callable[[Result], None] | None = None,
+        telemetry_gaps: GapTracker | None = None,
         name: str = "power_distributing",
     ) -> None:
         """Wire the actor; `resolutions_w` gives inverter resolutions (default 1 W).
@@ -174,7 +173,9 @@ class PowerDistributingActor(SupervisedActor):
         `meter_limits` are enforced on the battery inverters `inverters_below` each
         meter (the component graph's), from meter power no older than
         `meter_stale_after`. `on_command(seconds, ok)` is told how long each inverter
-        command took (metrics).
+        command took (metrics). `telemetry_gaps` (the connection's) tells when an
+        inverter's telemetry resumed after a gap: its target is then re-sent at once
+        (`telemetry_resumed`); without it only the keep-alive re-sends.
         """
         super().__init__(name=name)
         _check_timing(command_lifetime, keepalive_interval)
@@ -195,7 +196,8 @@ class PowerDistributingActor(SupervisedActor):
         self._changes: deque[Callable[[], Awaitable[None]]] = deque()
         self._wake = asyncio.Event()
         self._orphans_checked = False
-        self._seen_at: dict[int, datetime] = {}
+        self._telemetry_gaps = telemetry_gaps
+        self._gaps_handled: dict[int, int] = {}
         self._on_command = on_command
         self._on_result = on_result
         self.counts: dict[str, int] = {}
@@ -453,23 +455,35 @@ class PowerDistributingActor(SupervisedActor):
             self._meter_verdicts[allowance.meter_id] = verdict
 
     def _notice_telemetry_gaps(self) -> None:
-        """Re-plan a target at once when its inverters' telemetry resumes after a gap."""
-        cache = self._microgrid.cache
+        """Re-plan a target at once when one of its inverters' telemetry had a gap.
+
+        Only a real hole in the sample times counts (`microgrid.telemetry_gaps`), and
+        only on an inverter that has a target now: a battery resting between two
+        dispatches has no gap, and a gap while it rested needs no re-send.
+        """
+        if self._telemetry_gaps is None:
+            return
         pairs = self._microgrid.pairs
-        for batteries, target in self._targets.items():
-            for inverter_id in {pairs.inverter_of(b) for b in batteries}:
-                reading = cache.last_inverter(inverter_id)
-                if reading is None:
-                    continue
-                seen = self._seen_at.get(inverter_id)
-                self._seen_at[inverter_id] = reading.sampled_at
-                if seen is not None and reading.sampled_at - seen > TELEMETRY_GAP:
-                    self._log.warning(
-                        "telemetry_resumed",
-                        inverter=inverter_id,
-                        gap_s=(reading.sampled_at - seen).total_seconds(),
-                    )
-                    target.next_send = min(target.next_send, self._clock.now())
+        inverters_of = {
+            batteries: {pairs.inverter_of(b) for b in batteries} for batteries in self._targets
+        }
+        targeted = set().union(*inverters_of.values()) if inverters_of else set()
+        self._gaps_handled, resumed = resumed_on_targets(
+            self._gaps_handled,
+            {i: r for i in pairs.inverter_ids if (r := self._telemetry_gaps.latest(i)) is not None},
+            targeted,
+        )
+        now = self._clock.now()
+        for resumption in resumed:
+            self._log.warning(
+                "telemetry_resumed",
+                inverter=resumption.component_id,
+                gap_s=resumption.gap.total_seconds(),
+            )
+            for batteries, inverters in inverters_of.items():
+                if resumption.component_id in inverters:
+                    target = self._targets[batteries]
+                    target.next_send = min(target.next_send, now)
 
     async def _release(self, batteries: frozenset[int] | set[int]) -> None:
         """Command 0 W to the inverters of `batteries`, come what may (logged)."""

@@ -1,0 +1,146 @@
+"""`telemetry_resumed`: only a real gap in an inverter's telemetry, while it has a target.
+
+The actor runs against the simulator with a manual clock and the connection's
+`GapTracker`, as `Controller` wires it. `Rig.samples(seconds)` moves the clock in
+half-second steps and waits until every inverter's reading of each step arrived, so
+the telemetry has no hole unless the test makes one (by moving the clock without
+publishing). A request for an unknown battery is a barrier: its answer comes from a
+loop iteration that first looked for gaps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, MutableMapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import structlog
+from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
+from frequenz.quantities import Power
+
+from edge_controller.actors.power_distributing import PowerDistributingActor
+from edge_controller.clock import ManualClock
+from edge_controller.messages import Error, PowerRequest, Result, Success
+from edge_controller.microgrid.connection import MicrogridConnection
+from edge_controller.sim.server import SimulatorServer
+from tests.patience import PATIENCE_S
+
+INVERTERS = (10, 20, 30, 40)
+ALL = frozenset({11, 21, 31, 41})
+STEP = timedelta(seconds=0.5)
+
+
+@dataclass
+class Rig:
+    server: SimulatorServer
+    clock: ManualClock
+    connection: MicrogridConnection
+    requests: BroadcastSender[PowerRequest]
+    results: Receiver[Result]
+    logs: list[MutableMapping[str, Any]]
+
+    async def request(self, kw: float, batteries: frozenset[int] = ALL) -> Result:
+        await self.requests.send(PowerRequest("test", Power.from_kilowatts(kw), batteries))
+        async with asyncio.timeout(PATIENCE_S):
+            return await self.results.receive()
+
+    async def barrier(self) -> None:
+        """Return once the actor's loop went round (and looked for gaps) again."""
+        assert isinstance(await self.request(0, frozenset({99})), Error)
+
+    async def samples(self, seconds: float) -> None:
+        """Move the clock by `seconds` in 0.5 s steps, each step's telemetry delivered."""
+        for _ in range(round(seconds / STEP.total_seconds())):
+            self.clock.advance(STEP)
+            await self.published()
+
+    async def published(self) -> None:
+        """Publish telemetry at the clock's time and wait until every inverter has it."""
+        cache, now = self.connection.cache, self.clock.now()
+        async with asyncio.timeout(PATIENCE_S):
+            while not all(
+                (r := cache.last_inverter(i)) is not None and r.sampled_at == now for i in INVERTERS
+            ):
+                self.server.service.tick()
+                await asyncio.sleep(0.01)
+
+    def commands(self) -> int:
+        return sum(1 for r in self.server.command_log.records() if r.component_id in INVERTERS)
+
+    def resumed(self) -> list[MutableMapping[str, Any]]:
+        return [e for e in self.logs if e["event"] == "telemetry_resumed"]
+
+
+@pytest.fixture
+async def rig(sim_server: SimulatorServer, clock: ManualClock) -> AsyncIterator[Rig]:
+    with structlog.testing.capture_logs() as logs:
+        connection = MicrogridConnection(sim_server.url, clock=clock, reconnect_interval_s=0.1)
+        await connection.start()
+        sender, receiver = BroadcastChannel[PowerRequest](name="requests")
+        actor = PowerDistributingActor(
+            receiver,
+            connection,
+            clock=clock,
+            resolutions_w={10: 88.0, 20: 100.0, 30: 50.0, 40: 88.0},
+            keepalive_interval=timedelta(seconds=15),
+            tick=timedelta(seconds=0.05),
+            telemetry_gaps=connection.telemetry_gaps,
+        )
+        rig = Rig(sim_server, clock, connection, sender, actor.new_result_receiver("test"), logs)
+        await rig.published()
+        actor.start()
+        try:
+            yield rig
+        finally:
+            await actor.stop()
+            await connection.stop()
+
+
+async def test_a_rest_between_two_dispatches_is_no_telemetry_gap(rig: Rig) -> None:
+    """The demo's case: discharge, rest 10 s (no target), charge — no resend, no warning."""
+    assert isinstance(await rig.request(-400), Success)
+    await rig.samples(2)
+    assert isinstance(await rig.request(0), Success)  # release: no target any more
+    await rig.samples(10)
+    before = rig.commands()
+    assert isinstance(await rig.request(300), Success)
+    sent = rig.commands() - before
+    await rig.samples(1)
+    await rig.barrier()
+    await rig.barrier()  # the iteration after the first barrier's ran its keep-alive
+    assert rig.resumed() == []
+    assert rig.commands() - before == sent  # no duplicate command
+
+
+async def test_a_real_gap_on_a_targeted_inverter_resends_its_target_at_once(rig: Rig) -> None:
+    assert isinstance(await rig.request(-400), Success)
+    await rig.samples(1)
+    await rig.barrier()
+    before = rig.commands()
+    rig.clock.advance(timedelta(seconds=5))  # nothing published meanwhile: a 5 s hole
+    await rig.published()
+    async with asyncio.timeout(PATIENCE_S):
+        while rig.commands() == before:
+            await asyncio.sleep(0.01)
+    resumed = rig.resumed()
+    assert sorted(e["inverter"] for e in resumed) == list(INVERTERS)
+    assert all(e["gap_s"] == pytest.approx(5.0) for e in resumed)
+    await rig.barrier()
+    assert len(rig.resumed()) == len(INVERTERS)  # told once per gap
+
+
+async def test_a_gap_while_resting_is_not_reported_when_the_next_target_comes(rig: Rig) -> None:
+    rig.clock.advance(timedelta(seconds=5))  # a hole while nothing is targeted
+    await rig.published()
+    await rig.barrier()
+    before = rig.commands()
+    assert isinstance(await rig.request(-400), Success)
+    sent = rig.commands() - before
+    await rig.samples(1)
+    await rig.barrier()
+    await rig.barrier()
+    assert rig.resumed() == []
+    assert rig.commands() - before == sent
