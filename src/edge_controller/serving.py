@@ -3,7 +3,8 @@
 - `--listen HOST:PORT`; port 0 picks a free port (the CLI then prints
   `listening address=HOST:PORT` as its first stdout line);
 - gRPC's port sharing is off, so a stale server on the same port makes the new one
-  fail instead of silently sharing the port;
+  fail instead of silently sharing the port — with the OS's reason (`BindError`:
+  "address already in use"), one line, exit 1;
 - on shutdown, streams end with UNAVAILABLE, never a clean OK, because the Frequenz
   clients resume only streams that fail;
 - TLS is optional: `--tls-cert FILE --tls-key FILE` (a `ServerTls`) serves the same
@@ -92,9 +93,10 @@ def check_bindable(host: str, port: int, *, source: str = "--listen") -> None:
     gRPC says only "Failed to bind to address" (and writes its own error line to
     stderr); the OS says why: the port is in use, the address is not on this host,
     a low port is not allowed. A socket bound with `SO_REUSEADDR`, as gRPC binds,
-    refuses exactly what gRPC would. A host that resolves to several addresses
+    refuses what gRPC would. A host that resolves to several addresses
     (`localhost`) is bindable when one of them is, as for gRPC. Port 0 checks the
-    host only.
+    host only. A port taken between this check and gRPC's bind still fails, only
+    without the reason.
 
     Raises:
         BindError: no address of `host` can be bound to `port` (or `host` does not
@@ -108,19 +110,17 @@ def check_bindable(host: str, port: int, *, source: str = "--listen") -> None:
             type=socket.SOCK_STREAM,
             flags=socket.AI_PASSIVE,
         )
-    except socket.gaierror as error:
-        raise BindError(
-            address, error.errno, f"unknown host: {error.strerror}", source=source
-        ) from None
+    except socket.gaierror as error:  # its errno is a resolver code, not an OS one
+        raise BindError(address, None, f"unknown host: {error.strerror}", source=source) from None
     refusals: list[OSError] = []
     for family, kind, protocol, _, socket_address in candidates:
-        with socket.socket(family, kind, protocol) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
+        try:
+            with socket.socket(family, kind, protocol) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind(socket_address)
-            except OSError as error:
-                refusals.append(error)
-                continue
+        except OSError as error:  # also a family this host does not support
+            refusals.append(error)
+            continue
         return
     if refusals:
         raise BindError.from_os_error(address, refusals[0], source=source)
