@@ -117,6 +117,41 @@ async def test_a_dispatch_power_is_changed_in_place(producer: DispatchProducer) 
     assert caught.value.code == "NOT_FOUND"
 
 
+async def test_get_and_update_through_the_helper(producer: DispatchProducer) -> None:
+    start = whole_seconds_ahead(120)
+    made = await producer.create_battery_power(-40_000, [11], start, timedelta(minutes=15))
+    got = await producer.get(made)
+    assert (got.id, got.start, got.end_time) == (made, start, start + timedelta(minutes=15))
+    assert got.schedule is not None
+    assert (got.schedule.state, got.schedule.next_start) == ("pending", start)
+    later = start + timedelta(minutes=5)
+    updated = await producer.update(
+        made,
+        payload={"power_w": -10_000.0, "note": "kept as given"},
+        target=TargetIds(11, 21),
+        start=later,
+        duration=None,
+        active=False,
+    )
+    assert (updated.start, updated.duration, updated.target, updated.active) == (
+        later,
+        None,
+        "ids:11,21",
+        False,
+    )
+    assert updated.payload == {"power_w": -10_000.0, "note": "kept as given"}
+    assert updated.schedule is not None
+    assert updated.schedule.state == "inactive"
+    assert await producer.get(made) == updated
+    with pytest.raises(ValueError, match=r"^update: nothing to change"):
+        await producer.update(made)
+    with pytest.raises(ValueError, match=r"^duration: expected a whole number"):
+        await producer.update(made, duration=timedelta(seconds=1.5))
+    with pytest.raises(DispatchProducerError) as caught:
+        await producer.get(made + 1)
+    assert caught.value.code == "NOT_FOUND"
+
+
 async def test_the_general_create_returns_the_stored_dispatch(producer: DispatchProducer) -> None:
     created = await producer.create(
         "MARKET_BID",

@@ -96,7 +96,6 @@ class DispatchSummary:
     dry_run: bool
     schedule: DispatchSchedule | None = field(default=None, compare=False)
     end_time: datetime | None = field(default=None, compare=False)
-    recurring: bool = field(default=False, compare=False)
 
 
 def battery_target(batteries: Collection[int] | None) -> TargetComponents:
@@ -149,7 +148,6 @@ def summarize(dispatch: Dispatch, now: datetime | None = None) -> DispatchSummar
         dry_run=dispatch.dry_run,
         schedule=dispatch_schedule(dispatch, now or datetime.now(UTC)),
         end_time=dispatch.end_time,
-        recurring=dispatch.recurrence.frequency not in (None, 0),
     )
 
 
