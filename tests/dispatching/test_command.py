@@ -17,6 +17,13 @@ import pytest
 from frequenz.client.dispatch.types import TargetIds
 
 from edge_controller.cli import build_parser
+from edge_controller.dispatch_service.model import (
+    DispatchData,
+    Frequency,
+    Recurrence,
+    Target,
+    TargetKind,
+)
 from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.dispatching.command import PowerCheckError, check_power, target_batteries
 from edge_controller.dispatching.producer import DispatchProducer
@@ -262,24 +269,43 @@ async def test_get_and_update_go_through_the_service(servers: Servers) -> None:
 
 async def test_the_list_shows_state_and_next_start(servers: Servers) -> None:
     _, dispatch = servers
-    async with DispatchProducer(dispatch.url, 1, KEY) as producer:
-        soon = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
-        await producer.create_battery_power(-1_000, [31], soon, timedelta(minutes=15))
-        await producer.create_battery_power(-1_000, [31], "NOW", None)
-        await producer.create_battery_power(-1_000, [31], "NOW", timedelta(seconds=1))
-        ended = await producer.list()
-        # The third ends one second after its start (rounded to the second): wait for it
-        # on the service's own clock, with short polls.
-        async with asyncio.timeout(10):
-            while datetime.now(UTC) < ended[2].start + timedelta(seconds=1):
-                await asyncio.sleep(0.05)
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def stored(start: datetime, duration_s: int | None, freq: int = 0) -> DispatchData:
+        return DispatchData(
+            type="BATTERY_POWER",
+            start_time=start,
+            duration_s=duration_s,
+            target=Target(TargetKind.IDS, ids=(31,)),
+            is_active=True,
+            is_dry_run=False,
+            payload={"power_w": -1_000.0},
+            recurrence=Recurrence(freq=freq, interval=1 if freq else 0),
+        )
+
+    # Straight into the service (the server in this process): the API's clients refuse
+    # a start in the past, the service accepts one up to 60 s back.
+    for data in (
+        stored(now + timedelta(minutes=5), 900),
+        stored(now - timedelta(seconds=30), None),
+        stored(now - timedelta(seconds=30), 1),  # ended 29 s ago, still "active"
+        stored(now - timedelta(seconds=30), 600, Frequency.HOURLY),
+    ):
+        await dispatch.service.create(1, data)
     code, out, err = await cli(dispatch, "list")
     assert code == 0, err
-    states = [re.search(r" state=(\S+) next_start=(\S+) ", line) for line in out.splitlines()]
-    assert [(m.group(1), m.group(2)) for m in states if m] == [
-        ("pending", soon.isoformat().replace("+00:00", "Z")),
-        ("running", "none"),
-        ("ended", "none"),
+
+    def utc(moment: datetime) -> str:
+        return moment.isoformat().replace("+00:00", "Z")
+
+    found = [
+        re.search(r" active=(\S+) state=(\S+) next_start=(\S+) ", line) for line in out.splitlines()
+    ]
+    assert [m.groups() for m in found if m] == [
+        ("yes", "pending", utc(now + timedelta(minutes=5))),
+        ("yes", "running", "none"),
+        ("yes", "ended", "none"),
+        ("yes", "running", utc(now - timedelta(seconds=30) + timedelta(hours=1))),
     ]
 
 
