@@ -82,6 +82,9 @@ RETRY_LOG_INTERVAL_S = 10.0
 DUPLICATE_CID_PREFIX = "Prefix 'CID' is already registered. ID prefixes must be unique."
 """frequenz-core's warning about frequenz-client-common's two `CID` id classes."""
 
+_MAX_STREAMS = 1000
+"""Streams whose retry lines are remembered; beyond, the memory starts afresh."""
+
 _REPORTED_STREAMS = re.compile(r"^microgrid-client-[0-9a-f]+-component-data-")
 """Stream names of client 0.18's component telemetry: `MicrogridConnection` reports
 their retries itself."""
@@ -129,6 +132,8 @@ class StreamNoiseFilter(logging.Filter):
         if _REPORTED_STREAMS.match(stream):
             return _lowered(record)
         now = self._monotonic()
+        if len(self._retries) > _MAX_STREAMS:  # stream names carry a client's id
+            self._retries.clear()
         last = self._retries.get(stream)
         if last is not None and now - last[0] < self._interval_s:
             self._retries[stream] = (last[0], last[1] + 1)
