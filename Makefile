@@ -86,9 +86,13 @@ units: $(VENV)/.installed
 
 # Two workers: most tests wait on servers ticking in real time, so two share two cores
 # well. The 20 slowest tests are printed above pytest's summary: where the time goes.
+# Property tests at the ci profile's size (tests/properties.py): derandomized, sized to
+# stay far below the timeout on a loaded machine. `make unit HYPOTHESIS_PROFILE=nightly`
+# searches at full size.
 PYTEST_WORKERS ?= 2
+HYPOTHESIS_PROFILE ?= ci
 unit: $(VENV)/.installed-dev
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=20
+	HYPOTHESIS_PROFILE=$(HYPOTHESIS_PROFILE) $(BIN)/pytest -n $(PYTEST_WORKERS) --durations=20
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/sim_throughput.py

@@ -5,7 +5,7 @@ tries (`HYPOTHESIS_PROFILE=nightly`: the search we trust before a release). Ever
 runs scale it down so that every property test stays far below pytest's timeout on a
 2-core CI machine that something else is also loading:
 
-- ``ci`` (what `.ci/run` and `make test` use): derandomized, a tenth of the nightly
+- ``ci`` (what `make test`, and so `.ci/run`, uses): derandomized, a tenth of the nightly
   size: the same examples on every run, so a property fails there every time or never;
 - ``default`` (a plain local `pytest`): random search, a fifth of the nightly size;
 - ``nightly``: random search at full size.
