@@ -69,6 +69,7 @@ from edge_controller.messages import PowerRequest, Result, Success
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.telemetry import TelemetryCache
+from edge_controller.microgrid.telemetry_gaps import GapTracker
 from edge_controller.power.distribution import SocBalancing
 from edge_controller.power.planning import Refusal, plan
 from edge_controller.sim.command_log import CommandLog
@@ -241,6 +242,10 @@ class TimedAccess:
     @property
     def cache(self) -> TelemetryCache:
         return self._connection.cache
+
+    @property
+    def telemetry_gaps(self) -> GapTracker:
+        return self._connection.telemetry_gaps
 
     async def set_power(
         self, inverter_id: int, power_w: float, *, timeout_s: float, lifetime: timedelta

@@ -207,7 +207,6 @@ class Controller:
             meter_stale_after=self.config.grid.stale_after,
             on_command=self.hooks.on_command,
             on_result=self.hooks.on_result,
-            telemetry_gaps=self.connection.telemetry_gaps,
         )
         self._warn_unknown_resolutions(settings.resolutions_w)
         for use_case in self.config.use_cases:

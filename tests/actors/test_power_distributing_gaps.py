@@ -1,11 +1,12 @@
 """`telemetry_resumed`: only a real gap in an inverter's telemetry, while it has a target.
 
-The actor runs against the simulator with a manual clock and the connection's
-`GapTracker`, as `Controller` wires it. `Rig.samples(seconds)` moves the clock in
-half-second steps and waits until every inverter's reading of each step arrived, so
-the telemetry has no hole unless the test makes one (by moving the clock without
-publishing). A request for an unknown battery is a barrier: its answer comes from a
-loop iteration that first looked for gaps.
+The actor runs against the simulator with a manual clock and a `MicrogridConnection`,
+whose `GapTracker` it reads itself (`MicrogridAccess.telemetry_gaps`): nothing to wire,
+so nothing to forget. `Rig.samples(seconds)` moves the clock in half-second steps and
+waits until every inverter's reading of each step arrived, so the telemetry has no hole
+unless the test makes one (by moving the clock without publishing). A request for an
+unknown battery is a barrier: its answer comes from a loop iteration that first looked
+for gaps.
 """
 
 from __future__ import annotations
@@ -87,7 +88,6 @@ async def rig(sim_server: SimulatorServer, clock: ManualClock) -> AsyncIterator[
             resolutions_w={10: 88.0, 20: 100.0, 30: 50.0, 40: 88.0},
             keepalive_interval=timedelta(seconds=15),
             tick=timedelta(seconds=0.05),
-            telemetry_gaps=connection.telemetry_gaps,
         )
         rig = Rig(sim_server, clock, connection, sender, actor.new_result_receiver("test"), logs)
         await rig.published()

@@ -115,6 +115,15 @@ class MicrogridAccess(Protocol):
         """Latest telemetry per component."""
         ...
 
+    @property
+    def telemetry_gaps(self) -> GapTracker:
+        """Gaps in each component's sample times, judged as the samples arrive.
+
+        An inverter's gap re-sends its target at once (`telemetry_resumed`): a part of
+        the access, not an option, so no wiring can leave it out.
+        """
+        ...
+
     async def set_power(
         self, inverter_id: int, power_w: float, *, timeout_s: float, lifetime: timedelta
     ) -> datetime:
@@ -165,7 +174,6 @@ class PowerDistributingActor(SupervisedActor):
         meter_stale_after: timedelta = timedelta(seconds=3),
         on_command: Callable[[float, bool], None] | None = None,
         on_result: Callable[[Result], None] | None = None,
-        telemetry_gaps: GapTracker | None = None,
         name: str = "power_distributing",
     ) -> None:
         """Wire the actor; `resolutions_w` gives inverter resolutions (default 1 W).
@@ -173,9 +181,8 @@ class PowerDistributingActor(SupervisedActor):
         `meter_limits` are enforced on the battery inverters `inverters_below` each
         meter (the component graph's), from meter power no older than
         `meter_stale_after`. `on_command(seconds, ok)` is told how long each inverter
-        command took (metrics). `telemetry_gaps` (the connection's) tells when an
-        inverter's telemetry resumed after a gap: its target is then re-sent at once
-        (`telemetry_resumed`); without it only the keep-alive re-sends.
+        command took (metrics). When an inverter's telemetry resumes after a gap
+        (`microgrid.telemetry_gaps`), its target is re-sent at once (`telemetry_resumed`).
         """
         super().__init__(name=name)
         _check_timing(command_lifetime, keepalive_interval)
@@ -196,7 +203,6 @@ class PowerDistributingActor(SupervisedActor):
         self._changes: deque[Callable[[], Awaitable[None]]] = deque()
         self._wake = asyncio.Event()
         self._orphans_checked = False
-        self._telemetry_gaps = telemetry_gaps
         self._gaps_handled: dict[int, int] = {}
         self._on_command = on_command
         self._on_result = on_result
@@ -461,8 +467,7 @@ class PowerDistributingActor(SupervisedActor):
         only on an inverter that has a target now: a battery resting between two
         dispatches has no gap, and a gap while it rested needs no re-send.
         """
-        if self._telemetry_gaps is None:
-            return
+        gaps = self._microgrid.telemetry_gaps
         pairs = self._microgrid.pairs
         inverters_of = {
             batteries: {pairs.inverter_of(b) for b in batteries} for batteries in self._targets
@@ -470,7 +475,7 @@ class PowerDistributingActor(SupervisedActor):
         targeted = set().union(*inverters_of.values()) if inverters_of else set()
         self._gaps_handled, resumed = resumed_on_targets(
             self._gaps_handled,
-            {i: r for i in pairs.inverter_ids if (r := self._telemetry_gaps.latest(i)) is not None},
+            {i: r for i in pairs.inverter_ids if (r := gaps.latest(i)) is not None},
             targeted,
         )
         now = self._clock.now()
