@@ -11,6 +11,7 @@ import pytest
 
 from edge_controller.logging import (
     DUPLICATE_CID_PREFIX,
+    STREAM_NOISE,
     KnownDuplicatePrefixFilter,
     StreamNoiseFilter,
     quiet_libraries,
@@ -97,9 +98,15 @@ def test_stream_start_and_stop_lines_are_lowered_to_debug() -> None:
         logger.setLevel(old_level)
 
 
-def test_telemetry_stream_retries_are_left_to_the_connection() -> None:
+def test_a_streams_retries_are_lowered_only_while_someone_reports_them() -> None:
     quiet = StreamNoiseFilter()
+    quiet.reported_elsewhere(TELEMETRY_STREAM)
     assert not any(quiet.filter(_retrying(TELEMETRY_STREAM)) for _ in range(50))
+    assert quiet.filter(_retrying("StreamMicrogridDispatches"))  # only that stream
+    quiet.no_longer_reported(TELEMETRY_STREAM)  # e.g. its events are gone: say it
+    record = _retrying(TELEMETRY_STREAM)
+    assert quiet.filter(record)
+    assert record.levelno == logging.WARNING
 
 
 def test_other_streams_retries_show_once_per_interval_with_a_count() -> None:
@@ -123,7 +130,8 @@ def test_the_library_loggers_carry_the_filters(caplog: pytest.LogCaptureFixture)
     quiet_libraries()
     quiet_libraries()  # idempotent
     streaming = logging.getLogger(STREAMING)
-    assert sum(isinstance(f, StreamNoiseFilter) for f in streaming.filters) == 1
+    assert [f for f in streaming.filters if isinstance(f, StreamNoiseFilter)] == [STREAM_NOISE]
+    STREAM_NOISE.reported_elsewhere(TELEMETRY_STREAM)
     with caplog.at_level(logging.INFO):
         logging.getLogger("frequenz.core.id").warning(
             "Prefix '%s' is already registered. ID prefixes must be unique.", "CID"
@@ -136,4 +144,5 @@ def test_the_library_loggers_carry_the_filters(caplog: pytest.LogCaptureFixture)
             0.5,
             "Error: x",
         )
+    STREAM_NOISE.no_longer_reported(TELEMETRY_STREAM)
     assert caplog.records == []

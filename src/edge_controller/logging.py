@@ -14,10 +14,12 @@ installed when this module is imported, i.e. before the Frequenz packages are):
   so every process that imports both warned once. Any other duplicate still shows.
 - frequenz-client-base's per-stream lines (`starting to stream`, `stopping the stream`,
   one per stream and attempt) are lowered to debug. Its `connection ended, retrying`
-  warnings are lowered too for the microgrid telemetry streams, which
-  `MicrogridConnection` reports itself (`stream_retrying`, rate-limited per component);
-  for any other stream (the dispatch client's) the first one shows and then at most one
-  per `RETRY_LOG_INTERVAL_S`, with the count of the ones left out.
+  warnings are lowered too for the streams whose retries someone else reports: those
+  `MicrogridConnection` gets the events of (`stream_retrying`, rate-limited per
+  component), told to `STREAM_NOISE` while it streams. For any other stream (the
+  dispatch client's, or a telemetry stream whose events a client upgrade hid) the first
+  one shows and then at most one per `RETRY_LOG_INTERVAL_S`, with the count of the ones
+  left out (the same rule as `stream_retrying`: `microgrid.stream_retries.RetryLog`).
 
 A lowered line is still there at debug: `--log-level debug`, or
 `levels = { "frequenz.client.base.streaming" = "debug" }`.
@@ -27,13 +29,15 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
 
 import structlog
+
+from edge_controller.microgrid.stream_retries import RetryLog
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -85,10 +89,6 @@ DUPLICATE_CID_PREFIX = "Prefix 'CID' is already registered. ID prefixes must be 
 _MAX_STREAMS = 1000
 """Streams whose retry lines are remembered; beyond, the memory starts afresh."""
 
-_REPORTED_STREAMS = re.compile(r"^microgrid-client-[0-9a-f]+-component-data-")
-"""Stream names of client 0.18's component telemetry: `MicrogridConnection` reports
-their retries itself."""
-
 
 class KnownDuplicatePrefixFilter(logging.Filter):
     """Drops the `Prefix 'CID' is already registered` warning, and only that one."""
@@ -106,6 +106,10 @@ class StreamNoiseFilter(logging.Filter):
     outage: some 650 lines in 20 s). A lowered record is passed on as a DEBUG record only
     when that logger is enabled for debug. Not thread-safe beyond what `logging` gives;
     the clients log from the event loop.
+
+    A stream's retry lines are lowered outright only while someone says it reports
+    them (`reported_elsewhere` ... `no_longer_reported`): if that report stops (a
+    client upgrade hides a stream's events), the client's own lines show again.
     """
 
     def __init__(
@@ -116,10 +120,25 @@ class StreamNoiseFilter(logging.Filter):
     ) -> None:
         """Let one retry line per stream through every `retry_log_interval_s`."""
         super().__init__()
-        self._interval_s = retry_log_interval_s
+        self._interval = timedelta(seconds=retry_log_interval_s)
         self._monotonic = monotonic
-        self._retries: dict[str, tuple[float, int]] = {}
-        """Per stream name: when its last retry line went out, how many were held since."""
+        self._retries: dict[str, RetryLog] = {}
+        """Per stream name, its retry lines so far (never `received`: the client's
+        lines do not tell when a stream delivers again)."""
+        self._reported: set[str] = set()
+        """The streams whose retries someone else reports."""
+
+    def reported_elsewhere(self, stream_name: str) -> None:
+        """Lower the retry lines of `stream_name`: the caller reports its retries.
+
+        Call `no_longer_reported` when that stops (the stream's name holds its client's
+        `id()`, which a later client may reuse).
+        """
+        self._reported.add(stream_name)
+
+    def no_longer_reported(self, stream_name: str) -> None:
+        """Rate-limit `stream_name`'s retry lines again instead of lowering them."""
+        self._reported.discard(stream_name)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Decide whether (and at which level) `record` is written."""
@@ -129,18 +148,17 @@ class StreamNoiseFilter(logging.Filter):
             return _lowered(record)
         if not what.startswith("connection ended, retrying"):
             return True
-        if _REPORTED_STREAMS.match(stream):
+        if stream in self._reported:
             return _lowered(record)
-        now = self._monotonic()
         if len(self._retries) > _MAX_STREAMS:  # stream names carry a client's id
             self._retries.clear()
-        last = self._retries.get(stream)
-        if last is not None and now - last[0] < self._interval_s:
-            self._retries[stream] = (last[0], last[1] + 1)
+        retries = self._retries.setdefault(stream, RetryLog(self._interval))
+        # A datetime on the monotonic scale: RetryLog compares times, the wall clock may jump.
+        line = retries.failed(datetime.fromtimestamp(self._monotonic(), UTC))
+        if line is None:
             return _lowered(record)
-        self._retries[stream] = (now, 0)
-        if last is not None and last[1]:
-            record.msg = f"{message} ({last[1]} retry lines left out since the last one)"
+        if line.suppressed:
+            record.msg = f"{message} ({line.suppressed} retry lines left out since the last one)"
             record.args = None
         return True
 
@@ -151,9 +169,13 @@ def _lowered(record: logging.LogRecord) -> bool:
     return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
+STREAM_NOISE: Final = StreamNoiseFilter()
+"""The filter on frequenz-client-base's stream lines: tell it which streams' retries
+you report (`reported_elsewhere`)."""
+
 _LIBRARY_FILTERS: dict[str, logging.Filter] = {
     "frequenz.core.id": KnownDuplicatePrefixFilter(),
-    "frequenz.client.base.streaming": StreamNoiseFilter(),
+    "frequenz.client.base.streaming": STREAM_NOISE,
 }
 
 

@@ -22,7 +22,10 @@ Characteristics:
   attempt: `stream_retrying` at the first failed attempt, then at most once per
   `retry_log_interval` with the attempts so far (`attempts`, `suppressed`, `since`),
   and `stream_recovered` when data flows again (the client's own line per attempt is
-  lowered to debug, see `edge_controller.logging`).
+  lowered to debug meanwhile, see `edge_controller.logging`). These events come
+  through client 0.18's private broadcasters: should a client version hide them, start
+  warns once (`stream_events_unavailable`) and the client's own retry lines show
+  instead, rate-limited the same way.
   A stream the server ends cleanly (status OK) is never resumed by client 0.18: it is
   logged as `telemetry_stream_ended`, and its component's readings go stale.
 - `set_power` gives up after `timeout_s` (the client's own deadline is a fixed 60 s)
@@ -56,7 +59,7 @@ from frequenz.client.microgrid.metrics import Metric
 from grpc.aio import AioRpcError
 
 from edge_controller.clock import Clock, WallClock
-from edge_controller.logging import quiet_libraries
+from edge_controller.logging import STREAM_NOISE, quiet_libraries
 from edge_controller.microgrid.from_client import (
     BATTERY_METRICS,
     INVERTER_METRICS,
@@ -90,6 +93,9 @@ RETRY_LOG_INTERVAL = timedelta(seconds=10)
 this often (the attempts in between are counted in the next line)."""
 STREAM_BUFFER = 50
 """Messages buffered per telemetry stream (the client's default)."""
+BROADCASTERS_ATTRIBUTE = "_component_data_broadcasters"
+"""Client 0.18's (private) telemetry broadcasters by key: the only way to a stream's
+events (failed attempts, ...)."""
 
 
 class NotStartedError(RuntimeError):
@@ -105,25 +111,30 @@ def _component_id(value: int) -> ComponentId:
 
 def _receiver_with_events(
     client: MicrogridApiClient, component_id: int, metrics: tuple[Metric, ...]
-) -> Receiver[ComponentDataSamples | StreamEvent]:
+) -> tuple[Receiver[ComponentDataSamples | StreamEvent], str | None]:
     """Open one component's telemetry stream, with its events (failed attempts, ...).
 
-    Client 0.18 returns data only; the stream's broadcaster, which it keeps by key,
-    also gives the events. If it cannot be found (another client version), the data
-    alone is returned: retries then show only in the client's debug lines.
+    Client 0.18 returns data only; the stream's broadcaster, which it keeps by key
+    (`BROADCASTERS_ATTRIBUTE`), also gives the events. Returns the receiver and the
+    stream's name in the client's log lines when it carries the events; if the
+    broadcaster or its name cannot be found (another client version), the data alone
+    and None.
     """
-    broadcasters = getattr(client, "_component_data_broadcasters", None)
+    broadcasters = getattr(client, BROADCASTERS_ATTRIBUTE, None)
     before = set(broadcasters) if isinstance(broadcasters, dict) else set()
     receiver: Receiver[ComponentDataSamples] = client.receive_component_data_samples_stream(
         _component_id(component_id), metrics, buffer_size=STREAM_BUFFER
     )
     if not isinstance(broadcasters, dict):
-        return receiver
+        return receiver, None
     added = [b for key, b in broadcasters.items() if key not in before]
     if len(added) != 1 or not isinstance(added[0], GrpcStreamBroadcaster):
-        return receiver
+        return receiver, None
     broadcaster: GrpcStreamBroadcaster[object, ComponentDataSamples] = added[0]
-    return broadcaster.new_receiver(maxsize=STREAM_BUFFER, include_events=True)
+    stream_name = getattr(broadcaster, "_stream_name", None)
+    if not isinstance(stream_name, str):
+        return receiver, None
+    return broadcaster.new_receiver(maxsize=STREAM_BUFFER, include_events=True), stream_name
 
 
 def _short_error(error: BaseException | None) -> str | None:
@@ -176,6 +187,10 @@ class MicrogridConnection:
         self._grid_meter_id: int | None = None
         self._inverters_below: dict[int, tuple[int, ...]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._reported_streams: list[str] = []
+        """The client's names of the streams whose retries this connection reports."""
+        self._without_events: list[int] = []
+        """Components whose stream gives data only (no retry events)."""
         self._log = structlog.get_logger(__name__).bind(url=url)
 
     # ------------------------------------------------------------- lifecycle
@@ -247,6 +262,13 @@ class MicrogridConnection:
             meters.add(self._grid_meter_id)
         for meter_id in sorted(meters):
             self._subscribe(meter_id, METER_METRICS, meter_reading)
+        if self._without_events:
+            self._log.warning(
+                "stream_events_unavailable",
+                components=self._without_events,
+                detail="this client version hides the telemetry streams' retry events: "
+                "their outages show as the client's own retry lines, not stream_retrying",
+            )
         self._log.info(
             "microgrid_connected",
             pairs={str(k): list(v) for k, v in pairs.as_dict().items()},
@@ -262,7 +284,12 @@ class MicrogridConnection:
         convert: Callable[[ComponentDataSamples], Reading | None],
     ) -> None:
         assert self._client is not None
-        receiver = _receiver_with_events(self._client, component_id, metrics)
+        receiver, stream_name = _receiver_with_events(self._client, component_id, metrics)
+        if stream_name is None:
+            self._without_events.append(component_id)
+        else:  # reported here: the client's own retry lines for it go to debug
+            STREAM_NOISE.reported_elsewhere(stream_name)
+            self._reported_streams.append(stream_name)
         self._tasks.append(
             asyncio.create_task(
                 self._feed_cache(component_id, receiver, convert),
@@ -337,12 +364,18 @@ class MicrogridConnection:
         """Cancel the stream tasks and close the client; safe to call twice."""
         tasks, self._tasks = self._tasks, []
         client, self._client = self._client, None
+        reported, self._reported_streams = self._reported_streams, []
+        self._without_events = []
         self._pairs = None
         try:
             await cancel_and_wait_all(tasks)
         finally:
-            if client is not None:
-                await client.__aexit__(None, None, None)
+            try:
+                if client is not None:
+                    await client.__aexit__(None, None, None)
+            finally:
+                for stream_name in reported:
+                    STREAM_NOISE.no_longer_reported(stream_name)
             self._log.info("microgrid_disconnected")
 
     async def __aenter__(self) -> MicrogridConnection:

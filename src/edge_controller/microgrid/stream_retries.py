@@ -11,6 +11,10 @@ keeps one stream's outage and says when to write::
     retries.received()         # Recovered(attempts=21, since=t0): data flows again
     retries.received()         # None: nothing was failing
 
+The one rate-limit rule for retry lines: `MicrogridConnection` keeps one per telemetry
+stream (`stream_retrying`), `edge_controller.logging.StreamNoiseFilter` one per stream
+it rate-limits the client library's own lines for.
+
 Pure: the caller passes the time (its `Clock`), so tests need no waiting.
 """
 
