@@ -117,9 +117,12 @@ def test_a_busy_grpc_port_is_one_line_naming_address_and_cause_exit_1(
 def test_run_with_a_busy_metrics_port_is_one_line_exit_1(tmp_path: Path, busy_port: int) -> None:
     config = write_config(tmp_path, metrics=f"127.0.0.1:{busy_port}")
 
+    # Printed like every other command's problem, not logged as a `start_failed` event.
     line = one_line(run(*QUIET, "run", "--config", str(config)), 1)
-    assert "start_failed" in line
-    assert f"metrics.listen: cannot bind 127.0.0.1:{busy_port}: address already in use" in line
+    assert line == (
+        f"edge-controller run: metrics.listen: cannot bind 127.0.0.1:{busy_port}: "
+        "address already in use (another process listens there)"
+    )
 
 
 # ------------------------------------------------------------------ files
@@ -305,6 +308,11 @@ def test_check_config_exits_2_on_a_bad_config_and_0_on_a_good_one(tmp_path: Path
         ),
         (["scenario", "--out", "O"], "edge-controller scenario: the following arguments are"),
         (["run"], "edge-controller run: the following arguments are required: --config"),
+        (
+            ["check-config", "--reference", "--reference-out", "R"],
+            "edge-controller check-config: argument --reference-out: not allowed with "
+            "argument --reference",
+        ),
         (
             ["check-config", "C", "--drop-in-dir", "NOWHERE"],
             "edge-controller check-config: --drop-in-dir: expected a directory, got 'NOWHERE'",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import tomllib
 from pathlib import Path
 
@@ -9,7 +10,12 @@ import pytest
 
 from edge_controller.cli import main
 from edge_controller.config import CONFIG_SECTIONS, ConfigError, parse_config
-from edge_controller.config_reference import DEFAULT_PATH, REGENERATE, reference_markdown
+from edge_controller.config_reference import (
+    DEFAULT_PATH,
+    HEADER,
+    REGENERATE,
+    reference_markdown,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / DEFAULT_PATH
@@ -20,8 +26,24 @@ def test_the_committed_reference_is_what_the_generator_renders_now() -> None:
     committed = COMMITTED.read_text(encoding="utf-8") if COMMITTED.exists() else ""
     assert committed == reference_markdown(), (
         f"{DEFAULT_PATH} is out of date with the config key specs: run "
-        f"`{REGENERATE}` from the repository root (or `.venv/bin/{REGENERATE}`) and commit it"
+        f"`.venv/bin/{REGENERATE}` from the repository root and commit it"
     )
+
+
+def test_the_regenerate_command_of_the_hint_writes_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The hint above and the file's header name this command: it must still work,
+    # over a missing file and over an earlier reference alike.
+    assert "--reference-out docs/config-reference.md" in REGENERATE
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "docs").mkdir()
+    program, *args = shlex.split(REGENERATE)
+    assert program == "edge-controller"
+    for _ in range(2):
+        assert main(args) == 0
+        assert (tmp_path / DEFAULT_PATH).read_text(encoding="utf-8") == reference_markdown()
+    assert capsys.readouterr().err == ""
 
 
 def test_every_section_and_key_of_the_specs_is_in_the_reference() -> None:
@@ -61,15 +83,99 @@ def test_live_and_restart_follow_the_section_specs() -> None:
     assert "Applies: **restart**." in text.split("## `[metrics]`")[1].split("##")[0]
 
 
-def test_check_config_reference_writes_the_file_or_stdout(
+def test_reference_prints_to_stdout_and_reference_out_writes_the_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    target = tmp_path / "docs" / "reference.md"
-    assert main(["check-config", "--reference", str(target)]) == 0
-    assert target.read_text(encoding="utf-8") == reference_markdown()
-    capsys.readouterr()
-    assert main(["check-config", "--reference", "-"]) == 0
+    assert main(["check-config", "--reference"]) == 0
     assert capsys.readouterr().out == reference_markdown()
+
+    target = tmp_path / "reference.md"
+    assert main(["check-config", "--reference-out", str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == reference_markdown()
+    assert reference_markdown().startswith(HEADER)
+
+
+def test_reference_with_a_config_after_it_is_bad_input_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `check-config --reference site.toml` once wrote the reference over site.toml.
+    monkeypatch.chdir(tmp_path)
+    site = tmp_path / "site.toml"
+    site.write_text("x = 1\n", encoding="utf-8")
+
+    assert main(["check-config", "--reference", "site.toml"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "edge-controller check-config: --reference: not with a config file ('site.toml'): "
+        "the reference lists every key and checks no config "
+        "(to write it to a file: --reference-out FILE)\n"
+    )
+    assert captured.out == ""
+    assert site.read_text(encoding="utf-8") == "x = 1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site.toml"]
+
+
+def test_a_config_then_reference_is_bad_input_neither_checked_nor_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `check-config my.toml --reference` once wrote docs/config-reference.md under the
+    # current directory, validated nothing and exited 0.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my.toml").write_text("not a config\n", encoding="utf-8")
+
+    assert main(["check-config", "my.toml", "--reference"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(
+        "edge-controller check-config: --reference: not with a config file ('my.toml')"
+    )
+    assert captured.err.count("\n") == 1
+    assert captured.out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my.toml"]
+
+    assert main(["check-config", "my.toml", "--reference-out", "ref.md"]) == 2
+    assert "--reference-out: not with a config file ('my.toml')" in capsys.readouterr().err
+    assert not (tmp_path / "ref.md").exists()
+
+
+def test_reference_with_a_drop_in_dir_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check-config", "--reference", "--drop-in-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(
+        "edge-controller check-config: --reference: not with --drop-in-dir: "
+    )
+
+
+def test_reference_out_overwrites_only_an_earlier_reference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site.toml"
+    site.write_text("[microgrid]\nid = 1\n", encoding="utf-8")
+
+    assert main(["check-config", "--reference-out", str(site)]) == 2
+    assert capsys.readouterr().err == (
+        f"edge-controller check-config: --reference-out: refusing to overwrite {str(site)!r}: "
+        "it does not start with '# Controller configuration reference', so it is not an "
+        "earlier reference (remove it first, or name another file)\n"
+    )
+    assert site.read_text(encoding="utf-8") == "[microgrid]\nid = 1\n"
+
+    earlier = tmp_path / "reference.md"
+    earlier.write_text(HEADER + "\nan older reference\n", encoding="utf-8")
+    assert main(["check-config", "--reference-out", str(earlier)]) == 0
+    assert earlier.read_text(encoding="utf-8") == reference_markdown()
+
+
+def test_reference_out_into_a_missing_directory_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "no-such-dir" / "reference.md"
+    assert main(["check-config", "--reference-out", str(target)]) == 2
+    assert capsys.readouterr().err == (
+        f"edge-controller check-config: --reference-out: cannot write {str(target)!r}: "
+        "No such file or directory\n"
+    )
+    assert not target.parent.exists()
 
 
 def test_check_config_without_a_file_or_reference_is_bad_input(

@@ -154,15 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--config", type=Path, required=True, help="controller config (TOML)")
     check.add_argument(
-        "config", type=Path, nargs="?", help="controller config (TOML); not with --reference"
-    )
-    check.add_argument(
-        "--reference",
+        "config",
+        type=Path,
         nargs="?",
-        const="docs/config-reference.md",
+        help="controller config (TOML); not with --reference or --reference-out",
+    )
+    reference = check.add_mutually_exclusive_group()
+    reference.add_argument(
+        "--reference",
+        action="store_true",
+        help="print the reference of every config key (Markdown) instead; checks nothing",
+    )
+    reference.add_argument(
+        "--reference-out",
+        type=Path,
         metavar="FILE",
-        help="write the reference of every config key instead (default "
-        "docs/config-reference.md; '-': stdout)",
+        help="write that reference to FILE instead (e.g. docs/config-reference.md); an "
+        "existing FILE only when it is an earlier reference",
     )
     for command in (run, check):
         command.add_argument(
@@ -210,14 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_daemon(args.config, drop_ins=args.drop_in_dir, cli_log_level=args.log_level)
         )
     if args.command == "check-config":
-        if args.reference is not None:
-            from edge_controller.config_reference import write_reference
-
-            return write_reference(args.reference)
-        if args.config is None:
-            print("edge-controller check-config: expected a config file", file=sys.stderr)
-            return 2
-        return _check_config(args.config, args.drop_in_dir)
+        return _run_check_config(args)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
@@ -288,6 +289,45 @@ def _run_dispatch_server(args: argparse.Namespace) -> int:
         print_error("dispatch-server", error)
         return 2
     return serve_until_signal("dispatch-server", server, (StartupError, ListenAddressError))
+
+
+def _run_check_config(args: argparse.Namespace) -> int:
+    """Check a config, or print (`--reference`) or write (`--reference-out`) the reference.
+
+    The two jobs take different inputs: a config given with a reference flag is bad
+    input (exit 2), never silently ignored — `check-config --reference site.toml` once
+    meant "write the reference over site.toml".
+    """
+    flag = (
+        "--reference"
+        if args.reference
+        else "--reference-out"
+        if args.reference_out is not None
+        else None
+    )
+    if flag is None:
+        if args.config is None:
+            print(
+                "edge-controller check-config: expected a config file "
+                "(or --reference, --reference-out FILE)",
+                file=sys.stderr,
+            )
+            return 2
+        return _check_config(args.config, args.drop_in_dir)
+    if args.config is not None or args.drop_in_dir is not None:
+        given = (
+            f"a config file ({str(args.config)!r})" if args.config is not None else "--drop-in-dir"
+        )
+        print(
+            f"edge-controller check-config: {flag}: not with {given}: the reference "
+            "lists every key and checks no config (to write it to a file: "
+            "--reference-out FILE)",
+            file=sys.stderr,
+        )
+        return 2
+    from edge_controller.config_reference import print_reference, write_reference
+
+    return print_reference() if args.reference else write_reference(args.reference_out)
 
 
 def _check_config(path: Path, drop_ins: Path | None) -> int:

@@ -20,7 +20,9 @@ The shell around `app.Controller` that makes it a daemon:
 
 Exit codes: 0 stopped by a signal; 1 runtime failure (start-up: an API that does not
 answer, a busy metrics port; or an actor gave up), which systemd restarts; 2 a
-configuration it cannot use, one line per problem on stderr, which it does not.
+configuration it cannot use (also a `metrics.listen` that can never be bound here:
+not on this host, a low port without privilege), one line per problem on stderr,
+which it does not.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import structlog
@@ -118,10 +120,12 @@ class Daemon:
             try:
                 await metrics_server.start()
             except BindError as error:
-                # Busy now, maybe free after systemd's restart: a runtime failure (1).
-                _LOG.error("start_failed", error=str(error))
+                # Busy now, maybe free after systemd's restart: a runtime failure (1);
+                # not on this host or not allowed: bad input (2). Printed, as a bad
+                # config is: `edge-controller run: metrics.listen: cannot bind ...`.
+                _print_lines([str(error)])
                 self.notifier.status(f"start failed: {error}")
-                return 1
+                return error.exit_code
             self.metrics_server = metrics_server
             _LOG.info("metrics_listening", address=metrics_server.address)
         loop = asyncio.get_running_loop()
@@ -341,6 +345,11 @@ def _print_problems(error: ConfigError) -> None:
     the command line refusing its input, as every other command does, and logging it
     as well showed each problem twice on a terminal (log and print share stderr).
     """
-    for line in error.lines:
+    _print_lines(error.lines)
+
+
+def _print_lines(lines: Iterable[str]) -> None:
+    """Print each line on stderr after `edge-controller run: `, as every command does."""
+    for line in lines:
         print(f"edge-controller run: {line}", file=sys.stderr)
     sys.stderr.flush()

@@ -124,8 +124,10 @@ def serve_until_signal(
     """Run `edge-controller <command>`'s server; return the exit code.
 
     0 after SIGINT/SIGTERM; 1 when the address cannot be bound now (`BindError`: a
-    busy port, an address not on this host); 2 for one of `startup_errors` (bad
-    input: a file, a flag). Either way one line on stderr says why, no traceback.
+    busy port); 2 for one of `startup_errors` (bad input: a file, a flag) or an
+    address that can never be bound here (not on this host, a low port without
+    privilege: `BindError.exit_code`). Either way one line on stderr says why, no
+    traceback.
     """
 
     async def serve() -> int:
@@ -133,7 +135,7 @@ def serve_until_signal(
             await server.start()
         except BindError as error:
             print_error(command, error)
-            return 1
+            return error.exit_code
         except startup_errors as error:
             print_error(command, error)
             return 2

@@ -4,7 +4,9 @@
   `listening address=HOST:PORT` as its first stdout line);
 - gRPC's port sharing is off, so a stale server on the same port makes the new one
   fail instead of silently sharing the port — with the OS's reason (`BindError`:
-  "address already in use"), one line, exit 1;
+  "address already in use"), one line, exit 1; an address that can never be bound
+  here (not on this host, a low port without privilege) is bad input, exit 2
+  (`bind_exit_code`);
 - on shutdown, streams end with UNAVAILABLE, never a clean OK, because the Frequenz
   clients resume only streams that fail;
 - TLS is optional: `--tls-cert FILE --tls-key FILE` (a `ServerTls`) serves the same
@@ -15,6 +17,7 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -61,9 +64,11 @@ class BindError(ListenAddressError, OSError):
     line, e.g. `--listen: cannot bind 127.0.0.1:50051: address already in use`, where
     `--listen` is `source`, the flag or config key that named the address.
 
-    Unlike its base (a malformed address, bad input: exit 2), this is a failure of the
-    moment, a runtime failure (exit 1): the same command may work once the port is
-    free. It is also an `OSError`, since that is what it is.
+    Its base is a malformed address, bad input (exit 2). A `BindError` is that too when
+    the OS says the address can never be bound by this process (not on this host, a low
+    port without privilege), but a failure of the moment (exit 1) when the same command
+    may work later (the port is in use); `exit_code` tells which. It is also an
+    `OSError`, since that is what it is.
     """
 
     def __init__(self, address: str, code: int | None, reason: str, *, source: str) -> None:
@@ -77,6 +82,11 @@ class BindError(ListenAddressError, OSError):
         """One line: the flag or key, the address, the reason."""
         return f"{self.source}: cannot bind {self.address}: {self.reason}"
 
+    @property
+    def exit_code(self) -> int:
+        """The command's exit code for this refusal: 2 bad input, 1 runtime failure."""
+        return bind_exit_code(self.errno)
+
     @classmethod
     def from_os_error(cls, address: str, error: OSError, *, source: str) -> BindError:
         """Turn the OS's refusal into a `BindError` with a lower-case reason."""
@@ -87,7 +97,56 @@ class BindError(ListenAddressError, OSError):
         return cls(address, error.errno, reason, source=source)
 
 
-def check_bindable(host: str, port: int, *, source: str = "--listen") -> None:
+_NEVER_BINDABLE: Final = frozenset(
+    {
+        errno.EACCES,  # a port below 1024 without the privilege
+        errno.EPERM,  # the same, or a security module's refusal
+        errno.EADDRNOTAVAIL,  # an address that is not on this host
+        errno.EAFNOSUPPORT,  # an address family this host lacks (e.g. `[::1]`, no IPv6)
+    }
+)
+
+
+def bind_exit_code(error_number: int | None) -> int:
+    """The exit code of a command whose address cannot be bound, from the OS's errno.
+
+    2 (bad input) for a refusal that a retry cannot cure: permission (`EACCES`,
+    `EPERM`), an address not on this host (`EADDRNOTAVAIL`), a family the host lacks
+    (`EAFNOSUPPORT`) — systemd's `RestartPreventExitStatus=2` then stops restarting a
+    unit that can never start. 1 (runtime failure, retried) for everything else: the
+    port in use (`EADDRINUSE`), an unknown reason (`None`: gRPC's own refusal, a
+    resolver failure).
+    """
+    return 2 if error_number in _NEVER_BINDABLE else 1
+
+
+def host_has_family(family: socket.AddressFamily) -> bool:
+    """Whether this host can open a TCP socket of `family` (IPv6 may be disabled)."""
+    try:
+        socket.socket(family, socket.SOCK_STREAM).close()
+    except OSError:
+        return False
+    return True
+
+
+def _wildcard_family(host: str) -> socket.AddressFamily | None:
+    """`AF_INET6` for `::`, `AF_INET` for `0.0.0.0`, None for any other host."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not address.is_unspecified:
+        return None
+    return socket.AF_INET6 if address.version == 6 else socket.AF_INET
+
+
+def check_bindable(
+    host: str,
+    port: int,
+    *,
+    source: str = "--listen",
+    has_family: Callable[[socket.AddressFamily], bool] = host_has_family,
+) -> None:
     """Bind `host:port` with a plain socket and let go, to learn why it cannot be bound.
 
     gRPC says only "Failed to bind to address" (and writes its own error line to
@@ -98,14 +157,22 @@ def check_bindable(host: str, port: int, *, source: str = "--listen") -> None:
     host only. A port taken between this check and gRPC's bind still fails, only
     without the reason.
 
+    A wildcard host (`[::]`, `0.0.0.0`) of a family this host lacks (`has_family`
+    says no; IPv6 disabled, say) is not checked: gRPC binds the other family's
+    wildcard instead (it tries `::`, then `0.0.0.0`), so that address works for it.
+
     Raises:
         BindError: no address of `host` can be bound to `port` (or `host` does not
             resolve); the message names `source`, the address and the reason.
     """
     address = f"{host}:{port}"
+    bare_host = host.removeprefix("[").removesuffix("]")
+    wildcard = _wildcard_family(bare_host)
+    if wildcard is not None and not has_family(wildcard):
+        return  # gRPC falls back to the other wildcard: let it decide
     try:
         candidates = socket.getaddrinfo(
-            host.removeprefix("[").removesuffix("]"),
+            bare_host,
             port,
             type=socket.SOCK_STREAM,
             flags=socket.AI_PASSIVE,
