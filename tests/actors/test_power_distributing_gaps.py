@@ -27,6 +27,7 @@ from edge_controller.clock import ManualClock
 from edge_controller.messages import Error, PowerRequest, Result, Success
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.sim.server import SimulatorServer
+from edge_controller.sim.site import SiteSpec
 from tests.patience import PATIENCE_S
 
 INVERTERS = (10, 20, 30, 40)
@@ -130,6 +131,35 @@ async def test_a_real_gap_on_a_targeted_inverter_resends_its_target_at_once(rig:
     assert all(e["gap_s"] == pytest.approx(5.0) for e in resumed)
     await rig.barrier()
     assert len(rig.resumed()) == len(INVERTERS)  # told once per gap
+
+
+async def test_a_microgrid_api_restart_resends_the_targets_however_short_the_gap(
+    rig: Rig, example_site: SiteSpec
+) -> None:
+    """The restarted server knows none of the commands: no waiting for the keep-alive."""
+    assert isinstance(await rig.request(-400), Success)
+    await rig.samples(1)
+    await rig.barrier()
+    address = rig.server.address
+    await rig.server.stop(grace_s=0)
+    attempts = rig.connection.retry_attempts
+    async with asyncio.timeout(PATIENCE_S):
+        while not all(attempts.get(i, 0) >= 1 for i in INVERTERS):
+            await asyncio.sleep(0.01)
+    restarted = SimulatorServer(example_site, address, clock=rig.clock)
+    await restarted.start()
+    try:
+        rig.server = restarted  # its command log is empty
+        rig.clock.advance(STEP)  # a 0.5 s silence in the sample times: no gap by itself
+        await rig.published()
+        async with asyncio.timeout(PATIENCE_S):  # the keep-alive is 15 s away
+            while rig.commands() < len(INVERTERS) or len(rig.resumed()) < len(INVERTERS):
+                await asyncio.sleep(0.01)
+        resumed = rig.resumed()
+        assert sorted(e["inverter"] for e in resumed) == list(INVERTERS)
+        assert all(e["gap_s"] == pytest.approx(STEP.total_seconds()) for e in resumed)
+    finally:
+        await restarted.stop(grace_s=0)
 
 
 async def test_a_gap_while_resting_is_not_reported_when_the_next_target_comes(rig: Rig) -> None:

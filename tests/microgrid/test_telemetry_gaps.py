@@ -41,6 +41,16 @@ def test_the_tracker_counts_each_components_gaps() -> None:
     assert gaps.latest_all() == {10: Resumption(10, 2, timedelta(seconds=3.5))}
 
 
+def test_the_first_sample_after_a_reconnection_ends_a_gap_however_short() -> None:
+    """A restarted Microgrid API may have lost the commands within a 0.5 s silence."""
+    gaps = GapTracker(GAP)
+    assert gaps.sampled(10, at(0), reconnected=True) is None  # the first sample ever
+    assert gaps.sampled(10, at(0.5)) is None
+    assert gaps.sampled(10, at(1.0), reconnected=True) == Resumption(10, 1, timedelta(seconds=0.5))
+    assert gaps.sampled(10, at(1.0), reconnected=True) is None  # repeated: nothing new
+    assert gaps.sampled(10, at(1.5)) is None
+
+
 def test_a_rest_between_dispatches_is_no_gap() -> None:
     """The demo's case: telemetry every 0.5 s throughout, a target before and after."""
     gaps = GapTracker(GAP)

@@ -26,6 +26,9 @@ Characteristics:
   through client 0.18's private broadcasters: should a client version hide them, start
   warns once (`stream_events_unavailable`) and the client's own retry lines show
   instead, rate-limited the same way.
+- Each sample's time goes to `telemetry_gaps`; the first one after `stream_recovered`
+  counts as a gap however short the silence (a restarted server may have lost its
+  commands: the distributor re-sends them at once).
   A stream the server ends cleanly (status OK) is never resumed by client 0.18: it is
   logged as `telemetry_stream_ended`, and its component's readings go stale.
 - `set_power` gives up after `timeout_s` (the client's own deadline is a fixed 60 s)
@@ -310,6 +313,7 @@ class MicrogridConnection:
         """
         log = self._log.bind(component_id=component_id)
         retries = RetryLog(self._retry_log_interval)
+        reconnected = False  # the stream failed and delivers again: its next sample tells
         try:
             async for message in receiver:
                 if isinstance(message, StreamStarted | StreamRetrying | StreamFatalError):
@@ -322,6 +326,7 @@ class MicrogridConnection:
                         attempts=recovered.attempts,
                         since=recovered.since.isoformat(),
                     )
+                    reconnected = True
                 try:
                     reading = convert(message)
                 except Exception:  # a bad message must not end the stream
@@ -329,7 +334,10 @@ class MicrogridConnection:
                     continue
                 if reading is not None:
                     self.cache.update(reading)
-                    self.telemetry_gaps.sampled(component_id, reading.sampled_at)
+                    self.telemetry_gaps.sampled(
+                        component_id, reading.sampled_at, reconnected=reconnected
+                    )
+                    reconnected = False
         finally:
             if isinstance(receiver, Merger):
                 # Its reading tasks would otherwise end with the closed channels,

@@ -12,7 +12,9 @@ like such a gap:
 
 So a gap is judged where every sample passes, on the sample times themselves
 (`GapTracker.sampled`, fed by the connection's stream tasks), and acted on only for
-an inverter that has a target when the gap is noticed (`resumed_on_targets`)::
+an inverter that has a target when the gap is noticed (`resumed_on_targets`). The
+first sample after the stream was re-opened (`reconnected=True`: it failed, the
+server may have restarted and lost its commands) ends a gap however short::
 
     gaps = GapTracker(min_gap=timedelta(seconds=2))
     gaps.sampled(10, t)                        # None
@@ -74,16 +76,22 @@ class GapTracker:
         self._latest: dict[int, datetime] = {}
         self._resumed: dict[int, Resumption] = {}
 
-    def sampled(self, component_id: int, sampled_at: datetime) -> Resumption | None:
+    def sampled(
+        self, component_id: int, sampled_at: datetime, *, reconnected: bool = False
+    ) -> Resumption | None:
         """Record a sample of `component_id`; return the gap it ends, if any.
 
-        A sample older than the latest one (a stream delivering late) changes nothing.
+        `reconnected`: the first sample since the stream failed and was re-opened, a
+        gap whatever the silence before it (but the very first sample ever). A sample
+        older than the latest one (a stream delivering late) changes nothing.
         """
         previous = self._latest.get(component_id)
         if previous is not None and sampled_at <= previous:
             return None
         self._latest[component_id] = sampled_at
         gap = gap_before(previous, sampled_at, self.min_gap)
+        if gap is None and reconnected and previous is not None:
+            gap = sampled_at - previous
         if gap is None:
             return None
         known = self._resumed.get(component_id)
