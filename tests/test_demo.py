@@ -23,6 +23,8 @@ from edge_controller.demo import (
     CreatedDispatch,
     EnergyTally,
     PlannedDispatch,
+    SuggestedDispatch,
+    demo_site,
     outcome_of,
     own_command,
     own_dispatch_arguments,
@@ -32,6 +34,7 @@ from edge_controller.demo import (
     report_interval_s,
     run_demo,
     running_views,
+    suggested_dispatch,
     upcoming_view,
 )
 from edge_controller.demo_view import (
@@ -50,6 +53,7 @@ from edge_controller.demo_view import (
     summary_text,
 )
 from edge_controller.power.status import BatteryStatus
+from edge_controller.sim.site import BatterySpec, InverterSpec, SiteSpec, parse_site
 
 # ------------------------------------------------------------------ the schedule
 
@@ -250,8 +254,9 @@ def test_summary_says_when_a_signal_stopped_the_demo() -> None:
 # ------------------------------------------------------------------ the line to send your own
 
 
-def assert_parses_as_a_dispatch_create(line: str) -> None:
-    """The line runs our program and our own parser reads it as a checked create."""
+def assert_parses_as_a_dispatch_create(line: str, site: SiteSpec) -> None:
+    """The line runs our program and our own parser reads it as a checked create of a
+    battery `site` has, with a discharge within that battery's (and inverter's) bounds."""
     words = shlex.split(line)
     program = words[: words.index("dispatch")]
     assert program in ([str(Path(program[0]))], [program[0], "-m", "edge_controller.cli"])
@@ -259,25 +264,90 @@ def assert_parses_as_a_dispatch_create(line: str) -> None:
     assert os.access(program[0], os.X_OK)
     args = build_parser().parse_args(words[len(program) :])
     assert (args.command, args.dispatch_command) == ("dispatch", "create")
-    assert args.power == -50_000.0
-    assert args.batteries == (31,)
+    assert args.batteries is not None
+    assert len(args.batteries) == 1
+    battery = site.by_id.get(args.batteries[0])
+    assert battery is not None, f"battery {args.batteries[0]} is not in {site.source}"
+    assert isinstance(battery.details, BatterySpec)
+    lower_w = max(
+        [battery.details.power_bounds.lower]
+        + [
+            spec.details.active_bounds.lower
+            for spec in (site.by_id[p] for p in battery.parents)
+            if isinstance(spec.details, InverterSpec)
+        ]
+    )
+    assert lower_w <= args.power < 0
     assert args.microgrid_url is not None  # the power is checked against the site
     assert not args.force
     assert args.key_file is not None
 
 
-def test_the_line_to_send_your_own_parses_with_our_parser(tmp_path: Path) -> None:
+def small_site(battery_id: int, battery_w: float, inverter_w: float) -> SiteSpec:
+    """A site other than the default: one battery, other ids, other bounds."""
+    return parse_site(
+        {
+            "microgrid": {"id": 7},
+            "components": [
+                {"id": 1, "kind": "grid"},
+                {"id": 2, "kind": "meter", "parent": 1},
+                {
+                    "id": 5,
+                    "kind": "battery_inverter",
+                    "parent": 2,
+                    "active_power_bounds": [-inverter_w, inverter_w],
+                },
+                {
+                    "id": battery_id,
+                    "kind": "battery",
+                    "parent": 5,
+                    "capacity": "20 kWh",
+                    "initial_soc": 50,
+                    "power_bounds": [-battery_w, battery_w],
+                },
+            ],
+        },
+        "small-site.toml",
+    )
+
+
+def test_the_line_to_send_your_own_parses_with_our_parser(
+    tmp_path: Path, example_site: SiteSpec
+) -> None:
+    suggested = suggested_dispatch(example_site)
+    assert suggested == SuggestedDispatch(11, -50e3)
     line = own_dispatch_line(
         "grpc://127.0.0.1:40001?ssl=false",
         tmp_path / "dispatch key",
         1,
         "grpc://127.0.0.1:40000?ssl=false",
+        suggested,
     )
-    assert_parses_as_a_dispatch_create(line)
+    assert_parses_as_a_dispatch_create(line, example_site)
     assert "'grpc://127.0.0.1:40001?ssl=false'" in line  # quoted for the shell
-    arguments = own_dispatch_arguments("u", tmp_path / "k", 7, "m")
+    arguments = own_dispatch_arguments("u", tmp_path / "k", 7, "m", suggested)
     args = build_parser().parse_args(arguments)
     assert (args.url, args.key_file, args.microgrid_id) == ("u", tmp_path / "k", 7)
+
+
+@pytest.mark.parametrize(
+    ("battery_w", "inverter_w", "power_w"),
+    [(250e3, 250e3, -50e3), (40e3, 30e3, -15e3), (20e3, 60e3, -10e3)],
+)
+def test_the_line_targets_a_battery_of_another_site_within_its_bounds(
+    tmp_path: Path, battery_w: float, inverter_w: float, power_w: float
+) -> None:
+    """`demo --site OTHER.toml`: the line once named battery 31 whatever the site."""
+    site = small_site(7, battery_w, inverter_w)
+    suggested = suggested_dispatch(site)
+    assert suggested == SuggestedDispatch(7, power_w)
+    line = own_dispatch_line("u", tmp_path / "k", 7, "m", suggested)
+    assert_parses_as_a_dispatch_create(line, site)
+
+
+def test_a_site_without_batteries_gets_no_line() -> None:
+    site = parse_site({"microgrid": {"id": 7}, "components": [{"id": 1, "kind": "grid"}]})
+    assert suggested_dispatch(site) is None
 
 
 def test_the_program_is_named_by_its_absolute_path_or_run_through_this_python(
@@ -317,7 +387,7 @@ async def test_a_short_fast_demo_runs_every_kind_of_dispatch_and_summarises(
     assert re.search(r"^t=\+\d+s grid .* \| running: .*Battery A ", out, re.MULTILINE)
     printed = re.search(r"^    (.+ dispatch --url .+)$", out, re.MULTILINE)
     assert printed is not None, out
-    assert_parses_as_a_dispatch_create(printed.group(1))
+    assert_parses_as_a_dispatch_create(printed.group(1), demo_site(None))
     summary = out.split("\nsummary\n", 1)[1]
     assert re.search(r"discharge +#1 +-600\.0 kW +\+1\.\.\+3 s +ran$", summary, re.MULTILINE)
     assert re.search(r"dry run +#2 +-400\.0 kW .* ran as a dry run", summary)

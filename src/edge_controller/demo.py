@@ -67,7 +67,7 @@ from edge_controller.demo_view import (
 from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.power.status import BatteryStatus
 from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import InverterSpec, SiteSpec, load_site
+from edge_controller.sim.site import BatterySpec, InverterSpec, SiteSpec, load_site
 from edge_controller.waiting import cancel_and_wait, wait_event
 
 REPORT_S = 5.0
@@ -267,13 +267,54 @@ def own_command(argv0: str | None = None, python: str | None = None) -> list[str
     return [python or sys.executable, "-m", "edge_controller.cli"]
 
 
+SUGGESTED_DISCHARGE_W = 50e3
+"""What the suggested dispatch discharges, at most (less on a smaller battery)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestedDispatch:
+    """The battery the "send your own" line targets, and its power (W, − discharges)."""
+
+    battery_id: int
+    power_w: float
+
+
+def suggested_dispatch(site: SiteSpec) -> SuggestedDispatch | None:
+    """Return a dispatch the demo's site can take: its first battery, discharging.
+
+    The battery with the lowest id that can discharge, at 50 kW or half of what it and
+    its inverter can discharge (their rated bounds), whichever is less: within its
+    bounds, so the line passes the power check against this site (`demo --site`
+    included). None when the site has no battery that can discharge.
+    """
+    inverter_bounds = {
+        c.id: c.details.active_bounds
+        for c in site.components
+        if isinstance(c.details, InverterSpec)
+    }
+    for component in sorted(site.components, key=lambda c: c.id):
+        if not isinstance(component.details, BatterySpec):
+            continue
+        lower_w = max(
+            [component.details.power_bounds.lower]
+            + [inverter_bounds[p].lower for p in component.parents if p in inverter_bounds]
+        )
+        if lower_w < 0:
+            return SuggestedDispatch(component.id, max(-SUGGESTED_DISCHARGE_W, lower_w / 2))
+    return None
+
+
 def own_dispatch_arguments(
-    dispatch_url: str, key_file: Path, microgrid_id: int, microgrid_url: str
+    dispatch_url: str,
+    key_file: Path,
+    microgrid_id: int,
+    microgrid_url: str,
+    suggested: SuggestedDispatch,
 ) -> list[str]:
     """The `edge-controller dispatch create` arguments the demo suggests (after the program).
 
-    Battery 31 discharges 50 kW, 5 s from now, for 30 s; the power is checked against
-    the simulated site's rated bounds.
+    The `suggested` battery and power, 5 s from now, for 30 s; the power is checked
+    against the simulated site's rated bounds.
     """
     return [
         "dispatch",
@@ -284,9 +325,9 @@ def own_dispatch_arguments(
         "--microgrid-id",
         str(microgrid_id),
         "create",
-        "--power=-50kW",
+        f"--power={suggested.power_w / 1e3:g}kW",
         "--batteries",
-        "31",
+        str(suggested.battery_id),
         "--start",
         "+5s",
         "--duration",
@@ -297,14 +338,32 @@ def own_dispatch_arguments(
 
 
 def own_dispatch_line(
-    dispatch_url: str, key_file: Path, microgrid_id: int, microgrid_url: str
+    dispatch_url: str,
+    key_file: Path,
+    microgrid_id: int,
+    microgrid_url: str,
+    suggested: SuggestedDispatch,
 ) -> str:
     """The shell line that sends the demo site a dispatch while it runs."""
-    arguments = own_dispatch_arguments(dispatch_url, key_file, microgrid_id, microgrid_url)
+    arguments = own_dispatch_arguments(
+        dispatch_url, key_file, microgrid_id, microgrid_url, suggested
+    )
     return shlex.join([*own_command(), *arguments])
 
 
-def _site(site_path: Path | None) -> SiteSpec:
+def _own_dispatch_text(
+    dispatch_url: str, key_file: Path, site: SiteSpec, microgrid_url: str
+) -> str:
+    """What the banner says about sending your own dispatch."""
+    suggested = suggested_dispatch(site)
+    if suggested is None:
+        return "  (no battery at this site that can discharge: no dispatch of your own to send)"
+    line = own_dispatch_line(dispatch_url, key_file, site.microgrid.id, microgrid_url, suggested)
+    return "  send your own while it runs (demo-only key in a temporary file):\n    " + line
+
+
+def demo_site(site_path: Path | None) -> SiteSpec:
+    """The site at `site_path`, else the embedded default site (`sim/sites/sim-site.toml`)."""
     if site_path is not None:
         return load_site(site_path)
     resource = resources.files("edge_controller.sim") / "sites" / "sim-site.toml"
@@ -314,7 +373,7 @@ def _site(site_path: Path | None) -> SiteSpec:
 
 async def run_demo(site_path: Path | None, duration_s: float, speed: float) -> int:
     """Run the demo; return the exit code (see the module docstring)."""
-    site = _site(site_path)
+    site = demo_site(site_path)
     resolutions = {
         str(c.id): c.details.resolution_w
         for c in site.components
@@ -337,8 +396,7 @@ async def run_demo(site_path: Path | None, duration_s: float, speed: float) -> i
                     f"  simulator (Microgrid API) {sim.url}\n"
                     f"  dispatch service          {dispatch.url}\n"
                     "  controller: dispatches -> BatteryPowerActor -> PowerDistributingActor\n"
-                    "  send your own while it runs (demo-only key in a temporary file):\n"
-                    "    " + own_dispatch_line(dispatch.url, key_file, site.microgrid.id, sim.url),
+                    + _own_dispatch_text(dispatch.url, key_file, site, sim.url),
                     flush=True,
                 )
                 config = parse_config(
@@ -634,11 +692,17 @@ __all__ = [
     "EnergyTally",
     "Phase",
     "PlannedDispatch",
+    "SuggestedDispatch",
+    "demo_site",
     "outcome_of",
+    "own_command",
+    "own_dispatch_arguments",
+    "own_dispatch_line",
     "phase_at",
     "planned_dispatches",
     "report_interval_s",
     "run_demo",
     "running_views",
+    "suggested_dispatch",
     "upcoming_view",
 ]

@@ -11,6 +11,7 @@ what the service lists.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from frequenz.client.dispatch.recurrence import RecurrenceRule
 from frequenz.client.dispatch.types import Dispatch as ClientDispatch
 from frequenz.client.dispatch.types import DispatchEvent as ClientDispatchEvent
 from frequenz.client.dispatch.types import DispatchId, TargetIds
+from frequenz.client.dispatch.types import Event as ClientEvent
 from frequenz.dispatch import Dispatch, Dispatcher, DispatchEvent
 from structlog.testing import capture_logs
 
@@ -76,6 +78,8 @@ class FakeDispatcher:
         self.listed = listed
         self.running = running
         self.stopped = False
+        self.list_fails = False
+        """Set: `list` times out (the service unreachable)."""
         self._running = Broadcast[Dispatch](name="running")
         self._lifecycle = Broadcast[DispatchEvent](name="lifecycle")
         self._events = Broadcast[ClientDispatchEvent](name="events")
@@ -87,6 +91,8 @@ class FakeDispatcher:
     async def list(
         self, microgrid_id: MicrogridId, end_from: datetime
     ) -> AsyncIterator[Iterator[ClientDispatch]]:
+        if self.list_fails:
+            raise TimeoutError
         yield iter(list(self.listed))
 
     async def new_running_state_event_receiver(self, kind: str) -> Receiver[Dispatch]:
@@ -252,6 +258,59 @@ def test_an_unhandled_type_is_reported_once_per_dispatch() -> None:
         unhandled.first_sighting(dispatch_id, kind)
         for dispatch_id, kind in [(1, "FOO"), (1, "FOO"), (2, KIND), (3, "FOO"), (1, "BAR")]
     ] == [True, False, False, True, False]
+
+
+def test_a_reported_dispatch_is_forgotten_once_deleted_or_no_longer_listed() -> None:
+    """The memory of warned ids is bounded by what the service still has."""
+    unhandled = UnhandledTypes([KIND])
+    assert [unhandled.first_sighting(i, "FOO") for i in (1, 2, 3)] == [True] * 3
+    unhandled.forget(1)  # deleted
+    unhandled.keep_only([3, 4])  # 2 ended (the list no longer has it)
+    assert len(unhandled) == 1
+    assert not unhandled.first_sighting(3, "FOO")  # still warned once only
+    assert unhandled.first_sighting(4, "FOO")
+
+
+async def _until(holds: Callable[[], bool], what: str) -> None:
+    try:
+        async with asyncio.timeout(PATIENCE_S):
+            while not holds():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting until {what}") from None
+
+
+async def test_the_actor_forgets_unhandled_dispatches_that_ended_or_were_deleted() -> None:
+    foo = dataclasses.replace(dispatch(8), type="FOO")
+    fake = FakeDispatcher(listed=[foo], running=[])
+    channel = Broadcast[Dispatch](name="battery_power")
+    actor = DispatchBroadcastingActor(
+        cast(Dispatcher, fake),
+        {KIND: [channel.new_sender()]},
+        microgrid_id=1,
+        first_check=FIRST_CHECK,
+        reconcile_interval=INTERVAL,
+    )
+    remembered = actor._unhandled  # the memory under test
+    with capture_logs() as logs:
+        actor.start()
+        try:
+            await _until(lambda: len(remembered) == 1, "the FOO dispatch was reported")
+            await asyncio.sleep(3 * INTERVAL.total_seconds())  # reconciliations list it again
+            fake.listed = []  # it ended
+            await _until(lambda: len(remembered) == 0, "the ended dispatch was forgotten")
+            # On the stream only (the list fails from here on): created, then deleted.
+            fake.list_fails = True
+            events = fake._events.new_sender()  # the fake's stream
+            bar = dataclasses.replace(dispatch(9), type="BAR")
+            await events.send(ClientDispatchEvent(event=ClientEvent.CREATED, dispatch=bar))
+            await _until(lambda: len(remembered) == 1, "the BAR dispatch was reported")
+            await events.send(ClientDispatchEvent(event=ClientEvent.DELETED, dispatch=bar))
+            await _until(lambda: len(remembered) == 0, "the deleted dispatch was forgotten")
+        finally:
+            await actor.stop()
+    warned = [e["dispatch_id"] for e in logs if e["event"] == "dispatch_unhandled"]
+    assert warned == [8, 9]  # once each, whatever the reconciliations
 
 
 async def test_a_dispatch_no_use_case_handles_is_logged_once_with_the_handled_types(

@@ -104,7 +104,10 @@ async def test_a_power_within_the_targets_passes_and_the_environment_names_the_s
         dispatch, "create", "--power=-1kW", "--batteries", "11,99", "--microgrid-url", sim.url
     )
     assert code == 2
-    assert "--power: battery 99 not found at the site (its batteries: 11, 21, 31, 41;" in err
+    assert error_line(err) == (
+        "edge-controller dispatch create: --power: battery 99 not found at the site (its "
+        f"batteries: 11, 21, 31, 41; rated bounds from the microgrid API at {sim.url})"
+    )  # no "pass --force": forcing a battery that does not exist helps no one
     assert len(dispatch.service) == 1
 
 

@@ -16,7 +16,9 @@ A dispatch whose type no configured use case handles would otherwise be ignored 
 silence: the actor logs `dispatch_unhandled` (warning, once per dispatch id, with its
 type and the handled types) when it first sees one — in the service's list at start
 and at each reconciliation, or on the client's stream of every type (the
-`Dispatcher` only hands out receivers per type).
+`Dispatcher` only hands out receivers per type). The ids it warned about are
+forgotten once the dispatch is deleted or ended (no longer in the service's list), so
+that memory stays as small as the service's list.
 """
 
 from __future__ import annotations
@@ -192,6 +194,13 @@ class UnhandledTypes:
     (True, False)
     >>> unhandled.first_sighting(8, "BATTERY_POWER")
     False
+
+    Its memory is bounded by what the service still has: a reported id is forgotten
+    when the dispatch is deleted (`forget`) or when the service's list no longer has
+    it — ended, or deleted while the stream missed it (`keep_only`).
+
+    >>> unhandled.keep_only([]), len(unhandled)
+    (None, 0)
     """
 
     def __init__(self, handled: Iterable[str]) -> None:
@@ -199,12 +208,29 @@ class UnhandledTypes:
         self.handled: tuple[str, ...] = tuple(sorted(set(handled)))
         self._reported: set[int] = set()
 
+    def __len__(self) -> int:
+        """How many reported dispatch ids are remembered."""
+        return len(self._reported)
+
     def first_sighting(self, dispatch_id: int, dispatch_type: str) -> bool:
         """Whether `dispatch_id` has an unhandled type and was not reported yet."""
         if dispatch_type in self.handled or dispatch_id in self._reported:
             return False
         self._reported.add(dispatch_id)
         return True
+
+    def forget(self, dispatch_id: int) -> None:
+        """Forget a deleted dispatch: it will never be seen again."""
+        self._reported.discard(dispatch_id)
+
+    def keep_only(self, listed: Iterable[int]) -> None:
+        """Forget every reported id but those the service still lists.
+
+        `listed`: the ids of a complete list of the dispatches that have not ended (or
+        ended moments ago); one not in it has ended or was deleted. (A dispatch that
+        ended and is later updated to run again is reported again.)
+        """
+        self._reported.intersection_update(listed)
 
 
 class DispatchBroadcastingActor(SupervisedActor):
@@ -345,6 +371,7 @@ class DispatchBroadcastingActor(SupervisedActor):
         """
         since = datetime.now(UTC) - timedelta(seconds=5)
         listed: dict[int, ClientDispatch] = {}
+        unhandled: list[int] = []
         async for page in self._dispatcher.client.list(
             microgrid_id=MicrogridId(self._microgrid_id), end_from=since
         ):
@@ -353,12 +380,20 @@ class DispatchBroadcastingActor(SupervisedActor):
                     listed[int(dispatch.id)] = dispatch
                 else:
                     self._report_unhandled(dispatch)
+                    unhandled.append(int(dispatch.id))
+        # The whole list came: what it lacks has ended or was deleted.
+        self._unhandled.keep_only(unhandled)
         return listed
 
     def _note_unhandled(self, event: ClientDispatchEvent) -> None:
-        """Report a created or updated dispatch of a type that no use case handles."""
+        """Report a created or updated dispatch of a type that no use case handles.
+
+        A deleted one is forgotten (the list forgets those that end).
+        """
         if event.event in (ClientEvent.CREATED, ClientEvent.UPDATED):
             self._report_unhandled(event.dispatch)
+        elif event.event == ClientEvent.DELETED:
+            self._unhandled.forget(int(event.dispatch.id))
 
     def _report_unhandled(self, dispatch: ClientDispatch) -> None:
         if self._unhandled.first_sighting(int(dispatch.id), dispatch.type):

@@ -30,10 +30,11 @@ Decisions where the API leaves room (also in the package docstring):
   keep the server busy for long (worst case measured here: under a second, in a worker
   thread): occurrences are searched within `SEARCH_HORIZON` of the start (count rules)
   or before `until` (until rules: for fixed-length periods the search restarts the
-  rule close to `until` instead of walking from the start) — 10 years for minutely and
-  hourly rules, 100 years for daily and weekly ones, up to `LATEST_TIME` for monthly
-  and yearly ones. A last occurrence not found there leaves `end_time` unset
-  (open-ended, so the dispatch is never filtered out by mistake).
+  rule close to `until` instead of walking from the start, see `recurrence_restart`)
+  — 10 years for minutely and hourly rules, 100 years for daily and weekly ones, up
+  to `LATEST_TIME` for monthly and yearly ones. A last occurrence not found there
+  leaves `end_time` unset (open-ended, so the dispatch is never filtered out by
+  mistake).
 - **update_time** strictly increases: `max(now, previous + 1 µs)`.
 """
 
@@ -60,6 +61,7 @@ from edge_controller.dispatch_service.model import (
     TargetKind,
     Weekday,
 )
+from edge_controller.recurrence_restart import restart_at_or_before, restart_step
 
 START_TIME_GRACE: Final = timedelta(seconds=60)
 """How far in the past a requested start time may lie and still be accepted."""
@@ -97,12 +99,6 @@ _RRULE_FREQ: Final[dict[Frequency, Literal[0, 1, 2, 3, 4, 5, 6]]] = {
     Frequency.WEEKLY: rrule.WEEKLY,
     Frequency.MONTHLY: rrule.MONTHLY,
     Frequency.YEARLY: rrule.YEARLY,
-}
-_FIXED_PERIOD: Final = {
-    Frequency.MINUTELY: timedelta(minutes=1),
-    Frequency.HOURLY: timedelta(hours=1),
-    Frequency.DAILY: timedelta(days=1),
-    Frequency.WEEKLY: timedelta(weeks=1),
 }
 _KNOWN_FREQUENCIES: Final = frozenset(int(f) for f in Frequency)
 _DAYS_IN_MONTH: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -401,23 +397,21 @@ def last_occurrence(rule: Recurrence, start: datetime) -> datetime | None:
 def _last_until(rule: Recurrence, start: datetime, until: datetime) -> datetime | None:
     """Find the last occurrence at or before `until` without walking from the start.
 
-    For fixed-length periods, a rule restarted a whole number of periods after its
-    start yields the same occurrences from there on (its byxxx defaults come from the
-    time of day and weekday, which a whole number of periods keeps): try windows of
-    1, 2, 4, … periods before `until`. Months and years are cheap enough to walk.
+    A rule that `recurrence_restart` may restart (fixed periods) yields the same
+    occurrences from a restart on: try restarts 1, 2, 4, … steps before `until`.
+    Months and years are cheap enough to walk.
     """
-    period = _FIXED_PERIOD.get(Frequency(rule.freq))
-    if period is None:
+    step = restart_step(rule.freq, rule.interval)
+    if step is None:
         last: datetime | None = _as_rrule(rule, start, until=until).before(until, inc=True)
         return last
-    step = period * rule.interval
     total = (until - start) // step
     horizon = SEARCH_HORIZON[Frequency(rule.freq)]
     back = 1
     while back < total:
         if step * back > horizon:
             return None
-        shifted = start + step * (total - back)
+        shifted = restart_at_or_before(start, step, until - step * back)
         found: datetime | None = _as_rrule(rule, start, dtstart=shifted, until=until).before(
             until, inc=True
         )

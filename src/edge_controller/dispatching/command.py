@@ -600,7 +600,9 @@ async def check_power(
         )
     problem = power_problem(power_w, capability, batteries)
     if problem is not None:
-        raise PowerCheckError(f"--power: {problem}; pass --force to send it anyway", 2)
+        # No hint to force a battery the site does not have: that helps no one.
+        hint = "; pass --force to send it anyway" if problem.forcible else ""
+        raise PowerCheckError(f"--power: {problem.text}{hint}", 2)
 
 
 def _resolve_start(start: Literal["NOW"] | datetime | RelativeStart) -> Literal["NOW"] | datetime:

@@ -18,10 +18,10 @@ there is none.
 The occurrence arithmetic is `frequenz-client-dispatch`'s own (`started_at`,
 `next_run_after`), which the controller's dispatcher runs on, so the list says what the
 controller will do. It walks a recurrence from its start, so a minutely rule started
-years ago would take seconds: for rules that repeat in fixed periods (minutely to
-weekly) without a count, the rule is restarted a whole number of periods later, just
-before `now` (the same occurrences from there on, as `dispatch_service.rules` does for
-its end time); count rules are bounded by their count (at most 4096 in the API).
+years ago would take seconds: a rule that may be restarted (`recurrence_restart`:
+fixed periods, no count) is restarted just before `now`, as `dispatch_service.rules`
+does for its end time; count rules are bounded by their count (at most 4096 in the
+API).
 """
 
 from __future__ import annotations
@@ -34,12 +34,8 @@ from enum import StrEnum
 from frequenz.client.dispatch.recurrence import Frequency
 from frequenz.client.dispatch.types import Dispatch
 
-_FIXED_PERIOD = {
-    Frequency.MINUTELY: timedelta(minutes=1),
-    Frequency.HOURLY: timedelta(hours=1),
-    Frequency.DAILY: timedelta(days=1),
-    Frequency.WEEKLY: timedelta(weeks=1),
-}
+from edge_controller.recurrence_restart import restart_at_or_before, restart_step
+
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 
@@ -68,23 +64,20 @@ def _is_recurring(dispatch: Dispatch) -> bool:
 def rebased(dispatch: Dispatch, now: datetime) -> Dispatch:
     """Return `dispatch` with its recurrence restarted just before `now`, if that is exact.
 
-    Only for rules without a count that repeat in fixed periods: restarted a whole
-    number of steps (period × interval) later, a rule yields the same occurrences from
-    there on. The restart lies at least one step and one duration before `now`, so
-    the occurrence running at `now` is still found.
+    Only for rules `recurrence_restart.restart_step` allows (fixed periods, no count).
+    The restart lies at least one step and one duration before `now`, so the
+    occurrence running at `now` is still found.
     """
     rule = dispatch.recurrence
-    period = _FIXED_PERIOD.get(rule.frequency)
-    if period is None or rule.interval < 1:
+    count = None if rule.end_criteria is None else rule.end_criteria.count
+    step = restart_step(rule.frequency, rule.interval, count)
+    if step is None:
         return dispatch
-    if rule.end_criteria is not None and rule.end_criteria.count is not None:
-        return dispatch
-    step = period * rule.interval
     margin = step + (dispatch.duration or timedelta(0))
-    steps = (now - margin - dispatch.start_time) // step
-    if steps < 1:
+    restart = restart_at_or_before(dispatch.start_time, step, now - margin)
+    if restart == dispatch.start_time:
         return dispatch
-    return dataclasses.replace(dispatch, start_time=dispatch.start_time + step * steps)
+    return dataclasses.replace(dispatch, start_time=restart)
 
 
 def dispatch_schedule(

@@ -16,7 +16,6 @@ rated AC active-power bounds; the inverter also caps the sum of its batteries.
 from __future__ import annotations
 
 import asyncio
-import math
 import warnings
 from datetime import UTC, datetime
 
@@ -26,7 +25,11 @@ from frequenz.client.microgrid.component import Component
 from frequenz.client.microgrid.metrics import Metric
 from grpc.aio import AioRpcError
 
-from edge_controller.dispatching.power_check import InverterCapability, PowerRange, SiteCapability
+from edge_controller.dispatching.power_check import (
+    InverterCapability,
+    RatedBounds,
+    SiteCapability,
+)
 from edge_controller.microgrid.from_client import graph_inputs
 from edge_controller.microgrid.graph import ComponentGraphError, pair_batteries
 
@@ -47,14 +50,19 @@ def _reason(error: ApiClientError | AioRpcError) -> str:
     return str(error)
 
 
-def _rated(component: Component, metric: Metric) -> PowerRange | None:
-    """A component's rated bounds for `metric`; a missing end is unbounded."""
+def rated_bounds(component: Component, metric: Metric) -> RatedBounds:
+    """A component's rated bounds for `metric`, W; an end it does not report is unknown.
+
+    The client says a missing end means "no bound"; for equipment that is not to be
+    believed: the power check refuses what an unknown end would have to allow.
+    """
     bounds = component.rated_bounds.get(metric)
-    if bounds is None or (bounds.lower is None and bounds.upper is None):
-        return None
-    lower = -math.inf if bounds.lower is None else float(bounds.lower)
-    upper = math.inf if bounds.upper is None else float(bounds.upper)
-    return PowerRange(lower, upper)
+    if bounds is None:
+        return RatedBounds()
+    return RatedBounds(
+        None if bounds.lower is None else float(bounds.lower),
+        None if bounds.upper is None else float(bounds.upper),
+    )
 
 
 async def fetch_site_capability(
@@ -98,9 +106,9 @@ async def fetch_site_capability(
         inverters=tuple(
             InverterCapability(
                 inverter_id=pair.inverter_id,
-                inverter=_rated(by_id[pair.inverter_id], Metric.AC_POWER_ACTIVE),
+                inverter=rated_bounds(by_id[pair.inverter_id], Metric.AC_POWER_ACTIVE),
                 batteries=tuple(
-                    (battery_id, _rated(by_id[battery_id], Metric.DC_POWER))
+                    (battery_id, rated_bounds(by_id[battery_id], Metric.DC_POWER))
                     for battery_id in pair.battery_ids
                 ),
             )
@@ -109,4 +117,4 @@ async def fetch_site_capability(
     )
 
 
-__all__ = ["MicrogridUrlError", "SiteBoundsError", "fetch_site_capability"]
+__all__ = ["MicrogridUrlError", "SiteBoundsError", "fetch_site_capability", "rated_bounds"]
