@@ -1,7 +1,8 @@
 """Helpers for tests that run the whole chain: simulator, dispatch service, controller.
 
 `site` (a fixture in `tests/conftest.py`) gives a running `Site`; the helpers wait on
-physical state with short polls, never long sleeps.
+physical state with short polls, never long sleeps. `distributor_running` runs one link
+of that chain alone: the power distributing actor on a connection to the simulator.
 """
 
 from __future__ import annotations
@@ -15,19 +16,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from frequenz.channels import BroadcastChannel, BroadcastSender
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import DispatchId, TargetIds
 
+from edge_controller.actors.power_distributing import PowerDistributingActor
 from edge_controller.app import Controller
+from edge_controller.clock import ManualClock
 from edge_controller.config import parse_config
 from edge_controller.dispatch_service.server import DispatchServer
+from edge_controller.messages import PowerRequest
+from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import SiteSpec
 from tests.patience import PATIENCE_S
 
 KEY = "e2e-key"
 MICROGRID = MicrogridId(1)
+RESOLUTIONS = {10: 88.0, 20: 100.0, 30: 50.0, 40: 88.0}
+"""The example site's inverters and the power step (W) of each."""
 
 
 async def stream_connected(server: DispatchServer, timeout_s: float = PATIENCE_S) -> None:
@@ -125,3 +133,37 @@ async def running_site(
 
 site_running = contextlib.asynccontextmanager(running_site)
 """`async with site_running(example_site, tmp_path, extra) as site:`."""
+
+
+@dataclass
+class Distributor:
+    """A `PowerDistributingActor` on a `MicrogridConnection` to the simulator."""
+
+    connection: MicrogridConnection
+    requests: BroadcastSender[PowerRequest]
+    actor: PowerDistributingActor
+
+
+@contextlib.asynccontextmanager
+async def distributor_running(
+    sim_server: SimulatorServer, clock: ManualClock
+) -> AsyncIterator[Distributor]:
+    """Connect to `sim_server` and build the actor (`RESOLUTIONS`, 15 s keep-alive,
+    50 ms tick); the caller starts it once the telemetry it needs arrived. On exit the
+    actor stops, then the connection."""
+    connection = MicrogridConnection(sim_server.url, clock=clock, reconnect_interval_s=0.1)
+    await connection.start()
+    sender, receiver = BroadcastChannel[PowerRequest](name="requests")
+    actor = PowerDistributingActor(
+        receiver,
+        connection,
+        clock=clock,
+        resolutions_w=RESOLUTIONS,
+        keepalive_interval=timedelta(seconds=15),
+        tick=timedelta(seconds=0.05),
+    )
+    try:
+        yield Distributor(connection, sender, actor)
+    finally:
+        await actor.stop()
+        await connection.stop()

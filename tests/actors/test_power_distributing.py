@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
+from frequenz.channels import BroadcastSender, Receiver
 from frequenz.quantities import Power
 
 from edge_controller.actors.power_distributing import PowerDistributingActor
@@ -26,9 +26,9 @@ from edge_controller.messages import (
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import FaultKind
+from tests.harness import RESOLUTIONS, distributor_running
 from tests.patience import PATIENCE_S
 
-RESOLUTIONS = {10: 88.0, 20: 100.0, 30: 50.0, 40: 88.0}
 ALL = frozenset({11, 21, 31, 41})
 
 
@@ -71,32 +71,19 @@ class Rig:
 
 @pytest.fixture
 async def rig(sim_server: SimulatorServer, clock: ManualClock) -> AsyncIterator[Rig]:
-    connection = MicrogridConnection(sim_server.url, clock=clock, reconnect_interval_s=0.1)
-    await connection.start()
-    sender, receiver = BroadcastChannel[PowerRequest](name="requests")
-    actor = PowerDistributingActor(
-        receiver,
-        connection,
-        clock=clock,
-        resolutions_w=RESOLUTIONS,
-        keepalive_interval=timedelta(seconds=15),
-        tick=timedelta(seconds=0.05),
-    )
-    results = actor.new_result_receiver("test")
-    rig = Rig(sim_server, clock, connection, actor, sender, results)
-    await rig.settle(
-        lambda: (
-            all(connection.cache.battery(b, clock.now()) for b in ALL)
-            and all(connection.cache.inverter(i, clock.now()) for i in RESOLUTIONS)
-        ),
-        "telemetry of every battery and inverter",
-    )
-    actor.start()
-    try:
+    async with distributor_running(sim_server, clock) as distributor:
+        connection, actor = distributor.connection, distributor.actor
+        results = actor.new_result_receiver("test")
+        rig = Rig(sim_server, clock, connection, actor, distributor.requests, results)
+        await rig.settle(
+            lambda: (
+                all(connection.cache.battery(b, clock.now()) for b in ALL)
+                and all(connection.cache.inverter(i, clock.now()) for i in RESOLUTIONS)
+            ),
+            "telemetry of every battery and inverter",
+        )
+        actor.start()
         yield rig
-    finally:
-        await actor.stop()
-        await connection.stop()
 
 
 async def test_a_request_is_distributed_and_moves_socs_the_right_way(rig: Rig) -> None:

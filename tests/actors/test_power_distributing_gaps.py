@@ -19,15 +19,15 @@ from typing import Any
 
 import pytest
 import structlog
-from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
+from frequenz.channels import BroadcastSender, Receiver
 from frequenz.quantities import Power
 
-from edge_controller.actors.power_distributing import PowerDistributingActor
 from edge_controller.clock import ManualClock
 from edge_controller.messages import Error, PowerRequest, Result, Success
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import SiteSpec
+from tests.harness import distributor_running
 from tests.patience import PATIENCE_S
 
 INVERTERS = (10, 20, 30, 40)
@@ -79,25 +79,13 @@ class Rig:
 @pytest.fixture
 async def rig(sim_server: SimulatorServer, clock: ManualClock) -> AsyncIterator[Rig]:
     with structlog.testing.capture_logs() as logs:
-        connection = MicrogridConnection(sim_server.url, clock=clock, reconnect_interval_s=0.1)
-        await connection.start()
-        sender, receiver = BroadcastChannel[PowerRequest](name="requests")
-        actor = PowerDistributingActor(
-            receiver,
-            connection,
-            clock=clock,
-            resolutions_w={10: 88.0, 20: 100.0, 30: 50.0, 40: 88.0},
-            keepalive_interval=timedelta(seconds=15),
-            tick=timedelta(seconds=0.05),
-        )
-        rig = Rig(sim_server, clock, connection, sender, actor.new_result_receiver("test"), logs)
-        await rig.published()
-        actor.start()
-        try:
+        async with distributor_running(sim_server, clock) as distributor:
+            connection, actor = distributor.connection, distributor.actor
+            results = actor.new_result_receiver("test")
+            rig = Rig(sim_server, clock, connection, distributor.requests, results, logs)
+            await rig.published()
+            actor.start()
             yield rig
-        finally:
-            await actor.stop()
-            await connection.stop()
 
 
 async def test_a_rest_between_two_dispatches_is_no_telemetry_gap(rig: Rig) -> None:
