@@ -1,13 +1,17 @@
-"""Shared fixtures: the example site, a manual clock, and a simulator on a free port."""
+"""Shared fixtures: the example site, a manual clock, a simulator on a free port, a busy
+port and TLS files."""
 
 from __future__ import annotations
 
+import socket
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+import trustme
 from frequenz.client.base.retry import LinearBackoff
 from frequenz.client.microgrid import MicrogridApiClient
 
@@ -83,3 +87,32 @@ async def client(sim_server: SimulatorServer) -> AsyncIterator[MicrogridApiClien
         yield api
     finally:
         await api.__aexit__(None, None, None)
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port this test listens on, so any server of ours finds it taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+class ServerTlsFiles(NamedTuple):
+    """PEM files in the test's `tmp_path`: a certificate for 127.0.0.1 and its key, and
+    the key of another certificate of the same CA (a key that does not match)."""
+
+    cert: Path
+    key: Path
+    other_key: Path
+
+
+@pytest.fixture
+def server_tls_files(tmp_path: Path) -> ServerTlsFiles:
+    ca = trustme.CA()
+    ours, other = ca.issue_cert("127.0.0.1"), ca.issue_cert("127.0.0.1")
+    cert, key, other_key = tmp_path / "s.pem", tmp_path / "s.key", tmp_path / "o.key"
+    ours.cert_chain_pems[0].write_to_path(str(cert))
+    ours.private_key_pem.write_to_path(str(key))
+    other.private_key_pem.write_to_path(str(other_key))
+    return ServerTlsFiles(cert, key, other_key)

@@ -15,16 +15,13 @@ command exits by itself; the subprocess time-out only bounds a hung one.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
-from tests.conftest import EXAMPLE_SITE
+from tests.conftest import EXAMPLE_SITE, ServerTlsFiles
 from tests.patience import PATIENCE_S
 
 COMMAND = [sys.executable, "-m", "edge_controller.cli"]
@@ -52,15 +49,6 @@ def one_line(result: subprocess.CompletedProcess[str], code: int) -> str:
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     return lines[0]
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    """A loopback port this test listens on, so any server of ours finds it taken."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        yield holder.getsockname()[1]
 
 
 def write_config(
@@ -184,13 +172,10 @@ def test_a_bad_keys_file_is_one_line_naming_it_exit_2(
     assert line.startswith(f"edge-controller {command}: --keys-file {keys}: {expected}"), line
 
 
-def test_unusable_tls_files_are_one_line_naming_the_flag_exit_2(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    ours, other = ca.issue_cert("127.0.0.1"), ca.issue_cert("127.0.0.1")
-    cert, key, other_key = tmp_path / "s.pem", tmp_path / "s.key", tmp_path / "o.key"
-    ours.cert_chain_pems[0].write_to_path(str(cert))
-    ours.private_key_pem.write_to_path(str(key))
-    other.private_key_pem.write_to_path(str(other_key))
+def test_unusable_tls_files_are_one_line_naming_the_flag_exit_2(
+    tmp_path: Path, server_tls_files: ServerTlsFiles
+) -> None:
+    cert, key, other_key = server_tls_files
     garbage = tmp_path / "garbage.pem"
     garbage.write_text(
         "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
-import trustme
 
 from edge_controller.metrics import Health, Metrics, MetricsServer
 from edge_controller.serving import (
@@ -21,15 +18,7 @@ from edge_controller.serving import (
     bind_exit_code,
     check_bindable,
 )
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    """A loopback port this test listens on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        yield holder.getsockname()[1]
+from tests.conftest import ServerTlsFiles
 
 
 def test_a_busy_port_is_a_bind_error_with_the_os_reason(busy_port: int) -> None:
@@ -150,13 +139,10 @@ async def test_the_metrics_server_names_its_config_key(busy_port: int) -> None:
     )
 
 
-def test_a_key_of_another_certificate_is_refused_before_grpc_sees_it(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    ours, other = ca.issue_cert("127.0.0.1"), ca.issue_cert("127.0.0.1")
-    cert, key, other_key = tmp_path / "s.pem", tmp_path / "s.key", tmp_path / "o.key"
-    ours.cert_chain_pems[0].write_to_path(str(cert))
-    ours.private_key_pem.write_to_path(str(key))
-    other.private_key_pem.write_to_path(str(other_key))
+def test_a_key_of_another_certificate_is_refused_before_grpc_sees_it(
+    server_tls_files: ServerTlsFiles,
+) -> None:
+    cert, key, other_key = server_tls_files
 
     assert ServerTls.from_files(cert, key).private_key == key.read_bytes()
     with pytest.raises(TlsFileError, match=f"--tls-key: '{other_key}' is not the private key"):
