@@ -42,6 +42,15 @@ async def until(condition: Callable[[], bool], what: str, sim: SimulatorServer |
         await asyncio.sleep(0.01)
 
 
+async def started(
+    connection: MicrogridConnection, clock: ManualClock, sim: SimulatorServer, what: str
+) -> None:
+    """Start `connection` and wait until every component's first sample arrived."""
+    await connection.start()
+    cache = connection.cache
+    await until(lambda: all(cache.age(c, clock.now()) is not None for c in COMPONENTS), what, sim)
+
+
 def events(logs: Sequence[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
     return [e for e in logs if e["event"] == name]
 
@@ -69,13 +78,7 @@ async def test_an_outage_is_one_line_per_component_per_interval_with_a_count(
             retry_log_interval=INTERVAL,
         )
         try:
-            await connection.start()
-            cache = connection.cache
-            await until(
-                lambda: all(cache.age(c, clock.now()) is not None for c in COMPONENTS),
-                "first telemetry",
-                sim,
-            )
+            await started(connection, clock, sim, "first telemetry")
             address = sim.address
             await sim.stop(grace_s=0)
             attempts = connection.retry_attempts
@@ -145,13 +148,7 @@ async def test_without_the_streams_events_start_warns_and_the_clients_retry_line
             sim.url, clock=clock, reconnect_interval_s=0.05, reconnect_jitter_s=0.0
         )
         try:
-            await connection.start()
-            cache = connection.cache
-            await until(
-                lambda: all(cache.age(c, clock.now()) is not None for c in COMPONENTS),
-                "first telemetry (the data alone still flows)",
-                sim,
-            )
+            await started(connection, clock, sim, "first telemetry (the data alone still flows)")
             unavailable = events(logs, "stream_events_unavailable")
             assert len(unavailable) == 1
             assert unavailable[0]["log_level"] == "warning"
