@@ -283,6 +283,8 @@ def add_dispatch_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     _connection_options(parser, suppress=False)
     common = argparse.ArgumentParser(add_help=False)
     _connection_options(common, suppress=True)
+    one_dispatch = argparse.ArgumentParser(add_help=False, parents=[common])
+    one_dispatch.add_argument("dispatch_id", type=_positive_id("a dispatch id"), metavar="ID")
     actions = parser.add_subparsers(dest="dispatch_command", required=True, metavar="ACTION")
 
     create = actions.add_parser(
@@ -331,23 +333,21 @@ def add_dispatch_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     _check_options(create)
 
-    get = actions.add_parser(
+    actions.add_parser(
         "get",
-        parents=[common],
+        parents=[one_dispatch],
         help="show one dispatch",
         description="Print one dispatch as one `key=value` line, with its state "
         "(pending, running, ended, inactive) and next start.",
     )
-    get.add_argument("dispatch_id", type=_positive_id("a dispatch id"), metavar="ID")
 
     update = actions.add_parser(
         "update",
-        parents=[common],
+        parents=[one_dispatch],
         help="change a dispatch in place (a running one takes the change at once)",
         description="Change the given fields of a dispatch; the others stay. Prints the "
         "dispatch as stored. The type and the dry-run flag cannot be changed (the API).",
     )
-    update.add_argument("dispatch_id", type=_positive_id("a dispatch id"), metavar="ID")
     update.add_argument(
         "--power",
         type=parse_power,
@@ -399,12 +399,11 @@ def add_dispatch_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "in id order.",
     )
 
-    delete = actions.add_parser(
+    actions.add_parser(
         "delete",
-        parents=[common],
+        parents=[one_dispatch],
         help="delete a dispatch (a running one stops at once)",
     )
-    delete.add_argument("dispatch_id", type=_positive_id("a dispatch id"), metavar="ID")
 
 
 # ---------------------------------------------------------------- run
