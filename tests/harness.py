@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +36,7 @@ from tests.patience import PATIENCE_S
 
 KEY = "e2e-key"
 MICROGRID = MicrogridId(1)
+COMMAND = [sys.executable, "-m", "edge_controller.cli", "--log-format", "json"]
 RESOLUTIONS = {10: 88.0, 20: 100.0, 30: 50.0, 40: 88.0}
 """The example site's inverters and the power step (W) of each."""
 
@@ -67,6 +70,24 @@ async def create_now(url: str, battery: int, watts: float) -> DispatchId:
         payload={"power_w": watts},
     )
     return created.id
+
+
+async def run_cli(*args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
+    """Run `edge-controller --log-format json ARGS` as operators run it, as a process
+    (not blocking the event loop a server of the test runs on), in this environment
+    without our `EDGE_CONTROLLER_*` variables, plus `env`: (exit code, stdout, stderr)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_CONTROLLER_")}
+    environ.update(env or {})
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=environ,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
 
 
 @dataclass

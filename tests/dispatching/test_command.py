@@ -7,10 +7,7 @@ tests/conftest.py); the command line runs as operators run it, as a process.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,27 +25,20 @@ from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.dispatching.command import PowerCheckError, check_power, target_batteries
 from edge_controller.dispatching.producer import DispatchProducer
 from edge_controller.sim.server import SimulatorServer
-from tests.harness import KEY
+from tests.harness import KEY, run_cli
 
-COMMAND = [sys.executable, "-m", "edge_controller.cli", "--log-format", "json", "dispatch"]
 Servers = tuple[SimulatorServer, DispatchServer]
 
 
 async def cli(dispatch: DispatchServer, *args: str, **env: str) -> tuple[int, str, str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_CONTROLLER_")}
-    environ.update({"EDGE_CONTROLLER_DISPATCH_KEY": KEY, **env})
-    process = await asyncio.create_subprocess_exec(
-        *COMMAND,
+    """`edge-controller dispatch --url URL ARGS` against `dispatch`, with the key."""
+    return await run_cli(
+        "dispatch",
         "--url",
         dispatch.url,
         *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=environ,
+        env={"EDGE_CONTROLLER_DISPATCH_KEY": KEY, **env},
     )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def error_line(err: str) -> str:

@@ -8,11 +8,8 @@ event loop the server runs on).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
-import os
 import re
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,9 +31,9 @@ from edge_controller.dispatching.producer import (
     DispatchProducerError,
     DispatchSummary,
 )
+from tests.harness import run_cli
 
 KEY = "producer-key-4711"
-COMMAND = [sys.executable, "-m", "edge_controller.cli", "--log-format", "json"]
 
 
 @pytest.fixture
@@ -337,28 +334,13 @@ def test_the_key_file_holds_one_key_and_the_key_is_never_in_a_message(tmp_path: 
 # ---------------------------------------------------------------- the command line
 
 
-async def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_CONTROLLER_")}
-    environ.update(env or {})
-    process = await asyncio.create_subprocess_exec(
-        *COMMAND,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=environ,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 async def test_cli_create_then_list_shows_it_then_delete(
     server: DispatchServer, tmp_path: Path
 ) -> None:
     key_file = tmp_path / "key"
     key_file.write_text(KEY + "\n")
     options = ["--url", server.url, "--key-file", str(key_file)]
-    code, out, err = await cli(
+    code, out, err = await run_cli(
         "dispatch",
         *options,
         "create",
@@ -383,7 +365,7 @@ async def test_cli_create_then_list_shows_it_then_delete(
     assert created, out
 
     # Connection options may follow the action too; the key may come from the environment.
-    code, out, err = await cli(
+    code, out, err = await run_cli(
         "dispatch",
         "create",
         "--url",
@@ -397,7 +379,7 @@ async def test_cli_create_then_list_shows_it_then_delete(
     )
     assert code == 0, err
 
-    code, out, err = await cli(
+    code, out, err = await run_cli(
         "dispatch",
         "list",
         env={"EDGE_CONTROLLER_DISPATCH_URL": server.url, "EDGE_CONTROLLER_DISPATCH_KEY": KEY},
@@ -417,14 +399,14 @@ async def test_cli_create_then_list_shows_it_then_delete(
     ), lines[1]
     assert len(lines) == 2
 
-    code, out, err = await cli("dispatch", *options, "delete", "1")
+    code, out, err = await run_cli("dispatch", *options, "delete", "1")
     assert (code, out) == (0, "deleted id=1\n"), err
     async with DispatchProducer(server.url, 1, KEY) as producer:
         assert [s.id for s in await producer.list()] == [2]
 
 
 async def test_cli_bad_power_exits_2_naming_the_flag(server: DispatchServer) -> None:
-    code, out, err = await cli(
+    code, out, err = await run_cli(
         "dispatch",
         "--url",
         server.url,
@@ -449,33 +431,37 @@ async def test_cli_input_errors_exit_2_and_service_errors_exit_1(
     key_file.write_text(KEY)
     options = ["dispatch", "--url", server.url, "--key-file", str(key_file)]
 
-    code, _, err = await cli(*options, "create", "--power", "1 kW", "--duration", "900")
+    code, _, err = await run_cli(*options, "create", "--power", "1 kW", "--duration", "900")
     assert code == 2
     assert "argument --duration: expected a duration with units, like 15m" in err
 
-    code, _, err = await cli(*options, "create", "--power", "1 kW", "--start", "2020-01-01T00:00Z")
+    code, _, err = await run_cli(
+        *options, "create", "--power", "1 kW", "--start", "2020-01-01T00:00Z"
+    )
     assert code == 2
     assert "edge-controller dispatch create: --start: 2020-01-01T00:00:00+00:00 is not in " in err
 
-    code, _, err = await cli("dispatch", "--url", server.url, "list")
+    code, _, err = await run_cli("dispatch", "--url", server.url, "list")
     assert code == 2
     assert "--key-file: missing; pass --key-file FILE or set EDGE_CONTROLLER_DISPATCH_KEY" in err
 
-    code, _, err = await cli("dispatch", "--url", "http://x", "--key-file", str(key_file), "list")
+    code, _, err = await run_cli(
+        "dispatch", "--url", "http://x", "--key-file", str(key_file), "list"
+    )
     assert code == 2
     assert "edge-controller dispatch list: --url: Invalid scheme 'http'" in err
 
-    code, out, err = await cli(*options, "delete", "9")
+    code, out, err = await run_cli(*options, "delete", "9")
     assert (code, out) == (1, "")
     assert f"edge-controller dispatch delete: {server.url}: NOT_FOUND: dispatch 9 not found" in err
 
-    code, _, err = await cli(*options, "--microgrid-id", "5", "list")
+    code, _, err = await run_cli(*options, "--microgrid-id", "5", "list")
     assert code == 1
     assert "NOT_FOUND: microgrid 5 is not served here" in err
 
     wrong = tmp_path / "wrong"
     wrong.write_text("wrong-key")
-    code, _, err = await cli("dispatch", "--url", server.url, "--key-file", str(wrong), "list")
+    code, _, err = await run_cli("dispatch", "--url", server.url, "--key-file", str(wrong), "list")
     assert code == 1
     assert "UNAUTHENTICATED: invalid API key" in err
     assert "wrong-key" not in err
