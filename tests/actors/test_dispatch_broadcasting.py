@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -138,16 +138,43 @@ async def _next(receiver: Receiver[Dispatch]) -> list[Dispatch]:
     return first + await _received(receiver, 5 * INTERVAL.total_seconds())
 
 
-async def _cached(path: Path, holds: Callable[[set[int]], bool], what: str) -> None:
-    """Wait until the dispatch ids in the cache file satisfy `holds`."""
+async def _until(holds: Callable[[], bool], what: str) -> None:
+    """Wait until `holds()`, polling every 20 ms, up to the patience."""
     try:
         async with asyncio.timeout(PATIENCE_S):
-            while (saved := cache.load(path)) is None or not holds(
-                {int(d.id) for d in saved.dispatches}
-            ):
+            while not holds():
                 await asyncio.sleep(0.02)
     except TimeoutError:
         raise AssertionError(f"timed out waiting until {what}") from None
+
+
+async def _cached(path: Path, holds: Callable[[set[int]], bool], what: str) -> None:
+    """Wait until the dispatch ids in the cache file satisfy `holds`."""
+    await _until(
+        lambda: (
+            (saved := cache.load(path)) is not None and holds({int(d.id) for d in saved.dispatches})
+        ),
+        what,
+    )
+
+
+def _actor(
+    dispatcher: FakeDispatcher,
+    channel: Broadcast[Dispatch],
+    *,
+    reconnect: Callable[[], Awaitable[Dispatcher]] | None = None,
+    cache_path: Path | None = None,
+) -> DispatchBroadcastingActor:
+    """The actor on `dispatcher`, routing BATTERY_POWER to `channel`, reconciling often."""
+    return DispatchBroadcastingActor(
+        cast(Dispatcher, dispatcher),
+        {KIND: [channel.new_sender()]},
+        microgrid_id=1,
+        reconnect=reconnect,
+        cache_path=cache_path,
+        first_check=FIRST_CHECK,
+        reconcile_interval=INTERVAL,
+    )
 
 
 def _states(messages: list[Dispatch]) -> list[tuple[int, bool, bool]]:
@@ -162,14 +189,7 @@ async def test_a_deletion_the_stream_missed_is_stopped_and_the_stale_dispatcher_
     channel = Broadcast[Dispatch](name="battery_power")
     use_case = channel.new_receiver()
     cache_file = tmp_path / "dispatches.json"
-    actor = DispatchBroadcastingActor(
-        cast(Dispatcher, fake),
-        {KIND: [channel.new_sender()]},
-        microgrid_id=1,
-        cache_path=cache_file,
-        first_check=FIRST_CHECK,
-        reconcile_interval=INTERVAL,
-    )
+    actor = _actor(fake, channel, cache_path=cache_file)
     actor.start()
     try:
         assert _states(await _next(use_case)) == [(7, True, False)]
@@ -197,14 +217,7 @@ async def test_after_a_reconnect_what_no_longer_runs_is_stopped() -> None:
 
     channel = Broadcast[Dispatch](name="battery_power")
     use_case = channel.new_receiver()
-    actor = DispatchBroadcastingActor(
-        cast(Dispatcher, old),
-        {KIND: [channel.new_sender()]},
-        microgrid_id=1,
-        reconnect=reconnect,
-        first_check=FIRST_CHECK,
-        reconcile_interval=INTERVAL,
-    )
+    actor = _actor(old, channel, reconnect=reconnect)
     actor.start()
     try:
         assert _states(await _next(use_case)) == [(7, True, False)]
@@ -228,15 +241,7 @@ async def test_a_dispatch_that_ended_is_forgotten_without_a_reconnect(tmp_path: 
     channel = Broadcast[Dispatch](name="battery_power")
     use_case = channel.new_receiver()
     cache_file = tmp_path / "dispatches.json"
-    actor = DispatchBroadcastingActor(
-        cast(Dispatcher, fake),
-        {KIND: [channel.new_sender()]},
-        microgrid_id=1,
-        reconnect=reconnect,
-        cache_path=cache_file,
-        first_check=FIRST_CHECK,
-        reconcile_interval=INTERVAL,
-    )
+    actor = _actor(fake, channel, reconnect=reconnect, cache_path=cache_file)
     actor.start()  # it learns the ended dispatch, which the service then lists no more
     try:
         await _cached(cache_file, lambda ids: ids == {7}, "the ended dispatch was learned")
@@ -271,26 +276,11 @@ def test_a_reported_dispatch_is_forgotten_once_deleted_or_no_longer_listed() -> 
     assert unhandled.first_sighting(4, "FOO")
 
 
-async def _until(holds: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(PATIENCE_S):
-            while not holds():
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting until {what}") from None
-
-
 async def test_the_actor_forgets_unhandled_dispatches_that_ended_or_were_deleted() -> None:
     foo = dataclasses.replace(dispatch(8), type="FOO")
     fake = FakeDispatcher(listed=[foo], running=[])
     channel = Broadcast[Dispatch](name="battery_power")
-    actor = DispatchBroadcastingActor(
-        cast(Dispatcher, fake),
-        {KIND: [channel.new_sender()]},
-        microgrid_id=1,
-        first_check=FIRST_CHECK,
-        reconcile_interval=INTERVAL,
-    )
+    actor = _actor(fake, channel)
     remembered = actor._unhandled  # the memory under test
     with capture_logs() as logs:
         actor.start()
