@@ -52,6 +52,10 @@ HOURLY = RecurrenceRule(frequency=Frequency.HOURLY, interval=1)
 DAILY_THREE = RecurrenceRule(
     frequency=Frequency.DAILY, interval=1, end_criteria=EndCriteria(count=3)
 )
+DAILY_THREE_STORED = dispatch(
+    NOON, recurrence=DAILY_THREE, end_time=NOON + timedelta(days=2, minutes=15)
+)
+"""Daily from noon, three times, with the end time the service stored."""
 
 PENDING, RUNNING, ENDED = DispatchState.PENDING, DispatchState.RUNNING, DispatchState.ENDED
 INACTIVE, DELETED = DispatchState.INACTIVE, DispatchState.DELETED
@@ -91,20 +95,12 @@ INACTIVE, DELETED = DispatchState.INACTIVE, DispatchState.DELETED
         ),
         # daily, three times: ends with the service's end time
         (
-            dispatch(
-                NOON,
-                recurrence=DAILY_THREE,
-                end_time=NOON + timedelta(days=2, minutes=15),
-            ),
+            DAILY_THREE_STORED,
             NOON + timedelta(days=1, hours=1),
             DispatchSchedule(PENDING, NOON + timedelta(days=2)),
         ),
         (
-            dispatch(
-                NOON,
-                recurrence=DAILY_THREE,
-                end_time=NOON + timedelta(days=2, minutes=15),
-            ),
+            DAILY_THREE_STORED,
             NOON + timedelta(days=2, minutes=16),
             DispatchSchedule(ENDED, None),
         ),
