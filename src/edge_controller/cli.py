@@ -105,7 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="physics runs this many times faster than the wall clock (API times do not)",
     )
     sim.add_argument(
-        "--command-log", type=Path, default=None, help="also append accepted commands (JSONL)"
+        "--command-log",
+        type=Path,
+        default=None,
+        help="also append accepted and refused commands (JSONL)",
+    )
+    sim.add_argument(
+        "--faults-file",
+        type=Path,
+        default=None,
+        help="TOML [[faults]] in force, re-read on change (missing file: none)",
     )
     from edge_controller.dispatch_service.command import add_tls_arguments
 
@@ -255,12 +264,14 @@ def _run_sim(args: argparse.Namespace) -> int:
             speed=args.speed,
             command_log_path=args.command_log,
             tls=ServerTls.from_flags(args.tls_cert, args.tls_key),
+            faults_file=args.faults_file,
         )
     except (SiteFileError, ListenAddressError, TlsFileError, _FlagError, ValueError) as error:
-        # ValueError also covers unreadable bundled weather data (measured weather).
+        # ValueError also covers unreadable bundled weather data (measured weather) and
+        # a bad faults file (FaultsFileError).
         print_error("sim", error)
         return 2
-    return serve_until_signal("sim", server, (ListenAddressError,))
+    return serve_until_signal("sim", server, (ListenAddressError,), lambda: [server.start_line()])
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -119,9 +120,15 @@ def print_error(command: str, error: BaseException) -> None:
 
 
 def serve_until_signal(
-    command: str, server: Serving, startup_errors: tuple[type[Exception], ...]
+    command: str,
+    server: Serving,
+    startup_errors: tuple[type[Exception], ...],
+    more_lines: Callable[[], Iterable[str]] = tuple,
 ) -> int:
     """Run `edge-controller <command>`'s server; return the exit code.
+
+    After `listening address=HOST:PORT`, the lines `more_lines()` gives are printed
+    (the simulator's `started at=...`).
 
     0 after SIGINT/SIGTERM; 1 when the address cannot be bound now (`BindError`: a
     busy port); 2 for one of `startup_errors` (bad input: a file, a flag) or an
@@ -140,6 +147,8 @@ def serve_until_signal(
             print_error(command, error)
             return 2
         print(f"listening address={server.address}", flush=True)
+        for line in more_lines():
+            print(line, flush=True)
         try:
             await wait_for_signal()
         finally:

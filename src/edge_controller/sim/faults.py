@@ -2,7 +2,8 @@
 
 The site file gives windows in seconds after the simulator starts; tests add and
 remove faults at run time through the same book (the in-process handle), so faults
-come and go while clients are connected.
+come and go while clients are connected; a watched faults file (`faults_file.py`)
+replaces its own set (`replace_source`) on every change, leaving the others alone.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ class ActiveWindow:
     spec: FaultSpec
     start: datetime
     until: datetime | None
+    source: str = "site"
+    """Where it came from: "site" (the site file), "inject" (in-process), "file"."""
 
     def active_at(self, now: datetime) -> bool:
         """Tell whether the fault is in effect at `now`."""
@@ -37,12 +40,31 @@ class FaultBook:
         self._lock = threading.Lock()
         self._windows: list[ActiveWindow] = [self._pin(spec) for spec in specs]
 
-    def _pin(self, spec: FaultSpec) -> ActiveWindow:
+    @property
+    def origin(self) -> datetime:
+        """The instant the windows count from (the simulator's start)."""
+        return self._origin
+
+    def _pin(self, spec: FaultSpec, source: str = "site") -> ActiveWindow:
         start = self._origin + timedelta(seconds=spec.start_s)
         until = (
             None if spec.until_s == float("inf") else self._origin + timedelta(seconds=spec.until_s)
         )
-        return ActiveWindow(spec, start, until)
+        return ActiveWindow(spec, start, until, source)
+
+    def replace_source(self, source: str, specs: Iterable[FaultSpec]) -> None:
+        """Make `specs` (windows relative to the origin) the faults of `source`.
+
+        The faults of other sources stay as they are.
+        """
+        pinned = [self._pin(spec, source) for spec in specs]
+        with self._lock:
+            self._windows = [w for w in self._windows if w.source != source] + pinned
+
+    def of_source(self, source: str) -> list[FaultSpec]:
+        """Return the faults that `source` put in the book (in force or not)."""
+        with self._lock:
+            return [w.spec for w in self._windows if w.source == source]
 
     def inject(
         self,
@@ -59,7 +81,7 @@ class FaultBook:
         `error_code`, `metrics`).
         """
         spec = replace(FaultSpec(component_id=component_id, kind=kind), **params)  # type: ignore[arg-type]
-        window = ActiveWindow(spec, now, None if duration is None else now + duration)
+        window = ActiveWindow(spec, now, None if duration is None else now + duration, "inject")
         with self._lock:
             self._windows.append(window)
         return window

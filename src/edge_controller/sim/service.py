@@ -38,7 +38,7 @@ import structlog
 
 from edge_controller.clock import Clock, WallClock
 from edge_controller.power.bounds import Range
-from edge_controller.sim.command_log import CommandLog
+from edge_controller.sim.command_log import CANCELLED, CommandLog, CommandRefusal
 from edge_controller.sim.errors import ErrorKind, SimError
 from edge_controller.sim.faults import FaultBook
 from edge_controller.sim.model import CommandRecord, ComponentSample, Metric, SiteModel
@@ -291,13 +291,16 @@ class SimService:
         try:
             record = await self.control(component_id, command)
         except SimError as error:
-            _LOG.info(
-                "command_refused",
-                component_id=component_id,
-                power_w=power_w,
-                reactive=reactive,
-                code=error.kind.value,
-                reason=error.message,
+            self._refused(component_id, power_w, reactive, error.kind.value, error.message)
+            raise
+        except asyncio.CancelledError:
+            # The client gave up (its deadline) on a request a fault held unanswered.
+            self._refused(
+                component_id,
+                power_w,
+                reactive,
+                CANCELLED,
+                "the client cancelled the request before it was answered",
             )
             raise
         self.command_log.record(record)
@@ -310,6 +313,30 @@ class SimService:
             valid_until=record.valid_until.isoformat(),
         )
         return record
+
+    def _refused(
+        self, component_id: int, power_w: float, reactive: bool, status: str, reason: str
+    ) -> None:
+        """Log a refused command, with the bounds in force, and tell it."""
+        now = self.clock.now()
+        bounds: tuple[Range, ...] = ()
+        if component_id in self.site.by_id:
+            bounds = (
+                self.model.reactive_bounds(component_id, now)
+                if reactive
+                else self.model.active_bounds(component_id, now)
+            )
+        self.command_log.refuse(
+            CommandRefusal(now, component_id, reactive, power_w, status, reason, bounds)
+        )
+        _LOG.info(
+            "command_refused",
+            component_id=component_id,
+            power_w=power_w,
+            reactive=reactive,
+            code=status,
+            reason=reason,
+        )
 
     async def add_bounds(
         self,

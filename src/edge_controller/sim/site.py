@@ -593,15 +593,22 @@ def _fault_kind(raw: object) -> str | None:
     return raw if isinstance(raw, str) and raw in {k.value for k in FaultKind} else None
 
 
-def _fault(reader: Reader, data: object, path: str) -> FaultSpec | None:
+FAULT_KEYS = frozenset(
+    {"component", "kind", "from", "until", "delay", "status", "error_code", "metrics"}
+)
+"""The keys of a fault table, in a site file's `[[faults]]` and in a faults file."""
+
+
+def read_fault(reader: Reader, data: object, path: str) -> FaultSpec | None:
+    """Read one fault table at `path`; `None` (with problems noted) when it is bad.
+
+    `from` and `until` are seconds after the simulator's start; the component is not
+    checked against a site here (the caller knows which site).
+    """
     if not isinstance(data, dict):
         reader.fail(path, "a table", data)
         return None
-    reader.unknown_keys(
-        data,
-        {"component", "kind", "from", "until", "delay", "status", "error_code", "metrics"},
-        path,
-    )
+    reader.unknown_keys(data, set(FAULT_KEYS), path)
     component = reader.value(data, "component", path, _checked_int_positive, "a component id")
     kind_name = reader.value(
         data, "kind", path, _fault_kind, f"one of {[k.value for k in FaultKind]}"
@@ -716,7 +723,7 @@ def parse_site(document: Mapping[str, Any], source: str = "<site>") -> SiteSpec:
         reader.fail("faults", "an array of tables ([[faults]])", raw_faults)
     else:
         for index, raw in enumerate(raw_faults):
-            fault = _fault(reader, raw, f"faults[{index}]")
+            fault = read_fault(reader, raw, f"faults[{index}]")
             if fault is not None:
                 faults.append(fault)
 
