@@ -152,9 +152,12 @@ class Controller:
     async def start(self) -> None:
         """Connect to both APIs, build the actors and start them.
 
+        A battery the pairing leaves out (no battery inverter, several inverters) is
+        logged (`battery_left_out`) and never commanded; the rest of the site runs.
+
         Raises:
             DispatchServiceUnreachableError: the dispatch service did not answer in time.
-            ComponentGraphError: the site cannot be driven as described.
+            ComponentGraphError: no battery of the site is usable.
         """
         settings = self.config.power_distribution
         await self.connection.start()
@@ -233,6 +236,7 @@ class Controller:
             microgrid=self.config.microgrid.url,
             dispatch=self.config.dispatch.url,
             batteries=list(self.connection.pairs.battery_ids),
+            batteries_left_out=sorted(self.connection.pairs.left_out_batteries) or None,
             dispatch_types=sorted(self._routes()),
             mode=self.config.controls.mode,
         )
@@ -477,13 +481,15 @@ class Controller:
             SiteMismatchError: naming the key and the batteries.
         """
         site = set(self.connection.pairs.battery_ids)
+        left_out = self.connection.pairs.left_out_batteries
         problems = []
         for index, use_case in enumerate(config.use_cases):
             unknown = sorted(use_case.batteries - site)
             if unknown:
+                reasons = "".join(f"; left out: {left_out[b]}" for b in unknown if b in left_out)
                 problems.append(
                     f"use_cases[{index}].batteries: {unknown} are not batteries of this "
-                    f"site; it has {sorted(site)}"
+                    f"site; it has {sorted(site)}{reasons}"
                 )
         below = self.connection.inverters_below
         for index, meter in enumerate(config.grid.meters):

@@ -257,15 +257,19 @@ async def test_several_batteries_on_one_inverter_are_paired_together(clock: Manu
         assert battery.capacity_wh == 20_000.0
 
 
-async def test_a_battery_on_two_inverters_stops_start_up(clock: ManualClock) -> None:
+async def test_a_site_whose_every_battery_is_left_out_stops_start_up(clock: ManualClock) -> None:
+    # battery 14 hangs on both inverters: 11 and 13 share a DC side with it
     async with SimulatorServer(two_battery_site([10, 12]), clock=clock) as server:
         connection = MicrogridConnection(server.url, clock=clock)
         with pytest.raises(ComponentGraphError) as caught:
             await connection.start()
-        assert str(caught.value) == (
+        lines = str(caught.value).splitlines()
+        assert lines[0] == "no usable battery: every one is left out"
+        assert (
             "battery 14 is fed by inverters 10 and 12; "
             "a battery on several inverters is not supported"
-        )
+        ) in lines
+        assert caught.value.component_ids == {10, 11, 12, 13, 14}
         assert server.service.subscriber_count() == 0
         with pytest.raises(NotStartedError):
             _ = connection.pairs

@@ -46,6 +46,7 @@ def graph_error(components: list[GraphComponent], links: list[tuple[int, int]]) 
 def test_each_battery_inverter_is_paired_with_its_battery() -> None:
     pairs = pair_batteries(EXAMPLE, EXAMPLE_LINKS)
     assert pairs.as_dict() == {10: (11,), 20: (21,)}
+    assert pairs.left_out == ()
     assert pairs.inverter_ids == (10, 20)
     assert pairs.battery_ids == (11, 21)
     assert pairs.inverter_of(21) == 20
@@ -66,51 +67,100 @@ def test_several_batteries_on_one_inverter_are_returned_together_sorted() -> Non
     assert pairs == BatteryPairs((InverterBatteries(10, (11, 12, 13)),))
 
 
-def test_a_battery_on_two_inverters_is_refused_naming_both() -> None:
-    components = site((1, GRID), (10, INVERTER), (12, INVERTER), (11, BATTERY), (13, BATTERY))
-    links = [(1, 10), (1, 12), (10, 11), (12, 11), (12, 13)]
-    with pytest.raises(ComponentGraphError) as caught:
-        pair_batteries(components, links)
-    assert str(caught.value) == (
-        "battery 11 is fed by inverters 10 and 12; a battery on several inverters is not supported"
+def left_out(pairs: BatteryPairs) -> dict[int, str]:
+    return {item.component_id: item.reason for item in pairs.left_out}
+
+
+def test_a_battery_on_two_inverters_is_left_out_with_what_shares_its_inverters() -> None:
+    #   inverter 10 ─┬─ battery 11 ─┬─ inverter 12 ── battery 13
+    #                                  (11 hangs on 10 and 12)
+    #   inverter 20 ── battery 21      (the rest of the site)
+    components = site(
+        (1, GRID),
+        (10, INVERTER),
+        (12, INVERTER),
+        (11, BATTERY),
+        (13, BATTERY),
+        (20, INVERTER),
+        (21, BATTERY),
     )
-    assert caught.value.component_ids == {11}
+    links = [(1, 10), (1, 12), (10, 11), (12, 11), (12, 13), (1, 20), (20, 21)]
+    pairs = pair_batteries(components, links)
+    assert pairs.as_dict() == {20: (21,)}
+    assert pairs.battery_ids == (21,)
+    assert left_out(pairs) == {
+        10: "battery inverter 10 feeds battery 11, on several inverters",
+        11: "battery 11 is fed by inverters 10 and 12; a battery on several inverters is "
+        "not supported",
+        12: "battery inverter 12 feeds battery 11, on several inverters",
+        13: "battery 13 is behind inverter 12, which also feeds battery 11 on several "
+        "inverters: their power split cannot be attributed",
+    }
+    assert pairs.left_out_batteries == {11: left_out(pairs)[11], 13: left_out(pairs)[13]}
+    assert [item.role for item in pairs.left_out] == [INVERTER, BATTERY, INVERTER, BATTERY]
+    with pytest.raises(KeyError):
+        pairs.inverter_of(13)
 
 
 def test_a_battery_on_three_inverters_lists_them_all() -> None:
-    components = site((14, INVERTER), (10, INVERTER), (12, INVERTER), (11, BATTERY))
-    message = graph_error(components, [(10, 11), (12, 11), (14, 11)])
-    assert message.startswith("battery 11 is fed by inverters 10, 12 and 14;")
+    components = site(
+        (14, INVERTER), (10, INVERTER), (12, INVERTER), (11, BATTERY), (20, INVERTER), (21, BATTERY)
+    )
+    pairs = pair_batteries(components, [(10, 11), (12, 11), (14, 11), (20, 21)])
+    assert pairs.left_out_batteries[11].startswith("battery 11 is fed by inverters 10, 12 and 14;")
+    assert pairs.as_dict() == {20: (21,)}
 
 
-def test_an_inverter_without_battery_is_named() -> None:
+def test_an_inverter_without_battery_is_left_out() -> None:
     components = [*EXAMPLE, GraphComponent(30, INVERTER)]
-    message = graph_error(components, [*EXAMPLE_LINKS, (2, 30)])
-    assert message == "battery inverter 30 has no battery behind it"
+    pairs = pair_batteries(components, [*EXAMPLE_LINKS, (2, 30)])
+    assert pairs.as_dict() == {10: (11,), 20: (21,)}
+    assert left_out(pairs) == {30: "battery inverter 30 has no battery behind it"}
+    assert pairs.left_out_batteries == {}
 
 
-def test_a_battery_without_inverter_is_named_with_what_it_hangs_on() -> None:
+def test_a_battery_without_inverter_is_left_out_with_what_it_hangs_on() -> None:
     components = [*EXAMPLE, GraphComponent(31, BATTERY), GraphComponent(41, BATTERY)]
     links = [*EXAMPLE_LINKS, (2, 31), (50, 31)]
-    with pytest.raises(ComponentGraphError) as caught:
-        pair_batteries(components, links)
-    assert caught.value.problems == (
-        "battery 31 is fed by no battery inverter (found: meter 2, component 50)",
-        "battery 41 is fed by no battery inverter (found: no upstream connection)",
+    pairs = pair_batteries(components, links)
+    assert pairs.as_dict() == {10: (11,), 20: (21,)}
+    assert pairs.left_out_batteries == {
+        31: "battery 31 is fed by no battery inverter (found: meter 2, component 50)",
+        41: "battery 41 is fed by no battery inverter (found: no upstream connection)",
+    }
+
+
+def test_two_batteries_on_several_inverters_are_both_named_at_a_shared_inverter() -> None:
+    components = site(
+        (10, INVERTER), (12, INVERTER), (11, BATTERY), (13, BATTERY), (20, INVERTER), (21, BATTERY)
     )
-    assert str(caught.value) == "\n".join(caught.value.problems)
-    assert caught.value.component_ids == {31, 41}
+    pairs = pair_batteries(components, [(10, 11), (12, 11), (10, 13), (12, 13), (20, 21)])
+    assert (
+        left_out(pairs)[10] == "battery inverter 10 feeds batteries 11 and 13, on several inverters"
+    )
+    assert set(pairs.left_out_batteries) == {11, 13}
 
 
-def test_every_problem_is_reported_at_once_sorted_by_component() -> None:
+def test_no_usable_battery_is_refused_naming_every_problem_sorted_by_component() -> None:
     components = site((30, INVERTER), (10, INVERTER), (12, INVERTER), (11, BATTERY), (5, BATTERY))
     with pytest.raises(ComponentGraphError) as caught:
         pair_batteries(components, [(10, 11), (12, 11)])
     assert caught.value.problems == (
         "battery 5 is fed by no battery inverter (found: no upstream connection)",
+        "battery inverter 10 feeds battery 11, on several inverters",
         "battery 11 is fed by inverters 10 and 12; a battery on several inverters is not supported",
+        "battery inverter 12 feeds battery 11, on several inverters",
         "battery inverter 30 has no battery behind it",
     )
+    assert str(caught.value) == "\n".join(
+        ("no usable battery: every one is left out", *caught.value.problems)
+    )
+    assert caught.value.component_ids == {5, 10, 11, 12, 30}
+
+
+def test_a_lone_inverter_without_battery_is_refused() -> None:
+    message = graph_error(site((1, GRID), (30, INVERTER)), [(1, 30)])
+    assert message.splitlines()[1:] == ["battery inverter 30 has no battery behind it"]
 
 
 def test_links_to_components_not_listed_are_ignored() -> None:
@@ -122,6 +172,7 @@ def test_a_site_without_batteries_has_no_pairs() -> None:
     pairs = pair_batteries(site((1, GRID), (2, METER), (50, OTHER)), [(1, 2), (2, 50)])
     assert pairs.pairs == ()
     assert pairs.battery_ids == ()
+    assert pairs.left_out == ()
 
 
 def test_grid_meter_is_the_meter_directly_below_the_grid() -> None:

@@ -20,6 +20,7 @@ from edge_controller.microgrid.graph import (
     Connection,
     GraphComponent,
     InverterBatteries,
+    LeftOut,
     find_grid_meter,
     pair_batteries,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "GraphComponent",
     "InverterBatteries",
     "InverterReading",
+    "LeftOut",
     "MicrogridConnection",
     "NotStartedError",
     "Reading",

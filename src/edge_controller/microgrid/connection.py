@@ -74,6 +74,7 @@ from edge_controller.microgrid.from_client import (
 )
 from edge_controller.microgrid.graph import (
     BatteryPairs,
+    ComponentRole,
     find_grid_meter,
     inverters_below_meters,
     pair_batteries,
@@ -200,7 +201,9 @@ class MicrogridConnection:
 
     @property
     def pairs(self) -> BatteryPairs:
-        """Each battery inverter with its batteries, as found at start-up.
+        """Each usable battery inverter with its batteries, as found at start-up.
+
+        `pairs.left_out` names the batteries and inverters left out, with the reason.
 
         Raises:
             NotStartedError: before `start()`.
@@ -229,9 +232,13 @@ class MicrogridConnection:
     async def start(self) -> None:
         """Connect, read the component graph, pair batteries, open the streams.
 
+        A battery the pairing leaves out (no battery inverter, several inverters, ...)
+        is logged once (`battery_left_out`, with the reason; `inverter_left_out` for an
+        inverter), gets no stream and is never commanded; the rest of the site runs.
+
         Raises:
-            ComponentGraphError: the graph cannot be driven (a battery on several
-                inverters, an inverter without a battery, ...); nothing stays open.
+            ComponentGraphError: no battery is usable (every one is left out); it names
+                every reason; nothing stays open.
             ApiClientError: listing components or connections failed.
             RuntimeError: already started.
         """
@@ -255,7 +262,21 @@ class MicrogridConnection:
         self._client = client
         self._pairs = pairs
         self._grid_meter_id = find_grid_meter(nodes, links)
-        self._inverters_below = inverters_below_meters(nodes, links)
+        # Only the inverters the controller drives: a left-out one's power is part of
+        # what its meters measure besides them, like a PV inverter's.
+        usable = set(pairs.inverter_ids)
+        self._inverters_below = {
+            meter_id: kept
+            for meter_id, inverters in inverters_below_meters(nodes, links).items()
+            if (kept := tuple(i for i in inverters if i in usable))
+        }
+        for item in pairs.left_out:
+            if item.role is ComponentRole.BATTERY:
+                self._log.warning("battery_left_out", battery=item.component_id, reason=item.reason)
+            else:
+                self._log.warning(
+                    "inverter_left_out", inverter=item.component_id, reason=item.reason
+                )
         for battery_id in pairs.battery_ids:
             self._subscribe(battery_id, BATTERY_METRICS, battery_reading)
         for inverter_id in pairs.inverter_ids:

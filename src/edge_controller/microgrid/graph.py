@@ -10,9 +10,14 @@ and returns the pairs, or refuses a graph the controller cannot drive::
                        │               └─ battery 22
                        └─ pv inverter 50                   (not a battery inverter)
 
-Supported: several batteries behind one inverter (returned together). Refused, with
-every problem named: a battery fed by several inverters (its power could not be
-attributed), a battery inverter with no battery, a battery with no battery inverter.
+Supported: several batteries behind one inverter (returned together). Left out, each
+with the reason (`BatteryPairs.left_out`), so the rest of the site still runs (as the
+SDK's PowerDistributingActor does): a battery with no battery inverter, a battery inverter
+with no battery, and a battery fed by several inverters together with everything those
+inverters feed (the batteries sharing a DC side with it: how the power splits between
+them cannot be attributed, so none of them is commanded). Only a graph where batteries
+or battery inverters exist and none is usable is refused (`ComponentGraphError`,
+naming every reason); a site with no batteries at all has no pairs.
 
 Pure: the input is plain ids and roles (`GraphComponent`, `(source, destination)`
 pairs), so it is testable without a client; `edge_controller.microgrid.from_client`
@@ -50,17 +55,30 @@ Connection = tuple[int, int]
 
 
 class ComponentGraphError(ValueError):
-    """The component graph has a shape the controller cannot drive.
+    """The component graph leaves the controller no battery it can drive.
 
-    `problems` holds one sentence per problem (sorted by the component concerned);
-    `component_ids` the components they name. The message lists them all, one a line.
+    `problems` holds one sentence per component left out (sorted by the component
+    concerned); `component_ids` the components they name. The message says that no
+    battery is usable, then lists every problem, one a line.
     """
 
     def __init__(self, problems: Sequence[str], component_ids: Iterable[int]) -> None:
         """Carry every problem found, so an operator fixes them in one go."""
         self.problems = tuple(problems)
         self.component_ids = frozenset(component_ids)
-        super().__init__("\n".join(self.problems))
+        super().__init__("\n".join(("no usable battery: every one is left out", *self.problems)))
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """A battery or battery inverter the pairing leaves out: it is never commanded.
+
+    `reason` is one sentence naming the component and what is wrong around it.
+    """
+
+    component_id: int
+    role: ComponentRole
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +91,25 @@ class InverterBatteries:
 
 @dataclass(frozen=True, slots=True)
 class BatteryPairs:
-    """Every battery inverter with its batteries, sorted by inverter id.
+    """Every usable battery inverter with its batteries, sorted by inverter id.
 
     Each battery appears under exactly one inverter (`pair_batteries` guarantees it).
+    `left_out` holds the batteries and battery inverters the graph has but the
+    controller does not drive, sorted by id: they are in none of the pairs, so a
+    request or dispatch naming one is refused as naming an unknown battery.
     """
 
     pairs: tuple[InverterBatteries, ...]
+    left_out: tuple[LeftOut, ...] = ()
+
+    @property
+    def left_out_batteries(self) -> dict[int, str]:
+        """`{battery id: reason}` for every battery left out."""
+        return {
+            item.component_id: item.reason
+            for item in self.left_out
+            if item.role is ComponentRole.BATTERY
+        }
 
     @property
     def inverter_ids(self) -> tuple[int, ...]:
@@ -137,11 +168,14 @@ def pair_batteries(
 
     Connections whose ends are not among `components` are ignored (a filtered list may
     mention them); so are links from a battery inverter to anything but a battery.
+    A battery with no battery inverter, a battery inverter with no battery, and a
+    battery fed by several inverters are left out (`BatteryPairs.left_out`), and so is
+    everything below an inverter that feeds such a battery: those batteries share a DC
+    side, how their power splits cannot be attributed.
 
     Raises:
-        ComponentGraphError: naming every battery fed by several inverters, every
-            battery inverter without a battery and every battery without a battery
-            inverter.
+        ComponentGraphError: batteries or battery inverters exist but every one is
+            left out; it names every reason.
     """
     roles = {c.component_id: c.role for c in components}
     links = [(s, d) for s, d in connections if s in roles and d in roles]
@@ -149,48 +183,63 @@ def pair_batteries(
     batteries_of: dict[int, list[int]] = {
         cid: [] for cid, role in roles.items() if role is ComponentRole.BATTERY_INVERTER
     }
-    problems: list[tuple[int, str]] = []
+    left_out: dict[int, LeftOut] = {}
 
+    def leave_out(component_id: int, reason: str) -> None:
+        left_out.setdefault(component_id, LeftOut(component_id, roles[component_id], reason))
+
+    shared: dict[int, list[int]] = {}
+    """Each inverter feeding a battery on several inverters, with those batteries."""
     for battery_id in sorted(cid for cid, role in roles.items() if role is ComponentRole.BATTERY):
         upstream = sorted(set(parents.get(battery_id, [])))
         inverters = [p for p in upstream if roles[p] is ComponentRole.BATTERY_INVERTER]
         if len(inverters) > 1:
-            problems.append(
-                (
-                    battery_id,
-                    f"battery {battery_id} is fed by inverters {_ids(inverters)}; "
-                    "a battery on several inverters is not supported",
-                )
+            leave_out(
+                battery_id,
+                f"battery {battery_id} is fed by inverters {_ids(inverters)}; "
+                "a battery on several inverters is not supported",
             )
+            for inverter_id in inverters:
+                shared.setdefault(inverter_id, []).append(battery_id)
         elif not inverters:
             found = (
                 ", ".join(f"{roles[p].value} {p}" for p in upstream)
                 if upstream
                 else "no upstream connection"
             )
-            problems.append(
-                (battery_id, f"battery {battery_id} is fed by no battery inverter (found: {found})")
+            leave_out(
+                battery_id, f"battery {battery_id} is fed by no battery inverter (found: {found})"
             )
-        # Even a rejected battery marks its inverters as having one, so each problem
-        # is reported once, at the battery.
         for inverter_id in inverters:
             batteries_of[inverter_id].append(battery_id)
 
     for inverter_id, batteries in batteries_of.items():
         if not batteries:
-            problems.append(
-                (inverter_id, f"battery inverter {inverter_id} has no battery behind it")
+            leave_out(inverter_id, f"battery inverter {inverter_id} has no battery behind it")
+        elif inverter_id in shared:
+            on_several = shared[inverter_id]
+            noun = "battery" if len(on_several) == 1 else "batteries"
+            several = f"{noun} {_ids(on_several)}"
+            leave_out(
+                inverter_id,
+                f"battery inverter {inverter_id} feeds {several}, on several inverters",
             )
+            for battery_id in batteries:
+                leave_out(
+                    battery_id,
+                    f"battery {battery_id} is behind inverter {inverter_id}, which also feeds "
+                    f"{several} on several inverters: their power split cannot be attributed",
+                )
 
-    if problems:
-        problems.sort()
-        raise ComponentGraphError([text for _, text in problems], [cid for cid, _ in problems])
-    return BatteryPairs(
-        tuple(
-            InverterBatteries(inverter_id, tuple(sorted(batteries)))
-            for inverter_id, batteries in sorted(batteries_of.items())
-        )
+    usable = tuple(
+        InverterBatteries(inverter_id, tuple(sorted(batteries)))
+        for inverter_id, batteries in sorted(batteries_of.items())
+        if inverter_id not in left_out and batteries
     )
+    ordered = tuple(left_out[cid] for cid in sorted(left_out))
+    if left_out and not usable:
+        raise ComponentGraphError([i.reason for i in ordered], [i.component_id for i in ordered])
+    return BatteryPairs(usable, ordered)
 
 
 def find_grid_meter(
