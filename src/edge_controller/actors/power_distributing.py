@@ -21,6 +21,16 @@ avoids):
   recovered batteries back. Sending 0 W releases the batteries.
 - A timeout or an API error marks the battery broken (growing blocking time); an
   OUT_OF_RANGE refusal does not.
+- Every plan (first, retry, keep-alive, re-plan) counts each inverter that may not
+  take our command at its measured power (`power.planning.reach`: blocked, refused,
+  out of service or excluded; a battery retried after its blocking time is told to
+  hold what it measures until it answers) and plans only the rest on the others. The
+  plan is made again at once when such an inverter's measured power moves by more
+  than its resolution (at least `COUNTED_POWER_STEP_W`): its last command expired, or
+  it ramps down (`counted_power_moved`); after a refusal; after a probe answered.
+- `BatteryStatus(working, uncertain)` is published whenever it changes (a battery
+  goes stale or recovers, is blocked or unblocked, out of service or back), checked
+  every tick.
 - Time comes from the project's `Clock`, so tests leap minutes with a manual clock.
 - Operator controls (`reconfigure`, applied live): in `observe` mode every plan is
   made and logged (`observe_only`) but nothing is sent — entering it releases the
@@ -87,6 +97,7 @@ from edge_controller.power.planning import (
     Plan,
     Refusal,
     Unit,
+    counted_moved,
     plan,
 )
 from edge_controller.power.status import BatteryStatus, BlockingTracker
@@ -144,7 +155,18 @@ class _Target:
     when planned (`[0, 0]` without meter data)."""
     held: dict[int, int] = dataclasses.field(default_factory=dict)
     """The meters whose limit held the plan back, with the side (`meter_limits.held_sides`)."""
+    counted_w: dict[int, float] = dataclasses.field(default_factory=dict)
+    """The inverters the last plan counted at their measured power, with that power
+    (W): re-planned at once when it moves (`planning.counted_moved`)."""
+    refused_until: dict[int, datetime] = dataclasses.field(default_factory=dict)
+    """Inverters that refused a command (out of range), counted at their measured power
+    until the next keep-alive tries them again."""
 
+
+COUNTED_POWER_STEP_W = 50.0
+"""The least change (W) of a counted inverter's measured power that re-plans its
+target at once (its resolution when larger): a silent inverter's expired command or an
+excluded one ramping down, not a meter's noise."""
 
 METER_TOLERANCE_W = 200.0
 """How far (W, per inverter) a standing command may lie outside its feeder-meter share
@@ -216,6 +238,7 @@ class PowerDistributingActor(SupervisedActor):
         # A broadcast channel closes itself when its last receiver goes away. Each
         # channel here keeps its first receiver as an unread anchor (one slot, no
         # overflow warnings), so subscribers may come and go.
+        self._status_published: BatteryStatus | None = None
         self._status_sender, self._status_anchor = BroadcastChannel[BatteryStatus](
             name=f"{name}_battery_status", resend_latest=True, limit=1, warn_on_overflow=False
         )
@@ -370,7 +393,13 @@ class PowerDistributingActor(SupervisedActor):
         inverters below a meter keep what they run (`_meter_shares`).
         """
         first = self._plan(request, target_w, units)
-        wanted = first.commands if isinstance(first, Plan) else {}
+        # An inverter the plan counts at its measured power (`planning.reach`: a probe
+        # holds it) stays at that power below its meter, like one not commanded.
+        wanted = (
+            {i: p for i, p in first.commands.items() if i not in first.counted_w}
+            if isinstance(first, Plan)
+            else {}
+        )
         decided = self._meter_shares(now, wanted, besides=request.batteries)
         narrowed = [
             dataclasses.replace(u, site_share=decided.shares.get(u.inverter_id)) for u in units
@@ -440,6 +469,40 @@ class PowerDistributingActor(SupervisedActor):
             ]
             if moved and target.next_send > now:
                 self._log.info("meter_allowance_changed", batteries=sorted(batteries), meters=moved)
+                target.next_send = now
+
+    def _notice_counted_power(self) -> None:
+        """Re-plan a target at once when an inverter it counts moved (`counted_moved`).
+
+        A silent inverter's last command expired (its power fell to 0 W), or an
+        excluded one ramps down: the others must take over the difference now, not at
+        the next keep-alive.
+        """
+        now = self._clock.now()
+        cache = self._microgrid.cache
+        for batteries, target in self._targets.items():
+            if not target.counted_w or target.next_send <= now:
+                continue
+            measured: dict[int, float | None] = {}
+            for inverter_id in target.counted_w:
+                reading = cache.inverter(inverter_id, now)
+                measured[inverter_id] = reading.power_w if reading is not None else None
+            moved = counted_moved(
+                target.counted_w,
+                measured,
+                {
+                    i: max(self._resolutions.get(i, 1.0), COUNTED_POWER_STEP_W)
+                    for i in target.counted_w
+                },
+            )
+            if moved:
+                self._log.info(
+                    "counted_power_moved",
+                    batteries=sorted(batteries),
+                    inverters=moved,
+                    counted_w={i: target.counted_w[i] for i in moved},
+                    measured_w={i: measured[i] for i in moved},
+                )
                 target.next_send = now
 
     def _log_verdicts(self, decided: MeterShares) -> None:
@@ -568,6 +631,8 @@ class PowerDistributingActor(SupervisedActor):
                     await self._release_orphans()
                 self._notice_telemetry_gaps()
                 self._notice_meter_shares()
+                self._notice_counted_power()
+                await self._publish_status(self._clock.now())
                 batch = list(pending)
                 pending.clear()
                 for request in await self._latest_only(batch):
@@ -605,13 +670,15 @@ class PowerDistributingActor(SupervisedActor):
         units = self._units(request, now)
         excluded = self._controls.excluded_batteries | self._out_of_service
         if excluded:
-            kept = [u for u in units if not u.battery_ids & excluded]
-            if len(kept) < len(units):
-                log.debug(
-                    "excluded_by_operator",
-                    inverters=[u.inverter_id for u in units if u not in kept],
-                )
-            units = kept
+            # Left out of the plan, but counted at what they still deliver (a release
+            # that failed, or one still ramping down).
+            out = [u.inverter_id for u in units if u.battery_ids & excluded]
+            if out:
+                log.debug("excluded_by_operator", inverters=out)
+                units = [
+                    dataclasses.replace(u, out_of_service=True) if u.inverter_id in out else u
+                    for u in units
+                ]
         target_w = limit_target(
             request.power.as_watts(),
             (
@@ -678,6 +745,11 @@ class PowerDistributingActor(SupervisedActor):
         # After a failure, re-plan at once: the failed batteries are now blocked and a
         # silent inverter still delivering is counted, so the others make up the rest.
         next_send = now + self._keepalive
+        probed = {u.inverter_id for u in units if u.unconfirmed}
+        if outcome.refused or probed & outcome.answered:
+            # A refusal is counted at its measured power from now on, an answered probe
+            # takes its share: either way the plan changes, at once.
+            next_send = now
         if outcome.blocked:
             # Re-plan at once, but do not retry a blocked battery before its time:
             # its command would stall every other request for a whole timeout.
@@ -691,6 +763,13 @@ class PowerDistributingActor(SupervisedActor):
             if not set(pairs.batteries_of(inverter_id)) & outcome.failed
         }
         held = held_sides(meters.allowances, wanted, METER_TOLERANCE_W)
+        running = self._targets.get(request.batteries)
+        refused_until = {
+            i: until
+            for i, until in (running.refused_until if running and keepalive else {}).items()
+            if until > now
+        }
+        refused_until.update(dict.fromkeys(outcome.refused, now + self._keepalive))
         self._targets[request.batteries] = _Target(
             request,
             next_send,
@@ -698,6 +777,8 @@ class PowerDistributingActor(SupervisedActor):
             accepted,
             {a.meter_id: a.allowed or ZERO for a in meters.allowances},
             held,
+            dict(decided.counted_w),
+            refused_until,
         )
         self._log_verdicts(meters)
         if held:
@@ -778,7 +859,15 @@ class PowerDistributingActor(SupervisedActor):
                     await self._release(left)
 
     def _units(self, request: PowerRequest, now: datetime) -> list[Unit]:
-        """Snapshot the request's inverters with their batteries from telemetry."""
+        """Snapshot the request's inverters with their batteries from telemetry.
+
+        With each, the facts `planning.reach` decides from: blocked, unconfirmed
+        (blocking time over, not answered since), refused (until the next keep-alive).
+        """
+        running = self._targets.get(request.batteries)
+        refused = {
+            i for i, until in (running.refused_until if running else {}).items() if until > now
+        }
         cache = self._microgrid.cache
         inverters = sorted({self._microgrid.pairs.inverter_of(b) for b in request.batteries})
         units = []
@@ -816,6 +905,8 @@ class PowerDistributingActor(SupervisedActor):
                     measured_power_w=(
                         measured if measured is not None and math.isfinite(measured) else None
                     ),
+                    unconfirmed=any(self._blocking.unconfirmed(b, now) for b in battery_ids),
+                    refused=inverter_id in refused,
                 )
             )
         return units
@@ -857,6 +948,7 @@ class PowerDistributingActor(SupervisedActor):
         for inverter_id, power_w, error in replies:
             batteries = batteries_of.get(inverter_id, frozenset())
             if error is None:
+                outcome.answered.add(inverter_id)
                 outcome.succeeded_w += power_w
                 outcome.succeeded |= batteries
                 for battery_id in batteries:
@@ -866,6 +958,7 @@ class PowerDistributingActor(SupervisedActor):
             outcome.failed |= batteries
             if isinstance(error, OperationOutOfRange):
                 self._log.warning("command_out_of_range", inverter=inverter_id, power_w=power_w)
+                outcome.refused.add(inverter_id)
                 continue
             outcome.blocked = True
             for battery_id in batteries:
@@ -897,7 +990,11 @@ class PowerDistributingActor(SupervisedActor):
         return BatteryStatus(status.working - unusable, status.uncertain - unusable)
 
     async def _publish_status(self, now: datetime) -> None:
-        await self._status_sender.send(self.battery_status(now))
+        """Publish the battery status if it changed since the last one published."""
+        status = self.battery_status(now)
+        if status != self._status_published:
+            self._status_published = status
+            await self._status_sender.send(status)
 
 
 def _check_timing(command_lifetime: timedelta, keepalive_interval: timedelta) -> None:
@@ -914,6 +1011,10 @@ class _Outcome:
     succeeded: frozenset[int] = frozenset()
     failed: frozenset[int] = frozenset()
     blocked: bool = False
+    answered: set[int] = dataclasses.field(default_factory=set)
+    """Inverters that took their command."""
+    refused: set[int] = dataclasses.field(default_factory=set)
+    """Inverters that refused theirs (out of range)."""
 
     def result(self, request: PowerRequest, decided: Plan) -> Result:
         excess = Power.from_watts(decided.excess_w)

@@ -6,9 +6,15 @@ here, so it is tested without a server:
 
 - the working units carry the target; uncertain ones (stale data) only when no
   working unit is left;
-- a broken unit whose inverter still reports power (it did not answer, but keeps its
-  last command until that expires) is counted at its measured power, so the others
-  carry only the rest — no over-delivery (Frequenz SDK #1354);
+- one invariant, whatever the round (first plan, retry, keep-alive, re-plan): every
+  inverter that may not take our command — blocked after a failure, retried after
+  its blocking time but not answered yet, refused its last command, out of service or
+  excluded — is counted at its *measured* power (it keeps its last command until that
+  expires, or still ramps down), and only the rest is planned on the responsive ones,
+  so the site delivers the target within one resolution step whether or not the
+  silent one answers — no over-delivery (Frequenz SDK #1354). `reach()` is the one
+  place that decides who is counted; `counted_moved()` tells when a counted power
+  moved so far that the plan must be made again;
 - the pool's bounds decide OutOfBounds (`adjust_power=False` outside them, or any
   request inside an exclusion band), otherwise the target is clamped to them;
 - zero power is always forwarded, to every unit of the request.
@@ -19,12 +25,24 @@ Powers are watts (floats), passive sign convention (+ charges).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from edge_controller.power.bounds import Range, allows, hull, inclusion_exclusion, intersect
 from edge_controller.power.distribution import BatteryUnit, DistributionAlgorithm
+
+
+class Reach(Enum):
+    """Whether an inverter takes our command this round (`reach()` decides)."""
+
+    COMMANDED = "commanded"
+    """Takes our command: planned with the other responsive units."""
+    PROBED = "probed"
+    """Its blocking time is over but it has not answered since it failed: told to hold
+    its measured power (the answer tells whether it is back) and counted at it."""
+    COUNTED = "counted"
+    """Does not take our command: not commanded, counted at its measured power."""
 
 
 class Availability(Enum):
@@ -61,6 +79,13 @@ class Unit:
     site_share: Range | None = None
     """What the site lets this inverter take this round (a feeder meter's limit,
     `power.meter_limits`), intersected with its own bounds; None = no such limit."""
+    unconfirmed: bool = False
+    """It failed a command, its blocking time is over, and no command answered since."""
+    refused: bool = False
+    """It refused its last command (out of range) and keeps the one before."""
+    out_of_service: bool = False
+    """Left out by the operator or by component recovery (told 0 W once, may still
+    ramp down)."""
 
     @property
     def battery_ids(self) -> frozenset[int]:
@@ -95,6 +120,9 @@ class Plan:
     """Power of broken inverters that still deliver, subtracted from the target."""
     skipped: dict[int, str]
     """Inverters left out this round, with the reason (for the log)."""
+    counted_w: dict[int, float] = field(default_factory=dict)
+    """Per inverter that may not take our command (`reach()`), the measured power it
+    was counted at (0 W when unknown): `counted_moved()` compares against it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +131,67 @@ class Refusal:
 
     reason: str
     bounds: PoolBounds | None = None
+
+
+def reach(unit: Unit) -> tuple[Reach, str | None]:
+    """Whether `unit` takes our command this round, and why not (for the log).
+
+    The one decision of who is counted at measured power, used by every plan:
+    blocked (a failed command, within its blocking time), refused (out of range: it
+    keeps its last command), out of service or excluded (still ramping down) → counted
+    and not commanded; failed before and not answered since its blocking time ended →
+    probed (told to hold what it measures) and counted; else commanded.
+    """
+    if unit.out_of_service:
+        return Reach.COUNTED, "out of service or excluded"
+    if unit.availability is Availability.BROKEN:
+        return Reach.COUNTED, "broken (blocked after a failed command)"
+    if unit.refused:
+        return Reach.COUNTED, "refused its last command"
+    if unit.unconfirmed:
+        return Reach.PROBED, "retried: holds its measured power until it answers"
+    return Reach.COMMANDED, None
+
+
+def counted_power_w(unit: Unit) -> float:
+    """The power a unit that may not take our command is counted at (0 W if unknown)."""
+    measured = unit.measured_power_w
+    return measured if measured is not None and math.isfinite(measured) else 0.0
+
+
+def counted_moved(
+    counted_w: Mapping[int, float],
+    measured_w: Mapping[int, float | None],
+    threshold_w: Mapping[int, float],
+) -> list[int]:
+    """The counted inverters whose measured power moved beyond their threshold.
+
+    `counted_w` is what the last plan counted each at, `measured_w` what they measure
+    now (None = unknown, counted as 0 W, like `counted_power_w`), `threshold_w` each
+    one's step (its resolution, or a small floor). A silent inverter's command that
+    expires (measured → 0 W) or an excluded one ramping down moves; the plan must be
+    made again at once, or the others over- or under-deliver by the difference.
+    """
+    moved = []
+    for inverter_id, counted in counted_w.items():
+        measured = measured_w.get(inverter_id)
+        now_w = measured if measured is not None and math.isfinite(measured) else 0.0
+        if abs(now_w - counted) > threshold_w.get(inverter_id, 1.0):
+            moved.append(inverter_id)
+    return sorted(moved)
+
+
+def _hold_w(unit: Unit, allowed: tuple[Range, ...] | None) -> float | None:
+    """A probed unit's command: its measured power in whole steps, if allowed.
+
+    None (not probed this round, only counted) when its bounds do not allow it.
+    """
+    power = counted_power_w(unit)
+    if unit.resolution_w > 0:
+        power = math.copysign(math.floor(abs(power) / unit.resolution_w) * unit.resolution_w, power)
+    if power == 0.0:
+        return 0.0
+    return power if allowed is not None and allows(allowed, power) else None
 
 
 def to_battery_unit(unit: Unit) -> BatteryUnit | str:
@@ -206,21 +295,38 @@ def plan(
     if not math.isfinite(target_w):
         return Refusal(f"requested power must be finite, got {target_w}")
     if target_w == 0.0:
-        return Plan({u.inverter_id: 0.0 for u in units}, 0.0, 0.0, {})
+        # A release: every unit is told 0 W (none compensates another), except those
+        # out of service, which were told already.
+        return Plan({u.inverter_id: 0.0 for u in units if not u.out_of_service}, 0.0, 0.0, {})
     skipped: dict[int, str] = {}
     candidates: dict[Availability, list[BatteryUnit]] = {a: [] for a in Availability}
+    counted: dict[int, float] = {}
+    probes: dict[int, float] = {}
     for unit in units:
+        unit_reach, why = reach(unit)
         converted = to_battery_unit(unit)
-        if isinstance(converted, str):
+        if unit_reach is not Reach.COMMANDED:
+            counted[unit.inverter_id] = counted_power_w(unit)
+            skipped[unit.inverter_id] = why or ""
+            if unit_reach is Reach.PROBED:
+                # What it runs already: its own bounds decide, not a site share (the
+                # hold adds nothing to a feeder).
+                hold = _hold_w(unit, _allowed(replace(unit, site_share=None)))
+                if hold is not None:
+                    probes[unit.inverter_id] = hold
+            elif unit.availability is Availability.BROKEN and not isinstance(converted, str):
+                candidates[Availability.BROKEN].append(converted)
+        elif isinstance(converted, str):
             skipped[unit.inverter_id] = converted
         else:
             candidates[unit.availability].append(converted)
     usable = candidates[Availability.WORKING] or candidates[Availability.UNCERTAIN]
-    broken = [u for u in units if u.availability is Availability.BROKEN]
-    delivering = math.fsum(u.measured_power_w or 0.0 for u in broken)
-    for unit in broken:
-        skipped.setdefault(unit.inverter_id, "broken (blocked after a failed command)")
+    delivering = math.fsum(counted.values())
     if not usable and not (include_broken and candidates[Availability.BROKEN]):
+        if probes:
+            # Only retried units are left: probe them (they hold what they deliver);
+            # each that answers takes its share in the re-plan that follows at once.
+            return Plan(probes, target_w - delivering, delivering, skipped, counted)
         return Refusal(
             "no battery can be used: "
             + "; ".join(f"{cid}: {why}" for cid, why in sorted(skipped.items()))
@@ -246,31 +352,41 @@ def plan(
     commands = dict(distribution.power_w) if distribution is not None else {}
     rest = (wanted - clamped) + (distribution.unplaced_w if distribution is not None else clamped)
     if include_broken and abs(rest) > 0.0:
-        rest = _spread_over_broken(rest, candidates[Availability.BROKEN], commands)
+        rest = _spread_over_broken(rest, candidates[Availability.BROKEN], counted, commands)
+    commands.update(probes)
     # Every reachable unit left out this round (NaN data, or uncertain while working
     # ones carry the target) is told 0 W: its last command must not keep running
     # uncounted next to the new ones.
     for unit in units:
-        if unit.availability is not Availability.BROKEN:
+        if reach(unit)[0] is Reach.COMMANDED:
             commands.setdefault(unit.inverter_id, 0.0)
-    return Plan(commands, rest, delivering, skipped)
+    return Plan(commands, rest, delivering, skipped, counted)
 
 
 def _spread_over_broken(
-    rest_w: float, broken: list[BatteryUnit], commands: dict[int, float]
+    rest_w: float,
+    broken: list[BatteryUnit],
+    counted_w: Mapping[int, float],
+    commands: dict[int, float],
 ) -> float:
-    """Share `rest_w` equally over broken units with known bounds, clamped to them."""
+    """Share `rest_w` equally over broken units with known bounds, clamped to them.
+
+    Each is told its counted power plus its share: if it takes the command, the site
+    gets the share on top of what it counted; if not, only the share is missing —
+    never more than the target.
+    """
     if not broken:
         return rest_w
     share = rest_w / len(broken)
     for unit in broken:
-        power = min(max(share, hull(unit.allowed).lower), hull(unit.allowed).upper)
+        base = counted_w.get(unit.inverter_id, 0.0)
+        power = min(max(base + share, hull(unit.allowed).lower), hull(unit.allowed).upper)
         steps = math.floor(abs(power) / unit.resolution_w) if unit.resolution_w > 0 else 0
         power = math.copysign(steps * unit.resolution_w, power) if steps else 0.0
         if not allows(unit.allowed, power):
             power = 0.0
         commands[unit.inverter_id] = power
-        rest_w -= power
+        rest_w -= power - base
     return rest_w
 
 
@@ -279,9 +395,13 @@ __all__ = [
     "BatteryState",
     "Plan",
     "PoolBounds",
+    "Reach",
     "Refusal",
     "Unit",
+    "counted_moved",
+    "counted_power_w",
     "plan",
     "pool_bounds",
+    "reach",
     "to_battery_unit",
 ]

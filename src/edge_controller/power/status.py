@@ -54,6 +54,15 @@ class BlockingTracker:
         blocking = self._blocked.get(battery_id)
         return blocking is not None and now < blocking.until
 
+    def unconfirmed(self, battery_id: int, now: datetime) -> bool:
+        """Tell whether the battery failed and was not confirmed back since.
+
+        Its blocking time is over but no command succeeded after the failure: the next
+        command to it is a probe (`planning.Reach.PROBED`).
+        """
+        blocking = self._blocked.get(battery_id)
+        return blocking is not None and now >= blocking.until
+
     def blocked_until(self, battery_id: int) -> datetime | None:
         """Return the end of the battery's current or last blocking time, if any."""
         blocking = self._blocked.get(battery_id)
