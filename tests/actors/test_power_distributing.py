@@ -24,6 +24,7 @@ from edge_controller.messages import (
     Success,
 )
 from edge_controller.microgrid.connection import MicrogridConnection
+from edge_controller.power.status import BatteryStatus
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import FaultKind
 from tests.harness import RESOLUTIONS, distributor_running
@@ -250,3 +251,32 @@ async def test_a_request_taking_over_part_of_a_target_releases_the_rest_of_it(ri
     assert rig.inverter_power(40) == 0.0
     assert rig.inverter_power(10) + rig.inverter_power(30) == pytest.approx(-100_000, abs=200)
     assert rig.actor.targets == {frozenset({11, 31}): -100_000.0}
+
+
+async def test_battery_status_is_published_on_every_change_without_a_request(rig: Rig) -> None:
+    statuses = rig.actor.new_status_receiver()
+
+    async def status_until(condition: Callable[[BatteryStatus], bool], what: str) -> None:
+        async with asyncio.timeout(PATIENCE_S):
+            while not condition(await statuses.receive()):
+                pass
+
+    await status_until(lambda s: s.working == ALL, "all working")
+    rig.server.faults.inject(10, FaultKind.RPC_ERROR, now=rig.clock.now())
+    assert isinstance(
+        await rig.request(-100, request_timeout=timedelta(seconds=0.5)), PartialFailure
+    )
+    await status_until(lambda s: 11 not in s.working | s.uncertain, "11 blocked")
+    rig.server.faults.clear(10)
+    # Its blocking time (1 s) ends: announced by the actor's own tick, no request.
+    rig.clock.advance(2)
+    await status_until(lambda s: 11 in s.working, "11 unblocked")
+    rig.actor.set_out_of_service(frozenset({31}))
+    await status_until(lambda s: 31 not in s.working | s.uncertain, "31 out of service")
+    rig.actor.set_out_of_service(frozenset())
+    await status_until(lambda s: s.working == ALL, "31 back")
+    # Stale telemetry (the clock moves on, nothing new arrives) makes all uncertain.
+    rig.clock.advance(30)
+    await status_until(lambda s: s.uncertain == ALL and not s.working, "all stale")
+    await rig.settle(lambda: True, "fresh telemetry")
+    await status_until(lambda s: s.working == ALL, "all recovered")
