@@ -11,6 +11,7 @@ blocking time) it is used again.
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 
 from edge_controller.messages import PartialFailure
@@ -83,5 +84,60 @@ async def test_a_silent_inverter_fails_fast_is_counted_and_comes_back(
         # No over-delivery: beyond one resolution step only for the few milliseconds in
         # which a round's commands land one after the other (one sample at most).
         assert watch.longest_over(TARGET_W, tolerance_w=100.0) <= 0.05
+        assert_no_violations(site.sim)
+        site.assert_alive()
+
+
+def _over_outside_changes(
+    watch: PowerWatch, windows: list[tuple[float, float, float]], step_w: float
+) -> list[tuple[float, float, float]]:
+    """Samples beyond |target| + one step, outside the request timeout after a change.
+
+    `windows` are (from, to, target): from = the change + the request timeout + the
+    time a dispatch change takes to reach the distributor (wide, for a loaded CI).
+    """
+    found = []
+    for begin, end, target in windows:
+        for t, total in watch.sums(begin):
+            if t < end and math.copysign(1.0, target) * total - abs(target) > step_w:
+                found.append((t, total, target))
+    return found
+
+
+async def test_a_silent_inverter_is_counted_while_the_request_moves_around_its_power(
+    example_site: SiteSpec, tmp_path: Path
+) -> None:
+    loop = asyncio.get_running_loop()
+    settings = {"power_distribution": {"command_lifetime": LIFETIME_S}}
+    async with reliable_site(example_site, tmp_path, settings) as site:
+        await site.create(TARGET_W, BATTERIES)
+        await until(lambda: near(site.power(), TARGET_W, 1000), "the dispatch runs")
+        held_w = site.sim.model.ac_power_w(20)
+        assert held_w < -200_000, "inverter 20 (the fullest string) holds a real share"
+        async with PowerWatch(site.sim) as watch:
+            site.fault(20, FaultKind.UNRESPONSIVE)
+            faulted_at = loop.time()
+            await until(lambda: bool(site.recorder.of_kind(PartialFailure, faulted_at)), "failed")
+            windows: list[tuple[float, float, float]] = []
+            # Below its measured power (the others charge) and above it, while the
+            # retries and keep-alives of the blocked battery go on (all within the
+            # 10 s lifetime of its last command).
+            for target_w in (-150_000.0, -450_000.0):
+                changed_at = loop.time()
+                await site.create(target_w, BATTERIES)
+                await until(lambda t=target_w: near(site.power(), t, 1000), f"{target_w:g} W")
+                held_until = loop.time() + 2.5  # retries and keep-alives hit it meanwhile
+                await until(lambda h=held_until: loop.time() >= h, "retries", 10)
+                windows.append((changed_at + TIMEOUT_S + 1.0, loop.time(), target_w))
+                assert near(site.sim.model.ac_power_w(20), held_w, 100.0), "still silent"
+            # Its command expires: the others carry all of it within about one
+            # telemetry period (asserted with a wide margin).
+            await until(lambda: site.sim.model.ac_power_w(20) == 0.0, "expiry", LIFETIME_S + 5)
+            expired_at = loop.time()
+            carried_at = await until(
+                lambda: near(site.power(), -450_000.0, 1000), "the others carry it", 5
+            )
+            assert carried_at - expired_at < 2.0
+        assert _over_outside_changes(watch, windows, step_w=100.0) == []
         assert_no_violations(site.sim)
         site.assert_alive()
