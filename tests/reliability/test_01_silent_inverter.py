@@ -11,6 +11,7 @@ blocking time) it is used again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from edge_controller.sim.site import FaultKind, SiteSpec
 from tests.reliability.helpers import (
     BATTERIES,
     PowerWatch,
+    ReliableSite,
     assert_no_violations,
     near,
     reliable_site,
@@ -88,6 +90,15 @@ async def test_a_silent_inverter_fails_fast_is_counted_and_comes_back(
         site.assert_alive()
 
 
+def _runs_at(site: ReliableSite, target_w: float) -> bool:
+    return near(site.power(), target_w, 1000)
+
+
+def _retried_since(site: ReliableSite, since: float) -> bool:
+    """A command failed (the silent inverter's retry) that was sent after `since`."""
+    return any(not ok and t - took >= since for t, took, ok in site.recorder.commands)
+
+
 def _over_outside_changes(
     watch: PowerWatch, windows: list[tuple[float, float, float]], step_w: float
 ) -> list[tuple[float, float, float]]:
@@ -125,9 +136,12 @@ async def test_a_silent_inverter_is_counted_while_the_request_moves_around_its_p
             for target_w in (-150_000.0, -450_000.0):
                 changed_at = loop.time()
                 await site.create(target_w, BATTERIES)
-                await until(lambda t=target_w: near(site.power(), t, 1000), f"{target_w:g} W")
-                held_until = loop.time() + 2.5  # retries and keep-alives hit it meanwhile
-                await until(lambda h=held_until: loop.time() >= h, "retries", 10)
+                reached_at = await until(
+                    functools.partial(_runs_at, site, target_w), f"{target_w:g} W"
+                )
+                # A retry of the blocked battery (its blocking time over) hits it: the
+                # moment a retry used to plan it as working (issue 13, item 1).
+                await until(functools.partial(_retried_since, site, reached_at), "a retry")
                 windows.append((changed_at + TIMEOUT_S + 1.0, loop.time(), target_w))
                 assert near(site.sim.model.ac_power_w(20), held_w, 100.0), "still silent"
             # Its command expires: the others carry all of it within about one
