@@ -44,7 +44,7 @@ def test_faults_are_read_with_the_site_files_keys_and_meanings(example_site: Sit
         [[faults]]
         component = 11
         kind = "nan_metrics"
-        metrics = ["soc"]
+        metrics = ["BATTERY_SOC_PCT"]
         from = 30
         """,
         example_site,
@@ -52,7 +52,7 @@ def test_faults_are_read_with_the_site_files_keys_and_meanings(example_site: Sit
     assert faults == (
         FaultSpec(10, FaultKind.UNRESPONSIVE),
         FaultSpec(20, FaultKind.RPC_ERROR, until_s=90.0, status="INTERNAL"),
-        FaultSpec(11, FaultKind.NAN_METRICS, start_s=30.0, metrics=("soc",)),
+        FaultSpec(11, FaultKind.NAN_METRICS, start_s=30.0, metrics=("BATTERY_SOC_PCT",)),
     )
     assert faults[0].until_s == math.inf
 
@@ -146,7 +146,10 @@ def test_the_diff_says_what_a_new_set_adds_and_removes() -> None:
         (FaultSpec(10, FaultKind.UNRESPONSIVE), "10 unresponsive"),
         (FaultSpec(20, FaultKind.DELAY, delay_s=2.0, until_s=30.0), "20 delay 2s 0-30s"),
         (FaultSpec(30, FaultKind.RPC_ERROR, status="INTERNAL"), "30 rpc_error INTERNAL"),
-        (FaultSpec(11, FaultKind.NAN_METRICS, metrics=("soc",)), "11 nan_metrics soc"),
+        (
+            FaultSpec(11, FaultKind.NAN_METRICS, metrics=("battery_soc_pct",)),
+            "11 nan_metrics battery_soc_pct",
+        ),
     ],
 )
 def test_a_fault_is_described_in_a_few_words(fault: FaultSpec, words: str) -> None:

@@ -146,6 +146,18 @@ def test_faults_parse_with_windows_and_reject_bad_ones() -> None:
     assert any("faults[0].until: expected a time after from (5" in line for line in lines)
 
 
+def test_a_nan_metrics_fault_names_metrics_the_simulator_reports() -> None:
+    # "soc" used to be taken and then matched nothing: the fault silently did nothing.
+    document = minimal()
+    document["faults"] = [{"component": 3, "kind": "nan_metrics", "metrics": ["soc"]}]
+    (line,) = problems(document)
+    assert "faults[0].metrics: expected a list of metric names, each one of" in line
+    assert "'battery_soc_pct'" in line
+    assert "got ['soc']" in line
+    document["faults"] = [{"component": 3, "kind": "nan_metrics", "metrics": ["Battery_SoC_Pct"]}]
+    assert parse_site(document).faults[0].metrics == ("Battery_SoC_Pct",)
+
+
 def test_broken_toml_and_missing_file_name_the_file(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("[microgrid\nid = 1\n")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_controller.power.bounds import Range
+from edge_controller.sim.metrics import METRIC_NAMES
 from edge_controller.toml_reader import (
     Reader,
     checked,
@@ -638,9 +639,12 @@ def read_fault(reader: Reader, data: object, path: str) -> FaultSpec | None:
         "metrics",
         path,
         lambda raw: (
-            tuple(raw) if isinstance(raw, list) and all(isinstance(m, str) for m in raw) else None
+            tuple(raw)
+            if isinstance(raw, list)
+            and all(isinstance(m, str) and m.lower() in METRIC_NAMES for m in raw)
+            else None
         ),
-        "a list of metric names",
+        f"a list of metric names, each one of {sorted(METRIC_NAMES)}",
         default=(),
     )
     if start is not None and until is not None and until <= start:
