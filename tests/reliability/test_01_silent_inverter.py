@@ -11,8 +11,10 @@ blocking time) it is used again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from edge_controller.messages import PartialFailure
@@ -32,15 +34,23 @@ TIMEOUT_S = 0.5  # power_distribution.request_timeout in helpers.FAST
 LIFETIME_S = 10  # the shortest command lifetime the API takes
 
 
-async def test_a_silent_inverter_fails_fast_is_counted_and_comes_back(
+@contextlib.asynccontextmanager
+async def _dispatch_running(
     example_site: SiteSpec, tmp_path: Path
-) -> None:
-    loop = asyncio.get_running_loop()
+) -> AsyncIterator[tuple[ReliableSite, float]]:
+    """The site running TARGET_W on every battery; also what inverter 20 carries of it."""
     settings = {"power_distribution": {"command_lifetime": LIFETIME_S}}
     async with reliable_site(example_site, tmp_path, settings) as site:
         await site.create(TARGET_W, BATTERIES)
         await until(lambda: near(site.power(), TARGET_W, 1000), "the dispatch runs")
-        share_20 = site.sim.model.ac_power_w(20)
+        yield site, site.sim.model.ac_power_w(20)
+
+
+async def test_a_silent_inverter_fails_fast_is_counted_and_comes_back(
+    example_site: SiteSpec, tmp_path: Path
+) -> None:
+    loop = asyncio.get_running_loop()
+    async with _dispatch_running(example_site, tmp_path) as (site, share_20):
         assert share_20 < -100_000, "inverter 20 (the fullest string) carries a real share"
 
         async with PowerWatch(site.sim) as watch:
@@ -119,11 +129,7 @@ async def test_a_silent_inverter_is_counted_while_the_request_moves_around_its_p
     example_site: SiteSpec, tmp_path: Path
 ) -> None:
     loop = asyncio.get_running_loop()
-    settings = {"power_distribution": {"command_lifetime": LIFETIME_S}}
-    async with reliable_site(example_site, tmp_path, settings) as site:
-        await site.create(TARGET_W, BATTERIES)
-        await until(lambda: near(site.power(), TARGET_W, 1000), "the dispatch runs")
-        held_w = site.sim.model.ac_power_w(20)
+    async with _dispatch_running(example_site, tmp_path) as (site, held_w):
         assert held_w < -200_000, "inverter 20 (the fullest string) holds a real share"
         async with PowerWatch(site.sim) as watch:
             site.fault(20, FaultKind.UNRESPONSIVE)
