@@ -32,6 +32,7 @@ from edge_controller.messages import PowerRequest
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import SiteSpec
+from tests import patience
 from tests.patience import PATIENCE_S
 
 KEY = "e2e-key"
@@ -103,10 +104,7 @@ class Site:
     async def until(
         self, condition: Callable[[], bool], what: str, timeout_s: float = PATIENCE_S
     ) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not condition():
-                await asyncio.sleep(0.05)
-        assert condition(), what
+        await patience.until(condition, what, timeout_s=timeout_s, poll_s=0.05)
 
     async def create(self, power: object, batteries: tuple[int, ...], **options: object) -> int:
         start = options.pop("start", datetime.now(UTC) + timedelta(seconds=1))

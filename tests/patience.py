@@ -9,8 +9,34 @@ something else, about four times slower than a quiet developer machine — not f
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 PATIENCE_S = 30.0
 """The longest a test waits for a condition that a quiet machine meets within seconds."""
 
 CALL_TIMEOUT_S = 10.0
 """A deadline for one gRPC call (or one command) that is expected to succeed."""
+
+
+async def until(
+    condition: Callable[[], bool],
+    what: str,
+    *,
+    timeout_s: float = PATIENCE_S,
+    poll_s: float = 0.02,
+    tick: Callable[[], object] | None = None,
+) -> None:
+    """Wait until `condition()` holds, polling every `poll_s`; fail naming `what`.
+
+    `tick`, when given, is called after each look that fails: a simulator on a manual clock
+    (`server.service.tick`) publishes nothing unless someone ticks it.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not condition():
+                if tick is not None:
+                    tick()
+                await asyncio.sleep(poll_s)
+    except TimeoutError:
+        raise AssertionError(f"not within {timeout_s:g} s: {what}") from None

@@ -35,7 +35,7 @@ from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.dispatching import cache
 from edge_controller.sim.server import SimulatorServer
 from tests.harness import KEY, MICROGRID, stream_connected
-from tests.patience import PATIENCE_S
+from tests.patience import PATIENCE_S, until
 
 KIND = "BATTERY_POWER"
 FIRST_CHECK = timedelta(seconds=0.05)
@@ -79,6 +79,7 @@ class FakeDispatcher:
         self.running = running
         self.stopped = False
         self.list_fails = False
+        self.lists = 0  # how often the actor listed the service
         """Set: `list` times out (the service unreachable)."""
         self._running = Broadcast[Dispatch](name="running")
         self._lifecycle = Broadcast[DispatchEvent](name="lifecycle")
@@ -91,6 +92,7 @@ class FakeDispatcher:
     async def list(
         self, microgrid_id: MicrogridId, end_from: datetime
     ) -> AsyncIterator[Iterator[ClientDispatch]]:
+        self.lists += 1
         if self.list_fails:
             raise TimeoutError
         yield iter(list(self.listed))
@@ -138,19 +140,9 @@ async def _next(receiver: Receiver[Dispatch]) -> list[Dispatch]:
     return first + await _received(receiver, 5 * INTERVAL.total_seconds())
 
 
-async def _until(holds: Callable[[], bool], what: str) -> None:
-    """Wait until `holds()`, polling every 20 ms, up to the patience."""
-    try:
-        async with asyncio.timeout(PATIENCE_S):
-            while not holds():
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting until {what}") from None
-
-
 async def _cached(path: Path, holds: Callable[[set[int]], bool], what: str) -> None:
     """Wait until the dispatch ids in the cache file satisfy `holds`."""
-    await _until(
+    await until(
         lambda: (
             (saved := cache.load(path)) is not None and holds({int(d.id) for d in saved.dispatches})
         ),
@@ -285,18 +277,20 @@ async def test_the_actor_forgets_unhandled_dispatches_that_ended_or_were_deleted
     with capture_logs() as logs:
         actor.start()
         try:
-            await _until(lambda: len(remembered) == 1, "the FOO dispatch was reported")
-            await asyncio.sleep(3 * INTERVAL.total_seconds())  # reconciliations list it again
+            await until(lambda: len(remembered) == 1, "the FOO dispatch was reported")
+            listed = fake.lists
+            await until(lambda: fake.lists >= listed + 3, "reconciliations listed it again")
+            assert len(remembered) == 1  # still listed: still remembered, not warned again
             fake.listed = []  # it ended
-            await _until(lambda: len(remembered) == 0, "the ended dispatch was forgotten")
+            await until(lambda: len(remembered) == 0, "the ended dispatch was forgotten")
             # On the stream only (the list fails from here on): created, then deleted.
             fake.list_fails = True
             events = fake._events.new_sender()  # the fake's stream
             bar = dataclasses.replace(dispatch(9), type="BAR")
             await events.send(ClientDispatchEvent(event=ClientEvent.CREATED, dispatch=bar))
-            await _until(lambda: len(remembered) == 1, "the BAR dispatch was reported")
+            await until(lambda: len(remembered) == 1, "the BAR dispatch was reported")
             await events.send(ClientDispatchEvent(event=ClientEvent.DELETED, dispatch=bar))
-            await _until(lambda: len(remembered) == 0, "the deleted dispatch was forgotten")
+            await until(lambda: len(remembered) == 0, "the deleted dispatch was forgotten")
         finally:
             await actor.stop()
     warned = [e["dispatch_id"] for e in logs if e["event"] == "dispatch_unhandled"]

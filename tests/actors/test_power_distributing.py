@@ -28,7 +28,7 @@ from edge_controller.power.status import BatteryStatus
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import FaultKind
 from tests.harness import RESOLUTIONS, distributor_running
-from tests.patience import PATIENCE_S
+from tests.patience import PATIENCE_S, until
 
 ALL = frozenset({11, 21, 31, 41})
 
@@ -52,13 +52,8 @@ class Rig:
             return await self.results.receive()
 
     async def settle(self, condition: Callable[[], bool], what: str) -> None:
-        """Tick the simulator until `condition` holds (bounded, short real waits)."""
-        for _ in range(200):
-            self.server.service.tick()
-            if condition():
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"timed out waiting for {what}")
+        """Tick the simulator until `condition` holds (short real waits, up to the patience)."""
+        await until(condition, what, tick=self.server.service.tick)
 
     def inverter_power(self, inverter_id: int) -> float:
         return self.server.model.ac_power_w(inverter_id)

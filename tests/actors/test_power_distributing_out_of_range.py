@@ -29,6 +29,7 @@ from edge_controller.sim.model import Metric
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import FaultKind
 from tests.harness import RESOLUTIONS, Distributor, distributor_running
+from tests.patience import until
 
 INVERTER, BATTERY = 10, 11
 
@@ -46,15 +47,14 @@ async def distributor(
 ) -> AsyncIterator[Distributor]:
     async with distributor_running(sim_server, clock) as running:
         cache = running.connection.cache
-        for _ in range(200):
-            sim_server.service.tick()
-            if cache.battery(BATTERY, clock.now()) and all(
-                cache.inverter(i, clock.now()) for i in RESOLUTIONS
-            ):
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError("no telemetry")
+        await until(
+            lambda: bool(
+                cache.battery(BATTERY, clock.now())
+                and all(cache.inverter(i, clock.now()) for i in RESOLUTIONS)
+            ),
+            "first telemetry of the battery and every inverter",
+            tick=sim_server.service.tick,
+        )
         running.actor.start()
         yield running
 

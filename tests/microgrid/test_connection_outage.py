@@ -8,7 +8,6 @@ ours (structlog) and the client library's (standard logging, at INFO and up).
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 from collections.abc import Callable, MutableMapping, Sequence
@@ -23,7 +22,7 @@ from edge_controller.microgrid import MicrogridConnection
 from edge_controller.microgrid import connection as connection_module
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import SiteSpec
-from tests.patience import PATIENCE_S
+from tests import patience
 
 COMPONENTS = {11, 21, 31, 41, 10, 20, 30, 40, 2}
 """Every streamed component of the example site: batteries, inverters, grid meter."""
@@ -32,14 +31,8 @@ INTERVAL = timedelta(seconds=10)
 
 async def until(condition: Callable[[], bool], what: str, sim: SimulatorServer | None) -> None:
     """Tick `sim` (if running) and poll `condition` every 10 ms, up to the patience."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + PATIENCE_S
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        if sim is not None:
-            sim.service.tick()
-        await asyncio.sleep(0.01)
+    tick = sim.service.tick if sim is not None else None
+    await patience.until(condition, what, poll_s=0.01, tick=tick)
 
 
 async def started(

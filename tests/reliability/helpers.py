@@ -32,6 +32,7 @@ from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.messages import Result
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import FaultKind, SiteSpec
+from tests import patience
 from tests.daemon.test_daemon_process import Logs, Notifications
 from tests.harness import KEY, MICROGRID, stream_connected
 from tests.patience import PATIENCE_S
@@ -139,14 +140,8 @@ class ReliableSite:
 
 async def until(condition: Callable[[], bool], what: str, timeout_s: float = PATIENCE_S) -> float:
     """Poll `condition` every 20 ms; return the loop time it became true."""
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not condition():
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"not within {timeout_s:g} s: {what}") from None
-    return loop.time()
+    await patience.until(condition, what, timeout_s=timeout_s)
+    return asyncio.get_running_loop().time()
 
 
 def near(value: float, expected: float, tolerance: float = 500.0) -> bool:

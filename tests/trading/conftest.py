@@ -3,7 +3,6 @@ dispatch service, and helpers that wait on state with short polls."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
@@ -26,6 +25,7 @@ from edge_controller.market.model import (
     Pricing,
 )
 from edge_controller.market.server import MarketServer
+from tests import patience
 from tests.patience import PATIENCE_S
 
 MARKET_KEY = "trading-key-0815"
@@ -55,12 +55,7 @@ def flat_market(rules: MarketRules | None = None) -> MarketSpec:
 
 async def until(condition: Callable[[], bool], what: str, timeout_s: float = PATIENCE_S) -> None:
     """Wait until `condition()` holds, polling every 10 ms."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not condition():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting until {what}") from None
+    await patience.until(condition, what, timeout_s=timeout_s, poll_s=0.01)
 
 
 async def close_trading_client(client: Client) -> None:
