@@ -374,7 +374,9 @@ class MicrogridConnection:
         log: structlog.typing.FilteringBoundLogger,
     ) -> None:
         """Log a failed attempt when `retries` says one is due, a fatal error always."""
-        if isinstance(event, StreamRetrying):
+        if isinstance(event, StreamStarted):
+            retries.restarted()
+        elif isinstance(event, StreamRetrying):
             self.retry_attempts[component_id] = self.retry_attempts.get(component_id, 0) + 1
             line = retries.failed(self._clock.now())
             if line is not None:

@@ -8,8 +8,17 @@ keeps one stream's outage and says when to write::
     retries.failed(t0)         # Retrying(attempts=1, suppressed=0, since=t0): write it
     retries.failed(t0 + 0.5s)  # None: counted, not written
     retries.failed(t0 + 10s)   # Retrying(attempts=21, suppressed=19, since=t0)
+    retries.received()         # None: data sent before the failure, delivered late
+    retries.restarted()        # the client opened the stream again
     retries.received()         # Recovered(attempts=21, since=t0): data flows again
     retries.received()         # None: nothing was failing
+
+Only data after a restart ends an outage. The client delivers a stream's data and its
+events (`StreamRetrying`, `StreamStarted`) on two channels that are read merged, so a
+sample received just before the failure can come out after the failure's event; taken
+as a recovery, it logged a false `stream_recovered`, then a second `stream_retrying`,
+and made the distributor re-send its targets to a server that was gone. A restart is
+announced only after the retry delay, long after such a sample.
 
 The one rate-limit rule for retry lines: `MicrogridConnection` keeps one per telemetry
 stream (`stream_retrying`), `edge_controller.logging.StreamNoiseFilter` one per stream
@@ -62,6 +71,7 @@ class RetryLog:
         self._last_line: datetime | None = None
         self._attempts = 0
         self._suppressed = 0
+        self._restarted = False
 
     @property
     def failing(self) -> bool:
@@ -71,6 +81,7 @@ class RetryLog:
     def failed(self, now: datetime) -> Retrying | None:
         """Count a failed attempt at `now`; return the line to write, if one is due."""
         self._attempts += 1
+        self._restarted = False
         if self._since is None or self._last_line is None:
             self._since = self._last_line = now
             self._suppressed = 0
@@ -83,11 +94,21 @@ class RetryLog:
         self._suppressed = 0
         return line
 
+    def restarted(self) -> None:
+        """The client opened the stream again: data from here on is from that attempt."""
+        if self._since is not None:
+            self._restarted = True
+
     def received(self) -> Recovered | None:
-        """Data arrived: end the outage; return the line to write if there was one."""
-        if self._since is None:
+        """Data arrived: end the outage if the stream restarted since it last failed.
+
+        Returns the line to write when an outage ended; `None` when nothing was failing,
+        or for data that arrived before the failure and was delivered after it.
+        """
+        if self._since is None or not self._restarted:
             return None
         line = Recovered(self._attempts, self._since)
         self._since = self._last_line = None
         self._attempts = self._suppressed = 0
+        self._restarted = False
         return line
