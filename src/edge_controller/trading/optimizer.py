@@ -1,0 +1,445 @@
+"""An optimal bidding plan: a linear program over the periods ahead, solved by HiGHS. Pure.
+
+The threshold strategy (`bids`) sells above `mean + spread/2` and buys below
+`mean − spread/2`, one period at a time. This module instead chooses, for every
+period of the horizon at once (≥ 24 h of 15-minute periods), how much to buy and to
+sell so that
+
+    Σ_t  price_t · (sell_t − buy_t) · h  −  degradation · (sell_t + buy_t) · h
+         + terminal_price · (stored energy at the end − now)
+
+is largest (EUR; volumes MW at the meter, h the period in hours), subject to:
+
+- **Each battery's window, through the distribution's own behaviour.** The power
+  distribution (`power.distribution.SocBalancing`) water-fills on a *common normalised
+  SoC level*: a discharge takes the fullest units (relative to their own SoC bounds)
+  first, a charge the emptiest, and units that meet move together. A pool that never
+  goes below the common level `L_floor` therefore never takes any unit below its own
+  reserve, if `L_floor` is the highest of the units' reserves in normalised terms; the
+  same on top with the lowest normalised ceiling. The pool's floor and ceiling are
+  those levels turned back into energy (`PoolWindow.of`), so the pool's average never
+  hides a unit that is lower than the rest (a unit below the level counts negative).
+- **Efficiency, robustly**: the floor is checked on a trajectory with the *worst*
+  one-way efficiency of any unit (charges store least, sells drain most) and the
+  ceiling on one with the best.
+- **Power**: the pool's charge and discharge bounds, `max_volume_mw`, and the grid
+  connection: a buy adds to the import left by the load and production forecasts,
+  a sell to the export, each with `forecast_margin` of forecast error on the load and
+  the production taken against us.
+- **Trades already made**: a period that already has an order or a trade is fixed
+  at that power (nothing new is placed there); commitments before the horizon move
+  the starting energy.
+- **Any subset of fills is safe.** Only the periods in `place` get orders now (the
+  later ones are planned, to make the near decisions right, and decided again in
+  later rounds: a receding horizon). All sells placed or still committed must fit
+  above the floor *together*, and all buys below the ceiling together — whatever
+  subset of them fills, no unit is pushed past its reserve or ceiling (planned buys are
+  never counted as energy to sell, as in `bids`).
+- **The market's steps and limits**: the quantities placed are floored to
+  `step_mw` (never rounded up, so every constraint above still holds) and dropped
+  below `min_quantity_mw`; limit prices are clipped to the market's price range.
+
+A `safety_margin_wh` is kept clear of the floor and the ceiling, against what the
+linear model does not see (the distribution's finite balancing horizon, the taper,
+inverter resolution).
+
+**Limit prices.** A sell is worth placing as long as the price pays for the stored
+energy it uses: at the break-even price `p_t + r_t / h` (HiGHS' reduced cost `r_t`
+of the volume at its bound, ≤ 0 for a volume the plan would raise if it could). For a
+volume between its bounds the break-even is the expected price itself. So a sell's
+limit is at most its expected price and a buy's at least: an order fills whenever the
+market pays at least what makes it worth it, not only when the forecast was right.
+
+The solver is `scipy.optimize.linprog(method="highs")`: the plan is a linear
+program; the steps apply to what is placed (the rest is re-solved every round).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Final
+
+import numpy as np
+from scipy.optimize import linprog  # type: ignore[import-untyped]
+from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
+
+from edge_controller.trading.bids import Order, PeriodOutlook, Side
+from edge_controller.trading.storage import PoolWindow, StorageUnit
+from edge_controller.trading.unit_paths import PoolPower, crossings, unit_paths
+
+PENALTY_EUR_PER_MWH: Final = 1e5
+"""Cost of an energy short of the floor (or over the ceiling) the plan cannot avoid
+(a pool that starts outside its window): large, so the plan only accepts it when no
+trade can prevent it, and then climbs back as fast as it can."""
+
+
+class OptimizerError(RuntimeError):
+    """HiGHS found no plan (a bug: the program is feasible by construction); carries the status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        """Keep HiGHS' status and message."""
+        super().__init__(f"HiGHS status {status}: {message}")
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """An order or trade of ours still to deliver (passive sign, W)."""
+
+    start: datetime
+    duration: timedelta
+    traded_w: float = 0.0
+    """Cleared: it will be delivered."""
+    open_w: float = 0.0
+    """An order not cleared yet: it may fill, or not."""
+
+    @property
+    def power_w(self) -> float:
+        """The period's power if the open order fills."""
+        return self.traded_w + self.open_w
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The optimizer's parameters (EUR/MWh, MW, W, Wh; `forecast_margin` a fraction)."""
+
+    degradation_eur_per_mwh: float = 10.0
+    """Cost of wear per MWh charged or discharged, at the meter."""
+    max_volume_mw: float = 1.0
+    min_quantity_mw: float = 0.1
+    step_mw: float = 0.1
+    max_import_w: float | None = None
+    max_export_w: float | None = None
+    forecast_margin: float = 0.1
+    """Load and production may be off by this share, against the grid limits."""
+    safety_margin_wh: float = 0.0
+    """Kept clear of the pool's floor and ceiling."""
+    terminal_price: float | None = None
+    """EUR/MWh a stored MWh is worth at the horizon's end; None: the mean expected price."""
+    min_price: float = -9999.0
+    max_price: float = 9999.0
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPeriod:
+    """One period of the plan (MW at the meter, EUR/MWh, Wh stored at its end)."""
+
+    start: datetime
+    duration: timedelta
+    expected_price: float
+    buy_mw: float
+    sell_mw: float
+    energy_wh: float
+    """Stored energy at the period's end, nominal efficiency."""
+    fixed: bool
+    """Already ordered or traded: not decided here."""
+
+    @property
+    def power_w(self) -> float:
+        """The battery power of the plan (passive: + charges)."""
+        return (self.buy_mw - self.sell_mw) * 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The optimal plan and the orders to place now."""
+
+    periods: tuple[PlannedPeriod, ...]
+    orders: tuple[Order, ...]
+    window: PoolWindow
+    value_eur: float
+    """The objective: trade money − degradation + terminal value of the energy change."""
+    solve_ms: float
+    shortfall_wh: float = 0.0
+    """Energy outside the window the plan could not avoid (0 in a feasible start)."""
+    notes: tuple[str, ...] = field(default=())
+
+
+def _room_w(limit_w: float | None, other_w: float) -> float:
+    """What a trade may add before the grid limit, given the site's own flow that way."""
+    if limit_w is None:
+        return math.inf
+    return max(0.0, limit_w - max(0.0, other_w))
+
+
+def _floor_step(value_mw: float, step_mw: float) -> Decimal:
+    if not math.isfinite(value_mw) or value_mw <= 0:
+        return Decimal(0)
+    step = Decimal(str(step_mw))
+    # A hair of tolerance: HiGHS returns 0.3 as 0.29999999999.
+    return (Decimal(repr(value_mw + 1e-7)) / step).to_integral_value(rounding=ROUND_FLOOR) * step
+
+
+def _remaining_h(commitment: Committed, now: datetime) -> float:
+    end = commitment.start + commitment.duration
+    return max(0.0, (end - max(commitment.start, now)).total_seconds() / 3600.0)
+
+
+def _worst_case(
+    orders: Sequence[Order], commitments: Sequence[Committed], now: datetime, side: Side
+) -> list[PoolPower]:
+    """The pool powers if every sell (`side` SELL) or every buy fills, and nothing else."""
+    powers = []
+    for commitment in commitments:
+        begin = max(commitment.start, now)
+        end = commitment.start + commitment.duration
+        for power_w in (commitment.traded_w, commitment.open_w):
+            if end > begin and (power_w < 0 if side is Side.SELL else power_w > 0):
+                powers.append(PoolPower(begin, end - begin, power_w))
+    powers += [
+        PoolPower(o.period_start, o.duration, o.battery_power_w) for o in orders if o.side is side
+    ]
+    return powers
+
+
+def _trimmed(
+    orders: list[Order],
+    units: Sequence[StorageUnit],
+    commitments: Sequence[Committed],
+    now: datetime,
+    step_mw: float,
+    min_quantity_mw: float,
+) -> list[Order]:
+    """Shrink the latest orders, a step at a time, until no unit leaves its window.
+
+    Per side, at its worst (every sell and no buy fills, or the reverse), replayed
+    through the distribution (`unit_paths`): the level argument of `storage` holds
+    while the units move together; this catches a unit near its floor that must carry
+    what a fuller unit at its power limit cannot.
+    """
+    step = Decimal(str(step_mw))
+    smallest = Decimal(str(min_quantity_mw))
+    kept = list(orders)
+    for side in (Side.SELL, Side.BUY):
+        while True:
+            moved = crossings(units, unit_paths(units, _worst_case(kept, commitments, now, side)))
+            if side is Side.SELL:
+                moved = {k: v for k, v in moved.items() if v > 0}
+            else:
+                moved = {k: v for k, v in moved.items() if v < 0}
+            candidates = [i for i, o in enumerate(kept) if o.side is side]
+            if not moved or not candidates:
+                break
+            last = candidates[-1]
+            quantity = kept[last].quantity_mw - step
+            if quantity < smallest or quantity <= 0:
+                del kept[last]
+            else:
+                kept[last] = replace(kept[last], quantity_mw=quantity)
+    return kept
+
+
+def plan_bids(
+    periods: Sequence[PeriodOutlook],
+    units: Sequence[StorageUnit],
+    settings: Settings,
+    *,
+    now: datetime,
+    place: Collection[datetime],
+    committed: Iterable[Committed] = (),
+) -> Plan:
+    """Return the optimal plan over `periods` and the orders for the periods in `place`.
+
+    `periods` are consecutive delivery periods (earliest first) starting after `now`;
+    `committed` every order and trade of ours not yet delivered (those in a period of
+    `periods` fix it, the others move the starting energy). A period in `place` that
+    is committed gets no new order. See the module docstring.
+
+    Raises:
+        ValueError: no unit, or periods not in order.
+        OptimizerError: HiGHS failed (not expected: the program is always feasible).
+    """
+    began = time.perf_counter()
+    window = PoolWindow.of(units)
+    ordered = sorted(periods, key=lambda p: p.start)
+    if [p.start for p in ordered] != [p.start for p in periods]:
+        raise ValueError("periods: expected them earliest first")
+    count = len(ordered)
+    eta_lo, eta_hi, eta = window.efficiency_low, window.efficiency_high, window.efficiency
+    commitments = list(committed)
+    fixed: dict[datetime, float] = {}
+    # Starting energy on each trajectory after the commitments before the horizon, and
+    # the worst-case energy (Wh stored) they may still move: sells down, buys up.
+    start_lo = start_hi = window.energy_wh
+    committed_down_wh = committed_up_wh = 0.0
+    by_start = {p.start for p in ordered}
+    for commitment in commitments:
+        left_h = _remaining_h(commitment, now)
+        if left_h <= 0:
+            continue
+        if commitment.start in by_start:
+            fixed[commitment.start] = fixed.get(commitment.start, 0.0) + commitment.power_w
+        else:
+            energy = commitment.power_w * left_h
+            start_lo += energy * eta_lo if energy > 0 else energy / eta_lo
+            start_hi += energy * eta_hi if energy > 0 else energy / eta_hi
+        for power_w in (commitment.traded_w, commitment.open_w):
+            if power_w < 0:
+                committed_down_wh += -power_w * left_h / eta_lo
+            else:
+                committed_up_wh += power_w * left_h * eta_hi
+    if count == 0:
+        return Plan((), (), window, 0.0, (time.perf_counter() - began) * 1000.0)
+
+    hours = np.array([p.duration.total_seconds() / 3600.0 for p in ordered], dtype=np.float64)
+    prices = np.array([p.expected_price for p in ordered], dtype=np.float64)
+    prices = np.where(np.isfinite(prices), prices, 0.0)
+    known = [p.expected_price for p in ordered if math.isfinite(p.expected_price)]
+    terminal = (
+        settings.terminal_price
+        if settings.terminal_price is not None
+        else (sum(known) / len(known) if known else 0.0)
+    )
+    margin = max(0.0, settings.forecast_margin)
+    cap_w = settings.max_volume_mw * 1e6
+    buy_ub = np.zeros(count)
+    sell_ub = np.zeros(count)
+    buy_lb = np.zeros(count)
+    sell_lb = np.zeros(count)
+    for t, period in enumerate(ordered):
+        if period.start in fixed:
+            power = fixed[period.start] / 1e6
+            buy_lb[t] = buy_ub[t] = max(0.0, power)
+            sell_lb[t] = sell_ub[t] = max(0.0, -power)
+            continue
+        load = max(0.0, period.load_w)
+        produced = max(0.0, period.production_w)
+        import_w = load * (1 + margin) - produced * (1 - margin)
+        export_w = produced * (1 + margin) - load * (1 - margin)
+        buy_ub[t] = min(window.charge_max_w, cap_w, _room_w(settings.max_import_w, import_w)) / 1e6
+        sell_ub[t] = (
+            min(window.discharge_max_w, cap_w, _room_w(settings.max_export_w, export_w)) / 1e6
+        )
+        if not math.isfinite(period.expected_price):
+            buy_ub[t] = sell_ub[t] = 0.0
+
+    # Variables: buy_0..buy_{n-1}, sell_0..sell_{n-1} (MW), short_floor, over_ceiling (MWh).
+    n = count
+    degradation = settings.degradation_eur_per_mwh
+    objective = np.concatenate(
+        [
+            (prices + degradation - terminal * eta) * hours,
+            (-prices + degradation + terminal / eta) * hours,
+            [PENALTY_EUR_PER_MWH, PENALTY_EUR_PER_MWH],
+        ]
+    )
+    margin_wh = max(0.0, settings.safety_margin_wh)
+    floor_mwh = (start_lo - window.floor_wh - margin_wh) / 1e6
+    ceiling_mwh = (window.ceiling_wh - margin_wh - start_hi) / 1e6
+    # Row t sums periods k ≤ t. Floor, pessimistic trajectory:
+    #   Σ_{k≤t} (sell_k/η_lo − buy_k·η_lo)·h_k − short ≤ start − floor;
+    # ceiling, optimistic trajectory:
+    #   Σ_{k≤t} (buy_k·η_hi − sell_k/η_hi)·h_k − over ≤ ceiling − start.
+    row_t, col_k = np.tril_indices(n)
+    rows = [row_t, row_t, n + row_t, n + row_t, np.arange(n), n + np.arange(n)]
+    cols = [col_k, n + col_k, col_k, n + col_k, np.full(n, 2 * n), np.full(n, 2 * n + 1)]
+    values = [
+        -eta_lo * hours[col_k],
+        hours[col_k] / eta_lo,
+        eta_hi * hours[col_k],
+        -hours[col_k] / eta_hi,
+        -np.ones(n),
+        -np.ones(n),
+    ]
+    rhs = [floor_mwh] * n + [ceiling_mwh] * n
+    # Any subset of fills: all placed sells (and committed ones) above the floor together,
+    # all placed buys (and committed ones) below the ceiling together.
+    placing = [t for t, p in enumerate(ordered) if p.start in place and p.start not in fixed]
+    if placing:
+        chosen = np.array(placing)
+        rows += [np.full(len(placing), 2 * n), np.full(len(placing), 2 * n + 1)]
+        cols += [n + chosen, chosen]
+        values += [hours[chosen] / eta_lo, hours[chosen] * eta_hi]
+        down_wh = window.energy_wh - window.floor_wh - margin_wh - committed_down_wh
+        up_wh = window.ceiling_wh - margin_wh - window.energy_wh - committed_up_wh
+        rhs += [max(0.0, down_wh) / 1e6, max(0.0, up_wh) / 1e6]
+    matrix = coo_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(rhs), 2 * n + 2),
+    ).tocsr()
+    bounds = np.column_stack(
+        [
+            np.concatenate([buy_lb, sell_lb, [0.0, 0.0]]),
+            np.concatenate([buy_ub, sell_ub, [np.inf, np.inf]]),
+        ]
+    )
+    result = linprog(
+        objective,
+        A_ub=matrix,
+        b_ub=np.array(rhs),
+        bounds=bounds,
+        method="highs-ds",
+    )
+    if result.status != 0:
+        raise OptimizerError(int(result.status), str(result.message))
+    solution = np.asarray(result.x, dtype=np.float64)
+    buys, sells = solution[:n], solution[n : 2 * n]
+    upper_marginals = np.asarray(result.upper.marginals, dtype=np.float64)
+    buy_rc, sell_rc = upper_marginals[:n], upper_marginals[n : 2 * n]
+
+    energy = window.energy_wh
+    planned: list[PlannedPeriod] = []
+    orders: list[Order] = []
+    for t, period in enumerate(ordered):
+        buy, sell = float(buys[t]), float(sells[t])
+        energy += (buy * eta - sell / eta) * hours[t] * 1e6
+        planned.append(
+            PlannedPeriod(
+                period.start,
+                period.duration,
+                float(prices[t]),
+                buy,
+                sell,
+                energy,
+                period.start in fixed,
+            )
+        )
+        if t not in placing:
+            continue
+        side = Side.SELL if sell >= buy else Side.BUY
+        quantity = _floor_step(sell if side is Side.SELL else buy, settings.step_mw)
+        if quantity <= 0 or quantity < Decimal(str(settings.min_quantity_mw)):
+            continue
+        if side is Side.SELL:
+            limit = min(float(prices[t]), float(prices[t]) + float(sell_rc[t]) / hours[t])
+            rounding = ROUND_CEILING
+        else:
+            limit = max(float(prices[t]), float(prices[t]) - float(buy_rc[t]) / hours[t])
+            rounding = ROUND_FLOOR
+        limit = min(settings.max_price, max(settings.min_price, limit))
+        orders.append(
+            Order(
+                period.start,
+                period.duration,
+                side,
+                quantity,
+                Decimal(repr(float(limit))).quantize(Decimal("0.01"), rounding=rounding),
+            )
+        )
+    orders = _trimmed(orders, units, commitments, now, settings.step_mw, settings.min_quantity_mw)
+    shortfall = float(solution[2 * n] + solution[2 * n + 1]) * 1e6
+    value = -float(result.fun) - float(solution[2 * n] + solution[2 * n + 1]) * PENALTY_EUR_PER_MWH
+    return Plan(
+        tuple(planned),
+        tuple(orders),
+        window,
+        value,
+        (time.perf_counter() - began) * 1000.0,
+        shortfall,
+    )
+
+
+__all__ = [
+    "PENALTY_EUR_PER_MWH",
+    "Committed",
+    "OptimizerError",
+    "Plan",
+    "PlannedPeriod",
+    "Settings",
+    "plan_bids",
+]
