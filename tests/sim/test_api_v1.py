@@ -619,7 +619,7 @@ async def test_a_battery_stops_only_at_zero_power(
     step(server, clock, 1)
     await stop_battery()
     data = await component_data(server, stub, BATTERY_A)
-    assert states_of(data) == [comp.COMPONENT_STATE_CODE_OFF]
+    assert states_of(data) == [comp.COMPONENT_STATE_CODE_OFF, comp.COMPONENT_STATE_CODE_RELAY_OPEN]
     refused = await status_of(lambda: set_active(stub, INVERTER_A, -1000))
     assert refused == grpc.StatusCode.FAILED_PRECONDITION  # its battery is stopped
 

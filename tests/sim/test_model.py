@@ -286,3 +286,30 @@ def test_a_command_wakes_a_standby_battery_behind_the_inverter() -> None:
     model.set_active_power(10, -880, NOON)
     assert model.operating_state(11) is OperatingState.READY
     assert model.ac_power_w(10) == pytest.approx(-880)
+
+
+def test_a_battery_reports_its_relay_closed_only_while_it_can_carry_power() -> None:
+    # The Frequenz SDK counts a battery as working only with RELAY_CLOSED reported.
+    model = SiteModel(small_site(), NOON)
+    assert model.sample(11, NOON).states == (StateCode.READY, StateCode.RELAY_CLOSED)
+    model.set_active_power(10, 880, NOON)
+    assert model.sample(11, NOON).states == (StateCode.CHARGING, StateCode.RELAY_CLOSED)
+    model.set_active_power(10, 0, NOON)
+    model.standby(11, NOON)
+    assert model.sample(11, NOON).states == (StateCode.STANDBY, StateCode.RELAY_OPEN)
+    model.stop(11, NOON)
+    assert model.sample(11, NOON).states == (StateCode.OFF, StateCode.RELAY_OPEN)
+    assert model.sample(10, NOON).states == (StateCode.READY,)  # inverters have no relay here
+
+
+def test_a_burst_of_commands_shows_in_the_next_sample_and_moves_energy_from_the_last_step() -> None:
+    model = SiteModel(small_site(), NOON)
+    model.step(NOON + timedelta(seconds=1))
+    energy = model.energy_wh(11)
+    for power in (-880, -1760, -8800):  # the last command wins
+        model.set_active_power(10, power, NOON + timedelta(seconds=1.5))
+    assert value(model, 10, Metric.AC_ACTIVE_POWER) == pytest.approx(-8800)
+    assert model.energy_wh(11) == energy  # reading settles the powers; no time passed
+    model.step(NOON + timedelta(seconds=2))
+    # The command counts from the previous step (1 s), not from when it came (1.5 s).
+    assert model.energy_wh(11) == pytest.approx(energy - 8800 / 0.9 / 3600)

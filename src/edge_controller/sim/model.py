@@ -13,6 +13,13 @@ Two times are at play, on purpose:
 - *physics time* (`sim_time`): advances `speed` times faster than wall time and drives
   energy integration and the load/production profiles, so a demo can show SoC moving.
 
+Commands cost O(1) whatever the site's size: a set-power call (or added bounds, or a
+state change) checks and records, and marks the model *unsettled*; the physics moves on
+the server's tick (`step`), or settles at once, one pass for any number of commands,
+when a sample is read before the next tick. So a burst of N commands costs O(N) and the
+next telemetry sample still shows them. A command counts from the previous step: at
+10 Hz, up to 100 ms of energy is booked at the new power instead of the old one.
+
 Sign convention: passive. Positive power charges a battery or is consumed by a load;
 negative power discharges or is produced (PV, wind). Powers are watts (floats).
 """
@@ -85,6 +92,12 @@ class StateCode(Enum):
     CHARGING = "charging"
     DISCHARGING = "discharging"
     ERROR = "error"
+    RELAY_OPEN = "relay_open"
+    """A battery's main relay is open: it can carry no power (stopped, standby, error)."""
+    RELAY_CLOSED = "relay_closed"
+    """A battery's main relay is closed: it can carry power. Clients read it (the
+    Frequenz SDK counts a battery as working only with RELAY_CLOSED besides READY,
+    CHARGING or DISCHARGING)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +254,8 @@ class SiteModel:
             c.id: list(c.parents) for c in site.components if c.kind is ComponentKind.BATTERY
         }
         self._order = self._bottom_up_order()
+        self._unsettled = False
+        """A command or state change the powers do not show yet (see the module doc)."""
         self.energy_delivered_wh: dict[int, float] = {cid: 0.0 for cid in self._states}
         self.load_steps_w: dict[int, float] = {}
         """Extra consumption per load id (W), on top of its profile: load steps for tests
@@ -279,10 +294,12 @@ class SiteModel:
 
     def ac_power_w(self, component_id: int) -> float:
         """Return a component's AC active power (sum below it for grid and meters)."""
+        self._settle_if_needed(self._wall)
         return self._state(component_id).ac_power_w
 
     def dc_power_w(self, battery_id: int) -> float:
         """Return a battery's DC power (passive sign convention)."""
+        self._settle_if_needed(self._wall)
         return self._state(battery_id).dc_power_w
 
     def operating_state(self, component_id: int) -> OperatingState:
@@ -334,6 +351,7 @@ class SiteModel:
             self._expire(t)
             self._physics(t, dt_wall * self.speed / 3600.0)
         self._wall = now
+        self._unsettled = False
 
     def _settle(self, now: datetime) -> None:
         """Bring every power to what the commands and states ask, without time passing.
@@ -343,6 +361,12 @@ class SiteModel:
         """
         self._expire(now)
         self._physics(now, 0.0)
+        self._unsettled = False
+
+    def _settle_if_needed(self, now: datetime) -> None:
+        """Settle once after any number of commands, when someone reads the powers."""
+        if self._unsettled:
+            self._settle(max(now, self._wall))
 
     def _apply_error_faults(self, now: datetime) -> None:
         for fault in self.faults.active(now, kind=FaultKind.ERROR):
@@ -353,6 +377,7 @@ class SiteModel:
             state.errors = (fault.error_code,)
             state.active = None
             state.reactive = None
+            self._unsettled = True
 
     def _expire(self, now: datetime) -> None:
         for state in self._states.values():
@@ -501,7 +526,6 @@ class SiteModel:
                 ErrorKind.INVALID_ARGUMENT,
                 f"request_lifetime must be {low}-{high} s, got {lifetime}",
             )
-        self.step(now)
         self._check_operational(state)
         self._wake_from_standby(state)
         bounds = (
@@ -529,7 +553,7 @@ class SiteModel:
             state.reactive = command
         else:
             state.active = command
-        self._settle(now)
+        self._unsettled = True
         return CommandRecord(now, component_id, reactive, power_w, applied, bounds, valid_until)
 
     def _wake_from_standby(self, state: _State) -> None:
@@ -600,13 +624,13 @@ class SiteModel:
             raise SimError(
                 ErrorKind.INVALID_ARGUMENT, f"bounds validity must be 1-900 s, got {validity}"
             )
-        self.step(now)
         until = now + timedelta(seconds=validity)
         added = _AddedBounds(merge(ranges), until, token)
         if metric is Metric.AC_ACTIVE_POWER:
             state.added_active.append(added)
         else:
             state.added_reactive.append(added)
+        self._unsettled = True
         return until
 
     def clear_bounds(self, component_id: int, metric: Metric, token: str = "") -> int:
@@ -616,6 +640,7 @@ class SiteModel:
         keep = [b for b in target if token and b.token != token]
         removed = len(target) - len(keep)
         target[:] = keep
+        self._unsettled = True
         return removed
 
     # ---------------------------------------------------------------- state machine
@@ -638,7 +663,7 @@ class SiteModel:
             state.operating = OperatingState.READY
             state.active = None
             state.reactive = None
-            self._settle(now)
+            self._unsettled = True
 
     def standby(self, component_id: int, now: datetime) -> None:
         """Put a running component into standby at 0 W.
@@ -657,7 +682,7 @@ class SiteModel:
         state.operating = OperatingState.STANDBY
         state.active = None
         state.reactive = None
-        self._settle(now)
+        self._unsettled = True
 
     def stop(self, component_id: int, now: datetime) -> None:
         """Stop a component (open its relays).
@@ -682,7 +707,7 @@ class SiteModel:
         state.operating = OperatingState.OFF
         state.active = None
         state.reactive = None
-        self._settle(now)
+        self._unsettled = True
 
     def acknowledge_error(self, component_id: int, now: datetime) -> None:
         """Clear a component's error, leaving it in standby (a no-op without error).
@@ -701,6 +726,7 @@ class SiteModel:
             )
         state.operating = OperatingState.STANDBY
         state.errors = ()
+        self._unsettled = True
 
     def _controllable_state(self, component_id: int, action: str) -> _State:
         state = self._state(component_id)
@@ -716,6 +742,7 @@ class SiteModel:
     def sample(self, component_id: int, now: datetime) -> ComponentSample:
         """Return what the component's telemetry shows at `now` (NaN faults applied)."""
         state = self._state(component_id)
+        self._settle_if_needed(now)
         details = state.spec.details
         metrics: list[MetricValue] = []
         if isinstance(details, BatterySpec):
@@ -785,15 +812,28 @@ class SiteModel:
         )
 
     def _state_codes(self, state: _State) -> tuple[StateCode, ...]:
+        """The states telemetry reports, as a real component does.
+
+        A battery reports its main relay besides its operating state: closed only
+        while it is operational (READY, CHARGING, DISCHARGING), open otherwise.
+        """
         if state.spec.kind not in CONTROLLABLE_KINDS | {ComponentKind.BATTERY}:
             return (StateCode.READY,)
+        code = self._operating_code(state)
+        if state.spec.kind is not ComponentKind.BATTERY:
+            return (code,)
+        ready = state.operating is OperatingState.READY
+        return (code, StateCode.RELAY_CLOSED if ready else StateCode.RELAY_OPEN)
+
+    @staticmethod
+    def _operating_code(state: _State) -> StateCode:
         match state.operating:
             case OperatingState.OFF:
-                return (StateCode.OFF,)
+                return StateCode.OFF
             case OperatingState.STANDBY:
-                return (StateCode.STANDBY,)
+                return StateCode.STANDBY
             case OperatingState.ERROR:
-                return (StateCode.ERROR,)
+                return StateCode.ERROR
             case OperatingState.READY:
                 power = (
                     state.dc_power_w
@@ -801,10 +841,10 @@ class SiteModel:
                     else state.ac_power_w
                 )
                 if power > 0:
-                    return (StateCode.CHARGING,)
+                    return StateCode.CHARGING
                 if power < 0:
-                    return (StateCode.DISCHARGING,)
-                return (StateCode.READY,)
+                    return StateCode.DISCHARGING
+                return StateCode.READY
 
     # ---------------------------------------------------------------- internals
 
