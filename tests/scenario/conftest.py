@@ -20,13 +20,15 @@ def scenario_text(
     spread: float = 0.0,
     horizon: str = "1h",
     wind: str = "measured",
+    kind: str = "threshold",
     extra: str = "",
 ) -> str:
     """A scenario on the shipped site and market.
 
     The default window (06:00–08:00 local, when prices climb the coal plant's curve to
     their plateau) with a zero price spread and a 1-hour horizon gives an order in every
-    period: buys while the price is below the horizon's mean, sells once it is not.
+    period with the threshold strategy: buys while the price is below the horizon's
+    mean, sells once it is not. `kind = "optimal"` runs the optimizer instead.
     """
     return f"""
 [scenario]
@@ -46,6 +48,7 @@ reserve_soc = 20
 price_spread = {spread}
 max_volume = "500 kW"
 horizon = "{horizon}"
+kind = "{kind}"
 {extra}
 """
 

@@ -11,6 +11,7 @@ import pytest
 from edge_controller.market.file import MarketFileError
 from edge_controller.market.model import default_market
 from edge_controller.scenario.file import (
+    Bidding,
     MarketWind,
     ScenarioFileError,
     duration,
@@ -50,9 +51,24 @@ def test_the_shipped_day() -> None:
     assert spec.market_wind is MarketWind.MEASURED
     assert spec.strategy.max_volume_mw == pytest.approx(0.5)
     assert spec.strategy.max_import_w == 1e6
-    assert spec.bid_horizon == timedelta(hours=6)
+    assert spec.bid_horizon == timedelta(hours=24)
+    assert spec.bidding is Bidding.OPTIMAL
+    assert spec.degradation_eur_per_mwh == 10.0
     assert (spec.latitude, spec.longitude) == (None, None)
     assert scenario.site.microgrid.name == "Lindenhof demo site"
+
+
+def test_the_bidding_kind_is_checked_by_name(tmp_path: Path) -> None:
+    document = tomllib.loads(
+        f'[scenario]\nsite = "{SITE}"\nstart = 2025-01-01T00:00:00Z\n'
+        '[strategy]\nkind = "greedy"\ndegradation_cost = -1'
+    )
+    with pytest.raises(ScenarioFileError) as raised:
+        parse_scenario(document, "day.toml", tmp_path)
+    assert raised.value.problems == [
+        "strategy.kind: expected 'optimal' or 'threshold', got 'greedy'",
+        "strategy.degradation_cost: expected EUR/MWh >= 0, got -1",
+    ]
 
 
 def test_defaults_need_only_site_and_start(tmp_path: Path) -> None:
@@ -126,7 +142,8 @@ def test_every_problem_is_listed_with_its_key_path(tmp_path: Path) -> None:
         "market.wind: expected 'measured' or 'file', got 'strong'",
         "forecast.issue_interval: expected a duration 1m-24h, like '1h', got '2d'",
         "strategy.price_sprad: unknown key (did you mean 'price_spread'?); expected one of "
-        "['horizon', 'max_export', 'max_import', 'max_volume', 'price_spread', 'reserve_soc']",
+        "['degradation_cost', 'horizon', 'kind', 'max_export', 'max_import', 'max_volume', "
+        "'price_spread', 'reserve_soc']",
         "strategy.reserve_soc: expected a percentage 0-100, got 120",
         "strategy.max_volume: expected a power >= 0.1 MW (the trading API's smallest order), "
         "like '500 kW', got '50 kW'",

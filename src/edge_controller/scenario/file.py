@@ -28,6 +28,8 @@
     horizon = "6h"                       # periods looked ahead for the mean price
     max_import = "1 MW"                  # optional grid connection limits
     max_export = "1 MW"
+    kind = "optimal"                     # "optimal" (trading.optimizer) or "threshold" (bids)
+    degradation_cost = 10                # EUR/MWh charged or discharged (optimal; and the value)
 
 Durations are strings with units ("90s", "15m", "1h30m", "2d") or seconds as a number;
 powers take units ("500 kW") or watts. Parsing collects *every* problem and raises one
@@ -48,7 +50,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -86,6 +88,15 @@ class MarketWind(StrEnum):
     """The market file's own 24 hourly wind speeds and power curve (deterministic)."""
 
 
+class Bidding(StrEnum):
+    """Which bid builder a scenario runs."""
+
+    OPTIMAL = "optimal"
+    """`trading.optimizer`: the plan over the horizon, re-solved each period."""
+    THRESHOLD = "threshold"
+    """`trading.bids`: sell above `mean + spread/2`, buy below `mean − spread/2`."""
+
+
 class ScenarioFileError(ValueError):
     """A scenario file that cannot be used, with one line per problem found."""
 
@@ -118,6 +129,10 @@ class ScenarioSpec:
     forecast_interval: timedelta
     strategy: Strategy
     bid_horizon: timedelta
+    bidding: Bidding = field(default_factory=lambda: Bidding.OPTIMAL)
+    """Which bid builder decides: the optimizer or the threshold strategy."""
+    degradation_eur_per_mwh: float = 10.0
+    """Wear per MWh charged or discharged at the meter: the optimizer's cost, and the value's."""
 
     @property
     def end(self) -> datetime:
@@ -255,7 +270,24 @@ def parse_scenario(
         default=timedelta(hours=1),
     )
 
-    strategy, horizon = _strategy(reader, reader.table(document, "strategy", ""))
+    strategy_table = reader.table(document, "strategy", "")
+    strategy, horizon = _strategy(reader, strategy_table)
+    bidding = reader.value(
+        strategy_table,
+        "kind",
+        "strategy",
+        _bidding,
+        " or ".join(repr(b.value) for b in Bidding),
+        default=Bidding.OPTIMAL,
+    )
+    degradation = reader.value(
+        strategy_table,
+        "degradation_cost",
+        "strategy",
+        checked(number, lambda v: v >= 0),
+        "EUR/MWh >= 0",
+        default=10.0,
+    )
 
     if (
         reader.problems
@@ -269,6 +301,8 @@ def parse_scenario(
         or interval is None
         or strategy is None
         or horizon is None
+        or bidding is None
+        or degradation is None
     ):
         raise ScenarioFileError(source, reader.problems or ["invalid"])
     return ScenarioSpec(
@@ -286,6 +320,8 @@ def parse_scenario(
         forecast_interval=interval,
         strategy=strategy,
         bid_horizon=horizon,
+        bidding=bidding,
+        degradation_eur_per_mwh=degradation,
     )
 
 
@@ -376,6 +412,10 @@ def checked_int(ok: Callable[[int], bool]) -> Callable[[object], int | None]:
     return read
 
 
+def _bidding(raw: object) -> Bidding | None:
+    return Bidding(raw) if isinstance(raw, str) and raw in tuple(Bidding) else None
+
+
 def _market_wind(raw: object) -> MarketWind | None:
     return MarketWind(raw) if isinstance(raw, str) and raw in tuple(MarketWind) else None
 
@@ -419,7 +459,16 @@ def _strategy(reader: Reader, data: Mapping[str, Any]) -> tuple[Strategy | None,
     path = "strategy"
     reader.unknown_keys(
         data,
-        {"reserve_soc", "price_spread", "max_volume", "horizon", "max_import", "max_export"},
+        {
+            "reserve_soc",
+            "price_spread",
+            "max_volume",
+            "horizon",
+            "max_import",
+            "max_export",
+            "kind",
+            "degradation_cost",
+        },
         path,
     )
     defaults = Strategy()
@@ -475,6 +524,7 @@ def _strategy(reader: Reader, data: Mapping[str, Any]) -> tuple[Strategy | None,
 
 __all__ = [
     "MAX_DURATION",
+    "Bidding",
     "MarketWind",
     "Scenario",
     "ScenarioFileError",

@@ -16,6 +16,7 @@ from frequenz.client.dispatch.types import Dispatch
 from edge_controller.market.clearing import PeriodRecord
 from edge_controller.scenario.file import Scenario
 from edge_controller.trading.bids import Order
+from edge_controller.trading.optimizer import PlannedPeriod
 from edge_controller.weather.messages import GeoLocation
 
 
@@ -88,6 +89,10 @@ class BidRecord:
     """The order placed for `period_start` (the others are decided again later)."""
     rejected: str | None = None
     """The market's refusal of `submitted`, if any."""
+    plan: tuple[PlannedPeriod, ...] = ()
+    """The optimizer's plan over the horizon at this round (empty: threshold strategy)."""
+    solve_ms: float | None = None
+    """How long the optimizer took (None: threshold strategy)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -90,7 +90,8 @@ from edge_controller.power.planning import (
     pool_bounds,
     to_battery_unit,
 )
-from edge_controller.scenario.file import MarketWind, Scenario
+from edge_controller.scenario.file import Bidding, MarketWind, Scenario
+from edge_controller.scenario.load_forecast import forecast_load_w, load_errors
 from edge_controller.scenario.records import (
     BidRecord,
     CommandCheck,
@@ -120,6 +121,8 @@ from edge_controller.trading.bids import (
     Strategy,
     build_orders,
 )
+from edge_controller.trading.optimizer import Committed, Plan, Settings, plan_bids
+from edge_controller.trading.storage import StorageUnit
 from edge_controller.weather.data import (
     Dataset,
     actual_weather,
@@ -275,6 +278,9 @@ class Forecast:
     wind_w: Array
     mid_epoch_s: Array
     hub_wind_ms: Array
+    load_w: Array
+    """The site's load forecast per period (W ≥ 0): the profile at the period's midpoint
+    with the seeded error of `load_forecast` (the weather's own error stays apart)."""
 
     def index(self, start: datetime) -> int:
         """Return the index of the period starting at `start`.
@@ -531,15 +537,27 @@ def decide_bid(
             production_w=-(
                 forecast.pv_w[forecast.index(start)] + forecast.wind_w[forecast.index(start)]
             ),
-            load_w=load_w(setup.layout, _local(setup, start + rules.period / 2)),
+            load_w=float(forecast.load_w[forecast.index(start)]),
         )
         for start in starts
     ]
     sell_pool, buy_pool, strategy = battery_pools(setup, state, observation)
-    proposed = [
-        *(o for o in build_orders(outlook, sell_pool, strategy) if o.side is Side.SELL),
-        *(o for o in build_orders(outlook, buy_pool, strategy) if o.side is Side.BUY),
-    ]
+    plan: Plan | None = None
+    if spec.bidding is Bidding.OPTIMAL:
+        plan = plan_bids(
+            outlook,
+            storage_units(setup, observation),
+            optimizer_settings(setup),
+            now=now,
+            place={target},
+            committed=commitments(setup, state, now),
+        )
+        proposed = list(plan.orders)
+    else:
+        proposed = [
+            *(o for o in build_orders(outlook, sell_pool, strategy) if o.side is Side.SELL),
+            *(o for o in build_orders(outlook, buy_pool, strategy) if o.side is Side.BUY),
+        ]
     proposed.sort(key=lambda o: o.period_start)
     submitted = next((o for o in proposed if o.period_start == target), None)
     rejected: str | None = None
@@ -568,6 +586,8 @@ def decide_bid(
         orders=tuple(proposed),
         submitted=submitted,
         rejected=rejected,
+        plan=plan.periods if plan is not None else (),
+        solve_ms=plan.solve_ms if plan is not None else None,
     )
     state = replace(
         state,
@@ -639,6 +659,84 @@ def battery_pools(
     sell = pool(stored - discharge_wh / efficiency)
     buy = pool(stored + charge_wh * efficiency)
     return sell, buy, strategy
+
+
+def storage_units(setup: Setup, observation: Observation) -> list[StorageUnit]:
+    """The distribution's units as the optimizer sees them (see `trading.storage`).
+
+    Per battery inverter: SoC and SoC bounds as the distribution normalises them, the
+    floor at the reserve (raised to the lower bound + taper, where the power fades), the
+    ceiling at the upper bound − taper, the present power bounds, the inverter's
+    efficiency. A unit the distribution cannot use is left out.
+    """
+    layout = setup.layout
+    reserve = setup.scenario.spec.strategy.reserve_soc_pct
+    units = []
+    for inverter_id, unit in observation.units.items():
+        aggregated = to_battery_unit(unit)
+        if isinstance(aggregated, str):
+            continue
+        specs = [layout.battery_specs[b] for b in layout.batteries_of[inverter_id]]
+        units.append(
+            StorageUnit(
+                unit_id=inverter_id,
+                capacity_wh=aggregated.capacity_wh,
+                soc_pct=aggregated.soc_pct,
+                soc_lower_pct=aggregated.soc_lower_pct,
+                soc_upper_pct=aggregated.soc_upper_pct,
+                floor_pct=max(
+                    max(reserve, s.soc_bounds_pct.lower + s.soc_taper_pct) for s in specs
+                ),
+                ceiling_pct=min(s.soc_bounds_pct.upper - s.soc_taper_pct for s in specs),
+                charge_max_w=max(0.0, max(r.upper for r in aggregated.allowed)),
+                discharge_max_w=max(0.0, -min(r.lower for r in aggregated.allowed)),
+                efficiency=layout.inverter_specs[inverter_id].efficiency,
+            )
+        )
+    return units
+
+
+SAFETY_MARGIN_SHARE: Final = 0.002
+"""Of the batteries' capacity, kept clear of the pool's floor and ceiling by the optimizer."""
+
+
+def optimizer_settings(setup: Setup) -> Settings:
+    """The optimizer's parameters from the scenario's strategy and the market's rules."""
+    spec, rules = setup.scenario.spec, setup.market.rules
+    strategy = spec.strategy
+    return Settings(
+        degradation_eur_per_mwh=spec.degradation_eur_per_mwh,
+        max_volume_mw=strategy.max_volume_mw,
+        min_quantity_mw=strategy.min_quantity_mw,
+        step_mw=float(rules.lot_mw),
+        max_import_w=strategy.max_import_w,
+        max_export_w=strategy.max_export_w,
+        safety_margin_wh=SAFETY_MARGIN_SHARE * setup.layout.capacity_wh,
+        min_price=float(rules.min_price),
+        max_price=float(rules.max_price),
+    )
+
+
+def commitments(setup: Setup, state: ControllerState, now: datetime) -> list[Committed]:
+    """Return what is still to deliver, for the optimizer.
+
+    The dispatches' remaining run windows (traded: they will run) and the orders not
+    cleared yet (open: they may fill, or not).
+    """
+    found: list[Committed] = []
+    horizon = setup.scenario.spec.end + timedelta(days=1)
+    for dispatch in state.schedule.dispatches:
+        try:
+            power_w = parse_battery_power(int(dispatch.id), dispatch.payload).power_w
+        except PayloadError:
+            continue
+        for begin, end in windows(dispatch, now, horizon):
+            found.append(Committed(begin, end - begin, traded_w=power_w))
+    found += [
+        Committed(p.order.period_start, p.order.duration, open_w=p.order.battery_power_w)
+        for p in state.pending.values()
+    ]
+    return found
 
 
 def committed_energy_wh(setup: Setup, state: ControllerState, now: datetime) -> tuple[float, float]:
@@ -825,6 +923,13 @@ def make_forecast(setup: Setup, issued_at: datetime, first: datetime, count: int
         wind_w=_wind(setup.layout, at_mid.wind_speed_10m_ms),
         mid_epoch_s=mids,
         hub_wind_ms=wind_speed_at_height(at_mid.wind_speed_10m_ms, SMALL_TURBINE_HUB_HEIGHT_M),
+        load_w=forecast_load_w(
+            [
+                load_w(setup.layout, _local(setup, first + k * period + period / 2))
+                for k in range(count)
+            ],
+            load_errors(spec.seed, issued_s, mids - issued_s),
+        ),
     )
 
 
@@ -868,7 +973,7 @@ def day_ahead(setup: Setup) -> tuple[ForecastPoint, ...]:
             expected_price=prices[start],
             pv_w=float(forecast.pv_w[k]),
             wind_w=float(forecast.wind_w[k]),
-            load_w=load_w(setup.layout, _local(setup, start + period / 2)),
+            load_w=float(forecast.load_w[k]),
         )
         for k, start in enumerate(sorted(prices))
     )
@@ -1083,6 +1188,7 @@ __all__ = [
     "battery_pools",
     "build_setup",
     "clear_due",
+    "commitments",
     "committed_energy_wh",
     "control_step",
     "day_ahead",
@@ -1094,9 +1200,11 @@ __all__ = [
     "load_w",
     "make_forecast",
     "observe",
+    "optimizer_settings",
     "order_request",
     "run_scenario",
     "speed_for_fraction",
+    "storage_units",
     "trade_dispatch",
     "turbine_fraction",
     "with_delivery",

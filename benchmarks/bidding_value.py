@@ -1,0 +1,155 @@
+"""Bidding value: the optimizer against the threshold strategy and perfect foresight.
+
+For each seeded day the scenario loop (`edge_controller.scenario.run`: the market
+model clearing every 15-minute period with our order in the book, hourly weather
+forecasts and a load forecast with seeded errors, won trades as dispatches, the power
+distribution on the simulated batteries of `config/sim-site.toml`) runs twice from
+`config/scenario-day.toml`:
+
+- (a) the optimizer (`[strategy] kind = "optimal"`, a 24 h plan re-solved every period);
+- (b) the threshold strategy (`kind = "threshold"`, its shipped 6 h mean and 20 EUR/MWh
+  spread);
+
+and (c) perfect foresight is the optimizer's own program over the day on the realised
+prices (the clearing without our orders), production and load (`scenario.value`).
+
+Day d (seed d + 1) starts at local midnight on day 1 + 17·d of 2025 (so 20 days cover
+the seasons: weather, wind-driven prices and PV differ), with the forecast errors of
+seed d + 1; the physics sub-step is 10 s. Same seeds, same figures.
+
+**Value** (EUR, per day): trades at the clearing price − the degradation cost (the
+scenario's `degradation_cost`, per MWh charged or discharged) + the change of the
+stored energy at the day's mean realised price (see `scenario.value`), the same
+accounting for all three.
+
+**Figures.** `value_pct_of_perfect_foresight`: the median over days of
+100·(a)/(c). `value_ratio_vs_threshold`: Σ(a) / Σ(b) over all days — a ratio of
+totals, because the threshold strategy's value is ≤ 0 on some days, where a per-day
+ratio means nothing (printed as "n/a" when Σ(b) ≤ 0). `reserve_violations`: over all
+days of (a), control steps × batteries below their floor (max(reserve, lower bound +
+taper)) and below where they started. `solve_ms_p99`: the 99th percentile of the
+optimizer's solve time over all rounds (96-period plans, each with its per-unit fill
+check).
+
+    .venv/bin/python benchmarks/bidding_value.py [--days 20]
+
+The last line is machine-readable:
+
+    value_pct_of_perfect_foresight=<median %> value_ratio_vs_threshold=<x>
+    reserve_violations=<n> solve_ms_p99=<ms>                       (on one line)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import structlog
+
+from edge_controller.scenario.file import load_scenario
+from edge_controller.scenario.run import build_setup, run_scenario
+from edge_controller.scenario.value import (
+    day_value,
+    perfect_foresight,
+    reserve_crossings,
+    terminal_price,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "config" / "scenario-day.toml"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def scenario_text(day: date, seed: int, kind: str) -> str:
+    text = SHIPPED.read_text(encoding="utf-8")
+    lines = []
+    for line in text.splitlines():
+        key = line.split("=")[0].strip()
+        if key == "start":
+            line = f"start = {day.isoformat()}T00:00:00+02:00"
+        elif key == "seed":
+            line = f"seed = {seed}"
+        elif key == "physics_step":
+            line = 'physics_step = "10s"'
+        elif key == "site":
+            line = f'site = "{ROOT / "config" / "sim-site.toml"}"'
+        elif key == "file":
+            line = f'file = "{ROOT / "config" / "market-default.toml"}"'
+        elif key == "kind":
+            line = f'kind = "{kind}"'
+        elif key == "horizon" and kind == "threshold":
+            line = 'horizon = "6h"'
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def main(days: int) -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    rows = []
+    solve_ms: list[float] = []
+    violations = 0
+    threshold_violations = 0
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        for d in range(days):
+            day = date(2025, 1, 1) + timedelta(days=17 * d)
+            seed = d + 1
+            values = {}
+            for kind in ("optimal", "threshold"):
+                path = Path(folder) / f"day-{d}-{kind}.toml"
+                path.write_text(scenario_text(day, seed, kind), encoding="utf-8")
+                scenario = load_scenario(path)
+                result = run_scenario(scenario)
+                if kind == "optimal":
+                    setup = build_setup(scenario)
+                    terminal = terminal_price(setup)
+                    best = perfect_foresight(setup, terminal).value_eur
+                    solve_ms += [b.solve_ms for b in result.bids if b.solve_ms is not None]
+                    violations += reserve_crossings(result)
+                else:
+                    threshold_violations += reserve_crossings(result)
+                degradation = scenario.spec.degradation_eur_per_mwh
+                values[kind] = day_value(result, degradation=degradation, terminal=terminal)
+            optimal, threshold = values["optimal"], values["threshold"]
+            pct = 100.0 * optimal.value_eur / best if best > 0 else math.nan
+            rows.append((day, optimal.value_eur, threshold.value_eur, best, pct))
+            print(
+                f"{day} seed {seed:2d}: optimizer {optimal.value_eur:8.2f} EUR "
+                f"({optimal.traded_mwh:.2f} MWh traded), threshold {threshold.value_eur:8.2f} EUR "
+                f"({threshold.traded_mwh:.2f} MWh), perfect foresight {best:8.2f} EUR: "
+                f"{pct:6.1f} %",
+                flush=True,
+            )
+    total_a = math.fsum(r[1] for r in rows)
+    total_b = math.fsum(r[2] for r in rows)
+    total_c = math.fsum(r[3] for r in rows)
+    median_pct = statistics.median(r[4] for r in rows if math.isfinite(r[4]))
+    ratio = f"{total_a / total_b:.2f}" if total_b > 0 else "n/a"
+    print(
+        f"\n{days} days in {time.perf_counter() - began:.0f} s: optimizer {total_a:.2f} EUR, "
+        f"threshold {total_b:.2f} EUR (days <= 0: {sum(1 for r in rows if r[2] <= 0)}), "
+        f"perfect foresight {total_c:.2f} EUR; optimizer / perfect foresight over all days "
+        f"{100 * total_a / total_c:.1f} %; threshold reserve crossings {threshold_violations}; "
+        f"{len(solve_ms)} solves, p50 {percentile(solve_ms, 0.5):.1f} ms"
+    )
+    print(
+        f"value_pct_of_perfect_foresight={median_pct:.1f} value_ratio_vs_threshold={ratio} "
+        f"reserve_violations={violations} solve_ms_p99={percentile(solve_ms, 0.99):.1f}"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=20)
+    main(parser.parse_args().days)
