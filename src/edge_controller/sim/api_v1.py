@@ -21,6 +21,7 @@ Semantics this servicer had to decide, where the v1 API leaves room:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
+from functools import partial
 from typing import TypeAlias
 
 from frequenz.api.common.v1 import location_pb2
@@ -44,7 +45,6 @@ from edge_controller.power.bounds import Range
 from edge_controller.sim.grpc_shell import (
     EPOCH,
     Context,
-    SampleCache,
     bounds_messages,
     change_state,
     enum_value,
@@ -67,6 +67,7 @@ from edge_controller.sim.site import (
     PvSpec,
     SensorSpec,
 )
+from edge_controller.sim.stream_message import MessageParts, StreamMessage
 
 MetricNumber: TypeAlias = metric_sample_pb2.Metric.ValueType
 
@@ -227,6 +228,17 @@ def component_data_to_proto(
     )
 
 
+def component_data_parts(response: pb.ReceiveComponentDataStreamResponse) -> MessageParts:
+    """Find what changes from sample to sample in a data response (see `StreamMessage`)."""
+    data = response.data
+    samples = data.metric_samples
+    return MessageParts(
+        times=[m.sampled_at for m in samples] + [state.sampled_at for state in data.states],
+        values=[m.value.simple_metric for m in samples],
+        bounds=[list(m.bounds) for m in samples],
+    )
+
+
 def sensor_data_to_proto(
     sample: ComponentSample, metrics: frozenset[int]
 ) -> sensors_pb2.SensorData:
@@ -256,12 +268,6 @@ class MicrogridServicerV1(pb_grpc.MicrogridServicer):
         """Serve `service`'s site."""
         self._service = service
         self._site = service.site
-        self._component_cache: SampleCache[
-            tuple[int, frozenset[int]], pb.ReceiveComponentDataStreamResponse
-        ] = SampleCache()
-        self._sensor_cache: SampleCache[
-            tuple[int, frozenset[int]], pb.ReceiveSensorDataStreamResponse
-        ] = SampleCache()
 
     # ------------------------------------------------------------- metadata
 
@@ -362,16 +368,16 @@ class MicrogridServicerV1(pb_grpc.MicrogridServicer):
     ) -> AsyncIterator[pb.ReceiveComponentDataStreamResponse]:
         """Stream a component's data at the site's rate, filtered by metric."""
         metrics = _metric_filter(request.filter.metrics)
-        key = (request.component_id, metrics)
 
         def build(sample: ComponentSample) -> pb.ReceiveComponentDataStreamResponse:
             return pb.ReceiveComponentDataStreamResponse(
                 data=component_data_to_proto(sample, metrics)
             )
 
+        message = StreamMessage(build, component_data_parts, partial(_wanted, metrics=metrics))
         samples = self._service.stream(request.component_id)
         async for sample in streamed(context, samples):
-            yield self._component_cache.convert(key, sample, build)
+            yield message.update(sample)
 
     @override
     async def ReceiveSensorDataStream(
@@ -379,14 +385,9 @@ class MicrogridServicerV1(pb_grpc.MicrogridServicer):
     ) -> AsyncIterator[pb.ReceiveSensorDataStreamResponse]:
         """Stream a weather station's readings, filtered by metric."""
         metrics = _metric_filter(request.filter.metrics)
-        key = (request.sensor_id, metrics)
-
-        def build(sample: ComponentSample) -> pb.ReceiveSensorDataStreamResponse:
-            return pb.ReceiveSensorDataStreamResponse(data=sensor_data_to_proto(sample, metrics))
-
         samples = self._service.stream(request.sensor_id, sensor=True)
         async for sample in streamed(context, samples):
-            yield self._sensor_cache.convert(key, sample, build)
+            yield pb.ReceiveSensorDataStreamResponse(data=sensor_data_to_proto(sample, metrics))
 
     # ------------------------------------------------------------- control
 

@@ -28,7 +28,6 @@ from edge_controller.sim.errors import ErrorKind, SimError
 from edge_controller.sim.grpc_shell import (
     EPOCH,
     Context,
-    SampleCache,
     bounds_messages,
     change_state,
     enum_value,
@@ -50,6 +49,7 @@ from edge_controller.sim.site import (
     InverterSpec,
     PvSpec,
 )
+from edge_controller.sim.stream_message import MessageParts, StreamMessage
 
 _METRIC_NAMES = {
     Metric.AC_ACTIVE_POWER: "AC_POWER_ACTIVE",
@@ -162,6 +162,20 @@ def telemetry_to_proto(
     )
 
 
+def telemetry_parts(
+    response: pb.ReceiveElectricalComponentTelemetryStreamResponse,
+) -> MessageParts:
+    """Find what changes from sample to sample in a telemetry response (see `StreamMessage`)."""
+    telemetry = response.telemetry
+    samples = telemetry.metric_samples
+    return MessageParts(
+        times=[m.sample_time for m in samples]
+        + [snapshot.origin_time for snapshot in telemetry.state_snapshots],
+        values=[m.value.simple_metric for m in samples],
+        bounds=[list(m.bounds) for m in samples],
+    )
+
+
 def _diagnostic_code(name: str) -> ec_pb2.ElectricalComponentDiagnosticCode.ValueType:
     codes = ec_pb2.ElectricalComponentDiagnosticCode
     return enum_value(
@@ -187,9 +201,6 @@ class MicrogridServicerV1Alpha18(pb_grpc.MicrogridServicer):
         """Serve `service`'s site."""
         self._service = service
         self._site = service.site
-        self._telemetry_cache: SampleCache[
-            tuple[int, frozenset[int]], pb.ReceiveElectricalComponentTelemetryStreamResponse
-        ] = SampleCache()
 
     @override
     async def GetMicrogrid(
@@ -277,16 +288,20 @@ class MicrogridServicerV1Alpha18(pb_grpc.MicrogridServicer):
     ) -> AsyncIterator[pb.ReceiveElectricalComponentTelemetryStreamResponse]:
         """Stream a component's telemetry at the site's rate, filtered by metric."""
         metrics = frozenset(int(m) for m in request.filter.metrics)
-        key = (request.electrical_component_id, metrics)
 
         def build(sample: ComponentSample) -> pb.ReceiveElectricalComponentTelemetryStreamResponse:
             return pb.ReceiveElectricalComponentTelemetryStreamResponse(
                 telemetry=telemetry_to_proto(sample, metrics)
             )
 
+        message = StreamMessage(
+            build,
+            telemetry_parts,
+            lambda metric: not metrics or METRIC_TO_PROTO[metric] in metrics,
+        )
         samples = self._service.stream(request.electrical_component_id)
         async for sample in streamed(context, samples):
-            yield self._telemetry_cache.convert(key, sample, build)
+            yield message.update(sample)
 
     @override
     async def ReceiveSensorTelemetryStream(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import grpc
 import structlog
@@ -20,7 +20,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from edge_controller import serving
 from edge_controller.power.bounds import Range
 from edge_controller.sim.errors import ErrorKind, SimError
-from edge_controller.sim.model import ComponentSample
 from edge_controller.sim.service import SimService, StateAction
 
 if TYPE_CHECKING:
@@ -132,30 +131,6 @@ def requested_ranges(bounds: Iterable[OptionalEnds]) -> list[tuple[float | None,
     ]
 
 
-class SampleCache(Generic[_K, _M]):
-    """The latest converted message per stream key, reused for the same sample object.
-
-    `SimService` builds one `ComponentSample` per component and tick and hands that
-    same object to every subscriber, so N streams with the same key (component and
-    metric filter) pay for one protobuf conversion per tick instead of N.
-    """
-
-    def __init__(self) -> None:
-        """Start empty."""
-        self._latest: dict[_K, tuple[ComponentSample, _M]] = {}
-
-    def convert(
-        self, key: _K, sample: ComponentSample, build: Callable[[ComponentSample], _M]
-    ) -> _M:
-        """Return `build(sample)`, computed once per sample object and key."""
-        cached = self._latest.get(key)
-        if cached is not None and cached[0] is sample:
-            return cached[1]
-        message = build(sample)
-        self._latest[key] = (sample, message)
-        return message
-
-
 async def change_state(
     service: SimService, context: Context, component_id: int, action: StateAction
 ) -> empty_pb2.Empty:
@@ -172,7 +147,6 @@ __all__ = [
     "EPOCH",
     "Context",
     "OptionalEnds",
-    "SampleCache",
     "bounds_messages",
     "change_state",
     "enum_value",
