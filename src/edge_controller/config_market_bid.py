@@ -25,6 +25,8 @@ horizon = 8                      # delivery periods bid for ahead
 period = 900                     # s: 300, 900, 1800 or 3600 (the market's)
 gate_closure = 300               # s before delivery (the market's)
 reserve_soc = 20                 # % never sold
+strategy = "optimal"             # or "threshold" (price_spread)
+degradation_cost = 10            # EUR/MWh of throughput (optimal)
 price_spread = 20                # EUR/MWh between buy and sell thresholds
 max_volume = "1 MW"
 pv_peak = "350 kW"               # the site's production, for the forecast
@@ -226,6 +228,29 @@ MARKET_BID = SectionSpec(
             "a SoC % 0-100",
             "Energy below this SoC is never sold.",
             "%",
+        ),
+        _option(
+            "strategy",
+            "bidding",
+            string,
+            '"optimal" or "threshold"',
+            "How bids are built: the optimizer's plan (per battery, after wear) or the "
+            "price thresholds.",
+        ),
+        _option(
+            "plan_horizon",
+            "plan_horizon",
+            integer,
+            "a number of periods 1-192",
+            "Delivery periods the optimizer plans ahead.",
+        ),
+        _option(
+            "degradation_cost",
+            "degradation_cost",
+            number,
+            "EUR/MWh >= 0",
+            "The optimizer's cost of wear per MWh charged or discharged.",
+            "EUR/MWh",
         ),
         _option(
             "price_spread",

@@ -84,6 +84,22 @@ async def test_the_controller_runs_the_weather_and_market_bid_actors(
     Client._instances.clear()
 
 
+def test_the_bidding_strategy_is_a_named_choice() -> None:
+    env = {**ENV, "EDGE_CONTROLLER_TRADING_KEY": "t"}
+    config = parse_config(
+        {**GOOD, "market_bid": {**SECTION, "strategy": "optimal", "degradation_cost": 25}},
+        environ=env,
+    )
+    assert config.market_bid is not None
+    assert config.market_bid.options["bidding"] == "optimal"
+    assert config.market_bid.options["degradation_cost"] == 25
+    with pytest.raises(
+        ConfigError,
+        match=r"market_bid\.strategy: expected one of 'optimal', 'threshold', got 'greedy'",
+    ):
+        parse_config({**GOOD, "market_bid": {**SECTION, "strategy": "greedy"}}, environ=env)
+
+
 def test_an_openweathermap_key_replaces_the_weather_api(tmp_path: Path) -> None:
     env = {**ENV, "EDGE_CONTROLLER_TRADING_KEY": "t"}
     (tmp_path / "owm.key").write_text("k")

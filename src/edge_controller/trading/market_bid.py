@@ -119,7 +119,9 @@ from edge_controller.trading.bids import (
     Strategy,
     build_orders,
 )
+from edge_controller.trading.optimizer import Settings, plan_bids
 from edge_controller.trading.settlement import PeriodSettlement, SettlementBook
+from edge_controller.trading.storage import StorageUnit
 from edge_controller.weather.messages import WeatherForecast
 
 DURATIONS: Final = {
@@ -133,6 +135,8 @@ _DURATION_OF: Final = {value: key for key, value in DURATIONS.items()}
 _NOT_AN_ORDER: Final = frozenset({OrderState.FAILED})
 FORGET_AFTER: Final = timedelta(hours=1)
 """How long after its end a period's orders, trades and dispatch are kept in memory."""
+BIDDING: Final = ("optimal", "threshold")
+"""The bid builders `MarketBidOptions.bidding` names (config `strategy`)."""
 STREAM_REOPEN_S: Final = 5.0
 """How long after a market stream ended for good it is opened again."""
 
@@ -163,6 +167,13 @@ class MarketBidOptions:
     round_delay: timedelta = timedelta(seconds=30)
     """How long after each gate closure the next round runs."""
     reserve_soc_pct: float = 20.0
+    bidding: str = "threshold"
+    """How bids are built: "optimal" (`optimizer`: a plan over `plan_horizon` periods,
+    re-solved every round, per battery) or "threshold" (`bids`: `price_spread`)."""
+    plan_horizon: int = 96
+    """Delivery periods the optimizer plans ahead (orders go only to the first `horizon`)."""
+    degradation_cost: float = 10.0
+    """EUR/MWh charged or discharged at the meter: the optimizer's cost of wear."""
     price_spread: float = 20.0
     """EUR/MWh between the buy and the sell threshold (see `bids`)."""
     max_volume_mw: float = 1.0
@@ -216,6 +227,15 @@ class MarketBidOptions:
             )
         if not 0 <= self.reserve_soc_pct <= 100:
             problems.append(f"reserve_soc_pct: expected 0..100, got {self.reserve_soc_pct}")
+        if self.bidding not in BIDDING:
+            problems.append(
+                f"strategy: expected one of {', '.join(repr(b) for b in BIDDING)}, "
+                f"got {self.bidding!r}"
+            )
+        if not 1 <= self.plan_horizon <= 192:
+            problems.append(f"plan_horizon: expected 1..192 periods, got {self.plan_horizon}")
+        if not (math.isfinite(self.degradation_cost) and self.degradation_cost >= 0):
+            problems.append(f"degradation_cost: expected >= 0 EUR/MWh, got {self.degradation_cost}")
         if not (math.isfinite(self.price_spread) and self.price_spread >= 0):
             problems.append(f"price_spread: expected >= 0 EUR/MWh, got {self.price_spread}")
         if not (math.isfinite(self.max_volume_mw) and self.max_volume_mw >= 0.1):
@@ -655,7 +675,10 @@ class MarketBidActor(SupervisedActor):
                 "bidding_skipped", reason="no weather forecast covers the coming periods"
             )
             return
-        orders = build_orders(outlooks, pool, options.strategy, skip=frozenset(self._orders))
+        if options.bidding == "optimal":
+            orders = self._optimal_orders(pool, now, starts[0])
+        else:
+            orders = build_orders(outlooks, pool, options.strategy, skip=frozenset(self._orders))
         self._log.info(
             "bids_built",
             periods=len(outlooks),
@@ -668,6 +691,54 @@ class MarketBidActor(SupervisedActor):
         )
         for order in orders:
             await self._place(order)
+
+    def _optimal_orders(self, pool: BatteryPool, now: datetime, first: datetime) -> list[Order]:
+        """The optimizer's orders for the open periods of `horizon` that have none.
+
+        Plans `plan_horizon` periods; the pool (commitments already taken out) is one
+        storage unit whose floor is the reserve: per-battery units need the telemetry
+        of each inverter, which the actor's `battery_pool` reader does not give yet.
+        """
+        options = self.options
+        starts = outlook.delivery_starts(
+            now, options.period, options.gate_closure, max(options.plan_horizon, options.horizon)
+        )
+        periods = outlook.period_outlooks(
+            starts,
+            options.period,
+            forecast=self._forecast,
+            site=options.site,
+            load_w=self._load_w,
+            expected_price=self._expected_price,
+        )
+        periods = [p for p in periods if p.start not in self._orders]
+        unit = StorageUnit(
+            unit_id=0,
+            capacity_wh=pool.capacity_wh,
+            soc_pct=pool.soc_pct,
+            soc_lower_pct=0.0,
+            soc_upper_pct=100.0,
+            floor_pct=options.reserve_soc_pct,
+            ceiling_pct=pool.soc_upper_pct,
+            charge_max_w=pool.charge_max_w,
+            discharge_max_w=pool.discharge_max_w,
+            efficiency=pool.efficiency,
+        )
+        place = {first + i * options.period for i in range(options.horizon)}
+        plan = plan_bids(
+            periods,
+            [unit],
+            Settings(
+                degradation_eur_per_mwh=options.degradation_cost,
+                max_volume_mw=options.max_volume_mw,
+                max_import_w=options.max_import_w,
+                max_export_w=options.max_export_w,
+            ),
+            now=now,
+            place=place,
+        )
+        self._log.info("plan_solved", periods=len(plan.periods), solve_ms=round(plan.solve_ms, 1))
+        return list(plan.orders)
 
     def _commitments(self) -> list[outlook.Commitment]:
         commitments = [
