@@ -10,8 +10,19 @@ distribution on the simulated batteries of `config/sim-site.toml`) runs twice fr
 - (b) the threshold strategy (`kind = "threshold"`, its shipped 6 h mean and 20 EUR/MWh
   spread);
 
-and (c) perfect foresight is the optimizer's own program over the day on the realised
-prices (the clearing without our orders), production and load (`scenario.value`).
+and (c) perfect foresight, as the issue defines it: *the same program on the realised
+prices and loads* — `plan_bids` once over the day, from the same SoCs, on the realised
+production and load (no forecast margin) and with the same price-response model fed
+the *realised* supply and demand curves (the market model's book on the actual
+weather, cleared with 0…max_volume of ours in it), so it knows what every order of its
+own would have cleared at and filled (`scenario.value.perfect_foresight`). It is not a
+price-taking ceiling: a 0.5 MW order in this market moves the price by ~15 EUR/MWh
+(one 0.2 MW coal block = 6 EUR/MWh), and no strategy can sell 0.5 MW at the price
+without it. What (c) still has that (a) has not: exact prices and loads, one plan for
+the whole day instead of one order per period decided 5–20 minutes ahead, continuous
+volumes (no 0.1 MW flooring, no per-unit trimming), and no end-of-horizon beyond the
+day (the optimizer's 24 h horizon runs into tomorrow and may hold energy for it, which
+the day's value counts only at the mean price).
 
 Day d (seed d + 1) starts at local midnight on day 1 + 17·d of 2025 (so 20 days cover
 the seasons: weather, wind-driven prices and PV differ), with the forecast errors of
@@ -25,7 +36,8 @@ accounting for all three.
 **Figures.** `value_pct_of_perfect_foresight`: the median over days of
 100·(a)/(c). `value_ratio_vs_threshold`: Σ(a) / Σ(b) over all days — a ratio of
 totals, because the threshold strategy's value is ≤ 0 on some days, where a per-day
-ratio means nothing (printed as "n/a" when Σ(b) ≤ 0). `reserve_violations`: over all
+ratio means nothing. When Σ(b) ≤ 0 no ratio means anything: it prints "n/a" and the
+summary line above gives the difference Σ(a) − Σ(b) in EUR instead. `reserve_violations`: over all
 days of (a), control steps × batteries below their floor (max(reserve, lower bound +
 taper)) and below where they started. `solve_ms_p99`: the 99th percentile of the
 optimizer's solve time over all rounds (96-period plans, each with its per-unit fill
@@ -139,7 +151,8 @@ def main(days: int) -> None:
     print(
         f"\n{days} days in {time.perf_counter() - began:.0f} s: optimizer {total_a:.2f} EUR, "
         f"threshold {total_b:.2f} EUR (days <= 0: {sum(1 for r in rows if r[2] <= 0)}), "
-        f"perfect foresight {total_c:.2f} EUR; optimizer / perfect foresight over all days "
+        f"perfect foresight {total_c:.2f} EUR; optimizer − threshold {total_a - total_b:.2f} EUR; "
+        f"optimizer / perfect foresight over all days "
         f"{100 * total_a / total_c:.1f} %; threshold reserve crossings {threshold_violations}; "
         f"{len(solve_ms)} solves, p50 {percentile(solve_ms, 0.5):.1f} ms"
     )

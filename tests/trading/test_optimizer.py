@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from edge_controller.trading.bids import PeriodOutlook, Side
 from edge_controller.trading.optimizer import Committed, Settings, plan_bids
+from edge_controller.trading.price_response import PriceResponse
 from edge_controller.trading.storage import PoolWindow, StorageUnit
 from edge_controller.trading.unit_paths import PoolPower, crossings, unit_paths
 from tests.properties import examples
@@ -36,11 +37,35 @@ def unit(unit_id: int = 1, soc: float = 50.0, **changes: float) -> StorageUnit:
     return StorageUnit(unit_id, soc_pct=soc, **values)
 
 
-def day(prices: list[float], load_w: float = 0.0, production_w: float = 0.0) -> list[PeriodOutlook]:
+def day(
+    prices: list[float],
+    load_w: float = 0.0,
+    production_w: float = 0.0,
+    slope_per_lot: float | None = None,
+) -> list[PeriodOutlook]:
+    """Periods at `prices`; with `slope_per_lot`, each 0.1 MW of ours moves the price so much."""
     return [
-        PeriodOutlook(T0 + k * QUARTER, QUARTER, price, production_w, load_w)
+        PeriodOutlook(
+            T0 + k * QUARTER,
+            QUARTER,
+            price,
+            production_w,
+            load_w,
+            None if slope_per_lot is None else stack(price, slope_per_lot),
+        )
         for k, price in enumerate(prices)
     ]
+
+
+def stack(price: float, slope_per_lot: float, lots: int = 10) -> PriceResponse:
+    """A supply stack: each lot sold lowers the clearing price, each lot bought raises it."""
+    return PriceResponse(
+        0.1,
+        tuple(price - slope_per_lot * k for k in range(lots + 1)),
+        tuple(0.1 * k for k in range(lots + 1)),
+        tuple(price + slope_per_lot * k for k in range(lots + 1)),
+        tuple(0.1 * k for k in range(lots + 1)),
+    )
 
 
 def test_it_buys_in_the_trough_and_sells_at_the_peak() -> None:
@@ -138,6 +163,43 @@ def test_orders_are_in_steps_and_limits_pay_at_least_the_break_even() -> None:
             assert order.limit_price >= Decimal(str(expected)) - Decimal("0.01")
 
 
+def test_it_sells_into_a_falling_price_only_while_the_next_mw_still_pays() -> None:
+    # 4 peak periods at 150, a 10 % SoC headroom... enough energy for 1 MW in each.
+    # Taking 150 as given, it sells 1 MW per period; with 6 EUR/MWh per 0.1 MW sold, the
+    # sixth lot earns 150 − 66 = 84 < what the energy is worth at the horizon's end (100).
+    settings = Settings(max_volume_mw=1.0, terminal_price=100.0, degradation_eur_per_mwh=0.0)
+    units = [unit(soc=85.0, capacity_wh=4e6, discharge_max_w=1e6)]
+    taker = plan_bids(day([150.0] * 4), units, settings, now=NOW, place={T0})
+    answered = plan_bids(day([150.0] * 4, slope_per_lot=6.0), units, settings, now=NOW, place={T0})
+    assert all(p.sell_mw > 0.99 for p in taker.periods)
+    assert all(0.2 <= p.sell_mw <= 0.5 + 1e-9 for p in answered.periods)
+    assert answered.value_eur < taker.value_eur
+
+
+def test_a_sell_limit_is_at_most_the_price_expected_with_our_volume() -> None:
+    # So the order fills when the forecast is right: with 0.5 MW of ours the price falls
+    # from 150 to 135; a limit of 150 would make us the marginal seller, barely filled.
+    units = [unit(soc=85.0, capacity_wh=4e6, discharge_max_w=1e6)]
+    settings = Settings(max_volume_mw=0.5, terminal_price=60.0)
+    plan = plan_bids(day([150.0] * 4, slope_per_lot=3.0), units, settings, now=NOW, place={T0})
+    order = plan.orders[0]
+    assert order.side is Side.SELL
+    assert order.quantity_mw == Decimal("0.5")
+    assert plan.periods[0].expected_clearing_price == 135.0
+    assert order.limit_price <= Decimal(135)
+    # …and never below what keeping the energy is worth.
+    assert order.limit_price >= Decimal(60)
+
+
+def test_a_buy_limit_is_at_least_the_price_expected_with_our_volume() -> None:
+    units = [unit(soc=25.0, capacity_wh=4e6, charge_max_w=1e6)]
+    settings = Settings(max_volume_mw=0.5, terminal_price=150.0)
+    plan = plan_bids(day([60.0] * 4, slope_per_lot=3.0), units, settings, now=NOW, place={T0})
+    order = plan.orders[0]
+    assert order.side is Side.BUY
+    assert order.limit_price >= Decimal(str(plan.periods[0].expected_clearing_price))
+
+
 def test_a_day_of_96_periods_is_planned() -> None:
     prices = [80 + 60 * math.sin(2 * math.pi * k / 48) for k in range(96)]
     plan = plan_bids(day(prices), [unit(soc=50.0)], Settings(), now=NOW, place={T0})
@@ -173,9 +235,10 @@ unit_strategy = st.builds(
     units=st.lists(unit_strategy, min_size=1, max_size=4),
     prices=st.lists(st.floats(-50.0, 300.0), min_size=7, max_size=12),
     placed=st.integers(1, 3),
+    slope=st.sampled_from([None, 0.0, 3.0, 20.0]),
 )
 def test_every_subset_of_fills_keeps_every_unit_in_its_window(
-    units: list[StorageUnit], prices: list[float], placed: int
+    units: list[StorageUnit], prices: list[float], placed: int, slope: float | None
 ) -> None:
     # Two rounds, as the bidder runs them: the first places the period before T0, the
     # second plans from T0 with that order still open (6 minutes of it left).
@@ -191,7 +254,7 @@ def test_every_subset_of_fills_keeps_every_unit_in_its_window(
     committed = [
         Committed(o.period_start, o.duration, open_w=o.battery_power_w) for o in first.orders
     ]
-    periods = day(prices[1:])
+    periods = day(prices[1:], slope_per_lot=slope)
     plan = plan_bids(
         periods,
         units,

@@ -72,6 +72,7 @@ from edge_controller.market.errors import MarketError
 from edge_controller.market.model import (
     MarketSpec,
     MarketState,
+    Situation,
     Weather,
     initial_state,
     situation,
@@ -122,6 +123,7 @@ from edge_controller.trading.bids import (
     build_orders,
 )
 from edge_controller.trading.optimizer import Committed, Plan, Settings, plan_bids
+from edge_controller.trading.price_response import PriceResponse
 from edge_controller.trading.storage import StorageUnit
 from edge_controller.weather.data import (
     Dataset,
@@ -522,13 +524,22 @@ def decide_bid(
         return state, None
     count = max(1, spec.bid_horizon // rules.period)
     starts = [target + k * rules.period for k in range(count)]
-    prices = expected_prices(
-        market,
-        state.market_state,
-        state.next_clearing,
-        starts[-1],
-        _forecast_weather(setup, forecast),
-    )
+    weather = _forecast_weather(setup, forecast)
+    responses: dict[datetime, PriceResponse] = {}
+    if spec.bidding is Bidding.OPTIMAL:
+        responses = expected_responses(
+            market,
+            state.market_state,
+            state.next_clearing,
+            starts[-1],
+            weather,
+            response_lots(setup),
+        )
+        prices = {start: r.price_without_us for start, r in responses.items()}
+    else:
+        prices = expected_prices(
+            market, state.market_state, state.next_clearing, starts[-1], weather
+        )
     outlook = [
         PeriodOutlook(
             start=start,
@@ -538,6 +549,7 @@ def decide_bid(
                 forecast.pv_w[forecast.index(start)] + forecast.wind_w[forecast.index(start)]
             ),
             load_w=float(forecast.load_w[forecast.index(start)]),
+            response=responses.get(start),
         )
         for start in starts
     ]
@@ -615,6 +627,89 @@ def expected_prices(
         state = period.next_state
         start += market.rules.period
     return prices
+
+
+def expected_responses(
+    market: MarketSpec,
+    state: MarketState,
+    first: datetime,
+    last: datetime,
+    weather: Weather,
+    lots: int,
+) -> dict[datetime, PriceResponse]:
+    """Return how each period first..last would clear with our sell or buy of 0…`lots` lots.
+
+    The members' book of the market model on `weather` (their batteries rolled forward
+    from `state`, as in `expected_prices`), cleared with one order of ours in it: a sell
+    at the renewable price (the lowest any member offers, so it is matched before the
+    coal plant and takes the price the rest of the stack sets) or a buy at the price cap.
+    Index 0 is the price without us (`expected_prices`).
+    """
+    responses: dict[datetime, PriceResponse] = {}
+    start = first
+    while start <= last:
+        period = situation(market, state, start, weather)
+        responses[start] = _book_response(
+            market,
+            clearing.to_kw(period.consumer_demand_mw),
+            clearing.to_kw(period.shortfall_mw),
+            clearing.to_kw(period.surplus_mw),
+            clearing.to_kw(period.coal_available_mw),
+            max(0, lots),
+        )
+        state = period.next_state
+        start += market.rules.period
+    return responses
+
+
+@lru_cache(maxsize=1 << 16)
+def _book_response(
+    market: MarketSpec,
+    consumers_kw: int,
+    shortfall_kw: int,
+    surplus_kw: int,
+    coal_kw: int,
+    lots: int,
+) -> PriceResponse:
+    """The response of one period's book, which depends only on these four whole-kW figures.
+
+    (`clearing.member_orders` reads nothing else of the period.) A round asks for the
+    same books again and again: 96 periods × 96 rounds a day, most of them unchanged.
+    """
+    period = Situation(
+        start=datetime(2000, 1, 1, tzinfo=UTC),
+        duration=market.rules.period,
+        wind_speed_m_s=0.0,
+        consumer_demand_mw=consumers_kw / clearing.KW_PER_MW,
+        prosumer_load_mw=0.0,
+        turbine_mw=0.0,
+        battery_charge_mw=0.0,
+        battery_discharge_mw=0.0,
+        surplus_mw=surplus_kw / clearing.KW_PER_MW,
+        shortfall_mw=shortfall_kw / clearing.KW_PER_MW,
+        coal_available_mw=coal_kw / clearing.KW_PER_MW,
+        next_state=MarketState(()),
+    )
+    lot_kw = round(float(market.rules.lot_mw) * clearing.KW_PER_MW)
+    sell_limit, buy_limit = market.pricing.renewable_price, market.rules.max_price
+    tables: list[tuple[tuple[float, ...], tuple[float, ...]]] = []
+    for side, limit in ((clearing.Side.SELL, sell_limit), (clearing.Side.BUY, buy_limit)):
+        prices: list[float] = []
+        filled: list[float] = []
+        for k in range(lots + 1):
+            bids = [clearing.Bid(1, side, limit, k * lot_kw)] if k else []
+            outcome = clearing.clear_period(market, period, bids)
+            prices.append(float(outcome.record.price))
+            filled.append(outcome.fills_kw.get(1, 0) / clearing.KW_PER_MW)
+        tables.append((tuple(prices), tuple(filled)))
+    (sell_price, sell_filled), (buy_price, buy_filled) = tables
+    return PriceResponse(float(market.rules.lot_mw), sell_price, sell_filled, buy_price, buy_filled)
+
+
+def response_lots(setup: Setup) -> int:
+    """How many lots a price response covers: the largest order (`max_volume`)."""
+    lot = float(setup.market.rules.lot_mw)
+    return max(1, math.floor(setup.scenario.spec.strategy.max_volume_mw / lot + 1e-9))
 
 
 def battery_pools(
@@ -1195,6 +1290,7 @@ __all__ = [
     "decide_bid",
     "equivalent_weather",
     "expected_prices",
+    "expected_responses",
     "forecast_provider",
     "initial_controller_state",
     "load_w",
@@ -1202,6 +1298,7 @@ __all__ = [
     "observe",
     "optimizer_settings",
     "order_request",
+    "response_lots",
     "run_scenario",
     "speed_for_fraction",
     "storage_units",

@@ -12,9 +12,12 @@ not a loss. The terminal price is the mean *realised* price of the day's periods
 (the market's clearing without our orders), the same number for every strategy.
 
 **Perfect foresight** is the optimizer's own program (`trading.optimizer.plan_bids`)
-over the same periods, from the same SoCs, on the realised prices, production and
-load instead of forecasts, with that terminal price: what the plan would have been
-worth had every forecast been right and every order filled at that price.
+over the same periods, from the same SoCs, with that terminal price, on what really
+happened: the realised production and load, and each period's price response from the
+realised book (the market model on the actual weather, cleared with 0…max_volume of
+ours in it; `run.expected_responses`). So it knows what each of its own orders would
+have cleared at and filled — the program's value had every forecast been right, not a
+price-taker's ceiling that no order of ours could reach.
 
 **Reserve crossings**: steps at which a battery's SoC is below its floor
 (max(reserve, lower bound + taper)) and lower than at the start.
@@ -34,9 +37,11 @@ from edge_controller.scenario.records import ScenarioResult
 from edge_controller.scenario.run import (
     Setup,
     expected_prices,
+    expected_responses,
     load_w,
     observe,
     optimizer_settings,
+    response_lots,
     storage_units,
 )
 from edge_controller.sim.model import SiteModel
@@ -120,7 +125,17 @@ def reserve_crossings(result: ScenarioResult, *, tolerance_pct: float = 1e-6) ->
 def perfect_foresight(setup: Setup, terminal: float) -> Plan:
     """The optimizer's program on what really happened (see the module docstring)."""
     spec, rules = setup.scenario.spec, setup.market.rules
-    prices = realised_prices(setup)
+    market = setup.market
+    first = first_open_period(spec.start, rules.period, rules.gate_closure)
+    responses = expected_responses(
+        market,
+        initial_state(market),
+        first,
+        spec.end - rules.period,
+        setup.market_weather,
+        response_lots(setup),
+    )
+    prices = {start: r.price_without_us for start, r in responses.items()}
     step_s = spec.step.total_seconds()
     per_period = int(rules.period.total_seconds() // step_s)
     periods = []
@@ -129,7 +144,9 @@ def perfect_foresight(setup: Setup, terminal: float) -> Plan:
         rows = slice(first_row, first_row + per_period)
         produced = -float(np.mean(setup.actual.pv_w[rows] + setup.actual.wind_w[rows]))
         load = load_w(setup.layout, (start + rules.period / 2).astimezone(spec.start.tzinfo))
-        periods.append(PeriodOutlook(start, rules.period, price, max(0.0, produced), load))
+        periods.append(
+            PeriodOutlook(start, rules.period, price, max(0.0, produced), load, responses[start])
+        )
     model = SiteModel(setup.scenario.site, spec.start)
     units = storage_units(setup, observe(model, setup.layout, spec.start))
     settings = replace(optimizer_settings(setup), terminal_price=terminal, forecast_margin=0.0)

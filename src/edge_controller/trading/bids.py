@@ -39,6 +39,8 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import Enum
 
+from edge_controller.trading.price_response import PriceResponse
+
 
 class Side(Enum):
     """Which way an order trades, from the site's point of view."""
@@ -60,6 +62,9 @@ class PeriodOutlook:
     """Forecast PV + wind production of the site (≥ 0)."""
     load_w: float = 0.0
     """Forecast consumption of the site (≥ 0)."""
+    response: PriceResponse | None = None
+    """How the clearing price answers our volume (None: take `expected_price` as given).
+    Only the optimizer reads it; the thresholds compare expected prices."""
 
 
 @dataclass(frozen=True, slots=True)

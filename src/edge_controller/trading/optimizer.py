@@ -5,10 +5,16 @@ The threshold strategy (`bids`) sells above `mean + spread/2` and buys below
 period of the horizon at once (≥ 24 h of 15-minute periods), how much to buy and to
 sell so that
 
-    Σ_t  price_t · (sell_t − buy_t) · h  −  degradation · (sell_t + buy_t) · h
+    Σ_t  revenue_t(sell_t) − cost_t(buy_t) − degradation · (sell_t + buy_t) · h
          + terminal_price · (stored energy at the end − now)
 
-is largest (EUR; volumes MW at the meter, h the period in hours), subject to:
+is largest (EUR; volumes MW at the meter, h the period in hours). **The market answers
+our volume**: a period's `PeriodOutlook.response` (`price_response`) says what a sell or
+buy of k lots would clear at; its revenue and cost enter as segments of falling
+marginal revenue and rising marginal cost, so the plan sells into a steep supply curve
+only as far as the next MW still pays, and spreads its volume over periods rather than
+sinking one period's price. A period without a response is price-taking
+(revenue = expected price × volume). Subject to:
 
 - **Each battery's window, through the distribution's own behaviour.** The power
   distribution (`power.distribution.SocBalancing`) water-fills on a *common normalised
@@ -44,11 +50,15 @@ linear model does not see (the distribution's finite balancing horizon, the tape
 inverter resolution).
 
 **Limit prices.** A sell is worth placing as long as the price pays for the stored
-energy it uses: at the break-even price `p_t + r_t / h` (HiGHS' reduced cost `r_t`
-of the volume at its bound, ≤ 0 for a volume the plan would raise if it could). For a
-volume between its bounds the break-even is the expected price itself. So a sell's
-limit is at most its expected price and a buy's at least: an order fills whenever the
-market pays at least what makes it worth it, not only when the forecast was right.
+energy it uses: at the break-even marginal price — the marginal revenue of the period's
+first segment plus HiGHS' reduced cost of that segment / h (the same for every segment
+of the period: they differ only in their marginal). The limit is that break-even, and
+never above the price expected *with our volume in the book* (`PlannedPeriod.
+expected_clearing_price`): a uniform-price auction pays every seller the clearing
+price, so a low limit costs nothing when the forecast is right and, when it is wrong,
+stops the order where keeping the energy is worth more. A limit at the price without
+us would make our order the marginal offer and fill only what the curve leaves it.
+Buys the same way round.
 
 The solver is `scipy.optimize.linprog(method="highs")`: the plan is a linear
 program; the steps apply to what is placed (the rest is re-solved every round).
@@ -69,6 +79,7 @@ from scipy.optimize import linprog  # type: ignore[import-untyped]
 from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
 
 from edge_controller.trading.bids import Order, PeriodOutlook, Side
+from edge_controller.trading.price_response import Segment
 from edge_controller.trading.storage import PoolWindow, StorageUnit
 from edge_controller.trading.unit_paths import PoolPower, crossings, unit_paths
 
@@ -138,6 +149,9 @@ class PlannedPeriod:
     """Stored energy at the period's end, nominal efficiency."""
     fixed: bool
     """Already ordered or traded: not decided here."""
+    expected_clearing_price: float = math.nan
+    """The price expected with our planned volume in the book (= `expected_price` when
+    the period has no price response, or nothing is planned)."""
 
     @property
     def power_w(self) -> float:
@@ -318,14 +332,57 @@ def plan_bids(
         if not math.isfinite(period.expected_price):
             buy_ub[t] = sell_ub[t] = 0.0
 
-    # Variables: buy_0..buy_{n-1}, sell_0..sell_{n-1} (MW), short_floor, over_ceiling (MWh).
+    # The money of each period's volume: segments of falling marginal revenue (sells)
+    # and rising marginal cost (buys) from its price response, or one segment at the
+    # expected price (price-taking; committed periods too: their money is settled).
+    buy_segments: list[tuple[Segment, ...]] = []
+    sell_segments: list[tuple[Segment, ...]] = []
+    for t, period in enumerate(ordered):
+        response = period.response
+        if response is None or period.start in fixed:
+            buy_segments.append((Segment(math.inf, float(prices[t])),))
+            sell_segments.append((Segment(math.inf, float(prices[t])),))
+            continue
+        buys_t, sells_t = response.buy_segments(), response.sell_segments()
+        buy_segments.append(buys_t or (Segment(0.0, float(prices[t])),))
+        sell_segments.append(sells_t or (Segment(0.0, float(prices[t])),))
+        buy_ub[t] = min(buy_ub[t], math.fsum(s.width_mw for s in buys_t))
+        sell_ub[t] = min(sell_ub[t], math.fsum(s.width_mw for s in sells_t))
+
+    # Variables: buy_0..buy_{n-1}, sell_0..sell_{n-1} (MW), short_floor, over_ceiling
+    # (MWh), then per period its buy segments and its sell segments (MW).
     n = count
     degradation = settings.degradation_eur_per_mwh
+    segment_cost: list[float] = []
+    segment_ub: list[float] = []
+    eq_rows: list[int] = []
+    eq_cols: list[int] = []
+    eq_values: list[float] = []
+    first_buy_segment = np.zeros(n, dtype=np.int64)
+    first_sell_segment = np.zeros(n, dtype=np.int64)
+    column = 2 * n + 2
+    for t in range(n):
+        for row, variable, segments, sign, first in (
+            (t, t, buy_segments[t], 1.0, first_buy_segment),
+            (n + t, n + t, sell_segments[t], -1.0, first_sell_segment),
+        ):
+            first[t] = column
+            eq_rows.append(row)
+            eq_cols.append(variable)
+            eq_values.append(1.0)
+            for segment in segments:
+                segment_cost.append(sign * segment.marginal_eur_per_mwh * hours[t])
+                segment_ub.append(segment.width_mw)
+                eq_rows.append(row)
+                eq_cols.append(column)
+                eq_values.append(-1.0)
+                column += 1
     objective = np.concatenate(
         [
-            (prices + degradation - terminal * eta) * hours,
-            (-prices + degradation + terminal / eta) * hours,
+            (degradation - terminal * eta) * hours,
+            (degradation + terminal / eta) * hours,
             [PENALTY_EUR_PER_MWH, PENALTY_EUR_PER_MWH],
+            segment_cost,
         ]
     )
     margin_wh = max(0.0, settings.safety_margin_wh)
@@ -360,18 +417,21 @@ def plan_bids(
         rhs += [max(0.0, down_wh) / 1e6, max(0.0, up_wh) / 1e6]
     matrix = coo_matrix(
         (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(len(rhs), 2 * n + 2),
+        shape=(len(rhs), column),
     ).tocsr()
+    equalities = coo_matrix((eq_values, (eq_rows, eq_cols)), shape=(2 * n, column)).tocsr()
     bounds = np.column_stack(
         [
-            np.concatenate([buy_lb, sell_lb, [0.0, 0.0]]),
-            np.concatenate([buy_ub, sell_ub, [np.inf, np.inf]]),
+            np.concatenate([buy_lb, sell_lb, [0.0, 0.0], np.zeros(len(segment_ub))]),
+            np.concatenate([buy_ub, sell_ub, [np.inf, np.inf], segment_ub]),
         ]
     )
     result = linprog(
         objective,
         A_ub=matrix,
         b_ub=np.array(rhs),
+        A_eq=equalities,
+        b_eq=np.zeros(2 * n),
         bounds=bounds,
         method="highs-ds",
     )
@@ -379,8 +439,13 @@ def plan_bids(
         raise OptimizerError(int(result.status), str(result.message))
     solution = np.asarray(result.x, dtype=np.float64)
     buys, sells = solution[:n], solution[n : 2 * n]
-    upper_marginals = np.asarray(result.upper.marginals, dtype=np.float64)
-    buy_rc, sell_rc = upper_marginals[:n], upper_marginals[n : 2 * n]
+    # A segment's reduced cost is the same shift for every segment of its period: the
+    # break-even marginal price is the first segment's marginal + reduced cost / h.
+    reduced = np.asarray(result.lower.marginals, dtype=np.float64) + np.asarray(
+        result.upper.marginals, dtype=np.float64
+    )
+    buy_rc = reduced[first_buy_segment]
+    sell_rc = reduced[first_sell_segment]
 
     energy = window.energy_wh
     planned: list[PlannedPeriod] = []
@@ -388,6 +453,13 @@ def plan_bids(
     for t, period in enumerate(ordered):
         buy, sell = float(buys[t]), float(sells[t])
         energy += (buy * eta - sell / eta) * hours[t] * 1e6
+        response = period.response
+        if response is None or period.start in fixed:
+            clearing_price = float(prices[t])
+        elif sell >= buy:
+            clearing_price = response.sell_price_at(float(_floor_step(sell, settings.step_mw)))
+        else:
+            clearing_price = response.buy_price_at(float(_floor_step(buy, settings.step_mw)))
         planned.append(
             PlannedPeriod(
                 period.start,
@@ -397,6 +469,7 @@ def plan_bids(
                 sell,
                 energy,
                 period.start in fixed,
+                clearing_price,
             )
         )
         if t not in placing:
@@ -406,10 +479,12 @@ def plan_bids(
         if quantity <= 0 or quantity < Decimal(str(settings.min_quantity_mw)):
             continue
         if side is Side.SELL:
-            limit = min(float(prices[t]), float(prices[t]) + float(sell_rc[t]) / hours[t])
+            break_even = sell_segments[t][0].marginal_eur_per_mwh + float(sell_rc[t]) / hours[t]
+            limit = min(clearing_price, break_even)
             rounding = ROUND_CEILING
         else:
-            limit = max(float(prices[t]), float(prices[t]) - float(buy_rc[t]) / hours[t])
+            break_even = buy_segments[t][0].marginal_eur_per_mwh - float(buy_rc[t]) / hours[t]
+            limit = max(clearing_price, break_even)
             rounding = ROUND_FLOOR
         limit = min(settings.max_price, max(settings.min_price, limit))
         orders.append(
