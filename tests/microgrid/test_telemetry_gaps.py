@@ -46,9 +46,20 @@ def test_the_first_sample_after_a_reconnection_ends_a_gap_however_short() -> Non
     gaps = GapTracker(GAP)
     assert gaps.sampled(10, at(0), reconnected=True) is None  # the first sample ever
     assert gaps.sampled(10, at(0.5)) is None
-    assert gaps.sampled(10, at(1.0), reconnected=True) == Resumption(10, 1, timedelta(seconds=0.5))
+    assert gaps.sampled(10, at(1.0), reconnected=True) == Resumption(
+        10, 1, timedelta(seconds=0.5), reconnected=True
+    )
     assert gaps.sampled(10, at(1.0), reconnected=True) is None  # repeated: nothing new
     assert gaps.sampled(10, at(1.5)) is None
+
+
+def test_a_hole_in_an_open_stream_is_a_gap_but_not_a_reconnection() -> None:
+    """A busy server's late samples: reported, but nothing tells the commands were lost."""
+    gaps = GapTracker(GAP)
+    gaps.sampled(10, at(0))
+    resumption = gaps.sampled(10, at(5))
+    assert resumption is not None
+    assert not resumption.reconnected
 
 
 def test_a_rest_between_dispatches_is_no_gap() -> None:

@@ -16,9 +16,15 @@ avoids):
 - A newer request for the same battery set that arrives before an older one was
   processed makes the older one `Ignored`. Overlapping, unequal sets are logged; the
   newer request takes the batteries.
-- A target stays in force: it is re-planned and re-sent every `keepalive_interval`
-  (well within the API's command lifetime), which also keeps balancing SoC and brings
-  recovered batteries back. Sending 0 W releases the batteries.
+- A target stays in force: it is re-planned every `keepalive_interval` (well within
+  the API's command lifetime), which also keeps balancing SoC and brings recovered
+  batteries back. Sending 0 W releases the batteries.
+- A plan's command goes to an inverter only when it means something
+  (`power.command_pacing`): a changed value, a keep-alive, an unknown state (after a
+  failure or refusal), a re-opened stream; a value the inverter already holds is held
+  back (`commands_held`), and the same value is never repeated within
+  `MIN_RESEND_INTERVAL`, however often the target is re-planned. Commands go out
+  concurrently, at most `MAX_CONCURRENT_COMMANDS` at a time.
 - A timeout or an API error marks the battery broken (growing blocking time); an
   OUT_OF_RANGE refusal does not.
 - Every plan (first, retry, keep-alive, re-plan) counts each inverter that may not
@@ -81,6 +87,7 @@ from edge_controller.microgrid.site_view import meter_power_w
 from edge_controller.microgrid.telemetry import TelemetryCache
 from edge_controller.microgrid.telemetry_gaps import GapTracker, resumed_on_targets
 from edge_controller.power.bounds import Range, hull
+from edge_controller.power.command_pacing import CommandPacer
 from edge_controller.power.controls import limit_target
 from edge_controller.power.distribution import DistributionAlgorithm, SocBalancing
 from edge_controller.power.meter_limits import (
@@ -111,6 +118,9 @@ ORPHAN_GRACE = timedelta(seconds=2)
 starts its actors only after the dispatch service's first fetch, so running dispatches
 arrive at once); an inverter still delivering power that no target covers then is an
 orphan of an earlier run."""
+MAX_CONCURRENT_COMMANDS = 64
+"""Set-power calls in flight at once: a site of hundreds of inverters is commanded
+concurrently without opening hundreds of calls on one connection at the same instant."""
 
 
 class MicrogridAccess(Protocol):
@@ -203,8 +213,10 @@ class PowerDistributingActor(SupervisedActor):
         `meter_limits` are enforced on the battery inverters `inverters_below` each
         meter (the component graph's), from meter power no older than
         `meter_stale_after`. `on_command(seconds, ok)` is told how long each inverter
-        command took (metrics). When an inverter's telemetry resumes after a gap
-        (`microgrid.telemetry_gaps`), its target is re-sent at once (`telemetry_resumed`).
+        command took (metrics). When an inverter's telemetry stream was re-opened
+        (`microgrid.telemetry_gaps`), its target is re-sent at once (`telemetry_resumed`);
+        a hole in the samples of a stream that stayed open is only reported
+        (`telemetry_late`).
         """
         super().__init__(name=name)
         _check_timing(command_lifetime, keepalive_interval)
@@ -215,6 +227,7 @@ class PowerDistributingActor(SupervisedActor):
         self._resolutions = dict(resolutions_w or {})
         self._lifetime = command_lifetime
         self._keepalive = keepalive_interval
+        self._pacer = CommandPacer(keepalive_interval)
         self._blocking = blocking or BlockingTracker()
         self._controls = controls or ControlsConfig()
         self._meter_limits = tuple(meter_limits)
@@ -284,6 +297,7 @@ class PowerDistributingActor(SupervisedActor):
 
         async def change() -> None:
             self._lifetime, self._keepalive = lifetime, keepalive
+            self._pacer.retime(keepalive)
             if algorithm is not None:
                 self._algorithm = algorithm
             if resolutions_w is not None:
@@ -524,11 +538,13 @@ class PowerDistributingActor(SupervisedActor):
             self._meter_verdicts[allowance.meter_id] = verdict
 
     def _notice_telemetry_gaps(self) -> None:
-        """Re-plan a target at once when one of its inverters' telemetry had a gap.
+        """Re-send a target at once when one of its inverters' streams was re-opened.
 
         Only a real hole in the sample times counts (`microgrid.telemetry_gaps`), and
         only on an inverter that has a target now: a battery resting between two
-        dispatches has no gap, and a gap while it rested needs no re-send.
+        dispatches has no gap, and a gap while it rested needs no re-send. A hole in a
+        stream that stayed open is late telemetry from a busy server: reported, and
+        left to the keep-alive (a re-send would load that server further).
         """
         gaps = self._microgrid.telemetry_gaps
         pairs = self._microgrid.pairs
@@ -541,17 +557,28 @@ class PowerDistributingActor(SupervisedActor):
             {i: r for i in pairs.inverter_ids if (r := gaps.latest(i)) is not None},
             targeted,
         )
-        now = self._clock.now()
+        late = [r for r in resumed if not r.reconnected]
+        if late:
+            self._count("telemetry_late")
+            self._log.info(
+                "telemetry_late",
+                inverters=[r.component_id for r in late],
+                gap_s=max(r.gap.total_seconds() for r in late),
+            )
         for resumption in resumed:
+            if not resumption.reconnected:
+                continue
             self._log.warning(
                 "telemetry_resumed",
                 inverter=resumption.component_id,
                 gap_s=resumption.gap.total_seconds(),
             )
+            self._pacer.reopened(resumption.component_id)
+            due = self._pacer.next_due([resumption.component_id]) or self._clock.now()
             for batteries, inverters in inverters_of.items():
                 if resumption.component_id in inverters:
                     target = self._targets[batteries]
-                    target.next_send = min(target.next_send, now)
+                    target.next_send = min(target.next_send, due)
 
     async def _release(self, batteries: frozenset[int] | set[int]) -> None:
         """Command 0 W to the inverters of `batteries`, come what may (logged)."""
@@ -569,12 +596,18 @@ class PowerDistributingActor(SupervisedActor):
         loop = asyncio.get_running_loop()
         began = loop.time()
         ok = False
+        # Its lifetime runs from when the API took it, a little later than this: the
+        # keep-alive counted from here comes early, never late.
+        issued = self._clock.now()
         try:
             await self._microgrid.set_power(
                 inverter_id, power_w, timeout_s=timeout_s, lifetime=self._lifetime
             )
+            self._pacer.sent(inverter_id, power_w, issued)
             ok = True
         finally:
+            if not ok:
+                self._pacer.forget(inverter_id)  # what it holds now is not known
             if self._on_command is not None:
                 self._on_command(loop.time() - began, ok)
 
@@ -744,7 +777,10 @@ class PowerDistributingActor(SupervisedActor):
         outcome = await self._send(request, decided, units)
         # After a failure, re-plan at once: the failed batteries are now blocked and a
         # silent inverter still delivering is counted, so the others make up the rest.
-        next_send = now + self._keepalive
+        # Otherwise at the keep-alive of the oldest command held (`command_pacing`).
+        next_send = min(
+            now + self._keepalive, self._pacer.next_due(decided.commands) or now + self._keepalive
+        )
         probed = {u.inverter_id for u in units if u.unconfirmed}
         if outcome.refused or probed & outcome.answered:
             # A refusal is counted at its measured power from now on, an answered probe
@@ -934,16 +970,30 @@ class PowerDistributingActor(SupervisedActor):
     async def _send(self, request: PowerRequest, decided: Plan, units: list[Unit]) -> _Outcome:
         batteries_of = {u.inverter_id: u.battery_ids for u in units}
         timeout_s = request.request_timeout.total_seconds()
+        outcome = _Outcome()
+        now = self._clock.now()
+        sending: dict[int, float] = {}
+        for inverter_id, power_w in decided.commands.items():
+            resolution = self._resolutions.get(inverter_id, 1.0)
+            if self._pacer.due(inverter_id, power_w, now, resolution) is not None:
+                sending[inverter_id] = power_w
+                continue
+            # It holds this command already (taken within the keep-alive).
+            outcome.succeeded_w += power_w
+            outcome.succeeded |= batteries_of.get(inverter_id, frozenset())
+            self._count("commands_held")
+        # Timed from acquiring a slot: a queued command does not eat its time-out.
+        slots = asyncio.Semaphore(MAX_CONCURRENT_COMMANDS)
 
         async def one(inverter_id: int, power_w: float) -> tuple[int, float, BaseException | None]:
-            try:
-                await self._timed_set_power(inverter_id, power_w, timeout_s)
-            except (ApiClientError, TimeoutError, OSError) as error:
-                return inverter_id, power_w, error
+            async with slots:
+                try:
+                    await self._timed_set_power(inverter_id, power_w, timeout_s)
+                except (ApiClientError, TimeoutError, OSError) as error:
+                    return inverter_id, power_w, error
             return inverter_id, power_w, None
 
-        replies = await asyncio.gather(*(one(i, p) for i, p in decided.commands.items()))
-        outcome = _Outcome()
+        replies = await asyncio.gather(*(one(i, p) for i, p in sending.items()))
         now = self._clock.now()
         for inverter_id, power_w, error in replies:
             batteries = batteries_of.get(inverter_id, frozenset())

@@ -1,9 +1,12 @@
 """Gaps in a component's telemetry, told apart from a battery that merely rests.
 
-An inverter whose telemetry comes back after a silence (the Microgrid API restarted,
-the device rebooted) may have lost the commands it held: the distributor then re-sends
-its target at once instead of waiting for the keep-alive. Two things must not look
-like such a gap:
+An inverter whose telemetry stream was re-opened (it failed: the Microgrid API
+restarted) may have lost the commands it held: the distributor then re-sends its
+target at once instead of waiting for the keep-alive. The stream's own state tells
+this, not the sample times alone: a hole in the samples of a stream that stayed open
+is a slow or busy server (`Resumption.reconnected` is False), reported but no reason
+to re-send — re-sending then loads a busy server further and makes the next samples
+later still. Two things must not look like a gap at all:
 
 - a rest between two dispatches: the inverter had no target, its telemetry never
   stopped; only the *distributor* stopped looking at it;
@@ -21,7 +24,8 @@ server may have restarted and lost its commands) ends a gap however short::
     gaps.sampled(10, t + timedelta(seconds=0.5))   # None
     gaps.sampled(10, t + timedelta(seconds=9))     # Resumption(10, count=1, gap=8.5 s)
     handled, act_on = resumed_on_targets({}, gaps.latest_all(), targeted={10})
-    # act_on == [Resumption(10, 1, 8.5 s)]; handled == {10: 1}: told once
+    # act_on == [Resumption(10, 1, 8.5 s, reconnected=False)]; handled == {10: 1}:
+    # told once; the distributor re-sends only for a reconnected one
 
 Pure: no clock, no I/O.
 """
@@ -46,6 +50,10 @@ class Resumption:
     """How many gaps this component has had so far: tells a new one from a known one."""
     gap: timedelta
     """The silence between the last sample before and the first after."""
+    reconnected: bool = False
+    """The stream failed and was re-opened (the server may have lost its commands);
+    otherwise the stream stayed open and only its samples had a hole (a slow server,
+    a device that skipped samples): late telemetry, no reason to re-send."""
 
 
 def gap_before(
@@ -95,7 +103,9 @@ class GapTracker:
         if gap is None:
             return None
         known = self._resumed.get(component_id)
-        resumption = Resumption(component_id, (known.count if known else 0) + 1, gap)
+        resumption = Resumption(
+            component_id, (known.count if known else 0) + 1, gap, reconnected=reconnected
+        )
         self._resumed[component_id] = resumption
         return resumption
 
