@@ -13,7 +13,9 @@ from frequenz.client.dispatch.types import DispatchId
 from edge_controller.scenario.file import load_scenario
 from edge_controller.scenario.records import CommandCheck, ScenarioResult
 from edge_controller.scenario.report import PLOTS, summarize, summary_markdown, write_report
-from edge_controller.scenario.run import run_scenario
+from edge_controller.scenario.rounds import plan_vs_outcome
+from edge_controller.scenario.run import build_setup, run_scenario
+from edge_controller.scenario.value import value_figures
 from tests.scenario.conftest import scenario_text
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -32,7 +34,14 @@ def test_the_report_writes_every_plot_and_the_summaries(
     out = tmp_path / "report" / "day"
     written = write_report(result, out)
     names = {p.name for p in written}
-    assert names == {*PLOTS, "summary.md", "summary.json", "steps.csv", "periods.csv"}
+    assert names == {
+        *PLOTS,
+        "summary.md",
+        "summary.json",
+        "steps.csv",
+        "periods.csv",
+        "rounds.csv",
+    }
     for name in PLOTS:
         data = (out / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE), name
@@ -106,3 +115,79 @@ def test_a_failed_check_counts_as_a_violation(result: ScenarioResult) -> None:
     assert checks.commands_refused == 1
     assert checks.dispatches_not_run == 1
     assert checks.violations == 3
+
+
+@pytest.fixture(scope="module")
+def optimal(tmp_path_factory: pytest.TempPathFactory) -> ScenarioResult:
+    path = tmp_path_factory.mktemp("scenario") / "optimal.toml"
+    # 04:00–07:00 with a 6-hour plan: it buys in the night's trough for the morning peak.
+    text = scenario_text(
+        start="2025-06-21T04:00:00+02:00", duration="3h", horizon="6h", kind="optimal"
+    )
+    path.write_text(text, encoding="utf-8")
+    return run_scenario(load_scenario(path))
+
+
+def test_each_round_shows_its_plan_against_what_happened(optimal: ScenarioResult) -> None:
+    rows = plan_vs_outcome(optimal)
+    assert [r.period_start for r in rows] == sorted(b.period_start for b in optimal.bids)
+    cleared = {p.start: p for p in optimal.periods}
+    traded = [r for r in rows if r.filled_mw != 0]
+    assert traded
+    for row in rows:
+        period = cleared[row.period_start]
+        assert row.cleared_price == period.price
+        assert abs(row.filled_mw) == pytest.approx(period.filled_mw)
+        # Ordered never more than planned (floored to lots, trimmed per battery), and a
+        # fill never more than ordered, on the same side.
+        assert abs(row.ordered_mw) <= abs(row.planned_mw) + 1e-6
+        assert abs(row.filled_mw) <= abs(row.ordered_mw) + 1e-9
+        assert row.filled_mw * row.ordered_mw >= 0
+        assert len(row.soc_pct) == len(optimal.battery_ids)
+        assert row.solve_ms is not None
+    # The plan counted on what our volume does to the price: a sell lowers it, a buy
+    # raises it — and the limit lets the order fill at that price.
+    for row in traded:
+        if row.ordered_mw < 0:
+            assert row.expected_clearing_price <= row.expected_price
+            assert row.limit_price is not None
+            assert row.limit_price <= row.expected_clearing_price
+        else:
+            assert row.expected_clearing_price >= row.expected_price
+
+
+def test_the_pool_energy_the_plan_expected_is_what_the_batteries_held(
+    optimal: ScenarioResult,
+) -> None:
+    # Planned from the forecast at the round; measured at the period's end. They differ
+    # by the fill and the inverters' real losses, not by more than one period's trade.
+    rows = [r for r in plan_vs_outcome(optimal) if r.energy_wh is not None]
+    assert rows
+    for row in rows:
+        assert row.planned_energy_wh is not None
+        assert row.planned_energy_wh == pytest.approx(row.energy_wh, abs=0.5e6 * 0.25)
+
+
+def test_the_report_shows_plan_vs_outcome_and_the_value(
+    optimal: ScenarioResult, tmp_path: Path
+) -> None:
+    values = value_figures(optimal, build_setup(optimal.scenario))
+    write_report(optimal, tmp_path, values=values)
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "## Plan vs outcome" in markdown
+    assert "## Value" in markdown
+    assert f"| **optimal: value** | **{values.day.value_eur:.2f}** |" in markdown
+    assert f"| perfect foresight | {values.perfect_foresight_eur:.2f} |" in markdown
+    rows = plan_vs_outcome(optimal)
+    table = markdown.split("## Plan vs outcome")[1]
+    assert sum(1 for line in table.splitlines() if line[:5] in {"| 04:", "| 05:", "| 06:"}) == len(
+        rows
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["value"]["perfect_foresight_eur"] == pytest.approx(values.perfect_foresight_eur)
+    assert summary["value"]["value_eur"] == pytest.approx(values.day.value_eur)
+    assert len(summary["rounds"]) == len(rows)
+    assert (tmp_path / "rounds.csv").read_text().count("\n") == len(rows) + 1
+    # Perfect foresight knows what really happened: the run cannot beat it by much
+    # (only by what the 2-hour window's end values at the mean price).
+    assert values.day.value_eur <= values.perfect_foresight_eur + 1.0

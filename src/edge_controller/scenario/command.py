@@ -6,7 +6,8 @@
 command, `return run_scenario_command(args)`. Light to import: the loop (numpy, pvlib,
 the market model) and matplotlib load only when the subcommand runs.
 
-Prints where the report went and a few totals on stdout. Exit codes as for every
+Prints where the report went, a few totals, and the run's value against perfect
+foresight (`scenario.value`) on stdout. Exit codes as for every
 command: 0 done; 1 the run finished but a check failed (a command outside its bounds,
 a SoC outside its bounds, a trade that never ran: see `report`), or it crashed;
 2 bad input — the scenario, site or market file, or an `--out` that cannot be
@@ -65,8 +66,12 @@ def run_scenario_command(args: argparse.Namespace) -> int:
         result = run_scenario(scenario)
     except ScenarioError as error:
         return _fail(str(error), 2)
+    from edge_controller.scenario.run import build_setup
+    from edge_controller.scenario.value import value_figures
+
+    values = value_figures(result, build_setup(scenario))
     try:
-        written = write_report(result, out)
+        written = write_report(result, out, values=values)
     except OSError as error:
         return _fail(f"--out: cannot write the report into {str(out)!r}: {error}", 2)
     summary = summarize(result)
@@ -78,6 +83,12 @@ def run_scenario_command(args: argparse.Namespace) -> int:
         f"  traded: bought {summary.energy_bought_mwh:.3f} MWh, sold "
         f"{summary.energy_sold_mwh:.3f} MWh, revenue {summary.revenue_eur:.2f} EUR; "
         f"{summary.dispatches_ran}/{summary.dispatches_created} dispatches ran"
+    )
+    pct = values.pct_of_perfect_foresight
+    print(
+        f"  value ({values.strategy}, after wear): {values.day.value_eur:.2f} EUR; perfect "
+        f"foresight {values.perfect_foresight_eur:.2f} EUR"
+        + (f" ({pct:.1f} %)" if pct is not None else "")
     )
     print(f"  violations: {summary.violations}")
     print(f"report: {out / 'summary.md'} ({len(written)} files in {out})")

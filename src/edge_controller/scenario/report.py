@@ -9,12 +9,17 @@ Files written to the output directory:
 | `soc.png` | SoC per battery with its SoC bounds and the reserve |
 | `trades.png` | bids and trades per period (+ buy, − sell), with the batteries' power |
 | `grid.png` | grid power, load, production and batteries |
-| `summary.md`, `.json` | energy bought/sold, revenue, settlement, SoC range, checks |
-| `steps.csv`, `periods.csv` | the recorded time series |
+| `plan.png` | each round's plan against the outcome: volumes, prices, pool energy |
+| `summary.md`, `.json` | totals, settlement, SoC range, checks; value; plan vs outcome |
+| `steps.csv`, `periods.csv`, `rounds.csv` | the recorded time series; one row per bidding round |
 
 Settlement: every trade is a dispatch for its period; *delivered* is the batteries'
 average AC power over the period, *traded* the filled quantity (+ bought, − sold);
 revenue = Σ sold MWh × price − Σ bought MWh × price (uniform price, EUR).
+
+Value (when `write_report` is given `values`, as the `scenario` command does): the
+run's value after wear and the stored-energy change, and perfect foresight's — the
+optimizer's program on what really happened (`scenario.value`).
 
 Checks ("violations", all 0 in a correct run): commands outside the bounds the
 simulator had in force, commands it refused, steps with a battery outside its SoC
@@ -31,9 +36,9 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -41,10 +46,14 @@ from matplotlib.figure import Figure
 
 from edge_controller.scenario.file import show_duration
 from edge_controller.scenario.records import ScenarioResult
+from edge_controller.scenario.rounds import RoundRow, plan_vs_outcome
 from edge_controller.sim.site import BatterySpec
 from edge_controller.trading.bids import Side
 
-PLOTS = ("price.png", "production.png", "soc.png", "trades.png", "grid.png")
+if TYPE_CHECKING:
+    from edge_controller.scenario.value import ValueFigures
+
+PLOTS = ("price.png", "production.png", "soc.png", "trades.png", "grid.png", "plan.png")
 """The PNG files a report holds."""
 SOC_TOLERANCE_PCT = 1e-6
 """Rounding slack when checking SoCs against their bounds."""
@@ -307,9 +316,13 @@ def _period_of(moment: datetime, start: datetime, result: ScenarioResult) -> dat
 # ---------------------------------------------------------------------- files
 
 
-def write_report(result: ScenarioResult, out_dir: Path) -> list[Path]:
+def write_report(
+    result: ScenarioResult, out_dir: Path, *, values: ValueFigures | None = None
+) -> list[Path]:
     """Write the plots, the summary and the CSV files into `out_dir` (created if needed).
 
+    `values` (`scenario.value.value_figures`) adds the value section; it is computed
+    apart because perfect foresight re-reads the weather and solves the day again.
     Returns the paths written.
 
     Raises:
@@ -317,19 +330,184 @@ def write_report(result: ScenarioResult, out_dir: Path) -> list[Path]:
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(result)
+    rows = plan_vs_outcome(result)
     written = [
         _save(plot_price(result), out_dir / "price.png"),
         _save(plot_production(result), out_dir / "production.png"),
         _save(plot_soc(result), out_dir / "soc.png"),
         _save(plot_trades(result), out_dir / "trades.png"),
         _save(plot_grid(result), out_dir / "grid.png"),
+        _save(plot_plan(result, rows), out_dir / "plan.png"),
     ]
+    data = summary.to_json()
+    data["value"] = value_json(values) if values is not None else None
+    data["rounds"] = [_round_json(row) for row in rows]
     json_path = out_dir / "summary.json"
-    json_path.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
+    json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     md_path = out_dir / "summary.md"
-    md_path.write_text(summary_markdown(summary), encoding="utf-8")
-    written += [json_path, md_path, _steps_csv(result, out_dir), _periods_csv(result, out_dir)]
+    markdown = summary_markdown(summary)
+    extra = [value_markdown(values)] if values is not None else []
+    extra.append(rounds_markdown(rows, result.battery_ids, result.scenario.spec.start.tzinfo))
+    md_path.write_text(markdown + "\n" + "\n".join(extra), encoding="utf-8")
+    written += [
+        json_path,
+        md_path,
+        _steps_csv(result, out_dir),
+        _periods_csv(result, out_dir),
+        _rounds_csv(rows, result.battery_ids, out_dir),
+    ]
     return written
+
+
+def value_json(values: ValueFigures) -> dict[str, Any]:
+    """The value figures as JSON-ready data (EUR, EUR/MWh, MWh, %)."""
+    day = values.day
+    return {
+        "strategy": values.strategy,
+        "value_eur": day.value_eur,
+        "trade_eur": day.trade_eur,
+        "degradation_eur": day.degradation_eur,
+        "stored_energy_change_eur": day.terminal_eur,
+        "traded_mwh": day.traded_mwh,
+        "perfect_foresight_eur": values.perfect_foresight_eur,
+        "pct_of_perfect_foresight": values.pct_of_perfect_foresight,
+        "terminal_price": values.terminal_price,
+    }
+
+
+def value_markdown(values: ValueFigures) -> str:
+    """The `## Value` section: the run against perfect foresight."""
+    day = values.day
+    pct = values.pct_of_perfect_foresight
+    return "\n".join(
+        [
+            "## Value",
+            "",
+            f"After wear, with the stored-energy change at the day's mean realised price "
+            f"({values.terminal_price:.2f} EUR/MWh). Perfect foresight: the optimizer's "
+            "program on the realised prices, loads and price response (what each of its own "
+            "orders would have cleared at).",
+            "",
+            "| | EUR |",
+            "| --- | --- |",
+            f"| {values.strategy}: trades | {day.trade_eur:.2f} |",
+            f"| {values.strategy}: wear ({day.traded_mwh:.3f} MWh traded) | "
+            f"−{day.degradation_eur:.2f} |",
+            f"| {values.strategy}: stored-energy change | {day.terminal_eur:.2f} |",
+            f"| **{values.strategy}: value** | **{day.value_eur:.2f}** |",
+            f"| perfect foresight | {values.perfect_foresight_eur:.2f} |",
+            f"| {values.strategy} / perfect foresight | "
+            f"{'n/a' if pct is None else f'{pct:.1f} %'} |",
+            "",
+        ]
+    )
+
+
+def rounds_markdown(
+    rows: Sequence[RoundRow], battery_ids: Sequence[int], local: tzinfo | None = None
+) -> str:
+    """The `## Plan vs outcome` table: one row per bidding round, periods in `local` time."""
+
+    def opt(value: float | None, digits: int = 2) -> str:
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    head = (
+        "| period | planned | ordered @ limit | filled | price expected / with us / cleared "
+        "| pool kWh planned / measured | "
+        + " | ".join(f"SoC {b}" for b in battery_ids)
+        + " | solve ms |"
+    )
+    lines = [
+        "## Plan vs outcome",
+        "",
+        "Per bidding round, for the period it decided (local time): MW + bought / − sold; "
+        "prices EUR/MWh; the pool's stored energy and each battery's SoC at the period's end.",
+        "",
+        head,
+        "| " + " | ".join(["---"] * (7 + len(battery_ids))) + " |",
+    ]
+    for row in rows:
+        ordered = (
+            "–" if row.limit_price is None else f"{row.ordered_mw:+.1f} @ {row.limit_price:.2f}"
+        )
+        planned_kwh = None if row.planned_energy_wh is None else row.planned_energy_wh / 1e3
+        measured_kwh = None if row.energy_wh is None else row.energy_wh / 1e3
+        socs = [f"{v:.1f} %" for v in row.soc_pct] or ["–"] * len(battery_ids)
+        lines.append(
+            f"| {row.period_start.astimezone(local).strftime('%H:%M')} | "
+            f"{row.planned_mw:+.2f} | {ordered} | "
+            f"{row.filled_mw:+.3f} | {row.expected_price:.2f} / "
+            f"{row.expected_clearing_price:.2f} / {opt(row.cleared_price)} | "
+            f"{opt(planned_kwh, 1)} / {opt(measured_kwh, 1)} | "
+            + " | ".join(socs)
+            + f" | {opt(row.solve_ms, 1)} |"
+        )
+    return "\n".join([*lines, ""])
+
+
+def _round_json(row: RoundRow) -> dict[str, Any]:
+    return {
+        "period_start": row.period_start.isoformat(),
+        "decided_at": row.decided_at.isoformat(),
+        "planned_mw": row.planned_mw,
+        "ordered_mw": row.ordered_mw,
+        "limit_price": row.limit_price,
+        "filled_mw": row.filled_mw,
+        "expected_price": row.expected_price,
+        "expected_clearing_price": row.expected_clearing_price,
+        "cleared_price": row.cleared_price,
+        "planned_energy_wh": row.planned_energy_wh,
+        "energy_wh": row.energy_wh,
+        "soc_pct": list(row.soc_pct),
+        "solve_ms": row.solve_ms,
+    }
+
+
+def _rounds_csv(rows: Sequence[RoundRow], battery_ids: Sequence[int], out_dir: Path) -> Path:
+    path = out_dir / "rounds.csv"
+
+    def opt(value: float | None, digits: int) -> str:
+        return "" if value is None else f"{value:.{digits}f}"
+
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "period_start",
+                "decided_at",
+                "planned_mw",
+                "ordered_mw",
+                "limit_price",
+                "filled_mw",
+                "expected_price",
+                "expected_clearing_price",
+                "cleared_price",
+                "planned_energy_wh",
+                "energy_wh",
+                *(f"soc_{b}_pct" for b in battery_ids),
+                "solve_ms",
+            ]
+        )
+        for row in rows:
+            socs = [f"{v:.4f}" for v in row.soc_pct] or [""] * len(battery_ids)
+            writer.writerow(
+                [
+                    row.period_start.isoformat(),
+                    row.decided_at.isoformat(),
+                    f"{row.planned_mw:.4f}",
+                    f"{row.ordered_mw:.1f}",
+                    opt(row.limit_price, 2),
+                    f"{row.filled_mw:.3f}",
+                    f"{row.expected_price:.2f}",
+                    f"{row.expected_clearing_price:.2f}",
+                    opt(row.cleared_price, 2),
+                    opt(row.planned_energy_wh, 1),
+                    opt(row.energy_wh, 1),
+                    *socs,
+                    opt(row.solve_ms, 2),
+                ]
+            )
+    return path
 
 
 def weather_origin(result: ScenarioResult) -> str:
@@ -798,6 +976,76 @@ def plot_trades(result: ScenarioResult) -> Figure:
     return figure
 
 
+def plot_plan(result: ScenarioResult, rows: Sequence[RoundRow] | None = None) -> Figure:
+    """Each round's plan for its period against the outcome: volume, price, pool energy."""
+    rows = plan_vs_outcome(result) if rows is None else rows
+    axis = _TimeAxis(result)
+    period = result.scenario.market.rules.period
+    width = period.total_seconds() / 3600.0
+    figure, (volume, price, energy) = _figure(3)
+    xs = axis.xs([r.period_start for r in rows])
+    volume.bar(
+        xs,
+        [r.planned_mw for r in rows],
+        width=width,
+        align="edge",
+        facecolor="none",
+        edgecolor="tab:gray",
+        label="planned",
+    )
+    volume.bar(
+        xs,
+        [r.filled_mw for r in rows],
+        width=width * 0.6,
+        align="edge",
+        color="tab:cyan",
+        alpha=0.8,
+        label="filled",
+    )
+    volume.axhline(0.0, color="black", linewidth=0.5)
+    volume.set_ylabel("MW (+ buy, − sell)")
+    volume.set_title("Each round's plan for its period against what happened")
+    volume.legend(loc="best", fontsize="small")
+    centres = [x + width / 2 for x in xs]
+    price.plot(centres, [r.expected_price for r in rows], color="tab:gray", label="expected")
+    price.plot(
+        centres,
+        [r.expected_clearing_price for r in rows],
+        color="tab:blue",
+        linestyle="--",
+        label="expected with our volume",
+    )
+    price.plot(
+        centres,
+        [math.nan if r.cleared_price is None else r.cleared_price for r in rows],
+        color="black",
+        label="cleared",
+    )
+    price.set_ylabel("EUR/MWh")
+    price.legend(loc="best", fontsize="small")
+    ends = [x + width for x in xs]
+    energy.plot(
+        ends,
+        [math.nan if r.planned_energy_wh is None else r.planned_energy_wh / 1e3 for r in rows],
+        color="tab:blue",
+        linestyle="--",
+        marker=".",
+        label="planned",
+    )
+    energy.plot(
+        ends,
+        [math.nan if r.energy_wh is None else r.energy_wh / 1e3 for r in rows],
+        color="tab:red",
+        label="measured",
+    )
+    energy.set_ylabel("pool kWh at the period's end")
+    energy.legend(loc="best", fontsize="small")
+    for ax in (volume, price):
+        axis.format(ax, label=False)
+    axis.format(energy)
+    return figure
+
+
 def plot_grid(result: ScenarioResult) -> Figure:
     """Grid power with its parts: load, production, batteries (kW, passive sign)."""
     axis = _TimeAxis(result)
@@ -832,11 +1080,15 @@ __all__ = [
     "Checks",
     "Summary",
     "plot_grid",
+    "plot_plan",
     "plot_price",
     "plot_production",
     "plot_soc",
     "plot_trades",
+    "rounds_markdown",
     "summarize",
     "summary_markdown",
+    "value_json",
+    "value_markdown",
     "write_report",
 ]

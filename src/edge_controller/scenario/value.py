@@ -65,6 +65,40 @@ class DayValue:
         return self.trade_eur - self.degradation_eur + self.terminal_eur
 
 
+@dataclass(frozen=True, slots=True)
+class ValueFigures:
+    """A run's value against perfect foresight (EUR), as the report shows it."""
+
+    strategy: str
+    """The strategy that ran: "optimal" or "threshold"."""
+    day: DayValue
+    perfect_foresight_eur: float
+    terminal_price: float
+    """EUR/MWh: the mean realised price, at which the stored-energy change counts."""
+
+    @property
+    def pct_of_perfect_foresight(self) -> float | None:
+        """100 · value / perfect foresight (None when perfect foresight earns ≤ 0)."""
+        if self.perfect_foresight_eur <= 0:
+            return None
+        return 100.0 * self.day.value_eur / self.perfect_foresight_eur
+
+
+def value_figures(result: ScenarioResult, setup: Setup) -> ValueFigures:
+    """Return the run's value, the perfect-foresight value and the terminal price.
+
+    `setup` must be the run's (`run.build_setup(result.scenario)`).
+    """
+    terminal = terminal_price(setup)
+    degradation = result.scenario.spec.degradation_eur_per_mwh
+    return ValueFigures(
+        strategy=result.scenario.spec.bidding.value,
+        day=day_value(result, degradation=degradation, terminal=terminal),
+        perfect_foresight_eur=perfect_foresight(setup, terminal).value_eur,
+        terminal_price=terminal,
+    )
+
+
 def realised_prices(setup: Setup) -> dict[datetime, float]:
     """The clearing price of every period of the day without our orders (EUR/MWh)."""
     spec, market = setup.scenario.spec, setup.market
@@ -155,10 +189,12 @@ def perfect_foresight(setup: Setup, terminal: float) -> Plan:
 
 __all__ = [
     "DayValue",
+    "ValueFigures",
     "day_value",
     "perfect_foresight",
     "realised_prices",
     "reserve_crossings",
     "reserve_floors",
     "terminal_price",
+    "value_figures",
 ]

@@ -146,7 +146,8 @@ class PlannedPeriod:
     buy_mw: float
     sell_mw: float
     energy_wh: float
-    """Stored energy at the period's end, nominal efficiency."""
+    """Stored energy expected at the period's end (nominal efficiency; commitments before
+    the horizon delivered in full, from the plan's start on its own volumes)."""
     fixed: bool
     """Already ordered or traded: not decided here."""
     expected_clearing_price: float = math.nan
@@ -279,7 +280,7 @@ def plan_bids(
     fixed: dict[datetime, float] = {}
     # Starting energy on each trajectory after the commitments before the horizon, and
     # the worst-case energy (Wh stored) they may still move: sells down, buys up.
-    start_lo = start_hi = window.energy_wh
+    start_lo = start_hi = start_nominal = window.energy_wh
     committed_down_wh = committed_up_wh = 0.0
     by_start = {p.start for p in ordered}
     for commitment in commitments:
@@ -292,6 +293,7 @@ def plan_bids(
             energy = commitment.power_w * left_h
             start_lo += energy * eta_lo if energy > 0 else energy / eta_lo
             start_hi += energy * eta_hi if energy > 0 else energy / eta_hi
+            start_nominal += energy * eta if energy > 0 else energy / eta
         for power_w in (commitment.traded_w, commitment.open_w):
             if power_w < 0:
                 committed_down_wh += -power_w * left_h / eta_lo
@@ -447,7 +449,8 @@ def plan_bids(
     buy_rc = reduced[first_buy_segment]
     sell_rc = reduced[first_sell_segment]
 
-    energy = window.energy_wh
+    # What the plan expects stored: from now, through the commitments before the horizon.
+    energy = start_nominal
     planned: list[PlannedPeriod] = []
     orders: list[Order] = []
     for t, period in enumerate(ordered):
