@@ -7,6 +7,7 @@ steps the model and publishes telemetry at once, so no test waits for real secon
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,8 +34,9 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
 from edge_controller.clock import ManualClock
+from edge_controller.sim.metrics import Metric
 from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import FaultKind, SiteSpec
+from edge_controller.sim.site import FaultKind, SensorKind, SensorSpec, SiteSpec
 
 if TYPE_CHECKING:
     from frequenz.api.microgrid.v1.microgrid_pb2_grpc import MicrogridAsyncStub
@@ -255,6 +257,43 @@ async def test_list_sensors_filters_ids_and_categories(
         assert sensor.name == "Roof weather station"
         assert sensor.category == sensors_pb2.SENSOR_CATEGORY_GENERAL
         assert sensor.microgrid_id == 1
+
+
+async def test_each_kind_of_sensor_has_its_category_and_reports_what_it_measures(
+    example_site: SiteSpec, clock: ManualClock
+) -> None:
+    sensors = (
+        SensorSpec(100, "Roof weather station"),
+        SensorSpec(101, "Battery room", SensorKind.THERMOMETER),
+        SensorSpec(102, "Array plane", SensorKind.PYRANOMETER),
+        SensorSpec(103, "Mast", SensorKind.ANEMOMETER),
+    )
+    site = dataclasses.replace(example_site, sensors=sensors)
+    async with (
+        SimulatorServer(site, "127.0.0.1:0", clock=clock) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = pb_grpc.MicrogridStub(channel)
+        thermometers = await stub.ListSensors(
+            pb.ListSensorRequest(categories=[sensors_pb2.SENSOR_CATEGORY_THERMOMETER])
+        )
+        assert [s.id for s in thermometers.sensors] == [101]
+        listed = (await stub.ListSensors(pb.ListSensorRequest())).sensors
+        assert [s.category for s in listed] == [
+            sensors_pb2.SENSOR_CATEGORY_GENERAL,
+            sensors_pb2.SENSOR_CATEGORY_THERMOMETER,
+            sensors_pb2.SENSOR_CATEGORY_PYRANOMETER,
+            sensors_pb2.SENSOR_CATEGORY_ANEMOMETER,
+        ]
+    measured = [
+        {v.metric for v in server.model.sensor_sample(s.id, clock.now()).metrics} for s in sensors
+    ]
+    assert measured == [
+        {Metric.SENSOR_IRRADIANCE, Metric.SENSOR_WIND_SPEED, Metric.SENSOR_TEMPERATURE},
+        {Metric.SENSOR_TEMPERATURE},
+        {Metric.SENSOR_IRRADIANCE},
+        {Metric.SENSOR_WIND_SPEED},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -541,11 +580,58 @@ async def test_bounds_with_one_open_end_leave_that_side_unbounded(
     assert refused == grpc.StatusCode.OUT_OF_RANGE
 
 
+async def test_a_battery_takes_the_documentations_dc_bounds_example(
+    server: SimulatorServer, stub: MicrogridAsyncStub
+) -> None:
+    """Inclusion ±100 kW, exclusion ±50 kW on a battery's DC power (the API's own example)."""
+    await stub.AddComponentBounds(
+        pb.AddComponentBoundsRequest(
+            component_id=BATTERY_A,
+            target_metric=metrics.Metric.METRIC_DC_POWER,
+            bounds=[
+                bounds_pb2.Bounds(lower=-100_000, upper=-50_000),
+                bounds_pb2.Bounds(lower=50_000, upper=100_000),
+            ],
+        )
+    )
+    data = await component_data(server, stub, BATTERY_A)
+    (dc,) = (s for s in data.metric_samples if s.metric == metrics.Metric.METRIC_DC_POWER)
+    assert [(b.lower, b.upper) for b in dc.bounds] == [(-100_000, -50_000), (50_000, 100_000)]
+    # Its inverter may command only what the battery takes: outside the band, within ±100 kW.
+    for power_w in (-30_000, 150_000):
+
+        def command(power: float = power_w) -> Awaitable[object]:
+            return set_active(stub, INVERTER_A, power)
+
+        assert await status_of(command) == grpc.StatusCode.OUT_OF_RANGE, power_w
+    await set_active(stub, INVERTER_A, -60_000)
+    await set_active(stub, INVERTER_A, 0)  # 0 W is always allowed
+
+
+async def test_a_running_command_is_brought_inside_newly_narrowed_bounds(
+    server: SimulatorServer, stub: MicrogridAsyncStub, clock: ManualClock
+) -> None:
+    await set_active(stub, INVERTER_A, -80_000)
+    step(server, clock, 1)
+    assert server.model.ac_power_w(INVERTER_A) == pytest.approx(-80_000, abs=100)
+    await stub.AddComponentBounds(add_bounds_request(-50_000, 50_000, metric=AC_POWER))
+    step(server, clock, 1)
+    assert server.model.ac_power_w(INVERTER_A) == pytest.approx(-50_000, abs=100)
+    await stub.AddComponentBounds(
+        add_bounds_request(
+            -30_000, 30_000, metric=metrics.Metric.METRIC_DC_POWER, component_id=BATTERY_A
+        )
+    )
+    step(server, clock, 1)
+    assert server.model.ac_power_w(INVERTER_A) == pytest.approx(-30_000, abs=100)
+
+
 @pytest.mark.parametrize(
     ("request_", "code"),
     [
         (add_bounds_request(-1, 1, component_id=999), grpc.StatusCode.NOT_FOUND),
         (add_bounds_request(-1, 1, component_id=METER), grpc.StatusCode.INVALID_ARGUMENT),
+        (add_bounds_request(-1, 1, component_id=BATTERY_A), grpc.StatusCode.INVALID_ARGUMENT),
         (add_bounds_request(10, -10), grpc.StatusCode.INVALID_ARGUMENT),
         (
             add_bounds_request(-1, 1, metric=metrics.Metric.METRIC_DC_VOLTAGE),

@@ -7,6 +7,8 @@ from edge_controller.sim.site import (
     BatterySpec,
     ComponentKind,
     FaultKind,
+    SensorKind,
+    SensorSpec,
     SiteFileError,
     load_site,
     parse_site,
@@ -165,3 +167,16 @@ def test_broken_toml_and_missing_file_name_the_file(tmp_path: Path) -> None:
         load_site(broken)
     with pytest.raises(SiteFileError, match="cannot read the file"):
         load_site(tmp_path / "absent.toml")
+
+
+def test_a_sensor_kind_is_one_the_simulator_models() -> None:
+    document = minimal() | {
+        "sensors": [{"id": 90, "kind": "thermometer"}, {"id": 91, "kind": "hygrometer"}]
+    }
+    assert problems(document) == [
+        "site.toml: sensors[1].kind: expected one of 'weather_station', 'thermometer', "
+        "'pyranometer', 'anemometer', got 'hygrometer'"
+    ]
+    del document["sensors"][1]
+    (thermometer,) = parse_site(document, "site.toml").sensors
+    assert thermometer == SensorSpec(90, "thermometer 90", SensorKind.THERMOMETER)

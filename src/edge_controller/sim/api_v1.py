@@ -65,6 +65,7 @@ from edge_controller.sim.site import (
     GridSpec,
     InverterSpec,
     PvSpec,
+    SensorKind,
     SensorSpec,
 )
 from edge_controller.sim.stream_message import MessageParts, StreamMessage
@@ -95,7 +96,12 @@ _STATE_TO_PROTO = {
     code: components_pb2.ComponentStateCode.Value(f"COMPONENT_STATE_CODE_{code.name}")
     for code in StateCode
 }
-SENSOR_CATEGORY = sensors_pb2.SensorCategory.SENSOR_CATEGORY_GENERAL
+SENSOR_CATEGORY: dict[SensorKind, sensors_pb2.SensorCategory.ValueType] = {
+    SensorKind.WEATHER_STATION: sensors_pb2.SensorCategory.SENSOR_CATEGORY_GENERAL,
+    SensorKind.THERMOMETER: sensors_pb2.SensorCategory.SENSOR_CATEGORY_THERMOMETER,
+    SensorKind.PYRANOMETER: sensors_pb2.SensorCategory.SENSOR_CATEGORY_PYRANOMETER,
+    SensorKind.ANEMOMETER: sensors_pb2.SensorCategory.SENSOR_CATEGORY_ANEMOMETER,
+}
 """The weather station's category: it measures several quantities (see module doc)."""
 
 _VALIDITY = pb.ComponentBoundsValidityDuration
@@ -169,12 +175,12 @@ def component_to_proto(spec: ComponentSpec, microgrid_id: int) -> components_pb2
 
 
 def sensor_to_proto(sensor: SensorSpec, microgrid_id: int) -> sensors_pb2.Sensor:
-    """Describe a weather station as ListSensors does."""
+    """Describe a sensor as ListSensors does."""
     return sensors_pb2.Sensor(
         id=sensor.id,
         microgrid_id=microgrid_id,
         name=sensor.name,
-        category=SENSOR_CATEGORY,
+        category=SENSOR_CATEGORY[sensor.kind],
         manufacturer="edge-controller",
         model_name="simulated weather station",
         operational_lifetime=_lifetime(),
@@ -331,7 +337,8 @@ class MicrogridServicerV1(pb_grpc.MicrogridServicer):
                 sensors=[
                     sensor_to_proto(sensor, self._site.microgrid.id)
                     for sensor in self._site.sensors
-                    if selected(ids, sensor.id) and selected(categories, SENSOR_CATEGORY)
+                    if selected(ids, sensor.id)
+                    and selected(categories, SENSOR_CATEGORY[sensor.kind])
                 ]
             )
 

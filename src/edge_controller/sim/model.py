@@ -37,6 +37,7 @@ from edge_controller.power.bounds import (
     Range,
     allows,
     clamp,
+    hull,
     inclusion_exclusion,
     intersect,
     merge,
@@ -54,10 +55,20 @@ from edge_controller.sim.site import (
     InverterSpec,
     LoadSpec,
     PvSpec,
+    SensorKind,
     SiteSpec,
     WindSpec,
 )
 
+SENSOR_METRICS: dict[SensorKind, frozenset[Metric]] = {
+    SensorKind.WEATHER_STATION: frozenset(
+        {Metric.SENSOR_IRRADIANCE, Metric.SENSOR_WIND_SPEED, Metric.SENSOR_TEMPERATURE}
+    ),
+    SensorKind.THERMOMETER: frozenset({Metric.SENSOR_TEMPERATURE}),
+    SensorKind.PYRANOMETER: frozenset({Metric.SENSOR_IRRADIANCE}),
+    SensorKind.ANEMOMETER: frozenset({Metric.SENSOR_WIND_SPEED}),
+}
+"""What each kind of sensor reports."""
 DEFAULT_COMMAND_LIFETIME_S = 60
 """How long a set-power command holds when the request names no lifetime."""
 COMMAND_LIFETIME_RANGE_S = (10, 900)
@@ -314,7 +325,7 @@ class SiteModel:
         allowed in any case, even when this is empty.
         """
         state = self._state(component_id)
-        own = self._own_active_bounds(state)
+        own = self._own_active_bounds(state, now)
         added = [b for b in state.added_active if b.until > now]
         if added:
             own = intersect(own, merge(r for b in added for r in b.ranges))
@@ -606,16 +617,21 @@ class SiteModel:
                 or reactive power, a non-controllable component, or empty bounds.
         """
         state = self._state(component_id)
-        if state.spec.kind not in CONTROLLABLE_KINDS:
+        battery = state.spec.kind is ComponentKind.BATTERY
+        if state.spec.kind not in CONTROLLABLE_KINDS and not battery:
             raise SimError(
                 ErrorKind.INVALID_ARGUMENT,
                 f"component {component_id} is a {state.spec.kind.value}; bounds can only "
-                "be added to controllable components",
+                "be added to batteries (DC power) and controllable components",
             )
-        if metric not in (Metric.AC_ACTIVE_POWER, Metric.AC_REACTIVE_POWER):
+        allowed = (
+            (Metric.DC_POWER,) if battery else (Metric.AC_ACTIVE_POWER, Metric.AC_REACTIVE_POWER)
+        )
+        if metric not in allowed:
             raise SimError(
                 ErrorKind.INVALID_ARGUMENT,
-                f"bounds can only be added for active or reactive power, got {metric.value}",
+                f"bounds on component {component_id} ({state.spec.kind.value}) can only be "
+                f"added for {' or '.join(m.value for m in allowed)}, got {metric.value}",
             )
         if not ranges:
             raise SimError(ErrorKind.INVALID_ARGUMENT, "at least one bounds range is required")
@@ -626,7 +642,7 @@ class SiteModel:
             )
         until = now + timedelta(seconds=validity)
         added = _AddedBounds(merge(ranges), until, token)
-        if metric is Metric.AC_ACTIVE_POWER:
+        if metric in (Metric.AC_ACTIVE_POWER, Metric.DC_POWER):  # a battery's is DC
             state.added_active.append(added)
         else:
             state.added_reactive.append(added)
@@ -636,7 +652,8 @@ class SiteModel:
     def clear_bounds(self, component_id: int, metric: Metric, token: str = "") -> int:
         """Drop added bounds (those with `token`, or all when it is empty); return how many."""
         state = self._state(component_id)
-        target = state.added_active if metric is Metric.AC_ACTIVE_POWER else state.added_reactive
+        active = metric in (Metric.AC_ACTIVE_POWER, Metric.DC_POWER)
+        target = state.added_active if active else state.added_reactive
         keep = [b for b in target if token and b.token != token]
         removed = len(target) - len(keep)
         target[:] = keep
@@ -747,9 +764,7 @@ class SiteModel:
         metrics: list[MetricValue] = []
         if isinstance(details, BatterySpec):
             soc = 100.0 * state.energy_wh / details.capacity_wh
-            power_bounds = inclusion_exclusion(
-                battery_power_bounds(details, soc), details.exclusion
-            )
+            power_bounds = inclusion_exclusion(*self._battery_bounds(state, now))
             current = state.dc_power_w / details.nominal_voltage_v
             metrics += [
                 MetricValue(Metric.BATTERY_SOC_PCT, soc, (details.soc_bounds_pct,)),
@@ -787,27 +802,27 @@ class SiteModel:
         )
 
     def sensor_sample(self, sensor_id: int, now: datetime) -> ComponentSample:
-        """Return what a weather station reports at `now`.
+        """Return what a sensor reports at `now`: the weather it measures.
 
         Raises:
             SimError: NOT_FOUND for an unknown sensor.
         """
-        if all(s.id != sensor_id for s in self.site.sensors):
+        sensor = next((s for s in self.site.sensors if s.id == sensor_id), None)
+        if sensor is None:
             raise SimError(ErrorKind.NOT_FOUND, f"sensor {sensor_id} does not exist")
         weather = self.site.weather
+        readings = {
+            Metric.SENSOR_IRRADIANCE: weather.irradiance_w_m2,
+            Metric.SENSOR_WIND_SPEED: weather.wind_speed_m_s,
+            Metric.SENSOR_TEMPERATURE: weather.temperature_c,
+        }
         return ComponentSample(
             component_id=sensor_id,
             sampled_at=now,
-            metrics=(
-                MetricValue(
-                    Metric.SENSOR_IRRADIANCE, hourly_value(weather.irradiance_w_m2, self.sim_time)
-                ),
-                MetricValue(
-                    Metric.SENSOR_WIND_SPEED, hourly_value(weather.wind_speed_m_s, self.sim_time)
-                ),
-                MetricValue(
-                    Metric.SENSOR_TEMPERATURE, hourly_value(weather.temperature_c, self.sim_time)
-                ),
+            metrics=tuple(
+                MetricValue(metric, hourly_value(series, self.sim_time))
+                for metric, series in readings.items()
+                if metric in SENSOR_METRICS[sensor.kind]
             ),
         )
 
@@ -854,12 +869,12 @@ class SiteModel:
             raise SimError(ErrorKind.NOT_FOUND, f"component {component_id} does not exist")
         return state
 
-    def _own_active_bounds(self, state: _State) -> tuple[Range, ...]:
+    def _own_active_bounds(self, state: _State, now: datetime) -> tuple[Range, ...]:
         details = state.spec.details
         match details:
             case InverterSpec():
                 own = inclusion_exclusion(details.active_bounds, details.exclusion)
-                battery_ranges = self._batteries_bounds(state)
+                battery_ranges = self._batteries_bounds(state, now)
                 return intersect(own, battery_ranges)
             case PvSpec():
                 return (Range(-details.peak_power_w, 0.0),)
@@ -868,22 +883,46 @@ class SiteModel:
             case _:
                 return ()
 
-    def _batteries_bounds(self, inverter: _State) -> tuple[Range, ...]:
+    def _batteries_bounds(self, inverter: _State, now: datetime) -> tuple[Range, ...]:
         lower = upper = 0.0
         exclusion_lower = exclusion_upper = 0.0
         for child in self._children[inverter.spec.id]:
             battery = self._states[child]
-            details = _battery(battery)
             if battery.operating is not OperatingState.READY:
                 continue
             share = len(self._inverters_of[child])
-            bounds = battery_power_bounds(details, 100.0 * battery.energy_wh / details.capacity_wh)
+            bounds, exclusion = self._battery_bounds(battery, now)
             lower += bounds.lower / share
             upper += bounds.upper / share
-            if details.exclusion is not None:
-                exclusion_lower = min(exclusion_lower, details.exclusion.lower)
-                exclusion_upper = max(exclusion_upper, details.exclusion.upper)
+            if exclusion is not None:
+                exclusion_lower = min(exclusion_lower, exclusion.lower)
+                exclusion_upper = max(exclusion_upper, exclusion.upper)
         return inclusion_exclusion(Range(lower, upper), Range(exclusion_lower, exclusion_upper))
+
+    def _battery_bounds(self, battery: _State, now: datetime) -> tuple[Range, Range | None]:
+        """A battery's DC power bounds now: inclusion range and exclusion band.
+
+        Its own (tapered near the SoC limits), narrowed by bounds added to it (the API
+        documentation's example: inclusion ±100 kW with exclusion ±50 kW, added as the
+        two ranges [-100 kW, -50 kW] and [50 kW, 100 kW]). An inverter sees each battery
+        as one range and one band around 0 W; a gap elsewhere is not modelled.
+        """
+        details = _battery(battery)
+        bounds = battery_power_bounds(details, 100.0 * battery.energy_wh / details.capacity_wh)
+        added = [b for b in battery.added_active if b.until > now]
+        if not added:
+            return bounds, details.exclusion
+        ranges = intersect(
+            inclusion_exclusion(bounds, details.exclusion),
+            merge(r for b in added for r in b.ranges),
+        )
+        if not ranges:
+            return Range(0.0, 0.0), None
+        below = [r.upper for r in ranges if r.upper < 0.0]
+        above = [r.lower for r in ranges if r.lower > 0.0]
+        if any(r.lower <= 0.0 <= r.upper for r in ranges):
+            return hull(ranges), None
+        return hull(ranges), Range(max(below, default=0.0), min(above, default=0.0))
 
     def _own_reactive_bounds(self, state: _State) -> tuple[Range, ...]:
         details = state.spec.details

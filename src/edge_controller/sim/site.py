@@ -189,12 +189,26 @@ class ComponentSpec:
     model_name: str = "simulated"
 
 
+class SensorKind(StrEnum):
+    """What a sensor measures of the simulation's weather (`[[sensors]] kind`)."""
+
+    WEATHER_STATION = "weather_station"
+    """Irradiance, wind speed and temperature (the API's GENERAL category)."""
+    THERMOMETER = "thermometer"
+    """Temperature."""
+    PYRANOMETER = "pyranometer"
+    """Irradiance."""
+    ANEMOMETER = "anemometer"
+    """Wind speed."""
+
+
 @dataclass(frozen=True, slots=True)
 class SensorSpec:
-    """A weather station reporting the simulation's weather."""
+    """A sensor reporting (part of) the simulation's weather."""
 
     id: int
     name: str
+    kind: SensorKind = SensorKind.WEATHER_STATION
 
 
 @dataclass(frozen=True, slots=True)
@@ -708,18 +722,19 @@ def parse_site(document: Mapping[str, Any], source: str = "<site>") -> SiteSpec:
                 reader.fail(path, "a table", raw)
                 continue
             reader.unknown_keys(raw, {"id", "name", "kind"}, path)
-            reader.value(
+            kind = reader.value(
                 raw,
                 "kind",
                 path,
-                lambda r: r if r == "weather_station" else None,
-                "'weather_station'",
-                default="weather_station",
+                lambda r: next((k for k in SensorKind if k.value == r), None),
+                "one of " + ", ".join(repr(k.value) for k in SensorKind),
+                default=SensorKind.WEATHER_STATION,
             )
             sensor_id = reader.value(raw, "id", path, _checked_int_positive, "an integer id > 0")
             name = reader.value(raw, "name", path, string, "a non-empty string", default=None)
-            if sensor_id is not None:
-                sensors.append(SensorSpec(sensor_id, name or f"weather station {sensor_id}"))
+            if sensor_id is not None and kind is not None:
+                label = kind.value.replace("_", " ")
+                sensors.append(SensorSpec(sensor_id, name or f"{label} {sensor_id}", kind))
 
     faults: list[FaultSpec] = []
     raw_faults = document.get("faults", [])
