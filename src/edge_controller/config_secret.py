@@ -5,6 +5,17 @@ Keys never sit in the configuration itself (it is logged, diffed, shown in
 else the systemd credential `$CREDENTIALS_DIRECTORY/<credential>` (`LoadCredential=`),
 else the environment variable. Every way it can fail is a configuration problem with
 the key path, never an exception.
+
+A key file is read the way the dispatch service reads its keys file
+(`dispatch_service.auth.parse_keys`): blank lines and lines starting with `#` are
+ignored, and what is left must be one key of printable ASCII without spaces. An
+operator who keeps a comment beside the key ("# issued 2026-11 for site 7"), or
+copies a line from the service's keys file with its comment, expects it to work; and
+whatever `check-config` accepts, `run` can send: gRPC metadata carries nothing but
+printable ASCII, so a key with a newline or a non-ASCII character used to pass the
+check and then end `run` in a gRPC `ExecuteBatchError` traceback (exit 1, restarted
+by systemd for ever). The credential and the environment variable follow the same
+rules.
 """
 
 from __future__ import annotations
@@ -37,40 +48,67 @@ def read_api_key(
         path = Path(raw)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        key = _read(reader, path_key, path, raw)
-        if key == "":
-            reader.problems.append(f"{path_key}: {str(path)!r} is empty; expected {what}")
+        text = _read(reader, path_key, path, raw)
+        if text is None:
             return None
-        return key
+        return _one_key(reader, path_key, repr(str(path)), text, what)
     credentials = environ.get("CREDENTIALS_DIRECTORY", "")
     if credentials:
-        key = _read(
-            reader,
-            f"{path_key}: missing, and the credential",
-            Path(credentials) / credential,
-            credential,
-            missing_ok=True,
-        )
-        if key is None:
+        prefix = f"{path_key}: missing, and the credential"
+        path = Path(credentials) / credential
+        text = _read(reader, prefix, path, credential, missing_ok=True)
+        if text is None:
             return None
-        if key:
-            return key
-    key = environ.get(variable, "").strip()
-    if not key:
+        if text.strip():
+            return _one_key(reader, prefix, repr(str(path)), text, what)
+    text = environ.get(variable, "")
+    if not text.strip():
         reader.problems.append(
             f"{path_key}: missing; expected a file holding {what} (or a systemd "
             f"credential {credential!r}, or {variable} set)"
         )
         return None
-    return key
+    return _one_key(reader, f"{path_key}: missing, and", variable, text, what)
+
+
+def _one_key(reader: Reader, prefix: str, shown: str, text: str, what: str) -> str | None:
+    """The one key in `text` (see the module docstring), or None with the problem recorded.
+
+    Problems give line numbers, never a line: the line may be a key.
+    """
+    keys: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        key = line.strip()
+        if not key or key.startswith("#"):
+            continue
+        if not (key.isascii() and key.isprintable() and " " not in key and "\t" not in key):
+            reader.problems.append(
+                f"{prefix}: {shown} line {number}: expected {what} as one word of printable "
+                "ASCII (gRPC metadata carries nothing else; comments go on their own line, "
+                "starting with #)"
+            )
+            return None
+        keys.append(key)
+    if not keys:
+        reader.problems.append(
+            f"{prefix}: {shown} holds no key (only blank lines or # comments); expected {what}"
+        )
+        return None
+    if len(keys) > 1:
+        reader.problems.append(
+            f"{prefix}: {shown} holds {len(keys)} keys (lines that are not blank or # "
+            f"comments); expected exactly one, {what}"
+        )
+        return None
+    return keys[0]
 
 
 def _read(
     reader: Reader, prefix: str, path: Path, shown: str, *, missing_ok: bool = False
 ) -> str | None:
-    """The stripped text of `path`; "" if empty (or missing and `missing_ok`); None: a problem."""
+    """The text of `path`; "" if missing and `missing_ok`; None: a problem (recorded)."""
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
         if missing_ok:
             return ""

@@ -1,0 +1,71 @@
+"""Case 12: start-up and resources — what the daemon does with odd files, early
+signals, a full disk, idle connections, and how the units cap it (issue 16, items 5-6).
+
+Each case starts the real parts where the fault lives: `edge-controller run` /
+`check-config` as child processes (the way systemd runs them), the dispatch cache on
+disk, the metrics server on a free loopback port, the dispatch service's interceptor
+with a real client.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edge_controller.dispatch_service.server import DispatchServer
+from edge_controller.sim.server import SimulatorServer
+from tests.harness import COMMAND, KEY
+from tests.reliability.helpers import DaemonProcess, write_daemon_config
+
+# ------------------------------------------------------------------ key_file
+
+
+def _check_config(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMMAND, "check-config", str(config)], capture_output=True, text=True, timeout=60
+    )
+
+
+async def test_a_key_file_with_comments_is_read_as_the_service_reads_its_keys_file(
+    servers: tuple[SimulatorServer, DispatchServer], tmp_path: Path
+) -> None:
+    sim, dispatch = servers
+    config = write_daemon_config(tmp_path, sim.url, dispatch.url)
+    (tmp_path / "key").write_text(f"# issued 2026-11 for site 1\n\n{KEY}\n# rotate by 2027\n")
+    assert _check_config(config).returncode == 0
+    daemon = DaemonProcess(config, tmp_path)
+    try:
+        await daemon.start()  # READY=1: the key reached the service and was accepted
+        assert await daemon.signal(signal.SIGTERM) == 0
+    finally:
+        await daemon.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("# only a comment\n", "holds no key (only blank lines or # comments)"),
+        ("one\ntwo\n", "holds 2 keys"),
+        ("ключ\n", "line 1: expected the API key as one word of printable ASCII"),
+        ("a key with spaces\n", "line 1: expected the API key as one word of printable ASCII"),
+    ],
+)
+def test_a_key_run_cannot_send_is_refused_by_check_config_and_run_alike(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    # No servers: a key refused by the check never gets as far as connecting.
+    config = write_daemon_config(tmp_path, "grpc://127.0.0.1:1?ssl=false", "grpc://127.0.0.1:2")
+    (tmp_path / "key").write_text(text, encoding="utf-8")
+    checked = _check_config(config)
+    assert checked.returncode == 2
+    assert f"dispatch.key_file: '{tmp_path / 'key'}' {problem}" in checked.stdout
+    ran = subprocess.run(
+        [*COMMAND, "run", "--config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 2  # a bad config: systemd does not restart it
+    assert "Traceback" not in ran.stderr
+    assert problem in ran.stderr
+    assert text.strip().splitlines()[-1] not in ran.stderr + checked.stdout  # never the key
