@@ -1,5 +1,6 @@
 """The pure site model, stepped by hand: no server, no clock, no sleeping."""
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -313,3 +314,27 @@ def test_a_burst_of_commands_shows_in_the_next_sample_and_moves_energy_from_the_
     model.step(NOON + timedelta(seconds=2))
     # The command counts from the previous step (1 s), not from when it came (1.5 s).
     assert model.energy_wh(11) == pytest.approx(energy - 8800 / 0.9 / 3600)
+
+
+def test_a_standby_component_takes_the_sites_wake_up_time_to_deliver() -> None:
+    """The API documentation: from standby "it can take a few minutes" to operate."""
+    site = small_site()
+    site = dataclasses.replace(
+        site, simulation=dataclasses.replace(site.simulation, standby_wake_s=120.0)
+    )
+    model = SiteModel(site, NOON)
+    model.standby(11, NOON)
+    model.set_active_power(10, -8800, NOON, lifetime_s=300)  # taken; it wakes the battery
+    assert model.sample(11, NOON).states == (StateCode.SWITCHING_ON, StateCode.RELAY_OPEN)
+    model.step(NOON + timedelta(seconds=119))
+    assert model.ac_power_w(10) == 0.0
+    model.step(NOON + timedelta(seconds=121))
+    assert model.operating_state(11) is OperatingState.READY
+    assert model.ac_power_w(10) == pytest.approx(-8800)
+    assert model.sample(11, NOON + timedelta(seconds=121)).states[1] is StateCode.RELAY_CLOSED
+
+    model.standby(10, NOON + timedelta(seconds=130))
+    model.start(10, NOON + timedelta(seconds=130))
+    assert model.sample(10, NOON + timedelta(seconds=130)).states == (StateCode.SWITCHING_ON,)
+    model.step(NOON + timedelta(seconds=251))
+    assert model.operating_state(10) is OperatingState.READY

@@ -180,3 +180,11 @@ def test_a_sensor_kind_is_one_the_simulator_models() -> None:
     del document["sensors"][1]
     (thermometer,) = parse_site(document, "site.toml").sensors
     assert thermometer == SensorSpec(90, "thermometer 90", SensorKind.THERMOMETER)
+
+
+def test_the_standby_wake_up_time_is_seconds_within_an_hour() -> None:
+    assert problems(minimal() | {"simulation": {"standby_wake_time": -1}}) == [
+        "site.toml: simulation.standby_wake_time: expected seconds, 0-3600, got -1"
+    ]
+    site = parse_site(minimal() | {"simulation": {"standby_wake_time": 180}}, "site.toml")
+    assert site.simulation.standby_wake_s == 180.0

@@ -88,6 +88,9 @@ class OperatingState(Enum):
     """Stopped: relays open. `start` brings it back."""
     STANDBY = "standby"
     """Cold standby: power 0. `start` or a set-power command brings it back."""
+    STARTING = "starting"
+    """Waking from standby (`[simulation] standby_wake_time`): takes commands, delivers
+    0 W and reports SWITCHING_ON until it is operational."""
     READY = "ready"
     """Operational: follows set-power commands."""
     ERROR = "error"
@@ -103,6 +106,7 @@ class StateCode(Enum):
     CHARGING = "charging"
     DISCHARGING = "discharging"
     ERROR = "error"
+    SWITCHING_ON = "switching_on"
     RELAY_OPEN = "relay_open"
     """A battery's main relay is open: it can carry no power (stopped, standby, error)."""
     RELAY_CLOSED = "relay_closed"
@@ -163,6 +167,8 @@ class _State:
 
     spec: ComponentSpec
     operating: OperatingState = OperatingState.READY
+    ready_at: datetime | None = None
+    """When a STARTING component becomes operational."""
     errors: tuple[str, ...] = ()
     active: _Command | None = None
     reactive: _Command | None = None
@@ -267,6 +273,8 @@ class SiteModel:
         self._order = self._bottom_up_order()
         self._unsettled = False
         """A command or state change the powers do not show yet (see the module doc)."""
+        self._starting: set[int] = set()
+        """Components waking from standby (few: checked each step)."""
         self.energy_delivered_wh: dict[int, float] = {cid: 0.0 for cid in self._states}
         self.load_steps_w: dict[int, float] = {}
         """Extra consumption per load id (W), on top of its profile: load steps for tests
@@ -360,9 +368,23 @@ class SiteModel:
             t = self._wall + timedelta(seconds=dt_wall * index)
             self.sim_time += timedelta(seconds=dt_wall * self.speed)
             self._expire(t)
+            self._finish_starting(t)
             self._physics(t, dt_wall * self.speed / 3600.0)
         self._wall = now
         self._unsettled = False
+
+    def _finish_starting(self, now: datetime) -> None:
+        """Components whose wake-up from standby is over become operational."""
+        if not self._starting:
+            return
+        for cid in list(self._starting):
+            state = self._states[cid]
+            if state.operating is not OperatingState.STARTING:
+                self._starting.discard(cid)
+            elif state.ready_at is not None and state.ready_at <= now:
+                state.operating = OperatingState.READY
+                state.ready_at = None
+                self._starting.discard(cid)
 
     def _settle(self, now: datetime) -> None:
         """Bring every power to what the commands and states ask, without time passing.
@@ -371,6 +393,7 @@ class SiteModel:
         real inverter, instead of waiting for the clock to move.
         """
         self._expire(now)
+        self._finish_starting(now)
         self._physics(now, 0.0)
         self._unsettled = False
 
@@ -455,7 +478,8 @@ class SiteModel:
         command = state.active.power_w if state.active is not None else 0.0
         bounds = self.active_bounds(state.spec.id, now)
         target = floor_to_resolution(clamp(bounds, command), spec.resolution_w)
-        if state.operating is not OperatingState.READY or not allows(bounds, target):
+        waking = any(b.operating is OperatingState.STARTING for b in batteries)
+        if state.operating is not OperatingState.READY or waking or not allows(bounds, target):
             target = 0.0
         if target == 0.0:
             state.ac_power_w = state.dc_power_w = 0.0
@@ -538,7 +562,7 @@ class SiteModel:
                 f"request_lifetime must be {low}-{high} s, got {lifetime}",
             )
         self._check_operational(state)
-        self._wake_from_standby(state)
+        self._wake_from_standby(state, now)
         bounds = (
             self.reactive_bounds(component_id, now)
             if reactive
@@ -567,7 +591,7 @@ class SiteModel:
         self._unsettled = True
         return CommandRecord(now, component_id, reactive, power_w, applied, bounds, valid_until)
 
-    def _wake_from_standby(self, state: _State) -> None:
+    def _wake_from_standby(self, state: _State, now: datetime) -> None:
         """A set-power command brings a component, and batteries behind it, out of standby.
 
         The API documents this transition; without it a standby battery would leave its
@@ -576,7 +600,20 @@ class SiteModel:
         for cid in [state.spec.id, *self._children[state.spec.id]]:
             component = self._states[cid]
             if component.operating is OperatingState.STANDBY:
-                component.operating = OperatingState.READY
+                self._wake(component, now)
+
+    def _wake(self, state: _State, now: datetime) -> None:
+        """Leave standby: operational at once, or after the site's wake-up time."""
+        wake_s = self.site.simulation.standby_wake_s
+        state.active = None
+        state.reactive = None
+        self._unsettled = True
+        if wake_s <= 0:
+            state.operating = OperatingState.READY
+            return
+        state.operating = OperatingState.STARTING
+        state.ready_at = now + timedelta(seconds=wake_s)
+        self._starting.add(state.spec.id)
 
     def _check_operational(self, state: _State) -> None:
         cid = state.spec.id
@@ -676,7 +713,9 @@ class SiteModel:
                 f"component {component_id} is in ERROR ({', '.join(state.errors)}); "
                 "acknowledge the error first",
             )
-        if state.operating is not OperatingState.READY:
+        if state.operating is OperatingState.STANDBY:
+            self._wake(state, now)
+        elif state.operating is OperatingState.OFF:
             state.operating = OperatingState.READY
             state.active = None
             state.reactive = None
@@ -847,6 +886,8 @@ class SiteModel:
                 return StateCode.OFF
             case OperatingState.STANDBY:
                 return StateCode.STANDBY
+            case OperatingState.STARTING:
+                return StateCode.SWITCHING_ON
             case OperatingState.ERROR:
                 return StateCode.ERROR
             case OperatingState.READY:
@@ -888,8 +929,8 @@ class SiteModel:
         exclusion_lower = exclusion_upper = 0.0
         for child in self._children[inverter.spec.id]:
             battery = self._states[child]
-            if battery.operating is not OperatingState.READY:
-                continue
+            if battery.operating not in (OperatingState.READY, OperatingState.STARTING):
+                continue  # a starting battery will carry power: its commands are taken
             share = len(self._inverters_of[child])
             bounds, exclusion = self._battery_bounds(battery, now)
             lower += bounds.lower / share

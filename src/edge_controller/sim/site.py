@@ -246,6 +246,9 @@ class SimulationSpec:
     time_step_s: float = 0.1
     start_time: datetime | None = None
     command_log_size: int = 100_000
+    standby_wake_s: float = 0.0
+    """How long a component takes from standby back to operational (the API
+    documentation: "a few minutes"); 0 s wakes it at once."""
 
 
 class WeatherSource(StrEnum):
@@ -839,7 +842,9 @@ def _microgrid(reader: Reader, data: Mapping[str, Any]) -> MicrogridSpec | None:
 def _simulation(reader: Reader, data: Mapping[str, Any]) -> SimulationSpec:
     path = "simulation"
     reader.unknown_keys(
-        data, {"telemetry_rate_hz", "time_step", "start_time", "command_log_size"}, path
+        data,
+        {"telemetry_rate_hz", "time_step", "start_time", "command_log_size", "standby_wake_time"},
+        path,
     )
     defaults = SimulationSpec()
     rate = reader.value(
@@ -874,11 +879,20 @@ def _simulation(reader: Reader, data: Mapping[str, Any]) -> SimulationSpec:
         "an integer > 0",
         default=defaults.command_log_size,
     )
+    wake = reader.value(
+        data,
+        "standby_wake_time",
+        path,
+        checked(number, lambda v: 0 <= v <= 3600),
+        "seconds, 0-3600",
+        default=defaults.standby_wake_s,
+    )
     return SimulationSpec(
         telemetry_rate_hz=rate or defaults.telemetry_rate_hz,
         time_step_s=step or defaults.time_step_s,
         start_time=start,
         command_log_size=log_size or defaults.command_log_size,
+        standby_wake_s=wake if wake is not None else defaults.standby_wake_s,
     )
 
 
