@@ -578,7 +578,9 @@ class Controller:
         try:
             return cache.load(path)
         except cache.DispatchCacheError as error:
-            _LOG.error("dispatch_cache_unusable", error=str(error))
+            # A warning, not an error: the controller goes on as if there were no
+            # cache (and the message says which file, and what is wrong with it).
+            _LOG.warning("dispatch_cache_unusable", path=str(path), problem=str(error))
             return None
 
     async def _reconnect(self) -> None:

@@ -9,6 +9,8 @@ with a real client.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import signal
 import subprocess
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.sim.server import SimulatorServer
 from tests.harness import COMMAND, KEY
+from tests.patience import PATIENCE_S
 from tests.reliability.helpers import DaemonProcess, write_daemon_config
 
 # ------------------------------------------------------------------ key_file
@@ -69,3 +72,51 @@ def test_a_key_run_cannot_send_is_refused_by_check_config_and_run_alike(
     assert "Traceback" not in ran.stderr
     assert problem in ran.stderr
     assert text.strip().splitlines()[-1] not in ran.stderr + checked.stdout  # never the key
+
+
+# ------------------------------------------------------------------ the dispatch cache
+
+_SAVED_AT = '"saved_at": "2026-11-30T12:00:00+00:00"'
+CORRUPT_CACHES = {
+    # A file some other program wrote, or nested by a hand edit: the JSON parser's
+    # recursion limit.
+    "deep_nesting": (
+        "{" + f'"version": 1, {_SAVED_AT}, "dispatches": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    ).encode(),
+    # A disk that lost a block: bytes that are not UTF-8.
+    "bad_utf8": b'{"version": 1, "saved_at": "\xff\xfe", "dispatches": []}',
+    # A damaged dispatch: a length-delimited field running past the message's end.
+    "bad_protobuf_field": (
+        "{" + f'"version": 1, {_SAVED_AT}, "dispatches": ["' + "CgX/////" + '"]}'
+    ).encode(),
+}
+
+
+@pytest.mark.parametrize("content", CORRUPT_CACHES.values(), ids=CORRUPT_CACHES.keys())
+async def test_a_corrupt_dispatch_cache_is_unusable_not_a_traceback(
+    servers: tuple[SimulatorServer, DispatchServer], tmp_path: Path, content: bytes
+) -> None:
+    sim, _dispatch = servers
+    config = write_daemon_config(tmp_path, sim.url, "grpc://127.0.0.1:1?ssl=false")
+    config.write_text(
+        config.read_text().replace(
+            'key_file = "key"\n', 'key_file = "key"\nstartup_timeout = 1\ncache_file = "c.json"\n'
+        )
+    )
+    (tmp_path / "c.json").write_bytes(content)
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND, "run", "--config", str(config), stderr=asyncio.subprocess.PIPE
+    )
+    _out, err = await asyncio.wait_for(process.communicate(), PATIENCE_S)
+    stderr = err.decode()
+    # Started without the cache: with the dispatch service unreachable too, that is the
+    # ordinary "cannot start yet" (exit 1, systemd retries), said in log lines.
+    assert process.returncode == 1, stderr[-2000:]
+    assert "Traceback" not in stderr
+    records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    unusable = [r for r in records if r["event"] == "dispatch_cache_unusable"]
+    assert len(unusable) == 1, stderr[-2000:]
+    assert unusable[0]["level"] == "warning"
+    assert unusable[0]["path"] == str(tmp_path / "c.json")
+    assert str(tmp_path / "c.json") in unusable[0]["problem"]
+    assert "start_failed" in [r["event"] for r in records if r["level"] == "error"]
