@@ -279,3 +279,19 @@ def test_only_battery_inverters_are_listed() -> None:
     assert all(cid in (10, 20, 30) for ids in found.values() for cid in ids)
     hybrid_only = [GraphComponent(3, METER), GraphComponent(50, OTHER), GraphComponent(11, BATTERY)]
     assert inverters_below_meters(hybrid_only, [(3, 50), (50, 11)]) == {}
+
+
+def test_a_precharger_between_inverter_and_battery_is_looked_through() -> None:
+    components = site(
+        (1, GRID),
+        (2, METER),
+        (5, OTHER),  # a relay on the AC side: nothing to pair
+        (10, INVERTER),
+        (12, ComponentRole.PRECHARGER),
+        (11, BATTERY),
+    )
+    links = [(1, 2), (2, 5), (5, 10), (10, 12), (12, 11)]
+    pairs = pair_batteries(components, links)
+    assert pairs.as_dict() == {10: (11,)}
+    assert pairs.left_out == ()
+    assert inverters_below_meters(components, links) == {2: (10,)}

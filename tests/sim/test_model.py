@@ -22,6 +22,7 @@ from edge_controller.sim.model import (
 from edge_controller.sim.site import BatterySpec, FaultKind, SiteSpec, parse_site
 from tests.conftest import NOON
 from tests.properties import examples
+from tests.sim.sites import switched_site
 
 
 def small_site(soc: float = 50.0, taper: float = 5.0, **inverter: Any) -> SiteSpec:
@@ -338,3 +339,44 @@ def test_a_standby_component_takes_the_sites_wake_up_time_to_deliver() -> None:
     assert model.sample(10, NOON + timedelta(seconds=130)).states == (StateCode.SWITCHING_ON,)
     model.step(NOON + timedelta(seconds=251))
     assert model.operating_state(10) is OperatingState.READY
+
+
+def test_an_open_relay_cuts_everything_below_it_and_start_closes_it() -> None:
+    model = SiteModel(switched_site(), NOON)
+    model.set_active_power(10, -8800, NOON)
+    model.step(NOON + timedelta(seconds=1))
+    assert model.ac_power_w(2) == pytest.approx(-8800)  # the meter sees it through the relay
+    model.stop(5, NOON + timedelta(seconds=1))  # opens, under load
+    assert model.sample(5, NOON + timedelta(seconds=1)).states == (StateCode.RELAY_OPEN,)
+    model.step(NOON + timedelta(seconds=2))
+    assert model.ac_power_w(10) == model.ac_power_w(2) == 0.0
+    assert model.active_bounds(10, NOON + timedelta(seconds=2)) == ()  # only 0 W
+    with pytest.raises(SimError, match="relay 5 above component 10 is open") as refused:
+        model.set_active_power(10, -8800, NOON + timedelta(seconds=2))
+    assert refused.value.kind is ErrorKind.FAILED_PRECONDITION
+    with pytest.raises(SimError, match="no standby"):
+        model.standby(5, NOON + timedelta(seconds=2))
+    model.start(5, NOON + timedelta(seconds=3))
+    assert model.sample(5, NOON + timedelta(seconds=3)).states == (StateCode.RELAY_CLOSED,)
+    model.set_active_power(10, -8800, NOON + timedelta(seconds=3))
+    model.step(NOON + timedelta(seconds=4))
+    assert model.ac_power_w(10) == pytest.approx(-8800)
+
+
+def test_a_precharger_precharges_before_it_connects_the_batteries() -> None:
+    model = SiteModel(switched_site(), NOON)
+    assert model.sample(12, NOON).states == (StateCode.PRECHARGER_CLOSED,)
+    model.stop(12, NOON)
+    assert model.sample(12, NOON).states == (StateCode.PRECHARGER_OPEN,)
+    assert model.active_bounds(10, NOON) == (Range(0.0, 0.0),)  # no battery behind it now
+    model.start(12, NOON + timedelta(seconds=1))
+    assert model.sample(12, NOON + timedelta(seconds=1)).states == (
+        StateCode.PRECHARGER_PRECHARGING,
+    )
+    model.step(NOON + timedelta(seconds=10))
+    assert model.active_bounds(10, NOON + timedelta(seconds=10)) == (Range(0.0, 0.0),)
+    model.step(NOON + timedelta(seconds=12))  # 10 s of precharge are over
+    assert model.sample(12, NOON + timedelta(seconds=12)).states == (StateCode.PRECHARGER_CLOSED,)
+    model.set_active_power(10, -8800, NOON + timedelta(seconds=12))
+    model.step(NOON + timedelta(seconds=13))
+    assert model.ac_power_w(10) == pytest.approx(-8800)

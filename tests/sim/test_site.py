@@ -111,7 +111,7 @@ def test_every_problem_is_reported_at_once() -> None:
     [
         (
             lambda d: d["components"][3].update(parent=2),
-            "expected a battery_inverter for a battery",
+            "expected a battery_inverter (or a precharger below one) for a battery",
         ),
         (
             lambda d: d["components"][1].update(parent=99),

@@ -24,6 +24,7 @@ from frequenz.client.microgrid.component import (
     ComponentStateCode,
     GridConnectionPoint,
     Meter,
+    Precharger,
 )
 from frequenz.client.microgrid.metrics import Bounds, Metric, MetricSample
 
@@ -60,6 +61,8 @@ def graph_component(component: Component) -> GraphComponent:
             role = ComponentRole.BATTERY_INVERTER
         case Battery():
             role = ComponentRole.BATTERY
+        case Precharger():
+            role = ComponentRole.PRECHARGER
         case _:
             role = ComponentRole.OTHER
     return GraphComponent(int(component.id), role)

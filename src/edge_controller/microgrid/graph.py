@@ -10,7 +10,8 @@ and returns the pairs, or refuses a graph the controller cannot drive::
                        │               └─ battery 22
                        └─ pv inverter 50                   (not a battery inverter)
 
-Supported: several batteries behind one inverter (returned together). Left out, each
+Supported: several batteries behind one inverter (returned together), and a precharge
+module between an inverter and its batteries (looked through). Left out, each
 with the reason (`BatteryPairs.left_out`), so the rest of the site still runs (as the
 SDK's PowerDistributingActor does): a battery with no battery inverter, a battery inverter
 with no battery, and a battery fed by several inverters together with everything those
@@ -38,6 +39,9 @@ class ComponentRole(Enum):
     METER = "meter"
     BATTERY_INVERTER = "battery inverter"
     BATTERY = "battery"
+    PRECHARGER = "precharger"
+    """Between a battery inverter and its batteries (the DC link's precharge module):
+    the pairing looks through it."""
     OTHER = "component"
     """Anything else: PV inverters, hybrid inverters, EV chargers, wind turbines, ..."""
 
@@ -191,7 +195,17 @@ def pair_batteries(
     shared: dict[int, list[int]] = {}
     """Each inverter feeding a battery on several inverters, with those batteries."""
     for battery_id in sorted(cid for cid, role in roles.items() if role is ComponentRole.BATTERY):
-        upstream = sorted(set(parents.get(battery_id, [])))
+        upstream = sorted(
+            {
+                above
+                for parent in parents.get(battery_id, [])
+                for above in (
+                    parents.get(parent, [])
+                    if roles[parent] is ComponentRole.PRECHARGER
+                    else [parent]
+                )
+            }
+        )
         inverters = [p for p in upstream if roles[p] is ComponentRole.BATTERY_INVERTER]
         if len(inverters) > 1:
             leave_out(

@@ -91,6 +91,8 @@ CATEGORY_OF_KIND: dict[ComponentKind, components_pb2.ComponentCategory.ValueType
     # fits a turbine; UNSPECIFIED is the only honest answer.
     ComponentKind.WIND_TURBINE: _CATEGORY.COMPONENT_CATEGORY_UNSPECIFIED,
     ComponentKind.EV_CHARGER: _CATEGORY.COMPONENT_CATEGORY_EV_CHARGER,
+    ComponentKind.RELAY: _CATEGORY.COMPONENT_CATEGORY_RELAY,
+    ComponentKind.PRECHARGER: _CATEGORY.COMPONENT_CATEGORY_PRECHARGER,
 }
 _STATE_TO_PROTO = {
     code: components_pb2.ComponentStateCode.Value(f"COMPONENT_STATE_CODE_{code.name}")

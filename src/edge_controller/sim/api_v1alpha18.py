@@ -74,6 +74,9 @@ CATEGORY_OF_KIND: dict[ComponentKind, ec_pb2.ElectricalComponentCategory.ValueTy
     ComponentKind.BATTERY: _CATEGORY.ELECTRICAL_COMPONENT_CATEGORY_BATTERY,
     ComponentKind.WIND_TURBINE: _CATEGORY.ELECTRICAL_COMPONENT_CATEGORY_WIND_TURBINE,
     ComponentKind.EV_CHARGER: _CATEGORY.ELECTRICAL_COMPONENT_CATEGORY_EV_CHARGER,
+    # v1alpha8 has no relay category: a breaker is the switch it knows.
+    ComponentKind.RELAY: _CATEGORY.ELECTRICAL_COMPONENT_CATEGORY_BREAKER,
+    ComponentKind.PRECHARGER: _CATEGORY.ELECTRICAL_COMPONENT_CATEGORY_PRECHARGER,
 }
 _STATE_TO_PROTO = {
     code: ec_pb2.ElectricalComponentStateCode.Value(f"ELECTRICAL_COMPONENT_STATE_CODE_{code.name}")

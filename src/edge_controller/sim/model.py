@@ -47,6 +47,7 @@ from edge_controller.sim.faults import FaultBook
 from edge_controller.sim.metrics import Metric
 from edge_controller.sim.site import (
     CONTROLLABLE_KINDS,
+    SWITCH_KINDS,
     BatterySpec,
     ComponentKind,
     ComponentSpec,
@@ -54,6 +55,7 @@ from edge_controller.sim.site import (
     FaultKind,
     InverterSpec,
     LoadSpec,
+    PrechargerSpec,
     PvSpec,
     SensorKind,
     SiteSpec,
@@ -112,7 +114,10 @@ class StateCode(Enum):
     RELAY_CLOSED = "relay_closed"
     """A battery's main relay is closed: it can carry power. Clients read it (the
     Frequenz SDK counts a battery as working only with RELAY_CLOSED besides READY,
-    CHARGING or DISCHARGING)."""
+    CHARGING or DISCHARGING). A relay component reports it too."""
+    PRECHARGER_OPEN = "precharger_open"
+    PRECHARGER_PRECHARGING = "precharger_precharging"
+    PRECHARGER_CLOSED = "precharger_closed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,9 +272,21 @@ class SiteModel:
         self._children: dict[int, list[int]] = {c.id: [] for c in site.components}
         for parent, child in site.connections:
             self._children[parent].append(child)
-        self._inverters_of: dict[int, list[int]] = {
-            c.id: list(c.parents) for c in site.components if c.kind is ComponentKind.BATTERY
+        self._batteries: dict[int, list[int]] = {
+            c.id: self._dc_children(c.id)
+            for c in site.components
+            if c.kind is ComponentKind.BATTERY_INVERTER
         }
+        """Each battery inverter's batteries, through a precharger between them."""
+        self._inverters_of: dict[int, list[int]] = {
+            c.id: [i for i, below in self._batteries.items() if c.id in below]
+            for c in site.components
+            if c.kind is ComponentKind.BATTERY
+        }
+        self._switches_above: dict[int, tuple[int, ...]] = {
+            c.id: self._switches_on_the_way_up(c.id) for c in site.components
+        }
+        """The relays and prechargers between each component and the grid."""
         self._order = self._bottom_up_order()
         self._unsettled = False
         """A command or state change the powers do not show yet (see the module doc)."""
@@ -433,6 +450,11 @@ class SiteModel:
         for cid in self._order:
             state = self._states[cid]
             details = state.spec.details
+            if self._switches_above[cid] and self._cut_off(cid):
+                state.ac_power_w = state.reactive_power_w = 0.0
+                if not isinstance(details, BatterySpec):
+                    state.dc_power_w = 0.0
+                continue
             match details:
                 case InverterSpec():
                     self._step_battery_inverter(state, details, now, dt_h)
@@ -474,7 +496,9 @@ class SiteModel:
     def _step_battery_inverter(
         self, state: _State, spec: InverterSpec, now: datetime, dt_h: float
     ) -> None:
-        batteries = [self._states[b] for b in self._children[state.spec.id]]
+        batteries = [
+            self._states[b] for b in self._batteries[state.spec.id] if not self._cut_off(b)
+        ]
         command = state.active.power_w if state.active is not None else 0.0
         bounds = self.active_bounds(state.spec.id, now)
         target = floor_to_resolution(clamp(bounds, command), spec.resolution_w)
@@ -597,7 +621,7 @@ class SiteModel:
         The API documents this transition; without it a standby battery would leave its
         inverter with 0 W bounds and every command refused as out of range.
         """
-        for cid in [state.spec.id, *self._children[state.spec.id]]:
+        for cid in [state.spec.id, *self._batteries.get(state.spec.id, ())]:
             component = self._states[cid]
             if component.operating is OperatingState.STANDBY:
                 self._wake(component, now)
@@ -627,7 +651,14 @@ class SiteModel:
             raise SimError(
                 ErrorKind.FAILED_PRECONDITION, f"component {cid} is stopped; start it first"
             )
-        for child in self._children[cid]:
+        switch = self._open_switch(cid)
+        if switch is not None:
+            kind = self._states[switch].spec.kind.value
+            raise SimError(
+                ErrorKind.FAILED_PRECONDITION,
+                f"{kind} {switch} above component {cid} is open; start it (close it) first",
+            )
+        for child in self._batteries.get(cid, ()):
             battery = self._states[child]
             if battery.operating in (OperatingState.ERROR, OperatingState.OFF):
                 raise SimError(
@@ -702,6 +733,8 @@ class SiteModel:
     def start(self, component_id: int, now: datetime) -> None:
         """Make a component operational at 0 W (a no-op if it already is).
 
+        A relay closes; a precharger precharges for its `precharge_time`, then closes.
+
         Raises:
             SimError: FAILED_PRECONDITION while in ERROR (acknowledge first).
         """
@@ -715,6 +748,13 @@ class SiteModel:
             )
         if state.operating is OperatingState.STANDBY:
             self._wake(state, now)
+        elif state.operating is OperatingState.OFF and isinstance(
+            state.spec.details, PrechargerSpec
+        ):
+            state.operating = OperatingState.STARTING
+            state.ready_at = now + timedelta(seconds=state.spec.details.precharge_s)
+            self._starting.add(component_id)
+            self._unsettled = True
         elif state.operating is OperatingState.OFF:
             state.operating = OperatingState.READY
             state.active = None
@@ -728,6 +768,12 @@ class SiteModel:
             SimError: FAILED_PRECONDITION when stopped (relays open) or in ERROR.
         """
         state = self._controllable_state(component_id, "put in standby")
+        if state.spec.kind in SWITCH_KINDS:
+            raise SimError(
+                ErrorKind.INVALID_ARGUMENT,
+                f"component {component_id} is a {state.spec.kind.value}: it opens (stop) "
+                "or closes (start) and has no standby",
+            )
         self.step(now)
         if state.operating in (OperatingState.OFF, OperatingState.ERROR):
             raise SimError(
@@ -741,7 +787,7 @@ class SiteModel:
         self._unsettled = True
 
     def stop(self, component_id: int, now: datetime) -> None:
-        """Stop a component (open its relays).
+        """Stop a component (open its relays; a relay or precharger opens, under load too).
 
         Raises:
             SimError: FAILED_PRECONDITION for a battery whose power is not 0 W, or a
@@ -786,7 +832,7 @@ class SiteModel:
 
     def _controllable_state(self, component_id: int, action: str) -> _State:
         state = self._state(component_id)
-        if state.spec.kind not in CONTROLLABLE_KINDS | {ComponentKind.BATTERY}:
+        if state.spec.kind not in CONTROLLABLE_KINDS | SWITCH_KINDS | {ComponentKind.BATTERY}:
             raise SimError(
                 ErrorKind.INVALID_ARGUMENT,
                 f"component {component_id} is a {state.spec.kind.value} and cannot be {action}",
@@ -871,6 +917,8 @@ class SiteModel:
         A battery reports its main relay besides its operating state: closed only
         while it is operational (READY, CHARGING, DISCHARGING), open otherwise.
         """
+        if state.spec.kind in SWITCH_KINDS:
+            return (self._switch_code(state),)
         if state.spec.kind not in CONTROLLABLE_KINDS | {ComponentKind.BATTERY}:
             return (StateCode.READY,)
         code = self._operating_code(state)
@@ -878,6 +926,15 @@ class SiteModel:
             return (code,)
         ready = state.operating is OperatingState.READY
         return (code, StateCode.RELAY_CLOSED if ready else StateCode.RELAY_OPEN)
+
+    @staticmethod
+    def _switch_code(state: _State) -> StateCode:
+        closed = state.operating is OperatingState.READY
+        if state.spec.kind is ComponentKind.RELAY:
+            return StateCode.RELAY_CLOSED if closed else StateCode.RELAY_OPEN
+        if state.operating is OperatingState.STARTING:
+            return StateCode.PRECHARGER_PRECHARGING
+        return StateCode.PRECHARGER_CLOSED if closed else StateCode.PRECHARGER_OPEN
 
     @staticmethod
     def _operating_code(state: _State) -> StateCode:
@@ -912,6 +969,8 @@ class SiteModel:
 
     def _own_active_bounds(self, state: _State, now: datetime) -> tuple[Range, ...]:
         details = state.spec.details
+        if self._switches_above[state.spec.id] and self._cut_off(state.spec.id):
+            return ()
         match details:
             case InverterSpec():
                 own = inclusion_exclusion(details.active_bounds, details.exclusion)
@@ -927,8 +986,10 @@ class SiteModel:
     def _batteries_bounds(self, inverter: _State, now: datetime) -> tuple[Range, ...]:
         lower = upper = 0.0
         exclusion_lower = exclusion_upper = 0.0
-        for child in self._children[inverter.spec.id]:
+        for child in self._batteries[inverter.spec.id]:
             battery = self._states[child]
+            if self._cut_off(child):
+                continue  # its precharger is open: its DC side is disconnected
             if battery.operating not in (OperatingState.READY, OperatingState.STARTING):
                 continue  # a starting battery will carry power: its commands are taken
             share = len(self._inverters_of[child])
@@ -977,6 +1038,41 @@ class SiteModel:
             case _:
                 return ()
         return (Range(-limit, limit),)
+
+    def _dc_children(self, inverter_id: int) -> list[int]:
+        below: list[int] = []
+        for child in self._children[inverter_id]:
+            if self._states[child].spec.kind is ComponentKind.PRECHARGER:
+                below += self._children[child]
+            else:
+                below.append(child)
+        return below
+
+    def _switches_on_the_way_up(self, component_id: int) -> tuple[int, ...]:
+        found: list[int] = []
+        seen: set[int] = set()
+        queue = list(self._states[component_id].spec.parents)
+        while queue:
+            cid = queue.pop()
+            if cid in seen:
+                continue
+            seen.add(cid)
+            spec = self._states[cid].spec
+            if spec.kind in SWITCH_KINDS:
+                found.append(cid)
+            queue += spec.parents
+        return tuple(sorted(found))
+
+    def _open_switch(self, component_id: int) -> int | None:
+        """The first relay or precharger above `component_id` that is not closed."""
+        for switch in self._switches_above[component_id]:
+            if self._states[switch].operating is not OperatingState.READY:
+                return switch
+        return None
+
+    def _cut_off(self, component_id: int) -> bool:
+        """An open relay or precharger above it: it can carry no power."""
+        return self._open_switch(component_id) is not None
 
     def _bottom_up_order(self) -> list[int]:
         order: list[int] = []

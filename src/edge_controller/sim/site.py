@@ -51,6 +51,8 @@ class ComponentKind(StrEnum):
     WIND_TURBINE = "wind_turbine"
     LOAD = "load"
     EV_CHARGER = "ev_charger"
+    RELAY = "relay"
+    PRECHARGER = "precharger"
 
 
 class FaultKind(StrEnum):
@@ -76,6 +78,9 @@ class FaultKind(StrEnum):
 CONTROLLABLE_KINDS = frozenset(
     {ComponentKind.BATTERY_INVERTER, ComponentKind.PV_INVERTER, ComponentKind.EV_CHARGER}
 )
+SWITCH_KINDS = frozenset({ComponentKind.RELAY, ComponentKind.PRECHARGER})
+"""Components that open and close a circuit (StartComponent closes, StopComponent
+opens): nothing below an open one carries power."""
 LEAF_KINDS = frozenset(
     {
         ComponentKind.BATTERY,
@@ -164,6 +169,22 @@ class LoadSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RelaySpec:
+    """A relay on the AC side: closed, everything below it works; open, nothing does."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrechargerSpec:
+    """A precharge module between a battery inverter and its batteries.
+
+    Started, it precharges the DC link for `precharge_s` and then closes the DC
+    relays; stopped, it opens them.
+    """
+
+    precharge_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class EvChargerSpec:
     """An EV charger: charges only, up to `max_power_w`."""
 
@@ -172,7 +193,16 @@ class EvChargerSpec:
 
 
 ComponentDetails = (
-    GridSpec | MeterSpec | InverterSpec | BatterySpec | PvSpec | WindSpec | LoadSpec | EvChargerSpec
+    GridSpec
+    | MeterSpec
+    | InverterSpec
+    | BatterySpec
+    | PvSpec
+    | WindSpec
+    | LoadSpec
+    | EvChargerSpec
+    | RelaySpec
+    | PrechargerSpec
 )
 
 
@@ -377,6 +407,8 @@ _KIND_KEYS: dict[ComponentKind, set[str]] = {
     ComponentKind.WIND_TURBINE: {"rated_power", "power_curve"},
     ComponentKind.LOAD: {"peak_power", "hourly_profile"},
     ComponentKind.EV_CHARGER: {"max_power", "resolution"},
+    ComponentKind.RELAY: set(),
+    ComponentKind.PRECHARGER: {"precharge_time"},
 }
 
 _POSITIVE_POWER = checked(power, lambda v: v > 0)
@@ -413,6 +445,18 @@ def _details(
             return GridSpec(rated_fuse_current_a=fuse or 0)
         case ComponentKind.METER:
             return MeterSpec()
+        case ComponentKind.RELAY:
+            return RelaySpec()
+        case ComponentKind.PRECHARGER:
+            precharge = reader.value(
+                data,
+                "precharge_time",
+                path,
+                checked(number, lambda v: 0 <= v <= 600),
+                "seconds, 0-600",
+                default=5.0,
+            )
+            return None if precharge is None else PrechargerSpec(precharge)
         case ComponentKind.BATTERY_INVERTER:
             bounds = reader.value(
                 data,
@@ -988,21 +1032,29 @@ def _check_topology(
                     f"({parent_spec.kind.value})"
                 )
             children[parent].append(component)
+            dc_side = (ComponentKind.BATTERY_INVERTER, ComponentKind.PRECHARGER)
+            if component.kind is ComponentKind.BATTERY and parent_spec.kind not in dc_side:
+                reader.problems.append(
+                    f"{path}: expected a battery_inverter (or a precharger below one) for a "
+                    f"battery, got {parent} ({parent_spec.kind.value})"
+                )
             if (
-                component.kind is ComponentKind.BATTERY
+                component.kind is ComponentKind.PRECHARGER
                 and parent_spec.kind is not ComponentKind.BATTERY_INVERTER
             ):
                 reader.problems.append(
-                    f"{path}: expected a battery_inverter for a battery, got {parent} "
+                    f"{path}: expected a battery_inverter for a precharger, got {parent} "
                     f"({parent_spec.kind.value})"
                 )
-            if (
-                parent_spec.kind is ComponentKind.BATTERY_INVERTER
-                and component.kind is not ComponentKind.BATTERY
+            if parent_spec.kind in dc_side and component.kind not in (
+                ComponentKind.BATTERY,
+                ComponentKind.PRECHARGER
+                if parent_spec.kind is not ComponentKind.PRECHARGER
+                else ComponentKind.BATTERY,
             ):
                 reader.problems.append(
-                    f"{path}: expected only batteries below battery_inverter {parent}, got "
-                    f"{component.kind.value}"
+                    f"{path}: expected only batteries (or a precharger) below "
+                    f"{parent_spec.kind.value} {parent}, got {component.kind.value}"
                 )
     for component in by_id.values():
         if len(component.parents) > 1 and component.kind is not ComponentKind.BATTERY:
@@ -1010,10 +1062,11 @@ def _check_topology(
                 f"components[{index_of[component.id]}].parent: expected one parent (only a "
                 f"battery may hang on several inverters), got {list(component.parents)}"
             )
-        if component.kind is ComponentKind.BATTERY_INVERTER and not children[component.id]:
+        dc_side = (ComponentKind.BATTERY_INVERTER, ComponentKind.PRECHARGER)
+        if component.kind in dc_side and not children[component.id]:
             reader.problems.append(
                 f"components[{index_of[component.id]}]: expected at least one battery below "
-                f"battery_inverter {component.id}, got none"
+                f"{component.kind.value} {component.id}, got none"
             )
     _check_cycles(reader, by_id)
     for index, fault in enumerate(faults):
