@@ -21,6 +21,7 @@ from edge_controller import __version__
 from edge_controller import logging as logs
 from edge_controller.dispatch_service.command import add_dispatch_server_parser
 from edge_controller.dispatching.command import add_dispatch_parser, run_dispatch_command
+from edge_controller.early_signals import EarlySighup
 from edge_controller.market.command import add_market_server_parser
 from edge_controller.scenario.command import add_scenario_parser
 from edge_controller.server_shell import print_error, serve_until_signal
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     args = build_parser().parse_args(argv)
+    early_sighup = EarlySighup.install() if args.command == "run" else None
     default_level = "warning" if args.command == "demo" else "info"
     try:
         logs.configure(args.log_level or default_level, args.log_format)
@@ -224,7 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from edge_controller.daemon import run_daemon
 
         return _run_async(
-            run_daemon(args.config, drop_ins=args.drop_in_dir, cli_log_level=args.log_level)
+            run_daemon(
+                args.config,
+                drop_ins=args.drop_in_dir,
+                cli_log_level=args.log_level,
+                early_sighup=early_sighup,
+            )
         )
     if args.command == "check-config":
         return _run_check_config(args)

@@ -44,6 +44,7 @@ from edge_controller.app import Controller, ControllerHooks, SiteMismatchError
 from edge_controller.config import ConfigError, ControllerConfig
 from edge_controller.config_files import load
 from edge_controller.config_watch import ConfigWatcher
+from edge_controller.early_signals import EarlySighup
 from edge_controller.messages import Error, Ignored, OutOfBounds, PartialFailure, Result, Success
 from edge_controller.metrics import Health, Metrics, MetricsServer
 from edge_controller.microgrid.graph import ComponentGraphError
@@ -81,9 +82,15 @@ class Daemon:
         notifier: Notifier | None = None,
         cli_log_level: str | None = None,
         watch_interval_s: float = 1.0,
+        early_sighup: EarlySighup | None = None,
     ) -> None:
-        """Prepare everything; nothing connects before `run`."""
+        """Prepare everything; nothing connects before `run`.
+
+        `early_sighup` counts the SIGHUPs that came before this object existed (the
+        command line installs it first thing); `run` acts on them.
+        """
         self.config = config
+        self._early_sighup = early_sighup
         self._cli_log_level = cli_log_level
         self.notifier = notifier or Notifier.from_environment()
         self.metrics = Metrics(refresh=self._sample)
@@ -112,8 +119,28 @@ class Daemon:
 
     async def run(self) -> int:
         """Start, serve until a signal or a fatal failure, stop; return the exit code."""
+        loop = asyncio.get_running_loop()
+        # First, before anything that takes time: from here on the loop handles the
+        # signals (until now `early_sighup`, if any, counted SIGHUPs).
+        self._install_signals(loop)
+        try:
+            return await self._run()
+        finally:
+            self._remove_signals(loop)
+
+    async def _run(self) -> int:
         self._apply_log_levels(self.config)
         _LOG.info("daemon_starting", version=__version__, config=self.config.source)
+        if self._early_sighup is not None and self._early_sighup.received:
+            # The configuration was read after some of them, maybe not after all:
+            # read it again once the watcher runs, as for a SIGHUP from now on.
+            _LOG.info(
+                "reload_requested",
+                signal="SIGHUP",
+                before_start=True,
+                count=self._early_sighup.received,
+            )
+            self.watcher.reload()
         self.notifier.status("connecting to the Microgrid and Dispatch APIs")
         if self.config.metrics.listen is not None:
             metrics_server = MetricsServer(self.config.metrics.listen, self.metrics, self.health)
@@ -128,8 +155,6 @@ class Daemon:
                 return error.exit_code
             self.metrics_server = metrics_server
             _LOG.info("metrics_listening", address=metrics_server.address)
-        loop = asyncio.get_running_loop()
-        self._install_signals(loop)
         try:
             try:
                 await self.controller.start()
@@ -144,7 +169,6 @@ class Daemon:
             self.notifier.ready(self._status_line())
             code = await self._serve()
         finally:
-            self._remove_signals(loop)
             if self.metrics_server is not None:
                 await self.metrics_server.stop()
         return code
@@ -326,6 +350,7 @@ async def run_daemon(
     drop_ins: Path | None = None,
     environ: Mapping[str, str] | None = None,
     cli_log_level: str | None = None,
+    early_sighup: EarlySighup | None = None,
 ) -> int:
     """Load the configuration and run the daemon; return the exit code (2: bad config)."""
     try:
@@ -334,7 +359,12 @@ async def run_daemon(
         _print_problems(error)
         return 2
     return await Daemon(
-        path, config, drop_ins=drop_ins, environ=environ, cli_log_level=cli_log_level
+        path,
+        config,
+        drop_ins=drop_ins,
+        environ=environ,
+        cli_log_level=cli_log_level,
+        early_sighup=early_sighup,
     ).run()
 
 

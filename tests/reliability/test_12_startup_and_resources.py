@@ -10,6 +10,7 @@ with a real client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.sim.server import SimulatorServer
 from tests.harness import COMMAND, KEY
-from tests.patience import PATIENCE_S
+from tests.patience import PATIENCE_S, until
 from tests.reliability.helpers import DaemonProcess, write_daemon_config
 
 # ------------------------------------------------------------------ key_file
@@ -120,3 +121,48 @@ async def test_a_corrupt_dispatch_cache_is_unusable_not_a_traceback(
     assert unusable[0]["path"] == str(tmp_path / "c.json")
     assert str(tmp_path / "c.json") in unusable[0]["problem"]
     assert "start_failed" in [r["event"] for r in records if r["level"] == "error"]
+
+
+# ------------------------------------------------------------------ early SIGHUP
+
+
+def _maps(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
+async def test_a_sighup_while_the_daemon_is_still_starting_is_remembered_not_fatal(
+    servers: tuple[SimulatorServer, DispatchServer], tmp_path: Path
+) -> None:
+    sim, dispatch = servers
+    config = write_daemon_config(tmp_path, sim.url, dispatch.url)
+    daemon = DaemonProcess(config, tmp_path)
+    starting = asyncio.create_task(daemon.start())
+    try:
+        await until(lambda: daemon.process is not None, "the process is spawned")
+        process = daemon.process
+        assert process is not None
+        # The moment the heavy imports are under way (numpy's core is mapped): long
+        # before the daemon is ready, which is when `systemctl reload` may come.
+        await until(
+            lambda: "_multiarray_umath" in _maps(process.pid) or process.returncode is not None,
+            "numpy is being imported",
+            poll_s=0.002,
+        )
+        process.send_signal(signal.SIGHUP)
+        await starting  # READY=1: it survived
+        assert daemon.logs is not None
+        early = await daemon.logs.wait_for("reload_requested")
+        assert early["before_start"] is True
+        # The reload it asked for happened, as for a SIGHUP at any later time.
+        reading = await daemon.logs.wait_for("config_reading")
+        assert reading["reason"] == "signal"
+        assert await daemon.signal(signal.SIGTERM) == 0
+    finally:
+        starting.cancel()
+        with contextlib.suppress(BaseException):
+            await starting
+        await daemon.close()
