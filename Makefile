@@ -16,7 +16,7 @@ UV_EXPORT := $(BIN)/uv export --quiet --format requirements-txt --no-emit-projec
 UV_COMPILE_BUILD := $(BIN)/uv pip compile --quiet --generate-hashes --universal \
 	--python-version 3.11 requirements/build.in
 
-.PHONY: demo test lint typecheck units unit bench clean lock upgrade export lock-check
+.PHONY: demo test lint typecheck units unit bench clean lock upgrade export lock-check browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -91,8 +91,27 @@ units: $(VENV)/.installed
 # searches at full size.
 PYTEST_WORKERS ?= 2
 HYPOTHESIS_PROFILE ?= ci
-unit: $(VENV)/.installed-dev
+unit: $(VENV)/.installed-dev browser
 	HYPOTHESIS_PROFILE=$(HYPOTHESIS_PROFILE) $(BIN)/pytest -n $(PYTEST_WORKERS) --durations=20
+
+## browser: Debian's headless Chromium and its chromedriver for the browser tests,
+## installed when missing (CI runs as root on a fresh machine; no browser download
+## from anywhere but the distribution). Without root and without them, the browser
+## tests are skipped with the reason.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+browser:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	    echo "installing chromium and chromium-driver (apt-get)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+	      > /dev/null || { apt-get update -qq > /dev/null && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+	      > /dev/null; }; \
+	  else \
+	    echo "chromium/chromedriver missing and not root: browser tests will be skipped"; \
+	  fi; \
+	fi
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/sim_throughput.py
