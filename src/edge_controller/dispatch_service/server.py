@@ -128,9 +128,14 @@ class DispatchServer(ManagedServer):
             )
 
     async def stop(self, grace_s: float = 1.0) -> None:
-        """End streams with UNAVAILABLE, let calls in flight finish, close the database."""
+        """End streams with UNAVAILABLE, let calls in flight finish, close the database.
+
+        A write in progress gets `grace_s` to commit or roll back; one stuck longer (a
+        dying disk) is left to the store's daemon thread, so that a stop always ends
+        within about twice `grace_s` (systemd's stop timeout is 10 s).
+        """
         if self._service is not None:
-            await self._service.close()
+            await self._service.close(timeout_s=grace_s)
         if self._server is not None:
             await asyncio.sleep(0)  # let streams deliver their UNAVAILABLE
             await self._server.stop(grace_s)

@@ -10,15 +10,23 @@ get/list ───────────────────────�
 
 Characteristics:
 
-- Writes are serialised by one lock and run in a worker thread (rule evaluation and
-  the SQLite commit with its fsync never block the event loop). Memory changes only
-  after the commit, so a failed write changes nothing; events leave in commit order.
+- Writes are serialised by one lock and run in the store's own thread
+  (`writer.StoreThread`: rule evaluation and the SQLite commit with its fsync never
+  block the event loop). Memory changes only after the commit, so a failed write
+  changes nothing; events leave in commit order.
+- A write is one unit whatever happens to its caller: it runs as a task of its own
+  that the caller awaits through `asyncio.shield`. A caller that gives up (a client
+  deadline, a cancelled call) leaves the write to finish: if it commits, it is
+  served, listed and streamed like any other (the client was not told, so it may
+  look, by listing); if it fails, nothing changed. There is no third case — a
+  dispatch in the file that the service does not serve.
 - Each subscriber has a bounded queue (`SUBSCRIBER_QUEUE_SIZE`). A subscriber that
   falls that far behind has its stream ended with UNAVAILABLE, so its client
   reconnects and lists again (`frequenz-dispatch` does), instead of the service
   buffering without limit.
-- `close()` ends every stream with UNAVAILABLE, waits for a write in progress, and
-  closes the store; later calls fail with UNAVAILABLE.
+- `close()` ends every stream with UNAVAILABLE, waits for the writes in progress
+  within its budget (a stuck one is left to its daemon thread, which closes the
+  store after it), and closes the store; later calls fail with UNAVAILABLE.
 - A deletion is the last change to a dispatch: the DELETED event carries an
   update_time moved past the previous one, like any other change.
 """
@@ -26,9 +34,9 @@ Characteristics:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Any, Final, TypeVar
 
 import structlog
 
@@ -50,6 +58,9 @@ from edge_controller.dispatch_service.query import (
     list_page,
 )
 from edge_controller.dispatch_service.storage import DispatchStore
+from edge_controller.dispatch_service.writer import StoreThread
+
+_T = TypeVar("_T")
 
 _LOG = structlog.get_logger("edge_controller.dispatch_service")
 SUBSCRIBER_QUEUE_SIZE: Final = 1000
@@ -109,6 +120,8 @@ class DispatchService:
         self.microgrid_ids = microgrid_ids
         self._dispatches: dict[int, Dispatch] = {d.id: d for d in store.load()}
         self._write_lock = asyncio.Lock()
+        self._store_thread = StoreThread()
+        self._writes: set[asyncio.Task[Any]] = set()
         self._subscriptions: set[_Subscription] = set()
         self._closed = False
 
@@ -142,6 +155,18 @@ class DispatchService:
     ) -> Dispatch:
         """Validate and store a new dispatch; announce it as CREATED."""
         rules.check_microgrid(microgrid_id, self.microgrid_ids)
+        return await self._as_one_unit(self._create(microgrid_id, data, start_immediately))
+
+    async def _as_one_unit(self, write: Coroutine[Any, Any, _T]) -> _T:
+        """Run a write (commit and publish) to its end even if the caller goes away."""
+        task = asyncio.ensure_future(write)
+        self._writes.add(task)
+        task.add_done_callback(_forget_write(self._writes))
+        return await asyncio.shield(task)
+
+    async def _create(
+        self, microgrid_id: int, data: DispatchData, start_immediately: bool
+    ) -> Dispatch:
         async with self._write_lock:
             self._check_open()
             now = self._clock.now()
@@ -151,7 +176,7 @@ class DispatchService:
                 end = rules.end_time(prepared)
                 return self._store.insert(microgrid_id, prepared, create_time=now, end_time=end)
 
-            created = await asyncio.to_thread(write)
+            created = await self._store_thread.submit(write)
             self._dispatches[created.id] = created
             self._publish(EventKind.CREATED, created)
         _LOG.info(
@@ -179,6 +204,11 @@ class DispatchService:
 
     async def update(self, microgrid_id: int, dispatch_id: int, update: DispatchUpdate) -> Dispatch:
         """Apply exactly the update mask's paths; announce the result as UPDATED."""
+        return await self._as_one_unit(self._update(microgrid_id, dispatch_id, update))
+
+    async def _update(
+        self, microgrid_id: int, dispatch_id: int, update: DispatchUpdate
+    ) -> Dispatch:
         async with self._write_lock:
             self._check_open()
             current = self._lookup(microgrid_id, dispatch_id)
@@ -195,7 +225,7 @@ class DispatchService:
                 self._store.replace(changed)
                 return changed
 
-            updated = await asyncio.to_thread(write)
+            updated = await self._store_thread.submit(write)
             self._dispatches[dispatch_id] = updated
             self._publish(EventKind.UPDATED, updated)
         _LOG.info(
@@ -208,10 +238,13 @@ class DispatchService:
 
     async def delete(self, microgrid_id: int, dispatch_id: int) -> Dispatch:
         """Remove a dispatch; announce it (with a newer update_time) as DELETED."""
+        return await self._as_one_unit(self._delete(microgrid_id, dispatch_id))
+
+    async def _delete(self, microgrid_id: int, dispatch_id: int) -> Dispatch:
         async with self._write_lock:
             self._check_open()
             current = self._lookup(microgrid_id, dispatch_id)
-            await asyncio.to_thread(self._store.delete, dispatch_id)
+            await self._store_thread.submit(lambda: self._store.delete(dispatch_id))
             del self._dispatches[dispatch_id]
             deleted = replace(
                 current, update_time=rules.next_update_time(current.update_time, self._clock.now())
@@ -243,13 +276,43 @@ class DispatchService:
             self._subscriptions.discard(subscription)
             _LOG.debug("stream_closed", microgrid_id=microgrid_id)
 
-    async def close(self) -> None:
-        """End every stream with UNAVAILABLE, finish a write in progress, close the store."""
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """End every stream with UNAVAILABLE, finish the writes in progress, close the store.
+
+        Waits at most `timeout_s` for writes in progress (systemd allows a stop 10 s):
+        a write still running then is left to the store thread, which closes the store
+        after it; whatever it commits is there at the next start. Closing twice is
+        closing once.
+        """
+        if self._closed:
+            return
         self._closed = True
         for subscription in list(self._subscriptions):
             subscription.offer(_EndOfStream("the dispatch service is shutting down"))
-        async with self._write_lock:
-            await asyncio.to_thread(self._store.close)
+        pending = set(self._writes)
+        if pending:
+            _, unfinished = await asyncio.wait(pending, timeout=timeout_s)
+            if unfinished:
+                _LOG.warning(
+                    "dispatch_write_unfinished", writes=len(unfinished), waited_s=timeout_s
+                )
+                self._store_thread.submit(self._store.close)
+                self._store_thread.stop()
+                return
+        closing = self._store_thread.submit(self._store.close)
+        self._store_thread.stop()
+        await closing
+
+
+def _forget_write(writes: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    """Drop a finished write; read its outcome, so that nobody waiting is no error."""
+
+    def forget(task: asyncio.Task[Any]) -> None:
+        writes.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return forget
 
 
 __all__ = ["SUBSCRIBER_QUEUE_SIZE", "DispatchService"]

@@ -1,0 +1,154 @@
+"""Case 11: the dispatch service under hostile load (issue 16, items 1-4).
+
+Each case is an attack the first attack run found to work, made again through the
+real gRPC API on loopback: a create whose client gives up mid-write, list requests
+built to be expensive, a recurrence rule built to be slow, an oversized payload and a
+thousand stream readers. Each asserts what a client sees: a dispatch that is either
+fully there (served, streamed, still there after a restart) or absent, answers within
+a bound, and a clear refusal for what is too big.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from frequenz.api.dispatch.v1 import dispatch_pb2 as pb
+from frequenz.api.dispatch.v1 import dispatch_pb2_grpc as pb_grpc
+
+from edge_controller.dispatch_service.convert import timestamp
+from edge_controller.dispatch_service.server import DispatchServer
+from edge_controller.dispatch_service.storage import DispatchStore
+from tests.patience import CALL_TIMEOUT_S, until
+
+KEY = "hostile-load-key"
+MICROGRID = 1
+METADATA = (("key", KEY),)
+
+
+@asynccontextmanager
+async def _served(
+    db: Path,
+) -> AsyncIterator[tuple[DispatchServer, pb_grpc.MicrogridDispatchServiceAsyncStub]]:
+    async with (
+        DispatchServer(db, keys=frozenset({KEY})) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        yield server, pb_grpc.MicrogridDispatchServiceStub(channel)
+
+
+def _create_request(type_: str = "DISCHARGE", **data: object) -> pb.CreateMicrogridDispatchRequest:
+    start = datetime.now(UTC) + timedelta(hours=1)
+    return pb.CreateMicrogridDispatchRequest(
+        microgrid_id=MICROGRID,
+        dispatch_data=pb.DispatchData(
+            type=type_,
+            start_time=timestamp(start),
+            duration=900,
+            target=pb.TargetComponents(component_ids=pb.TargetComponents.IdSet(ids=[7])),
+            is_active=True,
+            **data,  # type: ignore[arg-type]
+        ),
+    )
+
+
+async def _listed_types(stub: pb_grpc.MicrogridDispatchServiceAsyncStub) -> set[str]:
+    response = await stub.ListMicrogridDispatches(
+        pb.ListMicrogridDispatchesRequest(microgrid_id=MICROGRID),
+        metadata=METADATA,
+        timeout=CALL_TIMEOUT_S,
+    )
+    return {d.data.type for d in response.dispatches}
+
+
+class _Gate:
+    """Holds the store's next write inside its SQLite transaction until opened."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.entered = threading.Event()
+        self.open = threading.Event()
+        real_row: Callable[..., tuple[object, ...]] = DispatchStore._row
+        gate = self
+
+        def held_row(dispatch: object) -> tuple[object, ...]:
+            if not gate.open.is_set():
+                gate.entered.set()
+                gate.open.wait(CALL_TIMEOUT_S)
+            return real_row(dispatch)
+
+        monkeypatch.setattr(DispatchStore, "_row", staticmethod(held_row))
+
+
+async def test_a_create_whose_caller_gave_up_is_either_fully_there_or_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 1: no ghost dispatch, no "transaction within a transaction"."""
+    db = tmp_path / "dispatches.sqlite"
+    gate = _Gate(monkeypatch)
+    async with _served(db) as (server, stub):
+        stream = stub.StreamMicrogridDispatches(
+            pb.StreamMicrogridDispatchesRequest(microgrid_id=MICROGRID), metadata=METADATA
+        )
+        await until(lambda: server.service.subscriber_count(MICROGRID) == 1, "stream open")
+
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateMicrogridDispatch(
+                _create_request("ABANDONED"), metadata=METADATA, timeout=0.3
+            )
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert gate.entered.is_set()  # the write was mid-transaction when the caller left
+
+        second = asyncio.ensure_future(
+            stub.CreateMicrogridDispatch(
+                _create_request("SECOND"), metadata=METADATA, timeout=CALL_TIMEOUT_S
+            )
+        )
+        await asyncio.sleep(0.05)  # the second write queues behind the first
+        gate.open.set()
+        response = await second  # today: INTERNAL "cannot start a transaction within …"
+        assert response.dispatch.data.type == "SECOND"
+
+        streamed = []
+        for _ in range(2):
+            message = await stream.read()
+            assert isinstance(message, pb.StreamMicrogridDispatchesResponse)
+            streamed.append(message.dispatch.data.type)
+        assert streamed == ["ABANDONED", "SECOND"]  # committed, so served and streamed
+        assert await _listed_types(stub) == {"ABANDONED", "SECOND"}
+        stream.cancel()
+
+    async with _served(db) as (_, stub):
+        assert await _listed_types(stub) == {"ABANDONED", "SECOND"}  # the same after restart
+
+
+async def test_stop_returns_within_its_budget_while_a_write_is_stuck(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 1: SIGTERM's `stop` is not held hostage by a write that does not finish."""
+    gate = _Gate(monkeypatch)
+    server = DispatchServer(tmp_path / "dispatches.sqlite", keys=frozenset({KEY}))
+    await server.start()
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = pb_grpc.MicrogridDispatchServiceStub(channel)
+        call = asyncio.ensure_future(
+            stub.CreateMicrogridDispatch(
+                _create_request(), metadata=METADATA, timeout=CALL_TIMEOUT_S
+            )
+        )
+        await until(gate.entered.is_set, "the write is inside its transaction")
+        began = time.monotonic()
+        try:
+            async with asyncio.timeout(3.0):
+                await server.stop(grace_s=0.5)
+        finally:
+            gate.open.set()
+        assert time.monotonic() - began < 2.0
+        with pytest.raises(grpc.aio.AioRpcError):
+            await call
