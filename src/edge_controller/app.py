@@ -108,6 +108,8 @@ class ControllerHooks:
     """The distributor answered a request."""
     on_restart: Callable[[str, float], None] | None = None
     """This actor crashed and restarts after this many seconds."""
+    on_cache_saved: Callable[[str | None], None] | None = None
+    """The dispatch cache was written (None) or not (why: the file and the error)."""
 
 
 class Controller:
@@ -567,6 +569,7 @@ class Controller:
             microgrid_id=self.config.dispatch.microgrid_id,
             reconnect=self._connect_dispatcher,
             cache_path=self.config.dispatch.cache_file,
+            on_cache_saved=self.hooks.on_cache_saved,
             first_check=self.config.dispatch.reconcile_first,
             reconcile_interval=self.config.dispatch.reconcile_interval,
         )

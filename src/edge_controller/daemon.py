@@ -101,6 +101,7 @@ class Daemon:
                 on_command=self.metrics.observe_command,
                 on_result=self._count_result,
                 on_restart=lambda actor, _wait_s: self.metrics.count_restart(actor),
+                on_cache_saved=self._cache_saved,
             ),
         )
         self.watcher = ConfigWatcher(
@@ -267,6 +268,13 @@ class Daemon:
                 next_status = loop.time() + STATUS_EVERY_S
                 self.notifier.status(self._status_line())
             await asyncio.sleep(HEARTBEAT_S)
+
+    def _cache_saved(self, problem: str | None) -> None:
+        """A write of the dispatch cache: counted, and shown in `/healthz` while failing."""
+        self.metrics.observe_cache_write(problem)
+        self.health.set_degraded(
+            "dispatch_cache", None if problem is None else f"dispatch cache not saved: {problem}"
+        )
 
     def _alive(self) -> bool:
         """Whether systemd's watchdog should be fed: the graph runs, no actor gave up."""

@@ -269,6 +269,17 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self._cache_write_failures = Counter(
+            "edge_controller_dispatch_cache_write_failures_total",
+            "Writes of the dispatch cache that failed (a read-only or full disk, ...).",
+            registry=self.registry,
+        )
+        self._cache_write_ok = Gauge(
+            "edge_controller_dispatch_cache_write_ok",
+            "0 while the last write of the dispatch cache failed, else 1 (also before any).",
+            registry=self.registry,
+        )
+        self._cache_write_ok.set(1.0)
         Info("edge_controller", "The running edge-controller.", registry=self.registry).info(
             {"version": version}
         )
@@ -348,6 +359,12 @@ class Metrics:
         """Count one configuration reload, applied or rejected."""
         self._reloads.labels(outcome="applied" if applied else "rejected").inc()
 
+    def observe_cache_write(self, problem: str | None) -> None:
+        """Record one write of the dispatch cache: `None` if it worked, else why not."""
+        if problem is not None:
+            self._cache_write_failures.inc()
+        self._cache_write_ok.set(0.0 if problem is not None else 1.0)
+
     def set_events(self, source: str, counts: Mapping[str, int]) -> None:
         """Export a stage's event counts, e.g. the PowerManagingActor's grid clamps."""
         self._sampled.set_events(source, counts)
@@ -397,6 +414,15 @@ class Health:
       second or so; a loop blocked by a synchronous call stops beating;
     - `data_fresh()`: supplied by the app, True while telemetry is recent.
 
+    Degraded (`set_degraded`) is something else: a part that only matters later is
+    broken (the dispatch cache cannot be written: it is read only on a restart while
+    the dispatch service is down). `/healthz` then still answers 200, with a
+    `degraded: <reason>` line after `ok`: a probe or watchdog that restarts the
+    daemon on 503 must not restart it for this — a restart does not make a full disk
+    writable, and it would throw away the schedule held in memory, the one thing that
+    still works without the cache. Alerting goes by the body or by the metrics
+    (`edge_controller_dispatch_cache_write_ok`).
+
     Pure: time comes from `monotonic` (seconds), so tests step it by hand.
     """
 
@@ -413,6 +439,19 @@ class Health:
         self.max_heartbeat_age_s = max_heartbeat_age_s
         self._monotonic = monotonic
         self._last_beat: float | None = None
+        self._degraded: dict[str, str] = {}
+        """Rebound, never changed in place: read from the server's thread."""
+
+    def set_degraded(self, part: str, reason: str | None) -> None:
+        """Mark `part` degraded for `reason`, or no longer degraded (None)."""
+        degraded = {k: v for k, v in self._degraded.items() if k != part}
+        if reason is not None:
+            degraded[part] = reason
+        self._degraded = degraded
+
+    def degraded(self) -> list[str]:
+        """The reasons the controller is degraded (sorted by part); safe from any thread."""
+        return [reason for _part, reason in sorted(self._degraded.items())]
 
     def beat(self) -> None:
         """Record that the event loop is alive; call it from a task on the loop."""
@@ -461,7 +500,8 @@ class MetricsServer:
 
     - `GET /metrics`: `Metrics.render()` in the Prometheus text format
       (`CONTENT_TYPE_LATEST`);
-    - `GET /healthz`: 200 `ok` or 503 with the reasons, one per line (text/plain);
+    - `GET /healthz`: 200 `ok` or 503 with the reasons, one per line (text/plain),
+      followed by a `degraded: ...` line per part that is degraded (`Health`);
     - anything else: 404.
 
     The refresh hook and `Health.check()` run on the event loop that called `start()`
@@ -572,7 +612,9 @@ class MetricsServer:
             heartbeat = self.health.heartbeat_problem()
             if heartbeat is not None:
                 reasons.append(heartbeat)
-        return ok, "ok\n" if ok else "".join(f"{reason}\n" for reason in reasons)
+        lines = ["ok"] if ok else reasons
+        lines += [f"degraded: {reason}" for reason in self.health.degraded()]
+        return ok, "".join(f"{line}\n" for line in lines)
 
     def _on_loop(self, call: Callable[[], _T]) -> _T:
         """Run `call` on the event loop and wait for its result, from another thread.

@@ -14,13 +14,17 @@ import contextlib
 import json
 import signal
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from frequenz.client.dispatch import DispatchApiClient
+from frequenz.client.dispatch.types import TargetIds
 
 from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.sim.server import SimulatorServer
-from tests.harness import COMMAND, KEY
+from tests.daemon.test_daemon_process import http_get
+from tests.harness import COMMAND, KEY, MICROGRID, stream_connected
 from tests.patience import PATIENCE_S, until
 from tests.reliability.helpers import DaemonProcess, write_daemon_config
 
@@ -165,4 +169,97 @@ async def test_a_sighup_while_the_daemon_is_still_starting_is_remembered_not_fat
         starting.cancel()
         with contextlib.suppress(BaseException):
             await starting
+        await daemon.close()
+
+
+# ------------------------------------------------------------------ a disk that refuses
+
+
+async def _metrics_address(daemon: DaemonProcess) -> str:
+    assert daemon.logs is not None
+    return str((await daemon.logs.wait_for("metrics_listening"))["address"])
+
+
+async def _get(url: str) -> tuple[int, str]:
+    return await asyncio.to_thread(http_get, url)
+
+
+def _sample(metrics_text: str, name: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"no sample {name}")
+
+
+async def test_a_cache_on_a_full_disk_is_logged_once_shown_in_healthz_and_counted(
+    servers: tuple[SimulatorServer, DispatchServer], tmp_path: Path
+) -> None:
+    sim, dispatch = servers
+    config = write_daemon_config(tmp_path, sim.url, dispatch.url)
+    text = config.read_text().replace('listen = ""', 'listen = "127.0.0.1:0"')
+    config.write_text(
+        text.replace('key_file = "key"\n', 'key_file = "key"\ncache_file = "c.json"\n')
+    )
+    # Every write of the cache goes to its temporary file first: /dev/full answers
+    # each write with ENOSPC, as a full disk does.
+    (tmp_path / "c.json.tmp").symlink_to("/dev/full")
+    daemon = DaemonProcess(config, tmp_path)
+    try:
+        await daemon.start()
+        assert daemon.logs is not None
+        base = f"http://{await _metrics_address(daemon)}"
+        await stream_connected(dispatch)
+        client = DispatchApiClient(server_url=dispatch.url, auth_key=KEY)
+        start = datetime.now(UTC) + timedelta(hours=1)
+        for minute in range(25):
+            await client.create(
+                microgrid_id=MICROGRID,
+                type="BATTERY_POWER",
+                start_time=start + timedelta(minutes=minute),
+                duration=timedelta(minutes=1),
+                target=TargetIds(21),
+                payload={"power_w": -1000.0},
+            )
+
+        async def failures() -> float:
+            _status, body = await _get(f"{base}/metrics")
+            return _sample(body, "edge_controller_dispatch_cache_write_failures_total")
+
+        failed = 0.0
+        async with asyncio.timeout(PATIENCE_S):
+            while (failed := await failures()) < 25:
+                await asyncio.sleep(0.05)
+        _status, body = await _get(f"{base}/metrics")
+        assert _sample(body, "edge_controller_dispatch_cache_write_ok") == 0.0
+        # One line for 25 (or more) failures.
+        assert len(daemon.logs.events("dispatch_cache_not_saved")) == 1
+        line = daemon.logs.events("dispatch_cache_not_saved")[0]
+        assert line["path"] == str(tmp_path / "c.json")
+        assert line["error"] == "No space left on device"
+        # Still doing its job: 200, and the reason for whoever reads the body.
+        status, health = await _get(f"{base}/healthz")
+        assert status == 200
+        assert health.splitlines() == [
+            "ok",
+            f"degraded: dispatch cache not saved: {tmp_path / 'c.json'}: No space left on device",
+        ]
+
+        # Room again: the next change is saved, and the summary counts what was not logged.
+        (tmp_path / "c.json.tmp").unlink()
+        await client.create(
+            microgrid_id=MICROGRID,
+            type="BATTERY_POWER",
+            start_time=start + timedelta(minutes=30),
+            duration=timedelta(minutes=1),
+            target=TargetIds(21),
+            payload={"power_w": -1000.0},
+        )
+        again = await daemon.logs.wait_for("dispatch_cache_saved_again")
+        assert again["failures_not_logged"] == failed - 1
+        assert await _get(f"{base}/healthz") == (200, "ok\n")
+        _status, body = await _get(f"{base}/metrics")
+        assert _sample(body, "edge_controller_dispatch_cache_write_ok") == 1.0
+        assert (tmp_path / "c.json").exists()
+        assert await daemon.signal(signal.SIGTERM) == 0
+    finally:
         await daemon.close()

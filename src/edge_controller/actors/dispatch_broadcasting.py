@@ -42,10 +42,13 @@ from frequenz.client.dispatch.types import Event as ClientEvent
 from frequenz.dispatch import Deleted, Dispatch, Dispatcher, DispatchEvent
 
 from edge_controller.dispatching import cache
+from edge_controller.log_limit import LogLimiter
 from edge_controller.supervision import SupervisedActor
 from edge_controller.waiting import cancel_and_wait_all
 
 _CONFIRM_AFTER = timedelta(seconds=1)
+CACHE_LOG_INTERVAL_S = 300.0
+"""While the cache cannot be written, one log line per this many seconds at most."""
 """How long after a reconciliation that found a difference it is confirmed."""
 
 
@@ -261,17 +264,25 @@ class DispatchBroadcastingActor(SupervisedActor):
         microgrid_id: int,
         reconnect: Callable[[], Awaitable[Dispatcher]] | None = None,
         cache_path: Path | None = None,
+        on_cache_saved: Callable[[str | None], None] | None = None,
         first_check: timedelta = timedelta(seconds=5),
         reconcile_interval: timedelta = timedelta(minutes=5),
         name: str = "dispatch_broadcasting",
     ) -> None:
-        """Route each dispatch type in `routes` to its senders; keep `cache_path` current."""
+        """Route each dispatch type in `routes` to its senders; keep `cache_path` current.
+
+        `on_cache_saved` hears of every write of the cache: None when it was saved,
+        else why not (for `/healthz` and the metrics; the log says it once per
+        `CACHE_LOG_INTERVAL_S`).
+        """
         super().__init__(name=name)
         self._dispatcher = dispatcher
         self._routes = {kind: list(senders) for kind, senders in routes.items()}
         self._microgrid_id = microgrid_id
         self._reconnect = reconnect
         self._cache_path = cache_path
+        self._on_cache_saved = on_cache_saved
+        self._cache_log = LogLimiter(CACHE_LOG_INTERVAL_S)
         self._first_check = first_check
         self._reconcile_interval = reconcile_interval
         self._known: dict[int, Dispatch] = {}
@@ -490,13 +501,38 @@ class DispatchBroadcastingActor(SupervisedActor):
         self._save_cache()
 
     def _save_cache(self) -> None:
-        if self._cache_path is None:
+        """Write the cache; on a disk that refuses, say so once, not on every change.
+
+        A read-only or full disk fails every write, and writes come with every
+        dispatch change: the first failure is logged, the next ones only counted (one
+        line per `CACHE_LOG_INTERVAL_S` with the count), and the first success after
+        them says how many there were. `on_cache_saved` hears of each one.
+        """
+        path = self._cache_path
+        if path is None:
             return
         try:
-            cache.save(self._cache_path, self._known.values())
+            cache.save(path, self._known.values())
         except OSError as error:
-            self._log.error(
-                "dispatch_cache_not_saved", path=str(self._cache_path), error=str(error)
+            problem = f"{path}: {error.strerror or error}"
+            if self._on_cache_saved is not None:
+                self._on_cache_saved(problem)
+            not_logged = self._cache_log.admit(path)
+            if not_logged is not None:
+                self._log.error(
+                    "dispatch_cache_not_saved",
+                    path=str(path),
+                    error=error.strerror or str(error),
+                    failures_not_logged=not_logged,
+                    next_report_after_s=CACHE_LOG_INTERVAL_S,
+                )
+            return
+        if self._on_cache_saved is not None:
+            self._on_cache_saved(None)
+        not_logged = self._cache_log.clear(path)
+        if not_logged is not None:
+            self._log.info(
+                "dispatch_cache_saved_again", path=str(path), failures_not_logged=not_logged
             )
 
     async def _broadcast(self, dispatch: Dispatch) -> None:
