@@ -382,6 +382,7 @@ class Controller:
             inputs.battery_pool,
             options=options,
             measured_power_w=inputs.measured_power_w,
+            storage_units=inputs.storage_units,
             clock=self._clock,
         )
         self._closers.extend([producer.close, trading.disconnect])

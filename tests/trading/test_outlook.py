@@ -27,6 +27,7 @@ from edge_controller.trading.outlook import (
     period_outlooks,
     pool_from_telemetry,
     production_w,
+    units_from_telemetry,
 )
 from edge_controller.weather.messages import ForecastStep, GeoLocation, WeatherForecast
 from edge_controller.weather.production import pv_power_w, wind_power_w
@@ -301,6 +302,30 @@ def test_the_pool_keeps_each_batterys_own_window_and_the_inverters_bounds() -> N
     assert only.capacity_wh == 100_000
     assert only.charge_max_w == 50_000
     assert pool_from_telemetry(cache, PAIRS, NOON, reserve_soc_pct=20, batteries={31}) is None
+
+
+def test_the_units_are_the_inverters_as_the_distribution_splits_a_target() -> None:
+    cache = cache_with(
+        battery(11, 50),
+        battery(21, 30, window=(25, 80)),  # its lower bound lifts the unit's floor to 25 %
+        battery(22, 15),
+        battery(31, 60, at=NOON - timedelta(minutes=1)),  # stale: unit 30 left out
+        inverter(10, (-40_000, 40_000)),
+        inverter(20, (-200_000, 200_000)),
+    )
+    units = units_from_telemetry(cache, PAIRS, NOON, reserve_soc_pct=20, efficiency=0.9)
+    assert [u.unit_id for u in units] == [10, 20]
+    one, two = units
+    assert (one.capacity_wh, one.soc_pct, one.floor_pct, one.ceiling_pct) == (100_000, 50, 20, 90)
+    assert (one.charge_max_w, one.discharge_max_w, one.efficiency) == (40_000, 40_000, 0.9)
+    assert two.capacity_wh == 200_000
+    assert two.soc_pct == pytest.approx(22.5)  # by capacity, as the distribution weighs
+    assert (two.soc_lower_pct, two.soc_upper_pct) == pytest.approx((17.5, 85.0))
+    assert (two.floor_pct, two.ceiling_pct) == (25, 80)
+    assert (two.charge_max_w, two.discharge_max_w) == (100_000, 100_000)  # the batteries' sum
+    only = units_from_telemetry(cache, PAIRS, NOON, reserve_soc_pct=20, batteries={21})
+    assert [(u.unit_id, u.capacity_wh) for u in only] == [(20, 100_000)]
+    assert units_from_telemetry(cache, PAIRS, NOON, reserve_soc_pct=20, batteries={31}) == []
 
 
 def test_an_inverter_without_bounds_moves_nothing() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from frequenz.client.electricity_trading import Client
 
 from edge_controller.clock import ManualClock
@@ -73,14 +74,26 @@ async def test_the_controller_runs_the_weather_and_market_bid_actors(
             "trading_url": market.url,
             "weather_url": weather.url,
             "key_file": str(tmp_path / "trading.key"),
+            "strategy": "optimal",
         }
-        async with site_running(example_site, tmp_path, {"market_bid": section}) as site:
-            bidder = site.controller.market_bid
-            assert bidder is not None
-            assert bidder.is_running
-            # Its first round lists our orders on the market and opens the trade stream.
-            await until(lambda: market.exchange.stream_count("trades") >= 1, "listening", 10)
+        with structlog.testing.capture_logs() as logs:
+            async with site_running(example_site, tmp_path, {"market_bid": section}) as site:
+                bidder = site.controller.market_bid
+                assert bidder is not None
+                assert bidder.is_running
+                # Its first round lists our orders on the market and opens the trade stream.
+                await until(lambda: market.exchange.stream_count("trades") >= 1, "listening", 10)
+                # With strategy "optimal" it plans the site's battery inverters one by one.
+                await until(lambda: any(e["event"] == "plan_solved" for e in logs), "planned", 10)
+                trading_inverters = sorted(
+                    pair.inverter_id
+                    for pair in site.controller.connection.pairs.pairs
+                    if {11, 21} & set(pair.battery_ids)
+                )
         assert not bidder.is_running
+        (planned, *_) = [e for e in logs if e["event"] == "plan_solved"]
+        assert trading_inverters
+        assert planned["units"] == trading_inverters
     Client._instances.clear()
 
 

@@ -3,7 +3,8 @@
 ```
  Receiver[WeatherForecast] ─┐
  battery_pool() ────────────┤   each round            create_gridpool_order (LIMIT)
- load_w(t), price(t) ───────┼──► outlook + bids ─────────────────────────────────► Trading API
+ storage_units() ───────────┤   outlook + bids (threshold)
+ load_w(t), price(t) ───────┼──► or optimizer.plan_bids ─────────────────────────► Trading API
                             │                                                         │
  Clock ─────────────────────┘          gridpool trades stream (+ listing each round) │
                                  ◄────────────────────────────────────────────────────┘
@@ -21,7 +22,11 @@ a dropped stream loses nothing (the same listing runs whenever the trade stream
 (re)starts); (2) reads the pool and takes out what the orders and trades still to
 deliver may move (`outlook.committed_pool`); (3) builds orders for the next `horizon`
 periods with `bids.build_orders`, skipping periods that already have one; (4) places
-them (LIMIT, quantities ≥ 0.1 MW in 0.1 MW steps).
+them (LIMIT, quantities ≥ 0.1 MW in 0.1 MW steps). With `strategy = "optimal"`, (2)
+and (3) are one step: `optimizer.plan_bids` plans `plan_horizon` periods from each
+inverter's batteries as measured (`storage_units`), the orders and trades still to
+deliver as commitments, and keeps every unit above its reserve under any subset of
+fills; it is price-taking (the actor reads no order book).
 
 **One order per period, never replaced.** A period that has an order of ours (any state
 but FAILED — an order an operator cancelled is not placed again) gets no other one,
@@ -62,7 +67,7 @@ import builtins
 import contextlib
 import math
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Collection
+from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -119,7 +124,7 @@ from edge_controller.trading.bids import (
     Strategy,
     build_orders,
 )
-from edge_controller.trading.optimizer import Settings, plan_bids
+from edge_controller.trading.optimizer import Committed, Settings, plan_bids
 from edge_controller.trading.settlement import PeriodSettlement, SettlementBook
 from edge_controller.trading.storage import StorageUnit
 from edge_controller.weather.messages import WeatherForecast
@@ -169,7 +174,8 @@ class MarketBidOptions:
     reserve_soc_pct: float = 20.0
     bidding: str = "threshold"
     """How bids are built: "optimal" (`optimizer`: a plan over `plan_horizon` periods,
-    re-solved every round, per battery) or "threshold" (`bids`: `price_spread`)."""
+    re-solved every round, each inverter's batteries kept above the reserve) or
+    "threshold" (`bids`: `price_spread`)."""
     plan_horizon: int = 96
     """Delivery periods the optimizer plans ahead (orders go only to the first `horizon`)."""
     degradation_cost: float = 10.0
@@ -358,16 +364,18 @@ class _Period:
 
 @dataclass(frozen=True, slots=True)
 class TelemetryInputs:
-    """The two callables the actor reads the batteries with, built from the telemetry."""
+    """The callables the actor reads the batteries with, built from the telemetry."""
 
     battery_pool: Callable[[], BatteryPool | None]
     measured_power_w: Callable[[], float | None]
+    storage_units: Callable[[], list[StorageUnit]]
+    """The trading batteries per inverter, for the optimizer (`outlook.units_from_telemetry`)."""
 
 
 def telemetry_inputs(
     cache: TelemetryCache, pairs: BatteryPairs, options: MarketBidOptions, clock: Clock
 ) -> TelemetryInputs:
-    """Return the pool and measured-power readers over the controller's telemetry cache.
+    """Return the pool, measured-power and per-unit readers over the controller's telemetry.
 
     `pairs` as `MicrogridConnection.pairs` (after start). The reserve and efficiency
     come from `options`, so the pool matches the strategy (see
@@ -387,7 +395,17 @@ def telemetry_inputs(
     def power() -> float | None:
         return outlook.measured_power_w(cache, pairs, clock.now(), batteries=options.batteries)
 
-    return TelemetryInputs(pool, power)
+    def units() -> list[StorageUnit]:
+        return outlook.units_from_telemetry(
+            cache,
+            pairs,
+            clock.now(),
+            reserve_soc_pct=options.reserve_soc_pct,
+            batteries=options.batteries,
+            efficiency=options.efficiency,
+        )
+
+    return TelemetryInputs(pool, power, units)
 
 
 def _side(side: MarketSide) -> Side:
@@ -422,6 +440,7 @@ class MarketBidActor(SupervisedActor):
         inputs.battery_pool,                             # telemetry_inputs(...)
         options=MarketBidOptions(gridpool_id=1, batteries=frozenset({11, 21})),
         measured_power_w=inputs.measured_power_w,
+        storage_units=inputs.storage_units,              # for strategy "optimal"
     )
     ```
 
@@ -431,6 +450,11 @@ class MarketBidActor(SupervisedActor):
     often the clock is looked at (rounds, dispatch retries, settlement samples):
     rounds follow a clock that jumps (a `ManualClock`) within a tick. The trade and
     public-trade streams the actor opens on `trading` are stopped when it stops.
+
+    With `options.bidding == "optimal"`, `storage_units` gives the batteries per
+    inverter as the distribution splits a target between them: the plan keeps each
+    one above its reserve. Without it the pool is planned as one unit (its floor the
+    reserve), which the pool's average may hide a battery below (tests, old wiring).
 
     For tests and metrics: `orders` and `dispatches` by period start, `traded_w`,
     `settlements` (settled periods), `open_settlements`, `counts` (rounds,
@@ -447,6 +471,7 @@ class MarketBidActor(SupervisedActor):
         *,
         options: MarketBidOptions | None = None,
         measured_power_w: Callable[[], float | None] | None = None,
+        storage_units: Callable[[], Sequence[StorageUnit]] | None = None,
         load_w: outlook.LoadForecast | None = None,
         expected_price: outlook.PriceForecast | None = None,
         clock: Clock | None = None,
@@ -468,6 +493,7 @@ class MarketBidActor(SupervisedActor):
         self._battery_pool = battery_pool
         self.options = options or MarketBidOptions()
         self._measured_power_w = measured_power_w
+        self._storage_units = storage_units
         self._load_w = load_w or outlook.flat_load(self.options.flat_load_w)
         self._prices: outlook.HourlyPrices | None = None
         if expected_price is None:
@@ -651,13 +677,13 @@ class MarketBidActor(SupervisedActor):
             self.counts["rounds_skipped"] += 1
             self._log.warning("bidding_skipped", reason="our orders are unknown; next round")
             return
-        pool = self._battery_pool()
-        if pool is None:
+        measured = self._battery_pool()
+        if measured is None:
             self.counts["rounds_skipped"] += 1
             self._log.warning("bidding_skipped", reason="no battery state")
             return
         sell_wh, buy_wh = outlook.committed_energy_wh(self._commitments(), now)
-        pool = outlook.committed_pool(pool, sell_wh=sell_wh, buy_wh=buy_wh)
+        pool = outlook.committed_pool(measured, sell_wh=sell_wh, buy_wh=buy_wh)
         options = self.options
         starts = outlook.delivery_starts(now, options.period, options.gate_closure, options.horizon)
         outlooks = outlook.period_outlooks(
@@ -676,7 +702,7 @@ class MarketBidActor(SupervisedActor):
             )
             return
         if options.bidding == "optimal":
-            orders = self._optimal_orders(pool, now, starts[0])
+            orders = self._optimal_orders(measured, now, starts[0])
         else:
             orders = build_orders(outlooks, pool, options.strategy, skip=frozenset(self._orders))
         self._log.info(
@@ -692,12 +718,16 @@ class MarketBidActor(SupervisedActor):
         for order in orders:
             await self._place(order)
 
-    def _optimal_orders(self, pool: BatteryPool, now: datetime, first: datetime) -> list[Order]:
+    def _optimal_orders(self, measured: BatteryPool, now: datetime, first: datetime) -> list[Order]:
         """The optimizer's orders for the open periods of `horizon` that have none.
 
-        Plans `plan_horizon` periods; the pool (commitments already taken out) is one
-        storage unit whose floor is the reserve: per-battery units need the telemetry
-        of each inverter, which the actor's `battery_pool` reader does not give yet.
+        Plans `plan_horizon` periods from the batteries as measured (`storage_units`, one
+        unit per inverter; else the pool as one unit), with every order and trade of
+        ours still to deliver as commitments: a period that has one is fixed at its
+        power, the one being delivered moves the starting energy (`plan_bids`). The
+        plan is price-taking: the actor reads no order book (the trading API's public
+        order book stream is not served by the local market), so each period's
+        `PeriodOutlook` has no price response.
         """
         options = self.options
         starts = outlook.delivery_starts(
@@ -711,23 +741,27 @@ class MarketBidActor(SupervisedActor):
             load_w=self._load_w,
             expected_price=self._expected_price,
         )
-        periods = [p for p in periods if p.start not in self._orders]
-        unit = StorageUnit(
-            unit_id=0,
-            capacity_wh=pool.capacity_wh,
-            soc_pct=pool.soc_pct,
-            soc_lower_pct=0.0,
-            soc_upper_pct=100.0,
-            floor_pct=options.reserve_soc_pct,
-            ceiling_pct=pool.soc_upper_pct,
-            charge_max_w=pool.charge_max_w,
-            discharge_max_w=pool.discharge_max_w,
-            efficiency=pool.efficiency,
-        )
+        units = list(self._storage_units()) if self._storage_units is not None else []
+        per_unit = bool(units)
+        if not per_unit:
+            units = [
+                StorageUnit(
+                    unit_id=0,
+                    capacity_wh=measured.capacity_wh,
+                    soc_pct=measured.soc_pct,
+                    soc_lower_pct=0.0,
+                    soc_upper_pct=100.0,
+                    floor_pct=options.reserve_soc_pct,
+                    ceiling_pct=measured.soc_upper_pct,
+                    charge_max_w=measured.charge_max_w,
+                    discharge_max_w=measured.discharge_max_w,
+                    efficiency=measured.efficiency,
+                )
+            ]
         place = {first + i * options.period for i in range(options.horizon)}
         plan = plan_bids(
             periods,
-            [unit],
+            units,
             Settings(
                 degradation_eur_per_mwh=options.degradation_cost,
                 max_volume_mw=options.max_volume_mw,
@@ -736,9 +770,38 @@ class MarketBidActor(SupervisedActor):
             ),
             now=now,
             place=place,
+            committed=self._committed(),
         )
-        self._log.info("plan_solved", periods=len(plan.periods), solve_ms=round(plan.solve_ms, 1))
+        self._log.info(
+            "plan_solved",
+            periods=len(plan.periods),
+            units=[u.unit_id for u in units] if per_unit else "pool",
+            solve_ms=round(plan.solve_ms, 1),
+            shortfall_wh=round(plan.shortfall_wh, 1),
+        )
         return list(plan.orders)
+
+    def _committed(self) -> list[Committed]:
+        """Every period with a trade or an order of ours, at its traded and open power.
+
+        A period with an order counts even at 0 W (an order cancelled before it
+        filled): it is fixed, so no second order goes there (see the module).
+        """
+        options = self.options
+        starts = set(self._periods) | set(self._orders)
+        found = []
+        for start in sorted(starts):
+            period = self._periods.get(start)
+            order = self._orders.get(start)
+            open_w = (
+                order.open_power_w
+                if order is not None and order.state == OrderState.ACTIVE.name
+                else 0.0
+            )
+            duration = period.duration if period is not None else options.period
+            traded_w = period.traded_w if period is not None else 0.0
+            found.append(Committed(start, duration, traded_w=traded_w, open_w=open_w))
+        return found
 
     def _commitments(self) -> list[outlook.Commitment]:
         commitments = [

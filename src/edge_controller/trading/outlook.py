@@ -6,6 +6,7 @@ load forecast  (W at a time) ─────┼──► period_outlooks ──�
 price forecast (EUR/MWh) ─────────┘                                         ├─► build_orders
 TelemetryCache + BatteryPairs ──► pool_from_telemetry ──► committed_pool ───┘
                   orders and trades still to deliver ──► committed_energy_wh ─┘
+TelemetryCache + BatteryPairs ──► units_from_telemetry ──► [StorageUnit] ──► optimizer.plan_bids
 ```
 
 - **Periods.** `delivery_starts` lists the next delivery periods whose gates are still
@@ -23,6 +24,9 @@ TelemetryCache + BatteryPairs ──► pool_from_telemetry ──► committed_
   into one `BatteryPool`; `committed_pool` then takes out what earlier orders and
   trades may still move, so that a new round never over-commits together with the old
   ones (see `bids`, "Rounds").
+- **The units**: `units_from_telemetry` reads the same batteries per inverter, as the
+  power distribution splits a target between them (`trading.storage`), for the
+  optimizer: a pool's average can hide one battery close to its reserve.
 
 Sign convention (passive, as everywhere): + charges or consumes, − discharges or
 produces. `Commitment.power_w` follows it (a sell is negative); `PeriodOutlook`'s
@@ -42,6 +46,7 @@ from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.telemetry import BatteryReading, TelemetryCache
 from edge_controller.power.bounds import Range
 from edge_controller.trading.bids import BatteryPool, PeriodOutlook
+from edge_controller.trading.storage import StorageUnit
 from edge_controller.weather.messages import WeatherForecast
 from edge_controller.weather.production import (
     SMALL_TURBINE_HUB_HEIGHT_M,
@@ -392,6 +397,67 @@ def pool_from_telemetry(
     )
 
 
+def units_from_telemetry(
+    cache: TelemetryCache,
+    pairs: BatteryPairs,
+    now: datetime,
+    *,
+    reserve_soc_pct: float,
+    batteries: Collection[int] | None = None,
+    efficiency: float = 0.95,
+) -> list[StorageUnit]:
+    """Return the trading batteries (None: all) as the distribution's units, one per inverter.
+
+    The optimizer keeps *each* unit above its reserve (`trading.storage`): the power
+    distribution normalises every unit on its own SoC window, so a pool whose average
+    is above the reserve may still take a unit with a wider window below it. A unit
+    aggregates its trading batteries as the distribution does (`power.planning.
+    to_battery_unit`): capacity summed, SoC and SoC bounds weighted by capacity. Its
+    floor is the highest of `max(reserve, own lower bound)` of its batteries, its
+    ceiling the lowest upper bound. Power as in `pool_from_telemetry`: the batteries'
+    DC bounds summed, capped by the inverter's (no fresh inverter reading or no bounds:
+    0 W, the unit moves nothing). An inverter with a trading battery whose reading is
+    stale or incomplete is left out, as the distribution leaves it out.
+    """
+    wanted = None if batteries is None else set(batteries)
+    units = []
+    for pair in pairs.pairs:
+        ids = [b for b in pair.battery_ids if wanted is None or b in wanted]
+        if not ids:
+            continue
+        readings = [_usable(cache.battery(battery_id, now)) for battery_id in ids]
+        known = [r for r in readings if r is not None]
+        if len(known) != len(readings):
+            continue
+        capacity_wh = math.fsum(r.capacity_wh for r in known)
+        inverter = cache.inverter(pair.inverter_id, now)
+        charge_w = discharge_w = 0.0
+        if inverter is not None and inverter.bounds is not None:
+            charge_w = _finite(
+                min(sum(_highest(r.bounds) for r in known), _highest(inverter.bounds))
+            )
+            discharge_w = _finite(
+                min(sum(_lowest(r.bounds) for r in known), _lowest(inverter.bounds))
+            )
+        units.append(
+            StorageUnit(
+                unit_id=pair.inverter_id,
+                capacity_wh=capacity_wh,
+                soc_pct=math.fsum(r.soc_pct * r.capacity_wh for r in known) / capacity_wh,
+                soc_lower_pct=math.fsum(r.soc_lower_pct * r.capacity_wh for r in known)
+                / capacity_wh,
+                soc_upper_pct=math.fsum(r.soc_upper_pct * r.capacity_wh for r in known)
+                / capacity_wh,
+                floor_pct=max(max(reserve_soc_pct, r.soc_lower_pct) for r in known),
+                ceiling_pct=min(r.soc_upper_pct for r in known),
+                charge_max_w=charge_w,
+                discharge_max_w=discharge_w,
+                efficiency=efficiency,
+            )
+        )
+    return units
+
+
 def measured_power_w(
     cache: TelemetryCache,
     pairs: BatteryPairs,
@@ -433,4 +499,5 @@ __all__ = [
     "period_outlooks",
     "pool_from_telemetry",
     "production_w",
+    "units_from_telemetry",
 ]
