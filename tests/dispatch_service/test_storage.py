@@ -18,6 +18,7 @@ from edge_controller.dispatch_service.model import (
     Target,
     TargetKind,
 )
+from edge_controller.dispatch_service.query import DispatchFilter, Sort
 from edge_controller.dispatch_service.storage import DispatchStore, StoreError
 from tests.dispatch_service.conftest import NOON, data
 
@@ -118,8 +119,31 @@ def test_files_that_are_not_dispatch_databases_are_refused(tmp_path: Path) -> No
     connection.close()
     with pytest.raises(
         StoreError,
-        match=r"not a dispatch database of schema version 1 \(found version 0, tables: invoices\)",
+        match=r"not a dispatch database of schema version 2 \(found version 0, tables: invoices\)",
     ):
         DispatchStore(other)
     with pytest.raises(StoreError, match=r"cannot open: unable to open database file"):
         DispatchStore(tmp_path / "missing-dir" / "d.sqlite")
+
+
+def test_a_version_1_file_is_upgraded_and_lists_by_target(db_path: Path) -> None:
+    store = DispatchStore(db_path)
+    created = store.insert(1, data(type="Charge"), create_time=NOON, end_time=None)
+    store.close()
+    with sqlite3.connect(db_path) as old:  # back to what version 1 wrote
+        for statement in (
+            "DROP TABLE target_ids",
+            "DROP TABLE target_categories",
+            "DROP INDEX dispatches_by_start_time",
+            "DROP INDEX dispatches_by_update_time",
+            "ALTER TABLE dispatches DROP COLUMN type_folded",
+            "PRAGMA user_version=1",
+        ):
+            old.execute(statement)
+    old.close()
+    store = DispatchStore(db_path)
+    wanted = DispatchFilter(targets=(Target(TargetKind.IDS, ids=(8,)),), queries=("CHARGE",))
+    keys, total = store.list_page(1, wanted, Sort(), 10, None)
+    assert [i for _, i in keys] == [created.id]
+    assert total == 1
+    store.close()

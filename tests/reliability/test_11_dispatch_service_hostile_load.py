@@ -15,14 +15,17 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
+from frequenz.api.common.v1alpha8.pagination.pagination_params_pb2 import PaginationParams
 from frequenz.api.dispatch.v1 import dispatch_pb2 as pb
 from frequenz.api.dispatch.v1 import dispatch_pb2_grpc as pb_grpc
 
+from edge_controller.dispatch_service import convert
 from edge_controller.dispatch_service.convert import timestamp
 from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.dispatch_service.storage import DispatchStore
@@ -152,3 +155,74 @@ async def test_stop_returns_within_its_budget_while_a_write_is_stuck(
         assert time.monotonic() - began < 2.0
         with pytest.raises(grpc.aio.AioRpcError):
             await call
+
+
+def _fill(db: Path, count: int) -> None:
+    """Store `count` dispatches directly (one fsync-free batch: setup, not the attack)."""
+    store = DispatchStore(db)
+    store._db.execute("PRAGMA synchronous=OFF")
+    start = datetime.now(UTC) + timedelta(days=1)
+    for index in range(count):
+        item = convert.data_from_proto(_create_request(f"TYPE_{index % 50}").dispatch_data)
+        item = replace(item, start_time=start + timedelta(minutes=index))
+        store.insert(MICROGRID, item, create_time=start, end_time=None)
+    store.close()
+
+
+async def test_expensive_lists_are_refused_or_cheap_and_never_freeze_the_service(
+    tmp_path: Path,
+) -> None:
+    """Item 2: list filters and pages cost SQL over indexes, not dispatches × items."""
+    db = tmp_path / "dispatches.sqlite"
+    _fill(db, 3000)
+    async with _served(db) as (_, stub):
+        huge = pb.ListMicrogridDispatchesRequest(
+            microgrid_id=MICROGRID, filter=pb.DispatchFilter(queries=["nomatch"] * 2000)
+        )
+        began = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.ListMicrogridDispatches(huge, metadata=METADATA, timeout=CALL_TIMEOUT_S)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert caught.value.details() == "filter.queries: 2000 items, at most 100 allowed"
+        assert time.monotonic() - began < 1.0
+
+        # The most a filter may ask, while someone else reads one dispatch.
+        widest = pb.DispatchFilter(
+            queries=[f"nomatch{i}" for i in range(100)],
+            dispatch_ids=range(1, 1001),
+            targets=[pb.TargetComponents(component_ids=pb.TargetComponents.IdSet(ids=range(1000)))],
+        )
+        listing = asyncio.ensure_future(
+            stub.ListMicrogridDispatches(
+                pb.ListMicrogridDispatchesRequest(microgrid_id=MICROGRID, filter=widest),
+                metadata=METADATA,
+                timeout=CALL_TIMEOUT_S,
+            )
+        )
+        began = time.monotonic()
+        got = await stub.GetMicrogridDispatch(
+            pb.GetMicrogridDispatchRequest(microgrid_id=MICROGRID, dispatch_id=7),
+            metadata=METADATA,
+            timeout=CALL_TIMEOUT_S,
+        )
+        assert got.dispatch.metadata.dispatch_id == 7
+        assert time.monotonic() - began < 0.5
+        assert (await listing).pagination_info.total_items == 0
+
+        # Paging through everything: each page costs its size, not the whole table.
+        durations, seen, token = [], 0, None
+        while True:
+            params = PaginationParams(page_token=token) if token else PaginationParams()
+            began = time.monotonic()
+            page = await stub.ListMicrogridDispatches(
+                pb.ListMicrogridDispatchesRequest(microgrid_id=MICROGRID, pagination_params=params),
+                metadata=METADATA,
+                timeout=CALL_TIMEOUT_S,
+            )
+            durations.append(time.monotonic() - began)
+            seen += len(page.dispatches)
+            token = page.pagination_info.next_page_token
+            if not token:
+                break
+        assert seen == 3000
+        assert sorted(durations)[len(durations) // 2] < 0.025  # was ~80 ms at 3 000

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from frequenz.api.common.v1alpha8.pagination.pagination_info_pb2 import PaginationInfo
 from frequenz.api.common.v1alpha8.types.interval_pb2 import Interval
@@ -303,8 +303,49 @@ def _interval(message: Interval, field: str) -> TimeInterval:
     )
 
 
+MAX_FILTER_IDS: Final = 1000
+"""At most this many `filter.dispatch_ids`, and as many component ids over all targets."""
+MAX_FILTER_TARGETS: Final = 100
+"""At most this many `filter.targets`, and as many category entries over all targets."""
+MAX_FILTER_QUERIES: Final = 100
+"""At most this many `filter.queries`, each at most `MAX_QUERY_CHARS` characters."""
+MAX_QUERY_CHARS: Final = 200
+
+
+def check_filter_sizes(message: pb.DispatchFilter) -> None:
+    """Refuse a filter too large to be a real question, before converting any of it.
+
+    A list filter costs the store work in proportion to its lists (issue 16: 2 000
+    queries held the service 20.8 s). Counting repeated fields is cheap; these caps
+    are far above what an operator or `frequenz-dispatch` sends.
+
+    Raises:
+        DispatchError: INVALID_ARGUMENT naming the list, its size and the cap.
+    """
+    component_ids = sum(len(t.component_ids.ids) for t in message.targets)
+    categories = sum(
+        len(t.component_categories.categories) + len(t.component_categories_types.categories)
+        for t in message.targets
+    )
+    for field, size, cap in (
+        ("filter.dispatch_ids", len(message.dispatch_ids), MAX_FILTER_IDS),
+        ("filter.targets", len(message.targets), MAX_FILTER_TARGETS),
+        ("filter.targets[*].component_ids.ids", component_ids, MAX_FILTER_IDS),
+        ("filter.targets[*].categories", categories, MAX_FILTER_TARGETS),
+        ("filter.queries", len(message.queries), MAX_FILTER_QUERIES),
+    ):
+        if size > cap:
+            raise invalid(f"{field}: {size} items, at most {cap} allowed")
+    for index, text in enumerate(message.queries):
+        if len(text) > MAX_QUERY_CHARS:
+            raise invalid(
+                f"filter.queries[{index}]: {len(text)} characters, at most {MAX_QUERY_CHARS}"
+            )
+
+
 def filter_from_proto(message: pb.DispatchFilter) -> DispatchFilter:
-    """Read the filter of a list request."""
+    """Read the filter of a list request (sizes checked first: `check_filter_sizes`)."""
+    check_filter_sizes(message)
     targets = []
     for index, item in enumerate(message.targets):
         target = target_from_proto(item)

@@ -241,23 +241,39 @@ def decode_token(token: str) -> _Cursor:
     return _Cursor(size=size, sort=sort, after=(key[0], key[1]))
 
 
+def resolve_page(sort: Sort, page: PageRequest) -> tuple[int, Sort, tuple[int, int] | None]:
+    """Return the page size, the sort and the key to continue after (None: first page).
+
+    With a token, the token's page size and sort apply; `sort` is for the first page.
+
+    Raises:
+        DispatchError: INVALID_ARGUMENT for a page token this server did not issue.
+    """
+    if page.token:
+        cursor = decode_token(page.token)
+        return cursor.size, cursor.sort, cursor.after
+    return min(page.size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE), sort, None
+
+
+def page_token(size: int, sort: Sort, last: tuple[int, int]) -> str:
+    """Return the token of the page that follows the item whose sort key is `last`."""
+    return encode_token(_Cursor(size, sort, last))
+
+
 def list_page(
     dispatches: Iterable[Dispatch], query: DispatchFilter, sort: Sort, page: PageRequest
 ) -> Page:
     """Filter, sort and cut one page (see the module docstring for the semantics).
 
+    The reference implementation, over values in memory: the service runs the same
+    request as SQL over indexes (`sql_query`, checked against this in the tests).
     With a token, the token's page size and sort apply; `sort` is for the first page.
 
     Raises:
         DispatchError: INVALID_ARGUMENT for a bad filter interval or page token.
     """
     check_filter(query)
-    if page.token:
-        cursor = decode_token(page.token)
-        size, sort, after = cursor.size, cursor.sort, cursor.after
-    else:
-        size = min(page.size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        after = None
+    size, sort, after = resolve_page(sort, page)
     selected = sorted(
         (d for d in dispatches if matches(d, query)),
         key=lambda d: sort_key(d, sort.field),
@@ -277,7 +293,7 @@ def list_page(
     items = tuple(remaining[:size])
     next_token = None
     if len(remaining) > size:
-        next_token = encode_token(_Cursor(size, sort, sort_key(items[-1], sort.field)))
+        next_token = page_token(size, sort, sort_key(items[-1], sort.field))
     return Page(items=items, total=len(selected), next_token=next_token)
 
 
@@ -295,7 +311,9 @@ __all__ = [
     "encode_token",
     "list_page",
     "matches",
+    "page_token",
     "query_matches",
+    "resolve_page",
     "sort_key",
     "target_overlaps",
 ]

@@ -55,7 +55,9 @@ from edge_controller.dispatch_service.query import (
     Page,
     PageRequest,
     Sort,
-    list_page,
+    check_filter,
+    page_token,
+    resolve_page,
 )
 from edge_controller.dispatch_service.storage import DispatchStore
 from edge_controller.dispatch_service.writer import StoreThread
@@ -195,12 +197,26 @@ class DispatchService:
         self._check_open()
         return self._lookup(microgrid_id, dispatch_id)
 
-    def list(self, microgrid_id: int, query: DispatchFilter, sort: Sort, page: PageRequest) -> Page:
-        """Return one page of a microgrid's dispatches (see `query` for the semantics)."""
+    async def list(
+        self, microgrid_id: int, query: DispatchFilter, sort: Sort, page: PageRequest
+    ) -> Page:
+        """Return one page of a microgrid's dispatches (see `query` for the semantics).
+
+        Filtered, sorted and cut by SQLite over its indexes in the store's thread
+        (keyset pagination: a page costs its size, not the number of dispatches); the
+        dispatches themselves come from memory, so a page shows each one as it is now.
+        """
         self._check_open()
         rules.check_microgrid(microgrid_id, self.microgrid_ids)
-        mine = (d for d in self._dispatches.values() if d.microgrid_id == microgrid_id)
-        return list_page(mine, query, sort, page)
+        check_filter(query)
+        size, sort, after = resolve_page(sort, page)
+        keys, total = await self._store_thread.submit(
+            lambda: self._store.list_page(microgrid_id, query, sort, size, after)
+        )
+        shown = keys[:size]
+        items = tuple(d for _, i in shown if (d := self._dispatches.get(i)) is not None)
+        next_token = page_token(size, sort, shown[-1]) if len(keys) > size else None
+        return Page(items=items, total=total, next_token=next_token)
 
     async def update(self, microgrid_id: int, dispatch_id: int, update: DispatchUpdate) -> Dispatch:
         """Apply exactly the update mask's paths; announce the result as UPDATED."""

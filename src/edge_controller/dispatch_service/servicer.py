@@ -63,7 +63,7 @@ class DispatchServicer(pb_grpc.MicrogridDispatchServiceServicer):
         """List one page of a microgrid's dispatches (filters, sort, pagination)."""
 
         async def call() -> pb.ListMicrogridDispatchesResponse:
-            page = self._service.list(
+            page = await self._service.list(
                 request.microgrid_id,
                 convert.filter_from_proto(request.filter),
                 convert.sort_from_proto(request.sort_options),
