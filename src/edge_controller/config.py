@@ -46,6 +46,13 @@ levels = { grpc = "warning", "edge_controller.actors" = "debug" }
 [metrics]
 listen = "127.0.0.1:9464"          # /metrics and /healthz; "" turns the endpoint off
 
+[http]
+listen = "127.0.0.1:8080"          # the web console and its JSON API; "" turns it off
+tls_cert = "console.pem"           # with tls_key: HTTPS (cookies then Secure)
+tls_key = "console.key"
+users_file = "console-users.json"  # `edge-controller user add NAME --role ROLE`
+history_file = "history.sqlite3"   # the last 24 h (default: $STATE_DIRECTORY/…)
+
 [supervision]
 restart_initial = 1                # s before a crashed actor's first restart; doubles
 restart_max = 60                   # s; longest wait between restarts
@@ -84,6 +91,9 @@ KEY_CREDENTIAL = "dispatch-key"
 USE_CASE_KINDS = ("battery_power", "peak_shaving")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
+DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
+DEFAULT_USERS_FILE = "console-users.json"
+HISTORY_FILE_NAME = "console-history.sqlite3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +164,27 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """The web console and its JSON API (`console/`), served by the daemon."""
+
+    listen: str | None = DEFAULT_HTTP_LISTEN
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    users_file: Path = Path(DEFAULT_USERS_FILE)
+    history_file: Path | None = None
+    """None: the history is kept in memory only (lost on restart)."""
+    history_interval: timedelta = timedelta(seconds=5)
+
+    @property
+    def beyond_loopback(self) -> bool:
+        """Whether `listen` reaches further than this host (worth a warning)."""
+        if self.listen is None:
+            return False
+        host = parse_listen(self.listen)[0].removeprefix("[").removesuffix("]")
+        return not (host.startswith("127.") or host in ("localhost", "::1"))
+
+
+@dataclass(frozen=True, slots=True)
 class SupervisionConfig:
     """How crashed actors are restarted before the process gives up (see `supervision`)."""
 
@@ -217,6 +248,7 @@ class ControllerConfig:
     controls: ControlsConfig = ControlsConfig()
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
+    http: HttpConfig = HttpConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     grid: GridConfig = GridConfig()
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
@@ -527,6 +559,56 @@ METRICS = SectionSpec(
         ),
     ),
 )
+HTTP = SectionSpec(
+    "http",
+    "The web console and its JSON API under `/api/` (users, roles, live updates); "
+    "a warning is logged when it listens beyond loopback.",
+    live=False,
+    keys=(
+        KeySpec(
+            "listen",
+            "HOST:PORT (e.g. '127.0.0.1:8080'), or '' for off",
+            "Where the console listens; a port that cannot be bound is logged, the "
+            "controller runs on without it.",
+            default=DEFAULT_HTTP_LISTEN,
+        ),
+        KeySpec(
+            "tls_cert",
+            "a PEM certificate file (with tls_key)",
+            "Serve HTTPS with this certificate chain, relative to the config file.",
+            default=None,
+            default_text="none: plain HTTP",
+        ),
+        KeySpec(
+            "tls_key",
+            "a PEM private key file (with tls_cert)",
+            "The certificate's private key, relative to the config file.",
+            default=None,
+            default_text="none",
+        ),
+        KeySpec(
+            "users_file",
+            "a file path",
+            "Users, roles, scrypt password hashes and API token hashes "
+            "(`edge-controller user add`), relative to the config file.",
+            default_text=f"`{DEFAULT_USERS_FILE}` beside the config file",
+        ),
+        KeySpec(
+            "history_file",
+            "a file path",
+            "SQLite store of the last 24 h (site, grid, each battery), kept across restarts.",
+            default_text=f"`$STATE_DIRECTORY/{HISTORY_FILE_NAME}` under systemd, "
+            "else in memory only",
+        ),
+        seconds_key(
+            "history_interval",
+            1,
+            10,
+            5.0,
+            "One history sample this often (the API promises at least one per 10 s).",
+        ),
+    ),
+)
 SUPERVISION = SectionSpec(
     "supervision",
     "How crashed actors are restarted before the process gives up (exit 1).",
@@ -757,6 +839,7 @@ CONFIG_SECTIONS: tuple[SectionSpec, ...] = (
     CONTROLS,
     LOGGING,
     METRICS,
+    HTTP,
     SUPERVISION,
     GRID,
     GRID_METERS,
@@ -855,6 +938,7 @@ def parse_config(
     controls = _controls(reader, reader.table(document, "controls", ""))
     logging_config = _logging(reader, reader.table(document, "logging", ""))
     metrics = _metrics(reader, reader.table(document, "metrics", ""))
+    http = _http(reader, reader.table(document, "http", ""), base_dir, environ)
     supervision = _supervision(reader, reader.table(document, "supervision", ""))
     grid = _grid(reader, reader.table(document, "grid", ""))
     recovery = _recovery(reader, reader.table(document, "recovery", ""))
@@ -912,6 +996,7 @@ def parse_config(
         controls=controls,
         logging=logging_config,
         metrics=metrics,
+        http=http,
         supervision=supervision,
         grid=grid,
         recovery=recovery,
@@ -1055,6 +1140,65 @@ def _metrics(reader: Reader, table: Mapping[str, Any]) -> MetricsConfig:
         reader.fail("metrics.listen", METRICS["listen"].expected, raw)
         return MetricsConfig()
     return MetricsConfig(raw)
+
+
+def _file(reader: Reader, table: Mapping[str, Any], key: str, base_dir: Path | None) -> Path | None:
+    """An optional file path of `[http]`, relative to the config file's directory."""
+    raw = table.get(key)
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw:
+        reader.fail(f"http.{key}", HTTP[key].expected, raw)
+        return None
+    path = Path(raw)
+    return base_dir / path if not path.is_absolute() and base_dir is not None else path
+
+
+def _http(
+    reader: Reader, table: Mapping[str, Any], base_dir: Path | None, environ: Mapping[str, str]
+) -> HttpConfig:
+    reader.unknown_keys(table, HTTP.names, "http")
+    raw = table.get("listen", DEFAULT_HTTP_LISTEN)
+    listen: str | None = None
+    if raw != "":
+        try:
+            if not isinstance(raw, str):
+                raise ListenAddressError(f"expected HOST:PORT, got {raw!r}")
+            parse_listen(raw)
+            listen = raw
+        except ListenAddressError:
+            reader.fail("http.listen", HTTP["listen"].expected, raw)
+    cert = _file(reader, table, "tls_cert", base_dir)
+    key = _file(reader, table, "tls_key", base_dir)
+    if ("tls_cert" in table) != ("tls_key" in table):
+        given, missing = ("tls_cert", "tls_key") if "tls_cert" in table else ("tls_key", "tls_cert")
+        reader.problems.append(
+            f"http.{given}: needs http.{missing} as well (a certificate and its key)"
+        )
+    elif cert is not None and key is not None:
+        from edge_controller.serving import ServerTls, TlsFileError
+
+        try:
+            ServerTls.from_files(cert, key)
+        except TlsFileError as error:
+            message = str(error).replace("--tls-cert", "http.tls_cert")
+            reader.problems.append(message.replace("--tls-key", "http.tls_key"))
+    users = _file(reader, table, "users_file", base_dir)
+    if users is None:
+        users = (base_dir or Path()) / DEFAULT_USERS_FILE
+    history = _file(reader, table, "history_file", base_dir)
+    if history is None and "history_file" not in table:
+        state = environ.get("STATE_DIRECTORY", "").split(":")[0]
+        history = Path(state) / HISTORY_FILE_NAME if state else None
+    interval = HTTP.read(reader, table, "history_interval")
+    return HttpConfig(
+        listen=listen,
+        tls_cert=cert,
+        tls_key=key,
+        users_file=users,
+        history_file=history,
+        history_interval=timedelta(seconds=interval or 5.0),
+    )
 
 
 def _supervision(reader: Reader, table: Mapping[str, Any]) -> SupervisionConfig:

@@ -102,9 +102,17 @@ def locator(origins: Mapping[str, str], default: str) -> Any:
 
 
 def load(
-    path: Path, *, environ: Mapping[str, str] | None = None, drop_ins: Path | None = None
+    path: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    drop_ins: Path | None = None,
+    overlay: tuple[Path, str] | None = None,
 ) -> ControllerConfig:
     """Read, merge and validate the configuration.
+
+    `overlay` (a drop-in file and its text) is read as if that file held that text,
+    whether it exists or not: what the configuration would be after writing it (the
+    web console checks its controls drop-in so before it writes).
 
     Raises:
         ConfigError: a file cannot be read or is not TOML (each one named), or the
@@ -112,10 +120,16 @@ def load(
     """
     documents: list[tuple[str, Mapping[str, Any]]] = []
     problems: list[tuple[str, str]] = []
-    for source in sources(path, drop_ins):
+    found = sources(path, drop_ins)
+    if overlay is not None and overlay[0] not in found:
+        found = [path, *sorted([*found[1:], overlay[0]])]
+    for source in found:
         name = path.name if source == path else f"{source.parent.name}/{source.name}"
         try:
-            text = source.read_text(encoding="utf-8")
+            if overlay is not None and source == overlay[0]:
+                text = overlay[1]
+            else:
+                text = source.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
             problems.append((name if source != path else str(path), f"cannot read: {reason}"))
