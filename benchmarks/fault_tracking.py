@@ -187,10 +187,19 @@ async def silent_round(bench: Bench, figures: Figures, *, hold_s: float, timeout
     await wait_until(lambda: bench.within(bench.power()), 30)
     # The inverter carrying the most goes silent (the controller balances SoC, so the
     # four do not carry equal shares), right after it accepted a command for a new
-    # target (1 kW off the base), so it holds that command for a whole lifetime.
+    # target, so it holds that command for a whole lifetime. The target is 10 kW more
+    # off the base each round: the controller sends an inverter only a value that
+    # changed (a repeated one is held back), so every inverter must see a new one.
+    offset_w = 10_000.0 * (len(figures.overdelivery_pct) + 1)
     before = {i: len(bench.records(i)) for i in INVERTERS}
-    await bench.request(BASE_W - 1000.0)
-    await wait_until(lambda: all(len(bench.records(i)) > before[i] for i in INVERTERS), 30)
+    await bench.request(BASE_W - offset_w)
+    # A battery blocked since the previous round is commanded again only after its
+    # blocking time (it doubles with each failure) and a keep-alive: wait for it.
+    fresh_at = await wait_until(
+        lambda: all(len(bench.records(i)) > before[i] for i in INVERTERS), 120
+    )
+    if math.isinf(fresh_at):
+        print("  WARNING: not every inverter took a command for the new target", flush=True)
     fresh = {i: bench.records(i)[-1] for i in INVERTERS}
     silent = max(fresh, key=lambda i: abs(fresh[i].applied_w))
     held = fresh[silent]
@@ -213,7 +222,7 @@ async def silent_round(bench: Bench, figures: Figures, *, hold_s: float, timeout
     end = time.monotonic()
 
     def target_at(t: float) -> float:
-        in_force = BASE_W - 1000.0
+        in_force = BASE_W - offset_w
         for when, target in changes:
             if when <= t:
                 in_force = target
