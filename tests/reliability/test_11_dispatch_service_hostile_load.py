@@ -24,6 +24,7 @@ import pytest
 from frequenz.api.common.v1alpha8.pagination.pagination_params_pb2 import PaginationParams
 from frequenz.api.dispatch.v1 import dispatch_pb2 as pb
 from frequenz.api.dispatch.v1 import dispatch_pb2_grpc as pb_grpc
+from google.protobuf.struct_pb2 import Struct
 
 from edge_controller.dispatch_service import convert
 from edge_controller.dispatch_service.convert import timestamp
@@ -226,3 +227,58 @@ async def test_expensive_lists_are_refused_or_cheap_and_never_freeze_the_service
                 break
         assert seen == 3000
         assert sorted(durations)[len(durations) // 2] < 0.025  # was ~80 ms at 3 000
+
+
+async def test_oversized_payloads_are_refused_before_conversion(tmp_path: Path) -> None:
+    """Item 4: a 3.3 MB payload never reaches Python; a 400 KB one is refused unconverted."""
+    async with _served(tmp_path / "dispatches.sqlite") as (_, stub):
+        huge = Struct()
+        huge.update({"blob": "x" * 3_300_000})
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateMicrogridDispatch(
+                _create_request(payload=huge), metadata=METADATA, timeout=CALL_TIMEOUT_S
+            )
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+        numbers = Struct()
+        numbers.update({"values": [0] * 37_000})  # ~400 KB as protobuf, ~74 KB as JSON
+        began = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateMicrogridDispatch(
+                _create_request(payload=numbers), metadata=METADATA, timeout=CALL_TIMEOUT_S
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "more than any payload of at most 51200 bytes as JSON" in str(caught.value.details())
+        assert time.monotonic() - began < 0.2
+
+
+async def test_a_create_is_not_slowed_by_five_hundred_stream_readers(tmp_path: Path) -> None:
+    """Item 4: the stream message is built once per event, not once per reader."""
+    readers = 500
+    async with _served(tmp_path / "dispatches.sqlite") as (server, stub):
+        channels = [grpc.aio.insecure_channel(server.address) for _ in range(10)]
+        streams = [
+            pb_grpc.MicrogridDispatchServiceStub(channels[i % 10]).StreamMicrogridDispatches(
+                pb.StreamMicrogridDispatchesRequest(microgrid_id=MICROGRID), metadata=METADATA
+            )
+            for i in range(readers)
+        ]
+        try:
+            await until(lambda: server.service.subscriber_count(MICROGRID) == readers, "readers")
+            payload = Struct()
+            payload.update({f"setting_{i}": float(i) for i in range(200)})
+            durations = []
+            for _ in range(5):
+                began = time.monotonic()
+                await stub.CreateMicrogridDispatch(
+                    _create_request(payload=payload), metadata=METADATA, timeout=CALL_TIMEOUT_S
+                )
+                durations.append(time.monotonic() - began)
+                for stream in streams:  # every reader gets it before the next create
+                    assert isinstance(await stream.read(), pb.StreamMicrogridDispatchesResponse)
+            assert sorted(durations)[2] < 0.1  # measured: 30 ms now, 135 ms before
+        finally:
+            for stream in streams:
+                stream.cancel()
+            for channel in channels:
+                await channel.close()

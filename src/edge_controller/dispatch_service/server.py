@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Final
 
 import grpc
 import structlog
@@ -31,6 +32,10 @@ from edge_controller.serving import (
 from edge_controller.serving import ListenAddressError as BaseListenAddressError
 
 _LOG = structlog.get_logger("edge_controller.dispatch_service")
+MAX_REQUEST_BYTES: Final = 512 * 1024
+"""The largest request gRPC accepts (RESOURCE_EXHAUSTED beyond, before any decoding):
+a create with the largest payload that can be valid (`convert.MAX_PAYLOAD_WIRE_BYTES`,
+300 KiB) fits; a 3.3 MB one is refused by grpcio before it reaches Python."""
 
 
 class ListenAddressError(StartupError, BaseListenAddressError):
@@ -102,7 +107,10 @@ class DispatchServer(ManagedServer):
 
         service = await asyncio.to_thread(open_service)
         interceptors = [KeyAuthInterceptor(self._keys)] if self._keys is not None else []
-        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+        server = grpc.aio.server(
+            options=[*SERVER_OPTIONS, ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
+            interceptors=interceptors,
+        )
         pb_grpc.add_MicrogridDispatchServiceServicer_to_server(DispatchServicer(service), server)
         try:
             self._bind(server)
@@ -143,4 +151,10 @@ class DispatchServer(ManagedServer):
             _LOG.info("dispatch_server_stopped", address=self.address)
 
 
-__all__ = ["SERVER_OPTIONS", "DispatchServer", "ListenAddressError", "parse_listen"]
+__all__ = [
+    "MAX_REQUEST_BYTES",
+    "SERVER_OPTIONS",
+    "DispatchServer",
+    "ListenAddressError",
+    "parse_listen",
+]

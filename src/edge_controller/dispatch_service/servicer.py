@@ -8,6 +8,7 @@ INTERNAL, so a bad request never takes the server down.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -49,12 +50,39 @@ def event_to_proto(event: DispatchEvent) -> pb.StreamMicrogridDispatchesResponse
     )
 
 
+class _StreamMessages:
+    """Each recent event's stream message, built once and shared by every reader.
+
+    With 1 000 readers, building the message per reader made a create take 1.2 s
+    instead of 13 ms (issue 16). Every reader gets the same event object, so the
+    message is looked up by identity; the last `size` events are kept (a reader
+    further behind than that builds its own, which is only slower).
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._recent: OrderedDict[int, tuple[DispatchEvent, pb.StreamMicrogridDispatchesResponse]]
+        self._recent = OrderedDict()
+
+    def message(self, event: DispatchEvent) -> pb.StreamMicrogridDispatchesResponse:
+        """Return the message for `event`, building it for the first reader only."""
+        known = self._recent.get(id(event))
+        if known is not None and known[0] is event:
+            return known[1]
+        message = event_to_proto(event)
+        self._recent[id(event)] = (event, message)
+        if len(self._recent) > self._size:
+            self._recent.popitem(last=False)
+        return message
+
+
 class DispatchServicer(pb_grpc.MicrogridDispatchServiceServicer):
     """Serve `DispatchService` over gRPC."""
 
     def __init__(self, service: DispatchService) -> None:
         """Translate calls to `service`."""
         self._service = service
+        self._stream_messages = _StreamMessages()
 
     @override
     async def ListMicrogridDispatches(
@@ -80,7 +108,7 @@ class DispatchServicer(pb_grpc.MicrogridDispatchServiceServicer):
         """Stream CREATED/UPDATED/DELETED events; ends with UNAVAILABLE on shutdown."""
         events = self._service.subscribe(request.microgrid_id)
         async for event in _streamed(context, events):
-            yield event_to_proto(event)
+            yield self._stream_messages.message(event)
 
     @override
     async def CreateMicrogridDispatch(
