@@ -25,6 +25,13 @@ through `call_soon_threadsafe`, so those callbacks never race the actors that ch
 that state. If the loop does not run them within `loop_timeout_s`, `/healthz` answers
 503 "event loop did not answer" and `/metrics` serves the values it already has.
 
+Bounded: one thread waits for connections and for their first bytes; a small pool
+(`MAX_WORKERS`) answers the requests that came. Idle connections cost no thread, at
+most `MAX_CONNECTIONS` are open at once (more are closed as they come), and one that
+has not sent its request within `IDLE_TIMEOUT_S` is closed. (The stdlib's threading
+server started a thread per connection and never timed one out: 300 idle connections
+held 300 threads.)
+
 Sign convention: passive, as everywhere in the project: positive power charges a
 battery or is consumed (grid: imported), negative power discharges or is produced
 (grid: exported).
@@ -35,12 +42,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
+import selectors
 import socket
 import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, Final, TypeGuard, TypeVar
 from urllib.parse import urlsplit
@@ -59,6 +68,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from typing_extensions import override
 
 from edge_controller import __version__
+from edge_controller.log_limit import LogLimiter
 from edge_controller.serving import BindError, parse_listen
 
 _T = TypeVar("_T")
@@ -82,6 +92,17 @@ millisecond, a command times out after the request's timeout (5 s by default).""
 _POLL_INTERVAL_S: Final = 0.1
 """How often the idle server thread checks whether to stop: `stop()` waits up to this
 long (the stdlib's 0.5 s default would add half a second to every shutdown)."""
+
+MAX_WORKERS: Final = 4
+"""Requests answered at once: Prometheus and a probe or two is the normal load."""
+
+MAX_CONNECTIONS: Final = 64
+"""Connections open at once (waiting for their request, queued or being answered);
+one more is closed as soon as it is accepted."""
+
+IDLE_TIMEOUT_S: Final = 5.0
+"""A connection must send its request within this (and each later part of it within
+this again: the socket's timeout while it is read and answered), else it is closed."""
 
 
 def _log() -> structlog.stdlib.BoundLogger:
@@ -510,7 +531,14 @@ class MetricsServer:
     """
 
     def __init__(
-        self, listen: str, metrics: Metrics, health: Health, *, loop_timeout_s: float = 1.0
+        self,
+        listen: str,
+        metrics: Metrics,
+        health: Health,
+        *,
+        loop_timeout_s: float = 1.0,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         """Prepare to serve on `listen` (`HOST:PORT`, port 0 picks a free port).
 
@@ -523,6 +551,8 @@ class MetricsServer:
         self.metrics = metrics
         self.health = health
         self.loop_timeout_s = loop_timeout_s
+        self.idle_timeout_s = idle_timeout_s
+        self.max_connections = max_connections
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -647,16 +677,33 @@ class MetricsServer:
             raise
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    """The stdlib server, bound the way this project's servers bind."""
+class _HTTPServer(socketserver.TCPServer):
+    """The stdlib's TCP server with bounded connections, bound as this project binds.
 
-    daemon_threads = True
+    `serve_forever` runs in the server's thread: it accepts connections and waits,
+    with one selector, for each to send something; a connection with bytes to read
+    goes to the worker pool, which reads the request (socket timeout:
+    `idle_timeout_s`) and answers. Connections beyond `max_connections` are closed
+    at once, idle ones after `idle_timeout_s`.
+    """
+
     allow_reuse_port = False  # never share a port with a stale server
+    request_queue_size = 128
+    """The listen backlog (the stdlib's 5 drops connections of a burst, which the
+    client then retries only after a second)."""
 
     def __init__(self, address: tuple[str, int], owner: MetricsServer) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.owner = owner
+        self._workers = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="metrics-http")
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        """Every connection accepted and not closed yet (guarded by `_lock`)."""
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._refusals = LogLimiter(60.0)
         super().__init__(address, _Handler)
+        self.socket.setblocking(False)
 
     @override
     def server_bind(self) -> None:
@@ -666,6 +713,105 @@ class _HTTPServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = int(port)
+
+    @override
+    def serve_forever(self, poll_interval: float = _POLL_INTERVAL_S) -> None:
+        waiting: dict[socket.socket, tuple[float, Any]] = {}
+        """Connections that have sent nothing yet: their deadline and address."""
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.socket, selectors.EVENT_READ)
+                while not self._stop.is_set():
+                    for key, _events in selector.select(poll_interval):
+                        if key.fileobj is self.socket:
+                            while self._accept(selector, waiting):
+                                pass
+                            continue
+                        connection = key.fileobj
+                        assert isinstance(connection, socket.socket)
+                        selector.unregister(connection)
+                        _deadline, client = waiting.pop(connection)
+                        self._workers.submit(self._answer, connection, client)
+                    now = time.monotonic()
+                    for connection, (deadline, _client) in list(waiting.items()):
+                        if now >= deadline:
+                            selector.unregister(connection)
+                            del waiting[connection]
+                            self._close(connection)
+        finally:
+            for connection in waiting:
+                self._close(connection)
+            self._stopped.set()
+
+    def _accept(self, selector: selectors.BaseSelector, waiting: dict[socket.socket, Any]) -> bool:
+        """Take a new connection; when `max_connections` are open, make room or refuse.
+
+        Room is made by closing the connection that has been idle longest: idle ones
+        cost the attacker nothing to open again, and a probe or a scrape sends its
+        request at once, so a flood of idle connections cannot keep `/healthz` from
+        answering. Only when every open connection is being answered is the new one
+        refused. Returns whether there was a connection to take.
+        """
+        try:
+            connection, client = self.socket.accept()
+        except OSError:  # none left (EAGAIN), or gone before we took it
+            return False
+        with self._lock:
+            full = len(self._open) >= self.owner.max_connections
+        if full and waiting:
+            oldest = next(iter(waiting))
+            selector.unregister(oldest)
+            del waiting[oldest]
+            self._close(oldest)
+            full = False
+        if full:
+            connection.close()
+        else:
+            with self._lock:
+                self._open.add(connection)
+            waiting[connection] = (time.monotonic() + self.owner.idle_timeout_s, client)
+            selector.register(connection, selectors.EVENT_READ)
+        if len(self._open) >= self.owner.max_connections:
+            not_logged = self._refusals.admit("full")
+            if not_logged is not None:
+                _log().warning(
+                    "metrics_connections_at_limit",
+                    max_connections=self.owner.max_connections,
+                    action="refused" if full else "closed the longest idle one",
+                    times_not_logged=not_logged,
+                )
+        return True
+
+    def _answer(self, connection: socket.socket, client: Any) -> None:
+        """Read and answer one request (in a worker); always close the connection."""
+        try:
+            connection.setblocking(True)
+            connection.settimeout(self.owner.idle_timeout_s)
+            self.finish_request(connection, client)
+        except Exception:
+            # A client that went away mid-answer, or timed out: nothing to tell anyone.
+            pass
+        finally:
+            self._close(connection)
+
+    def _close(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._open.discard(connection)
+        self.shutdown_request(connection)
+
+    @override
+    def shutdown(self) -> None:
+        """Stop `serve_forever`, wait for it, then for the requests being answered.
+
+        Requests queued but not started are not answered: their connections close.
+        """
+        self._stop.set()
+        self._stopped.wait()
+        self._workers.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            left = list(self._open)
+        for connection in left:
+            self._close(connection)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -13,7 +13,10 @@ import asyncio
 import contextlib
 import json
 import signal
+import socket
 import subprocess
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import TargetIds
 
 from edge_controller.dispatch_service.server import DispatchServer
+from edge_controller.metrics import IDLE_TIMEOUT_S, MAX_WORKERS, Health, Metrics, MetricsServer
 from edge_controller.sim.server import SimulatorServer
 from tests.daemon.test_daemon_process import http_get
 from tests.harness import COMMAND, KEY, MICROGRID, stream_connected
@@ -263,3 +267,54 @@ async def test_a_cache_on_a_full_disk_is_logged_once_shown_in_healthz_and_counte
         assert await daemon.signal(signal.SIGTERM) == 0
     finally:
         await daemon.close()
+
+
+# ------------------------------------------------------------------ /metrics connections
+
+
+def _idle_connections(address: str, count: int) -> list[socket.socket]:
+    host, port = address.rsplit(":", 1)
+    return [socket.create_connection((host, int(port)), timeout=5) for _ in range(count)]
+
+
+def _new_threads(before: set[threading.Thread]) -> list[str]:
+    """Threads started since `before`, but asyncio's own (`asyncio.to_thread` here)."""
+    return [
+        t.name for t in set(threading.enumerate()) - before if not t.name.startswith("asyncio_")
+    ]
+
+
+async def test_300_idle_connections_to_metrics_hold_no_threads_and_healthz_answers() -> None:
+    health = Health(lambda: True)
+    health.graph_running = True
+    health.beat()
+    before = set(threading.enumerate())
+    async with MetricsServer("127.0.0.1:0", Metrics(), health) as server:
+        idle = await asyncio.to_thread(_idle_connections, server.address, 300)
+        try:
+            # The server's thread and at most its pool, whatever the connections.
+            assert len(_new_threads(before)) <= 1 + MAX_WORKERS
+            started = time.monotonic()
+            assert await _get(f"http://{server.address}/healthz") == (200, "ok\n")
+            # Answered while the 300 are open, not once they timed out.
+            assert time.monotonic() - started < IDLE_TIMEOUT_S
+            assert len(_new_threads(before)) <= 1 + MAX_WORKERS
+        finally:
+            for connection in idle:
+                connection.close()
+
+
+async def test_an_idle_connection_to_metrics_is_closed_after_the_timeout() -> None:
+    async with MetricsServer(
+        "127.0.0.1:0", Metrics(), Health(lambda: True), idle_timeout_s=0.3
+    ) as server:
+        (idle,) = await asyncio.to_thread(_idle_connections, server.address, 1)
+        with idle:
+            # recv returns b"" once the server closed it (5 s socket timeout otherwise).
+            assert await asyncio.to_thread(idle.recv, 1) == b""
+        # A request that stalls half-way is cut off the same way.
+        (slow,) = await asyncio.to_thread(_idle_connections, server.address, 1)
+        with slow:
+            slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            reply = await asyncio.to_thread(slow.recv, 65536)
+            assert reply == b"" or b" 408 " in reply.split(b"\r\n")[0]
