@@ -20,14 +20,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import pytest
+from frequenz.api.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import TargetIds
 
 from edge_controller.dispatch_service.server import DispatchServer
 from edge_controller.metrics import IDLE_TIMEOUT_S, MAX_WORKERS, Health, Metrics, MetricsServer
 from edge_controller.sim.server import SimulatorServer
-from tests.daemon.test_daemon_process import http_get
+from tests.daemon.test_daemon_process import Logs, http_get
 from tests.harness import COMMAND, KEY, MICROGRID, stream_connected
 from tests.patience import PATIENCE_S, until
 from tests.reliability.helpers import DaemonProcess, write_daemon_config
@@ -318,3 +320,52 @@ async def test_an_idle_connection_to_metrics_is_closed_after_the_timeout() -> No
             slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
             reply = await asyncio.to_thread(slow.recv, 65536)
             assert reply == b"" or b" 408 " in reply.split(b"\r\n")[0]
+
+
+# ------------------------------------------------------------------ refused keys
+
+
+async def _dispatch_server(tmp_path: Path, *flags: str) -> tuple[asyncio.subprocess.Process, str]:
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "dispatch-server",
+        "--db",
+        str(tmp_path / "d.sqlite"),
+        *flags,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    first = (await asyncio.wait_for(process.stdout.readline(), PATIENCE_S)).decode()
+    assert first.startswith("listening address="), first
+    return process, first.removeprefix("listening address=").strip()
+
+
+async def test_a_client_retrying_a_wrong_key_is_logged_once_then_counted(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"{KEY}\n")
+    keys.chmod(0o600)
+    process, address = await _dispatch_server(tmp_path, "--keys-file", str(keys))
+    assert process.stderr is not None
+    logs = Logs(process.stderr)
+    request = dispatch_pb2.ListMicrogridDispatchesRequest(microgrid_id=1)
+    try:
+        # Two connections from the same address: a client that reconnects is the same.
+        for _channel in range(2):
+            async with grpc.aio.insecure_channel(address) as channel:
+                stub = dispatch_pb2_grpc.MicrogridDispatchServiceStub(channel)
+                for _ in range(300):
+                    with pytest.raises(grpc.aio.AioRpcError) as caught:
+                        await stub.ListMicrogridDispatches(
+                            request, metadata=[("key", "not-the-key-7f3a")]
+                        )
+                    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), PATIENCE_S) == 0
+    await until(lambda: bool(logs.events("dispatch_server_stopped")), "the last log line")
+    refused = logs.events("request_unauthenticated")
+    assert len(refused) == 1, len(refused)
+    assert refused[0]["peer"] == "ipv4:127.0.0.1"
+    assert refused[0]["key_sent"] is True
+    assert "not-the-key-7f3a" not in "".join(logs.lines)

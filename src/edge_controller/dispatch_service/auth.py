@@ -7,8 +7,12 @@ not one of the configured keys with UNAUTHENTICATED, before any servicer code ru
 The optional HMAC signature (`sign_secret`: metadata `ts`, `nonce`, `sig`) is not
 checked.
 
-Keys are compared in constant time and never logged: a refusal logs the method and
-whether a key was sent at all.
+Keys are compared in constant time and never logged: a refusal logs the method,
+whether a key was sent at all, and the peer's address. Once per peer address (the
+port left out: a client that reconnects is the same client) and minute: further
+refusals are counted and the next line says how many were not logged
+(`refusals_not_logged`), so a client that retries a wrong key thousands of times
+writes one line a minute, not thousands.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ import grpc
 import structlog
 
 from edge_controller.dispatch_service.errors import StartupError
+from edge_controller.log_limit import LogLimiter
 
 _LOG = structlog.get_logger("edge_controller.dispatch_service")
 METADATA_KEY = "key"
 """The metadata entry the Frequenz clients put the API key in."""
+REFUSAL_LOG_INTERVAL_S = 60.0
+"""Refused requests from one peer address are logged at most once per this."""
 
 
 class KeyFileError(StartupError):
@@ -94,10 +101,21 @@ def _metadata_key(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | N
 _Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
-def _refusal(handler: _Handler, message: str) -> _Handler:
-    """Build a handler of the same kind as `handler` that ends the call UNAUTHENTICATED."""
+def _peer_address(peer: str) -> str:
+    """`ipv4:10.0.0.7:53211` -> `ipv4:10.0.0.7` (`ipv6:[::1]:5` -> `ipv6:[::1]`)."""
+    if peer.startswith(("ipv4:", "ipv6:")):
+        return peer.rsplit(":", 1)[0]
+    return peer
+
+
+def _refusal(handler: _Handler, message: str, on_refused: Callable[[str], None]) -> _Handler:
+    """Build a handler of the same kind as `handler` that ends the call UNAUTHENTICATED.
+
+    `on_refused` is told the peer (only the handler's context knows it).
+    """
 
     async def refuse(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        on_refused(context.peer())
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
     if handler.unary_unary:
@@ -123,6 +141,7 @@ class KeyAuthInterceptor(grpc.aio.ServerInterceptor):
         if not keys:
             raise ValueError("KeyAuthInterceptor needs at least one key")
         self._keys = keys
+        self._refusals = LogLimiter(REFUSAL_LOG_INTERVAL_S)
 
     async def intercept_service(
         self,
@@ -136,17 +155,27 @@ class KeyAuthInterceptor(grpc.aio.ServerInterceptor):
         given = _metadata_key(handler_call_details.invocation_metadata)
         if key_is_valid(given, self._keys):
             return handler
-        _LOG.warning(
-            "request_unauthenticated",
-            method=handler_call_details.method,
-            key_sent=given is not None,
-        )
+        method = handler_call_details.method
+        key_sent = given is not None
+
+        def log(peer: str) -> None:
+            address = _peer_address(peer)
+            not_logged = self._refusals.admit(address)
+            if not_logged is not None:
+                _LOG.warning(
+                    "request_unauthenticated",
+                    method=method,
+                    key_sent=key_sent,
+                    peer=address,
+                    refusals_not_logged=not_logged,
+                )
+
         message = (
             "missing API key: send it as gRPC metadata 'key'"
             if given is None
             else "invalid API key"
         )
-        return _refusal(handler, message)
+        return _refusal(handler, message, log)
 
 
 __all__ = [
