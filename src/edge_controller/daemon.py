@@ -33,6 +33,7 @@ import signal
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from frequenz.client.microgrid import ApiClientError
@@ -52,6 +53,9 @@ from edge_controller.microgrid.site_view import meter_power_w
 from edge_controller.serving import BindError
 from edge_controller.systemd import Notifier, watchdog_pings
 from edge_controller.waiting import cancel_and_wait_all
+
+if TYPE_CHECKING:
+    from edge_controller.console.server import Console
 
 _LOG = structlog.get_logger(__name__)
 
@@ -113,6 +117,8 @@ class Daemon:
             interval_s=watch_interval_s,
         )
         self.metrics_server: MetricsServer | None = None
+        self.console: Console | None = None
+        self._config_files = (path, drop_ins)
         self._stop = asyncio.Event()
         self._stop_reason = ""
 
@@ -168,8 +174,11 @@ class Daemon:
                 return 1
             self.health.graph_running = True
             self.notifier.ready(self._status_line())
+            self.console = await self._start_console()
             code = await self._serve()
         finally:
+            if self.console is not None:
+                await self.console.stop()
             if self.metrics_server is not None:
                 await self.metrics_server.stop()
         return code
@@ -200,6 +209,21 @@ class Daemon:
             _LOG.error("stop_budget_exceeded", budget_s=STOP_BUDGET_S)
         _LOG.info("daemon_stopped", exit_code=1 if failed else 0)
         return 1 if failed else 0
+
+    async def _start_console(self) -> Console | None:
+        """The web console (`[http]`), or None: off, or it failed (logged, we run on)."""
+        if self.config.http.listen is None:
+            return None
+        from edge_controller.console.server import start_console  # aiohttp: only when on
+
+        path, drop_ins = self._config_files
+        return await start_console(
+            self.controller,
+            self.config.http,
+            config_path=path,
+            drop_ins=drop_ins,
+            reload=self.watcher.reload,
+        )
 
     def request_stop(self, reason: str) -> None:
         """Stop as on SIGTERM (tests, embedding)."""

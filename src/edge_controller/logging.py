@@ -37,6 +37,7 @@ from typing import Final, Literal
 
 import structlog
 
+from edge_controller.event_ring import EVENTS
 from edge_controller.microgrid.stream_retries import RetryLog
 
 LogFormat = Literal["auto", "json", "console"]
@@ -200,6 +201,7 @@ def configure(level: str = "info", log_format: LogFormat = "auto") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        EVENTS.processor,  # warnings and errors for the web console's /api/events
     ]
     renderer: structlog.types.Processor
     if choose_format(log_format) == "json":

@@ -1,0 +1,186 @@
+"""A daemon with its web console on a free loopback port, beside the simulator and the
+dispatch service; users of every role; HTTP clients logged in as each.
+
+`console_running(example_site, tmp_path)` is the async form (API tests);
+`ConsoleThread` runs the same in a thread of its own, for tests that block (Selenium).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from edge_controller.config_files import load
+from edge_controller.console.server import Console
+from edge_controller.console.users import ROLES, Users
+from edge_controller.daemon import Daemon
+from edge_controller.dispatch_service.server import DispatchServer
+from edge_controller.sim.server import SimulatorServer
+from edge_controller.sim.site import SiteSpec
+from edge_controller.systemd import Notifier
+from tests import patience
+from tests.harness import KEY, stream_connected
+
+PASSWORD = "correct horse battery"
+"""Every test user's password; user names are the roles (`guest`, ..., `admin`)."""
+
+
+@dataclass
+class ConsoleSite:
+    sim: SimulatorServer
+    dispatch: DispatchServer
+    daemon: Daemon
+    config_path: Path
+
+    @property
+    def console(self) -> Console:
+        assert self.daemon.console is not None
+        return self.daemon.console
+
+    @property
+    def url(self) -> str:
+        return self.console.url
+
+    def power(self, *inverters: int) -> float:
+        return sum(self.sim.model.ac_power_w(i) for i in inverters)
+
+    @contextlib.asynccontextmanager
+    async def client(self, role: str | None = None) -> AsyncIterator[Client]:
+        """An HTTP client, logged in as the user `role` (None: not logged in)."""
+        async with aiohttp.ClientSession(
+            self.url, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        ) as session:
+            client = Client(session)
+            if role is not None:
+                await client.login(role, PASSWORD)
+            yield client
+
+
+@dataclass
+class Client:
+    session: aiohttp.ClientSession
+    csrf: str = ""
+
+    async def login(self, name: str, password: str) -> aiohttp.ClientResponse:
+        async with self.session.post(
+            "/api/login", json={"name": name, "password": password}
+        ) as response:
+            await response.read()
+            if response.status == 200:
+                self.csrf = (await response.json())["csrf"]
+            return response
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"X-CSRF-Token": self.csrf} if self.csrf else {}
+        async with self.session.request(method, path, json=body, headers=headers) as response:
+            if response.content_type == "application/json":
+                return response.status, await response.json()
+            return response.status, await response.text()
+
+
+def write_users(path: Path) -> None:
+    users = Users(path)
+    for role in ROLES:
+        users.add(role, role, PASSWORD)
+    users.save()
+
+
+def write_config(tmp_path: Path, sim: SimulatorServer, dispatch: DispatchServer) -> Path:
+    (tmp_path / "key").write_text(KEY)
+    path = tmp_path / "controller.toml"
+    path.write_text(
+        f'[microgrid]\nurl = "{sim.url}"\nid = 1\n'
+        f'[dispatch]\nurl = "{dispatch.url}"\nkey_file = "key"\n'
+        "[power_distribution]\nresolutions = { 10 = 88, 20 = 100, 30 = 50, 40 = 88 }\n"
+        '[metrics]\nlisten = ""\n'
+        '[http]\nlisten = "127.0.0.1:0"\nusers_file = "users.json"\n'
+        'history_file = "history.sqlite3"\nhistory_interval = 1\n'
+        '[[use_cases]]\nkind = "battery_power"\nname = "main"\n'
+    )
+    write_users(tmp_path / "users.json")
+    return path
+
+
+@contextlib.asynccontextmanager
+async def console_running(
+    example_site: SiteSpec, tmp_path: Path, *, speed: float = 1.0
+) -> AsyncIterator[ConsoleSite]:
+    """The whole chain with the daemon (watching its config every 0.1 s) and its console."""
+    async with (
+        SimulatorServer(example_site, speed=speed) as sim,
+        DispatchServer(tmp_path / "dispatches.db", keys=frozenset({KEY})) as dispatch,
+    ):
+        path = write_config(tmp_path, sim, dispatch)
+        daemon = Daemon(path, load(path), notifier=Notifier(None), watch_interval_s=0.1)
+        running = asyncio.create_task(daemon.run())
+        try:
+            await patience.until(
+                lambda: daemon.console is not None or running.done(), "the console listens"
+            )
+            assert daemon.console is not None, "the daemon ended before its console started"
+            await stream_connected(dispatch, 20)
+            yield ConsoleSite(sim, dispatch, daemon, path)
+        finally:
+            daemon.request_stop("test over")
+            await running
+
+
+class ConsoleThread:
+    """`console_running` on an event loop in a thread (for blocking test code).
+
+    ```python
+    with ConsoleThread(example_site, tmp_path) as site:
+        driver.get(site.url)
+    ```
+    `site.call(coroutine)` runs a coroutine on that loop and returns its result.
+    """
+
+    def __init__(self, example_site: SiteSpec, tmp_path: Path, *, speed: float = 1.0) -> None:
+        self._spec = example_site
+        self._tmp = tmp_path
+        self._speed = speed
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self.site: ConsoleSite | None = None
+        self._thread = threading.Thread(target=self._main, name="console-site", daemon=True)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            async with console_running(self._spec, self._tmp, speed=self._speed) as site:
+                self.site = site
+                self._ready.set()
+                await self._stop.wait()
+
+        try:
+            asyncio.run(main())
+        except BaseException as error:  # reported to the test
+            self._error = error
+        finally:
+            self._ready.set()
+
+    def __enter__(self) -> ConsoleSite:
+        self._thread.start()
+        self._ready.wait(120)
+        if self.site is None:
+            raise RuntimeError(f"the console site did not start: {self._error!r}")
+        return self.site
+
+    def call(self, coroutine: Any) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(60)
+
+    def __exit__(self, *_: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
