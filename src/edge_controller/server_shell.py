@@ -5,7 +5,10 @@ what they serve, not in how they run: `ManagedServer` gives each `async with` fr
 its `start`/`stop`, and `serve_until_signal` is the one loop behind every
 `edge-controller <server>` command — start, print `listening address=HOST:PORT` as
 the first stdout line (scripts and tests read it), run until SIGINT/SIGTERM, stop;
-a server that cannot start says why in one line on stderr.
+a server that cannot start says why in one line on stderr. Under a unit with
+`WatchdogSec=`, the loop pings systemd's watchdog while it serves
+(`systemd.watchdog_pings`, from the event loop: a loop that is stuck stops the pings,
+and systemd restarts the server).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from typing import Protocol, Self
 import grpc
 
 from edge_controller.serving import BindError, ServerTls, bind, client_url, parse_listen
+from edge_controller.systemd import Notifier, watchdog_pings
+from edge_controller.waiting import cancel_and_wait_all
 
 
 class ManagedServer:
@@ -149,10 +154,13 @@ def serve_until_signal(
         print(f"listening address={server.address}", flush=True)
         for line in more_lines():
             print(line, flush=True)
-        try:
-            await wait_for_signal()
-        finally:
-            await server.stop()
+        with Notifier.from_environment() as notifier:
+            pings = asyncio.create_task(watchdog_pings(notifier), name="watchdog")
+            try:
+                await wait_for_signal()
+            finally:
+                await cancel_and_wait_all([pings])
+                await server.stop()
         return 0
 
     try:
