@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -145,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_weather_server_parser(commands)
     add_market_server_parser(commands)
     add_scenario_parser(commands)
+    from edge_controller.console.command import add_user_parser
+
+    add_user_parser(commands)
 
     run = commands.add_parser(
         "run",
@@ -235,6 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "check-config":
         return _run_check_config(args)
+    if args.command == "user":
+        from edge_controller.console.command import run_user_command
+
+        return run_user_command(args)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
@@ -296,6 +304,23 @@ def _run_demo(args: argparse.Namespace) -> int:
     return _run_async(run_demo(site_path=args.site, duration_s=args.duration, speed=args.speed))
 
 
+def _create_private(path: Path) -> None:
+    """Create `path` empty with mode 0600 if it does not exist; leave it alone if it does.
+
+    The dispatch database holds every dispatch of the site. SQLite creates a missing
+    file with the process's umask (0644 outside systemd: readable by every user of the
+    machine), and its journal and WAL files with the database's own mode; created
+    here first, all of them are 0600. (Under the unit, UMask=0077 did this already.)
+    An existing file keeps its mode, and a path that cannot be created is left for
+    the storage to report.
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return
+    os.close(descriptor)
+
+
 def _run_dispatch_server(args: argparse.Namespace) -> int:
     from edge_controller.dispatch_service.command import build_server
     from edge_controller.dispatch_service.errors import StartupError
@@ -306,6 +331,7 @@ def _run_dispatch_server(args: argparse.Namespace) -> int:
     except (StartupError, ListenAddressError) as error:
         print_error("dispatch-server", error)
         return 2
+    _create_private(args.db)  # before the server opens it
     return serve_until_signal("dispatch-server", server, (StartupError, ListenAddressError))
 
 

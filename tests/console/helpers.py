@@ -110,15 +110,23 @@ def write_config(tmp_path: Path, sim: SimulatorServer, dispatch: DispatchServer)
 
 @contextlib.asynccontextmanager
 async def console_running(
-    example_site: SiteSpec, tmp_path: Path, *, speed: float = 1.0
+    example_site: SiteSpec, tmp_path: Path, *, speed: float = 1.0, signals: bool = True
 ) -> AsyncIterator[ConsoleSite]:
-    """The whole chain with the daemon (watching its config every 0.1 s) and its console."""
+    """The whole chain with the daemon (watching its config every 0.1 s) and its console.
+
+    `signals=False` for a loop outside the main thread (which cannot take handlers).
+    """
+    tmp_path.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test set-up
     async with (
         SimulatorServer(example_site, speed=speed) as sim,
         DispatchServer(tmp_path / "dispatches.db", keys=frozenset({KEY})) as dispatch,
     ):
         path = write_config(tmp_path, sim, dispatch)
         daemon = Daemon(path, load(path), notifier=Notifier(None), watch_interval_s=0.1)
+        if not signals:
+            no_handlers: Any = lambda _loop: None  # noqa: E731
+            daemon._install_signals = no_handlers  # type: ignore[method-assign]
+            daemon._remove_signals = no_handlers  # type: ignore[method-assign]
         running = asyncio.create_task(daemon.run())
         try:
             await patience.until(
@@ -157,7 +165,9 @@ class ConsoleThread:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            async with console_running(self._spec, self._tmp, speed=self._speed) as site:
+            async with console_running(
+                self._spec, self._tmp, speed=self._speed, signals=False
+            ) as site:
                 self.site = site
                 self._ready.set()
                 await self._stop.wait()
