@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -441,3 +442,77 @@ async def test_the_simulator_and_the_dispatch_service_ping_the_watchdog(
             process.kill()
             await process.wait()
         notify.socket.close()
+
+
+# ------------------------------------------------------------------ file modes
+
+
+async def test_the_dispatch_database_is_created_0600_whatever_the_umask(tmp_path: Path) -> None:
+    # The default umask (0022 here) and no systemd: what a lab machine has.
+    process, address = await _dispatch_server(tmp_path, "--no-auth", "--listen", "127.0.0.1:0")
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = dispatch_pb2_grpc.MicrogridDispatchServiceStub(channel)
+            await stub.ListMicrogridDispatches(
+                dispatch_pb2.ListMicrogridDispatchesRequest(microgrid_id=1)
+            )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), PATIENCE_S) == 0
+    modes = _modes(tmp_path, "d.sqlite*")
+    assert "d.sqlite" in modes
+    assert modes == dict.fromkeys(modes, "0600")
+
+
+def _modes(directory: Path, pattern: str) -> dict[str, str]:
+    return {f.name: f"{stat.S_IMODE(f.stat().st_mode):04o}" for f in directory.glob(pattern)}
+
+
+@pytest.mark.parametrize("command", ["dispatch-server", "market-server"])
+async def test_a_keys_file_others_may_read_is_named_in_a_warning(
+    tmp_path: Path, command: str
+) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"{KEY}\n")
+    keys.chmod(0o644)
+    flags = ["--keys-file", str(keys), "--listen", "127.0.0.1:0"]
+    if command == "dispatch-server":
+        process, _address = await _dispatch_server(tmp_path, *flags)
+    else:
+        process = await asyncio.create_subprocess_exec(
+            *COMMAND,
+            command,
+            *flags,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        await asyncio.wait_for(process.stdout.readline(), PATIENCE_S)
+    assert process.stderr is not None
+    logs = Logs(process.stderr)
+    try:
+        warning = await logs.wait_for("keys_file_readable_by_others")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), PATIENCE_S)
+    assert warning["level"] == "warning"
+    assert warning["file"] == str(keys)
+    assert warning["mode"] == "0644"
+    assert warning["fix"] == f"chmod 600 {keys}"
+
+
+def test_a_keys_file_others_may_write_is_refused_naming_it_and_its_mode(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"{KEY}\n")
+    keys.chmod(0o666)
+    refused = subprocess.run(
+        [*COMMAND, "dispatch-server", "--db", str(tmp_path / "d.sqlite"), "--keys-file", str(keys)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"edge-controller dispatch-server: --keys-file {keys}: mode 0666 lets others write "
+        f"it, so anyone could add a key; expected 0600 (chmod 600 {keys})"
+    ]

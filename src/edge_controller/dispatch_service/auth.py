@@ -18,6 +18,8 @@ writes one line a minute, not thousands.
 from __future__ import annotations
 
 import hmac
+import os
+import stat
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -66,17 +68,41 @@ def parse_keys(text: str, source: str) -> frozenset[str]:
 
 
 def load_keys(path: Path) -> frozenset[str]:
-    """Read the keys file at `path` (see `parse_keys`).
+    """Read the keys file at `path` (see `parse_keys`), checking who else may use it.
+
+    Its keys are bearer secrets: whoever reads one may create dispatches, so may
+    command the site's batteries. As sshd's `StrictModes` does for the files that
+    say who may log in, a file that others may *write* is refused: anyone could add
+    a key of their own. One that others may *read* is accepted with a warning naming
+    the file, its mode and the fix (OpenSSH refuses a private key in that state; the
+    shipped unit always passes a 0400 credential copy, so this matters outside
+    systemd, where lab scripts write keys with the default umask).
 
     Raises:
-        KeyFileError: the file cannot be read or holds no usable key.
+        KeyFileError: the file cannot be read, others may write it, or it holds no
+            usable key.
     """
     source = f"--keys-file {path}"
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            text = file.read().decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise KeyFileError(f"{source}: cannot read: {reason}") from None
+    permissions = stat.S_IMODE(mode)
+    if permissions & (stat.S_IWGRP | stat.S_IWOTH):
+        raise KeyFileError(
+            f"{source}: mode {permissions:04o} lets others write it, so anyone could add "
+            f"a key; expected 0600 (chmod 600 {path})"
+        )
+    if permissions & (stat.S_IRGRP | stat.S_IROTH):
+        _LOG.warning(
+            "keys_file_readable_by_others",
+            file=str(path),
+            mode=f"{permissions:04o}",
+            fix=f"chmod 600 {path}",
+        )
     return parse_keys(text, source)
 
 
