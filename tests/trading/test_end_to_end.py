@@ -64,6 +64,7 @@ async def _run_the_loop(example_site: SiteSpec, tmp_path: Path, period_start: da
     market_clock = ManualClock()
     options = MarketBidOptions(
         batteries=frozenset({11, 21}),
+        bidding="threshold",  # the limit below is the threshold's (mean + spread / 2)
         period=PERIOD,
         gate_closure=GATE,
         round_delay=timedelta(seconds=1),

@@ -36,7 +36,10 @@ GATE = timedelta(minutes=5)
 POOL = BatteryPool(
     soc_pct=60, capacity_wh=2_000_000, soc_upper_pct=90, charge_max_w=1e6, discharge_max_w=1e6
 )
-OPTIONS = MarketBidOptions(batteries=frozenset({11, 21}), horizon=4, max_volume_mw=0.5)
+# These tests follow the threshold strategy's prices (test_market_bid_optimal: "optimal").
+OPTIONS = MarketBidOptions(
+    batteries=frozenset({11, 21}), bidding="threshold", horizon=4, max_volume_mw=0.5
+)
 
 
 def dear_then_cheap(first: datetime) -> Callable[[datetime], float]:
@@ -312,6 +315,7 @@ def test_options_are_checked_naming_the_field() -> None:
     assert "reserve_soc_pct: expected 0..100" in str(error.value)
     assert "batteries: empty" in str(error.value)
     options = MarketBidOptions()
+    assert options.bidding == "optimal"  # the default: per-battery plan after wear
     at = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
     # Rounds run 30 s after each gate closure (…:10, :25, :40, :55 for 15/5 minutes).
     assert options.next_round(at) == at + timedelta(minutes=10, seconds=30)
