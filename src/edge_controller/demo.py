@@ -52,6 +52,7 @@ from rich.live import Live
 from edge_controller.actors.power_distributing import PowerDistributingActor
 from edge_controller.app import Controller
 from edge_controller.config import KEY_ENVIRONMENT_VARIABLE, parse_config
+from edge_controller.console.server import demo_console
 from edge_controller.demo_view import (
     BatteryView,
     DispatchOutcome,
@@ -409,7 +410,11 @@ async def run_demo(site_path: Path | None, duration_s: float, speed: float) -> i
                     "demo",
                     environ={KEY_ENVIRONMENT_VARIABLE: key},
                 )
-                async with Controller(config) as controller:
+                async with (
+                    Controller(config) as controller,
+                    demo_console(controller, Path(state)) as console_lines,
+                ):
+                    print(console_lines, end="", flush=True)
                     client = DispatchApiClient(server_url=dispatch.url, auth_key=key)
                     figures = await _drive(
                         sim, controller, client, site.microgrid.id, duration_s, stop

@@ -28,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Mapping
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -549,3 +550,80 @@ async def start_console(
         _LOG.error("console_not_started", error=str(error), listen=settings.listen)
         return None
     return console
+
+
+DEMO_LISTEN: Final = "127.0.0.1:8080"
+
+
+@contextlib.asynccontextmanager
+async def demo_console(controller: Controller, state: Path) -> AsyncIterator[str]:
+    """The console for `edge-controller demo`: yields lines to print (URL and login).
+
+    A fresh users file in `state` with one admin `demo` and a random password; the
+    controls drop-in goes to `state/demo.toml.d/` and is applied straight to the
+    controller (the demo has no config watcher). 127.0.0.1:8080, else a free port.
+    Yields "" when the console cannot start (the demo runs on without it).
+    """
+    from edge_controller.config_files import load
+    from edge_controller.console.users import Users
+    from edge_controller.serving import BindError
+
+    password = secrets.token_urlsafe(9)
+    users = Users(state / "console-users.json")
+    users.add("demo", "admin", password)
+    users.save()
+    path = state / "demo.toml"
+    (state / "demo-dispatch.key").write_text(controller.config.dispatch.auth_key, encoding="utf-8")
+    (state / "demo-dispatch.key").chmod(0o600)
+    path.write_text(_demo_config(controller), encoding="utf-8")
+    applying: set[asyncio.Task[object]] = set()
+
+    async def apply() -> None:
+        try:
+            await controller.apply(load(path))
+        except Exception as error:
+            _LOG.error("demo_controls_rejected", error=str(error))
+
+    def reload() -> None:
+        task = asyncio.get_running_loop().create_task(apply())
+        applying.add(task)
+        task.add_done_callback(applying.discard)
+
+    console = None
+    for listen in (DEMO_LISTEN, "127.0.0.1:0"):
+        settings = HttpConfig(
+            listen=listen, users_file=state / "console-users.json", history_file=None
+        )
+        console = Console(controller, settings, config_path=path, reload=reload)
+        try:
+            await console.start()
+            break
+        except BindError:
+            console = None
+    if console is None:
+        yield ""
+        return
+    try:
+        yield f"  web console               {console.url}  (log in as demo / {password})\n"
+    finally:
+        await console.stop()
+
+
+def _demo_config(controller: Controller) -> str:
+    """The demo controller's configuration as TOML (the console's drop-in goes beside)."""
+    config = controller.config
+    resolutions = ", ".join(
+        f"{k} = {v!r}" for k, v in config.power_distribution.resolutions_w.items()
+    )
+    use_cases = "".join(
+        f'[[use_cases]]\nkind = "{u.kind}"\nname = "{u.name}"\n'
+        f"dispatch_types = {json.dumps(list(u.dispatch_types))}\n"
+        for u in config.use_cases
+    )
+    return (
+        f'[microgrid]\nurl = "{config.microgrid.url}"\n'
+        f'[dispatch]\nurl = "{config.dispatch.url}"\n'
+        f'microgrid_id = {config.dispatch.microgrid_id}\nkey_file = "demo-dispatch.key"\n'
+        f"[power_distribution]\nresolutions = {{ {resolutions} }}\n"
+        '[metrics]\nlisten = ""\n[http]\nlisten = ""\n' + use_cases
+    )
