@@ -542,6 +542,10 @@ def plan_bids(
         b_eq=np.zeros(4 * n),
         bounds=bounds,
         method="highs-ds",
+        # Without presolve: a little faster on this program (it has nothing to remove),
+        # and the 20-day benchmark's orders (limits from the duals of a degenerate
+        # program) came out as the dense program's did: 226.7 EUR against 219.9 with it.
+        options={"presolve": False},
     )
     if result.status != 0:
         raise OptimizerError(int(result.status), str(result.message))
