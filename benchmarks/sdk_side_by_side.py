@@ -94,6 +94,7 @@ from benchmarks.battery_sites import INVERTER_BASE, battery_site_document
 from benchmarks.site_processes import (
     Child,
     CommandLogTail,
+    LineTail,
     LogTail,
     ProcessStats,
     percentile,
@@ -121,6 +122,13 @@ def request_power_w(index: int, inverters: int) -> float:
 # ---------------------------------------------------------------- the two stacks
 
 
+def _sdk_line_key(line: bytes) -> str:
+    """`WARNING:frequenz.sdk.x:message` (logging's basic format) -> `warning frequenz.sdk.x`."""
+    level, _, rest = line.decode(errors="replace").partition(":")
+    logger = rest.partition(":")[0]
+    return f"{level.lower()} {logger}" if level.isupper() and logger else "other lines"
+
+
 class SdkSide:
     """`benchmarks/sdk_stack.py` in its own process, driven by its line protocol."""
 
@@ -135,6 +143,7 @@ class SdkSide:
         self.last_proposed_at = 0.0
         self.last_w = 0.0
         self._reader: asyncio.Task[None] | None = None
+        self._log: LineTail | None = None
 
     @property
     def pid(self) -> int:
@@ -145,6 +154,7 @@ class SdkSide:
         self.child = await start_python_module(
             "sdk_stack", "benchmarks.sdk_stack", [self.sim_url], self.directory / "sdk.log"
         )
+        self._log = LineTail(self.directory / "sdk.log")
         self._reader = asyncio.create_task(self._read())
         await self._next("ready", 90.0)
 
@@ -193,7 +203,10 @@ class SdkSide:
         return 0
 
     def window_log_counts(self) -> Counter[str]:
-        return Counter()
+        """Its log lines (stderr) since the last call, by level and logger."""
+        if self._log is None:
+            return Counter()
+        return Counter(_sdk_line_key(line) for line in self._log.lines())
 
     async def stop(self) -> None:
         if self.child is None:
@@ -359,6 +372,9 @@ class RunResult:
     peak_rss_mb: float
     reproposals: int
     log_counts: Counter[str]
+    """The stack's log events in the window, by level and name (SDK: logger)."""
+    requests_log_counts: Counter[str]
+    """The same from its start to the window (start-up and the requests)."""
     latencies_ms: list[float] = field(default_factory=list)
     first_ms: list[float] = field(default_factory=list)
     """Per request, origin -> the first inverter's command: where the spread starts."""
@@ -430,7 +446,7 @@ async def one_run(stack: str, inverters: int, rep: int, args: argparse.Namespace
                     requests.append(request)
                 await asyncio.sleep(random.uniform(0.5, 1.0))
             await asyncio.sleep(args.settle)
-            side.window_log_counts()  # drop what came before the window
+            requests_log_counts = side.window_log_counts()  # before the window
             tail.read()
             sim_before, ctl_before = sim.stats(), ProcessStats.of(side.pid)
             window_start = time.time()
@@ -469,6 +485,7 @@ async def one_run(stack: str, inverters: int, rep: int, args: argparse.Namespace
         peak_rss_mb=ctl_after.peak_rss_mb,
         reproposals=reproposals,
         log_counts=log_counts,
+        requests_log_counts=requests_log_counts,
         latencies_ms=latencies,
         first_ms=[r.first_s() * 1e3 for r in requests],
     )
@@ -497,9 +514,16 @@ def describe(run: RunResult) -> str:
             "\n        incomplete within the timeout (request: inverters reached): "
             + ", ".join(f"{i}: {k}/{run.inverters}" for i, k in run.incomplete)
         )
-    if run.log_counts:
-        top = ", ".join(f"{name} x{count}" for name, count in run.log_counts.most_common(6))
-        text += f"\n        log events in the window: {top}"
+    for label, counts in (
+        ("before the window (start-up, requests)", run.requests_log_counts),
+        ("in the window", run.log_counts),
+    ):
+        notable = Counter({k: n for k, n in counts.items() if not k.startswith("info ")})
+        if label == "in the window":
+            notable = counts
+        if notable:
+            top = ", ".join(f"{name} x{n}" for name, n in notable.most_common(6))
+            text += f"\n        log {label}: {top}"
     return text
 
 

@@ -277,8 +277,8 @@ class Accepted:
     requested_w: float
 
 
-class _LineTail:
-    """Complete lines appended to a file since the last read."""
+class LineTail:
+    """Complete lines appended to a file since the last read (`lines()`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -298,7 +298,7 @@ class _LineTail:
         return [line for line in complete if line.strip()]
 
 
-class CommandLogTail(_LineTail):
+class CommandLogTail(LineTail):
     """The accepted active-power commands appended to a command log since last read."""
 
     def read(self) -> list[Accepted]:
@@ -313,7 +313,7 @@ class CommandLogTail(_LineTail):
         return accepted
 
 
-class LogTail(_LineTail):
+class LogTail(LineTail):
     """A JSON log's events since last read; non-JSON lines are kept as `raw` events."""
 
     def read(self) -> list[dict[str, Any]]:
