@@ -68,10 +68,17 @@ async def test_a_charge_is_held_to_the_feeder_limit_and_the_other_batteries_carr
         assert site.sim.command_log.violations() == []
 
         # A load step below the feeder: its batteries give way within a few ticks.
+        # The step shows on the feeder for a tick or two only (the controller reacts
+        # within them), so a poll may miss it on a busy machine: the load itself tells.
+        load_before = site.sim.model.ac_power_w(LOAD)
         site.sim.model.load_steps_w[LOAD] = 40_000
-        await site.until(lambda: feeder(site) > limit + 20_000, "the step shows", 5)
+        await site.until(
+            lambda: site.sim.model.ac_power_w(LOAD) >= load_before + 35_000, "the step", 5
+        )
+        await site.until(
+            lambda: site.power(*BELOW) <= 20_000 + TOLERANCE_W, "the batteries below give way", 5
+        )
         await site.until(lambda: feeder(site) <= limit + TOLERANCE_W, "back under the limit", 5)
-        assert site.power(*BELOW) <= 20_000 + TOLERANCE_W
         assert site.controller.power_distributing is not None
         assert site.controller.power_distributing.counts.get("meter_limited", 0) >= 1
 
