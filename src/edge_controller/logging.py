@@ -14,12 +14,12 @@ installed when this module is imported, i.e. before the Frequenz packages are):
   so every process that imports both warned once. Any other duplicate still shows.
 - frequenz-client-base's per-stream lines (`starting to stream`, `stopping the stream`,
   one per stream and attempt) are lowered to debug. Its `connection ended, retrying`
-  warnings are lowered too for the streams whose retries someone else reports: those
-  `MicrogridConnection` gets the events of (`stream_retrying`, rate-limited per
-  component), told to `STREAM_NOISE` while it streams. For any other stream (the
-  dispatch client's, or a telemetry stream whose events a client upgrade hid) the first
-  one shows and then at most one per `RETRY_LOG_INTERVAL_S`, with the count of the ones
-  left out (the same rule as `stream_retrying`: `microgrid.stream_retries.RetryLog`).
+  warnings are lowered too for the streams whose retries someone else reports (told to
+  `STREAM_NOISE` while it streams; `MicrogridConnection` reads its telemetry streams
+  itself and logs `stream_retrying`, rate-limited per component). For any other stream
+  (the dispatch client's) the first one shows and then at most one per
+  `RETRY_LOG_INTERVAL_S`, with the count of the ones left out (the same rule as
+  `stream_retrying`: `microgrid.stream_retries.RetryLog`).
 
 A lowered line is still there at debug: `--log-level debug`, or
 `levels = { "frequenz.client.base.streaming" = "debug" }`.

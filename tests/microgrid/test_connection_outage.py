@@ -19,7 +19,6 @@ import structlog
 
 from edge_controller.clock import ManualClock
 from edge_controller.microgrid import MicrogridConnection
-from edge_controller.microgrid import connection as connection_module
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.site import SiteSpec
 from tests import patience
@@ -123,42 +122,3 @@ async def test_an_outage_is_one_line_per_component_per_interval_with_a_count(
     gc.collect()  # a task left with an unretrieved error reports it when collected
     never_retrieved = [r for r in caplog.records if "never retrieved" in r.getMessage()]
     assert never_retrieved == []
-
-
-async def test_without_the_streams_events_start_warns_and_the_clients_retry_lines_show(
-    example_site: SiteSpec,
-    clock: ManualClock,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A client upgrade renamed the private broadcasters: data only, and an outage is loud."""
-    monkeypatch.setattr(connection_module, "BROADCASTERS_ATTRIBUTE", "_renamed_broadcasters")
-    caplog.set_level(logging.INFO)
-    sim = SimulatorServer(example_site, "127.0.0.1:0", clock=clock)
-    await sim.start()
-    with structlog.testing.capture_logs() as logs:
-        connection = MicrogridConnection(
-            sim.url, clock=clock, reconnect_interval_s=0.05, reconnect_jitter_s=0.0
-        )
-        try:
-            await started(connection, clock, sim, "first telemetry (the data alone still flows)")
-            unavailable = events(logs, "stream_events_unavailable")
-            assert len(unavailable) == 1
-            assert unavailable[0]["log_level"] == "warning"
-            assert set(unavailable[0]["components"]) == COMPONENTS
-
-            await sim.stop(grace_s=0)
-
-            def retry_lines() -> set[str]:  # the streams whose retries show at warning
-                return {
-                    r.getMessage().partition(": ")[0]
-                    for r in caplog.records
-                    if r.levelno == logging.WARNING
-                    and "connection ended, retrying" in r.getMessage()
-                }
-
-            await until(lambda: len(retry_lines()) == len(COMPONENTS), "a line per stream", None)
-            assert events(logs, "stream_retrying") == []  # nothing but the client tells
-        finally:
-            await connection.stop()
-            await sim.stop(grace_s=0)

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import pytest
-from frequenz.client.microgrid.component import (
-    ComponentDataSamples,
-    ComponentStateCode,
-    ComponentStateSample,
-)
-from frequenz.client.microgrid.metrics import Metric, MetricSample
 
 from edge_controller.clock import ManualClock
 from edge_controller.microgrid import MicrogridConnection
-from edge_controller.microgrid.from_client import battery_reading, meter_reading
 from edge_controller.microgrid.telemetry import (
     ComponentState,
     InverterReading,
@@ -27,7 +19,7 @@ from edge_controller.microgrid.telemetry import (
 from edge_controller.sim.server import SimulatorServer
 from edge_controller.sim.service import StateAction
 from edge_controller.sim.site import FaultKind
-from tests.conftest import NOON, component_id
+from tests.conftest import NOON
 from tests.microgrid.test_connection import eventually, fresh_battery, fresh_inverter
 from tests.patience import CALL_TIMEOUT_S
 
@@ -35,24 +27,6 @@ GRID_METER, INVERTER_A, BATTERY_A = 2, 10, 11
 
 
 # ---------------------------------------------------------------- pure parts
-
-
-def meter_message(
-    value: float | None, *, metric: Metric = Metric.AC_POWER_ACTIVE
-) -> ComponentDataSamples:
-    return ComponentDataSamples(
-        component_id=component_id(GRID_METER),
-        metric_samples=[MetricSample(sampled_at=NOON, metric=metric, value=value, bounds=[])],
-        states=[],
-    )
-
-
-def test_a_meter_message_becomes_a_meter_reading() -> None:
-    assert meter_reading(meter_message(12_500.0)) == MeterReading(GRID_METER, NOON, 12_500.0)
-    unknown = meter_reading(meter_message(None))
-    assert unknown is not None
-    assert math.isnan(unknown.power_w)
-    assert meter_reading(meter_message(1.0, metric=Metric.AC_VOLTAGE)) is None
 
 
 def test_meter_readings_age_and_stay_apart_from_batteries_and_inverters() -> None:
@@ -99,27 +73,6 @@ def test_only_ready_charging_and_discharging_are_working() -> None:
 def test_readings_without_a_state_snapshot_are_unknown() -> None:
     reading = InverterReading(INVERTER_A, NOON, 0.0, None, frozenset(), frozenset())
     assert reading.state is ComponentState.UNKNOWN
-
-
-def test_a_battery_message_carries_its_state() -> None:
-    reading = battery_reading(
-        ComponentDataSamples(
-            component_id=component_id(BATTERY_A),
-            metric_samples=[
-                MetricSample(sampled_at=NOON, metric=Metric.DC_POWER, value=0.0, bounds=[])
-            ],
-            states=[
-                ComponentStateSample(
-                    sampled_at=NOON,
-                    states=frozenset({ComponentStateCode.STANDBY}),
-                    warnings=frozenset(),
-                    errors=frozenset(),
-                )
-            ],
-        )
-    )
-    assert reading is not None
-    assert reading.state is ComponentState.STANDBY
 
 
 # ---------------------------------------------------------------- against the simulator
