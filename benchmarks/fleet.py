@@ -131,6 +131,7 @@ async def start_site_controller(site: Site, dispatch_url: str, keys: Path, inver
         "power_distribution": {"resolutions": resolutions},
         "logging": {"level": "info", "levels": {"grpc": "warning"}},
         "metrics": {"listen": "127.0.0.1:0"},
+        "http": {"listen": ""},  # no web console: every daemon would ask for 8080
         "use_cases": [
             {"kind": "battery_power", "name": "battery_power", "dispatch_types": ["BATTERY_POWER"]}
         ],

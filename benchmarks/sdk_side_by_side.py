@@ -277,6 +277,7 @@ class OurSide:
             },
             "logging": {"level": "info", "levels": {"grpc": "warning"}},
             "metrics": {"listen": "127.0.0.1:0"},
+            "http": {"listen": ""},  # no web console: every daemon would ask for 8080
             "use_cases": [
                 {
                     "kind": "battery_power",

@@ -100,6 +100,7 @@ async def test_the_daemon_notifies_systemd_serves_metrics_takes_edits_and_releas
         f'[microgrid]\nurl = "{sim.url}"\nid = 1\n'
         f'[dispatch]\nurl = "{dispatch.url}"\nkey_file = "key"\n'
         f'[metrics]\nlisten = "127.0.0.1:{metrics_port}"\n'
+        '[http]\nlisten = ""\n'
         '[[use_cases]]\nkind = "battery_power"\nname = "main"\n'
     )
     drop_ins = tmp_path / "controller.toml.d"

@@ -29,6 +29,7 @@ async def test_a_use_case_that_keeps_crashing_is_restarted_then_the_daemon_exits
             f'[microgrid]\nurl = "{sim.url}"\nid = 1\n'
             f'[dispatch]\nurl = "{dispatch.url}"\nkey_file = "key"\n'
             '[metrics]\nlisten = ""\n'
+            '[http]\nlisten = ""\n'
             "[supervision]\nrestart_initial = 0.01\nrestart_max = 0.02\nrestart_limit = 3\n"
             '[[use_cases]]\nkind = "battery_power"\nname = "main"\n'
         )

@@ -308,6 +308,7 @@ def write_daemon_config(
         f'[microgrid]\nurl = "{sim_url}"\nid = 1\nstale_after = 1.5\n'
         f'[dispatch]\nurl = "{dispatch_url}"\nkey_file = "key"\n'
         '[metrics]\nlisten = ""\n'
+        '[http]\nlisten = ""\n'
         "[power_distribution]\nrequest_timeout = 0.5\nkeepalive_interval = 1\n"
         f"resolutions = {{ 10 = 88, 20 = 100, 30 = 50, 40 = 88 }}\n{extra}"
         '[[use_cases]]\nkind = "battery_power"\nname = "main"\n'
