@@ -45,6 +45,7 @@ from edge_controller.config_changes import ConfigChanges, config_changes, in_for
 from edge_controller.config_market_bid import MarketBidConfig
 from edge_controller.dispatching import cache
 from edge_controller.dispatching.cache import CachedSchedule
+from edge_controller.dispatching.schedule import runs_at
 from edge_controller.messages import PowerRequest, Result
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.microgrid.graph import BatteryPairs
@@ -634,7 +635,7 @@ class Controller:
                 microgrid_id=MicrogridId(self.config.dispatch.microgrid_id),
                 end_from=now - timedelta(seconds=5),
             ):
-                running.update(int(d.id) for d in page if d.active and d.started_at(now))
+                running.update(int(d.id) for d in page if runs_at(d, now))
         except (grpc.aio.AioRpcError, TimeoutError) as error:
             _LOG.warning("dispatch_list_failed", error=str(error))
         return frozenset(running)

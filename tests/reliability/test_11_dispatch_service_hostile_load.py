@@ -24,6 +24,7 @@ import pytest
 from frequenz.api.common.v1alpha8.pagination.pagination_params_pb2 import PaginationParams
 from frequenz.api.dispatch.v1 import dispatch_pb2 as pb
 from frequenz.api.dispatch.v1 import dispatch_pb2_grpc as pb_grpc
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.struct_pb2 import Struct
 
 from edge_controller.dispatch_service import convert
@@ -227,6 +228,98 @@ async def test_expensive_lists_are_refused_or_cheap_and_never_freeze_the_service
                 break
         assert seen == 3000
         assert sorted(durations)[len(durations) // 2] < 0.025  # was ~80 ms at 3 000
+
+
+_RARE_RULE = {
+    "freq": pb.RecurrenceRule.FREQUENCY_MINUTELY,
+    "interval": 7,
+    "byminutes": [59],
+    "byhours": [23],
+    "byweekdays": [pb.RecurrenceRule.WEEKDAY_SUNDAY],
+    "bymonthdays": [29],
+    "bymonths": [2],
+}
+"""Every 7th minute, at 23:59 on a Sunday the 29th of February (2032, then 2060)."""
+
+
+def _rare_create(*, aligned: bool, **end: object) -> pb.CreateMicrogridDispatchRequest:
+    """A create with the rare rule, starting so that 2032-02-29 23:59 is an occurrence
+    (`aligned`: a whole number of 7-minute steps after the start) or is not."""
+    sunday = datetime(2032, 2, 29, 23, 59, tzinfo=UTC)
+    start = (datetime.now(UTC) + timedelta(hours=1)).replace(second=0, microsecond=0)
+    start += (sunday - start) % timedelta(minutes=7) + timedelta(minutes=0 if aligned else 1)
+    request = _create_request(recurrence=pb.RecurrenceRule(**_RARE_RULE, **end))  # type: ignore[arg-type]
+    request.dispatch_data.start_time.CopyFrom(timestamp(start))
+    return request
+
+
+async def test_a_rule_built_to_be_slow_is_answered_at_once(tmp_path: Path) -> None:
+    """Item 3: a ~200-byte create kept `dateutil` busy for more than 90 s; now at once.
+
+    The rule occurs on one day in about 28 years, and then only if the minute is a
+    whole number of 7-minute steps after the start: accepted when 2032-02-29 23:59 is
+    one (with its end time when it ends), refused with the reason when none is within
+    the 10-year search horizon of a minutely rule.
+    """
+    count = pb.RecurrenceRule.EndCriteria(count=4096)
+    until = pb.RecurrenceRule.EndCriteria(until_time=timestamp(datetime(2040, 1, 1, tzinfo=UTC)))
+    async with _served(tmp_path / "dispatches.sqlite") as (_, stub):
+        began = time.monotonic()
+        forever = await stub.CreateMicrogridDispatch(
+            _rare_create(aligned=True), metadata=METADATA, timeout=CALL_TIMEOUT_S
+        )
+        assert forever.dispatch.data.recurrence.bymonthdays == [29]
+        assert not forever.dispatch.metadata.HasField("end_time")
+        ending = await stub.CreateMicrogridDispatch(
+            _rare_create(aligned=True, end_criteria=until),
+            metadata=METADATA,
+            timeout=CALL_TIMEOUT_S,
+        )
+        assert ending.dispatch.metadata.end_time.ToDatetime(UTC) == datetime(
+            2032, 2, 29, 23, 59, tzinfo=UTC
+        ) + timedelta(seconds=900)
+        counted = await stub.CreateMicrogridDispatch(
+            _rare_create(aligned=True, end_criteria=count),
+            metadata=METADATA,
+            timeout=CALL_TIMEOUT_S,
+        )
+        assert not counted.dispatch.metadata.HasField("end_time")  # 4096th: beyond the horizon
+        assert time.monotonic() - began < 2.0
+
+        for end in ({}, {"end_criteria": count}, {"end_criteria": until}):
+            began = time.monotonic()
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.CreateMicrogridDispatch(
+                    _rare_create(aligned=False, **end), metadata=METADATA, timeout=CALL_TIMEOUT_S
+                )
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "recurrence: no occurrence between start_time" in str(caught.value.details())
+            assert time.monotonic() - began < 2.0
+
+        # The same rule set by an update of a plain dispatch.
+        request = _rare_create(aligned=False)
+        request.dispatch_data.ClearField("recurrence")
+        plain = await stub.CreateMicrogridDispatch(
+            request, metadata=METADATA, timeout=CALL_TIMEOUT_S
+        )
+        began = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.UpdateMicrogridDispatch(
+                pb.UpdateMicrogridDispatchRequest(
+                    microgrid_id=MICROGRID,
+                    dispatch_id=plain.dispatch.metadata.dispatch_id,
+                    update_mask=FieldMask(paths=["recurrence"]),
+                    update=pb.UpdateMicrogridDispatchRequest.DispatchUpdate(
+                        recurrence=pb.UpdateMicrogridDispatchRequest.DispatchUpdate.RecurrenceRuleUpdate(
+                            **_RARE_RULE  # type: ignore[arg-type]
+                        )
+                    ),
+                ),
+                metadata=METADATA,
+                timeout=CALL_TIMEOUT_S,
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert time.monotonic() - began < 2.0
 
 
 async def test_oversized_payloads_are_refused_before_conversion(tmp_path: Path) -> None:

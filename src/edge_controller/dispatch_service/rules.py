@@ -27,14 +27,14 @@ Decisions where the API leaves room (also in the package docstring):
   Recurring: the end of the last occurrence when the rule ends (count or until;
   `until` is inclusive, as in RFC 5545 and `dateutil`), unset when it never ends or
   each occurrence is indefinite. Evaluating a rule is bounded, so that no request can
-  keep the server busy for long (worst case measured here: under a second, in a worker
-  thread): occurrences are searched within `SEARCH_HORIZON` of the start (count rules)
-  or before `until` (until rules: for fixed-length periods the search restarts the
-  rule close to `until` instead of walking from the start, see `recurrence_restart`)
-  — 10 years for minutely and hourly rules, 100 years for daily and weekly ones, up
-  to `LATEST_TIME` for monthly and yearly ones. A last occurrence not found there
-  leaves `end_time` unset (open-ended, so the dispatch is never filtered out by
-  mistake).
+  keep the server busy for long: occurrences are read off the calendar
+  (`edge_controller.occurrences`, `dateutil`'s semantics without its walk, which took
+  more than 90 s on a 200-byte rule), searched within `SEARCH_HORIZON` of the start
+  (the first occurrence, count rules) or before `until` (until rules) — 10 years for
+  minutely and hourly rules, 100 years for daily and weekly ones, up to `LATEST_TIME`
+  for monthly and yearly ones. A rule with no occurrence there is refused; a last
+  occurrence not found there leaves `end_time` unset (open-ended, so the dispatch is
+  never filtered out by mistake).
 - **update_time** strictly increases: `max(now, previous + 1 µs)`.
 """
 
@@ -44,11 +44,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from typing import Any, Final, Literal
 
 from dateutil import rrule
 
+from edge_controller import occurrences
 from edge_controller.dispatch_service.errors import DispatchError, invalid, not_found
 from edge_controller.dispatch_service.model import (
     ComponentType,
@@ -61,7 +61,6 @@ from edge_controller.dispatch_service.model import (
     TargetKind,
     Weekday,
 )
-from edge_controller.recurrence_restart import restart_at_or_before, restart_step
 
 START_TIME_GRACE: Final = timedelta(seconds=60)
 """How far in the past a requested start time may lie and still be accepted."""
@@ -285,12 +284,10 @@ def _check_recurrence(rule: Recurrence, start: datetime) -> None:
             )
     until = rule.end.until if rule.end is not None else None
     horizon_end = _horizon_end(rule, start)
-    try:
-        first = next(
-            iter(_as_rrule(rule, start, until=min(until or LATEST_TIME, horizon_end))), None
-        )
-    except ValueError as error:  # dateutil finds some empty rules only while iterating
-        raise invalid(f"recurrence: {error}") from None
+    _as_rrule(rule, start)  # only built (cheap): dateutil names some empty rules
+    first = occurrences.first_at_or_after(
+        _calendar_rule(rule), start, start, min(until or LATEST_TIME, horizon_end)
+    )
     if first is None:
         if until is not None and until <= horizon_end:
             raise invalid(
@@ -328,14 +325,26 @@ def _check_end(end: EndCriteria | None, start: datetime) -> None:
             )
 
 
-def _as_rrule(
-    rule: Recurrence,
-    start: datetime,
-    *,
-    until: datetime | None = None,
-    dtstart: datetime | None = None,
-) -> rrule.rrule:
-    """Build the `dateutil` rule (as `frequenz-client-dispatch` does), bounded by `until`.
+def _calendar_rule(rule: Recurrence) -> occurrences.Rule:
+    end = rule.end
+    return occurrences.Rule(
+        freq=int(rule.freq),
+        interval=rule.interval,
+        byminutes=tuple(rule.byminutes),
+        byhours=tuple(rule.byhours),
+        byweekdays=tuple(int(day) for day in rule.byweekdays),
+        bymonthdays=tuple(rule.bymonthdays),
+        bymonths=tuple(rule.bymonths),
+        count=None if end is None else end.count,
+        until=None if end is None else end.until,
+    )
+
+
+def _as_rrule(rule: Recurrence, start: datetime) -> rrule.rrule:
+    """Build (never walk) the `dateutil` rule, as `frequenz-client-dispatch` does.
+
+    Building it is cheap and names some empty rules the way a client library user
+    would see them; walking it is what this module no longer does.
 
     Raises:
         DispatchError: INVALID_ARGUMENT when `dateutil` finds the rule empty (e.g. an
@@ -344,9 +353,8 @@ def _as_rrule(
     try:
         return rrule.rrule(
             freq=_RRULE_FREQ[Frequency(rule.freq)],
-            dtstart=dtstart or start,
+            dtstart=start,
             interval=rule.interval,
-            until=until,
             byminute=rule.byminutes or None,
             byhour=rule.byhours or None,
             byweekday=[day - 1 for day in rule.byweekdays] or None,
@@ -359,11 +367,7 @@ def _as_rrule(
 
 
 def end_time(data: DispatchData) -> datetime | None:
-    """Return when a (valid) dispatch stops for good; None when it is open-ended.
-
-    Raises:
-        DispatchError: INVALID_ARGUMENT if `dateutil` refuses the rule while iterating.
-    """
+    """Return when a (valid) dispatch stops for good; None when it is open-ended."""
     if data.duration_s is None:
         return None
     duration = timedelta(seconds=data.duration_s)
@@ -381,45 +385,14 @@ def last_occurrence(rule: Recurrence, start: datetime) -> datetime | None:
     module docstring): the dispatch is then treated as open-ended.
     """
     end = rule.end
-    try:
-        if end is not None and end.count is not None:
-            occurrences = list(
-                islice(_as_rrule(rule, start, until=_horizon_end(rule, start)), end.count)
-            )
-            return occurrences[-1] if len(occurrences) == end.count else None
-        if end is not None and end.until is not None:
-            return _last_until(rule, start, end.until)
-    except ValueError as error:  # dateutil finds some empty rules only while iterating
-        raise invalid(f"recurrence: {error}") from None
+    calendar_rule = _calendar_rule(rule)
+    if end is not None and end.count is not None:
+        return occurrences.last_occurrence(calendar_rule, start, _horizon_end(rule, start))
+    if end is not None and end.until is not None:
+        horizon = SEARCH_HORIZON.get(Frequency(rule.freq))
+        since = start if horizon is None else max(start, end.until - horizon)
+        return occurrences.last_at_or_before(calendar_rule, start, end.until, since)
     return None
-
-
-def _last_until(rule: Recurrence, start: datetime, until: datetime) -> datetime | None:
-    """Find the last occurrence at or before `until` without walking from the start.
-
-    A rule that `recurrence_restart` may restart (fixed periods) yields the same
-    occurrences from a restart on: try restarts 1, 2, 4, … steps before `until`.
-    Months and years are cheap enough to walk.
-    """
-    step = restart_step(rule.freq, rule.interval)
-    if step is None:
-        last: datetime | None = _as_rrule(rule, start, until=until).before(until, inc=True)
-        return last
-    total = (until - start) // step
-    horizon = SEARCH_HORIZON[Frequency(rule.freq)]
-    back = 1
-    while back < total:
-        if step * back > horizon:
-            return None
-        shifted = restart_at_or_before(start, step, until - step * back)
-        found: datetime | None = _as_rrule(rule, start, dtstart=shifted, until=until).before(
-            until, inc=True
-        )
-        if found is not None:
-            return found
-        back *= 2
-    walked: datetime | None = _as_rrule(rule, start, until=until).before(until, inc=True)
-    return walked
 
 
 _UPDATABLE_RECURRENCE = (

@@ -1,9 +1,10 @@
 """Running a known dispatch schedule without the dispatch service: which runs when.
 
 Pure: given the dispatches and the set that was running, `changes_at(now)` says which
-started and which stopped, using the dispatch library's own occurrence arithmetic
-(`started_at`, recurrence included), so the offline schedule matches what the service
-would have sent.
+started and which stopped, with the dispatch library's semantics (`started_at`,
+recurrence included) so the offline schedule matches what the service would have
+sent, but not its walk from the first occurrence (seconds per call for a minutely
+dispatch a year old, every tick): `schedule.runs_at` searches back one duration.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from frequenz.dispatch import Dispatch
+
+from edge_controller.dispatching.schedule import runs_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +28,7 @@ class Changes:
 
 def running_at(dispatches: Iterable[Dispatch], now: datetime) -> frozenset[int]:
     """Return the ids of the active dispatches running at `now`."""
-    return frozenset(int(d.id) for d in dispatches if d.active and d.started_at(now))
+    return frozenset(int(d.id) for d in dispatches if runs_at(d, now))
 
 
 def changes_at(
