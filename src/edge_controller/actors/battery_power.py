@@ -24,6 +24,7 @@ from frequenz.quantities import Power
 
 from edge_controller.dispatching.ownership import RunningDispatch, assign
 from edge_controller.dispatching.payload import PayloadError, parse_battery_power
+from edge_controller.dispatching.schedule import running_now
 from edge_controller.messages import PowerRequest, Result, Success
 from edge_controller.supervision import SupervisedActor
 
@@ -123,7 +124,7 @@ class BatteryPowerActor(SupervisedActor):
     async def _on_dispatch(self, dispatch: Dispatch) -> None:
         dispatch_id = int(dispatch.id)
         log = self._log.bind(dispatch_id=dispatch_id, type=dispatch.type)
-        if dispatch.deleted or not dispatch.started or not dispatch.active:
+        if not running_now(dispatch):
             if self._running.pop(dispatch_id, None) is not None:
                 log.info("dispatch_stopped", deleted=dispatch.deleted)
                 self._count("stopped")

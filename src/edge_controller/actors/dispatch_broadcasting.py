@@ -42,6 +42,7 @@ from frequenz.client.dispatch.types import Event as ClientEvent
 from frequenz.dispatch import Deleted, Dispatch, Dispatcher, DispatchEvent
 
 from edge_controller.dispatching import cache
+from edge_controller.dispatching.schedule import next_start_after, running_now, runs_at
 from edge_controller.log_limit import LogLimiter
 from edge_controller.supervision import SupervisedActor
 from edge_controller.waiting import cancel_and_wait_all
@@ -149,14 +150,17 @@ async def connect_dispatcher(
 
 
 def _runs(dispatch: Dispatch) -> bool:
-    """Whether a use case runs `dispatch` now (the BatteryPowerActor's own test)."""
-    return not dispatch.deleted and dispatch.started and dispatch.active
+    """Whether a use case runs `dispatch` now (`dispatching.schedule.running_now`)."""
+    return running_now(dispatch)
 
 
 def _still_to_run(dispatch: Dispatch) -> bool:
     """Whether `dispatch` runs now or will run again (by its own schedule)."""
+    now = datetime.now(UTC)
     try:
-        return dispatch.active and (dispatch.started or dispatch.next_run is not None)
+        return dispatch.active and (
+            runs_at(dispatch, now) or next_start_after(dispatch, now) is not None
+        )
     except ValueError:  # a recurrence the library cannot follow: assume it would run
         return True
 
@@ -545,7 +549,7 @@ class DispatchBroadcastingActor(SupervisedActor):
             "dispatch_changed",
             dispatch_id=int(dispatch.id),
             type=dispatch.type,
-            started=dispatch.started,
+            started=_runs(dispatch),
             deleted=dispatch.deleted,
             dry_run=dispatch.dry_run,
             receivers=len(senders),

@@ -35,6 +35,7 @@ from edge_controller.actors.power_managing import SiteAccess
 from edge_controller.clock import Clock, WallClock
 from edge_controller.config import GridConfig, PeakShavingOptions
 from edge_controller.dispatching.payload import PayloadError, parse_peak_shaving
+from edge_controller.dispatching.schedule import running_now
 from edge_controller.messages import PowerRequest, Result, Success
 from edge_controller.microgrid.site_view import meter_power_w, pool_view
 from edge_controller.power.bounds import Range
@@ -124,7 +125,7 @@ class PeakShavingActor(SupervisedActor):
     def _on_dispatch(self, dispatch: Dispatch) -> None:
         dispatch_id = int(dispatch.id)
         log = self._log.bind(dispatch_id=dispatch_id)
-        if dispatch.deleted or not dispatch.started or not dispatch.active:
+        if not running_now(dispatch):
             if self._from_dispatch.pop(dispatch_id, None) is not None:
                 log.info("dispatch_stopped", threshold_w=self.threshold_w)
             return

@@ -28,7 +28,7 @@ own paths (`offline.running_at`, the hand-over from the cached schedule) use the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from frequenz.client.dispatch.recurrence import Frequency, RecurrenceRule, Weekday
@@ -102,6 +102,21 @@ def _occurrence_runs(dispatch: Dispatch, now: datetime) -> bool:
         calendar_rule(dispatch.recurrence), dispatch.start_time, now, now - dispatch.duration
     )
     return latest is not None and now < latest + dispatch.duration
+
+
+def running_now(dispatch: Dispatch, now: datetime | None = None) -> bool:
+    """Whether a use case runs `dispatch` now: not deleted, active, an occurrence on.
+
+    The one answer the broadcaster and the use cases give (the library's `deleted`,
+    `active` and `started`, without `started`'s walk from the first occurrence). A
+    recurrence the library cannot follow (interval 0) does not run.
+    """
+    if getattr(dispatch, "deleted", False):
+        return False
+    try:
+        return runs_at(dispatch, datetime.now(UTC) if now is None else now)
+    except ValueError:
+        return False
 
 
 def next_start_after(dispatch: Dispatch, after: datetime) -> datetime | None:
