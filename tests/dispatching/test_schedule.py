@@ -151,7 +151,7 @@ def test_a_minutely_dispatch_a_year_old_is_judged_without_the_librarys_walk(
     monkeypatch.setattr(RecurrenceRule, "_as_rrule", _no_walk)
     for now, (runs, next_run) in zip(moments, expected, strict=True):
         assert runs_at(case, now) is runs
-        assert running_now(LiveDispatch(case), now) is runs  # the use cases' and broadcaster's
+        assert running_now(case, now) is runs  # the use cases and the broadcaster ask this
         assert running_at([case], now) == (frozenset({1}) if runs else frozenset())
         schedule = dispatch_schedule(case, now)
         assert schedule.state is (RUNNING if runs else PENDING)
