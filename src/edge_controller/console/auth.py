@@ -119,13 +119,19 @@ class Auth:
         *,
         secure: bool,
         roles: tuple[str, ...] = ROLES,
+        add_user_hint: str = "edge-controller user add NAME --role admin --users-file FILE",
         limiter: LoginLimiter | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Read users from `users_file`; `secure`: cookies only over HTTPS."""
+        """Read users from `users_file`; `secure`: cookies only over HTTPS.
+
+        `roles` (least first) and `add_user_hint` (logged when the file has no users)
+        let another face (the market) use its own roles.
+        """
         self.users_file = users_file
         self.secure = secure
         self.roles = roles
+        self.add_user_hint = add_user_hint
         self.limiter = limiter or LoginLimiter()
         self._monotonic = monotonic
         self._sessions: dict[str, Session] = {}
@@ -159,7 +165,7 @@ class Auth:
             _LOG.warning(
                 "console_has_no_users",
                 users_file=str(self.users_file),
-                hint="edge-controller user add NAME --role admin --users-file FILE",
+                hint=self.add_user_hint,
             )
         return self._users
 

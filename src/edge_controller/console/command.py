@@ -1,7 +1,7 @@
 """`edge-controller user`: the console's users file from the command line.
 
     edge-controller user add NAME --role ROLE (--users-file FILE | --config FILE)
-                             [--password-stdin] [--replace]
+                             [--password-stdin] [--replace] [--market]
     edge-controller user token NAME ...     # a new API token, printed once
     edge-controller user list ...
     edge-controller user remove NAME ...
@@ -9,6 +9,8 @@
 The password is asked twice on the terminal (not echoed), or read as the first line
 of stdin with `--password-stdin` (scripts). `--config FILE` takes the file from the
 configuration's `http.users_file`. A running daemon sees the change within a second.
+`--market`: the file is the market dashboard's (`market-server --users-file`), whose
+roles are viewer < prosumer < manager.
 Exit codes: 0 done; 2 bad input (a short password, an unknown role, an existing user
 without `--replace`, an unreadable file), with a message naming what.
 """
@@ -21,6 +23,7 @@ import sys
 from pathlib import Path
 
 from edge_controller.console.users import ROLES, Users, UsersFileError
+from edge_controller.market.members import MARKET_ROLES
 
 _PROGRAM = "edge-controller user"
 
@@ -35,7 +38,12 @@ def add_user_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     actions = user.add_subparsers(dest="user_action", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="add a user (the password is asked)")
     add.add_argument("name")
-    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument(
+        "--role",
+        required=True,
+        choices=ROLES + tuple(r for r in MARKET_ROLES if r not in ROLES),
+        help="console: " + " < ".join(ROLES) + "; with --market: " + " < ".join(MARKET_ROLES),
+    )
     add.add_argument("--password-stdin", action="store_true", help="read it from stdin")
     add.add_argument("--replace", action="store_true", help="set an existing user's role")
     token = actions.add_parser("token", help="make an API token for a user (printed once)")
@@ -44,6 +52,11 @@ def add_user_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     remove.add_argument("name")
     listing = actions.add_parser("list", help="list users, roles and token ids")
     for parser in (add, token, remove, listing):
+        parser.add_argument(
+            "--market",
+            action="store_true",
+            help="the market dashboard's users file (roles " + " < ".join(MARKET_ROLES) + ")",
+        )
         where = parser.add_mutually_exclusive_group(required=True)
         where.add_argument("--users-file", type=Path, help="the users file (JSON)")
         where.add_argument("--config", type=Path, help="take http.users_file from this config")
@@ -70,7 +83,7 @@ def run_user_command(args: argparse.Namespace) -> int:
     """Run `edge-controller user ACTION`; return the exit code."""
     try:
         path = _users_file(args)
-        users = Users.load(path)
+        users = Users.load(path, MARKET_ROLES if args.market else ROLES)
         if args.user_action == "add":
             user = users.add(
                 args.name, args.role, _password(args.password_stdin), replace=args.replace

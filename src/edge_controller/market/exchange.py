@@ -40,6 +40,7 @@ from edge_controller.clock import Clock, WallClock
 from edge_controller.market import orders
 from edge_controller.market.clearing import KW_PER_MW, Bid, PeriodRecord, clear_period
 from edge_controller.market.errors import ErrorKind, MarketError, not_found
+from edge_controller.market.members import carry_state
 from edge_controller.market.model import (
     MarketSpec,
     MarketState,
@@ -159,6 +160,7 @@ class MarketExchange:
         self._trades: list[TradeRecord] = []
         self._public_trades: list[PublicTradeRecord] = []
         self._records: dict[datetime, PeriodRecord] = {}
+        self._inputs: dict[datetime, tuple[MarketSpec, MarketState]] = {}
         self._order_topic: _Topic[OrderRecord] = _Topic()
         self._trade_topic: _Topic[TradeRecord] = _Topic()
         self._public_topic: _Topic[PublicTradeRecord] = _Topic()
@@ -195,6 +197,29 @@ class MarketExchange:
     def state(self) -> MarketState:
         """The members' batteries after the last cleared period."""
         return self._state
+
+    @property
+    def weather(self) -> Weather:
+        """The wind and turbine models the market clears with."""
+        return self._weather
+
+    def inputs(self, start: datetime) -> tuple[MarketSpec, MarketState] | None:
+        """The members and batteries a cleared period started with (None: not cleared)."""
+        return self._inputs.get(start)
+
+    def change_members(self, spec: MarketSpec) -> None:
+        """Clear the next periods with `spec`'s members (its rules must be the same).
+
+        Periods already cleared keep their outcome; each prosumer that stays keeps its
+        batteries' energy, a new one starts with its initial energy.
+
+        Raises:
+            ValueError: `spec` has other market rules.
+        """
+        if spec.rules != self.spec.rules:
+            raise ValueError("change_members: the market's rules cannot change while it runs")
+        self._state = carry_state(self.spec, self._state, spec)
+        self.spec = spec
 
     def stream_count(self, kind: StreamKind) -> int:
         """Return how many streams of `kind` are open (tests wait on this)."""
@@ -377,6 +402,7 @@ class MarketExchange:
             key=lambda r: r.order_id,
         )
         live = [r for r in due if r.order.valid_until is None or r.order.valid_until > executed]
+        self._inputs[start] = (spec, self._state)
         period = situation(spec, self._state, start, self._weather)
         bids = [Bid(r.order_id, r.order.side, r.order.price, r.order.quantity_kw) for r in live]
         outcome = clear_period(spec, period, bids)

@@ -14,7 +14,10 @@ With a `ManualClock`, tests advance the clock and call `clear_due()` themselves.
 from __future__ import annotations
 
 import asyncio
+import ssl
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Final
 
 import grpc
@@ -25,13 +28,28 @@ from edge_controller.clock import Clock, WallClock
 from edge_controller.dispatch_service.auth import KeyAuthInterceptor
 from edge_controller.market.clearing import PeriodRecord
 from edge_controller.market.exchange import MarketExchange
+from edge_controller.market.member_store import MemberStore
 from edge_controller.market.model import MarketSpec, Weather, default_market
 from edge_controller.market.service import ElectricityTradingServicer
+from edge_controller.market.web import MarketWeb
 from edge_controller.server_shell import ManagedServer
 from edge_controller.serving import SERVER_OPTIONS, ServerTls
 from edge_controller.waiting import cancel_and_wait
 
 _LOG = structlog.get_logger("edge_controller.market")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The market's REST API and dashboard: where, who may log in, where members are kept."""
+
+    listen: str
+    users_file: Path
+    members_db: Path | None = None
+    """SQLite file of the members; None: changes last until the server stops."""
+    tls: ssl.SSLContext | None = None
+
+
 MAX_NAP_S: Final = 1.0
 """The clearing task sleeps at most this long between looks at the clock."""
 
@@ -54,7 +72,8 @@ class MarketServer(ManagedServer):
     timestamps and clearing. `weather` plugs in wind and turbine models (default: the
     market file's own). `auto_clear` False leaves clearing to `clear_due()` alone.
     `tls` (default: plain text) serves with that certificate and key; clients then
-    connect with `?ssl=true`.
+    connect with `?ssl=true`. `http` adds the REST API and dashboard (`web`), with the
+    members kept in `http.members_db` when given.
     """
 
     def __init__(
@@ -67,6 +86,7 @@ class MarketServer(ManagedServer):
         weather: Weather | None = None,
         auto_clear: bool = True,
         tls: ServerTls | None = None,
+        http: HttpSettings | None = None,
     ) -> None:
         """Prepare (not yet start) a server for `spec` on `listen`.
 
@@ -87,6 +107,9 @@ class MarketServer(ManagedServer):
         self._exchange: MarketExchange | None = None
         self._server: grpc.aio.Server | None = None
         self._clearing: asyncio.Task[None] | None = None
+        self._http_settings = http
+        self.http: MarketWeb | None = None
+        self._store: MemberStore | None = None
 
     @property
     def exchange(self) -> MarketExchange:
@@ -105,6 +128,11 @@ class MarketServer(ManagedServer):
         Raises:
             ListenAddressError: the address cannot be bound (e.g. the port is taken).
         """
+        owners: dict[str, str] = {}
+        settings = self._http_settings
+        if settings is not None and settings.members_db is not None:
+            self._store = MemberStore(settings.members_db)
+            self.spec, owners = self._store.open(self.spec)
         exchange = MarketExchange(self.spec, clock=self._clock, weather=self._weather)
         interceptors = [KeyAuthInterceptor(self._keys)] if self._keys is not None else []
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
@@ -115,6 +143,20 @@ class MarketServer(ManagedServer):
         await server.start()
         self._server = server
         self._exchange = exchange
+        if settings is not None:
+            self.http = MarketWeb(
+                exchange,
+                settings.listen,
+                users_file=settings.users_file,
+                store=self._store,
+                owners=owners,
+                tls=settings.tls,
+            )
+            try:
+                await self.http.start()
+            except BaseException:
+                await self.stop(0)
+                raise
         if self._auto_clear:
             self._clearing = asyncio.create_task(self._clear_on_time(), name="market-clearing")
         rules = self.spec.rules
@@ -149,7 +191,13 @@ class MarketServer(ManagedServer):
             await asyncio.sleep(min(max(wait_s, 0.0), MAX_NAP_S))
 
     async def stop(self, grace_s: float = 1.0) -> None:
-        """Stop clearing, end streams with UNAVAILABLE, let calls in flight finish."""
+        """Stop clearing and the HTTP face, end streams with UNAVAILABLE, let calls finish."""
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
         if self._clearing is not None:
             await cancel_and_wait(self._clearing)
             self._clearing = None
@@ -162,4 +210,4 @@ class MarketServer(ManagedServer):
             _LOG.info("market_server_stopped", address=self.address)
 
 
-__all__ = ["MAX_NAP_S", "MarketServer"]
+__all__ = ["MAX_NAP_S", "HttpSettings", "MarketServer"]
