@@ -213,7 +213,11 @@ class MarketWeb:
         inputs = self.exchange.inputs(start) if cleared else None
         spec, state = inputs if inputs is not None else (self.spec, self.exchange.state)
         flows = prosumer_flows(spec, state, start, self.exchange.weather)
-        return [{**flow_json(f), "owner": self.owners.get(f.id)} for f in flows]
+        controls = {p.name: controls_json(p) for p in self.spec.prosumers}  # in force
+        return [
+            {**flow_json(f), "owner": self.owners.get(f.id), "controls": controls.get(f.id)}
+            for f in flows
+        ]
 
     async def price(self, _request: web.Request) -> web.StreamResponse:
         """Price now with total demand and production (`stats`), and the next period's."""
