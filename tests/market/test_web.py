@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -264,3 +265,56 @@ async def test_overview_has_what_the_dashboard_shows(tmp_path: Path) -> None:
     assert {"coal_mw", "carbon_kg", "price"} <= set(overview["periods"][0])
     assert overview["prosumers"][0]["id"] == "wind homes"
     assert overview["you"] == {"name": "viewer", "role": "viewer"}
+
+
+async def test_a_real_run_prints_the_dashboards_url_after_its_address(tmp_path: Path) -> None:
+    import asyncio
+    import sys
+
+    import aiohttp
+
+    from tests.market.test_command import RUNNER
+    from tests.market.web_helpers import write_users
+
+    write_users(tmp_path / "users.json")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        RUNNER,
+        "market-server",
+        "--no-auth",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--users-file",
+        str(tmp_path / "users.json"),
+        "--members-db",
+        str(tmp_path / "members.sqlite3"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(20):
+            first = (await process.stdout.readline()).decode().strip()
+            second = (await process.stdout.readline()).decode().strip()
+        assert first.startswith("listening address=127.0.0.1:")
+        assert second.startswith("http url=http://127.0.0.1:")
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            url = second.split("=", 1)[1]
+            async with session.get(url + "api/price") as response:
+                assert response.status == 401
+            async with session.post(
+                url + "api/login", json={"name": "viewer", "password": PASSWORD}
+            ) as response:
+                assert response.status == 200
+            async with session.get(url + "api/price") as response:
+                assert response.status == 200
+                assert (await response.json())["cleared"] is False  # opened just now
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert (tmp_path / "members.sqlite3").exists()
