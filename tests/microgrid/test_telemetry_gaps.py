@@ -47,9 +47,9 @@ def test_the_first_sample_after_a_reconnection_ends_a_gap_however_short() -> Non
     assert gaps.sampled(10, at(0), reconnected=True) is None  # the first sample ever
     assert gaps.sampled(10, at(0.5)) is None
     assert gaps.sampled(10, at(1.0), reconnected=True) == Resumption(
-        10, 1, timedelta(seconds=0.5), reconnected=True
+        10, 1, timedelta(seconds=0.5), reconnected=True, reconnects=1
     )
-    assert gaps.sampled(10, at(1.0), reconnected=True) is None  # repeated: nothing new
+    assert gaps.sampled(10, at(1.0)) is None  # repeated: nothing new
     assert gaps.sampled(10, at(1.5)) is None
 
 
@@ -113,3 +113,19 @@ def test_only_the_targeted_inverters_gaps_are_returned() -> None:
 def test_min_gap_must_be_positive() -> None:
     with pytest.raises(ValueError, match="min_gap"):
         GapTracker(timedelta(0))
+
+
+def test_a_reconnect_is_kept_when_a_late_gap_follows_it_or_its_first_sample_is_old() -> None:
+    gaps = GapTracker(GAP)
+    gaps.sampled(10, at(0))
+    gaps.sampled(10, at(1), reconnected=True)  # the stream was re-opened
+    late = gaps.sampled(10, at(5))  # then a hole in the open stream, before anyone looked
+    assert late is not None
+    assert not late.reconnected
+    assert late.reconnects == 1  # the reconnect still counts
+    gaps.sampled(10, at(5.5))
+    assert gaps.sampled(10, at(5.5), reconnected=True) is None  # re-opened, repeats a sample
+    after = gaps.sampled(10, at(6))
+    assert after is not None
+    assert after.reconnected
+    assert after.reconnects == 2

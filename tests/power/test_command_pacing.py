@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,15 +61,6 @@ def test_a_reopened_stream_of_an_inverter_never_commanded_changes_nothing() -> N
     pacer = CommandPacer(KEEPALIVE)
     pacer.reopened(10)
     assert pacer.last(10) is None
-
-
-def test_a_new_keep_alive_interval_applies_to_what_was_sent() -> None:
-    pacer = CommandPacer(KEEPALIVE)
-    pacer.sent(10, -1000.0, NOON)
-    pacer.retime(timedelta(seconds=4))
-    assert pacer.due(10, -1000.0, NOON + timedelta(seconds=3), RESOLUTION) is Why.KEEPALIVE
-    with pytest.raises(ValueError, match="keepalive"):
-        pacer.retime(timedelta(0))
 
 
 plans = st.lists(

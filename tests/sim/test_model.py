@@ -380,3 +380,27 @@ def test_a_precharger_precharges_before_it_connects_the_batteries() -> None:
     model.set_active_power(10, -8800, NOON + timedelta(seconds=12))
     model.step(NOON + timedelta(seconds=13))
     assert model.ac_power_w(10) == pytest.approx(-8800)
+
+
+def test_a_battery_in_standby_behind_a_shared_inverter_takes_no_power() -> None:
+    site = small_site()
+    components = [*site.components]
+    twin = next(c for c in components if c.id == 11)
+    components.append(dataclasses.replace(twin, id=12, name="battery 12"))
+    model = SiteModel(dataclasses.replace(site, components=tuple(components)), NOON)
+    model.set_active_power(10, -8800, NOON, lifetime_s=300)
+    model.standby(12, NOON)
+    assert model.sample(12, NOON).states == (StateCode.STANDBY, StateCode.RELAY_OPEN)
+    model.step(NOON + timedelta(seconds=10))
+    assert model.dc_power_w(12) == 0.0  # its relay is open
+    assert model.dc_power_w(11) < 0.0
+
+
+def test_a_command_sees_an_error_that_began_since_the_last_tick() -> None:
+    model = SiteModel(small_site(), NOON)
+    model.step(NOON + timedelta(seconds=1))
+    model.faults.inject(
+        10, FaultKind.ERROR, now=NOON + timedelta(seconds=1.5), error_code="OVERTEMPERATURE"
+    )
+    with pytest.raises(SimError, match="ERROR"):
+        model.set_active_power(10, -880, NOON + timedelta(seconds=1.6))

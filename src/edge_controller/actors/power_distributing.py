@@ -239,6 +239,7 @@ class PowerDistributingActor(SupervisedActor):
         self._wake = asyncio.Event()
         self._orphans_checked = False
         self._gaps_handled: dict[int, int] = {}
+        self._reconnects_handled: dict[int, int] = {}
         self._on_command = on_command
         self._on_result = on_result
         self.counts: dict[str, int] = {}
@@ -296,8 +297,11 @@ class PowerDistributingActor(SupervisedActor):
         _check_timing(lifetime, keepalive)
 
         async def change() -> None:
+            if (lifetime, keepalive) != (self._lifetime, self._keepalive):
+                # What the inverters hold was sent with the old timing: the pacer cannot
+                # tell when it expires, so every command is sent again at the next plan.
+                self._pacer = CommandPacer(keepalive)
             self._lifetime, self._keepalive = lifetime, keepalive
-            self._pacer.retime(keepalive)
             if algorithm is not None:
                 self._algorithm = algorithm
             if resolutions_w is not None:
@@ -552,12 +556,18 @@ class PowerDistributingActor(SupervisedActor):
             batteries: {pairs.inverter_of(b) for b in batteries} for batteries in self._targets
         }
         targeted = set().union(*inverters_of.values()) if inverters_of else set()
-        self._gaps_handled, resumed = resumed_on_targets(
-            self._gaps_handled,
-            {i: r for i in pairs.inverter_ids if (r := gaps.latest(i)) is not None},
-            targeted,
-        )
-        late = [r for r in resumed if not r.reconnected]
+        latest = {i: r for i in pairs.inverter_ids if (r := gaps.latest(i)) is not None}
+        self._gaps_handled, resumed = resumed_on_targets(self._gaps_handled, latest, targeted)
+        # Counted apart from the gaps: a reconnect is not lost when a late gap of the
+        # same stream comes before this look (only the latest gap is kept).
+        reopened = []
+        for inverter_id, latest_gap in latest.items():
+            if latest_gap.reconnects > self._reconnects_handled.get(inverter_id, 0):
+                self._reconnects_handled[inverter_id] = latest_gap.reconnects
+                if inverter_id in targeted:
+                    reopened.append(latest_gap)
+        reopened_ids = {r.component_id for r in reopened}
+        late = [r for r in resumed if r.component_id not in reopened_ids]
         if late:
             self._count("telemetry_late")
             self._log.info(
@@ -565,9 +575,7 @@ class PowerDistributingActor(SupervisedActor):
                 inverters=[r.component_id for r in late],
                 gap_s=max(r.gap.total_seconds() for r in late),
             )
-        for resumption in resumed:
-            if not resumption.reconnected:
-                continue
+        for resumption in reopened:
             self._log.warning(
                 "telemetry_resumed",
                 inverter=resumption.component_id,
@@ -973,9 +981,17 @@ class PowerDistributingActor(SupervisedActor):
         outcome = _Outcome()
         now = self._clock.now()
         sending: dict[int, float] = {}
+        # A probe (a battery retried after its blocking time) or a broken unit must get
+        # its command whatever the inverter was last told: its answer is the point.
+        always = {
+            u.inverter_id for u in units if u.unconfirmed or u.availability is Availability.BROKEN
+        }
         for inverter_id, power_w in decided.commands.items():
             resolution = self._resolutions.get(inverter_id, 1.0)
-            if self._pacer.due(inverter_id, power_w, now, resolution) is not None:
+            if (
+                inverter_id in always
+                or self._pacer.due(inverter_id, power_w, now, resolution) is not None
+            ):
                 sending[inverter_id] = power_w
                 continue
             # It holds this command already (taken within the keep-alive).
@@ -989,7 +1005,7 @@ class PowerDistributingActor(SupervisedActor):
             async with slots:
                 try:
                     await self._timed_set_power(inverter_id, power_w, timeout_s)
-                except (ApiClientError, TimeoutError, OSError) as error:
+                except Exception as error:  # every failure is this inverter's, not the round's
                     return inverter_id, power_w, error
             return inverter_id, power_w, None
 

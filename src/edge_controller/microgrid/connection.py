@@ -303,8 +303,10 @@ class MicrogridConnection:
                             component_id, reading.sampled_at, reconnected=reconnected
                         )
                         reconnected = False
-            except AioRpcError as error:
+            except Exception as error:  # a stream must not end for good on any error
                 delay = self._reconnect_interval_s + random.uniform(0, self._reconnect_jitter_s)
+                if not isinstance(error, AioRpcError):
+                    log.error("telemetry_stream_failed", error=repr(error))
                 self.retry_attempts[component_id] = self.retry_attempts.get(component_id, 0) + 1
                 line = retries.failed(self._clock.now())
                 if line is not None:

@@ -26,6 +26,7 @@ from frequenz.api.common.v1alpha8.microgrid.electrical_components import (
     electrical_components_pb2 as ec_pb2,
 )
 from frequenz.api.microgrid.v1alpha18 import microgrid_pb2
+from frequenz.client.microgrid.component import ComponentErrorCode, ComponentStateCode
 from frequenz.client.microgrid.metrics import Metric
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -48,16 +49,10 @@ METER_METRICS = (Metric.AC_POWER_ACTIVE,)
 _SOC, _DC_POWER, _CAPACITY = (metric.value for metric in BATTERY_METRICS)
 _AC_POWER = Metric.AC_POWER_ACTIVE.value
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_STATE_PREFIX = "ELECTRICAL_COMPONENT_STATE_CODE_"
-_DIAGNOSTIC_PREFIX = "ELECTRICAL_COMPONENT_DIAGNOSTIC_CODE_"
-_STATE_NAMES = {
-    number: name.removeprefix(_STATE_PREFIX)
-    for name, number in ec_pb2.ElectricalComponentStateCode.items()
-}
-_DIAGNOSTIC_NAMES = {
-    number: name.removeprefix(_DIAGNOSTIC_PREFIX)
-    for name, number in ec_pb2.ElectricalComponentDiagnosticCode.items()
-}
+# The client's own enums name the codes: the same names whatever the API's prefixes,
+# and a number the client does not know stays UNRECOGNIZED_n, as it did.
+_STATE_NAMES = {int(code.value): code.name for code in ComponentStateCode}
+_DIAGNOSTIC_NAMES = {int(code.value): code.name for code in ComponentErrorCode}
 
 Telemetry = ec_pb2.ElectricalComponentTelemetry
 

@@ -54,6 +54,9 @@ class Resumption:
     """The stream failed and was re-opened (the server may have lost its commands);
     otherwise the stream stayed open and only its samples had a hole (a slow server,
     a device that skipped samples): late telemetry, no reason to re-send."""
+    reconnects: int = 0
+    """How many of this component's gaps so far were re-opened streams: a reconnect
+    is not lost when a late gap follows it before anyone looked."""
 
 
 def gap_before(
@@ -83,6 +86,9 @@ class GapTracker:
         self.min_gap = min_gap
         self._latest: dict[int, datetime] = {}
         self._resumed: dict[int, Resumption] = {}
+        self._reconnect_pending: set[int] = set()
+        """Re-opened streams whose first sample was older than the latest (ignored):
+        the next sample it accepts ends the reconnect's gap."""
 
     def sampled(
         self, component_id: int, sampled_at: datetime, *, reconnected: bool = False
@@ -95,7 +101,12 @@ class GapTracker:
         """
         previous = self._latest.get(component_id)
         if previous is not None and sampled_at <= previous:
+            if reconnected:
+                self._reconnect_pending.add(component_id)
             return None
+        if component_id in self._reconnect_pending:
+            self._reconnect_pending.discard(component_id)
+            reconnected = True
         self._latest[component_id] = sampled_at
         gap = gap_before(previous, sampled_at, self.min_gap)
         if gap is None and reconnected and previous is not None:
@@ -103,8 +114,13 @@ class GapTracker:
         if gap is None:
             return None
         known = self._resumed.get(component_id)
+        reconnects = (known.reconnects if known else 0) + (1 if reconnected else 0)
         resumption = Resumption(
-            component_id, (known.count if known else 0) + 1, gap, reconnected=reconnected
+            component_id,
+            (known.count if known else 0) + 1,
+            gap,
+            reconnected=reconnected,
+            reconnects=reconnects,
         )
         self._resumed[component_id] = resumption
         return resumption

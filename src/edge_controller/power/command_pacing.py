@@ -82,13 +82,6 @@ class CommandPacer:
         self.min_resend_interval = min_resend_interval
         self._sent: dict[int, Sent] = {}
 
-    def retime(self, keepalive: timedelta) -> None:
-        """Take a new keep-alive interval (a live config change); what was sent stays."""
-        if keepalive <= timedelta(0):
-            raise ValueError(f"keepalive must be > 0, got {keepalive}")
-        self.keepalive = keepalive
-        self.refresh_after = keepalive * REFRESH_SHARE
-
     def due(
         self, inverter_id: int, power_w: float, now: datetime, resolution_w: float
     ) -> Why | None:

@@ -496,8 +496,12 @@ class SiteModel:
     def _step_battery_inverter(
         self, state: _State, spec: InverterSpec, now: datetime, dt_h: float
     ) -> None:
+        # Only batteries with their relay closed take power (as in the bounds).
         batteries = [
-            self._states[b] for b in self._batteries[state.spec.id] if not self._cut_off(b)
+            self._states[b]
+            for b in self._batteries[state.spec.id]
+            if not self._cut_off(b)
+            and self._states[b].operating in (OperatingState.READY, OperatingState.STARTING)
         ]
         command = state.active.power_w if state.active is not None else 0.0
         bounds = self.active_bounds(state.spec.id, now)
@@ -505,7 +509,7 @@ class SiteModel:
         waking = any(b.operating is OperatingState.STARTING for b in batteries)
         if state.operating is not OperatingState.READY or waking or not allows(bounds, target):
             target = 0.0
-        if target == 0.0:
+        if target == 0.0 or not batteries:
             state.ac_power_w = state.dc_power_w = 0.0
             return
         # The battery can stop short within a sub-step (SoC bound): deliver only what
@@ -585,6 +589,10 @@ class SiteModel:
                 ErrorKind.INVALID_ARGUMENT,
                 f"request_lifetime must be {low}-{high} s, got {lifetime}",
             )
+        # Brought up to `now` without moving the physics (that waits for the tick): a
+        # fault that began, or a wake-up that ended, since the last tick counts.
+        self._apply_error_faults(now)
+        self._finish_starting(now)
         self._check_operational(state)
         self._wake_from_standby(state, now)
         bounds = (
