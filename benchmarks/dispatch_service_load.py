@@ -122,7 +122,10 @@ async def _creates_with_readers(address: str) -> list[float]:
         )
         for i in range(READERS)
     ]
-    stub = pb_grpc.MicrogridDispatchServiceStub(channels[0])
+    # The creator has a connection of its own, as a controller's operator would: on a
+    # readers' connection its answer would queue behind their 50 stream messages.
+    creator = grpc.aio.insecure_channel(address)
+    stub = pb_grpc.MicrogridDispatchServiceStub(creator)
     try:
         # A stream shows nothing before its first message: give the server time to
         # register all of them, then check with one create that every reader gets it.
@@ -140,7 +143,7 @@ async def _creates_with_readers(address: str) -> list[float]:
     finally:
         for stream in streams:
             stream.cancel()
-        for channel in channels:
+        for channel in [*channels, creator]:
             await channel.close()
 
 
