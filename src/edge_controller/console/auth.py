@@ -2,8 +2,7 @@
 
 ```python
 auth = Auth(users_file, secure=tls is not None)
-app = web.Application(middlewares=[auth.middleware])
-auth.add_routes(app)                       # POST /api/login, POST /api/logout, GET /api/me
+app = auth.page_app(static_dir)            # /, /static/, login, logout, me; the middleware
 app.router.add_get("/api/site", auth.require("guest", site_handler))
 ```
 
@@ -241,11 +240,26 @@ class Auth:
 
     # ------------------------------------------------------------- login
 
-    def add_routes(self, app: web.Application) -> None:
-        """`POST /api/login`, `POST /api/logout`, `GET /api/me`."""
+    def page_app(self, static_dir: Path) -> web.Application:
+        """An application for one page behind this login, to add its API routes to.
+
+        `/` is `static_dir/index.html` (never cached: it logs in through the API),
+        `/static/` the rest of `static_dir`; `POST /api/login`, `POST /api/logout`,
+        `GET /api/me`; every route passes this login's middleware; bodies up to 64 KiB.
+        """
+        app = web.Application(middlewares=[self.middleware], client_max_size=64 * 1024)
         app.router.add_post("/api/login", self.login)
         app.router.add_post("/api/logout", self.logout)
         app.router.add_get("/api/me", self.require(self.roles[0], self.me))
+
+        async def index(_request: web.Request) -> web.StreamResponse:
+            return web.FileResponse(
+                static_dir / "index.html", headers={"Cache-Control": "no-cache"}
+            )
+
+        app.router.add_get("/", index)
+        app.router.add_static("/static/", static_dir, append_version=False)
+        return app
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         """Check a name and password; start a session (cookies) or refuse."""

@@ -192,11 +192,8 @@ class Console:
     # ------------------------------------------------------------- routes
 
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[self.auth.middleware], client_max_size=64 * 1024)
+        app = self.auth.page_app(STATIC_DIR)
         need = self.auth.require
-        self.auth.add_routes(app)
-        app.router.add_get("/", self.index)
-        app.router.add_static("/static/", STATIC_DIR, append_version=False)
         app.router.add_get("/api/site", need("guest", self.get_site))
         app.router.add_get("/api/dispatches", need("guest", self.list_dispatches))
         app.router.add_post("/api/dispatches", need("owner", self.create_dispatch))
@@ -211,10 +208,6 @@ class Console:
         app.router.add_post("/api/users", need("admin", self.add_user))
         app.router.add_delete("/api/users/{name}", need("admin", self.remove_user))
         return app
-
-    async def index(self, _request: web.Request) -> web.StreamResponse:
-        """The page (it logs in through the API)."""
-        return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     # ------------------------------------------------------------- site, history, events
 

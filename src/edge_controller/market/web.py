@@ -153,11 +153,8 @@ class MarketWeb:
     # ------------------------------------------------------------- routes
 
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[self.auth.middleware], client_max_size=64 * 1024)
+        app = self.auth.page_app(STATIC_DIR)
         need = self.auth.require
-        self.auth.add_routes(app)
-        app.router.add_get("/", self.index)
-        app.router.add_static("/static/", STATIC_DIR, append_version=False)
         app.router.add_get("/api/members", need("viewer", self.list_members))
         app.router.add_post("/api/members", need("manager", self.add))
         app.router.add_get("/api/members/{id}", need("viewer", self.get_member))
@@ -171,10 +168,6 @@ class MarketWeb:
         app.router.add_get("/api/history", need("viewer", self.history))
         app.router.add_get("/api/overview", need("viewer", self.overview))
         return app
-
-    async def index(self, _request: web.Request) -> web.StreamResponse:
-        """The dashboard (it logs in through the API)."""
-        return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     # ------------------------------------------------------------- the market now
 
