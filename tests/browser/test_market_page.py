@@ -49,9 +49,9 @@ def test_a_manager_lowers_the_coal_ratio_and_the_next_period_clears_at_another_p
 
     site = running.site
     assert site is not None
-    running.call(lambda: site.advance(12 * 60 + 20))  # a day so far: 06:15 .. 18:15 cleared
+    running.run(lambda: site.advance(12 * 60 + 20))  # a day so far: 06:15 .. 18:15 cleared
     period_now = START + timedelta(hours=12, minutes=15)
-    price_now = running.call(lambda: site.server.exchange.records[period_now].price)
+    price_now = running.run(lambda: site.server.exchange.records[period_now].price)
     log_in(browser, site.url, "manager")
     wait(browser, lambda d: text(d, "#price") == f"{price_now:.2f}", "the price now")
     wait(browser, lambda d: text(d, "#next-price") not in ("", "–"), "the next price")
@@ -62,10 +62,10 @@ def test_a_manager_lowers_the_coal_ratio_and_the_next_period_clears_at_another_p
     ratio.send_keys("0.3")
     browser.find_element(By.ID, "manager-submit").click()
     wait(browser, lambda d: text(d, "#manager-message").startswith("applied: ratio 0.3"), "applied")
-    assert running.call(lambda: site.server.exchange.spec.manager.ratio) == 0.3
+    assert running.run(lambda: site.server.exchange.spec.manager.ratio) == 0.3
     wait(browser, lambda d: text(d, "#next-price") != expected_before, "the expected price moves")
 
-    cleared = running.call(lambda: site.advance(15))  # the next period's gate closes
+    cleared = running.run(lambda: site.advance(15))  # the next period's gate closes
     assert [r.start for r in cleared] == [period_now + timedelta(minutes=15)]
     new_price = cleared[0].price
     assert f"{new_price:.2f}" != expected_before
@@ -88,7 +88,7 @@ def test_a_prosumer_sees_where_its_houses_consume_from_and_no_manager_controls(
 
     site = running.site
     assert site is not None
-    running.call(lambda: site.advance(20))
+    running.run(lambda: site.advance(20))
     log_in(browser, site.url, "prosumer")
     row = "#prosumer-wind_homes"
     wait(browser, lambda d: text(d, f"{row} .source") == "turbines", "the source")
@@ -96,7 +96,7 @@ def test_a_prosumer_sees_where_its_houses_consume_from_and_no_manager_controls(
     browser.find_element(By.CSS_SELECTOR, f"{row} input[type=checkbox]").click()  # turbines off
     browser.find_element(By.CSS_SELECTOR, f"{row} button").click()
     wait(browser, lambda d: "applied" in text(d, "#prosumer-message"), "applied")
-    running.call(lambda: site.advance(15))
+    running.run(lambda: site.advance(15))
     wait(browser, lambda d: text(d, f"{row} .source") == "battery", "from the battery now")
 
 
@@ -107,7 +107,7 @@ def test_first_paint_and_bytes_downloaded_and_phone_width(
 
     site = running.site
     assert site is not None
-    running.call(lambda: site.advance(24 * 60))
+    running.run(lambda: site.advance(24 * 60))
     browser.get(site.url)  # the first visit: a fresh profile, nothing cached
     wait(browser, lambda d: d.find_element(By.ID, "login").is_displayed(), "the login form")
     first_visit = browser.execute_script(MEASURE)

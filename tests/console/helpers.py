@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from edge_controller.sim.site import SiteSpec
 from edge_controller.systemd import Notifier
 from tests import patience
 from tests.harness import KEY, stream_connected
+from tests.loop_thread import LoopThread
 
 PASSWORD = "correct horse battery"
 """Every test user's password; user names are the roles (`guest`, ..., `admin`)."""
@@ -140,57 +140,20 @@ async def console_running(
             await running
 
 
-class ConsoleThread:
+class ConsoleThread(LoopThread[ConsoleSite]):
     """`console_running` on an event loop in a thread (for blocking test code).
 
     ```python
     with ConsoleThread(example_site, tmp_path) as site:
         driver.get(site.url)
     ```
-    `site.call(coroutine)` runs a coroutine on that loop and returns its result.
+    `thread.call(coroutine)` runs a coroutine on that loop and returns its result.
     """
 
     def __init__(self, example_site: SiteSpec, tmp_path: Path, *, speed: float = 1.0) -> None:
-        self._spec = example_site
-        self._tmp = tmp_path
-        self._speed = speed
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self.site: ConsoleSite | None = None
-        self._thread = threading.Thread(target=self._main, name="console-site", daemon=True)
-
-    def _main(self) -> None:
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            async with console_running(
-                self._spec, self._tmp, speed=self._speed, signals=False
-            ) as site:
-                self.site = site
-                self._ready.set()
-                await self._stop.wait()
-
-        try:
-            asyncio.run(main())
-        except BaseException as error:  # reported to the test
-            self._error = error
-        finally:
-            self._ready.set()
-
-    def __enter__(self) -> ConsoleSite:
-        self._thread.start()
-        self._ready.wait(120)
-        if self.site is None:
-            raise RuntimeError(f"the console site did not start: {self._error!r}")
-        return self.site
-
-    def call(self, coroutine: Any) -> Any:
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(60)
-
-    def __exit__(self, *_: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
+        super().__init__(
+            lambda: console_running(example_site, tmp_path, speed=speed, signals=False),
+            name="console site",
+            ready_s=120,
+            call_s=60,
+        )

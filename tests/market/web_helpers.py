@@ -9,14 +9,11 @@ gate has closed, so a day of periods takes milliseconds.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -26,6 +23,7 @@ from edge_controller.market.clearing import PeriodRecord
 from edge_controller.market.members import MARKET_ROLES
 from edge_controller.market.server import HttpSettings, MarketServer
 from tests.console.helpers import PASSWORD, Client
+from tests.loop_thread import LoopThread
 
 START = datetime(2026, 6, 21, 6, 0, tzinfo=UTC)
 """A summer morning (08:00 in Berlin): the default market needs its coal plant all day."""
@@ -91,59 +89,20 @@ async def market_running(
         yield site
 
 
-class MarketThread:
+class MarketThread(LoopThread[MarketSite]):
     """`market_running` on an event loop in a thread (for blocking test code).
 
     ```python
     with MarketThread(tmp_path) as site:
         driver.get(site.url)
-        thread.call(lambda: site.advance(15))     # runs on the server's loop
+        thread.run(lambda: site.advance(15))     # runs on the server's loop
     ```
     """
 
     def __init__(self, tmp_path: Path, *, start: datetime = START) -> None:
-        self._tmp = tmp_path
-        self._start = start
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self.site: MarketSite | None = None
-        self._thread = threading.Thread(target=self._main, name="market-site", daemon=True)
-
-    def _main(self) -> None:
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            async with market_running(self._tmp, start=self._start) as site:
-                self.site = site
-                self._ready.set()
-                await self._stop.wait()
-
-        try:
-            asyncio.run(main())
-        except BaseException as error:  # reported to the test
-            self._error = error
-        finally:
-            self._ready.set()
-
-    def __enter__(self) -> MarketSite:
-        self._thread.start()
-        self._ready.wait(60)
-        if self.site is None:
-            raise RuntimeError(f"the market did not start: {self._error!r}")
-        return self.site
-
-    def call(self, function: Any) -> Any:
-        """Run `function()` on the server's loop; return its result."""
-        assert self._loop is not None
-
-        async def run() -> Any:
-            return function()
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
-
-    def __exit__(self, *_: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
+        super().__init__(
+            lambda: market_running(tmp_path, start=start),
+            name="market",
+            ready_s=60,
+            call_s=30,
+        )
