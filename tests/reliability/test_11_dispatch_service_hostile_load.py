@@ -115,7 +115,8 @@ async def test_a_create_whose_caller_gave_up_is_either_fully_there_or_absent(
                 _create_request("SECOND"), metadata=METADATA, timeout=CALL_TIMEOUT_S
             )
         )
-        await asyncio.sleep(0.05)  # the second write queues behind the first
+        # The second write queues behind the first, still held in its transaction.
+        await until(lambda: server.service.writes_in_flight() == 2, "the second write queued")
         gate.open.set()
         response = await second  # today: INTERNAL "cannot start a transaction within …"
         assert response.dispatch.data.type == "SECOND"

@@ -131,6 +131,10 @@ class DispatchService:
         """Return how many dispatches are stored (all microgrids)."""
         return len(self._dispatches)
 
+    def writes_in_flight(self) -> int:
+        """Return how many writes are started and not finished (tests wait on this)."""
+        return len(self._writes)
+
     def subscriber_count(self, microgrid_id: int) -> int:
         """Return how many streams follow `microgrid_id` (tests wait on this)."""
         return sum(1 for s in self._subscriptions if s.microgrid_id == microgrid_id and not s.ended)
