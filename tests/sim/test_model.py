@@ -313,7 +313,7 @@ def test_a_burst_of_commands_shows_in_the_next_sample_and_moves_energy_from_the_
     assert value(model, 10, Metric.AC_ACTIVE_POWER) == pytest.approx(-8800)
     assert model.energy_wh(11) == energy  # reading settles the powers; no time passed
     model.step(NOON + timedelta(seconds=2))
-    # The command counts from the previous step (1 s), not from when it came (1.5 s).
+    # It counts from the physics sub-step it came in (time_step 1 s here: from 1 s).
     assert model.energy_wh(11) == pytest.approx(energy - 8800 / 0.9 / 3600)
 
 
@@ -404,3 +404,16 @@ def test_a_command_sees_an_error_that_began_since_the_last_tick() -> None:
     )
     with pytest.raises(SimError, match="ERROR"):
         model.set_active_power(10, -880, NOON + timedelta(seconds=1.6))
+
+
+def test_a_command_between_ticks_moves_energy_from_when_it_came_to_one_sub_step() -> None:
+    site = small_site()
+    site = dataclasses.replace(
+        site, simulation=dataclasses.replace(site.simulation, time_step_s=0.1)
+    )
+    model = SiteModel(site, NOON)
+    energy = model.energy_wh(11)
+    model.set_active_power(10, -8800, NOON + timedelta(seconds=0.55), lifetime_s=60)
+    model.step(NOON + timedelta(seconds=1))  # one tick of ten 0.1 s sub-steps
+    moved_s = (energy - model.energy_wh(11)) / (8800 / 0.9) * 3600
+    assert 0.45 - 1e-9 <= moved_s <= 0.55 + 1e-9  # 0.45 s since it came, to one sub-step

@@ -17,8 +17,10 @@ Commands cost O(1) whatever the site's size: a set-power call (or added bounds, 
 state change) checks and records, and marks the model *unsettled*; the physics moves on
 the server's tick (`step`), or settles at once, one pass for any number of commands,
 when a sample is read before the next tick. So a burst of N commands costs O(N) and the
-next telemetry sample still shows them. A command counts from the previous step: at
-10 Hz, up to 100 ms of energy is booked at the new power instead of the old one.
+next telemetry sample still shows them. Each command remembers when it came, so the
+tick's physics sub-steps before that instant keep the power commanded before: energy
+is booked exactly to one sub-step (`time_step`), as when every command stepped the
+whole site (a fast `--speed` demo noticed the difference).
 
 Sign convention: passive. Positive power charges a battery or is consumed by a load;
 negative power discharges or is produced (PV, wind). Powers are watts (floats).
@@ -157,6 +159,19 @@ class CommandRecord:
 class _Command:
     power_w: float
     valid_until: datetime
+    since: datetime | None = None
+    """When it came: a physics sub-step that ends before this still runs `before`."""
+    before: float | None = None
+    """The power commanded until then (None: no command)."""
+
+
+def _commanded(command: _Command | None, t: datetime) -> float | None:
+    """The commanded power in force at the end of a sub-step at `t` (None: none)."""
+    if command is None:
+        return None
+    if command.since is not None and t < command.since:
+        return command.before
+    return command.power_w
 
 
 @dataclass(slots=True)
@@ -290,6 +305,8 @@ class SiteModel:
         self._order = self._bottom_up_order()
         self._unsettled = False
         """A command or state change the powers do not show yet (see the module doc)."""
+        self._changed_at = start
+        """The time of the latest command."""
         self._starting: set[int] = set()
         """Components waking from standby (few: checked each step)."""
         self.energy_delivered_wh: dict[int, float] = {cid: 0.0 for cid in self._states}
@@ -415,9 +432,12 @@ class SiteModel:
         self._unsettled = False
 
     def _settle_if_needed(self, now: datetime) -> None:
-        """Settle once after any number of commands, when someone reads the powers."""
+        """Settle once after any number of commands, when someone reads the powers.
+
+        As of the latest command at the earliest: a reader sees what it commanded.
+        """
         if self._unsettled:
-            self._settle(max(now, self._wall))
+            self._settle(max(now, self._wall, self._changed_at))
 
     def _apply_error_faults(self, now: datetime) -> None:
         for fault in self.faults.active(now, kind=FaultKind.ERROR):
@@ -463,8 +483,8 @@ class SiteModel:
                     power = available
                     if state.operating is not OperatingState.READY:
                         power = 0.0
-                    elif state.active is not None:
-                        power = max(available, state.active.power_w)
+                    elif (limit := _commanded(state.active, now)) is not None:
+                        power = max(available, limit)
                     state.ac_power_w = power
                 case WindSpec():
                     state.ac_power_w = -details.rated_power_w * wind_fraction(
@@ -475,7 +495,7 @@ class SiteModel:
                         details.hourly_profile, self.sim_time
                     ) + self.load_steps_w.get(cid, 0.0)
                 case EvChargerSpec():
-                    command = state.active.power_w if state.active is not None else 0.0
+                    command = _commanded(state.active, now) or 0.0
                     ready = state.operating is OperatingState.READY
                     state.ac_power_w = command if ready else 0.0
                 case BatterySpec():
@@ -486,9 +506,10 @@ class SiteModel:
                         for child in self._children[cid]
                         if self._states[child].spec.kind is not ComponentKind.BATTERY
                     )
+            reactive = _commanded(state.reactive, now)
             state.reactive_power_w = (
-                state.reactive.power_w
-                if state.reactive is not None and state.operating is OperatingState.READY
+                reactive
+                if reactive is not None and state.operating is OperatingState.READY
                 else 0.0
             )
             self.energy_delivered_wh[cid] += state.ac_power_w * dt_h
@@ -503,7 +524,7 @@ class SiteModel:
             if not self._cut_off(b)
             and self._states[b].operating in (OperatingState.READY, OperatingState.STARTING)
         ]
-        command = state.active.power_w if state.active is not None else 0.0
+        command = _commanded(state.active, now) or 0.0
         bounds = self.active_bounds(state.spec.id, now)
         target = floor_to_resolution(clamp(bounds, command), spec.resolution_w)
         waking = any(b.operating is OperatingState.STARTING for b in batteries)
@@ -615,11 +636,16 @@ class SiteModel:
                 f"{_show_ranges(bounds)}",
             )
         valid_until = now + timedelta(seconds=lifetime)
-        command = _Command(applied, valid_until)
+        # The physics moves on the tick: until then the sub-steps before `now` keep the
+        # power commanded before, so the energy booked stays exact to one sub-step.
+        held = state.reactive if reactive else state.active
+        before = _commanded(held, now) if held is not None and held.valid_until > now else None
+        command = _Command(applied, valid_until, since=now, before=before)
         if reactive:
             state.reactive = command
         else:
             state.active = command
+        self._changed_at = max(self._changed_at, now)
         self._unsettled = True
         return CommandRecord(now, component_id, reactive, power_w, applied, bounds, valid_until)
 
