@@ -55,9 +55,9 @@ from edge_controller.power.distribution import (
     Proportional,
     SocBalancing,
 )
-from edge_controller.sim.errors import SimError
-from edge_controller.sim.model import SiteModel, battery_power_bounds
-from edge_controller.sim.site import BatterySpec, InverterSpec, SiteSpec, parse_site
+from edge_controller.servers.sim.errors import SimError
+from edge_controller.servers.sim.model import SiteModel, battery_power_bounds
+from edge_controller.servers.sim.site import BatterySpec, InverterSpec, SiteSpec, parse_site
 
 DEFAULT_SEED = 7
 STRINGS = 6

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_controller.sim.site import SiteSpec, parse_site
+from edge_controller.servers.sim.site import SiteSpec, parse_site
 
 INVERTER_BASE = 1000
 BATTERY_BASE = 2000

@@ -1,6 +1,6 @@
 """Bidding value: the optimizer against the threshold strategy and perfect foresight.
 
-For each seeded day the scenario loop (`edge_controller.scenario.run`: the market
+For each seeded day the scenario loop (`edge_controller.tools.scenario.run`: the market
 model clearing every 15-minute period with our order in the book, hourly weather
 forecasts and a load forecast with seeded errors, won trades as dispatches, the power
 distribution on the simulated batteries of `config/sim-site.toml`) runs twice from
@@ -73,9 +73,9 @@ from pathlib import Path
 
 import structlog
 
-from edge_controller.scenario.file import load_scenario
-from edge_controller.scenario.run import build_setup, run_scenario
-from edge_controller.scenario.value import (
+from edge_controller.tools.scenario.file import load_scenario
+from edge_controller.tools.scenario.run import build_setup, run_scenario
+from edge_controller.tools.scenario.value import (
     day_value,
     perfect_foresight,
     reserve_crossings,

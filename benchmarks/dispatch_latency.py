@@ -51,15 +51,15 @@ from typing import Any, TextIO
 
 from frequenz.dispatch import Dispatch, Dispatcher
 
-from edge_controller import logging as logs
-from edge_controller.app import Controller
-from edge_controller.config import parse_config
-from edge_controller.dispatch_service.server import DispatchServer
+from edge_controller.common import logging as logs
+from edge_controller.config.schema import parse_config
+from edge_controller.controller.graph import Controller
 from edge_controller.dispatching.producer import DispatchProducer
-from edge_controller.sim.command_log import CommandLog
-from edge_controller.sim.model import CommandRecord
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import load_site
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.command_log import CommandLog
+from edge_controller.servers.sim.model import CommandRecord
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import load_site
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "config" / "sim-site.toml"

@@ -40,7 +40,7 @@ from google.protobuf.struct_pb2 import Struct
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.site_processes import start_dispatch_server
-from edge_controller.dispatch_service.convert import timestamp
+from edge_controller.servers.dispatch.convert import timestamp
 
 KEY = "load-benchmark-key"
 METADATA = (("key", KEY),)

@@ -39,13 +39,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edge_controller import logging as logs
-from edge_controller.app import Controller
-from edge_controller.config import parse_config
-from edge_controller.dispatch_service.server import DispatchServer
+from edge_controller.common import logging as logs
+from edge_controller.config.schema import parse_config
+from edge_controller.controller.graph import Controller
 from edge_controller.dispatching.producer import DispatchProducer
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import load_site
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import load_site
 
 ROOT = Path(__file__).resolve().parent.parent
 METER = 2

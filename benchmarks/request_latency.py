@@ -62,20 +62,20 @@ from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
 from frequenz.client.microgrid import MicrogridApiClient
 from frequenz.quantities import Power
 
-from edge_controller import logging as logs
-from edge_controller.actors.power_distributing import PowerDistributingActor
-from edge_controller.clock import WallClock
-from edge_controller.messages import PowerRequest, Result, Success
+from edge_controller.common import logging as logs
+from edge_controller.common.clock import WallClock
+from edge_controller.controller.power_distributing import PowerDistributingActor
+from edge_controller.framework.messages import PowerRequest, Result, Success
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.telemetry import TelemetryCache
 from edge_controller.microgrid.telemetry_gaps import GapTracker
 from edge_controller.power.distribution import SocBalancing
 from edge_controller.power.planning import Refusal, plan
-from edge_controller.sim.command_log import CommandLog
-from edge_controller.sim.model import CommandRecord, SiteModel
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import SiteSpec, parse_site
+from edge_controller.servers.sim.command_log import CommandLog
+from edge_controller.servers.sim.model import CommandRecord, SiteModel
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import SiteSpec, parse_site
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -437,7 +437,7 @@ async def step_costs(actor: PowerDistributingActor) -> dict[str, float]:
     decided = plan(request.power.as_watts(), units, algorithm)
     if isinstance(decided, Refusal):
         raise RuntimeError(f"plan() refused: {decided.reason}")
-    log = structlog.get_logger("edge_controller.actors.power_distributing").bind(actor="bench")
+    log = structlog.get_logger("edge_controller.controller.power_distributing").bind(actor="bench")
 
     def log_once() -> None:  # what _handle logs per request, with the same fields
         log.bind(namespace=NAMESPACE, keepalive=False).info(

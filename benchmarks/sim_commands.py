@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.battery_sites import INVERTER_BASE, battery_site
-from edge_controller.sim.model import SiteModel
+from edge_controller.servers.sim.model import SiteModel
 
 START = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
 TICK = timedelta(milliseconds=100)

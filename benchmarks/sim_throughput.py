@@ -50,9 +50,9 @@ from frequenz.sdk.microgrid._old_component_data import (
     MeterData,
 )
 
-from edge_controller.sim.errors import SimError
-from edge_controller.sim.model import MAX_SUBSTEPS, SiteModel
-from edge_controller.sim.site import ComponentKind, SiteSpec, load_site
+from edge_controller.servers.sim.errors import SimError
+from edge_controller.servers.sim.model import MAX_SUBSTEPS, SiteModel
+from edge_controller.servers.sim.site import ComponentKind, SiteSpec, load_site
 
 REPO = Path(__file__).resolve().parent.parent
 LARGE_SITE = REPO / "config" / "sim-site-large.toml"
@@ -270,8 +270,8 @@ def _tail(stream: IO[str]) -> str:
 
 @contextlib.asynccontextmanager
 async def _in_process_server(site: SiteSpec) -> AsyncIterator[ServerHandle]:
-    from edge_controller import logging as logs
-    from edge_controller.sim.server import SimulatorServer
+    from edge_controller.common import logging as logs
+    from edge_controller.servers.sim.server import SimulatorServer
 
     logs.configure("warning")  # to stderr, as the CLI does: keep stdout for the figures
     async with SimulatorServer(site, LISTEN) as server:

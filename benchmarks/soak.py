@@ -58,15 +58,15 @@ from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import DispatchId, TargetIds
 
-from edge_controller import logging as logs
-from edge_controller.app import Controller, ControllerHooks
-from edge_controller.config import parse_config
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.messages import Result
-from edge_controller.sim.errors import SimError
-from edge_controller.sim.model import CommandRecord
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import FaultKind, load_site
+from edge_controller.common import logging as logs
+from edge_controller.config.schema import parse_config
+from edge_controller.controller.graph import Controller, ControllerHooks
+from edge_controller.framework.messages import Result
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.errors import SimError
+from edge_controller.servers.sim.model import CommandRecord
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import FaultKind, load_site
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "config" / "sim-site.toml"

@@ -15,10 +15,10 @@ import trustme
 from frequenz.client.base.retry import LinearBackoff
 from frequenz.client.microgrid import MicrogridApiClient
 
-from edge_controller.clock import ManualClock
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import SiteSpec, load_site
+from edge_controller.common.clock import ManualClock
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import SiteSpec, load_site
 from tests.harness import KEY, Site, running_site
 from tests.properties import register_profiles
 

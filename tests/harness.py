@@ -23,21 +23,21 @@ from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import DispatchId, TargetIds
 
-from edge_controller.actors.power_distributing import PowerDistributingActor
-from edge_controller.app import Controller
-from edge_controller.clock import ManualClock
-from edge_controller.config import parse_config
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.messages import PowerRequest
+from edge_controller.common.clock import ManualClock
+from edge_controller.config.schema import parse_config
+from edge_controller.controller.graph import Controller
+from edge_controller.controller.power_distributing import PowerDistributingActor
+from edge_controller.framework.messages import PowerRequest
 from edge_controller.microgrid.connection import MicrogridConnection
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import SiteSpec
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import SiteSpec
 from tests import patience
 from tests.patience import PATIENCE_S
 
 KEY = "e2e-key"
 MICROGRID = MicrogridId(1)
-COMMAND = [sys.executable, "-m", "edge_controller.cli", "--log-format", "json"]
+COMMAND = [sys.executable, "-m", "edge_controller.tools.cli", "--log-format", "json"]
 RESOLUTIONS = {10: 88.0, 20: 100.0, 30: 50.0, 40: 88.0}
 """The example site's inverters and the power step (W) of each."""
 

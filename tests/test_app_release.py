@@ -7,9 +7,9 @@ from pathlib import Path
 
 import structlog
 
-from edge_controller.app import release_summary
+from edge_controller.controller.graph import release_summary
 from edge_controller.microgrid.graph import BatteryPairs, InverterBatteries
-from edge_controller.sim.site import FaultKind, SiteSpec
+from edge_controller.servers.sim.site import FaultKind, SiteSpec
 from tests.harness import site_running
 
 INVERTERS = [10, 20, 30, 40]

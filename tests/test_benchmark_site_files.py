@@ -9,7 +9,7 @@ import pytest
 from benchmarks.battery_sites import battery_site_document
 from benchmarks.site_processes import toml_text
 
-from edge_controller.sim.site import parse_site
+from edge_controller.servers.sim.site import parse_site
 
 
 def test_a_battery_site_reads_back_equal_and_parses() -> None:
@@ -22,7 +22,7 @@ def test_a_controller_config_with_quoted_and_inline_keys_reads_back() -> None:
     document = {
         "microgrid": {"url": "grpc://127.0.0.1:1?ssl=false", "id": 3},
         "power_distribution": {"resolutions": {"1000": 8.0, "1001": 16.0}},
-        "logging": {"levels": {"edge_controller.actors": "debug", "grpc": "warning"}},
+        "logging": {"levels": {"edge_controller.controller": "debug", "grpc": "warning"}},
         "use_cases": [{"kind": "battery_power", "dispatch_types": ["BATTERY_POWER"]}],
     }
     assert tomllib.loads(toml_text(document)) == document

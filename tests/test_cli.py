@@ -14,7 +14,7 @@ from frequenz.client.microgrid import MicrogridApiClient
 from edge_controller import __version__
 from tests.conftest import EXAMPLE_SITE
 
-COMMAND = [sys.executable, "-m", "edge_controller.cli"]
+COMMAND = [sys.executable, "-m", "edge_controller.tools.cli"]
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import EXAMPLE_SITE, ServerTlsFiles
 from tests.patience import PATIENCE_S
 
-COMMAND = [sys.executable, "-m", "edge_controller.cli"]
+COMMAND = [sys.executable, "-m", "edge_controller.tools.cli"]
 QUIET = ["--log-level", "error"]
 KEY = "0123456789abcdef0123456789abcdef"
 

@@ -3,7 +3,7 @@ from typing import Any
 
 import pytest
 
-from edge_controller.config import ConfigError, load_config, parse_config
+from edge_controller.config.schema import ConfigError, load_config, parse_config
 from tests.conftest import ROOT
 
 GOOD: dict[str, Any] = {

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.config import ConfigError, parse_config, tls_problem
-from edge_controller.config_changes import config_changes, in_force
-from edge_controller.config_files import fingerprint, load, merge
+from edge_controller.config.changes import config_changes, in_force
+from edge_controller.config.files import fingerprint, load, merge
+from edge_controller.config.schema import ConfigError, parse_config, tls_problem
 from tests.test_config import ENV, GOOD
 
 MAIN = """

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.cli import main
-from edge_controller.config import CONFIG_SECTIONS, ConfigError, parse_config
-from edge_controller.config_reference import (
+from edge_controller.config.reference import (
     DEFAULT_PATH,
     HEADER,
     REGENERATE,
     reference_markdown,
 )
+from edge_controller.config.schema import CONFIG_SECTIONS, ConfigError, parse_config
+from edge_controller.tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / DEFAULT_PATH

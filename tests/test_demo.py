@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from edge_controller.cli import build_parser
-from edge_controller.demo import (
+from edge_controller.power.status import BatteryStatus
+from edge_controller.servers.sim.site import BatterySpec, InverterSpec, SiteSpec, parse_site
+from edge_controller.tools.cli import build_parser
+from edge_controller.tools.demo import (
     GAP_S,
     LEAD_S,
     CreatedDispatch,
@@ -37,7 +39,7 @@ from edge_controller.demo import (
     suggested_dispatch,
     upcoming_view,
 )
-from edge_controller.demo_view import (
+from edge_controller.tools.demo_view import (
     BatteryView,
     DispatchOutcome,
     DispatchView,
@@ -52,8 +54,6 @@ from edge_controller.demo_view import (
     soc_spread,
     summary_text,
 )
-from edge_controller.power.status import BatteryStatus
-from edge_controller.sim.site import BatterySpec, InverterSpec, SiteSpec, parse_site
 
 # ------------------------------------------------------------------ the schedule
 
@@ -259,7 +259,7 @@ def assert_parses_as_a_dispatch_create(line: str, site: SiteSpec) -> None:
     battery `site` has, with a discharge within that battery's (and inverter's) bounds."""
     words = shlex.split(line)
     program = words[: words.index("dispatch")]
-    assert program in ([str(Path(program[0]))], [program[0], "-m", "edge_controller.cli"])
+    assert program in ([str(Path(program[0]))], [program[0], "-m", "edge_controller.tools.cli"])
     assert Path(program[0]).is_absolute() or program[0] == sys.executable
     assert os.access(program[0], os.X_OK)
     args = build_parser().parse_args(words[len(program) :])
@@ -364,9 +364,9 @@ def test_the_program_is_named_by_its_absolute_path_or_run_through_this_python(
     # Found on PATH by its bare name.
     monkeypatch.setenv("PATH", str(script.parent))
     assert own_command("edge-controller") == [str(script.resolve())]
-    # `python -m edge_controller.cli`, or a name that is no executable here.
+    # `python -m edge_controller.tools.cli`, or a name that is no executable here.
     python = "/opt/python/bin/python3"
-    module = [python, "-m", "edge_controller.cli"]
+    module = [python, "-m", "edge_controller.tools.cli"]
     assert own_command("/src/edge_controller/cli.py", python) == module
     monkeypatch.setenv("PATH", "")
     assert own_command("edge-controller", python) == module
@@ -410,7 +410,7 @@ async def test_ctrl_c_stops_cleanly_prints_the_summary_and_exits_130() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "edge_controller.cli",
+        "edge_controller.tools.cli",
         "demo",
         "--duration",
         "60",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_controller.log_limit import LogLimiter
+from edge_controller.common.log_limit import LogLimiter
 
 
 class Clock:

@@ -1,4 +1,7 @@
-"""Library noise quieted at the one place logging is configured (`edge_controller.logging`)."""
+"""Library noise quieted at the one place logging is configured.
+
+(`edge_controller.common.logging`)
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.logging import (
+from edge_controller.common.logging import (
     DUPLICATE_CID_PREFIX,
     STREAM_NOISE,
     KnownDuplicatePrefixFilter,
@@ -67,7 +70,7 @@ def test_no_command_prints_the_duplicate_prefix_warning(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from edge_controller.cli import main; sys.exit(main(sys.argv[1:]))",
+            "import sys; from edge_controller.tools.cli import main; sys.exit(main(sys.argv[1:]))",
             "run",
             "--config",
             str(tmp_path / "missing.toml"),

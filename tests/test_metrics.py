@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from edge_controller.metrics import Health, Metrics, MetricsServer
-from edge_controller.serving import ListenAddressError
+from edge_controller.daemon.metrics import Health, Metrics, MetricsServer
+from edge_controller.servers.common.serving import ListenAddressError
 
 # Never a proxy from the environment, even for loopback.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

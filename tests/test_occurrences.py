@@ -14,7 +14,7 @@ from frequenz.client.dispatch.recurrence import EndCriteria, Frequency, Recurren
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
-from edge_controller.occurrences import (
+from edge_controller.common.occurrences import (
     Rule,
     first_at_or_after,
     last_at_or_before,

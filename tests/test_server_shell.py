@@ -6,8 +6,8 @@ import errno
 
 import pytest
 
-from edge_controller.server_shell import serve_until_signal
-from edge_controller.serving import BindError, ListenAddressError
+from edge_controller.servers.common.serving import BindError, ListenAddressError
+from edge_controller.servers.common.shell import serve_until_signal
 
 
 class _Refused:

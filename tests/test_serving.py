@@ -8,8 +8,8 @@ import socket
 import grpc
 import pytest
 
-from edge_controller.metrics import Health, Metrics, MetricsServer
-from edge_controller.serving import (
+from edge_controller.daemon.metrics import Health, Metrics, MetricsServer
+from edge_controller.servers.common.serving import (
     BindError,
     ListenAddressError,
     ServerTls,

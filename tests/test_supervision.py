@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from edge_controller.supervision import (
+from edge_controller.framework.supervision import (
     ActorGaveUpError,
     RestartPolicy,
     RestartTracker,

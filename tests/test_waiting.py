@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from edge_controller.waiting import cancel_and_wait, cancel_and_wait_all, wait_event
+from edge_controller.common.waiting import cancel_and_wait, cancel_and_wait_all, wait_event
 
 
 async def test_it_returns_true_when_the_event_is_set_and_false_after_the_time_limit() -> None:

@@ -15,8 +15,8 @@ from frequenz.client.dispatch.types import Dispatch as ClientDispatch
 from frequenz.client.dispatch.types import DispatchId, TargetCategories, TargetIds
 from frequenz.dispatch import Dispatch
 
-from edge_controller.actors.battery_power import BatteryPowerActor
-from edge_controller.messages import PowerRequest, Result
+from edge_controller.framework.messages import PowerRequest, Result
+from edge_controller.use_cases.battery_power.actor import BatteryPowerActor
 
 SITE = frozenset({11, 21, 31, 41})
 A_AND_B = TargetIds(11, 21)

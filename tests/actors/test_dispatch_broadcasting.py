@@ -28,12 +28,15 @@ from frequenz.client.dispatch.types import Event as ClientEvent
 from frequenz.dispatch import Dispatch, Dispatcher, DispatchEvent
 from structlog.testing import capture_logs
 
-from edge_controller.actors.dispatch_broadcasting import DispatchBroadcastingActor, UnhandledTypes
-from edge_controller.app import Controller
-from edge_controller.config import parse_config
-from edge_controller.dispatch_service.server import DispatchServer
+from edge_controller.config.schema import parse_config
+from edge_controller.controller.dispatch_broadcasting import (
+    DispatchBroadcastingActor,
+    UnhandledTypes,
+)
+from edge_controller.controller.graph import Controller
 from edge_controller.dispatching import cache
-from edge_controller.sim.server import SimulatorServer
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
 from tests.harness import KEY, MICROGRID, stream_connected
 from tests.patience import PATIENCE_S, until
 

@@ -12,9 +12,9 @@ import pytest
 from frequenz.channels import BroadcastSender, Receiver
 from frequenz.quantities import Power
 
-from edge_controller.actors.power_distributing import PowerDistributingActor
-from edge_controller.clock import ManualClock
-from edge_controller.messages import (
+from edge_controller.common.clock import ManualClock
+from edge_controller.controller.power_distributing import PowerDistributingActor
+from edge_controller.framework.messages import (
     Error,
     Ignored,
     OutOfBounds,
@@ -25,8 +25,8 @@ from edge_controller.messages import (
 )
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.power.status import BatteryStatus
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import FaultKind
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import FaultKind
 from tests.harness import RESOLUTIONS, distributor_running
 from tests.patience import PATIENCE_S, until
 

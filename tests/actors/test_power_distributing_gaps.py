@@ -22,11 +22,11 @@ import structlog
 from frequenz.channels import BroadcastSender, Receiver
 from frequenz.quantities import Power
 
-from edge_controller.clock import ManualClock
-from edge_controller.messages import Error, PowerRequest, Result, Success
+from edge_controller.common.clock import ManualClock
+from edge_controller.framework.messages import Error, PowerRequest, Result, Success
 from edge_controller.microgrid.connection import MicrogridConnection
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import SiteSpec
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import SiteSpec
 from tests.harness import distributor_running
 from tests.patience import PATIENCE_S
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from edge_controller.sim.site import SiteSpec
+from edge_controller.servers.sim.site import SiteSpec
 from tests.console.helpers import PASSWORD, ConsoleThread
 from tests.patience import PATIENCE_S
 

@@ -16,14 +16,14 @@ from typing import Any
 
 import aiohttp
 
-from edge_controller.config_files import load
-from edge_controller.console.server import Console
-from edge_controller.console.users import ROLES, Users
-from edge_controller.daemon import Daemon
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import SiteSpec
-from edge_controller.systemd import Notifier
+from edge_controller.config.files import load
+from edge_controller.daemon.console.server import Console
+from edge_controller.daemon.run import Daemon
+from edge_controller.daemon.systemd import Notifier
+from edge_controller.servers.common.users import ROLES, Users
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import SiteSpec
 from tests import patience
 from tests.harness import KEY, stream_connected
 from tests.loop_thread import LoopThread

@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from edge_controller.console.users import ROLES, Users
-from edge_controller.event_ring import EVENTS
-from edge_controller.sim.site import SiteSpec
+from edge_controller.common.event_ring import EVENTS
+from edge_controller.servers.common.users import ROLES, Users
+from edge_controller.servers.sim.site import SiteSpec
 from tests import patience
 from tests.console.helpers import PASSWORD, ConsoleSite, console_running
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.console.auth import LoginLimiter
-from edge_controller.console.history import HistorySample, HistoryStore
-from edge_controller.console.users import Users
-from edge_controller.event_ring import EventRing
+from edge_controller.common.event_ring import EventRing
+from edge_controller.daemon.console.history import HistorySample, HistoryStore
+from edge_controller.servers.common.auth import LoginLimiter
+from edge_controller.servers.common.users import Users
 
 
 def test_passwords_are_scrypt_hashed_with_a_salt_per_user_and_tokens_stored_as_hashes(
@@ -90,7 +90,7 @@ def test_the_ring_keeps_warnings_and_errors_only_newest_first_bounded() -> None:
 
 def test_user_add_reads_the_password_from_stdin_and_refuses_a_short_one(tmp_path: Path) -> None:
     users_file = tmp_path / "users.json"
-    command = [sys.executable, "-m", "edge_controller.cli", "user"]
+    command = [sys.executable, "-m", "edge_controller.tools.cli", "user"]
     done = subprocess.run(
         [*command, "add", "ada", "--role", "owner", "--users-file", str(users_file),
          "--password-stdin"],

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.sim.server import SimulatorServer
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
 from tests.harness import KEY, create_now, power_reaches, stream_connected
 
 
@@ -114,7 +114,7 @@ async def test_the_daemon_notifies_systemd_serves_metrics_takes_edits_and_releas
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "edge_controller.cli",
+        "edge_controller.tools.cli",
         "--log-format",
         "json",
         "run",
@@ -188,7 +188,7 @@ async def test_a_bad_config_exits_2_with_every_problem(tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "edge_controller.cli",
+        "edge_controller.tools.cli",
         "run",
         "--config",
         str(config),

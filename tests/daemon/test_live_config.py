@@ -9,7 +9,7 @@ import dataclasses
 
 import pytest
 
-from edge_controller.config import ControllerConfig, ControlsConfig, UseCaseConfig
+from edge_controller.config.schema import ControllerConfig, ControlsConfig, UseCaseConfig
 from tests.harness import Site
 
 

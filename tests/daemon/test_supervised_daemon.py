@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.actors.battery_power import BatteryPowerActor
-from edge_controller.config_files import load
-from edge_controller.daemon import Daemon
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import SiteSpec
+from edge_controller.config.files import load
+from edge_controller.daemon.run import Daemon
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import SiteSpec
+from edge_controller.use_cases.battery_power.actor import BatteryPowerActor
 from tests.harness import KEY, create_now, power_reaches, stream_connected
 
 

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from frequenz.client.dispatch import DispatchApiClient
 
-from edge_controller.dispatch_service.model import (
+from edge_controller.servers.dispatch.model import (
     DispatchData,
     Recurrence,
     Target,
     TargetKind,
 )
-from edge_controller.dispatch_service.server import DispatchServer
+from edge_controller.servers.dispatch.server import DispatchServer
 
 KEY = "lab-key-0123456789"
 OTHER_KEY = "second-key"

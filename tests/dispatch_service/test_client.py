@@ -24,8 +24,8 @@ from frequenz.client.dispatch.types import (
 )
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from edge_controller.clock import ManualClock
-from edge_controller.dispatch_service.server import DispatchServer
+from edge_controller.common.clock import ManualClock
+from edge_controller.servers.dispatch.server import DispatchServer
 from tests.dispatch_service.conftest import KEY, OTHER_KEY, wait_for_subscriber
 
 GRID = MicrogridId(1)

@@ -16,7 +16,7 @@ from frequenz.client.dispatch import DispatchApiClient
 
 from tests.dispatch_service.conftest import KEY
 
-COMMAND = [sys.executable, "-m", "edge_controller.cli", "--log-format", "json"]
+COMMAND = [sys.executable, "-m", "edge_controller.tools.cli", "--log-format", "json"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import TargetIds
 
-from edge_controller.dispatch_service.server import DispatchServer
+from edge_controller.servers.dispatch.server import DispatchServer
 from tests.dispatch_service.conftest import KEY
 
 DISPATCH_CLI = Path(sys.executable).parent / "dispatch-cli"

@@ -14,8 +14,8 @@ from frequenz.client.dispatch.recurrence import Frequency, RecurrenceRule
 from frequenz.client.dispatch.types import TargetIds
 from frequenz.dispatch import Created, Dispatcher, Updated
 
-from edge_controller.clock import ManualClock
-from edge_controller.dispatch_service.server import DispatchServer
+from edge_controller.common.clock import ManualClock
+from edge_controller.servers.dispatch.server import DispatchServer
 from tests.dispatch_service.conftest import KEY, wait_for_subscriber
 
 GRID = MicrogridId(1)

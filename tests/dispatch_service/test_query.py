@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from edge_controller.dispatch_service.errors import DispatchError
-from edge_controller.dispatch_service.model import (
+from edge_controller.servers.dispatch.errors import DispatchError
+from edge_controller.servers.dispatch.model import (
     CategoryTarget,
     ComponentType,
     Dispatch,
@@ -17,7 +17,7 @@ from edge_controller.dispatch_service.model import (
     Target,
     TargetKind,
 )
-from edge_controller.dispatch_service.query import (
+from edge_controller.servers.dispatch.query import (
     DispatchFilter,
     PageRequest,
     Sort,

@@ -15,9 +15,9 @@ from frequenz.api.common.v1alpha8.microgrid.electrical_components import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_controller.dispatch_service import rules
-from edge_controller.dispatch_service.errors import DispatchError, ErrorKind
-from edge_controller.dispatch_service.model import (
+from edge_controller.servers.dispatch import rules
+from edge_controller.servers.dispatch.errors import DispatchError, ErrorKind
+from edge_controller.servers.dispatch.model import (
     CategoryTarget,
     ComponentType,
     DispatchData,

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.clock import ManualClock
-from edge_controller.dispatch_service import service as service_module
-from edge_controller.dispatch_service.errors import DispatchError, ErrorKind
-from edge_controller.dispatch_service.model import DispatchUpdate, EventKind
-from edge_controller.dispatch_service.service import DispatchService
-from edge_controller.dispatch_service.storage import DispatchStore
+from edge_controller.common.clock import ManualClock
+from edge_controller.servers.dispatch import service as service_module
+from edge_controller.servers.dispatch.errors import DispatchError, ErrorKind
+from edge_controller.servers.dispatch.model import DispatchUpdate, EventKind
+from edge_controller.servers.dispatch.service import DispatchService
+from edge_controller.servers.dispatch.storage import DispatchStore
 from tests.dispatch_service.conftest import NOON, data
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_controller.dispatch_service.model import (
+from edge_controller.servers.dispatch.model import (
     CategoryTarget,
     ComponentType,
     Dispatch,
@@ -18,7 +18,7 @@ from edge_controller.dispatch_service.model import (
     Target,
     TargetKind,
 )
-from edge_controller.dispatch_service.query import (
+from edge_controller.servers.dispatch.query import (
     DispatchFilter,
     PageRequest,
     Sort,
@@ -28,7 +28,7 @@ from edge_controller.dispatch_service.query import (
     page_token,
     resolve_page,
 )
-from edge_controller.dispatch_service.storage import DispatchStore
+from edge_controller.servers.dispatch.storage import DispatchStore
 from tests.dispatch_service.conftest import NOON, data
 from tests.properties import examples
 

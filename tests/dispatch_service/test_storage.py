@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.dispatch_service.model import (
+from edge_controller.servers.dispatch.model import (
     CategoryTarget,
     ComponentType,
     EndCriteria,
@@ -18,8 +18,8 @@ from edge_controller.dispatch_service.model import (
     Target,
     TargetKind,
 )
-from edge_controller.dispatch_service.query import DispatchFilter, Sort
-from edge_controller.dispatch_service.storage import DispatchStore, StoreError
+from edge_controller.servers.dispatch.query import DispatchFilter, Sort
+from edge_controller.servers.dispatch.storage import DispatchStore, StoreError
 from tests.dispatch_service.conftest import NOON, data
 
 MICROSECOND = timedelta(microseconds=1)

@@ -13,18 +13,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from frequenz.client.dispatch.types import TargetIds
 
-from edge_controller.cli import build_parser
-from edge_controller.dispatch_service.model import (
+from edge_controller.dispatching.producer import DispatchProducer
+from edge_controller.servers.dispatch.model import (
     DispatchData,
     Frequency,
     Recurrence,
     Target,
     TargetKind,
 )
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.dispatching.command import PowerCheckError, check_power, target_batteries
-from edge_controller.dispatching.producer import DispatchProducer
-from edge_controller.sim.server import SimulatorServer
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.tools.cli import build_parser
+from edge_controller.tools.dispatch_command import PowerCheckError, check_power, target_batteries
 from tests.harness import KEY, run_cli
 
 Servers = tuple[SimulatorServer, DispatchServer]

@@ -7,7 +7,7 @@ from frequenz.client.dispatch.types import Dispatch as ClientDispatch
 from frequenz.client.dispatch.types import DispatchId, TargetIds
 from frequenz.dispatch import Dispatch
 
-from edge_controller.actors.offline_schedule import withdrawn
+from edge_controller.controller.offline_schedule import withdrawn
 from edge_controller.dispatching import cache
 from edge_controller.dispatching.offline import changes_at
 

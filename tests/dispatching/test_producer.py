@@ -17,19 +17,19 @@ from pathlib import Path
 import pytest
 from frequenz.client.dispatch.types import TargetIds
 
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.dispatching.command import (
+from edge_controller.dispatching.producer import (
+    DispatchProducer,
+    DispatchProducerError,
+    DispatchSummary,
+)
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.tools.dispatch_command import (
     duration_text,
     parse_batteries,
     parse_duration,
     parse_power,
     parse_start,
     read_key,
-)
-from edge_controller.dispatching.producer import (
-    DispatchProducer,
-    DispatchProducerError,
-    DispatchSummary,
 )
 from tests.harness import run_cli
 

@@ -17,18 +17,18 @@ import pytest
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import DispatchId, TargetIds
 
-from edge_controller.app import Controller
-from edge_controller.config import parse_config
-from edge_controller.dispatch_service.model import (
+from edge_controller.config.schema import parse_config
+from edge_controller.controller.graph import Controller
+from edge_controller.servers.dispatch.model import (
     DispatchData,
     Frequency,
     Recurrence,
     Target,
     TargetKind,
 )
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import SiteSpec
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import SiteSpec
 from tests.harness import KEY, MICROGRID, Site, create_now, power_reaches, stream_connected
 
 

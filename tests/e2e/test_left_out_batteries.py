@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from edge_controller.app import SiteMismatchError
-from edge_controller.sim.site import SiteSpec, parse_site
+from edge_controller.controller.graph import SiteMismatchError
+from edge_controller.servers.sim.site import SiteSpec, parse_site
 from tests.conftest import EXAMPLE_SITE
 from tests.harness import site_running
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from frequenz.client.base.retry import LinearBackoff
 from frequenz.client.microgrid import MicrogridApiClient
 
-from edge_controller.clock import ManualClock
+from edge_controller.common.clock import ManualClock
 from edge_controller.microgrid.from_client import graph_inputs
 from edge_controller.microgrid.graph import pair_batteries
-from edge_controller.sim.server import SimulatorServer
+from edge_controller.servers.sim.server import SimulatorServer
 from tests.conftest import NOON
 from tests.sim.sites import switched_site
 

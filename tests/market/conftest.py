@@ -15,9 +15,9 @@ from frequenz.api.electricity_trading.v1 import electricity_trading_pb2_grpc as 
 from frequenz.client.base.streaming import GrpcStreamBroadcaster
 from frequenz.client.electricity_trading import Client
 
-from edge_controller.clock import ManualClock
-from edge_controller.market.exchange import MarketExchange, StreamKind
-from edge_controller.market.model import (
+from edge_controller.common.clock import ManualClock
+from edge_controller.servers.market.exchange import MarketExchange, StreamKind
+from edge_controller.servers.market.model import (
     CoalPlant,
     ConsumerGroup,
     DailyProfile,
@@ -28,7 +28,7 @@ from edge_controller.market.model import (
     Situation,
     Weather,
 )
-from edge_controller.market.server import MarketServer
+from edge_controller.servers.market.server import MarketServer
 
 KEY = "market-key-0123"
 AREA = "10YDE-EON------1"

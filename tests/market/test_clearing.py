@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_controller.market.clearing import (
+from edge_controller.servers.market.clearing import (
     AuctionOrder,
     Bid,
     Clearing,

@@ -24,18 +24,19 @@ from frequenz.client.electricity_trading import (
     Price,
 )
 
-from edge_controller.clock import WallClock
-from edge_controller.market.command import add_market_server_parser, run_market_server
-from edge_controller.market.model import default_market
-from edge_controller.market.periods import first_open_period
+from edge_controller.common.clock import WallClock
+from edge_controller.servers.market.command import add_market_server_parser, run_market_server
+from edge_controller.servers.market.model import default_market
+from edge_controller.servers.market.periods import first_open_period
 from tests.market.conftest import AREA, KEY
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "market-default.toml"
 RUNNER = (  # what cli.py does for the subcommand: logs to stderr, then run it
     "import argparse, sys\n"
-    "from edge_controller import logging as logs\n"
+    "from edge_controller.common import logging as logs\n"
     "logs.configure('info', 'json')\n"
-    "from edge_controller.market.command import add_market_server_parser, run_market_server\n"
+    "from edge_controller.servers.market.command import (\n"
+    "    add_market_server_parser, run_market_server)\n"
     "parser = argparse.ArgumentParser()\n"
     "add_market_server_parser(parser.add_subparsers(dest='command'))\n"
     "sys.exit(run_market_server(parser.parse_args(sys.argv[1:])))\n"

@@ -12,12 +12,12 @@ from decimal import Decimal
 
 import pytest
 
-from edge_controller.clock import ManualClock
-from edge_controller.market.clearing import Side
-from edge_controller.market.errors import ErrorKind, MarketError
-from edge_controller.market.exchange import MarketExchange
-from edge_controller.market.model import default_market
-from edge_controller.market.orders import (
+from edge_controller.common.clock import ManualClock
+from edge_controller.servers.market.clearing import Side
+from edge_controller.servers.market.errors import ErrorKind, MarketError
+from edge_controller.servers.market.exchange import MarketExchange
+from edge_controller.servers.market.model import default_market
+from edge_controller.servers.market.orders import (
     DeliveryArea,
     OrderFilter,
     OrderRequest,

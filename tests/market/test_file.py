@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.market.file import MarketFileError, load_market, parse_market
-from edge_controller.market.model import default_market
+from edge_controller.servers.market.file import MarketFileError, load_market, parse_market
+from edge_controller.servers.market.model import default_market
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "market-default.toml"
 

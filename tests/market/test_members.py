@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from edge_controller.clock import ManualClock
-from edge_controller.market.exchange import MarketExchange
-from edge_controller.market.members import (
+from edge_controller.common.clock import ManualClock
+from edge_controller.servers.market.exchange import MarketExchange
+from edge_controller.servers.market.members import (
     MemberNotFoundError,
     add_member,
     apply_controls,
@@ -23,7 +23,7 @@ from edge_controller.market.members import (
     prosumer_from,
     remove_member,
 )
-from edge_controller.market.model import (
+from edge_controller.servers.market.model import (
     MarketState,
     Weather,
     default_market,

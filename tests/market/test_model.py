@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_controller.market.clearing import clear_period
-from edge_controller.market.model import (
+from edge_controller.servers.market.clearing import clear_period
+from edge_controller.servers.market.model import (
     BatterySpec,
     DailyProfile,
     MarketState,

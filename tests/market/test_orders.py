@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from edge_controller.market.clearing import Side
-from edge_controller.market.errors import ErrorKind, MarketError
-from edge_controller.market.model import MarketRules
-from edge_controller.market.orders import (
+from edge_controller.servers.market.clearing import Side
+from edge_controller.servers.market.errors import ErrorKind, MarketError
+from edge_controller.servers.market.model import MarketRules
+from edge_controller.servers.market.orders import (
     DeliveryArea,
     DeliveryTimeFilter,
     MarketActor,
@@ -26,7 +26,7 @@ from edge_controller.market.orders import (
     settle,
     validate_order,
 )
-from edge_controller.market.periods import first_open_period, is_period_start, period_floor
+from edge_controller.servers.market.periods import first_open_period, is_period_start, period_floor
 from tests.market.conftest import AREA, NOON
 
 RULES = MarketRules()

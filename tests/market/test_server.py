@@ -35,11 +35,11 @@ from frequenz.client.electricity_trading import (
 )
 from google.protobuf import struct_pb2
 
-from edge_controller.clock import ManualClock
-from edge_controller.market import server as market_server
-from edge_controller.market.convert import to_timestamp
-from edge_controller.market.orders import OrderFilter
-from edge_controller.market.server import MarketServer
+from edge_controller.common.clock import ManualClock
+from edge_controller.servers.market import server as market_server
+from edge_controller.servers.market.convert import to_timestamp
+from edge_controller.servers.market.orders import OrderFilter
+from edge_controller.servers.market.server import MarketServer
 from tests.market.conftest import AREA, KEY, METADATA, async_stub, gate_of, wait_for_streams
 
 EIC = EnergyMarketCodeType.EUROPE_EIC

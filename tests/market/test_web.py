@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from edge_controller.market.command import add_market_server_parser, run_market_server
-from edge_controller.market.members import MARKET_ROLES
+from edge_controller.servers.market.command import add_market_server_parser, run_market_server
+from edge_controller.servers.market.members import MARKET_ROLES
 from tests.console.helpers import PASSWORD
 from tests.market.web_helpers import market_running
 
@@ -243,7 +243,7 @@ def test_http_is_off_by_default() -> None:
 def test_user_add_with_market_roles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    from edge_controller.cli import main
+    from edge_controller.tools.cli import main
 
     path = tmp_path / "users.json"
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))

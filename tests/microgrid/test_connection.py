@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pytest
 from frequenz.client.microgrid import OperationOutOfRange
 
-from edge_controller.clock import ManualClock
+from edge_controller.common.clock import ManualClock
 from edge_controller.microgrid import (
     BatteryReading,
     ComponentGraphError,
@@ -25,8 +25,8 @@ from edge_controller.microgrid import (
     NotStartedError,
 )
 from edge_controller.power.bounds import Range
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import FaultKind, SiteSpec, parse_site
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import FaultKind, SiteSpec, parse_site
 from tests.patience import CALL_TIMEOUT_S, PATIENCE_S
 
 _T = TypeVar("_T")

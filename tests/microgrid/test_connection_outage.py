@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import structlog
 
-from edge_controller.clock import ManualClock
+from edge_controller.common.clock import ManualClock
 from edge_controller.microgrid import MicrogridConnection
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import SiteSpec
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import SiteSpec
 from tests import patience
 
 COMPONENTS = {11, 21, 31, 41, 10, 20, 30, 40, 2}

@@ -23,9 +23,9 @@ from edge_controller.microgrid.from_proto import (
 )
 from edge_controller.microgrid.telemetry import ComponentState, MeterReading
 from edge_controller.power.bounds import Range, merge
-from edge_controller.sim.api_v1alpha18 import METRIC_TO_PROTO, telemetry_to_proto
-from edge_controller.sim.metrics import Metric as SimMetric
-from edge_controller.sim.model import ComponentSample, MetricValue, StateCode
+from edge_controller.servers.sim.api_v1alpha18 import METRIC_TO_PROTO, telemetry_to_proto
+from edge_controller.servers.sim.metrics import Metric as SimMetric
+from edge_controller.servers.sim.model import ComponentSample, MetricValue, StateCode
 from tests.conftest import NOON
 from tests.properties import examples
 

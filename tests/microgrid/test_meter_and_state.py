@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from edge_controller.clock import ManualClock
+from edge_controller.common.clock import ManualClock
 from edge_controller.microgrid import MicrogridConnection
 from edge_controller.microgrid.telemetry import (
     ComponentState,
@@ -16,9 +16,9 @@ from edge_controller.microgrid.telemetry import (
     TelemetryCache,
     component_state,
 )
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.service import StateAction
-from edge_controller.sim.site import FaultKind
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.service import StateAction
+from edge_controller.servers.sim.site import FaultKind
 from tests.conftest import NOON
 from tests.microgrid.test_connection import eventually, fresh_battery, fresh_inverter
 from tests.patience import CALL_TIMEOUT_S

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_controller.power.peak_shaving import (
+from edge_controller.use_cases.peak_shaving.decide import (
     BatteryPool,
     PeakShavingConfig,
     PeakShavingDecision,

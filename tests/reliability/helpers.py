@@ -26,12 +26,12 @@ from typing import Any
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import TargetIds
 
-from edge_controller.app import Controller, ControllerHooks
-from edge_controller.config import parse_config
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.messages import Result
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import FaultKind, SiteSpec
+from edge_controller.config.schema import parse_config
+from edge_controller.controller.graph import Controller, ControllerHooks
+from edge_controller.framework.messages import Result
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import FaultKind, SiteSpec
 from tests import patience
 from tests.daemon.test_daemon_process import Logs, Notifications
 from tests.harness import KEY, MICROGRID, stream_connected
@@ -269,7 +269,7 @@ class DaemonProcess:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "edge_controller.cli",
+            "edge_controller.tools.cli",
             "--log-format",
             "json",
             "run",

@@ -17,8 +17,8 @@ import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from edge_controller.messages import PartialFailure
-from edge_controller.sim.site import FaultKind, SiteSpec
+from edge_controller.framework.messages import PartialFailure
+from edge_controller.servers.sim.site import FaultKind, SiteSpec
 from tests.reliability.helpers import (
     BATTERIES,
     PowerWatch,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from edge_controller.sim.site import FaultKind, SiteSpec
+from edge_controller.servers.sim.site import FaultKind, SiteSpec
 from tests.reliability.helpers import (
     BATTERIES,
     PowerWatch,

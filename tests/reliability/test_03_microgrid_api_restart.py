@@ -19,8 +19,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import SiteSpec
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import SiteSpec
 from tests.reliability.helpers import (
     BATTERIES,
     assert_no_violations,

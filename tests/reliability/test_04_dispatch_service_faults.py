@@ -18,9 +18,9 @@ import grpc
 import pytest
 from frequenz.client.dispatch.types import DispatchId
 
-from edge_controller.dispatch_service import service as dispatch_service
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.sim.site import SiteSpec
+from edge_controller.servers.dispatch import service as dispatch_service
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.site import SiteSpec
 from tests.harness import KEY, MICROGRID, stream_connected
 from tests.patience import PATIENCE_S
 from tests.reliability.helpers import (

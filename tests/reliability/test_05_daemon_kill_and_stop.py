@@ -15,8 +15,8 @@ import pytest
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import DispatchId
 
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.sim.server import SimulatorServer
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
 from tests.harness import KEY, MICROGRID, create_now, power_reaches, stream_connected
 from tests.reliability.helpers import (
     DaemonProcess,

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.config import SECTIONS, ConfigError
-from edge_controller.config_files import load
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import SiteSpec
+from edge_controller.config.files import load
+from edge_controller.config.schema import SECTIONS, ConfigError
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import SiteSpec
 from tests.harness import KEY, create_now, power_reaches, stream_connected
 from tests.reliability.bad_configs import BASE, KEY_FILE_TEXT, BadConfig, generate, to_toml
 from tests.reliability.helpers import DaemonProcess, write_daemon_config

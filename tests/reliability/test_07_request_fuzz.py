@@ -32,7 +32,7 @@ from frequenz.api.microgrid.v1alpha18 import microgrid_pb2 as v1alpha18_pb2
 from frequenz.client.dispatch.types import DispatchId, TargetIds
 from frequenz.client.microgrid import MicrogridApiClient
 
-from edge_controller.sim.site import SiteSpec
+from edge_controller.servers.sim.site import SiteSpec
 from tests.harness import KEY, MICROGRID
 from tests.patience import CALL_TIMEOUT_S
 from tests.reliability import grpc_fuzz

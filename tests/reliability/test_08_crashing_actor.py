@@ -16,9 +16,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import SiteSpec
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import SiteSpec
 from tests.daemon.test_daemon_process import Logs, Notifications
 from tests.harness import KEY, create_now, power_reaches, stream_connected
 from tests.reliability.helpers import write_daemon_config
@@ -26,8 +26,8 @@ from tests.reliability.helpers import write_daemon_config
 CRASHING_ENTRY_POINT = textwrap.dedent(
     """
     import sys
-    from edge_controller.actors.battery_power import BatteryPowerActor
-    from edge_controller.cli import main
+    from edge_controller.use_cases.battery_power.actor import BatteryPowerActor
+    from edge_controller.tools.cli import main
 
     original_on_dispatch = BatteryPowerActor._on_dispatch
     original_run = BatteryPowerActor._run

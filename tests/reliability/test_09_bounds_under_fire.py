@@ -19,9 +19,9 @@ from pathlib import Path
 
 from frequenz.client.dispatch.types import DispatchId
 
-from edge_controller.sim.errors import SimError
-from edge_controller.sim.model import CommandRecord
-from edge_controller.sim.site import SiteSpec
+from edge_controller.servers.sim.errors import SimError
+from edge_controller.servers.sim.model import CommandRecord
+from edge_controller.servers.sim.site import SiteSpec
 from tests.harness import MICROGRID
 from tests.reliability.helpers import (
     BATTERIES,

@@ -32,17 +32,17 @@ from frequenz.client.dispatch.types import TargetIds
 from frequenz.client.microgrid import MicrogridApiClient, ServiceUnavailable
 from google.protobuf import empty_pb2, json_format
 
-from edge_controller.actors.dispatch_broadcasting import (
+from edge_controller.config.schema import parse_config
+from edge_controller.controller.dispatch_broadcasting import (
     DispatchAuthError,
     DispatchServiceUnreachableError,
     connect_dispatcher,
 )
-from edge_controller.app import Controller
-from edge_controller.config import parse_config
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.serving import ServerTls
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import SiteSpec
+from edge_controller.controller.graph import Controller
+from edge_controller.servers.common.serving import ServerTls
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import SiteSpec
 from tests.conftest import EXAMPLE_SITE
 from tests.harness import KEY, MICROGRID, power_reaches, stream_connected
 from tests.reliability import grpc_fuzz
@@ -251,7 +251,7 @@ async def test_the_command_line_serves_tls_with_tls_cert_and_tls_key(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "edge_controller.cli",
+        "edge_controller.tools.cli",
         "--log-level",
         "warning",
         *args,
@@ -305,7 +305,7 @@ async def test_bad_tls_flags_exit_2_naming_the_flag(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "edge_controller.cli",
+        "edge_controller.tools.cli",
         *args,
         *replaced,
         stdout=asyncio.subprocess.PIPE,

@@ -27,10 +27,10 @@ from frequenz.api.dispatch.v1 import dispatch_pb2_grpc as pb_grpc
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.struct_pb2 import Struct
 
-from edge_controller.dispatch_service import convert
-from edge_controller.dispatch_service.convert import timestamp
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.dispatch_service.storage import DispatchStore
+from edge_controller.servers.dispatch import convert
+from edge_controller.servers.dispatch.convert import timestamp
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.dispatch.storage import DispatchStore
 from tests.patience import CALL_TIMEOUT_S, until
 
 KEY = "hostile-load-key"

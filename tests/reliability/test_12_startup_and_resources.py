@@ -29,9 +29,15 @@ from frequenz.api.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import TargetIds
 
-from edge_controller.dispatch_service.server import DispatchServer
-from edge_controller.metrics import IDLE_TIMEOUT_S, MAX_WORKERS, Health, Metrics, MetricsServer
-from edge_controller.sim.server import SimulatorServer
+from edge_controller.daemon.metrics import (
+    IDLE_TIMEOUT_S,
+    MAX_WORKERS,
+    Health,
+    Metrics,
+    MetricsServer,
+)
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.server import SimulatorServer
 from tests.daemon.test_daemon_process import Logs, Notifications, http_get
 from tests.harness import COMMAND, KEY, MICROGRID, stream_connected
 from tests.patience import PATIENCE_S, until

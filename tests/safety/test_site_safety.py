@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.sim.site import FaultKind, SiteSpec
+from edge_controller.servers.sim.site import FaultKind, SiteSpec
 from tests.harness import Site, site_running
 
 METER = 2

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.scenario.command import add_scenario_parser, run_scenario_command
-from edge_controller.scenario.report import PLOTS
+from edge_controller.tools.scenario.command import add_scenario_parser, run_scenario_command
+from edge_controller.tools.scenario.report import PLOTS
 from tests.scenario.conftest import scenario_text
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.market.file import MarketFileError
-from edge_controller.market.model import default_market
-from edge_controller.scenario.file import (
+from edge_controller.servers.market.file import MarketFileError
+from edge_controller.servers.market.model import default_market
+from edge_controller.servers.sim.site import SiteFileError
+from edge_controller.tools.scenario.file import (
     Bidding,
     MarketWind,
     ScenarioFileError,
@@ -19,7 +20,6 @@ from edge_controller.scenario.file import (
     parse_scenario,
     show_duration,
 )
-from edge_controller.sim.site import SiteFileError
 from tests.scenario.conftest import MARKET, SHIPPED, SITE, scenario_text
 
 

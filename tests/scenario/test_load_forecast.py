@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_controller.scenario.load_forecast import SIGMA_24H, forecast_load_w, load_errors
+from edge_controller.tools.scenario.load_forecast import SIGMA_24H, forecast_load_w, load_errors
 
 
 def test_no_error_at_lead_zero_and_the_same_seed_gives_the_same_errors() -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from frequenz.client.dispatch.types import DispatchId
 
-from edge_controller.scenario.file import load_scenario
-from edge_controller.scenario.records import CommandCheck, ScenarioResult
-from edge_controller.scenario.report import PLOTS, summarize, summary_markdown, write_report
-from edge_controller.scenario.rounds import plan_vs_outcome
-from edge_controller.scenario.run import build_setup, run_scenario
-from edge_controller.scenario.value import value_figures
+from edge_controller.tools.scenario.file import load_scenario
+from edge_controller.tools.scenario.records import CommandCheck, ScenarioResult
+from edge_controller.tools.scenario.report import PLOTS, summarize, summary_markdown, write_report
+from edge_controller.tools.scenario.rounds import plan_vs_outcome
+from edge_controller.tools.scenario.run import build_setup, run_scenario
+from edge_controller.tools.scenario.value import value_figures
 from tests.scenario.conftest import scenario_text
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

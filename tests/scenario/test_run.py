@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.clock import ManualClock
+from edge_controller.common.clock import ManualClock
 from edge_controller.power.bounds import allows
-from edge_controller.scenario.file import load_scenario
-from edge_controller.scenario.records import ScenarioResult
-from edge_controller.scenario.run import (
+from edge_controller.servers.sim.model import SiteModel
+from edge_controller.servers.sim.site import DEFAULT_WIND_CURVE
+from edge_controller.tools.scenario.file import load_scenario
+from edge_controller.tools.scenario.records import ScenarioResult
+from edge_controller.tools.scenario.run import (
     DISPATCH_TYPE,
     PendingOrder,
     ScenarioError,
@@ -32,9 +34,7 @@ from edge_controller.scenario.run import (
     speed_for_fraction,
     trade_dispatch,
 )
-from edge_controller.scenario.schedule import DispatchSchedule
-from edge_controller.sim.model import SiteModel
-from edge_controller.sim.site import DEFAULT_WIND_CURVE
+from edge_controller.tools.scenario.schedule import DispatchSchedule
 from edge_controller.trading.bids import Order, Side
 from tests.scenario.conftest import scenario_text
 
@@ -183,7 +183,7 @@ def test_equivalent_weather_makes_the_model_produce_the_given_power(setup: Setup
 
 @pytest.mark.parametrize("fraction", [0.0, 0.05, 0.12, 0.5, 0.9, 1.0])
 def test_speed_for_fraction_inverts_the_curve(fraction: float) -> None:
-    from edge_controller.sim.model import wind_fraction
+    from edge_controller.servers.sim.model import wind_fraction
 
     speed = speed_for_fraction(DEFAULT_WIND_CURVE, fraction)
     assert wind_fraction(DEFAULT_WIND_CURVE, speed) == pytest.approx(fraction)

@@ -8,7 +8,7 @@ import pytest
 from frequenz.client.dispatch.recurrence import EndCriteria, Frequency, RecurrenceRule
 from frequenz.client.dispatch.types import Dispatch, DispatchId, TargetIds
 
-from edge_controller.scenario.schedule import DispatchSchedule, ScheduleError, windows
+from edge_controller.tools.scenario.schedule import DispatchSchedule, ScheduleError, windows
 
 T0 = datetime(2025, 6, 21, 12, tzinfo=UTC)
 QUARTER = timedelta(minutes=15)

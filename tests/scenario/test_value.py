@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.scenario.file import load_scenario
-from edge_controller.scenario.records import ScenarioResult
-from edge_controller.scenario.run import build_setup, run_scenario
-from edge_controller.scenario.value import (
+from edge_controller.tools.scenario.file import load_scenario
+from edge_controller.tools.scenario.records import ScenarioResult
+from edge_controller.tools.scenario.run import build_setup, run_scenario
+from edge_controller.tools.scenario.value import (
     day_value,
     perfect_foresight,
     reserve_crossings,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_controller.sim.site import SiteSpec, parse_site
+from edge_controller.servers.sim.site import SiteSpec, parse_site
 
 
 def switched_site() -> SiteSpec:

@@ -33,10 +33,10 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from edge_controller.clock import ManualClock
-from edge_controller.sim.metrics import Metric
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import FaultKind, SensorKind, SensorSpec, SiteSpec
+from edge_controller.common.clock import ManualClock
+from edge_controller.servers.sim.metrics import Metric
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import FaultKind, SensorKind, SensorSpec, SiteSpec
 
 if TYPE_CHECKING:
     from frequenz.api.microgrid.v1.microgrid_pb2_grpc import MicrogridAsyncStub

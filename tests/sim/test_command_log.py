@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from frequenz.client.microgrid import MicrogridApiClient, OperationOutOfRange
 
-from edge_controller.clock import ManualClock
+from edge_controller.common.clock import ManualClock
 from edge_controller.power.bounds import Range
-from edge_controller.sim.command_log import CANCELLED
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import FaultKind, SiteSpec
+from edge_controller.servers.sim.command_log import CANCELLED
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import FaultKind, SiteSpec
 from tests.conftest import component_id
 from tests.patience import until
 

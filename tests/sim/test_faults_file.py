@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.sim.faults_file import (
+from edge_controller.servers.sim.faults_file import (
     FaultsFileError,
     describe,
     diff_faults,
     parse_faults,
     read_faults,
 )
-from edge_controller.sim.site import FaultKind, FaultSpec, SiteSpec
+from edge_controller.servers.sim.site import FaultKind, FaultSpec, SiteSpec
 
 
 def parsed(text: str, site: SiteSpec) -> tuple[FaultSpec, ...]:

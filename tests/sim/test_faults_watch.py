@@ -19,9 +19,9 @@ from frequenz.client.base.retry import LinearBackoff
 from frequenz.client.microgrid import InternalError, MicrogridApiClient
 from frequenz.client.microgrid.metrics import Metric
 
-from edge_controller.sim.faults_file import FaultsFileError
-from edge_controller.sim.server import SimulatorServer
-from edge_controller.sim.site import FaultKind, FaultSpec, SiteSpec
+from edge_controller.servers.sim.faults_file import FaultsFileError
+from edge_controller.servers.sim.server import SimulatorServer
+from edge_controller.servers.sim.site import FaultKind, FaultSpec, SiteSpec
 from tests.conftest import component_id
 from tests.patience import PATIENCE_S
 

@@ -16,17 +16,17 @@ from typing import Any
 
 import pytest
 
-from edge_controller.clock import ManualClock
-from edge_controller.sim.measured_weather import (
+from edge_controller.common.clock import ManualClock
+from edge_controller.servers.sim.measured_weather import (
     Producers,
     equivalent_weather,
     measured_production,
     measured_weather,
     site_location,
 )
-from edge_controller.sim.model import SiteModel
-from edge_controller.sim.service import SimService
-from edge_controller.sim.site import (
+from edge_controller.servers.sim.model import SiteModel
+from edge_controller.servers.sim.service import SimService
+from edge_controller.servers.sim.site import (
     ComponentKind,
     PvSpec,
     SiteFileError,
@@ -284,9 +284,9 @@ def test_file_weather_never_imports_the_weather_models() -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "import edge_controller.cli\n"
-        "from edge_controller.sim.server import SimulatorServer\n"
-        "from edge_controller.sim.site import load_site\n"
+        "import edge_controller.tools.cli\n"
+        "from edge_controller.servers.sim.server import SimulatorServer\n"
+        "from edge_controller.servers.sim.site import load_site\n"
         f"server = SimulatorServer(load_site(Path({str(EXAMPLE_SITE)!r})))\n"
         "server.service.tick()\n"
         "loaded = sorted(m for m in sys.modules\n"

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_controller.power.bounds import Range, allows
-from edge_controller.sim.errors import ErrorKind, SimError
-from edge_controller.sim.model import (
+from edge_controller.servers.sim.errors import ErrorKind, SimError
+from edge_controller.servers.sim.model import (
     Metric,
     OperatingState,
     SiteModel,
@@ -19,7 +19,7 @@ from edge_controller.sim.model import (
     floor_to_resolution,
     wind_fraction,
 )
-from edge_controller.sim.site import BatterySpec, FaultKind, SiteSpec, parse_site
+from edge_controller.servers.sim.site import BatterySpec, FaultKind, SiteSpec, parse_site
 from tests.conftest import NOON
 from tests.properties import examples
 from tests.sim.sites import switched_site

@@ -16,7 +16,7 @@ from frequenz.client.microgrid import InternalError, MicrogridApiClient
 from tests.conftest import EXAMPLE_SITE, component_id
 from tests.patience import PATIENCE_S
 
-COMMAND = [sys.executable, "-m", "edge_controller.cli", "--log-format", "json"]
+COMMAND = [sys.executable, "-m", "edge_controller.tools.cli", "--log-format", "json"]
 INVERTER_A = 10
 
 

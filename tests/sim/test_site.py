@@ -3,7 +3,7 @@ from typing import Any
 
 import pytest
 
-from edge_controller.sim.site import (
+from edge_controller.servers.sim.site import (
     BatterySpec,
     ComponentKind,
     FaultKind,

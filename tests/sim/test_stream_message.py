@@ -11,15 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_controller.power.bounds import Range
-from edge_controller.sim.api_v1 import component_data_parts, component_data_to_proto
-from edge_controller.sim.api_v1alpha18 import (
+from edge_controller.servers.sim.api_v1 import component_data_parts, component_data_to_proto
+from edge_controller.servers.sim.api_v1alpha18 import (
     METRIC_TO_PROTO,
     telemetry_parts,
     telemetry_to_proto,
 )
-from edge_controller.sim.metrics import Metric
-from edge_controller.sim.model import ComponentSample, MetricValue, StateCode
-from edge_controller.sim.stream_message import StreamMessage
+from edge_controller.servers.sim.metrics import Metric
+from edge_controller.servers.sim.model import ComponentSample, MetricValue, StateCode
+from edge_controller.servers.sim.stream_message import StreamMessage
 from tests.conftest import NOON
 from tests.properties import examples
 

@@ -13,10 +13,10 @@ import pytest
 from frequenz.client.base.streaming import GrpcStreamBroadcaster
 from frequenz.client.electricity_trading import Client
 
-from edge_controller.clock import ManualClock
-from edge_controller.dispatch_service.server import DispatchServer
+from edge_controller.common.clock import ManualClock
 from edge_controller.dispatching.producer import DispatchProducer
-from edge_controller.market.model import (
+from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.market.model import (
     CoalPlant,
     ConsumerGroup,
     DailyProfile,
@@ -24,7 +24,7 @@ from edge_controller.market.model import (
     MarketSpec,
     Pricing,
 )
-from edge_controller.market.server import MarketServer
+from edge_controller.servers.market.server import MarketServer
 from tests import patience
 from tests.patience import PATIENCE_S
 

@@ -29,17 +29,21 @@ import time_machine
 from frequenz.channels import Broadcast
 from frequenz.client.electricity_trading import Client
 
-from edge_controller.clock import ManualClock, WallClock
+from edge_controller.common.clock import ManualClock, WallClock
 from edge_controller.dispatching.producer import DispatchProducer
-from edge_controller.market.model import MarketRules
-from edge_controller.market.periods import period_floor
-from edge_controller.market.server import MarketServer
-from edge_controller.sim.site import SiteSpec
-from edge_controller.trading.market_bid import MarketBidActor, MarketBidOptions, telemetry_inputs
+from edge_controller.servers.market.model import MarketRules
+from edge_controller.servers.market.periods import period_floor
+from edge_controller.servers.market.server import MarketServer
+from edge_controller.servers.sim.site import SiteSpec
+from edge_controller.servers.weather.server import WeatherServer
 from edge_controller.trading.outlook import production_w
-from edge_controller.weather.actor import WeatherActor, WeatherApiSource
+from edge_controller.use_cases.market_bid.actor import (
+    MarketBidActor,
+    MarketBidOptions,
+    telemetry_inputs,
+)
+from edge_controller.use_cases.market_bid.weather_actor import WeatherActor, WeatherApiSource
 from edge_controller.weather.messages import GeoLocation, WeatherForecast
-from edge_controller.weather.server import WeatherServer
 from tests.harness import KEY as DISPATCH_KEY
 from tests.harness import Site, running_site
 from tests.trading.conftest import MARKET_KEY, close_trading_client, flat_market, until

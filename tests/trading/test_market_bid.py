@@ -20,14 +20,14 @@ import structlog
 from frequenz.channels import Broadcast
 from frequenz.client.electricity_trading import Client
 
-from edge_controller.clock import ManualClock
+from edge_controller.common.clock import ManualClock
 from edge_controller.dispatching.producer import DispatchProducer, DispatchProducerError
-from edge_controller.market.clearing import Side as MarketSide
-from edge_controller.market.model import MarketRules
-from edge_controller.market.orders import OrderFilter, OrderState
-from edge_controller.market.server import MarketServer
+from edge_controller.servers.market.clearing import Side as MarketSide
+from edge_controller.servers.market.model import MarketRules
+from edge_controller.servers.market.orders import OrderFilter, OrderState
+from edge_controller.servers.market.server import MarketServer
 from edge_controller.trading.bids import BatteryPool, Side
-from edge_controller.trading.market_bid import MarketBidActor, MarketBidOptions
+from edge_controller.use_cases.market_bid.actor import MarketBidActor, MarketBidOptions
 from edge_controller.weather.messages import WeatherForecast
 from tests.trading.conftest import MARKET_KEY, close_trading_client, flat_market, until
 

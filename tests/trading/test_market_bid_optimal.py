@@ -21,17 +21,21 @@ import structlog
 from frequenz.channels import Broadcast
 from frequenz.client.electricity_trading import Client
 
-from edge_controller.clock import ManualClock
+from edge_controller.common.clock import ManualClock
 from edge_controller.dispatching.producer import DispatchProducer
-from edge_controller.market.clearing import Side as MarketSide
-from edge_controller.market.orders import OrderFilter
-from edge_controller.market.server import MarketServer
 from edge_controller.microgrid.graph import BatteryPairs, InverterBatteries
 from edge_controller.microgrid.telemetry import BatteryReading, InverterReading, TelemetryCache
 from edge_controller.power.bounds import Range
-from edge_controller.trading.market_bid import MarketBidActor, MarketBidOptions, telemetry_inputs
+from edge_controller.servers.market.clearing import Side as MarketSide
+from edge_controller.servers.market.orders import OrderFilter
+from edge_controller.servers.market.server import MarketServer
 from edge_controller.trading.storage import StorageUnit
 from edge_controller.trading.unit_paths import PoolPower, crossings, unit_paths
+from edge_controller.use_cases.market_bid.actor import (
+    MarketBidActor,
+    MarketBidOptions,
+    telemetry_inputs,
+)
 from edge_controller.weather.messages import WeatherForecast
 from tests.trading.conftest import until
 

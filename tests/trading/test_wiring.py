@@ -10,11 +10,11 @@ import pytest
 import structlog
 from frequenz.client.electricity_trading import Client
 
-from edge_controller.clock import ManualClock
-from edge_controller.config import ConfigError, parse_config
-from edge_controller.market.server import MarketServer
-from edge_controller.sim.site import SiteSpec
-from edge_controller.weather.server import WeatherServer
+from edge_controller.common.clock import ManualClock
+from edge_controller.config.schema import ConfigError, parse_config
+from edge_controller.servers.market.server import MarketServer
+from edge_controller.servers.sim.site import SiteSpec
+from edge_controller.servers.weather.server import WeatherServer
 from tests.harness import site_running
 from tests.test_config import ENV, GOOD
 from tests.trading.conftest import MARKET_KEY, flat_market, until

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from edge_controller.clock import ManualClock
+from edge_controller.common.clock import ManualClock
+from edge_controller.servers.weather.server import WeatherServer
 from edge_controller.weather.data import Dataset, bundled_datasets
 from edge_controller.weather.messages import GeoLocation
-from edge_controller.weather.server import WeatherServer
 
 BERLIN = GeoLocation(52.52, 13.40, "DE")
 MORNING = datetime(2026, 6, 21, 6, 30, tzinfo=UTC)

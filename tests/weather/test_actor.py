@@ -12,11 +12,11 @@ from typing import NamedTuple
 import pytest
 from frequenz.channels import BroadcastChannel, Receiver
 
-from edge_controller.clock import ManualClock
-from edge_controller.weather.actor import WeatherActor, WeatherApiSource
+from edge_controller.common.clock import ManualClock
+from edge_controller.servers.weather.server import WeatherServer
+from edge_controller.use_cases.market_bid.weather_actor import WeatherActor, WeatherApiSource
 from edge_controller.weather.convert import forecast_from_rows
 from edge_controller.weather.messages import ForecastStep, GeoLocation, WeatherForecast
-from edge_controller.weather.server import WeatherServer
 from tests.patience import PATIENCE_S
 from tests.weather.conftest import BERLIN
 

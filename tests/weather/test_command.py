@@ -13,20 +13,20 @@ from datetime import timedelta
 import pytest
 from frequenz.client.weather import Client, ForecastFeature, Location
 
-from edge_controller.weather.actor import close_client
-from edge_controller.weather.command import (
+from edge_controller.servers.weather.command import (
     WeatherServerStartupError,
     add_weather_server_parser,
     build_weather_server,
     parse_duration,
 )
+from edge_controller.use_cases.market_bid.weather_actor import close_client
 
 # What `edge-controller weather-server` does once cli.py wires it in: logging on
 # stderr, then the subcommand.
 LAUNCHER = """
 import argparse, sys
-from edge_controller import logging as logs
-from edge_controller.weather.command import add_weather_server_parser, run_weather_server
+from edge_controller.common import logging as logs
+from edge_controller.servers.weather.command import add_weather_server_parser, run_weather_server
 parser = argparse.ArgumentParser(prog="edge-controller")
 add_weather_server_parser(parser.add_subparsers(dest="command", required=True))
 args = parser.parse_args(sys.argv[1:])

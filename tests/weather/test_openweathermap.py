@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from frequenz.channels import BroadcastChannel
 
-from edge_controller.clock import ManualClock
-from edge_controller.weather.actor import WeatherActor
+from edge_controller.common.clock import ManualClock
+from edge_controller.use_cases.market_bid.weather_actor import WeatherActor
 from edge_controller.weather.messages import WeatherForecast
 from edge_controller.weather.openweathermap import (
     ApiKeyFileError,

@@ -16,10 +16,10 @@ from frequenz.api.weather.v1 import weather_pb2_grpc as pb_grpc
 from frequenz.client.weather import Client, ForecastFeature, Location
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from edge_controller.clock import ManualClock
-from edge_controller.serving import ListenAddressError
-from edge_controller.weather.actor import close_client
-from edge_controller.weather.server import WeatherServer
+from edge_controller.common.clock import ManualClock
+from edge_controller.servers.common.serving import ListenAddressError
+from edge_controller.servers.weather.server import WeatherServer
+from edge_controller.use_cases.market_bid.weather_actor import close_client
 from tests.weather.conftest import MORNING
 
 if TYPE_CHECKING:

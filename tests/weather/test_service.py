@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from edge_controller.weather.data import Dataset
-from edge_controller.weather.service import (
+from edge_controller.servers.weather.service import (
     ALL_FEATURES,
     ErrorKind,
     Feature,
@@ -26,6 +25,7 @@ from edge_controller.weather.service import (
     make_forecast,
     valid_times_s,
 )
+from edge_controller.weather.data import Dataset
 from tests.weather.conftest import BERLIN
 
 NOW = datetime(2026, 6, 21, 10, 20, tzinfo=UTC)

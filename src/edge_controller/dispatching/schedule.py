@@ -20,7 +20,7 @@ The occurrence arithmetic has the semantics of `frequenz-client-dispatch`'s
 list says what the controller will do; but those walk a recurrence from its start
 (2.7 s per call for a minutely dispatch a year old), so `runs_at` and
 `next_start_after` read the occurrences off the calendar instead
-(`edge_controller.occurrences`, checked against the library on random rules): "is it
+(`edge_controller.common.occurrences`, checked against the library on random rules): "is it
 running now" searches back one duration, whatever the dispatch's age. The controller's
 own paths (`offline.running_at`, the hand-over from the cached schedule) use them too.
 """
@@ -34,7 +34,7 @@ from enum import StrEnum
 from frequenz.client.dispatch.recurrence import Frequency, RecurrenceRule, Weekday
 from frequenz.client.dispatch.types import Dispatch
 
-from edge_controller import occurrences
+from edge_controller.common import occurrences
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
 

@@ -51,8 +51,9 @@ from frequenz.client.microgrid import ApiClientError, MicrogridApiClient
 from frequenz.client.microgrid.metrics import Metric
 from grpc.aio import AioRpcError
 
-from edge_controller.clock import Clock, WallClock
-from edge_controller.logging import quiet_libraries
+from edge_controller.common.clock import Clock, WallClock
+from edge_controller.common.logging import quiet_libraries
+from edge_controller.common.waiting import cancel_and_wait_all
 from edge_controller.microgrid.from_client import graph_inputs
 from edge_controller.microgrid.from_proto import (
     BATTERY_METRICS,
@@ -77,7 +78,6 @@ from edge_controller.microgrid.telemetry import (
     TelemetryCache,
 )
 from edge_controller.microgrid.telemetry_gaps import GapTracker
-from edge_controller.waiting import cancel_and_wait_all
 
 MIN_LIFETIME = timedelta(seconds=10)
 """The shortest command lifetime the Microgrid API accepts."""

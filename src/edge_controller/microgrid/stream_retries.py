@@ -21,7 +21,7 @@ and made the distributor re-send its targets to a server that was gone. A restar
 announced only after the retry delay, long after such a sample.
 
 The one rate-limit rule for retry lines: `MicrogridConnection` keeps one per telemetry
-stream (`stream_retrying`), `edge_controller.logging.StreamNoiseFilter` one per stream
+stream (`stream_retrying`), `edge_controller.common.logging.StreamNoiseFilter` one per stream
 it rate-limits the client library's own lines for.
 
 Pure: the caller passes the time (its `Clock`), so tests need no waiting.

@@ -41,10 +41,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Final
 
-from edge_controller.market.periods import first_open_period
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.telemetry import BatteryReading, TelemetryCache
 from edge_controller.power.bounds import Range
+from edge_controller.servers.market.periods import first_open_period
 from edge_controller.trading.bids import BatteryPool, PeriodOutlook
 from edge_controller.trading.storage import StorageUnit
 from edge_controller.weather.messages import WeatherForecast

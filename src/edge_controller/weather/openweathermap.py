@@ -39,7 +39,7 @@ from typing import Any, Final
 import numpy as np
 import structlog
 
-from edge_controller.clock import Clock, WallClock
+from edge_controller.common.clock import Clock, WallClock
 from edge_controller.weather.messages import ForecastStep, GeoLocation, WeatherForecast
 from edge_controller.weather.solar import clear_sky_ghi_wm2
 from edge_controller.weather.wind import wind_speed_at_height, wrap_degrees

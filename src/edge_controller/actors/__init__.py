@@ -1,1 +1,0 @@
-"""The actors: thin shells that move messages and call the pure modules."""

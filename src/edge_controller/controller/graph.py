@@ -1,0 +1,752 @@
+"""Builds the controller's actor graph from the configuration and runs it.
+
+    Dispatch API ─▶ DispatchBroadcastingActor ─▶ use-case actors (BatteryPowerActor, …)
+                                                      │ PowerRequest
+                                                      ▼
+                  Microgrid API ◀── set power ── PowerDistributingActor ◀─ telemetry
+
+`Controller` is the in-process form (tests start it next to the simulator and the
+dispatch service); `edge-controller run --config FILE` wraps it with signal handling.
+On stop it releases every battery it commanded (0 W) before it disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+
+import grpc
+import structlog
+from frequenz.channels import BroadcastChannel, BroadcastSender, Sender
+from frequenz.client.common.microgrid import MicrogridId
+from frequenz.dispatch import Dispatch, Dispatcher
+
+from edge_controller.common.clock import Clock, WallClock
+from edge_controller.common.waiting import cancel_and_wait
+from edge_controller.config.changes import ConfigChanges, config_changes, in_force
+from edge_controller.config.schema import ConfigError, ControllerConfig, UseCaseConfig
+from edge_controller.controller.component_recovery import ComponentRecoveryActor
+from edge_controller.controller.dispatch_broadcasting import (
+    DispatchBroadcastingActor,
+    DispatchServiceUnreachableError,
+    connect_dispatcher,
+    stop_dispatcher,
+)
+from edge_controller.controller.offline_schedule import OfflineScheduleActor
+from edge_controller.controller.power_distributing import PowerDistributingActor
+from edge_controller.controller.power_managing import PowerManagingActor, SiteAccess
+from edge_controller.dispatching import cache
+from edge_controller.dispatching.cache import CachedSchedule
+from edge_controller.dispatching.schedule import runs_at
+from edge_controller.framework.messages import PowerRequest, Result
+from edge_controller.framework.supervision import RestartPolicy, SupervisedActor
+from edge_controller.microgrid.connection import MicrogridConnection
+from edge_controller.microgrid.graph import BatteryPairs
+from edge_controller.power.distribution import DistributionAlgorithm, Proportional, SocBalancing
+from edge_controller.power.status import BlockingTracker
+from edge_controller.use_cases.battery_power.actor import BatteryPowerActor
+from edge_controller.use_cases.market_bid.config import MarketBidConfig
+from edge_controller.use_cases.peak_shaving.actor import PeakShavingActor
+
+_LOG = structlog.get_logger(__name__)
+
+ACTOR_STOP_TIMEOUT_S = 3.0
+"""An actor (or client) that does not stop within this is left behind, logged: the
+batteries are released regardless."""
+RELEASE_TIMEOUT_S = 2.0
+"""The longest an inverter may take to acknowledge the 0 W release on stop."""
+
+
+def release_summary(
+    pairs: BatteryPairs, results: Mapping[int, object], timeout_s: float
+) -> dict[str, object]:
+    """The fields of the `batteries_released` line: what the 0 W release commanded.
+
+    `results` is each inverter's answer to its 0 W command (sent with `timeout_s`):
+    an exception when it failed (`failed` maps the inverter to the error), anything
+    else when accepted (`succeeded`).
+    """
+    failed = {
+        str(inverter): repr(result)
+        for inverter, result in sorted(results.items())
+        if isinstance(result, BaseException)
+    }
+    return {
+        "inverters": sorted(results),
+        "batteries": sorted(b for i in results for b in pairs.batteries_of(i)),
+        "power_w": 0.0,
+        "succeeded": sorted(i for i in results if str(i) not in failed),
+        "failed": failed,
+        "timeout_s": timeout_s,
+    }
+
+
+def _algorithm(name: str) -> DistributionAlgorithm:
+    return SocBalancing() if name == "soc_balancing" else Proportional()
+
+
+UseCaseActor = BatteryPowerActor | PeakShavingActor
+"""The use-case actors the configuration can name (`[[use_cases]] kind`)."""
+
+
+class SiteMismatchError(ConfigError):
+    """A valid configuration that does not fit the site (unknown battery ids)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerHooks:
+    """Where the controller reports what metrics count (all optional, all cheap)."""
+
+    on_command: Callable[[float, bool], None] | None = None
+    """An inverter command took this many seconds; ok or not."""
+    on_result: Callable[[Result], None] | None = None
+    """The distributor answered a request."""
+    on_restart: Callable[[str, float], None] | None = None
+    """This actor crashed and restarts after this many seconds."""
+    on_cache_saved: Callable[[str | None], None] | None = None
+    """The dispatch cache was written (None) or not (why: the file and the error)."""
+
+
+class Controller:
+    """The whole controller graph; `async with Controller(config):` runs it."""
+
+    def __init__(
+        self,
+        config: ControllerConfig,
+        *,
+        clock: Clock | None = None,
+        hooks: ControllerHooks | None = None,
+    ) -> None:
+        """Prepare (not yet connect) the graph described by `config`."""
+        self.config = config
+        self._clock = clock
+        self.connection = MicrogridConnection(
+            config.microgrid.url,
+            clock=clock,
+            stale_after=config.microgrid.stale_after,
+        )
+        self.hooks = hooks or ControllerHooks()
+        self._dispatcher: Dispatcher | None = None
+        self.actors: list[SupervisedActor] = []
+        self.power_distributing: PowerDistributingActor | None = None
+        self._use_cases: dict[str, tuple[UseCaseActor, UseCaseConfig]] = {}
+        self.power_managing: PowerManagingActor | None = None
+        self.market_bid: SupervisedActor | None = None
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._feeder_lock = asyncio.Lock()
+        """Held while the dispatch feeder (broadcaster or cached schedule) is replaced."""
+        self.recovery: ComponentRecoveryActor | None = None
+        self._dispatch_senders: dict[str, Sender[Dispatch]] = {}
+        self._requests: BroadcastSender[PowerRequest] | None = None
+        self._offline_schedule: CachedSchedule | None = None
+        self.running = False
+        """True from a completed `start` until `stop`."""
+        self._failed: asyncio.Future[str] | None = None
+        self._offline: OfflineScheduleActor | None = None
+        self._broadcaster: DispatchBroadcastingActor | None = None
+        self._reconnector: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Connect to both APIs, build the actors and start them.
+
+        A battery the pairing leaves out (no battery inverter, several inverters) is
+        logged (`battery_left_out`) and never commanded; the rest of the site runs.
+
+        Raises:
+            DispatchServiceUnreachableError: the dispatch service did not answer in time.
+            ComponentGraphError: no battery of the site is usable.
+        """
+        settings = self.config.power_distribution
+        await self.connection.start()
+        try:
+            self.check_against_site(self.config)
+        except SiteMismatchError:
+            await self.connection.stop()
+            raise
+        await self._wait_for_telemetry()
+        offline: CachedSchedule | None = None
+        try:
+            self._dispatcher = await self._connect_dispatcher()
+        except DispatchServiceUnreachableError as error:
+            offline = self._cached_schedule()
+            if offline is None:
+                await self.connection.stop()
+                raise
+            _LOG.warning(
+                "running_from_dispatch_cache",
+                reason=str(error),
+                cache=str(self.config.dispatch.cache_file),
+                saved_at=offline.saved_at.isoformat(),
+                dispatches=len(offline.dispatches),
+            )
+        except BaseException:
+            await self.connection.stop()
+            raise
+        requests, requests_in = BroadcastChannel[PowerRequest](name="power_requests")
+        self._requests = requests
+        to_distribute, to_distribute_in = BroadcastChannel[PowerRequest](name="power_distribution")
+        self.power_managing = PowerManagingActor(
+            requests_in,
+            to_distribute,
+            SiteAccess(self.connection.pairs, self.connection.cache, self.connection.grid_meter_id),
+            grid=self.config.grid,
+            clock=self._clock,
+        )
+        self.power_distributing = PowerDistributingActor(
+            to_distribute_in,
+            self.connection,
+            clock=self._clock,
+            algorithm=_algorithm(settings.algorithm),
+            resolutions_w=settings.resolutions_w,
+            command_lifetime=settings.command_lifetime,
+            keepalive_interval=settings.keepalive_interval,
+            blocking=BlockingTracker(settings.blocking_initial, settings.blocking_max),
+            controls=self.config.controls,
+            meter_limits=self.config.grid.meters,
+            inverters_below=self.connection.inverters_below,
+            meter_stale_after=self.config.grid.stale_after,
+            on_command=self.hooks.on_command,
+            on_result=self.hooks.on_result,
+        )
+        self._warn_unknown_resolutions(settings.resolutions_w)
+        for use_case in self.config.use_cases:
+            self._add_use_case(use_case)
+        self.actors = [self.power_distributing, self.power_managing, *self.use_cases]
+        if self.config.market_bid is not None:
+            self.actors.extend(self._market_actors(self.config.market_bid))
+        if self.config.recovery.enabled:
+            self.recovery = ComponentRecoveryActor(
+                self.connection,
+                self.power_distributing.set_out_of_service,
+                config=self.config.recovery,
+                clock=self._clock,
+            )
+            self.actors.append(self.recovery)
+        self._offline_schedule = offline
+        self._start_dispatch_source()
+        for running in self.actors:
+            self._supervise(running)
+            running.start()
+        self.running = True
+        _LOG.info(
+            "controller_started",
+            microgrid=self.config.microgrid.url,
+            dispatch=self.config.dispatch.url,
+            batteries=list(self.connection.pairs.battery_ids),
+            batteries_left_out=sorted(self.connection.pairs.left_out_batteries) or None,
+            dispatch_types=sorted(self._routes()),
+            mode=self.config.controls.mode,
+        )
+
+    def clock_now(self) -> datetime:
+        """Now, on the controller's clock (the wall clock unless one was injected)."""
+        return (self._clock or WallClock()).now()
+
+    @property
+    def failed(self) -> asyncio.Future[str]:
+        """Resolves (with the reason) when an actor gave up: the process should exit."""
+        if self._failed is None:
+            self._failed = asyncio.get_running_loop().create_future()
+        return self._failed
+
+    @property
+    def use_cases(self) -> list[UseCaseActor]:
+        """The use-case actors running now, in configuration order."""
+        return [actor for actor, _ in self._use_cases.values()]
+
+    def _warn_unknown_resolutions(self, resolutions_w: Mapping[int, float]) -> None:
+        pairs = self.connection.pairs
+        unknown = sorted(set(resolutions_w) - set(pairs.inverter_ids))
+        if unknown:
+            _LOG.warning(
+                "resolution_for_unknown_inverters",
+                inverters=unknown,
+                battery_inverters=list(pairs.inverter_ids),
+            )
+
+    def _add_use_case(self, use_case: UseCaseConfig) -> UseCaseActor:
+        assert self.power_distributing is not None
+        assert self._requests is not None
+        pairs = self.connection.pairs
+        name = use_case.name
+        dispatches, dispatches_in = BroadcastChannel[Dispatch](name=f"{name}_dispatches")
+        actor: UseCaseActor
+        if use_case.kind == "peak_shaving":
+            assert use_case.peak_shaving is not None
+            wanted = use_case.batteries or frozenset(pairs.battery_ids)
+            actor = PeakShavingActor(
+                dispatches_in,
+                self._requests.clone(),
+                self.power_distributing.new_result_receiver(name),
+                SiteAccess(pairs, self.connection.cache, self.connection.grid_meter_id),
+                options=use_case.peak_shaving,
+                batteries=frozenset().union(
+                    *(pairs.batteries_of(pairs.inverter_of(b)) for b in wanted)
+                ),
+                priority=use_case.priority,
+                grid=self.config.grid,
+                clock=self._clock,
+                request_timeout=self.config.power_distribution.request_timeout,
+                name=name,
+            )
+        else:
+            actor = BatteryPowerActor(
+                dispatches_in,
+                self._requests.clone(),
+                self.power_distributing.new_result_receiver(name),
+                site_batteries=pairs.battery_ids,
+                battery_groups={
+                    b: frozenset(pairs.batteries_of(pairs.inverter_of(b)))
+                    for b in pairs.battery_ids
+                },
+                namespace=name,
+                request_timeout=self.config.power_distribution.request_timeout,
+                priority=use_case.priority,
+                name=name,
+            )
+        self._use_cases[name] = (actor, use_case)
+        self._dispatch_senders[name] = dispatches
+        return actor
+
+    def _routes(self) -> dict[str, list[Sender[Dispatch]]]:
+        routes: dict[str, list[Sender[Dispatch]]] = {}
+        for name, (_, use_case) in self._use_cases.items():
+            for dispatch_type in use_case.dispatch_types:
+                routes.setdefault(dispatch_type, []).append(self._dispatch_senders[name])
+        return routes
+
+    def _start_dispatch_source(self) -> None:
+        """Build the actor that feeds the use cases: the live service or the cache."""
+        if self._dispatcher is not None:
+            self._broadcaster = self._broadcasting(self._dispatcher)
+            self.actors.append(self._broadcaster)
+        else:
+            assert self._offline_schedule is not None
+            self._offline = OfflineScheduleActor(self._offline_schedule, self._routes())
+            self.actors.append(self._offline)
+            if self._reconnector is None:
+                self._reconnector = asyncio.create_task(
+                    self._reconnect(), name="dispatch_reconnect"
+                )
+
+    def _market_actors(self, section: MarketBidConfig) -> list[SupervisedActor]:
+        """The WeatherActor and the MarketBidActor (imported here: pvlib is slow to load)."""
+        from frequenz.client.electricity_trading import Client as TradingClient
+
+        from edge_controller.dispatching.producer import DispatchProducer
+        from edge_controller.use_cases.market_bid.actor import (
+            MarketBidActor,
+            MarketBidOptions,
+            telemetry_inputs,
+        )
+        from edge_controller.use_cases.market_bid.weather_actor import (
+            WeatherActor,
+            WeatherApiSource,
+        )
+        from edge_controller.weather.messages import GeoLocation, WeatherForecast
+        from edge_controller.weather.openweathermap import OpenWeatherMapSource
+
+        options = MarketBidOptions(**section.options)
+        forecasts, forecasts_in = BroadcastChannel[WeatherForecast](
+            name="weather_forecasts", resend_latest=True
+        )
+        location = GeoLocation(section.latitude, section.longitude, section.country_code)
+        source: WeatherApiSource | OpenWeatherMapSource
+        if section.openweathermap_key_file is not None:
+            source = (
+                OpenWeatherMapSource(
+                    location, section.openweathermap_key_file, base_url=section.openweathermap_url
+                )
+                if section.openweathermap_url
+                else OpenWeatherMapSource(location, section.openweathermap_key_file)
+            )
+        else:
+            source = WeatherApiSource(section.weather_url, location)
+        weather = WeatherActor(source, forecasts)
+        self._forecast_anchor = forecasts.subscribe()
+        producer = DispatchProducer(
+            self.config.dispatch.url,
+            self.config.dispatch.microgrid_id,
+            self.config.dispatch.auth_key,
+        )
+        trading = TradingClient(server_url=section.trading_url, auth_key=section.auth_key)
+        inputs = telemetry_inputs(
+            self.connection.cache, self.connection.pairs, options, self._clock or WallClock()
+        )
+        bidder = MarketBidActor(
+            trading,
+            producer,
+            forecasts_in,
+            inputs.battery_pool,
+            options=options,
+            measured_power_w=inputs.measured_power_w,
+            storage_units=inputs.storage_units,
+            clock=self._clock,
+        )
+        self._closers.extend([producer.close, trading.disconnect])
+        self.market_bid = bidder
+        return [weather, bidder]
+
+    def _supervise(self, actor: SupervisedActor) -> None:
+        policy = self.config.supervision
+        actor.supervise(
+            RestartPolicy(
+                initial_s=policy.restart_initial.total_seconds(),
+                max_s=policy.restart_max.total_seconds(),
+                limit=policy.restart_limit,
+                healthy_after_s=policy.healthy_after.total_seconds(),
+            ),
+            on_restart=self.hooks.on_restart,
+            on_give_up=self._gave_up,
+        )
+
+    def _gave_up(self, actor: str, error: BaseException) -> None:
+        if not self.failed.done():
+            self.failed.set_result(f"actor {actor} kept crashing: {error!r}")
+
+    # ------------------------------------------------------------- live edits
+
+    async def apply(self, new: ControllerConfig) -> ConfigChanges:
+        """Apply an edited configuration to the running graph, as far as it can be.
+
+        Live: power distribution settings, operator controls, grid limits, recovery,
+        restart policy, and the use-case actors (added, removed — their proposals
+        withdrawn —, or replaced when their entry changed; all of them rebuilt when a
+        setting they copy changed). The rest is logged as needing a restart and keeps
+        its old value. Log levels are the daemon's business (`daemon.py`).
+
+        Raises:
+            SiteMismatchError: the edit names batteries this site does not have;
+                nothing was changed.
+        """
+        old = self.config
+        changes = config_changes(old, new)
+        if changes.empty:
+            return changes
+        self.check_against_site(new)
+        if changes.restart_needed:
+            _LOG.warning("config_change_needs_restart", keys=list(changes.restart_needed))
+        assert self.power_distributing is not None
+        settings = new.power_distribution
+        await self.power_distributing.reconfigure(
+            algorithm=_algorithm(settings.algorithm),
+            resolutions_w=settings.resolutions_w,
+            command_lifetime=settings.command_lifetime,
+            keepalive_interval=settings.keepalive_interval,
+            blocking_initial=settings.blocking_initial,
+            blocking_max=settings.blocking_max,
+            controls=new.controls,
+            meter_limits=new.grid.meters,
+            meter_stale_after=new.grid.stale_after,
+        )
+        if self.power_managing is not None:
+            await self.power_managing.reconfigure(new.grid)
+        if self.recovery is not None:
+            self.recovery.reconfigure(new.recovery)
+        elif new.recovery.enabled != old.recovery.enabled:
+            _LOG.warning("config_change_needs_restart", keys=["recovery.enabled"])
+        self.config = in_force(old, new)
+        for actor in self.actors:
+            self._supervise(actor)
+        rebuilt: tuple[str, ...] = ()
+        if (
+            old.power_distribution.request_timeout != settings.request_timeout
+            or old.grid.stale_after != new.grid.stale_after
+        ):
+            # Use cases copy these when built: rebuild the ones that stay.
+            kept = {u.name for u in old.use_cases} & {u.name for u in new.use_cases}
+            rebuilt = tuple(sorted(kept - set(changes.use_cases_changed)))
+        if (
+            changes.use_cases_added
+            or changes.use_cases_removed
+            or changes.use_cases_changed
+            or rebuilt
+        ):
+            changes = dataclasses.replace(
+                changes, use_cases_changed=(*changes.use_cases_changed, *rebuilt)
+            )
+            await self._replace_use_cases(changes, new)
+        _LOG.info(
+            "config_applied",
+            live=list(changes.live) or None,
+            use_cases_added=list(changes.use_cases_added) or None,
+            use_cases_removed=list(changes.use_cases_removed) or None,
+            use_cases_changed=list(changes.use_cases_changed) or None,
+        )
+        return changes
+
+    def check_against_site(self, config: ControllerConfig) -> None:
+        """Refuse a configuration that names batteries or meters the site does not have.
+
+        Raises:
+            SiteMismatchError: naming the key and the batteries.
+        """
+        site = set(self.connection.pairs.battery_ids)
+        left_out = self.connection.pairs.left_out_batteries
+        problems = []
+        for index, use_case in enumerate(config.use_cases):
+            unknown = sorted(use_case.batteries - site)
+            if unknown:
+                reasons = "".join(f"; left out: {left_out[b]}" for b in unknown if b in left_out)
+                problems.append(
+                    f"use_cases[{index}].batteries: {unknown} are not batteries of this "
+                    f"site; it has {sorted(site)}{reasons}"
+                )
+        below = self.connection.inverters_below
+        for index, meter in enumerate(config.grid.meters):
+            if meter.meter_id not in below:
+                problems.append(
+                    f"grid.meters[{index}].id: {meter.meter_id} is not a meter with battery "
+                    f"inverters below it; meters with batteries below: {sorted(below)}"
+                )
+        unknown = sorted(config.controls.excluded_batteries - site)
+        if unknown:
+            _LOG.warning("excluded_batteries_unknown", batteries=unknown, site=sorted(site))
+        if problems:
+            raise SiteMismatchError(config.source, problems)
+
+    async def _replace_use_cases(self, changes: ConfigChanges, new: ControllerConfig) -> None:
+        """Stop the feeding actor, swap use cases, start a feeder with the new routes.
+
+        The new feeder subscribes afresh, and the Dispatcher hands every subscriber the
+        dispatches running now, so an added use case picks up a running dispatch. The
+        feeder is started again whatever happens in between.
+        """
+        async with self._feeder_lock:
+            feeder: SupervisedActor | None = self._broadcaster or self._offline
+            if feeder is not None:
+                await feeder.stop()
+                self.actors.remove(feeder)
+                if self._broadcaster is not None:
+                    self._dispatcher = self._broadcaster.dispatcher
+                self._broadcaster = self._offline = None
+            try:
+                for name in (*changes.use_cases_removed, *changes.use_cases_changed):
+                    actor, _ = self._use_cases.pop(name)
+                    await actor.stop()
+                    self.actors.remove(actor)
+                    del self._dispatch_senders[name]
+                    if self.power_managing is not None:
+                        await self.power_managing.withdraw(name)
+                    _LOG.info("use_case_stopped", use_case=name)
+                wanted = {u.name: u for u in new.use_cases}
+                for name in (*changes.use_cases_changed, *changes.use_cases_added):
+                    actor = self._add_use_case(wanted[name])
+                    self.actors.append(actor)
+                    self._supervise(actor)
+                    actor.start()
+                    _LOG.info(
+                        "use_case_started",
+                        use_case=name,
+                        dispatch_types=wanted[name].dispatch_types,
+                    )
+                # Keep configuration order for `use_cases`.
+                self._use_cases = {
+                    n: self._use_cases[n]
+                    for n in (u.name for u in new.use_cases)
+                    if n in self._use_cases
+                }
+            finally:
+                self._start_dispatch_source()
+                feeder = self._broadcaster or self._offline
+                if feeder is not None:
+                    self._supervise(feeder)
+                    feeder.start()
+
+    async def _connect_dispatcher(self) -> Dispatcher:
+        return await connect_dispatcher(
+            self.config.dispatch.url,
+            self.config.dispatch.microgrid_id,
+            self.config.dispatch.auth_key,
+            timeout_s=self.config.dispatch.startup_timeout.total_seconds(),
+        )
+
+    def _broadcasting(self, dispatcher: Dispatcher) -> DispatchBroadcastingActor:
+        return DispatchBroadcastingActor(
+            dispatcher,
+            self._routes(),
+            microgrid_id=self.config.dispatch.microgrid_id,
+            reconnect=self._connect_dispatcher,
+            cache_path=self.config.dispatch.cache_file,
+            on_cache_saved=self.hooks.on_cache_saved,
+            first_check=self.config.dispatch.reconcile_first,
+            reconcile_interval=self.config.dispatch.reconcile_interval,
+        )
+
+    def _cached_schedule(self) -> CachedSchedule | None:
+        path = self.config.dispatch.cache_file
+        if path is None:
+            return None
+        try:
+            return cache.load(path)
+        except cache.DispatchCacheError as error:
+            # A warning, not an error: the controller goes on as if there were no
+            # cache (and the message says which file, and what is wrong with it).
+            _LOG.warning("dispatch_cache_unusable", path=str(path), problem=str(error))
+            return None
+
+    async def _reconnect(self) -> None:
+        """Retry the dispatch service; when it answers, hand over from the cache."""
+        interval = self.config.dispatch.reconnect_interval.total_seconds()
+        while True:
+            await asyncio.sleep(interval)
+            _LOG.info("dispatch_reconnect_attempt", url=self.config.dispatch.url)
+            try:
+                dispatcher = await self._connect_dispatcher()
+            except DispatchServiceUnreachableError as error:
+                _LOG.info("dispatch_service_still_unreachable", reason=str(error))
+                continue
+            except Exception:
+                _LOG.error("dispatch_reconnect_failed", error=repr(sys.exc_info()[1]))
+                continue
+            try:
+                await self._take_over_live(dispatcher)
+            except Exception as error:
+                _LOG.error("dispatch_take_over_failed", error=repr(error))
+                continue
+            return
+
+    async def _take_over_live(self, dispatcher: Dispatcher) -> None:
+        """Leave the cached schedule for the live service."""
+        async with self._feeder_lock:
+            await self._take_over_live_locked(dispatcher)
+
+    async def _take_over_live_locked(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+        if self._offline is not None:
+            await self._offline.hand_over(await self._running_live(dispatcher))
+            self.actors.remove(self._offline)
+            self._offline = None
+        self._broadcaster = self._broadcasting(dispatcher)
+        self.actors.append(self._broadcaster)
+        self._supervise(self._broadcaster)
+        self._broadcaster.start()
+        _LOG.warning("dispatch_service_back", url=self.config.dispatch.url)
+
+    async def _running_live(self, dispatcher: Dispatcher) -> frozenset[int]:
+        """Ids of the dispatches the service says are running now."""
+        now = datetime.now(UTC)
+        running: set[int] = set()
+        try:
+            async for page in dispatcher.client.list(
+                microgrid_id=MicrogridId(self.config.dispatch.microgrid_id),
+                end_from=now - timedelta(seconds=5),
+            ):
+                running.update(int(d.id) for d in page if runs_at(d, now))
+        except (grpc.aio.AioRpcError, TimeoutError) as error:
+            _LOG.warning("dispatch_list_failed", error=str(error))
+        return frozenset(running)
+
+    async def _wait_for_telemetry(self) -> None:
+        """Give every battery and inverter a moment to report before acting.
+
+        Bounded by the staleness limit: a component that stays silent is logged and the
+        controller goes on (the distributor treats it as missing until it reports).
+        """
+        pairs = self.connection.pairs
+        cache = self.connection.cache
+        waiting = set(pairs.battery_ids) | set(pairs.inverter_ids)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.microgrid.stale_after.total_seconds()
+        while waiting and loop.time() < deadline:
+            waiting = {
+                cid
+                for cid in waiting
+                if cache.last_battery(cid) is None and cache.last_inverter(cid) is None
+            }
+            if waiting:
+                await asyncio.sleep(0.05)
+        if waiting:
+            _LOG.warning("no_telemetry_yet", components=sorted(waiting))
+
+    async def stop(self) -> None:
+        """Stop the actors, release every battery (0 W), disconnect — come what may.
+
+        In `observe` mode nothing was commanded, so nothing is released either. A stop
+        of the caller that arrives meanwhile is raised only once every actor is stopped
+        (each step is bounded in time): a distributor left running after the release
+        could send its next keep-alive before the client closes.
+        """
+        self.running = False
+        interrupted = False
+        try:
+            if self._reconnector is not None:
+                try:
+                    await cancel_and_wait(self._reconnector)
+                except asyncio.CancelledError:
+                    interrupted = True
+                except Exception as error:
+                    _LOG.warning("reconnector_failed", error=repr(error))
+                self._reconnector = None
+            for running in reversed(self.actors):
+                try:
+                    async with asyncio.timeout(ACTOR_STOP_TIMEOUT_S):
+                        await running.stop()
+                except TimeoutError:
+                    _LOG.error(
+                        "actor_stop_timeout", actor=running.name, after_s=ACTOR_STOP_TIMEOUT_S
+                    )
+                except asyncio.CancelledError:
+                    interrupted = True
+                except Exception as error:
+                    _LOG.error("actor_stop_failed", actor=running.name, error=repr(error))
+            self.actors = []
+        finally:
+            await self._release_batteries()
+            if self._broadcaster is not None:
+                self._dispatcher = self._broadcaster.dispatcher
+            if self._dispatcher is not None:
+                with contextlib.suppress(Exception):
+                    await stop_dispatcher(self._dispatcher)
+                self._dispatcher = None
+            for close in self._closers:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(ACTOR_STOP_TIMEOUT_S):
+                        await close()
+            self._closers = []
+            await self.connection.stop()
+            _LOG.info("controller_stopped")
+        if interrupted:
+            raise asyncio.CancelledError
+
+    async def _release_batteries(self) -> None:
+        """Command 0 W to every battery inverter; log it once (`batteries_released`)."""
+        if self.config.controls.mode == "observe":
+            _LOG.info("batteries_not_released", reason="observe mode: nothing was commanded")
+            return
+        try:
+            pairs = self.connection.pairs
+        except RuntimeError:
+            return
+        inverters = pairs.inverter_ids
+        # Bounded so the whole stop fits systemd's and the daemon's stop budget.
+        timeout_s = min(
+            RELEASE_TIMEOUT_S, self.config.power_distribution.request_timeout.total_seconds()
+        )
+        results = await asyncio.gather(
+            *(self.connection.set_power(i, 0.0, timeout_s=timeout_s) for i in inverters),
+            return_exceptions=True,
+        )
+        released = release_summary(pairs, dict(zip(inverters, results, strict=True)), timeout_s)
+        (_LOG.warning if released["failed"] else _LOG.info)("batteries_released", **released)
+
+    async def __aenter__(self) -> Controller:
+        """Start the controller."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop the controller."""
+        with contextlib.suppress(Exception):
+            await self.stop()

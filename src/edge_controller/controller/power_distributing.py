@@ -1,0 +1,1096 @@
+"""PowerDistributingActor: holds power targets on batteries through their inverters.
+
+Thin shell around the pure pieces: it reads requests, takes a telemetry snapshot,
+asks `power.planning.plan()` for the commands, sends them concurrently (each under the
+request's timeout), records failures in `power.status.BlockingTracker`, and answers
+each namespace on its own channel::
+
+    PowerRequest ──▶ PowerDistributingActor ──▶ set power per inverter (Microgrid API)
+                          │
+                          ├──▶ Result per namespace (Success, PartialFailure, ...)
+                          └──▶ BatteryStatus(working, uncertain)
+
+Semantics (see also the Frequenz SDK's PowerDistributingActor, whose known bugs this
+avoids):
+
+- A newer request for the same battery set that arrives before an older one was
+  processed makes the older one `Ignored`. Overlapping, unequal sets are logged; the
+  newer request takes the batteries.
+- A target stays in force: it is re-planned every `keepalive_interval` (well within
+  the API's command lifetime), which also keeps balancing SoC and brings recovered
+  batteries back. Sending 0 W releases the batteries.
+- A plan's command goes to an inverter only when it means something
+  (`power.command_pacing`): a changed value, a keep-alive, an unknown state (after a
+  failure or refusal), a re-opened stream; a value the inverter already holds is held
+  back (`commands_held`), and the same value is never repeated within
+  `MIN_RESEND_INTERVAL`, however often the target is re-planned. Commands go out
+  concurrently, at most `MAX_CONCURRENT_COMMANDS` at a time.
+- A timeout or an API error marks the battery broken (growing blocking time); an
+  OUT_OF_RANGE refusal does not.
+- Every plan (first, retry, keep-alive, re-plan) counts each inverter that may not
+  take our command at its measured power (`power.planning.reach`: blocked, refused,
+  out of service or excluded; a battery retried after its blocking time is told to
+  hold what it measures until it answers) and plans only the rest on the others. The
+  plan is made again at once when such an inverter's measured power moves by more
+  than its resolution (at least `COUNTED_POWER_STEP_W`): its last command expired, or
+  it ramps down (`counted_power_moved`); after a refusal; after a probe answered.
+- `BatteryStatus(working, uncertain)` is published whenever it changes (a battery
+  goes stale or recovers, is blocked or unblocked, out of service or back), checked
+  every tick.
+- Time comes from the project's `Clock`, so tests leap minutes with a manual clock.
+- Operator controls (`reconfigure`, applied live): in `observe` mode every plan is
+  made and logged (`observe_only`) but nothing is sent — entering it releases the
+  running targets to 0 W once, so nothing is left running unattended; excluded
+  batteries are left out of every plan (their inverters get 0 W once when excluded
+  while in use); the global power limit shrinks each target to what is left of it
+  after the other running targets (`power.controls.limit_target`), logged and
+  counted, and the full target comes back when the limit allows it.
+- Feeder-meter limits (`[[grid.meters]]`, `power.meter_limits`): each round every
+  limited meter becomes a share per inverter below it, intersected with the inverter's
+  bounds before planning, so the distribution stays inside it and a request that needs
+  more is clamped (its excess reported; `meter_limited` logged and counted). The
+  shares are checked every tick: a standing command outside its new share by more
+  than `METER_TOLERANCE_W` (a load came up below the meter, its data went stale), or
+  held back by a share that has since grown, is planned again at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import structlog
+from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
+from frequenz.client.microgrid import ApiClientError, OperationOutOfRange
+from frequenz.quantities import Power
+
+from edge_controller.common.clock import Clock, WallClock
+from edge_controller.common.waiting import wait_event
+from edge_controller.config.schema import ControlsConfig
+from edge_controller.framework.messages import (
+    Error,
+    Ignored,
+    OutOfBounds,
+    PartialFailure,
+    PowerBounds,
+    PowerRequest,
+    Result,
+    Success,
+)
+from edge_controller.framework.supervision import SupervisedActor
+from edge_controller.microgrid.graph import BatteryPairs
+from edge_controller.microgrid.site_view import meter_power_w
+from edge_controller.microgrid.telemetry import TelemetryCache
+from edge_controller.microgrid.telemetry_gaps import GapTracker, resumed_on_targets
+from edge_controller.power.bounds import Range, hull
+from edge_controller.power.command_pacing import CommandPacer
+from edge_controller.power.controls import limit_target
+from edge_controller.power.distribution import DistributionAlgorithm, SocBalancing
+from edge_controller.power.meter_limits import (
+    ZERO,
+    MeterLimit,
+    MeterShares,
+    held_sides,
+    meter_shares,
+    needs_replan,
+)
+from edge_controller.power.planning import (
+    Availability,
+    BatteryState,
+    Plan,
+    Refusal,
+    Unit,
+    counted_moved,
+    plan,
+)
+from edge_controller.power.status import BatteryStatus, BlockingTracker
+
+RETRY_INTERVAL = timedelta(seconds=2)
+"""How soon a target that found no usable battery is tried again."""
+ORPHAN_GRACE = timedelta(seconds=2)
+"""After start, the use cases have had this long to ask for what runs (the controller
+starts its actors only after the dispatch service's first fetch, so running dispatches
+arrive at once); an inverter still delivering power that no target covers then is an
+orphan of an earlier run."""
+MAX_CONCURRENT_COMMANDS = 64
+"""Set-power calls in flight at once: a site of hundreds of inverters is commanded
+concurrently without opening hundreds of calls on one connection at the same instant."""
+
+
+class MicrogridAccess(Protocol):
+    """What the actor needs from the microgrid connection."""
+
+    @property
+    def pairs(self) -> BatteryPairs:
+        """Batteries behind each inverter."""
+        ...
+
+    @property
+    def cache(self) -> TelemetryCache:
+        """Latest telemetry per component."""
+        ...
+
+    @property
+    def telemetry_gaps(self) -> GapTracker:
+        """Gaps in each component's sample times, judged as the samples arrive.
+
+        An inverter's gap re-sends its target at once (`telemetry_resumed`): a part of
+        the access, not an option, so no wiring can leave it out.
+        """
+        ...
+
+    async def set_power(
+        self, inverter_id: int, power_w: float, *, timeout_s: float, lifetime: timedelta
+    ) -> datetime:
+        """Command an inverter; raise on refusal, error or timeout."""
+        ...
+
+
+@dataclass(slots=True)
+class _Target:
+    request: PowerRequest
+    next_send: datetime
+    granted_w: float = 0.0
+    """What the power limit let through last time (W)."""
+    commands_w: dict[int, float] = dataclasses.field(default_factory=dict)
+    """The last commands the inverters accepted (W): what they run now."""
+    allowed: dict[int, Range] = dataclasses.field(default_factory=dict)
+    """Per limited meter, what this target's inverters below it were allowed together
+    when planned (`[0, 0]` without meter data)."""
+    held: dict[int, int] = dataclasses.field(default_factory=dict)
+    """The meters whose limit held the plan back, with the side (`meter_limits.held_sides`)."""
+    counted_w: dict[int, float] = dataclasses.field(default_factory=dict)
+    """The inverters the last plan counted at their measured power, with that power
+    (W): re-planned at once when it moves (`planning.counted_moved`)."""
+    refused_until: dict[int, datetime] = dataclasses.field(default_factory=dict)
+    """Inverters that refused a command (out of range), counted at their measured power
+    until the next keep-alive tries them again."""
+
+
+COUNTED_POWER_STEP_W = 50.0
+"""The least change (W) of a counted inverter's measured power that re-plans its
+target at once (its resolution when larger): a silent inverter's expired command or an
+excluded one ramping down, not a meter's noise."""
+
+METER_TOLERANCE_W = 200.0
+"""How far (W, per inverter) a standing command may lie outside its feeder-meter share
+before it is planned again at once, and how far a share must grow back to re-plan a
+command it held back: small enough for a feeder's fuse, big enough that a noisy load
+does not re-send commands every tick."""
+
+
+class PowerDistributingActor(SupervisedActor):
+    """Distributes power requests over batteries; see the module docstring."""
+
+    def __init__(
+        self,
+        requests: Receiver[PowerRequest],
+        microgrid: MicrogridAccess,
+        *,
+        clock: Clock | None = None,
+        algorithm: DistributionAlgorithm | None = None,
+        resolutions_w: Mapping[int, float] | None = None,
+        command_lifetime: timedelta = timedelta(seconds=60),
+        keepalive_interval: timedelta = timedelta(seconds=15),
+        blocking: BlockingTracker | None = None,
+        tick: timedelta = timedelta(seconds=0.2),
+        controls: ControlsConfig | None = None,
+        meter_limits: Sequence[MeterLimit] = (),
+        inverters_below: Mapping[int, Sequence[int]] | None = None,
+        meter_stale_after: timedelta = timedelta(seconds=3),
+        on_command: Callable[[float, bool], None] | None = None,
+        on_result: Callable[[Result], None] | None = None,
+        name: str = "power_distributing",
+    ) -> None:
+        """Wire the actor; `resolutions_w` gives inverter resolutions (default 1 W).
+
+        `meter_limits` are enforced on the battery inverters `inverters_below` each
+        meter (the component graph's), from meter power no older than
+        `meter_stale_after`. `on_command(seconds, ok)` is told how long each inverter
+        command took (metrics). When an inverter's telemetry stream was re-opened
+        (`microgrid.telemetry_gaps`), its target is re-sent at once (`telemetry_resumed`);
+        a hole in the samples of a stream that stayed open is only reported
+        (`telemetry_late`).
+        """
+        super().__init__(name=name)
+        _check_timing(command_lifetime, keepalive_interval)
+        self._requests = requests
+        self._microgrid = microgrid
+        self._clock: Clock = clock or WallClock()
+        self._algorithm: DistributionAlgorithm = algorithm or SocBalancing()
+        self._resolutions = dict(resolutions_w or {})
+        self._lifetime = command_lifetime
+        self._keepalive = keepalive_interval
+        self._pacer = CommandPacer(keepalive_interval)
+        self._blocking = blocking or BlockingTracker()
+        self._controls = controls or ControlsConfig()
+        self._meter_limits = tuple(meter_limits)
+        self._inverters_below = {m: tuple(i) for m, i in (inverters_below or {}).items()}
+        self._meter_stale_after = meter_stale_after
+        self._meter_verdicts: dict[int, str] = {}
+        self._out_of_service: frozenset[int] = frozenset()
+        self._changes: deque[Callable[[], Awaitable[None]]] = deque()
+        self._wake = asyncio.Event()
+        self._orphans_checked = False
+        self._gaps_handled: dict[int, int] = {}
+        self._reconnects_handled: dict[int, int] = {}
+        self._on_command = on_command
+        self._on_result = on_result
+        self.counts: dict[str, int] = {}
+        """Plans limited by the power limit, observe-only plans, releases, ..."""
+        self._tick_s = tick.total_seconds()
+        self._targets: dict[frozenset[int], _Target] = {}
+        self._pending: deque[PowerRequest] = deque()
+        self._result_senders: dict[str, BroadcastSender[Result]] = {}
+        self._anchors: list[Receiver[Result]] = []
+        # A broadcast channel closes itself when its last receiver goes away. Each
+        # channel here keeps its first receiver as an unread anchor (one slot, no
+        # overflow warnings), so subscribers may come and go.
+        self._status_published: BatteryStatus | None = None
+        self._status_sender, self._status_anchor = BroadcastChannel[BatteryStatus](
+            name=f"{name}_battery_status", resend_latest=True, limit=1, warn_on_overflow=False
+        )
+        self._log = structlog.get_logger(__name__).bind(actor=name)
+
+    # ------------------------------------------------------------- live settings
+
+    @property
+    def controls(self) -> ControlsConfig:
+        """The operator controls in force."""
+        return self._controls
+
+    @property
+    def targets(self) -> dict[frozenset[int], float]:
+        """Running targets: watts asked per battery set (before any power limit)."""
+        return {b: t.request.power.as_watts() for b, t in self._targets.items()}
+
+    async def reconfigure(
+        self,
+        *,
+        algorithm: DistributionAlgorithm | None = None,
+        resolutions_w: Mapping[int, float] | None = None,
+        command_lifetime: timedelta | None = None,
+        keepalive_interval: timedelta | None = None,
+        blocking_initial: timedelta | None = None,
+        blocking_max: timedelta | None = None,
+        controls: ControlsConfig | None = None,
+        meter_limits: Sequence[MeterLimit] | None = None,
+        meter_stale_after: timedelta | None = None,
+    ) -> None:
+        """Take new settings while running; every running target is re-planned at once.
+
+        The change is carried out by the actor's own loop, between two requests, so a
+        command planned under the old settings can never land after the release that
+        entering observe mode (or excluding a battery) sends.
+
+        Raises:
+            ValueError: inconsistent timing (nothing is changed then).
+        """
+        lifetime = command_lifetime or self._lifetime
+        keepalive = keepalive_interval or self._keepalive
+        _check_timing(lifetime, keepalive)
+
+        async def change() -> None:
+            if (lifetime, keepalive) != (self._lifetime, self._keepalive):
+                # What the inverters hold was sent with the old timing: the pacer cannot
+                # tell when it expires, so every command is sent again at the next plan.
+                self._pacer = CommandPacer(keepalive)
+            self._lifetime, self._keepalive = lifetime, keepalive
+            if algorithm is not None:
+                self._algorithm = algorithm
+            if resolutions_w is not None:
+                self._resolutions = dict(resolutions_w)
+            if blocking_initial is not None:
+                self._blocking.initial_block = blocking_initial
+            if blocking_max is not None:
+                self._blocking.max_block = blocking_max
+            if controls is not None and controls != self._controls:
+                await self._change_controls(controls)
+            if meter_limits is not None:
+                self._meter_limits = tuple(meter_limits)
+            if meter_stale_after is not None:
+                self._meter_stale_after = meter_stale_after
+            self._replan_all()
+
+        self._changes.append(change)
+        self._wake.set()
+
+    def _replan_all(self) -> None:
+        now = self._clock.now()
+        for target in self._targets.values():
+            target.next_send = now
+
+    def set_out_of_service(self, batteries: frozenset[int]) -> None:
+        """Leave `batteries` out of every plan (component recovery); re-plan at once.
+
+        The inverters of batteries newly taken out get 0 W once (from the actor's
+        loop): a faulted device that still holds an old setpoint must not deliver it
+        uncounted while the others carry the target.
+        """
+        if batteries == self._out_of_service:
+            return
+        newly_out = batteries - self._out_of_service
+        self._log.warning("out_of_service", batteries=sorted(batteries))
+        self._out_of_service = batteries
+
+        async def change() -> None:
+            in_use = frozenset().union(*self._targets) if self._targets else frozenset()
+            if newly_out & in_use and self._controls.mode == "control":
+                await self._release(newly_out & in_use)
+            self._replan_all()
+
+        self._changes.append(change)
+        self._wake.set()
+
+    async def _change_controls(self, controls: ControlsConfig) -> None:
+        old, self._controls = self._controls, controls
+        in_use = frozenset().union(*self._targets) if self._targets else frozenset()
+        release: set[int] = set()
+        if controls.mode == "observe" and old.mode == "control":
+            release |= in_use
+        newly_excluded = (controls.excluded_batteries - old.excluded_batteries) & in_use
+        if old.mode == "control":
+            release |= newly_excluded
+        self._log.warning(
+            "controls_changed",
+            mode=controls.mode,
+            excluded_batteries=sorted(controls.excluded_batteries),
+            power_limit_w=controls.power_limit_w,
+            releasing=sorted(release) or None,
+        )
+        if release:
+            await self._release(release)
+
+    async def _release_orphans(self) -> None:
+        """Release inverters that deliver power no target asks for (once, after start).
+
+        A dispatch deleted while the controller was down left its last command
+        running until the API's command lifetime ends; nothing else would stop it.
+        """
+        if self._controls.mode != "control":
+            return
+        pairs = self._microgrid.pairs
+        cache = self._microgrid.cache
+        now = self._clock.now()
+        covered = frozenset().union(*self._targets) if self._targets else frozenset()
+        orphans = {
+            b
+            for inverter_id in pairs.inverter_ids
+            if (reading := cache.inverter(inverter_id, now)) is not None
+            and math.isfinite(reading.power_w)
+            and abs(reading.power_w) > 1.0
+            and not set(pairs.batteries_of(inverter_id)) & covered
+            for b in pairs.batteries_of(inverter_id)
+        }
+        if orphans:
+            self._log.warning("orphan_power_released", batteries=sorted(orphans))
+            await self._release(orphans)
+
+    def _plan(self, request: PowerRequest, target_w: float, units: list[Unit]) -> Plan | Refusal:
+        return plan(
+            target_w,
+            units,
+            self._algorithm,
+            adjust_power=request.adjust_power,
+            include_broken=request.include_broken_batteries,
+        )
+
+    def _within_meter_shares(
+        self, request: PowerRequest, target_w: float, units: list[Unit], now: datetime
+    ) -> tuple[list[Unit], MeterShares, Mapping[int, float]]:
+        """The units narrowed to their feeder-meter shares, the shares, the first plan.
+
+        The shares follow what the distribution would do without them (a first plan),
+        so a meter's headroom goes to the inverters the SoC balancing picks; the other
+        inverters below a meter keep what they run (`_meter_shares`).
+        """
+        first = self._plan(request, target_w, units)
+        # An inverter the plan counts at its measured power (`planning.reach`: a probe
+        # holds it) stays at that power below its meter, like one not commanded.
+        wanted = (
+            {i: p for i, p in first.commands.items() if i not in first.counted_w}
+            if isinstance(first, Plan)
+            else {}
+        )
+        decided = self._meter_shares(now, wanted, besides=request.batteries)
+        narrowed = [
+            dataclasses.replace(u, site_share=decided.shares.get(u.inverter_id)) for u in units
+        ]
+        return narrowed, decided, wanted
+
+    def _meter_shares(
+        self, now: datetime, wanted: Mapping[int, float], *, besides: frozenset[int]
+    ) -> MeterShares:
+        """The limited meters' shares for the inverters `wanted` commands this round.
+
+        The other inverters below a meter count at the standing command of the target
+        that runs them (`besides` is the target being planned), or else at their
+        measured power (a broken one the plan does not command, an idle one).
+        """
+        if not self._meter_limits or not wanted:
+            return MeterShares({}, ())
+        cache = self._microgrid.cache
+        below = {m.meter_id: self._inverters_below.get(m.meter_id, ()) for m in self._meter_limits}
+        inverters = sorted({i for ids in below.values() for i in ids})
+        fresh = {i: cache.inverter(i, now) for i in inverters}
+        last = {i: cache.last_inverter(i) for i in inverters}
+        standing = {
+            inverter_id: command
+            for batteries, target in self._targets.items()
+            if batteries != besides
+            for inverter_id, command in target.commands_w.items()
+        }
+        return meter_shares(
+            self._meter_limits,
+            below,
+            {m: meter_power_w(cache, m, now, self._meter_stale_after) for m in below},
+            {i: r.power_w if r is not None else None for i, r in fresh.items()},
+            {i: hull(r.bounds) if r is not None and r.bounds else None for i, r in last.items()},
+            wanted,
+            controlled=frozenset(wanted),
+            fixed_w=standing,
+        )
+
+    def _notice_meter_shares(self) -> None:
+        """Re-plan a target whose meters' allowance moved; log each meter's verdict."""
+        if not self._meter_limits and not any(t.allowed for t in self._targets.values()):
+            return
+        now = self._clock.now()
+        for batteries, target in self._targets.items():
+            if not target.commands_w:
+                continue
+            decided = self._meter_shares(now, target.commands_w, besides=batteries)
+            self._log_verdicts(decided)
+            allowed_now = {
+                a.meter_id: a.allowed if a.allowed is not None else ZERO for a in decided.allowances
+            }
+            inverters = {a.meter_id: a.inverters for a in decided.allowances}
+            moved = [
+                meter_id
+                for meter_id in sorted(set(target.allowed) | set(allowed_now))
+                if needs_replan(
+                    math.fsum(
+                        target.commands_w.get(i, 0.0)
+                        for i in inverters.get(meter_id, self._inverters_below.get(meter_id, ()))
+                    ),
+                    target.allowed.get(meter_id),
+                    allowed_now.get(meter_id),
+                    target.held.get(meter_id, 0),
+                    METER_TOLERANCE_W,
+                )
+            ]
+            if moved and target.next_send > now:
+                self._log.info("meter_allowance_changed", batteries=sorted(batteries), meters=moved)
+                target.next_send = now
+
+    def _notice_counted_power(self) -> None:
+        """Re-plan a target at once when an inverter it counts moved (`counted_moved`).
+
+        A silent inverter's last command expired (its power fell to 0 W), or an
+        excluded one ramps down: the others must take over the difference now, not at
+        the next keep-alive.
+        """
+        now = self._clock.now()
+        cache = self._microgrid.cache
+        for batteries, target in self._targets.items():
+            if not target.counted_w or target.next_send <= now:
+                continue
+            measured: dict[int, float | None] = {}
+            for inverter_id in target.counted_w:
+                reading = cache.inverter(inverter_id, now)
+                measured[inverter_id] = reading.power_w if reading is not None else None
+            moved = counted_moved(
+                target.counted_w,
+                measured,
+                {
+                    i: max(self._resolutions.get(i, 1.0), COUNTED_POWER_STEP_W)
+                    for i in target.counted_w
+                },
+            )
+            if moved:
+                self._log.info(
+                    "counted_power_moved",
+                    batteries=sorted(batteries),
+                    inverters=moved,
+                    counted_w={i: target.counted_w[i] for i in moved},
+                    measured_w={i: measured[i] for i in moved},
+                )
+                target.next_send = now
+
+    def _log_verdicts(self, decided: MeterShares) -> None:
+        for allowance in decided.allowances:
+            verdict = (
+                "data_missing"
+                if allowance.data_missing
+                else "site_over_limit"
+                if allowance.site_over
+                else "ok"
+            )
+            if self._meter_verdicts.get(allowance.meter_id, "ok") != verdict:
+                (self._log.info if verdict == "ok" else self._log.warning)(
+                    "meter_verdict",
+                    meter=allowance.meter_id,
+                    verdict=verdict,
+                    rest_w=None if math.isnan(allowance.rest_w) else allowance.rest_w,
+                )
+            self._meter_verdicts[allowance.meter_id] = verdict
+
+    def _notice_telemetry_gaps(self) -> None:
+        """Re-send a target at once when one of its inverters' streams was re-opened.
+
+        Only a real hole in the sample times counts (`microgrid.telemetry_gaps`), and
+        only on an inverter that has a target now: a battery resting between two
+        dispatches has no gap, and a gap while it rested needs no re-send. A hole in a
+        stream that stayed open is late telemetry from a busy server: reported, and
+        left to the keep-alive (a re-send would load that server further).
+        """
+        gaps = self._microgrid.telemetry_gaps
+        pairs = self._microgrid.pairs
+        inverters_of = {
+            batteries: {pairs.inverter_of(b) for b in batteries} for batteries in self._targets
+        }
+        targeted = set().union(*inverters_of.values()) if inverters_of else set()
+        latest = {i: r for i in pairs.inverter_ids if (r := gaps.latest(i)) is not None}
+        self._gaps_handled, resumed = resumed_on_targets(self._gaps_handled, latest, targeted)
+        # Counted apart from the gaps: a reconnect is not lost when a late gap of the
+        # same stream comes before this look (only the latest gap is kept).
+        reopened = []
+        for inverter_id, latest_gap in latest.items():
+            if latest_gap.reconnects > self._reconnects_handled.get(inverter_id, 0):
+                self._reconnects_handled[inverter_id] = latest_gap.reconnects
+                if inverter_id in targeted:
+                    reopened.append(latest_gap)
+        reopened_ids = {r.component_id for r in reopened}
+        late = [r for r in resumed if r.component_id not in reopened_ids]
+        if late:
+            self._count("telemetry_late")
+            self._log.info(
+                "telemetry_late",
+                inverters=[r.component_id for r in late],
+                gap_s=max(r.gap.total_seconds() for r in late),
+            )
+        for resumption in reopened:
+            self._log.warning(
+                "telemetry_resumed",
+                inverter=resumption.component_id,
+                gap_s=resumption.gap.total_seconds(),
+            )
+            self._pacer.reopened(resumption.component_id)
+            due = self._pacer.next_due([resumption.component_id]) or self._clock.now()
+            for batteries, inverters in inverters_of.items():
+                if resumption.component_id in inverters:
+                    target = self._targets[batteries]
+                    target.next_send = min(target.next_send, due)
+
+    async def _release(self, batteries: frozenset[int] | set[int]) -> None:
+        """Command 0 W to the inverters of `batteries`, come what may (logged)."""
+        pairs = self._microgrid.pairs
+        inverters = sorted({pairs.inverter_of(b) for b in batteries})
+        timeout_s = min(5.0, self._keepalive.total_seconds())
+        for inverter_id in inverters:
+            try:
+                await self._timed_set_power(inverter_id, 0.0, timeout_s)
+            except (ApiClientError, TimeoutError, OSError) as error:
+                self._log.warning("release_failed", inverter=inverter_id, error=repr(error))
+        self._count("releases")
+
+    async def _timed_set_power(self, inverter_id: int, power_w: float, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        ok = False
+        # Its lifetime runs from when the API took it, a little later than this: the
+        # keep-alive counted from here comes early, never late.
+        issued = self._clock.now()
+        try:
+            await self._microgrid.set_power(
+                inverter_id, power_w, timeout_s=timeout_s, lifetime=self._lifetime
+            )
+            self._pacer.sent(inverter_id, power_w, issued)
+            ok = True
+        finally:
+            if not ok:
+                self._pacer.forget(inverter_id)  # what it holds now is not known
+            if self._on_command is not None:
+                self._on_command(loop.time() - began, ok)
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    # ------------------------------------------------------------- channels
+
+    def new_result_receiver(self, namespace: str) -> Receiver[Result]:
+        """Subscribe to the results of one namespace's requests."""
+        return self._result_sender(namespace).subscribe()
+
+    def new_status_receiver(self) -> Receiver[BatteryStatus]:
+        """Subscribe to battery status updates (the latest is resent at once)."""
+        return self._status_sender.subscribe()
+
+    def _result_sender(self, namespace: str) -> BroadcastSender[Result]:
+        sender = self._result_senders.get(namespace)
+        if sender is None:
+            sender, anchor = BroadcastChannel[Result](
+                name=f"power_results_{namespace}", limit=1, warn_on_overflow=False
+            )
+            self._result_senders[namespace] = sender
+            self._anchors.append(anchor)
+        return sender
+
+    # ------------------------------------------------------------- main loop
+
+    async def _run(self) -> None:
+        # Kept on the actor: a restart after a crash must not lose requests (a 0 W
+        # release among them) that were already taken from the channel.
+        pending = self._pending
+        arrived = self._wake
+        arrived.set()
+        started = self._clock.now()
+
+        async def collect() -> None:
+            async for request in self._requests:
+                pending.append(request)
+                arrived.set()
+
+        collector = asyncio.create_task(collect(), name=f"{self.name}_collect")
+        try:
+            while True:
+                await wait_event(arrived, self._tick_s)
+                if collector.done():
+                    collector.result()  # the request channel closed: re-raise or stop
+                    return
+                arrived.clear()
+                while self._changes:
+                    await self._changes.popleft()()
+                if not self._orphans_checked and self._clock.now() - started >= ORPHAN_GRACE:
+                    self._orphans_checked = True
+                    await self._release_orphans()
+                self._notice_telemetry_gaps()
+                self._notice_meter_shares()
+                self._notice_counted_power()
+                await self._publish_status(self._clock.now())
+                batch = list(pending)
+                pending.clear()
+                for request in await self._latest_only(batch):
+                    await self._handle(request, keepalive=False)
+                await self._keep_alive()
+        finally:
+            collector.cancel()
+
+    async def _latest_only(self, batch: list[PowerRequest]) -> list[PowerRequest]:
+        """Answer superseded requests with Ignored; keep the newest per battery set."""
+        newest: dict[frozenset[int], PowerRequest] = {}
+        for request in batch:
+            older = newest.get(request.batteries)
+            if older is not None:
+                await self._publish(Ignored(older))
+            newest[request.batteries] = request
+        return list(newest.values())
+
+    async def _keep_alive(self) -> None:
+        now = self._clock.now()
+        for target in list(self._targets.values()):
+            if target.next_send <= now:
+                await self._handle(target.request, keepalive=True)
+
+    # ------------------------------------------------------------- one request
+
+    async def _handle(self, request: PowerRequest, *, keepalive: bool) -> None:
+        log = self._log.bind(namespace=request.namespace, keepalive=keepalive)
+        invalid = self._validate(request)
+        if invalid is not None:
+            await self._publish(Error(request, invalid))
+            log.warning("request_rejected", reason=invalid)
+            return
+        now = self._clock.now()
+        units = self._units(request, now)
+        excluded = self._controls.excluded_batteries | self._out_of_service
+        if excluded:
+            # Left out of the plan, but counted at what they still deliver (a release
+            # that failed, or one still ramping down).
+            out = [u.inverter_id for u in units if u.battery_ids & excluded]
+            if out:
+                log.debug("excluded_by_operator", inverters=out)
+                units = [
+                    dataclasses.replace(u, out_of_service=True) if u.inverter_id in out else u
+                    for u in units
+                ]
+        target_w = limit_target(
+            request.power.as_watts(),
+            (
+                t.request.power.as_watts()
+                for b, t in self._targets.items()
+                if b != request.batteries
+            ),
+            self._controls.power_limit_w,
+        )
+        if target_w != request.power.as_watts():
+            self._count("power_limited")
+            log.warning(
+                "power_limited",
+                requested_w=request.power.as_watts(),
+                allowed_w=target_w,
+                power_limit_w=self._controls.power_limit_w,
+            )
+        meters = MeterShares({}, ())
+        wanted: Mapping[int, float] = {}
+        if self._meter_limits:
+            units, meters, wanted = self._within_meter_shares(request, target_w, units, now)
+        decided = self._plan(request, target_w, units)
+        if isinstance(decided, Refusal):
+            if decided.bounds is None:
+                # Nothing usable right now (NaN or no telemetry, all broken): the target
+                # stays and is retried soon, so it resumes when the batteries do.
+                if not keepalive:
+                    await self._take_over(request)
+                self._targets[request.batteries] = _Target(request, now + RETRY_INTERVAL)
+            if keepalive and decided.bounds is not None and meters.allowances:
+                # A feeder's limit shrank under a target that must be met exactly
+                # (`adjust_power=False`): what runs must not go on. Told, and 0 W.
+                await self._refuse(request, decided, log)
+                log.warning("target_withdrawn_meter_limit")
+                await self._handle(dataclasses.replace(request, power=Power.zero()), keepalive=True)
+                return
+            if not keepalive:
+                await self._refuse(request, decided, log)
+                if decided.bounds is not None and request.batteries in self._targets:
+                    # The use case asked for something else than what runs: the old
+                    # target must not go on. Hold 0 W until it asks again.
+                    log.warning("target_withdrawn_after_refusal")
+                    await self._handle(
+                        dataclasses.replace(request, power=Power.zero()), keepalive=True
+                    )
+            return
+        if not keepalive:
+            await self._take_over(request)
+        if self._controls.mode == "observe":
+            self._targets[request.batteries] = _Target(request, now + self._keepalive, target_w)
+            self._count("observed")
+            if not keepalive:
+                await self._publish(
+                    Success(
+                        request,
+                        Power.from_watts(sum(decided.commands.values())),
+                        frozenset().union(*(u.battery_ids for u in units)),
+                        Power.from_watts(decided.excess_w),
+                    )
+                )
+            log.info("observe_only", target_w=target_w, would_command_w=decided.commands)
+            return
+        outcome = await self._send(request, decided, units)
+        # After a failure, re-plan at once: the failed batteries are now blocked and a
+        # silent inverter still delivering is counted, so the others make up the rest.
+        # Otherwise at the keep-alive of the oldest command held (`command_pacing`).
+        next_send = min(
+            now + self._keepalive, self._pacer.next_due(decided.commands) or now + self._keepalive
+        )
+        probed = {u.inverter_id for u in units if u.unconfirmed}
+        if outcome.refused or probed & outcome.answered:
+            # A refusal is counted at its measured power from now on, an answered probe
+            # takes its share: either way the plan changes, at once.
+            next_send = now
+        if outcome.blocked:
+            # Re-plan at once, but do not retry a blocked battery before its time:
+            # its command would stall every other request for a whole timeout.
+            blocked = [self._blocking.blocked_until(b) for b in outcome.failed]
+            retry_zero = target_w == 0.0 and any(t is not None for t in blocked)
+            next_send = max(t for t in blocked if t is not None) if retry_zero else now
+        pairs = self._microgrid.pairs
+        accepted = {
+            inverter_id: command
+            for inverter_id, command in decided.commands.items()
+            if not set(pairs.batteries_of(inverter_id)) & outcome.failed
+        }
+        held = held_sides(meters.allowances, wanted, METER_TOLERANCE_W)
+        running = self._targets.get(request.batteries)
+        refused_until = {
+            i: until
+            for i, until in (running.refused_until if running and keepalive else {}).items()
+            if until > now
+        }
+        refused_until.update(dict.fromkeys(outcome.refused, now + self._keepalive))
+        self._targets[request.batteries] = _Target(
+            request,
+            next_send,
+            target_w,
+            accepted,
+            {a.meter_id: a.allowed or ZERO for a in meters.allowances},
+            held,
+            dict(decided.counted_w),
+            refused_until,
+        )
+        self._log_verdicts(meters)
+        if held:
+            self._count("meter_limited")
+            # Nothing left at all (the meter's data is missing, or other targets below
+            # it run all its headroom: first planned, first served) is worth a warning.
+            starved = any(
+                (a.allowed or ZERO) == ZERO for a in meters.allowances if a.meter_id in held
+            )
+            (log.warning if starved else log.info)(
+                "meter_limited",
+                starved=starved,
+                target_w=target_w,
+                meters=sorted(held),
+                allowed_w={
+                    str(a.meter_id): [(a.allowed or ZERO).lower, (a.allowed or ZERO).upper]
+                    for a in meters.allowances
+                    if a.meter_id in held
+                },
+                excess_w=decided.excess_w,
+            )
+        if request.power.as_watts() == 0.0 and not outcome.failed:
+            # A release (not a target the power limit cut to 0 W: that one stays and
+            # comes back when the limit allows it).
+            self._targets.pop(request.batteries, None)
+        await self._publish_status(now)
+        result = outcome.result(request, decided)
+        if not keepalive or not isinstance(result, Success):
+            await self._publish(result)
+        log.info(
+            "power_distributed",
+            target_w=target_w,
+            commands_w=decided.commands,
+            counted_elsewhere_w=decided.counted_elsewhere_w,
+            excess_w=decided.excess_w,
+            failed=sorted(outcome.failed),
+            skipped=decided.skipped or None,
+        )
+
+    def _validate(self, request: PowerRequest) -> str | None:
+        if not request.batteries:
+            return "the request names no battery"
+        known = set(self._microgrid.pairs.battery_ids)
+        unknown = sorted(request.batteries - known)
+        if unknown:
+            return f"unknown batteries {unknown}; available: {sorted(known)}"
+        for battery_id in sorted(request.batteries):
+            inverter = self._microgrid.pairs.inverter_of(battery_id)
+            siblings = set(self._microgrid.pairs.batteries_of(inverter))
+            if not siblings <= request.batteries:
+                return (
+                    f"battery {battery_id} shares inverter {inverter} with "
+                    f"{sorted(siblings - {battery_id})}; request them together"
+                )
+        if not math.isfinite(request.power.as_watts()):
+            return f"requested power must be finite, got {request.power}"
+        return None
+
+    async def _take_over(self, request: PowerRequest) -> None:
+        """Replace every running target that shares batteries with `request`.
+
+        The replaced target's batteries that `request` does not cover get 0 W: nothing
+        would keep their last command alive or ever change it again, and it would run
+        on, unattended, until it expires.
+        """
+        for batteries in list(self._targets):
+            if batteries != request.batteries and batteries & request.batteries:
+                left = batteries - request.batteries
+                self._log.warning(
+                    "overlapping_request",
+                    namespace=request.namespace,
+                    batteries=sorted(request.batteries),
+                    replaces=sorted(batteries),
+                    released=sorted(left) or None,
+                )
+                del self._targets[batteries]
+                if left and self._controls.mode != "observe":
+                    await self._release(left)
+
+    def _units(self, request: PowerRequest, now: datetime) -> list[Unit]:
+        """Snapshot the request's inverters with their batteries from telemetry.
+
+        With each, the facts `planning.reach` decides from: blocked, unconfirmed
+        (blocking time over, not answered since), refused (until the next keep-alive).
+        """
+        running = self._targets.get(request.batteries)
+        refused = {
+            i for i, until in (running.refused_until if running else {}).items() if until > now
+        }
+        cache = self._microgrid.cache
+        inverters = sorted({self._microgrid.pairs.inverter_of(b) for b in request.batteries})
+        units = []
+        for inverter_id in inverters:
+            battery_ids = self._microgrid.pairs.batteries_of(inverter_id)
+            fresh = [cache.battery(b, now) for b in battery_ids]
+            latest = [cache.last_battery(b) for b in battery_ids]
+            inverter_fresh = cache.inverter(inverter_id, now)
+            inverter_last = cache.last_inverter(inverter_id)
+            if any(self._blocking.is_blocked(b, now) for b in battery_ids):
+                availability = Availability.BROKEN
+            elif all(r is not None for r in fresh) and inverter_fresh is not None:
+                availability = Availability.WORKING
+            else:
+                availability = Availability.UNCERTAIN
+            batteries = tuple(
+                BatteryState(
+                    battery_id,
+                    reading.soc_pct if reading else math.nan,
+                    reading.soc_lower_pct if reading else math.nan,
+                    reading.soc_upper_pct if reading else math.nan,
+                    reading.capacity_wh if reading else math.nan,
+                    reading.bounds if reading else None,
+                )
+                for battery_id, reading in zip(battery_ids, latest, strict=True)
+            )
+            measured = inverter_fresh.power_w if inverter_fresh is not None else None
+            units.append(
+                Unit(
+                    inverter_id=inverter_id,
+                    batteries=batteries,
+                    inverter_bounds=inverter_last.bounds if inverter_last else None,
+                    resolution_w=self._resolutions.get(inverter_id, 1.0),
+                    availability=availability,
+                    measured_power_w=(
+                        measured if measured is not None and math.isfinite(measured) else None
+                    ),
+                    unconfirmed=any(self._blocking.unconfirmed(b, now) for b in battery_ids),
+                    refused=inverter_id in refused,
+                )
+            )
+        return units
+
+    async def _refuse(
+        self, request: PowerRequest, refusal: Refusal, log: structlog.typing.FilteringBoundLogger
+    ) -> None:
+        if refusal.bounds is not None:
+            bounds = refusal.bounds
+            await self._publish(
+                OutOfBounds(
+                    request,
+                    PowerBounds(
+                        Power.from_watts(bounds.inclusion.lower),
+                        Power.from_watts(bounds.exclusion.lower),
+                        Power.from_watts(bounds.exclusion.upper),
+                        Power.from_watts(bounds.inclusion.upper),
+                    ),
+                )
+            )
+        else:
+            await self._publish(Error(request, refusal.reason))
+        log.warning("request_refused", reason=refusal.reason)
+
+    async def _send(self, request: PowerRequest, decided: Plan, units: list[Unit]) -> _Outcome:
+        batteries_of = {u.inverter_id: u.battery_ids for u in units}
+        timeout_s = request.request_timeout.total_seconds()
+        outcome = _Outcome()
+        now = self._clock.now()
+        sending: dict[int, float] = {}
+        # A probe (a battery retried after its blocking time) or a broken unit must get
+        # its command whatever the inverter was last told: its answer is the point.
+        always = {
+            u.inverter_id for u in units if u.unconfirmed or u.availability is Availability.BROKEN
+        }
+        for inverter_id, power_w in decided.commands.items():
+            resolution = self._resolutions.get(inverter_id, 1.0)
+            if (
+                inverter_id in always
+                or self._pacer.due(inverter_id, power_w, now, resolution) is not None
+            ):
+                sending[inverter_id] = power_w
+                continue
+            # It holds this command already (taken within the keep-alive).
+            outcome.succeeded_w += power_w
+            outcome.succeeded |= batteries_of.get(inverter_id, frozenset())
+            self._count("commands_held")
+        # Timed from acquiring a slot: a queued command does not eat its time-out.
+        slots = asyncio.Semaphore(MAX_CONCURRENT_COMMANDS)
+
+        async def one(inverter_id: int, power_w: float) -> tuple[int, float, BaseException | None]:
+            async with slots:
+                try:
+                    await self._timed_set_power(inverter_id, power_w, timeout_s)
+                except Exception as error:  # every failure is this inverter's, not the round's
+                    return inverter_id, power_w, error
+            return inverter_id, power_w, None
+
+        replies = await asyncio.gather(*(one(i, p) for i, p in sending.items()))
+        now = self._clock.now()
+        for inverter_id, power_w, error in replies:
+            batteries = batteries_of.get(inverter_id, frozenset())
+            if error is None:
+                outcome.answered.add(inverter_id)
+                outcome.succeeded_w += power_w
+                outcome.succeeded |= batteries
+                for battery_id in batteries:
+                    self._blocking.succeeded(battery_id)
+                continue
+            outcome.failed_w += power_w
+            outcome.failed |= batteries
+            if isinstance(error, OperationOutOfRange):
+                self._log.warning("command_out_of_range", inverter=inverter_id, power_w=power_w)
+                outcome.refused.add(inverter_id)
+                continue
+            outcome.blocked = True
+            for battery_id in batteries:
+                until = self._blocking.failed(battery_id, now)
+                self._log.warning(
+                    "battery_blocked",
+                    battery=battery_id,
+                    inverter=inverter_id,
+                    until=until.isoformat(),
+                    error=type(error).__name__,
+                )
+        return outcome
+
+    async def _publish(self, result: Result) -> None:
+        if self._on_result is not None:
+            self._on_result(result)
+        await self._result_sender(result.request.namespace).send(result)
+
+    def battery_status(self, now: datetime | None = None) -> BatteryStatus:
+        """Which batteries are usable now: working, uncertain (stale), else blocked."""
+        now = self._clock.now() if now is None else now
+        cache = self._microgrid.cache
+        battery_ids = self._microgrid.pairs.battery_ids
+        fresh = [b for b in battery_ids if cache.battery(b, now) is not None]
+        status = self._blocking.status(battery_ids, fresh, now)
+        unusable = self._out_of_service | self._controls.excluded_batteries
+        if not unusable:
+            return status
+        return BatteryStatus(status.working - unusable, status.uncertain - unusable)
+
+    async def _publish_status(self, now: datetime) -> None:
+        """Publish the battery status if it changed since the last one published."""
+        status = self.battery_status(now)
+        if status != self._status_published:
+            self._status_published = status
+            await self._status_sender.send(status)
+
+
+def _check_timing(command_lifetime: timedelta, keepalive_interval: timedelta) -> None:
+    if not timedelta(seconds=10) <= command_lifetime <= timedelta(seconds=900):
+        raise ValueError(f"command_lifetime must be 10-900 s, got {command_lifetime}")
+    if keepalive_interval >= command_lifetime:
+        raise ValueError("keepalive_interval must be shorter than command_lifetime")
+
+
+@dataclass
+class _Outcome:
+    succeeded_w: float = 0.0
+    failed_w: float = 0.0
+    succeeded: frozenset[int] = frozenset()
+    failed: frozenset[int] = frozenset()
+    blocked: bool = False
+    answered: set[int] = dataclasses.field(default_factory=set)
+    """Inverters that took their command."""
+    refused: set[int] = dataclasses.field(default_factory=set)
+    """Inverters that refused theirs (out of range)."""
+
+    def result(self, request: PowerRequest, decided: Plan) -> Result:
+        excess = Power.from_watts(decided.excess_w)
+        if not self.failed:
+            return Success(request, Power.from_watts(self.succeeded_w), self.succeeded, excess)
+        return PartialFailure(
+            request,
+            Power.from_watts(self.succeeded_w),
+            self.succeeded,
+            Power.from_watts(self.failed_w),
+            self.failed,
+            excess,
+        )

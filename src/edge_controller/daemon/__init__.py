@@ -1,0 +1,4 @@
+"""`edge-controller run`.
+
+Signals, systemd, the config watcher, metrics, health and the operator's console.
+"""

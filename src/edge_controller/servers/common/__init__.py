@@ -1,0 +1,1 @@
+"""What every server shares: listening, TLS, keys, the HTTP shell, users and sessions."""

@@ -1,0 +1,1 @@
+"""The weather service: forecasts and actuals over gRPC."""

@@ -1,0 +1,1 @@
+"""Hold a dispatched power on a set of batteries."""

@@ -1,0 +1,1 @@
+"""Bid the batteries' flexibility on a market and turn won bids into dispatches."""

@@ -1,0 +1,1 @@
+"""Keep the grid connection's import under a limit with the batteries."""
