@@ -8,18 +8,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 
 from frequenz.quantities import Power
 
 from edge_controller.power.bounds import Range
 
 
+class TargetKind(StrEnum):
+    """What kind of component a `PowerRequest`'s ids name, and so how it is commanded.
+
+    Requests of different kinds never overlap: the PowerManagingActor settles
+    priorities and overlaps among requests of one kind only, and the distributor
+    plans each kind its own way.
+    """
+
+    BATTERIES = "batteries"
+    """Ids are batteries: paired with their inverters and SoC-balanced."""
+    EV_CHARGERS = "ev_chargers"
+    """Ids are EV chargers, each commanded directly; + charges the car."""
+    PV_INVERTERS = "pv_inverters"
+    """Ids are PV inverters, commanded directly; a negative power is a production
+    limit (the set may produce at most that much), a withdraw lifts the limit."""
+
+
 @dataclass(frozen=True, slots=True)
 class PowerRequest:
-    """Ask the PowerDistributingActor to hold `power` on a set of batteries.
+    """Ask the PowerDistributingActor to hold `power` on a set of components.
 
     The target stays in force (re-sent before the API's command lifetime runs out)
-    until a newer request for the same batteries replaces it; send 0 W to release them.
+    until a newer request for the same components replaces it; send 0 W to release
+    them. `target` says what the ids are; the ids keep the field name `batteries`
+    for the battery path, and `components` reads them whatever the kind.
     """
 
     namespace: str
@@ -39,10 +59,21 @@ class PowerRequest:
     bounds: Range | None = None
     """With `hold=False`: the range (W) this use case allows lower priorities, e.g. peak
     shaving's "charge no more than would make a peak". 0 W with no bounds withdraws."""
+    target: TargetKind = TargetKind.BATTERIES
+    """What the ids in `batteries` are: batteries, EV chargers or PV inverters."""
+
+    @property
+    def components(self) -> frozenset[int]:
+        """The ids this request commands, whatever `target` says they are."""
+        return self.batteries
 
     @property
     def withdraws(self) -> bool:
-        """Whether this request only gives the batteries back (0 W, no bounds)."""
+        """Whether this request only gives the components back (0 W, no bounds).
+
+        For PV inverters that lifts the production limit: each goes back to full
+        production.
+        """
         return self.power.as_watts() == 0.0 and self.bounds is None
 
 
