@@ -1,4 +1,7 @@
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -7,10 +10,10 @@ from hypothesis import strategies as st
 from edge_controller.use_cases.peak_shaving.decide import (
     BatteryPool,
     PeakShavingConfig,
-    PeakShavingDecision,
     ShavingMode,
     decide,
 )
+from tests.table import Step, run_table
 
 KW = 1000.0
 CONFIG = PeakShavingConfig(threshold_w=400 * KW, recharge_margin_w=50 * KW)
@@ -20,72 +23,157 @@ def pool(power_w: float = 0.0, soc_pct: float = 50.0, limit_kw: float = 250) -> 
     return BatteryPool(power_w, -limit_kw * KW, limit_kw * KW, soc_pct)
 
 
+@dataclass(frozen=True)
+class Site:
+    """What peak shaving sees, in kW: the grid meter reads `load_kw + battery_kw`."""
+
+    load_kw: float = 0.0
+    """The site without its batteries (+ consumes, − a PV surplus)."""
+    battery_kw: float = 0.0
+    soc_pct: float = 50.0
+    lower_kw: float = -250.0
+    upper_kw: float = 250.0
+
+
+def shaving(config: PeakShavingConfig) -> Callable[[Site, datetime], dict[str, object]]:
+    def shave(site: Site, now: datetime) -> dict[str, object]:
+        battery = BatteryPool(
+            site.battery_kw * KW, site.lower_kw * KW, site.upper_kw * KW, site.soc_pct
+        )
+        decision = decide(config, (site.load_kw + site.battery_kw) * KW, battery)
+        return {
+            "target_kw": decision.target_w / KW,
+            "mode": decision.mode,
+            "grid_kw": decision.predicted_grid_w / KW,
+            "shortfall_kw": decision.shortfall_w / KW,
+        }
+
+    return shave
+
+
+def batteries_follow(site: Site, result: dict[str, object]) -> Site:
+    """The batteries reach their target before the next step (the meter sees it)."""
+    target_kw = result["target_kw"]
+    assert isinstance(target_kw, float)
+    return replace(site, battery_kw=target_kw)
+
+
 # ---------------------------------------------------------------- the module example
 
 
-def test_a_load_step_above_the_threshold_is_shaved_to_it() -> None:
-    assert decide(CONFIG, 520 * KW, pool()) == PeakShavingDecision(
-        -120 * KW, ShavingMode.SHAVING, 400 * KW
+def test_a_day_at_a_400_kw_threshold_with_a_50_kw_margin() -> None:
+    run_table(
+        shaving(CONFIG),
+        Site(),
+        [
+            Step(
+                "morning at 300 kW: recharge, never reaching the threshold",
+                inputs={"load_kw": 300},
+                expect={"target_kw": 50, "mode": ShavingMode.RECHARGING, "grid_kw": 350},
+            ),
+            Step(
+                "380 kW: within the band they rest",
+                advance=timedelta(hours=2),
+                inputs={"load_kw": 380},
+                expect={"target_kw": 0, "mode": ShavingMode.IDLE, "grid_kw": 380},
+            ),
+            Step(
+                "a load step to 520 kW is shaved to the threshold",
+                advance=timedelta(hours=1),
+                inputs={"load_kw": 520},
+                expect={
+                    "target_kw": -120,
+                    "mode": ShavingMode.SHAVING,
+                    "grid_kw": 400,
+                    "shortfall_kw": 0,
+                },
+            ),
+            Step(
+                "the meter reads 400 kW with 120 kW discharging: hold, not count it twice",
+                advance=1,
+                expect={"target_kw": -120, "mode": ShavingMode.SHAVING},
+            ),
+            Step(
+                "450 kW on the meter because the batteries charge 100 kW: the site is at 350",
+                advance=timedelta(minutes=30),
+                inputs={"load_kw": 350, "battery_kw": 100},
+                expect={"target_kw": 0, "mode": ShavingMode.IDLE},
+            ),
+            Step(
+                "SoC unknown at a 500 kW peak: the bounds still apply",
+                advance=timedelta(hours=1),
+                inputs={"load_kw": 500, "soc_pct": math.nan},
+                expect={"target_kw": -100, "mode": ShavingMode.SHAVING},
+            ),
+            Step(
+                "a 700 kW peak beyond 100 kW bounds: the grid stays 200 kW above, and says so",
+                advance=timedelta(hours=1),
+                inputs={"load_kw": 700, "soc_pct": 50, "lower_kw": -100, "upper_kw": 100},
+                expect={"target_kw": -100, "grid_kw": 600, "shortfall_kw": 200},
+            ),
+            Step(
+                "at 100 kW a bound that excludes 0 W (discharge only) never flips to charge",
+                advance=timedelta(hours=1),
+                inputs={"load_kw": 100, "lower_kw": -250, "upper_kw": -10},
+                expect={"target_kw": 0},
+            ),
+        ],
+        carry=batteries_follow,
     )
 
 
-def test_below_the_band_the_batteries_recharge_without_reaching_the_threshold() -> None:
-    assert decide(CONFIG, 300 * KW, pool()) == PeakShavingDecision(
-        50 * KW, ShavingMode.RECHARGING, 350 * KW
+def test_the_soc_window_stops_discharge_when_empty_and_charge_when_full() -> None:
+    run_table(
+        shaving(PeakShavingConfig(400 * KW, soc_min_pct=10, soc_max_pct=90)),
+        Site(),
+        [
+            Step(
+                "empty at a 500 kW peak: no discharge, 100 kW short",
+                inputs={"load_kw": 500, "soc_pct": 10},
+                expect={"target_kw": 0, "mode": ShavingMode.SHAVING, "shortfall_kw": 100},
+            ),
+            Step(
+                "full at 100 kW: no recharge",
+                advance=timedelta(hours=4),
+                inputs={"load_kw": 100, "soc_pct": 90},
+                expect={"target_kw": 0, "mode": ShavingMode.IDLE},
+            ),
+        ],
+        carry=batteries_follow,
     )
 
 
-def test_within_the_band_they_rest() -> None:
-    assert decide(CONFIG, 380 * KW, pool()) == PeakShavingDecision(0.0, ShavingMode.IDLE, 380 * KW)
-
-
-def test_the_battery_power_already_flowing_is_not_counted_twice() -> None:
-    # grid 400 kW while the batteries discharge 120 kW: the site needs 520 kW → hold −120 kW
-    holding = decide(CONFIG, 400 * KW, pool(power_w=-120 * KW))
-    assert (holding.target_w, holding.mode) == (-120 * KW, ShavingMode.SHAVING)
-    # grid 450 kW because the batteries charge 100 kW: the site alone is at 350 kW
-    charging = decide(CONFIG, 450 * KW, pool(power_w=100 * KW))
-    assert (charging.target_w, charging.mode) == (0.0, ShavingMode.IDLE)
-
-
-def test_bounds_and_soc_stop_the_batteries_short_and_say_by_how_much() -> None:
-    small = decide(CONFIG, 700 * KW, pool(limit_kw=100))
-    assert (small.target_w, small.predicted_grid_w, small.shortfall_w) == (
-        -100 * KW,
-        600 * KW,
-        200 * KW,
-    )
-    empty = decide(PeakShavingConfig(400 * KW, soc_min_pct=10), 500 * KW, pool(soc_pct=10))
-    assert (empty.target_w, empty.mode, empty.shortfall_w) == (0.0, ShavingMode.SHAVING, 100 * KW)
-    full = decide(PeakShavingConfig(400 * KW, soc_max_pct=90), 100 * KW, pool(soc_pct=90))
-    assert (full.target_w, full.mode) == (0.0, ShavingMode.IDLE)
-    unknown_soc = decide(CONFIG, 500 * KW, pool(soc_pct=math.nan))
-    assert unknown_soc.target_w == -100 * KW
-
-
-def test_the_recharge_power_can_be_capped() -> None:
-    gentle = PeakShavingConfig(400 * KW, 50 * KW, max_recharge_w=20 * KW)
-    assert decide(gentle, 0.0, pool()).target_w == 20 * KW
-
-
-def test_a_pv_surplus_beyond_the_export_limit_is_charged() -> None:
+def test_a_pv_surplus_beyond_the_export_limit_is_charged_and_the_recharge_can_be_capped() -> None:
     config = PeakShavingConfig(400 * KW, 50 * KW, max_recharge_w=20 * KW, export_limit_w=100 * KW)
-    decision = decide(config, -300 * KW, pool())
-    assert decision == PeakShavingDecision(200 * KW, ShavingMode.EXPORT_SHAVING, -100 * KW)
-    # a surplus within the limit only gets the gentle recharge
-    assert decide(config, -50 * KW, pool()).mode is ShavingMode.RECHARGING
-    # full: the surplus stays, and the decision says how much of it
-    full = decide(config, -300 * KW, pool(soc_pct=100))
-    assert (full.target_w, full.mode, full.shortfall_w) == (
-        0.0,
-        ShavingMode.EXPORT_SHAVING,
-        200 * KW,
+    run_table(
+        shaving(config),
+        Site(),
+        [
+            Step(
+                "night at 0 kW: the recharge is capped at 20 kW",
+                expect={"target_kw": 20, "mode": ShavingMode.RECHARGING},
+            ),
+            Step(
+                "noon, 300 kW of PV surplus: charge 200 kW, export back at the 100 kW limit",
+                advance=timedelta(hours=12),
+                inputs={"load_kw": -300},
+                expect={"target_kw": 200, "mode": ShavingMode.EXPORT_SHAVING, "grid_kw": -100},
+            ),
+            Step(
+                "a 50 kW surplus, within the limit: only the gentle recharge",
+                advance=timedelta(hours=3),
+                inputs={"load_kw": -50},
+                expect={"target_kw": 20, "mode": ShavingMode.RECHARGING},
+            ),
+            Step(
+                "full, 300 kW surplus: it stays, and the decision says how much of it",
+                advance=timedelta(days=1),
+                inputs={"load_kw": -300, "soc_pct": 100},
+                expect={"target_kw": 0, "mode": ShavingMode.EXPORT_SHAVING, "shortfall_kw": 200},
+            ),
+        ],
+        carry=batteries_follow,
     )
-
-
-def test_a_bound_that_excludes_zero_never_flips_the_sign() -> None:
-    discharging_only = BatteryPool(0.0, -250 * KW, -10 * KW, 50.0)
-    assert decide(CONFIG, 100 * KW, discharging_only).target_w == 0.0
 
 
 @pytest.mark.parametrize(("grid", "battery"), [(None, 0.0), (math.nan, 0.0), (100.0, math.nan)])
