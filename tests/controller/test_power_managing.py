@@ -1,0 +1,169 @@
+"""PowerManagingActor in process: use cases' requests in, what the distributor is told out.
+
+No simulator: the use cases are this test sending `PowerRequest`s, the distributor is
+a channel the test reads, the grid meter and the batteries are a filled telemetry
+cache on a `ManualClock`. The tick is short, so a meter going stale is noticed at
+once in real time while its age is decided by the manual clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
+from frequenz.quantities import Power
+
+from edge_controller.common.clock import ManualClock
+from edge_controller.config.schema import GridConfig
+from edge_controller.controller.power_managing import PowerManagingActor, SiteAccess
+from edge_controller.framework.messages import PowerRequest
+from edge_controller.power.bounds import Range
+from tests.controller.cached_site import BOTH, CachedSite
+from tests.patience import PATIENCE_S
+from tests.table import START
+
+KW = 1000.0
+
+
+def request(
+    namespace: str,
+    power_kw: float,
+    *,
+    priority: int = 0,
+    batteries: frozenset[int] = BOTH,
+    hold: bool = True,
+    upper_kw: float | None = None,
+) -> PowerRequest:
+    """A use case's request; `upper_kw` makes it a guard ("charge at most this")."""
+    return PowerRequest(
+        namespace,
+        Power.from_watts(power_kw * KW),
+        batteries,
+        priority=priority,
+        hold=hold,
+        bounds=None if upper_kw is None else Range(-math.inf, upper_kw * KW),
+    )
+
+
+def withdraw(namespace: str, batteries: frozenset[int] = BOTH) -> PowerRequest:
+    return PowerRequest(namespace, Power.zero(), batteries)
+
+
+@dataclass
+class Manager:
+    site: CachedSite
+    use_cases: BroadcastSender[PowerRequest]
+    distributor: Receiver[PowerRequest]
+    actor: PowerManagingActor
+
+    async def ask(self, *requests: PowerRequest) -> None:
+        for each in requests:
+            await self.use_cases.send(each)
+
+    async def told(self) -> tuple[str, float]:
+        """The next request the distributor gets: (namespace, kW)."""
+        async with asyncio.timeout(PATIENCE_S):
+            forwarded = await self.distributor.receive()
+        return forwarded.namespace, forwarded.power.as_watts() / KW
+
+
+async def _manager(grid: GridConfig) -> AsyncIterator[Manager]:
+    site = CachedSite(ManualClock(START))
+    site.everything_ready()
+    use_cases, requests = BroadcastChannel[PowerRequest](name="use_cases")
+    to_distributor, distributor = BroadcastChannel[PowerRequest](name="distributor")
+    actor = PowerManagingActor(
+        requests,
+        to_distributor,
+        SiteAccess(site.pairs, site.cache, site.grid_meter_id),
+        grid=grid,
+        clock=site.clock,
+        tick=timedelta(milliseconds=20),
+    )
+    actor.start()
+    try:
+        yield Manager(site, use_cases, distributor, actor)
+    finally:
+        await actor.stop()
+
+
+@pytest.fixture
+async def manager() -> AsyncIterator[Manager]:
+    async for running in _manager(GridConfig()):
+        yield running
+
+
+@pytest.fixture
+async def guarded() -> AsyncIterator[Manager]:
+    """A site whose grid connection may import at most 100 kW; the meter reads 60 kW."""
+    grid = GridConfig(max_import_w=100 * KW, safe_power_w=0.0, stale_after=timedelta(seconds=3))
+    async for running in _manager(grid):
+        running.site.grid(60 * KW)
+        yield running
+
+
+async def test_the_higher_priority_holds_the_batteries_until_it_withdraws(
+    manager: Manager,
+) -> None:
+    await manager.ask(request("market", -20, priority=1))
+    assert await manager.told() == ("market", -20)
+    await manager.ask(request("dispatch_7", 10, priority=5))
+    # (the forwarded request names the market: its power, clamped to the held 10 kW)
+    assert (await manager.told())[1] == 10
+    # the lower priority changes its mind while outranked: nothing changes on the batteries
+    await manager.ask(request("market", -30, priority=1))
+    await manager.ask(withdraw("dispatch_7"))
+    assert await manager.told() == ("market", -30)
+    await manager.ask(withdraw("market"))
+    assert await manager.told() == ("market", 0)
+
+
+async def test_a_guard_of_higher_priority_cuts_a_charge_and_lets_it_run_when_it_withdraws(
+    manager: Manager,
+) -> None:
+    await manager.ask(request("dispatch_7", 30, priority=1))
+    assert await manager.told() == ("dispatch_7", 30)
+    await manager.ask(request("peak_shaving", 0, priority=10, hold=False, upper_kw=10))
+    assert await manager.told() == ("dispatch_7", 10)
+    await manager.ask(withdraw("peak_shaving"))
+    assert await manager.told() == ("dispatch_7", 30)
+
+
+async def test_only_changed_targets_reach_the_distributor(manager: Manager) -> None:
+    await manager.ask(request("dispatch_7", 10))
+    assert await manager.told() == ("dispatch_7", 10)
+    # the same target again, and one within the 50 W deadband, over several ticks
+    await manager.ask(request("dispatch_7", 10), request("dispatch_7", 10.03))
+    await asyncio.sleep(0.1)
+    await manager.ask(request("dispatch_7", 12))
+    assert await manager.told() == ("dispatch_7", 12)
+    assert manager.actor.counts["forwarded"] == 2
+
+
+async def test_a_charge_is_clamped_to_the_import_limit_from_a_fresh_grid_meter(
+    guarded: Manager,
+) -> None:
+    # 60 kW imported already: of an 80 kW charge only 40 kW fits under the 100 kW limit
+    await guarded.ask(request("dispatch_7", 80))
+    assert await guarded.told() == ("dispatch_7", 40)
+    # the load drops by 30 kW (batteries still at 0 W): 70 kW of the charge fits
+    guarded.site.grid(30 * KW)
+    assert await guarded.told() == ("dispatch_7", 70)
+    assert guarded.actor.counts["clamp_import_limit"] >= 1
+
+
+async def test_a_stale_grid_meter_sends_the_batteries_to_the_safe_power(
+    guarded: Manager,
+) -> None:
+    await guarded.ask(request("dispatch_7", -20))
+    assert await guarded.told() == ("dispatch_7", -20)  # a discharge is within the limit
+    guarded.site.clock.advance(3.5)  # the meter's last sample is older than stale_after
+    assert await guarded.told() == ("dispatch_7", 0)
+    assert guarded.actor.counts["grid_data_missing"] >= 1
+    guarded.site.grid(60 * KW)  # it speaks again
+    assert await guarded.told() == ("dispatch_7", -20)
