@@ -45,6 +45,7 @@ from edge_controller.power.bounds import (
     merge,
 )
 from edge_controller.servers.sim.errors import ErrorKind, SimError
+from edge_controller.servers.sim.ev_sessions import EvCar, EvPlug
 from edge_controller.servers.sim.faults import FaultBook
 from edge_controller.servers.sim.metrics import Metric
 from edge_controller.servers.sim.site import (
@@ -120,6 +121,10 @@ class StateCode(Enum):
     PRECHARGER_OPEN = "precharger_open"
     PRECHARGER_PRECHARGING = "precharger_precharging"
     PRECHARGER_CLOSED = "precharger_closed"
+    EV_CHARGING_CABLE_UNPLUGGED = "ev_charging_cable_unplugged"
+    """An EV charger with no car: it can give no power (bounds 0..0)."""
+    EV_CHARGING_CABLE_LOCKED_AT_EV = "ev_charging_cable_locked_at_ev"
+    """An EV charger with a car plugged in (and the cable locked at the car)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +284,7 @@ class SiteModel:
         self.faults = faults if faults is not None else FaultBook(start)
         self._wall = start
         self.sim_time = site.simulation.start_time or start
+        self._sim_start = self.sim_time
         self._states: dict[int, _State] = {c.id: _State(c) for c in site.components}
         for state in self._states.values():
             if isinstance(state.spec.details, BatterySpec):
@@ -303,6 +309,14 @@ class SiteModel:
         }
         """The relays and prechargers between each component and the grid."""
         self._order = self._bottom_up_order()
+        self._plugs: dict[int, EvPlug] = {
+            c.id: EvPlug(c.id, c.details.sessions, c.details.arrivals)
+            for c in site.components
+            if isinstance(c.details, EvChargerSpec) and c.details.has_sessions
+        }
+        """The cars at chargers with sessions (the others have one plugged in for good)."""
+        for plug in self._plugs.values():
+            plug.advance(0.0)
         self._unsettled = False
         """A command or state change the powers do not show yet (see the module doc)."""
         self._changed_at = start
@@ -354,6 +368,28 @@ class SiteModel:
         """Return a battery's DC power (passive sign convention)."""
         self._settle_if_needed(self._wall)
         return self._state(battery_id).dc_power_w
+
+    def ev_car(self, charger_id: int) -> EvCar | None:
+        """Return the car plugged into an EV charger with sessions (`None`: none).
+
+        Raises:
+            SimError: NOT_FOUND for an unknown id, INVALID_ARGUMENT when it is not an
+                EV charger with sessions (those have no car of their own to show).
+        """
+        self._settle_if_needed(self._wall)
+        state = self._state(charger_id)
+        plug = self._plugs.get(charger_id)
+        if plug is None:
+            raise SimError(
+                ErrorKind.INVALID_ARGUMENT,
+                f"component {charger_id} is a {state.spec.kind.value} without EV sessions",
+            )
+        return plug.car
+
+    def ev_plugged(self, charger_id: int) -> bool:
+        """Tell whether a car is plugged into an EV charger (always, without sessions)."""
+        plug = self._plugs.get(charger_id)
+        return plug is None or plug.car is not None
 
     def operating_state(self, component_id: int) -> OperatingState:
         """Return a component's operating state."""
@@ -495,9 +531,7 @@ class SiteModel:
                         details.hourly_profile, self.sim_time
                     ) + self.load_steps_w.get(cid, 0.0)
                 case EvChargerSpec():
-                    command = _commanded(state.active, now) or 0.0
-                    ready = state.operating is OperatingState.READY
-                    state.ac_power_w = command if ready else 0.0
+                    self._step_ev_charger(state, details, now, dt_h)
                 case BatterySpec():
                     continue  # moved by its inverter(s)
                 case _:
@@ -513,6 +547,33 @@ class SiteModel:
                 else 0.0
             )
             self.energy_delivered_wh[cid] += state.ac_power_w * dt_h
+
+    def _step_ev_charger(
+        self, state: _State, spec: EvChargerSpec, now: datetime, dt_h: float
+    ) -> None:
+        """A charger gives its command to the car plugged in, as much as the car takes.
+
+        A car that leaves takes the command with it: the next car gets 0 W until the
+        charger is commanded again (a command is for a session).
+        """
+        ready = state.operating is OperatingState.READY
+        plug = self._plugs.get(state.spec.id)
+        if plug is None:
+            command = _commanded(state.active, now) or 0.0
+            state.ac_power_w = command if ready else 0.0
+            return
+        elapsed_s = (self.sim_time - self._sim_start).total_seconds()
+        command = _commanded(state.active, now) or 0.0
+        power_w = 0.0
+        if ready and command > 0.0 and plug.car is not None:
+            bounds = self.active_bounds(state.spec.id, now)
+            power_w = floor_to_resolution(clamp(bounds, command), spec.resolution_w)
+            if not allows(bounds, power_w):
+                power_w = 0.0
+        taken, full = plug.charge(power_w, dt_h, elapsed_s)
+        state.ac_power_w = taken
+        if plug.advance(elapsed_s) or full:
+            state.active = None
 
     def _step_battery_inverter(
         self, state: _State, spec: InverterSpec, now: datetime, dt_h: float
@@ -956,6 +1017,14 @@ class SiteModel:
         if state.spec.kind not in CONTROLLABLE_KINDS | {ComponentKind.BATTERY}:
             return (StateCode.READY,)
         code = self._operating_code(state)
+        if state.spec.kind is ComponentKind.EV_CHARGER:
+            plugged = self.ev_plugged(state.spec.id)
+            cable = (
+                StateCode.EV_CHARGING_CABLE_LOCKED_AT_EV
+                if plugged
+                else StateCode.EV_CHARGING_CABLE_UNPLUGGED
+            )
+            return (code, cable)
         if state.spec.kind is not ComponentKind.BATTERY:
             return (code,)
         ready = state.operating is OperatingState.READY
@@ -1013,9 +1082,24 @@ class SiteModel:
             case PvSpec():
                 return (Range(-details.peak_power_w, 0.0),)
             case EvChargerSpec():
-                return (Range(0.0, details.max_power_w),)
+                return self._ev_charger_bounds(state.spec.id, details)
             case _:
                 return ()
+
+    def _ev_charger_bounds(self, charger_id: int, spec: EvChargerSpec) -> tuple[Range, ...]:
+        """0..0 without a car; else up to the lower of the charger's and the car's limit.
+
+        With a `min_power` the charger runs at 0 W or from there up: the bounds show
+        the gap (`[[0, 0], [min, upper]]`), and a car that cannot take the minimum
+        leaves only 0 W.
+        """
+        plug = self._plugs.get(charger_id)
+        upper = spec.max_power_w if plug is None else plug.limit_w(spec.max_power_w)
+        if spec.min_power_w <= 0.0:
+            return (Range(0.0, upper),)
+        if upper < spec.min_power_w:
+            return (Range(0.0, 0.0),)
+        return (Range(0.0, 0.0), Range(spec.min_power_w, upper))
 
     def _batteries_bounds(self, inverter: _State, now: datetime) -> tuple[Range, ...]:
         lower = upper = 0.0

@@ -37,6 +37,7 @@ from edge_controller.common.toml_reader import (
     timestamp,
 )
 from edge_controller.power.bounds import Range
+from edge_controller.servers.sim.ev_sessions import EvArrivals, EvSession, read_ev_cars
 from edge_controller.servers.sim.metrics import METRIC_NAMES
 
 
@@ -186,10 +187,24 @@ class PrechargerSpec:
 
 @dataclass(frozen=True, slots=True)
 class EvChargerSpec:
-    """An EV charger: charges only, up to `max_power_w`."""
+    """An EV charger: charges only, up to `max_power_w`, the cars plugged in permitting.
+
+    Cars come from `sessions` (a schedule) or `arrivals` (random cars), see
+    `sim.ev_sessions`; with neither a car is plugged in for good. `min_power_w` is the
+    least it can charge with once it charges at all (6 A on each phase is the least
+    the IEC 61851 pilot signal can ask for: 4.1 kW on three phases); 0 W stays allowed.
+    """
 
     max_power_w: float
     resolution_w: float
+    min_power_w: float = 0.0
+    sessions: tuple[EvSession, ...] | None = None
+    arrivals: EvArrivals | None = None
+
+    @property
+    def has_sessions(self) -> bool:
+        """Whether cars come and go (else one is plugged in for good)."""
+        return self.sessions is not None or self.arrivals is not None
 
 
 ComponentDetails = (
@@ -406,7 +421,7 @@ _KIND_KEYS: dict[ComponentKind, set[str]] = {
     ComponentKind.PV_INVERTER: {"peak_power", "resolution"},
     ComponentKind.WIND_TURBINE: {"rated_power", "power_curve"},
     ComponentKind.LOAD: {"peak_power", "hourly_profile"},
-    ComponentKind.EV_CHARGER: {"max_power", "resolution"},
+    ComponentKind.EV_CHARGER: {"max_power", "resolution", "min_power", "sessions", "arrivals"},
     ComponentKind.RELAY: set(),
     ComponentKind.PRECHARGER: {"precharge_time"},
 }
@@ -597,9 +612,29 @@ def _details(
             resolution = reader.value(
                 data, "resolution", path, _POSITIVE_POWER, "power > 0", default=1.0
             )
-            if max_power is None or resolution is None:
+            min_power = reader.value(
+                data,
+                "min_power",
+                path,
+                checked(power, lambda v: v >= 0),
+                "power >= 0 (the least it charges with)",
+                default=0.0,
+            )
+            if max_power is not None and min_power is not None and min_power > max_power:
+                reader.fail(
+                    join(path, "min_power"), f"at most max_power ({max_power:g} W)", min_power
+                )
                 return None
-            return EvChargerSpec(max_power, resolution)
+            sessions, arrivals = read_ev_cars(reader, data, path)
+            if (
+                max_power is None
+                or resolution is None
+                or min_power is None
+                or ("sessions" in data and sessions is None)
+                or ("arrivals" in data and arrivals is None)
+            ):
+                return None
+            return EvChargerSpec(max_power, resolution, min_power, sessions, arrivals)
 
 
 def _component(reader: Reader, data: object, path: str) -> ComponentSpec | None:
