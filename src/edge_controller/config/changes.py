@@ -13,12 +13,22 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from edge_controller.config.schema import CONFIG_SECTIONS, ControllerConfig, UseCaseConfig
+from edge_controller.config.schema import (
+    CONFIG_SECTIONS,
+    CORE_SECTION_NAMES,
+    ControllerConfig,
+    UseCaseConfig,
+)
 
-# From each section's spec (`live`); [[use_cases]] are compared by name below, and
-# nested tables ([[grid.meters]]) as part of their parent section.
-LIVE_SECTIONS = tuple(s.name for s in CONFIG_SECTIONS if s.live and not s.array)
-RESTART_SECTIONS = tuple(s.name for s in CONFIG_SECTIONS if not s.live and not s.array)
+# From each section's spec (`live`); [[use_cases]] are compared by name below, the
+# tables use cases own (`ControllerConfig.sections`) need a restart, and nested
+# tables ([[grid.meters]]) count as part of their parent section.
+LIVE_SECTIONS = tuple(
+    s.name for s in CONFIG_SECTIONS if s.live and not s.array and s.name in CORE_SECTION_NAMES
+)
+RESTART_SECTIONS = tuple(
+    s.name for s in CONFIG_SECTIONS if not s.live and not s.array and s.name in CORE_SECTION_NAMES
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +54,14 @@ class ConfigChanges:
 
 
 def _fields(section: str, old: object, new: object) -> list[str]:
-    if old is None or new is None:
+    """The changed keys of `section`: its dataclass fields, else the section whole."""
+    if old is None or new is None or type(old) is not type(new):
         return [] if old is new else [section]
+    if not dataclasses.is_dataclass(old):
+        return [] if old == new else [section]
     return [
         f"{section}.{f.name}"
-        for f in dataclasses.fields(old)  # type: ignore[arg-type]
+        for f in dataclasses.fields(old)
         if getattr(old, f.name) != getattr(new, f.name)
     ]
 
@@ -57,6 +70,10 @@ def config_changes(old: ControllerConfig, new: ControllerConfig) -> ConfigChange
     """Compare two validated configurations section by section."""
     live = [p for s in LIVE_SECTIONS for p in _fields(s, getattr(old, s), getattr(new, s))]
     restart = [p for s in RESTART_SECTIONS for p in _fields(s, getattr(old, s), getattr(new, s))]
+    old_owned = {u.name: u.options for u in old.sections}
+    new_owned = {u.name: u.options for u in new.sections}
+    for name in dict.fromkeys([*old_owned, *new_owned]):
+        restart.extend(_fields(name, old_owned.get(name), new_owned.get(name)))
     before = {u.name: u for u in old.use_cases}
     after = {u.name: u for u in new.use_cases}
     return ConfigChanges(
@@ -71,7 +88,9 @@ def config_changes(old: ControllerConfig, new: ControllerConfig) -> ConfigChange
 def in_force(old: ControllerConfig, new: ControllerConfig) -> ControllerConfig:
     """The configuration that runs after `new` is applied: restart-only parts stay old."""
     return dataclasses.replace(
-        new, **{section: getattr(old, section) for section in RESTART_SECTIONS}
+        new,
+        sections=old.sections,
+        **{section: getattr(old, section) for section in RESTART_SECTIONS},
     )
 
 

@@ -76,23 +76,22 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from edge_controller.common.key_specs import KeySpec, SectionSpec, seconds_key
 from edge_controller.common.secret_files import read_api_key
+from edge_controller.common.tls_files import tls_file_problems
 from edge_controller.common.toml_reader import Reader, checked, integer, join, number, string
 from edge_controller.common.toml_reader import power as read_power
-from edge_controller.config.keys import KeySpec, SectionSpec, seconds_key
+from edge_controller.framework.use_case import ConfigPlace, UseCase
+from edge_controller.framework.use_case import GridConfig as GridConfig  # re-exported
+from edge_controller.framework.use_case import UseCaseConfig as UseCaseConfig  # re-exported
 from edge_controller.microgrid.recovery import RecoveryConfig
 from edge_controller.power.meter_limits import MeterLimit
 from edge_controller.servers.common.serving import ListenAddressError, parse_listen
-from edge_controller.use_cases.market_bid.config import (
-    MARKET_BID,
-    MarketBidConfig,
-    parse_market_bid,
-)
+from edge_controller.use_cases import registry
 
 KEY_ENVIRONMENT_VARIABLE = "EDGE_CONTROLLER_DISPATCH_KEY"
 KEY_CREDENTIAL = "dispatch-key"
 """The credential name under systemd's `$CREDENTIALS_DIRECTORY` (`LoadCredential=`)."""
-USE_CASE_KINDS = ("battery_power", "peak_shaving")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
@@ -199,48 +198,6 @@ class SupervisionConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class PeakShavingOptions:
-    """Settings of a `peak_shaving` use case (W, %); see `power/peak_shaving.py`."""
-
-    threshold_w: float | None = None
-    """Keep grid import at or below this; None: only while a PEAK_SHAVING dispatch runs."""
-    recharge_margin_w: float = 0.0
-    max_recharge_w: float | None = None
-    export_limit_w: float | None = None
-    soc_min_pct: float = 0.0
-    soc_max_pct: float = 100.0
-
-
-@dataclass(frozen=True, slots=True)
-class UseCaseConfig:
-    """One use-case actor and the dispatch types it acts on."""
-
-    kind: str
-    dispatch_types: tuple[str, ...]
-    name: str = ""
-    """Identity across live edits: a changed entry with the same name is replaced."""
-    priority: int = 0
-    """Higher wins when use cases want the same batteries (`power/priority.py`)."""
-    batteries: frozenset[int] = frozenset()
-    """The batteries a self-driven use case (peak shaving) uses; empty: all."""
-    peak_shaving: PeakShavingOptions | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GridConfig:
-    """The grid connection's limits, enforced between the use cases and the distributor."""
-
-    max_import_w: float | None = None
-    max_export_w: float | None = None
-    safe_power_w: float = 0.0
-    """Every battery target while the grid meter's data is stale or missing."""
-    stale_after: timedelta = timedelta(seconds=3)
-    meters: tuple[MeterLimit, ...] = ()
-    """Meters inside the site with limits of their own (`[[grid.meters]]`), enforced
-    by the distributor on the inverters below each (`power.meter_limits`)."""
-
-
-@dataclass(frozen=True, slots=True)
 class ControllerConfig:
     """The whole configuration."""
 
@@ -254,10 +211,15 @@ class ControllerConfig:
     metrics: MetricsConfig = MetricsConfig()
     http: HttpConfig = HttpConfig()
     supervision: SupervisionConfig = SupervisionConfig()
-    grid: GridConfig = GridConfig()
+    grid: GridConfig = field(default_factory=GridConfig)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
-    market_bid: MarketBidConfig | None = None
-    """The market-bid actor, when the `[market_bid]` section is there."""
+    sections: tuple[UseCaseConfig, ...] = ()
+    """The use cases configured by a top-level table of their own (a `SectionUseCase`),
+    in registry order, each when its table is there; applied at start only."""
+
+    def section(self, name: str) -> UseCaseConfig | None:
+        """The use case configured by the top-level table `name`, if the table is there."""
+        return next((u for u in self.sections if u.name == name), None)
 
 
 class ConfigError(ValueError):
@@ -731,113 +693,63 @@ RECOVERY = SectionSpec(
         ),
     ),
 )
-USE_CASES = SectionSpec(
-    "use_cases",
-    "The use-case actors (at least one); the list is replaced whole by a drop-in. "
-    "Added, removed (batteries released) or replaced live, by name.",
-    live=True,
-    array=True,
-    keys=(
-        KeySpec(
-            "kind",
-            f"one of {list(USE_CASE_KINDS)}",
-            "`battery_power` holds a dispatch's power; `peak_shaving` caps grid import.",
-            convert=_one_of(*USE_CASE_KINDS),
-        ),
-        KeySpec(
-            "name",
-            "a name of letters, digits and '_'",
-            "Identity across live edits: a changed entry with the same name is replaced.",
-            default=None,
-            default_text="`KIND_INDEX`",
-            convert=_use_case_name,
-        ),
-        KeySpec(
-            "dispatch_types",
-            "a non-empty list of dispatch type names",
-            "The dispatch types this use case acts on.",
-            default_text='`["BATTERY_POWER"]` (peak_shaving: `["PEAK_SHAVING"]`)',
-            convert=_dispatch_types,
-        ),
-        KeySpec(
-            "priority",
-            "an integer -1000..1000 (higher wins)",
-            "Higher wins when use cases want the same batteries.",
-            default=0,
-            convert=_int_within(-1000, 1000),
-        ),
-        KeySpec(
-            "batteries",
-            "a list of battery ids (empty: all)",
-            "The batteries a self-driven use case (peak shaving) uses.",
-            default=frozenset(),
-            default_text="all",
-            convert=_ids,
-        ),
-    ),
-)
-PEAK_SHAVING = SectionSpec(
-    "use_cases",
-    "The extra keys of a `peak_shaving` use case (`power/peak_shaving.py`).",
-    live=True,
-    array=True,
-    heading='[[use_cases]] kind = "peak_shaving"',
-    keys=(
-        KeySpec(
-            "threshold",
-            "a power (W, or '600 kW')",
-            "Keep grid import at or below this by discharging.",
-            unit="W",
-            default=None,
-            default_text="only while a PEAK_SHAVING dispatch runs (its `threshold_w`)",
-            convert=read_power,
-        ),
-        KeySpec(
-            "recharge_margin",
-            _PEAK_POWER_EXPECTED,
-            "Recharge only while import is below threshold − this (no new peak).",
-            unit="W",
-            default=0.0,
-            convert=_NON_NEGATIVE_POWER,
-        ),
-        KeySpec(
-            "max_recharge",
-            _PEAK_POWER_EXPECTED,
-            "Caps the recharge power.",
-            unit="W",
-            default=None,
-            default_text="the batteries' bounds",
-            convert=_NON_NEGATIVE_POWER,
-        ),
-        KeySpec(
-            "export_limit",
-            _PEAK_POWER_EXPECTED,
-            "Also charge from a surplus that would export more than this.",
-            unit="W",
-            default=None,
-            default_text="off",
-            convert=_NON_NEGATIVE_POWER,
-        ),
-        KeySpec(
-            "soc_min",
-            "a SoC % 0-100",
-            "At or below this SoC the batteries do not discharge.",
-            unit="%",
-            default=0.0,
-            convert=_PERCENT,
-        ),
-        KeySpec(
-            "soc_max",
-            "a SoC % 0-100",
-            "At or above this SoC they do not charge; more than soc_min.",
-            unit="%",
-            default=100.0,
-            convert=_PERCENT,
-        ),
-    ),
-)
 
-CONFIG_SECTIONS: tuple[SectionSpec, ...] = (
+
+def use_cases_section(use_cases: tuple[UseCase, ...]) -> SectionSpec:
+    """`[[use_cases]]`: the keys every entry has; the kinds and defaults from `use_cases`."""
+    kinds = registry.entry_kinds(use_cases)
+    defaults = "; ".join(
+        f"{kind}: `{list(u.default_dispatch_types)!r}`".replace("'", '"')
+        for kind, u in kinds.items()
+    )
+    return SectionSpec(
+        "use_cases",
+        "The use-case actors (at least one); the list is replaced whole by a drop-in. "
+        "Added, removed (their components released) or replaced live, by name.",
+        live=True,
+        array=True,
+        keys=(
+            KeySpec(
+                "kind",
+                f"one of {list(kinds)}",
+                "Which use case; its own keys, if any, are listed under its heading below.",
+                convert=_one_of(*kinds),
+            ),
+            KeySpec(
+                "name",
+                "a name of letters, digits and '_'",
+                "Identity across live edits: a changed entry with the same name is replaced.",
+                default=None,
+                default_text="`KIND_INDEX`",
+                convert=_use_case_name,
+            ),
+            KeySpec(
+                "dispatch_types",
+                "a non-empty list of dispatch type names",
+                "The dispatch types this use case acts on.",
+                default_text=f"the kind's ({defaults})",
+                convert=_dispatch_types,
+            ),
+            KeySpec(
+                "priority",
+                "an integer -1000..1000 (higher wins)",
+                "Higher wins when use cases want the same components.",
+                default=0,
+                convert=_int_within(-1000, 1000),
+            ),
+            KeySpec(
+                "batteries",
+                "a list of battery ids (empty: all)",
+                "The batteries a self-driven use case (peak shaving) uses.",
+                default=frozenset(),
+                default_text="all",
+                convert=_ids,
+            ),
+        ),
+    )
+
+
+_CORE_SECTIONS: tuple[SectionSpec, ...] = (
     MICROGRID,
     DISPATCH,
     POWER_DISTRIBUTION,
@@ -849,10 +761,28 @@ CONFIG_SECTIONS: tuple[SectionSpec, ...] = (
     GRID,
     GRID_METERS,
     RECOVERY,
-    MARKET_BID,
-    USE_CASES,
-    PEAK_SHAVING,
 )
+"""The tables of the controller itself (each a field of `ControllerConfig`)."""
+CORE_SECTION_NAMES = tuple(s.name for s in _CORE_SECTIONS if "." not in s.name)
+
+
+def config_sections(use_cases: tuple[UseCase, ...]) -> tuple[SectionSpec, ...]:
+    """Every table of the controller config with these use cases, in the reference's order.
+
+    The controller's own tables, the top-level tables use cases own,
+    `[[use_cases]]`, then each kind's extra keys (kinds without any are left out).
+    """
+    owned = tuple(u.section for u in registry.section_owners(use_cases).values())
+    kinds = registry.entry_kinds(use_cases).values()
+    return (
+        *_CORE_SECTIONS,
+        *owned,
+        use_cases_section(use_cases),
+        *(u.keys for u in kinds if u.keys.keys),
+    )
+
+
+CONFIG_SECTIONS: tuple[SectionSpec, ...] = config_sections(registry.USE_CASES)
 """Every table of the controller config, in the order of the reference."""
 
 SECTIONS = tuple(dict.fromkeys(s.name for s in CONFIG_SECTIONS if "." not in s.name))
@@ -874,7 +804,8 @@ def parse_config(
     """
     reader = Reader()
     environ = os.environ if environ is None else environ
-    reader.unknown_keys(document, set(SECTIONS), "")
+    owned = registry.section_owners(registry.USE_CASES)
+    reader.unknown_keys(document, {*CORE_SECTION_NAMES, "use_cases", *owned}, "")
     micro = reader.table(document, "microgrid", "")
     reader.unknown_keys(micro, MICROGRID.names, "microgrid")
     micro_url = MICROGRID.read(reader, micro, "url")
@@ -939,7 +870,8 @@ def parse_config(
             blocking_max,
         )
 
-    use_cases = _use_cases(reader, document.get("use_cases", []))
+    use_cases = registry.USE_CASES
+    entries = _use_cases(reader, document.get("use_cases", []), use_cases)
     controls = _controls(reader, reader.table(document, "controls", ""))
     logging_config = _logging(reader, reader.table(document, "logging", ""))
     metrics = _metrics(reader, reader.table(document, "metrics", ""))
@@ -947,18 +879,10 @@ def parse_config(
     supervision = _supervision(reader, reader.table(document, "supervision", ""))
     grid = _grid(reader, reader.table(document, "grid", ""))
     recovery = _recovery(reader, reader.table(document, "recovery", ""))
-    market_bid = None
-    if "market_bid" in document:
-        market_bid = parse_market_bid(
-            reader, reader.table(document, "market_bid", ""), base_dir, environ
-        )
-    urls = [("microgrid.url", micro_url), ("dispatch.url", dispatch_url)]
-    if market_bid is not None:
-        urls.append(("market_bid.trading_url", market_bid.trading_url))
-        urls.append(("market_bid.weather_url", market_bid.weather_url))
-    for key_path, url in urls:
+    for key_path, url in (("microgrid.url", micro_url), ("dispatch.url", dispatch_url)):
         if url is not None:
             reader.problems.extend(f"{key_path}: {p}" for p in tls_file_problems(url))
+    sections = _owned_sections(reader, document, use_cases, ConfigPlace(base_dir, environ))
     if reader.problems:
         raise ConfigError(source, reader.problems, locate)
     # Every None above recorded a problem, so none is left here.
@@ -997,7 +921,7 @@ def parse_config(
             blocking_initial=timedelta(seconds=blocking_initial or 1.0),
             blocking_max=timedelta(seconds=blocking_max or 30.0),
         ),
-        use_cases=use_cases,
+        use_cases=entries,
         controls=controls,
         logging=logging_config,
         metrics=metrics,
@@ -1005,7 +929,7 @@ def parse_config(
         supervision=supervision,
         grid=grid,
         recovery=recovery,
-        market_bid=market_bid,
+        sections=sections,
     )
 
 
@@ -1033,38 +957,6 @@ def tls_problem(url: str) -> str | None:
         "a loopback URL with TLS left on (the default); a plain local server needs "
         "'?ssl=false', a TLS one '?ssl_root_certificates_path=CA.pem'"
     )
-
-
-_TLS_FILE_OPTIONS = (
-    "ssl_root_certificates_path",
-    "ssl_certificate_chain_path",
-    "ssl_private_key_path",
-)
-
-
-def tls_file_problems(url: str) -> list[str]:
-    """Why the TLS files a URL names (CA, client certificate, its key) cannot be used.
-
-    The Frequenz clients read them only when they connect, and a missing one ends
-    start-up in a traceback; checked here, the problem names the option and the file,
-    and `check-config` reports it too. Paths are taken as the clients take them:
-    as given, relative to the working directory.
-    """
-    try:
-        query = parse_qs(urlsplit(url).query)
-    except ValueError:
-        return []  # the URL itself is reported as unusable
-    problems = []
-    for option in _TLS_FILE_OPTIONS:
-        for name in query.get(option, []):
-            try:
-                pem = Path(name).read_bytes()
-            except OSError as error:
-                problems.append(f"{option}: cannot read {name!r}: {error.strerror}")
-                continue
-            if b"-----BEGIN " not in pem:
-                problems.append(f"{option}: {name!r} holds no PEM data")
-    return problems
 
 
 def _cache_file(
@@ -1223,10 +1115,15 @@ def _supervision(reader: Reader, table: Mapping[str, Any]) -> SupervisionConfig:
     )
 
 
-def _use_cases(reader: Reader, raw: object) -> tuple[UseCaseConfig, ...]:
+def _use_cases(
+    reader: Reader, raw: object, use_cases: tuple[UseCase, ...]
+) -> tuple[UseCaseConfig, ...]:
+    """`[[use_cases]]`: the common keys, then the kind's own (`UseCase.parse`)."""
     if not isinstance(raw, list) or not raw:
         reader.fail("use_cases", "at least one [[use_cases]] table", raw)
         return ()
+    spec = use_cases_section(use_cases)
+    kinds = registry.entry_kinds(use_cases)
     found: list[UseCaseConfig] = []
     names: set[str] = set()
     for index, item in enumerate(raw):
@@ -1234,21 +1131,22 @@ def _use_cases(reader: Reader, raw: object) -> tuple[UseCaseConfig, ...]:
         if not isinstance(item, dict):
             reader.fail(path, "a table", item)
             continue
-        kind_keys = PEAK_SHAVING.names if item.get("kind") == "peak_shaving" else set()
-        reader.unknown_keys(item, USE_CASES.names | kind_keys, path)
-        name = USE_CASES.read(reader, item, "name", path)
-        kind = USE_CASES.read(reader, item, "kind", path)
+        kind = spec.read(reader, item, "kind", path)
+        use_case = kinds.get(kind) if kind is not None else None
+        own_keys = use_case.keys.names if use_case is not None else set()
+        reader.unknown_keys(item, spec.names | own_keys, path)
+        name = spec.read(reader, item, "name", path)
         types = reader.value(
             item,
             "dispatch_types",
             path,
             _dispatch_types,
-            USE_CASES["dispatch_types"].expected,
-            default=("PEAK_SHAVING",) if kind == "peak_shaving" else ("BATTERY_POWER",),
+            spec["dispatch_types"].expected,
+            default=use_case.default_dispatch_types if use_case is not None else (),
         )
-        priority = USE_CASES.read(reader, item, "priority", path)
-        batteries = USE_CASES.read(reader, item, "batteries", path)
-        shaving = _peak_shaving(reader, item, path) if kind == "peak_shaving" else None
+        priority = spec.read(reader, item, "priority", path)
+        batteries = spec.read(reader, item, "batteries", path)
+        options = use_case.parse(reader, item, path) if use_case is not None else None
         if kind is not None and types is not None:
             name = name or f"{kind}_{index}"
             if name in names:
@@ -1262,33 +1160,27 @@ def _use_cases(reader: Reader, raw: object) -> tuple[UseCaseConfig, ...]:
                     name,
                     priority=priority or 0,
                     batteries=batteries or frozenset(),
-                    peak_shaving=shaving,
+                    options=options,
                 )
             )
     return tuple(found)
 
 
-def _peak_shaving(reader: Reader, item: Mapping[str, Any], path: str) -> PeakShavingOptions:
-    threshold = PEAK_SHAVING.read(reader, item, "threshold", path)
-    margin = PEAK_SHAVING.read(reader, item, "recharge_margin", path)
-    max_recharge = PEAK_SHAVING.read(reader, item, "max_recharge", path)
-    export_limit = PEAK_SHAVING.read(reader, item, "export_limit", path)
-    soc_min = PEAK_SHAVING.read(reader, item, "soc_min", path)
-    soc_max = PEAK_SHAVING.read(reader, item, "soc_max", path)
-    if soc_min is not None and soc_max is not None and soc_min >= soc_max:
-        reader.fail(join(path, "soc_max"), f"more than soc_min ({soc_min:g})", soc_max)
-    if threshold is not None and export_limit is not None and threshold < -export_limit:
-        reader.fail(
-            join(path, "threshold"), f"at least -export_limit ({-export_limit:g} W)", threshold
-        )
-    return PeakShavingOptions(
-        threshold_w=threshold,
-        recharge_margin_w=margin or 0.0,
-        max_recharge_w=max_recharge,
-        export_limit_w=export_limit,
-        soc_min_pct=soc_min or 0.0,
-        soc_max_pct=100.0 if soc_max is None else soc_max,
-    )
+def _owned_sections(
+    reader: Reader,
+    document: Mapping[str, Any],
+    use_cases: tuple[UseCase, ...],
+    place: ConfigPlace,
+) -> tuple[UseCaseConfig, ...]:
+    """The use cases whose own top-level table is in `document` (a `SectionUseCase`)."""
+    found: list[UseCaseConfig] = []
+    for name, owner in registry.section_owners(use_cases).items():
+        if name not in document:
+            continue
+        options = owner.parse_section(reader, reader.table(document, name, ""), place)
+        if options is not None:
+            found.append(UseCaseConfig(owner.kind, (), name, options=options))
+    return tuple(found)
 
 
 def _grid(reader: Reader, table: Mapping[str, Any]) -> GridConfig:

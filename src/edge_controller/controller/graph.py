@@ -1,9 +1,15 @@
 """Builds the controller's actor graph from the configuration and runs it.
 
-    Dispatch API ─▶ DispatchBroadcastingActor ─▶ use-case actors (BatteryPowerActor, …)
+    Dispatch API ─▶ DispatchBroadcastingActor ─▶ use-case actors (from the registry)
                                                       │ PowerRequest
                                                       ▼
+                                              PowerManagingActor
+                                                      │
+                                                      ▼
                   Microgrid API ◀── set power ── PowerDistributingActor ◀─ telemetry
+
+The use cases are built only through `use_cases.registry` and `UseCase.build`
+(`framework/use_case.py`): the graph names none of them.
 
 `Controller` is the in-process form (tests start it next to the simulator and the
 dispatch service); `edge-controller run --config FILE` wraps it with signal handling.
@@ -46,13 +52,17 @@ from edge_controller.dispatching.cache import CachedSchedule
 from edge_controller.dispatching.schedule import runs_at
 from edge_controller.framework.messages import PowerRequest, Result
 from edge_controller.framework.supervision import RestartPolicy, SupervisedActor
+from edge_controller.framework.use_case import (
+    DispatchApiAccess,
+    SiteView,
+    UseCaseActors,
+    UseCaseContext,
+)
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.power.distribution import DistributionAlgorithm, Proportional, SocBalancing
 from edge_controller.power.status import BlockingTracker
-from edge_controller.use_cases.battery_power.actor import BatteryPowerActor
-from edge_controller.use_cases.market_bid.config import MarketBidConfig
-from edge_controller.use_cases.peak_shaving.actor import PeakShavingActor
+from edge_controller.use_cases import registry
 
 _LOG = structlog.get_logger(__name__)
 
@@ -91,8 +101,41 @@ def _algorithm(name: str) -> DistributionAlgorithm:
     return SocBalancing() if name == "soc_balancing" else Proportional()
 
 
-UseCaseActor = BatteryPowerActor | PeakShavingActor
-"""The use-case actors the configuration can name (`[[use_cases]] kind`)."""
+@dataclass(frozen=True, slots=True)
+class RunningUseCase:
+    """One use case the graph built: its configuration, its actors, its status.
+
+    It reads as its status (`UseCaseStatus`): what the daemon, the console, `/metrics`
+    and the demo show of it.
+    """
+
+    config: UseCaseConfig
+    built: UseCaseActors
+
+    @property
+    def name(self) -> str:
+        """The configured name (the namespace of its requests)."""
+        return self.config.name
+
+    @property
+    def kind(self) -> str:
+        """The registry kind."""
+        return self.config.kind
+
+    @property
+    def running_dispatches(self) -> Mapping[int, float]:
+        """Dispatch ids it runs now, each with the figure it asks."""
+        return self.built.status.running_dispatches
+
+    @property
+    def driving(self) -> Mapping[frozenset[int], float]:
+        """Component sets it holds a target on now, with the watts asked."""
+        return self.built.status.driving
+
+    @property
+    def counts(self) -> Mapping[str, int]:
+        """Its events since it was built."""
+        return self.built.status.counts
 
 
 class SiteMismatchError(ConfigError):
@@ -135,9 +178,11 @@ class Controller:
         self._dispatcher: Dispatcher | None = None
         self.actors: list[SupervisedActor] = []
         self.power_distributing: PowerDistributingActor | None = None
-        self._use_cases: dict[str, tuple[UseCaseActor, UseCaseConfig]] = {}
+        self._use_cases: dict[str, RunningUseCase] = {}
+        """The `[[use_cases]]` entries, by name, in configuration order."""
+        self._sections: list[RunningUseCase] = []
+        """The use cases configured by a table of their own; started once."""
         self.power_managing: PowerManagingActor | None = None
-        self.market_bid: SupervisedActor | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._feeder_lock = asyncio.Lock()
         """Held while the dispatch feeder (broadcaster or cached schedule) is replaced."""
@@ -215,11 +260,13 @@ class Controller:
             on_result=self.hooks.on_result,
         )
         self._warn_unknown_resolutions(settings.resolutions_w)
+        self.actors = [self.power_distributing, self.power_managing]
         for use_case in self.config.use_cases:
-            self._add_use_case(use_case)
-        self.actors = [self.power_distributing, self.power_managing, *self.use_cases]
-        if self.config.market_bid is not None:
-            self.actors.extend(self._market_actors(self.config.market_bid))
+            self.actors.extend(self._add_use_case(use_case).built.actors)
+        for section in self.config.sections:
+            running_section = self._build(section)
+            self._sections.append(running_section)
+            self.actors.extend(running_section.built.actors)
         if self.config.recovery.enabled:
             self.recovery = ComponentRecoveryActor(
                 self.connection,
@@ -256,9 +303,24 @@ class Controller:
         return self._failed
 
     @property
-    def use_cases(self) -> list[UseCaseActor]:
-        """The use-case actors running now, in configuration order."""
-        return [actor for actor, _ in self._use_cases.values()]
+    def use_cases(self) -> list[RunningUseCase]:
+        """The use cases running now, each read as its status.
+
+        `[[use_cases]]` entries in configuration order, then the use cases configured
+        by a table of their own.
+        """
+        return [*self._use_cases.values(), *self._sections]
+
+    def site_view(self) -> SiteView:
+        """What a use case may see of the site (after `start`)."""
+        connection = self.connection
+        return SiteView(
+            connection.pairs,
+            connection.cache,
+            connection.grid_meter_id,
+            ev_chargers=tuple(getattr(connection, "ev_charger_ids", ())),
+            pv_inverters=tuple(getattr(connection, "pv_inverter_ids", ())),
+        )
 
     def _warn_unknown_resolutions(self, resolutions_w: Mapping[int, float]) -> None:
         pairs = self.connection.pairs
@@ -270,54 +332,42 @@ class Controller:
                 battery_inverters=list(pairs.inverter_ids),
             )
 
-    def _add_use_case(self, use_case: UseCaseConfig) -> UseCaseActor:
+    def _build(self, use_case: UseCaseConfig) -> RunningUseCase:
+        """Build one use case through the registry, on a context of its own.
+
+        Its dispatches arrive on a channel of its own (routed by `_routes`); its
+        requests go to the PowerManagingActor; its results come back by its name.
+        """
         assert self.power_distributing is not None
         assert self._requests is not None
-        pairs = self.connection.pairs
         name = use_case.name
         dispatches, dispatches_in = BroadcastChannel[Dispatch](name=f"{name}_dispatches")
-        actor: UseCaseActor
-        if use_case.kind == "peak_shaving":
-            assert use_case.peak_shaving is not None
-            wanted = use_case.batteries or frozenset(pairs.battery_ids)
-            actor = PeakShavingActor(
-                dispatches_in,
-                self._requests.clone(),
-                self.power_distributing.new_result_receiver(name),
-                SiteAccess(pairs, self.connection.cache, self.connection.grid_meter_id),
-                options=use_case.peak_shaving,
-                batteries=frozenset().union(
-                    *(pairs.batteries_of(pairs.inverter_of(b)) for b in wanted)
-                ),
-                priority=use_case.priority,
-                grid=self.config.grid,
-                clock=self._clock,
-                request_timeout=self.config.power_distribution.request_timeout,
-                name=name,
-            )
-        else:
-            actor = BatteryPowerActor(
-                dispatches_in,
-                self._requests.clone(),
-                self.power_distributing.new_result_receiver(name),
-                site_batteries=pairs.battery_ids,
-                battery_groups={
-                    b: frozenset(pairs.batteries_of(pairs.inverter_of(b)))
-                    for b in pairs.battery_ids
-                },
-                namespace=name,
-                request_timeout=self.config.power_distribution.request_timeout,
-                priority=use_case.priority,
-                name=name,
-            )
-        self._use_cases[name] = (actor, use_case)
+        dispatch = self.config.dispatch
+        context = UseCaseContext(
+            name=name,
+            dispatches=dispatches_in,
+            requests=self._requests.clone(),
+            results=self.power_distributing.new_result_receiver(name),
+            site=self.site_view(),
+            grid=self.config.grid,
+            clock=self._clock or WallClock(),
+            request_timeout=self.config.power_distribution.request_timeout,
+            priority=use_case.priority,
+            dispatch_api=DispatchApiAccess(dispatch.url, dispatch.microgrid_id, dispatch.auth_key),
+        )
+        built = registry.by_kind(registry.USE_CASES)[use_case.kind].build(context, use_case)
         self._dispatch_senders[name] = dispatches
-        return actor
+        return RunningUseCase(use_case, built)
+
+    def _add_use_case(self, use_case: UseCaseConfig) -> RunningUseCase:
+        running = self._build(use_case)
+        self._use_cases[use_case.name] = running
+        return running
 
     def _routes(self) -> dict[str, list[Sender[Dispatch]]]:
         routes: dict[str, list[Sender[Dispatch]]] = {}
-        for name, (_, use_case) in self._use_cases.items():
-            for dispatch_type in use_case.dispatch_types:
+        for name, running in self._use_cases.items():
+            for dispatch_type in running.config.dispatch_types:
                 routes.setdefault(dispatch_type, []).append(self._dispatch_senders[name])
         return routes
 
@@ -334,64 +384,6 @@ class Controller:
                 self._reconnector = asyncio.create_task(
                     self._reconnect(), name="dispatch_reconnect"
                 )
-
-    def _market_actors(self, section: MarketBidConfig) -> list[SupervisedActor]:
-        """The WeatherActor and the MarketBidActor (imported here: pvlib is slow to load)."""
-        from frequenz.client.electricity_trading import Client as TradingClient
-
-        from edge_controller.dispatching.producer import DispatchProducer
-        from edge_controller.use_cases.market_bid.actor import (
-            MarketBidActor,
-            MarketBidOptions,
-            telemetry_inputs,
-        )
-        from edge_controller.use_cases.market_bid.weather_actor import (
-            WeatherActor,
-            WeatherApiSource,
-        )
-        from edge_controller.weather.messages import GeoLocation, WeatherForecast
-        from edge_controller.weather.openweathermap import OpenWeatherMapSource
-
-        options = MarketBidOptions(**section.options)
-        forecasts, forecasts_in = BroadcastChannel[WeatherForecast](
-            name="weather_forecasts", resend_latest=True
-        )
-        location = GeoLocation(section.latitude, section.longitude, section.country_code)
-        source: WeatherApiSource | OpenWeatherMapSource
-        if section.openweathermap_key_file is not None:
-            source = (
-                OpenWeatherMapSource(
-                    location, section.openweathermap_key_file, base_url=section.openweathermap_url
-                )
-                if section.openweathermap_url
-                else OpenWeatherMapSource(location, section.openweathermap_key_file)
-            )
-        else:
-            source = WeatherApiSource(section.weather_url, location)
-        weather = WeatherActor(source, forecasts)
-        self._forecast_anchor = forecasts.subscribe()
-        producer = DispatchProducer(
-            self.config.dispatch.url,
-            self.config.dispatch.microgrid_id,
-            self.config.dispatch.auth_key,
-        )
-        trading = TradingClient(server_url=section.trading_url, auth_key=section.auth_key)
-        inputs = telemetry_inputs(
-            self.connection.cache, self.connection.pairs, options, self._clock or WallClock()
-        )
-        bidder = MarketBidActor(
-            trading,
-            producer,
-            forecasts_in,
-            inputs.battery_pool,
-            options=options,
-            measured_power_w=inputs.measured_power_w,
-            storage_units=inputs.storage_units,
-            clock=self._clock,
-        )
-        self._closers.extend([producer.close, trading.disconnect])
-        self.market_bid = bidder
-        return [weather, bidder]
 
     def _supervise(self, actor: SupervisedActor) -> None:
         policy = self.config.supervision
@@ -528,19 +520,25 @@ class Controller:
                 self._broadcaster = self._offline = None
             try:
                 for name in (*changes.use_cases_removed, *changes.use_cases_changed):
-                    actor, _ = self._use_cases.pop(name)
-                    await actor.stop()
-                    self.actors.remove(actor)
+                    stopped = self._use_cases.pop(name)
+                    for actor in stopped.built.actors:
+                        await actor.stop()
+                        self.actors.remove(actor)
+                    for close in stopped.built.closers:
+                        with contextlib.suppress(Exception):
+                            async with asyncio.timeout(ACTOR_STOP_TIMEOUT_S):
+                                await close()
                     del self._dispatch_senders[name]
                     if self.power_managing is not None:
                         await self.power_managing.withdraw(name)
                     _LOG.info("use_case_stopped", use_case=name)
                 wanted = {u.name: u for u in new.use_cases}
                 for name in (*changes.use_cases_changed, *changes.use_cases_added):
-                    actor = self._add_use_case(wanted[name])
-                    self.actors.append(actor)
-                    self._supervise(actor)
-                    actor.start()
+                    added = self._add_use_case(wanted[name])
+                    for actor in added.built.actors:
+                        self.actors.append(actor)
+                        self._supervise(actor)
+                        actor.start()
                     _LOG.info(
                         "use_case_started",
                         use_case=name,
@@ -705,7 +703,8 @@ class Controller:
                 with contextlib.suppress(Exception):
                     await stop_dispatcher(self._dispatcher)
                 self._dispatcher = None
-            for close in self._closers:
+            closers = [*self._closers, *(c for u in self.use_cases for c in u.built.closers)]
+            for close in closers:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(ACTOR_STOP_TIMEOUT_S):
                         await close()

@@ -1,8 +1,8 @@
 """The `[market_bid]` section: where to trade and fetch forecasts, and the strategy.
 
-Kept apart from `config.py` because its values end in `trading.market_bid.
-MarketBidOptions`, whose module pulls in the weather models (pvlib, pandas: about a
-second to import): that import happens only for a configuration that has the section.
+Its values end in `actor.MarketBidOptions`, whose module pulls in the weather models
+(pvlib, pandas: about a second to import): that import happens only for a
+configuration that has the section (and when the reference is rendered).
 The options' own checks (`MarketBidOptions.__post_init__`) are turned into problems
 with the `market_bid.` key path, like every other configuration error.
 
@@ -38,16 +38,18 @@ flat_price = 80                  # EUR/MWh expected before any cleared price is 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from edge_controller.common.key_specs import KeySpec, SectionSpec, show_default
 from edge_controller.common.secret_files import read_api_key
+from edge_controller.common.tls_files import tls_file_problems
 from edge_controller.common.toml_reader import Reader, checked, integer, join, number, string
 from edge_controller.common.toml_reader import power as read_power
-from edge_controller.config.keys import KeySpec, SectionSpec
 
 KEY_ENVIRONMENT_VARIABLE = "EDGE_CONTROLLER_TRADING_KEY"
 KEY_CREDENTIAL = "trading-key"
@@ -104,11 +106,25 @@ def _power_option(key: str, field_name: str, meaning: str) -> KeySpec:
     return _option(key, field_name, _NON_NEGATIVE_POWER, _POWER_EXPECTED, meaning, "W")
 
 
+def _option_default(field_name: str) -> str:
+    """The default of a `MarketBidOptions` field, in the config's units (for the reference)."""
+    from edge_controller.use_cases.market_bid.actor import MarketBidOptions
+
+    defaults = {f.name: f.default for f in dataclasses.fields(MarketBidOptions)}
+    value = defaults[field_name]
+    if value is None:
+        return "all" if field_name == "batteries" else "none"
+    if field_name.endswith("_mw") and isinstance(value, int | float):
+        return f"{value:g} MW"
+    return show_default(value)
+
+
 MARKET_BID = SectionSpec(
     "market_bid",
     "The market-bid actor: forecast, bid on the market, turn won trades into dispatches "
-    "(`trading/market_bid.py`). Runs only when the section is there.",
+    "(`use_cases/market_bid/`). Runs only when the section is there.",
     live=False,
+    field_default=_option_default,
     keys=(
         KeySpec(
             "trading_url", "a grpc://HOST:PORT URL", "The Electricity Trading API.", convert=_url
@@ -393,6 +409,8 @@ def parse_market_bid(
         return None
     assert trading_url is not None
     assert weather_url is not None
+    for key, url in (("trading_url", trading_url), ("weather_url", weather_url)):
+        reader.problems.extend(f"{join(path, key)}: {p}" for p in tls_file_problems(url))
     assert latitude is not None
     assert longitude is not None
     assert auth_key is not None

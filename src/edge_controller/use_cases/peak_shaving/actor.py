@@ -32,14 +32,14 @@ from frequenz.dispatch import Dispatch
 from frequenz.quantities import Power
 
 from edge_controller.common.clock import Clock, WallClock
-from edge_controller.config.schema import GridConfig, PeakShavingOptions
-from edge_controller.controller.power_managing import SiteAccess
 from edge_controller.dispatching.payload import PayloadError, parse_peak_shaving
 from edge_controller.dispatching.schedule import running_now
 from edge_controller.framework.messages import PowerRequest, Result, Success
 from edge_controller.framework.supervision import SupervisedActor
+from edge_controller.framework.use_case import GridConfig, SiteView
 from edge_controller.microgrid.site_view import meter_power_w, pool_view
 from edge_controller.power.bounds import Range
+from edge_controller.use_cases.peak_shaving.config import PeakShavingOptions
 from edge_controller.use_cases.peak_shaving.decide import (
     BatteryPool,
     PeakShavingConfig,
@@ -56,7 +56,7 @@ class PeakShavingActor(SupervisedActor):
         dispatches: Receiver[Dispatch],
         requests: Sender[PowerRequest],
         results: Receiver[Result],
-        site: SiteAccess,
+        site: SiteView,
         *,
         options: PeakShavingOptions,
         batteries: frozenset[int],

@@ -1,11 +1,15 @@
 """What a configuration key is: the one description the parser and the reference share.
 
 Each section of the controller config is a `SectionSpec` holding `KeySpec`s. The
-parser (`config.py`, `config_market_bid.py`) takes from them the keys it accepts
-(anything else is an unknown key), what it tells the operator it expected, the
-default it uses and the converter it applies; `config_changes` takes from them which
-sections apply live; `config_reference` renders them as `docs/config-reference.md`.
-A key that exists only in the parser or only in the reference cannot happen.
+parser (`config/schema.py`, and each use case's `config.py` for its own keys) takes
+from them the keys it accepts (anything else is an unknown key), what it tells the
+operator it expected, the default it uses and the converter it applies;
+`config/changes.py` takes from them which sections apply live; `config/reference.py`
+renders them as `docs/config-reference.md`. A key that exists only in the parser or
+only in the reference cannot happen.
+
+Here, below `config/` and the use cases, because both describe keys with them: a use
+case declares its keys without importing the configuration package that reads them.
 
 ```python
 SectionSpec(
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Final
 
 from edge_controller.common.toml_reader import Reader, checked, number
@@ -54,7 +59,8 @@ class KeySpec:
     """Raw TOML value → converted value, None when unusable; None here: the parser
     reads this key with code of its own (files, tables, keys from elsewhere)."""
     field: str = ""
-    """The options field whose default this key takes (`[market_bid]`), if not `default`."""
+    """The options field whose default this key takes, if not `default` (its section's
+    `field_default` renders it for the reference)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,9 @@ class SectionSpec:
     """An array of tables (`[[use_cases]]`)."""
     heading: str = ""
     """Shown instead of the table header (e.g. a kind's extra keys)."""
+    field_default: Callable[[str], str] | None = None
+    """The reference's text for the default of an options field (`KeySpec.field`),
+    called only when the reference is rendered: the options class may be slow to load."""
 
     @property
     def header(self) -> str:
@@ -125,3 +134,20 @@ def seconds_key(key: str, low: float, high: float, default: object, meaning: str
         default=default,
         convert=seconds(low, high),
     )
+
+
+def show_default(value: object) -> str:
+    """A default as the reference shows it: seconds, watts and lists in config form."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds():g}"
+    if isinstance(value, int | float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    if isinstance(value, frozenset | tuple | list):
+        return f"`{sorted(value)!r}`" if value else "`[]`"
+    return f"`{value}`"
