@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from edge_controller.daemon.systemd import Notifier, watchdog_pings
+from edge_controller.common.systemd import Notifier, watchdog_pings
 
 WATCHDOG_USEC = 200_000  # 0.2 s: pings every 0.1 s
 

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.servers.dispatch.auth import KeyFileError, key_is_valid, load_keys, parse_keys
+from edge_controller.servers.common.api_keys import (
+    KeyFileError,
+    key_is_valid,
+    load_keys,
+    parse_keys,
+)
 
 
 def test_keys_file_format() -> None:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import argparse
 import errno
 import ipaddress
 import socket
@@ -35,6 +36,14 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 SERVER_OPTIONS: Final = [("grpc.so_reuseport", 0)]
 """Never share a port with a stale server."""
+
+
+class StartupError(Exception):
+    """The server cannot start: a bad flag, key file, database or listen address.
+
+    The command line prints the message and exits with status 2; the message names the
+    flag or file, what was expected and what was found.
+    """
 
 
 class ListenAddressError(ValueError):
@@ -248,6 +257,23 @@ class ServerTls:
     def credentials(self) -> grpc.ServerCredentials:
         """The gRPC server credentials (no client certificates asked)."""
         return grpc.ssl_server_credentials([(self.private_key, self.certificate_chain)])
+
+
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `--tls-cert FILE --tls-key FILE` (both or neither) to a server's flags.
+
+    Read back with `ServerTls.from_flags(args.tls_cert, args.tls_key)`.
+    """
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="serve TLS with this PEM certificate chain (with --tls-key); default: plain text",
+    )
+    parser.add_argument(
+        "--tls-key", type=Path, default=None, metavar="FILE", help="the certificate's PEM key"
+    )
 
 
 def _read_pem(flag: str, path: Path, what: str) -> bytes:

@@ -23,8 +23,8 @@ from typing import Protocol, Self
 
 import grpc
 
+from edge_controller.common.systemd import Notifier, watchdog_pings
 from edge_controller.common.waiting import cancel_and_wait_all
-from edge_controller.daemon.systemd import Notifier, watchdog_pings
 from edge_controller.servers.common.serving import (
     BindError,
     ServerTls,

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge_controller.servers.dispatch.errors import StartupError
+from edge_controller.servers.common.serving import StartupError, add_tls_arguments
 
 if TYPE_CHECKING:
     from edge_controller.servers.dispatch.server import DispatchServer
@@ -60,20 +60,6 @@ def add_dispatch_server_parser(
     add_tls_arguments(parser)
 
 
-def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add `--tls-cert FILE --tls-key FILE` (both or neither) to a server's flags."""
-    parser.add_argument(
-        "--tls-cert",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="serve TLS with this PEM certificate chain (with --tls-key); default: plain text",
-    )
-    parser.add_argument(
-        "--tls-key", type=Path, default=None, metavar="FILE", help="the certificate's PEM key"
-    )
-
-
 def build_server(args: argparse.Namespace) -> DispatchServer:
     """Return the (not yet started) server the parsed flags describe.
 
@@ -81,8 +67,8 @@ def build_server(args: argparse.Namespace) -> DispatchServer:
         StartupError: no `--keys-file` and no `--no-auth`, an unusable keys file or
             TLS file, or a bad `--listen`; the message names the flag.
     """
+    from edge_controller.servers.common.api_keys import load_keys
     from edge_controller.servers.common.serving import ServerTls, TlsFileError
-    from edge_controller.servers.dispatch.auth import load_keys
     from edge_controller.servers.dispatch.server import DispatchServer
 
     if args.keys_file is None and not args.no_auth:

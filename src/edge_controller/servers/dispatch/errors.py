@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from edge_controller.servers.common.serving import RefusalError
+from edge_controller.servers.common.serving import RefusalError, StartupError
 
 
 class ErrorKind(Enum):
@@ -28,14 +28,6 @@ class DispatchError(RefusalError):
     """
 
 
-class StartupError(Exception):
-    """The server cannot start: a bad flag, key file, database or listen address.
-
-    The command line prints the message and exits with status 2; the message names the
-    flag or file, what was expected and what was found.
-    """
-
-
 def invalid(message: str) -> DispatchError:
     """Return an INVALID_ARGUMENT error (a shorthand for the rules)."""
     return DispatchError(ErrorKind.INVALID_ARGUMENT, message)
@@ -44,3 +36,6 @@ def invalid(message: str) -> DispatchError:
 def not_found(message: str) -> DispatchError:
     """Return a NOT_FOUND error."""
     return DispatchError(ErrorKind.NOT_FOUND, message)
+
+
+__all__ = ["DispatchError", "ErrorKind", "StartupError", "invalid", "not_found"]

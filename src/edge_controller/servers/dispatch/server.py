@@ -17,6 +17,7 @@ import structlog
 from frequenz.api.dispatch.v1 import dispatch_pb2_grpc as pb_grpc
 
 from edge_controller.common.clock import Clock
+from edge_controller.servers.common.api_keys import KeyAuthInterceptor
 from edge_controller.servers.common.serving import (
     SERVER_OPTIONS,
     BindError,
@@ -25,7 +26,6 @@ from edge_controller.servers.common.serving import (
 )
 from edge_controller.servers.common.serving import ListenAddressError as BaseListenAddressError
 from edge_controller.servers.common.shell import ManagedServer
-from edge_controller.servers.dispatch.auth import KeyAuthInterceptor
 from edge_controller.servers.dispatch.errors import StartupError
 from edge_controller.servers.dispatch.service import DispatchService
 from edge_controller.servers.dispatch.servicer import DispatchServicer

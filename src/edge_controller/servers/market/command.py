@@ -65,7 +65,7 @@ def add_market_server_parser(
     auth.add_argument(
         "--no-auth", action="store_true", help="accept every client without a key (lab use only)"
     )
-    from edge_controller.servers.dispatch.command import add_tls_arguments
+    from edge_controller.servers.common.serving import add_tls_arguments
 
     add_tls_arguments(parser)  # --tls-cert FILE --tls-key FILE, as for the other servers
     parser.add_argument(
@@ -99,16 +99,16 @@ def run_market_server(args: argparse.Namespace) -> int:
     Prints `listening address=HOST:PORT` first on stdout once bound; returns the exit
     code (0 done, 2 bad input).
     """
+    from edge_controller.servers.common.api_keys import load_keys
     from edge_controller.servers.common.http_shell import ssl_context
     from edge_controller.servers.common.serving import (
         ListenAddressError,
         ServerTls,
+        StartupError,
         TlsFileError,
         parse_listen,
     )
     from edge_controller.servers.common.shell import serve_until_signal
-    from edge_controller.servers.dispatch.auth import load_keys
-    from edge_controller.servers.dispatch.errors import StartupError
     from edge_controller.servers.market.file import MarketFileError, load_market
     from edge_controller.servers.market.member_store import MemberStoreError
     from edge_controller.servers.market.server import HttpSettings, MarketServer

@@ -26,9 +26,9 @@ from frequenz.api.electricity_trading.v1 import electricity_trading_pb2_grpc as 
 
 from edge_controller.common.clock import Clock, WallClock
 from edge_controller.common.waiting import cancel_and_wait
+from edge_controller.servers.common.api_keys import KeyAuthInterceptor
 from edge_controller.servers.common.serving import SERVER_OPTIONS, ServerTls
 from edge_controller.servers.common.shell import ManagedServer
-from edge_controller.servers.dispatch.auth import KeyAuthInterceptor
 from edge_controller.servers.market.clearing import PeriodRecord
 from edge_controller.servers.market.exchange import MarketExchange
 from edge_controller.servers.market.member_store import MemberStore

@@ -101,7 +101,7 @@ def add_weather_server_parser(
         default=1,
         help="seed of the forecast error (default 1): same seed, same forecasts",
     )
-    from edge_controller.servers.dispatch.command import add_tls_arguments
+    from edge_controller.servers.common.serving import add_tls_arguments
 
     add_tls_arguments(parser)  # --tls-cert FILE --tls-key FILE, as for the other servers
 

@@ -1,4 +1,6 @@
-"""API keys: the keys file, and the one place every request's key is checked.
+"""API keys of the gRPC servers: the keys file, and the one place a request's key is checked.
+
+Shared by the dispatch service and the market server (`--keys-file`, `--no-auth`).
 
 `frequenz-client-dispatch` (through `frequenz-client-base`'s authentication
 interceptor) sends its `auth_key` as the gRPC metadata entry `key` on every call,
@@ -28,9 +30,9 @@ import grpc
 import structlog
 
 from edge_controller.common.log_limit import LogLimiter
-from edge_controller.servers.dispatch.errors import StartupError
+from edge_controller.servers.common.serving import StartupError
 
-_LOG = structlog.get_logger("edge_controller.servers.dispatch")
+_LOG = structlog.get_logger(__name__)
 METADATA_KEY = "key"
 """The metadata entry the Frequenz clients put the API key in."""
 REFUSAL_LOG_INTERVAL_S = 60.0
