@@ -20,6 +20,7 @@ from edge_controller.common.clock import ManualClock
 from edge_controller.microgrid import (
     BatteryReading,
     ComponentGraphError,
+    EvChargerReading,
     InverterReading,
     MicrogridConnection,
     NotStartedError,
@@ -97,8 +98,11 @@ async def test_start_pairs_every_inverter_with_its_battery(
 ) -> None:
     assert connection.pairs.as_dict() == {10: (11,), 20: (21,), 30: (31,), 40: (41,)}
     assert connection.grid_meter_id == 2
-    # one stream per battery, per battery inverter and for the grid meter, nothing else
-    await streams_open(sim_server, 9)
+    assert connection.direct.pv_inverter_ids == (50,)
+    assert connection.direct.ev_charger_ids == (80,)
+    # one stream per battery, per battery inverter, for the PV inverter, the EV charger
+    # and the grid meter, nothing else (not the wind turbine nor the load)
+    await streams_open(sim_server, 11)
 
 
 async def test_telemetry_reaches_the_cache(
@@ -113,6 +117,17 @@ async def test_telemetry_reaches_the_cache(
     assert battery.errors == frozenset()
     inverter_c = await eventually(sim_server, fresh_inverter(connection, clock, 30))
     assert inverter_c.bounds == (Range(-200_000, -2_000), Range(2_000, 200_000))
+    pv = await eventually(sim_server, fresh_inverter(connection, clock, 50))
+    assert pv.power_w < 0.0  # producing at noon
+    assert pv.bounds == (Range(-350_000, 0),)
+
+    def charger() -> EvChargerReading | None:
+        return connection.cache.ev_charger(80, clock.now())
+
+    ev = await eventually(sim_server, charger)
+    assert ev.power_w == 0.0
+    assert ev.bounds is not None
+    assert ev.bounds[0].lower == 0.0
 
 
 async def test_set_power_returns_the_expiry_and_telemetry_shows_the_floored_power(
@@ -199,11 +214,11 @@ async def test_a_dropped_stream_is_resumed_after_the_fault(
         BATTERY_A, FaultKind.DROP_STREAM, now=clock.now(), duration=timedelta(seconds=2)
     )
     sim_server.service.tick()
-    await streams_open(sim_server, 8)
+    await streams_open(sim_server, 10)
     clock.advance(3)  # the fault is over; the client retries after ~0.5 s
     resumed = await eventually(sim_server, fresh_battery(connection, clock, BATTERY_A))
     assert resumed.soc_pct == pytest.approx(50.0, abs=0.1)
-    await streams_open(sim_server, 9)
+    await streams_open(sim_server, 11)
 
 
 async def test_stop_ends_every_stream_and_is_idempotent(
@@ -215,12 +230,14 @@ async def test_stop_ends_every_stream_and_is_idempotent(
     with pytest.raises(NotStartedError):
         await connection.set_power(INVERTER_A, 0.0, timeout_s=1.0)
     await connection.start()
-    await streams_open(sim_server, 9)
+    await streams_open(sim_server, 11)
     await connection.stop()
     await streams_open(sim_server, 0)
     await connection.stop()
     with pytest.raises(NotStartedError):
         _ = connection.pairs
+    with pytest.raises(NotStartedError):
+        _ = connection.direct
 
 
 # ------------------------------------------------------------- other sites

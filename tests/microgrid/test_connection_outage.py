@@ -23,8 +23,9 @@ from edge_controller.servers.sim.server import SimulatorServer
 from edge_controller.servers.sim.site import SiteSpec
 from tests import patience
 
-COMPONENTS = {11, 21, 31, 41, 10, 20, 30, 40, 2}
-"""Every streamed component of the example site: batteries, inverters, grid meter."""
+COMPONENTS = {11, 21, 31, 41, 10, 20, 30, 40, 50, 80, 2}
+"""Every streamed component of the example site: batteries, inverters, the PV inverter,
+the EV charger, the grid meter."""
 INTERVAL = timedelta(seconds=10)
 
 
@@ -91,7 +92,8 @@ async def test_an_outage_is_one_line_per_component_per_interval_with_a_count(
                 None,
             )
             assert per_component(logs, "stream_retrying") == dict.fromkeys(COMPONENTS, 2)
-            since = {e["component_id"]: e["since"] for e in events(logs, "stream_retrying")[:9]}
+            first_lines = events(logs, "stream_retrying")[: len(COMPONENTS)]
+            since = {e["component_id"]: e["since"] for e in first_lines}
             for entry in events(logs, "stream_retrying")[len(COMPONENTS) :]:
                 assert entry["attempts"] >= 11
                 assert entry["suppressed"] == entry["attempts"] - 2

@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 from edge_controller.microgrid.from_proto import (
     Telemetry,
     battery_reading,
+    ev_charger_reading,
     inverter_reading,
     meter_reading,
 )
-from edge_controller.microgrid.telemetry import ComponentState, MeterReading
+from edge_controller.microgrid.telemetry import ComponentState, EvCable, MeterReading
 from edge_controller.power.bounds import Range, merge
 from edge_controller.servers.sim.api_v1alpha18 import METRIC_TO_PROTO, telemetry_to_proto
 from edge_controller.servers.sim.metrics import Metric as SimMetric
@@ -237,3 +238,39 @@ def test_what_the_simulator_sends_is_what_the_controller_reads(sample_: Componen
     expected = merge(Range(f32(r.lower), f32(r.upper)) for r in power.bounds)
     assert reading.bounds == (expected or None)
     assert reading.states == {state.name for state in sample_.states}
+
+
+def test_an_ev_charger_message_carries_its_bounds_and_cable_state() -> None:
+    plugged = ev_charger_reading(
+        message(
+            80,
+            sample(Metric.AC_POWER_ACTIVE, 11_000.0, [(0, 22_000)]),
+            states=[
+                ComponentStateCode.CHARGING.value,
+                ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_EV.value,
+            ],
+        )
+    )
+    assert plugged is not None
+    assert (plugged.power_w, plugged.bounds) == (11_000.0, (Range(0, 22_000),))
+    assert plugged.state is ComponentState.CHARGING
+    assert plugged.cable is EvCable.LOCKED_AT_EV
+    assert plugged.cable.car_connected is True
+    empty = ev_charger_reading(
+        message(
+            80,
+            sample(Metric.AC_POWER_ACTIVE, 0.0, [(0, 0)]),
+            states=[
+                ComponentStateCode.READY.value,
+                ComponentStateCode.EV_CHARGING_CABLE_PLUGGED_AT_STATION.value,
+            ],
+        )
+    )
+    assert empty is not None
+    assert empty.bounds == (Range(0, 0),)
+    assert empty.cable.car_connected is False
+    silent = ev_charger_reading(message(80, sample(Metric.AC_POWER_ACTIVE, 0.0)))
+    assert silent is not None
+    assert silent.cable is EvCable.UNKNOWN
+    assert silent.cable.car_connected is None
+    assert ev_charger_reading(message(80, sample(Metric.DC_POWER, 5.0))) is None

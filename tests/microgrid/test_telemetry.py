@@ -5,6 +5,8 @@ import pytest
 
 from edge_controller.microgrid.telemetry import (
     BatteryReading,
+    EvCable,
+    EvChargerReading,
     InverterReading,
     TelemetryCache,
     ranges_from_bounds,
@@ -166,3 +168,53 @@ def test_batteries_and_inverters_are_kept_apart() -> None:
 def test_a_negative_stale_after_is_refused() -> None:
     with pytest.raises(ValueError, match="stale_after"):
         TelemetryCache(stale_after=timedelta(seconds=-1))
+
+
+def charger(age_s: float = 0.0, power_w: float = 0.0, *states: str) -> EvChargerReading:
+    return EvChargerReading(
+        component_id=80,
+        sampled_at=NOON - timedelta(seconds=age_s),
+        power_w=power_w,
+        bounds=(Range(0, 22_000),),
+        states=frozenset(states),
+        errors=frozenset(),
+    )
+
+
+def test_ev_chargers_are_cached_apart_and_age_like_the_rest() -> None:
+    cache = TelemetryCache(stale_after=timedelta(seconds=2))
+    cache.update(charger(3, 7_000.0))
+    cache.update(charger(1, 11_000.0))
+    cache.update(charger(2, 9_000.0))  # late: older than the one held
+    fresh = cache.ev_charger(80, NOON)
+    assert fresh is not None
+    assert fresh.power_w == 11_000.0
+    assert cache.inverter(80, NOON) is None
+    assert cache.age(80, NOON) == timedelta(seconds=1)
+    assert cache.ev_charger(80, NOON + timedelta(seconds=1, milliseconds=1)) is None
+    last = cache.last_ev_charger(80)
+    assert last is not None
+    assert last.power_w == 11_000.0
+
+
+@pytest.mark.parametrize(
+    ("codes", "cable", "car"),
+    [
+        ((), EvCable.UNKNOWN, None),
+        (("READY", "RELAY_CLOSED"), EvCable.UNKNOWN, None),
+        (("EV_CHARGING_CABLE_UNPLUGGED",), EvCable.UNPLUGGED, False),
+        (("EV_CHARGING_CABLE_LOCKED_AT_STATION",), EvCable.LOCKED_AT_STATION, False),
+        (("EV_CHARGING_CABLE_PLUGGED_AT_EV",), EvCable.PLUGGED_AT_EV, True),
+        # a car that is there is never hidden by a stale "unplugged" beside it
+        (
+            ("EV_CHARGING_CABLE_UNPLUGGED", "EV_CHARGING_CABLE_LOCKED_AT_EV"),
+            EvCable.LOCKED_AT_EV,
+            True,
+        ),
+    ],
+)
+def test_the_cable_state_says_whether_a_car_is_connected(
+    codes: tuple[str, ...], cable: EvCable, car: bool | None
+) -> None:
+    assert charger(0, 0.0, *codes).cable is cable
+    assert cable.car_connected is car

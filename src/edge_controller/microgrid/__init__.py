@@ -1,7 +1,8 @@
 """The controller's connection to the microgrid: pairing, telemetry, set-power.
 
 - `graph` (pure): battery inverters paired with their batteries, the grid meter;
-- `telemetry` (pure): typed battery/inverter readings and the freshness cache;
+- `direct` (pure): the EV chargers and PV inverters, commanded one by one, rated;
+- `telemetry` (pure): typed battery/inverter/EV charger readings and the freshness cache;
 - `from_client`: client 0.18 objects → the plain types above;
 - `connection` (shell): `MicrogridConnection`, the client, the streams, set-power.
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edge_controller.microgrid.direct import DirectComponents, RatedComponent, direct_components
 from edge_controller.microgrid.graph import (
     BatteryPairs,
     ComponentGraphError,
@@ -26,6 +28,8 @@ from edge_controller.microgrid.graph import (
 )
 from edge_controller.microgrid.telemetry import (
     BatteryReading,
+    EvCable,
+    EvChargerReading,
     InverterReading,
     Reading,
     TelemetryCache,
@@ -54,14 +58,19 @@ __all__ = [
     "ComponentGraphError",
     "ComponentRole",
     "Connection",
+    "DirectComponents",
+    "EvCable",
+    "EvChargerReading",
     "GraphComponent",
     "InverterBatteries",
     "InverterReading",
     "LeftOut",
     "MicrogridConnection",
     "NotStartedError",
+    "RatedComponent",
     "Reading",
     "TelemetryCache",
+    "direct_components",
     "find_grid_meter",
     "pair_batteries",
     "ranges_from_bounds",

@@ -6,6 +6,7 @@
     connection = MicrogridConnection("grpc://127.0.0.1:50051?ssl=false")
     await connection.start()            # lists the graph, pairs, opens the streams
     connection.pairs.as_dict()          # {10: (11,), 20: (21,), ...}
+    connection.direct.pv_inverter_ids   # (50,): PV inverters and EV chargers, commanded directly
     connection.cache.battery(11, now)   # fresh telemetry, or None
     connection.cache.meter(connection.grid_meter_id, now)   # grid power, + import
     await connection.set_power(10, -1000.0, timeout_s=2.0)   # W, + charges, − discharges
@@ -14,7 +15,8 @@
 Characteristics:
 
 - One telemetry stream per battery (SoC, DC power, capacity, state), per battery
-  inverter (AC active power, state) and for the grid meter when there is exactly one
+  inverter, PV inverter and EV charger (AC active power with its bounds, state; an EV
+  charger's cable state) and for the grid meter when there is exactly one
   (AC active power: + import, − export), each read by its own task into the
   `TelemetryCache`. A stream that fails is resumed by the client after
   `reconnect_interval_s` (plus up to `reconnect_jitter_s`); meanwhile readings age
@@ -52,15 +54,24 @@ from frequenz.client.microgrid.metrics import Metric
 from grpc.aio import AioRpcError
 
 from edge_controller.common.clock import Clock, WallClock
+from edge_controller.common.compat import (
+    UnwrappedOperation,
+    call_unwrapped,
+    open_telemetry_call,
+    set_power_first_reply,
+)
 from edge_controller.common.logging import quiet_libraries
 from edge_controller.common.waiting import cancel_and_wait_all
-from edge_controller.microgrid.from_client import graph_inputs
+from edge_controller.microgrid.direct import DirectComponents, direct_components
+from edge_controller.microgrid.from_client import graph_inputs, rated_active_power
 from edge_controller.microgrid.from_proto import (
     BATTERY_METRICS,
+    EV_CHARGER_METRICS,
     INVERTER_METRICS,
     METER_METRICS,
     Telemetry,
     battery_reading,
+    ev_charger_reading,
     inverter_reading,
     meter_reading,
     stream_request,
@@ -141,6 +152,7 @@ class MicrogridConnection:
         """Each component's gaps in its sample times, judged as the samples arrive."""
         self._client: MicrogridApiClient | None = None
         self._pairs: BatteryPairs | None = None
+        self._direct: DirectComponents | None = None
         self._grid_meter_id: int | None = None
         self._inverters_below: dict[int, tuple[int, ...]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -161,6 +173,20 @@ class MicrogridConnection:
         if self._pairs is None:
             raise NotStartedError("the microgrid connection is not started")
         return self._pairs
+
+    @property
+    def direct(self) -> DirectComponents:
+        """The EV chargers and PV inverters, with their rated power, as found at start-up.
+
+        Each has a telemetry stream into the cache from `start()` (`cache.ev_charger`,
+        `cache.inverter` for a PV inverter); they are commanded by id (`set_power`).
+
+        Raises:
+            NotStartedError: before `start()`.
+        """
+        if self._direct is None:
+            raise NotStartedError("the microgrid connection is not started")
+        return self._direct
 
     @property
     def grid_meter_id(self) -> int | None:
@@ -211,6 +237,7 @@ class MicrogridConnection:
             raise
         self._client = client
         self._pairs = pairs
+        self._direct = direct_components(nodes, rated_active_power(components))
         self._grid_meter_id = find_grid_meter(nodes, links)
         # Only the inverters the controller drives: a left-out one's power is part of
         # what its meters measure besides them, like a PV inverter's.
@@ -231,6 +258,10 @@ class MicrogridConnection:
             self._subscribe(battery_id, BATTERY_METRICS, battery_reading)
         for inverter_id in pairs.inverter_ids:
             self._subscribe(inverter_id, INVERTER_METRICS, inverter_reading)
+        for pv_inverter_id in self._direct.pv_inverter_ids:
+            self._subscribe(pv_inverter_id, INVERTER_METRICS, inverter_reading)
+        for charger_id in self._direct.ev_charger_ids:
+            self._subscribe(charger_id, EV_CHARGER_METRICS, ev_charger_reading)
         meters = set(self._inverters_below)
         if self._grid_meter_id is not None:
             meters.add(self._grid_meter_id)
@@ -240,6 +271,8 @@ class MicrogridConnection:
             "microgrid_connected",
             pairs={str(k): list(v) for k, v in pairs.as_dict().items()},
             grid_meter=self._grid_meter_id,
+            pv_inverters=list(self._direct.pv_inverter_ids),
+            ev_chargers=list(self._direct.ev_charger_ids),
             meters_with_batteries=sorted(self._inverters_below),
             streams=len(self._tasks),
         )
@@ -280,7 +313,7 @@ class MicrogridConnection:
         retries = RetryLog(self._retry_log_interval)
         reconnected = False  # the stream failed and delivers again: its next sample tells
         while True:
-            call = client.stub.ReceiveElectricalComponentTelemetryStream(request)
+            call = open_telemetry_call(client, request)
             retries.restarted()
             try:
                 async for message in call:
@@ -331,6 +364,7 @@ class MicrogridConnection:
         client, self._client = self._client, None
 
         self._pairs = None
+        self._direct = None
         try:
             await cancel_and_wait_all(tasks)
         finally:
@@ -364,11 +398,7 @@ class MicrogridConnection:
             ApiClientError: the server refused or failed.
             NotStartedError: before `start()`.
         """
-        await self._state_call(
-            "AckElectricalComponentError",
-            microgrid_pb2.AckElectricalComponentErrorRequest(electrical_component_id=component_id),
-            timeout_s,
-        )
+        await self._state_call("AckElectricalComponentError", component_id, timeout_s)
 
     async def start_component(self, component_id: int, *, timeout_s: float = 5.0) -> None:
         """Start a component (StartElectricalComponent), e.g. out of standby.
@@ -378,20 +408,16 @@ class MicrogridConnection:
             ApiClientError: the server refused or failed.
             NotStartedError: before `start()`.
         """
-        await self._state_call(
-            "StartElectricalComponent",
-            microgrid_pb2.StartElectricalComponentRequest(electrical_component_id=component_id),
-            timeout_s,
-        )
+        await self._state_call("StartElectricalComponent", component_id, timeout_s)
 
-    async def _state_call(self, operation: str, request: object, timeout_s: float) -> None:
+    async def _state_call(
+        self, operation: UnwrappedOperation, component_id: int, timeout_s: float
+    ) -> None:
         client = self._client
         if client is None:
             raise NotStartedError("the microgrid connection is not started")
-        method = getattr(client.stub, operation)
         try:
-            async with asyncio.timeout(timeout_s):
-                await method(request, timeout=timeout_s)
+            await call_unwrapped(client, operation, component_id, timeout_s)
         except AioRpcError as error:
             raise ApiClientError.from_grpc_error(
                 server_url=self.url, operation=operation, grpc_error=error
@@ -407,9 +433,11 @@ class MicrogridConnection:
     ) -> datetime:
         """Command `inverter_id` to `power_w` W (+ charges, − discharges) for `lifetime`.
 
-        Returns the time until which the command holds: the server's answer, or now +
-        `lifetime` by the clock if the server gives none. The inverter floors the
-        magnitude to its resolution; read the result in telemetry.
+        Any controllable component: a battery inverter, an EV charger (+ charges the
+        car), a PV inverter (− limits its production to that much). Returns the time
+        until which the command holds: the server's answer, or now + `lifetime` by the
+        clock if the server gives none. The component floors the magnitude to its
+        resolution; read the result in telemetry.
 
         Raises:
             ValueError: `lifetime` outside 10–900 s, `timeout_s` not > 0, or a NaN power.
@@ -427,28 +455,19 @@ class MicrogridConnection:
             raise NotStartedError("the microgrid connection is not started")
         if math.isnan(power_w):
             raise ValueError("power cannot be NaN")
-        # Called through the stub rather than `set_component_power_active`: client 0.18
-        # reads only the first reply of this server-streaming call and never cancels
-        # it, so every command stayed open (with its objects) for the client's 60 s
-        # call timeout — thousands of live calls and long GC pauses on a busy site.
-        call = client.stub.SetElectricalComponentPower(
-            microgrid_pb2.SetElectricalComponentPowerRequest(
-                electrical_component_id=inverter_id,
-                power_type=microgrid_pb2.POWER_TYPE_ACTIVE,
-                power=power_w,
-                request_lifetime=round(lifetime.total_seconds()),
-            ),
-            timeout=timeout_s,
+        # Not `set_component_power_active`: it leaves every call open for 60 s (compat).
+        request = microgrid_pb2.SetElectricalComponentPowerRequest(
+            electrical_component_id=inverter_id,
+            power_type=microgrid_pb2.POWER_TYPE_ACTIVE,
+            power=power_w,
+            request_lifetime=round(lifetime.total_seconds()),
         )
         try:
-            async with asyncio.timeout(timeout_s):
-                reply = await call.read()
+            reply = await set_power_first_reply(client, request, timeout_s)
         except AioRpcError as error:
             raise ApiClientError.from_grpc_error(
                 server_url=self.url, operation="SetElectricalComponentPower", grpc_error=error
             ) from error
-        finally:
-            call.cancel()
         if not isinstance(reply, microgrid_pb2.SetElectricalComponentPowerResponse) or not (
             reply.HasField("valid_until_time")
         ):

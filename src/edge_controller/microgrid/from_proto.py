@@ -1,6 +1,7 @@
 """Telemetry messages of the Microgrid API (v1alpha18) read straight into readings.
 
-The controller streams every battery, battery inverter and limited meter at the API's
+The controller streams every battery, battery inverter, PV inverter, EV charger and
+limited meter at the API's
 rate: at 200 inverters that is some 4 000 messages a second. Going through the
 client's own objects (`ComponentDataSamples`, its enums, metric samples with their
 issue lists) cost about 120 µs a message, the largest share of the controller's CPU
@@ -33,6 +34,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from edge_controller.microgrid.telemetry import (
     BatteryReading,
     BoundEnds,
+    EvChargerReading,
     InverterReading,
     MeterReading,
     ranges_from_bounds,
@@ -42,7 +44,10 @@ from edge_controller.microgrid.telemetry import (
 BATTERY_METRICS = (Metric.BATTERY_SOC_PCT, Metric.DC_POWER, Metric.BATTERY_CAPACITY)
 """What the controller streams from a battery."""
 INVERTER_METRICS = (Metric.AC_POWER_ACTIVE,)
-"""What the controller streams from a battery inverter."""
+"""What the controller streams from a battery or PV inverter."""
+EV_CHARGER_METRICS = (Metric.AC_POWER_ACTIVE,)
+"""What the controller streams from an EV charger (its cable state comes with the
+state snapshot, which every message carries)."""
 METER_METRICS = (Metric.AC_POWER_ACTIVE,)
 """What the controller streams from the grid meter."""
 
@@ -163,6 +168,26 @@ def inverter_reading(message: Telemetry) -> InverterReading | None:
         return None
     states, errors = _states(message)
     return InverterReading(
+        component_id=message.electrical_component_id,
+        sampled_at=_time(power.sample_time),
+        power_w=_value(power),
+        bounds=ranges_from_bounds(_ends(power)),
+        states=states,
+        errors=errors,
+    )
+
+
+def ev_charger_reading(message: Telemetry) -> EvChargerReading | None:
+    """Read an EV charger's telemetry message; `None` if it holds no AC active power.
+
+    Its bounds are what it may take now (0..0 without a car, on the simulator and on
+    chargers that report it so); the cable state is among the state names.
+    """
+    power = _newest(message, _AC).get(_AC_POWER)
+    if power is None:
+        return None
+    states, errors = _states(message)
+    return EvChargerReading(
         component_id=message.electrical_component_id,
         sampled_at=_time(power.sample_time),
         power_w=_value(power),

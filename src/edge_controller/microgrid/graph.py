@@ -42,8 +42,13 @@ class ComponentRole(Enum):
     PRECHARGER = "precharger"
     """Between a battery inverter and its batteries (the DC link's precharge module):
     the pairing looks through it."""
+    PV_INVERTER = "pv inverter"
+    """Commanded directly, not paired: a negative power limits its production
+    (`microgrid.direct`)."""
+    EV_CHARGER = "ev charger"
+    """Commanded directly, not paired: + charges the car plugged in."""
     OTHER = "component"
-    """Anything else: PV inverters, hybrid inverters, EV chargers, wind turbines, ..."""
+    """Anything else: hybrid inverters, wind turbines, ..."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,13 @@
 """Typed telemetry readings and the cache the controller reads them from.
 
-One reading is what one telemetry message says about one battery, one inverter or
-one meter. Values are floats in the API's units (W, Wh, %), passive sign convention
-(+ charges or consumes, − discharges or produces; at the grid meter + is import from
-the grid). A value may be NaN: it means "unknown" and the reading is kept, so
-the consumer decides (e.g. an actor replaces a battery's unknown bounds with its
-inverter's). Bounds keep the API's union form — a tuple of ranges whose union is
-allowed, an exclusion band showing as a gap — or are `None` when unknown.
+One reading is what one telemetry message says about one battery, one inverter (a
+battery's or a PV inverter), one EV charger or one meter. Values are floats in the
+API's units (W, Wh, %), passive sign convention (+ charges or consumes, − discharges
+or produces; at the grid meter + is import from the grid). A value may be NaN: it
+means "unknown" and the reading is kept, so the consumer decides (e.g. an actor
+replaces a battery's unknown bounds with its inverter's). Bounds keep the API's union
+form — a tuple of ranges whose union is allowed, an exclusion band showing as a gap —
+or are `None` when unknown.
 
 `TelemetryCache` keeps the latest reading per component and answers "what do we know
 that is fresh enough?"::
@@ -17,6 +18,7 @@ that is fresh enough?"::
     cache.last_battery(11)                 # the latest, however old
     cache.meter(2, now)                    # the grid meter, fresh or None
     cache.battery(11, now).state           # ComponentState.READY, .ERROR, ...
+    cache.ev_charger(80, now).cable        # EvCable.LOCKED_AT_EV: a car is connected
 
 Pure: no client, no I/O; the conversion from the client's samples lives in
 `edge_controller.microgrid.from_client`.
@@ -164,6 +166,79 @@ class InverterReading:
         return component_state(self.states)
 
 
+class EvCable(StrEnum):
+    """Where an EV charger's cable is plugged, from its state codes.
+
+    A car is connected only when the cable is at the EV (`car_connected`); a cable
+    plugged or locked at the station only is a charger waiting for a car.
+    """
+
+    UNPLUGGED = "unplugged"
+    PLUGGED_AT_STATION = "plugged_at_station"
+    LOCKED_AT_STATION = "locked_at_station"
+    PLUGGED_AT_EV = "plugged_at_ev"
+    LOCKED_AT_EV = "locked_at_ev"
+    UNKNOWN = "unknown"
+    """No cable state reported: whether a car is there must be read from the bounds."""
+
+    @property
+    def car_connected(self) -> bool | None:
+        """Whether a car is on the cable; `None` when the charger does not say."""
+        if self is EvCable.UNKNOWN:
+            return None
+        return self in (EvCable.PLUGGED_AT_EV, EvCable.LOCKED_AT_EV)
+
+
+_CABLE_PRECEDENCE = (
+    ("EV_CHARGING_CABLE_LOCKED_AT_EV", EvCable.LOCKED_AT_EV),
+    ("EV_CHARGING_CABLE_PLUGGED_AT_EV", EvCable.PLUGGED_AT_EV),
+    ("EV_CHARGING_CABLE_LOCKED_AT_STATION", EvCable.LOCKED_AT_STATION),
+    ("EV_CHARGING_CABLE_PLUGGED_AT_STATION", EvCable.PLUGGED_AT_STATION),
+    ("EV_CHARGING_CABLE_UNPLUGGED", EvCable.UNPLUGGED),
+)
+"""Cable code names, most connected first: the first one present decides."""
+
+
+def ev_cable(codes: Iterable[str]) -> EvCable:
+    """The cable state of one snapshot's state code names (`UNKNOWN` if none is a cable code).
+
+    Should a charger report two, the more connected one wins: a car that is there is
+    never hidden by a stale "unplugged".
+    """
+    present = frozenset(codes)
+    for name, cable in _CABLE_PRECEDENCE:
+        if name in present:
+            return cable
+    return EvCable.UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class EvChargerReading:
+    """An EV charger's AC active power (W, + charging, may be NaN) and bounds at `sampled_at`.
+
+    `bounds` is what it may be commanded to now (union of ranges), `None` when
+    unknown: a charger with no car reports 0..0. `states`/`errors` as for batteries;
+    `state` and `cable` are what they add up to.
+    """
+
+    component_id: int
+    sampled_at: datetime
+    power_w: float
+    bounds: tuple[Range, ...] | None
+    states: frozenset[str]
+    errors: frozenset[str]
+
+    @property
+    def state(self) -> ComponentState:
+        """The charger's state in one value (`UNKNOWN` when no state was reported)."""
+        return component_state(self.states)
+
+    @property
+    def cable(self) -> EvCable:
+        """Where its cable is plugged (`UNKNOWN` when no cable state was reported)."""
+        return ev_cable(self.states)
+
+
 @dataclass(frozen=True, slots=True)
 class MeterReading:
     """A meter's AC active power (W, may be NaN) at `sampled_at`.
@@ -178,7 +253,7 @@ class MeterReading:
     power_w: float
 
 
-Reading = BatteryReading | InverterReading | MeterReading
+Reading = BatteryReading | InverterReading | EvChargerReading | MeterReading
 
 
 def ranges_from_bounds(bounds: Iterable[BoundEnds]) -> tuple[Range, ...] | None:
@@ -215,10 +290,11 @@ def soc_window(bounds: Iterable[BoundEnds]) -> tuple[float, float]:
 
 
 class TelemetryCache:
-    """The latest reading of each battery, inverter and meter, with a freshness rule.
+    """The latest reading of each battery, inverter, EV charger and meter, with a freshness rule.
 
     A reading is fresh while its age (`now - sampled_at`) is at most `stale_after`;
-    strictly older, the `battery`/`inverter`/`meter` queries return `None`, as if it were
+    strictly older, the `battery`/`inverter`/`ev_charger`/`meter` queries return `None`,
+    as if it were
     missing. A reading older than the one already held is ignored (streams can
     deliver late). Nothing here raises on NaN values: they are stored as given.
     """
@@ -234,6 +310,7 @@ class TelemetryCache:
         self.stale_after = stale_after
         self._batteries: dict[int, BatteryReading] = {}
         self._inverters: dict[int, InverterReading] = {}
+        self._ev_chargers: dict[int, EvChargerReading] = {}
         self._meters: dict[int, MeterReading] = {}
 
     def update(self, reading: Reading) -> None:
@@ -246,6 +323,10 @@ class TelemetryCache:
             inverter = self._inverters.get(reading.component_id)
             if inverter is None or inverter.sampled_at <= reading.sampled_at:
                 self._inverters[reading.component_id] = reading
+        elif isinstance(reading, EvChargerReading):
+            charger = self._ev_chargers.get(reading.component_id)
+            if charger is None or charger.sampled_at <= reading.sampled_at:
+                self._ev_chargers[reading.component_id] = reading
         else:
             meter = self._meters.get(reading.component_id)
             if meter is None or meter.sampled_at <= reading.sampled_at:
@@ -262,6 +343,11 @@ class TelemetryCache:
     def inverter(self, component_id: int, now: datetime) -> InverterReading | None:
         """Return the inverter's reading if it is fresh at `now`, else `None`."""
         reading = self._inverters.get(component_id)
+        return reading if self._fresh(reading, now) else None
+
+    def ev_charger(self, component_id: int, now: datetime) -> EvChargerReading | None:
+        """Return the EV charger's reading if it is fresh at `now`, else `None`."""
+        reading = self._ev_chargers.get(component_id)
         return reading if self._fresh(reading, now) else None
 
     def meter(self, component_id: int, now: datetime) -> MeterReading | None:
@@ -281,6 +367,10 @@ class TelemetryCache:
         """Return the inverter's latest reading, however old (`None` if never seen)."""
         return self._inverters.get(component_id)
 
+    def last_ev_charger(self, component_id: int) -> EvChargerReading | None:
+        """Return the EV charger's latest reading, however old (`None` if never seen)."""
+        return self._ev_chargers.get(component_id)
+
     def last_meter(self, component_id: int) -> MeterReading | None:
         """Return the meter's latest reading, however old (`None` if never seen)."""
         return self._meters.get(component_id)
@@ -293,6 +383,8 @@ class TelemetryCache:
         reading: Reading | None = self._batteries.get(component_id)
         if reading is None:
             reading = self._inverters.get(component_id)
+        if reading is None:
+            reading = self._ev_chargers.get(component_id)
         if reading is None:
             reading = self._meters.get(component_id)
         return None if reading is None else now - reading.sampled_at
