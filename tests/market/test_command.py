@@ -27,7 +27,7 @@ from frequenz.client.electricity_trading import (
 from edge_controller.common.clock import WallClock
 from edge_controller.servers.market.command import add_market_server_parser, run_market_server
 from edge_controller.servers.market.model import default_market
-from edge_controller.servers.market.periods import first_open_period
+from edge_controller.trading.periods import first_open_period
 from tests.market.conftest import AREA, KEY
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "market-default.toml"

@@ -26,7 +26,7 @@ from edge_controller.servers.market.orders import (
     settle,
     validate_order,
 )
-from edge_controller.servers.market.periods import first_open_period, is_period_start, period_floor
+from edge_controller.trading.periods import first_open_period, is_period_start, period_floor
 from tests.market.conftest import AREA, NOON
 
 RULES = MarketRules()

@@ -32,11 +32,11 @@ from frequenz.client.electricity_trading import Client
 from edge_controller.common.clock import ManualClock, WallClock
 from edge_controller.dispatching.producer import DispatchProducer
 from edge_controller.servers.market.model import MarketRules
-from edge_controller.servers.market.periods import period_floor
 from edge_controller.servers.market.server import MarketServer
 from edge_controller.servers.sim.site import SiteSpec
 from edge_controller.servers.weather.server import WeatherServer
 from edge_controller.trading.outlook import production_w
+from edge_controller.trading.periods import period_floor
 from edge_controller.use_cases.market_bid.actor import (
     MarketBidActor,
     MarketBidOptions,

@@ -10,7 +10,7 @@ TelemetryCache + BatteryPairs ──► units_from_telemetry ──► [StorageU
 ```
 
 - **Periods.** `delivery_starts` lists the next delivery periods whose gates are still
-  open, on the market's grid (`market.periods`).
+  open, on the market's grid (`trading.periods`).
 - **Production** of the site's PV and wind from the forecast, with the project's
   production models (`weather.production`), averaged over `SAMPLES` instants of each
   period. `PeriodOutlook` carries it as a magnitude (≥ 0 W). A period the forecast does
@@ -44,8 +44,8 @@ from typing import Final
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.telemetry import BatteryReading, TelemetryCache
 from edge_controller.power.bounds import Range
-from edge_controller.servers.market.periods import first_open_period
 from edge_controller.trading.bids import BatteryPool, PeriodOutlook
+from edge_controller.trading.periods import first_open_period
 from edge_controller.trading.storage import StorageUnit
 from edge_controller.weather.messages import WeatherForecast
 from edge_controller.weather.production import (

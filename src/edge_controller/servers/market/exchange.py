@@ -59,7 +59,7 @@ from edge_controller.servers.market.orders import (
     TradeFilter,
     TradeRecord,
 )
-from edge_controller.servers.market.periods import first_open_period, gate_closure
+from edge_controller.trading.periods import first_open_period, gate_closure
 
 _LOG = structlog.get_logger("edge_controller.servers.market")
 _T = TypeVar("_T")

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from edge_controller.servers.market.clearing import KW_PER_MW, Side
 from edge_controller.servers.market.errors import failed_precondition, invalid, not_found
 from edge_controller.servers.market.model import MarketRules
-from edge_controller.servers.market.periods import first_open_period, gate_closure, is_period_start
+from edge_controller.trading.periods import first_open_period, gate_closure, is_period_start
 
 _T = TypeVar("_T")
 MAX_PAGE_SIZE = 1000

@@ -60,7 +60,7 @@ from edge_controller.servers.market.members import (
     remove_member,
 )
 from edge_controller.servers.market.model import CoalPlant, MarketSpec, ProsumerSpec, situation
-from edge_controller.servers.market.periods import period_floor
+from edge_controller.trading.periods import period_floor
 
 _LOG = structlog.get_logger("edge_controller.servers.market")
 
