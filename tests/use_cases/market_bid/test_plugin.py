@@ -1,4 +1,5 @@
-"""`[market_bid]` in the configuration, and the controller running the market actors."""
+"""The market-bid plug-in: its `[market_bid]` table in the configuration (a table it
+owns, not a `[[use_cases]]` entry), and the controller running its actors."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import structlog
 from frequenz.client.electricity_trading import Client
 
 from edge_controller.common.clock import ManualClock
-from edge_controller.config.schema import ConfigError, parse_config
+from edge_controller.config.schema import ConfigError, ControllerConfig, parse_config
 from edge_controller.servers.market.server import MarketServer
 from edge_controller.servers.sim.site import SiteSpec
 from edge_controller.servers.weather.server import WeatherServer
+from edge_controller.use_cases.market_bid import MarketBidStatus
+from edge_controller.use_cases.market_bid.config import MarketBidConfig
 from tests.harness import site_running
 from tests.test_config import ENV, GOOD
 from tests.trading.conftest import MARKET_KEY, flat_market, until
@@ -31,10 +34,19 @@ SECTION: dict[str, Any] = {
 }
 
 
+def market_bid(config: ControllerConfig) -> MarketBidConfig | None:
+    """The parsed `[market_bid]` table, if the configuration has one."""
+    found = config.section("market_bid")
+    if found is None:
+        return None
+    assert isinstance(found.options, MarketBidConfig)
+    return found.options
+
+
 def test_the_section_becomes_market_bid_options() -> None:
     env = {**ENV, "EDGE_CONTROLLER_TRADING_KEY": "t"}
     config = parse_config({**GOOD, "market_bid": SECTION}, environ=env)
-    section = config.market_bid
+    section = market_bid(config)
     assert section is not None
     assert section.auth_key == "t"
     assert "'t'" not in repr(section)
@@ -78,9 +90,11 @@ async def test_the_controller_runs_the_weather_and_market_bid_actors(
         }
         with structlog.testing.capture_logs() as logs:
             async with site_running(example_site, tmp_path, {"market_bid": section}) as site:
-                bidder = site.controller.market_bid
-                assert bidder is not None
+                (running,) = [u for u in site.controller.use_cases if u.kind == "market_bid"]
+                assert isinstance(running.built.status, MarketBidStatus)
+                bidder = running.built.status.bidder
                 assert bidder.is_running
+                assert all(actor.is_running for actor in running.built.actors)
                 # Its first round lists our orders on the market and opens the trade stream.
                 await until(lambda: market.exchange.stream_count("trades") >= 1, "listening", 10)
                 # With strategy "optimal" it plans the site's battery inverters one by one.
@@ -103,9 +117,10 @@ def test_the_bidding_strategy_is_a_named_choice() -> None:
         {**GOOD, "market_bid": {**SECTION, "strategy": "optimal", "degradation_cost": 25}},
         environ=env,
     )
-    assert config.market_bid is not None
-    assert config.market_bid.options["bidding"] == "optimal"
-    assert config.market_bid.options["degradation_cost"] == 25
+    section = market_bid(config)
+    assert section is not None
+    assert section.options["bidding"] == "optimal"
+    assert section.options["degradation_cost"] == 25
     with pytest.raises(
         ConfigError,
         match=r"market_bid\.strategy: expected one of 'optimal', 'threshold', got 'greedy'",
@@ -119,8 +134,9 @@ def test_an_openweathermap_key_replaces_the_weather_api(tmp_path: Path) -> None:
     section = {k: v for k, v in SECTION.items() if k != "weather_url"}
     section["openweathermap_key_file"] = "owm.key"
     config = parse_config({**GOOD, "market_bid": section}, base_dir=tmp_path, environ=env)
-    assert config.market_bid is not None
-    assert config.market_bid.openweathermap_key_file == tmp_path / "owm.key"
+    section_read = market_bid(config)
+    assert section_read is not None
+    assert section_read.openweathermap_key_file == tmp_path / "owm.key"
     section["openweathermap_key_file"] = "missing.key"
     with pytest.raises(ConfigError, match=r"market_bid\.openweathermap_key_file: expected an"):
         parse_config({**GOOD, "market_bid": section}, base_dir=tmp_path, environ=env)
