@@ -16,8 +16,6 @@ from typing import Any, TypeVar
 
 from frequenz.quantities import Energy, Power
 
-from edge_controller.power.bounds import Range
-
 _T = TypeVar("_T")
 _MISSING = object()
 
@@ -141,14 +139,22 @@ def checked(
     return check
 
 
-def pair(convert: Callable[[object], float | None]) -> Callable[[object], Range | None]:
-    def read(raw: object) -> Range | None:
+def pair(
+    convert: Callable[[object], float | None], make: Callable[[float, float], _T]
+) -> Callable[[object], _T | None]:
+    """Read `[lower, upper]` (both converted, lower <= upper) as `make(lower, upper)`.
+
+    The reader knows TOML, not what a pair stands for: the caller names the type
+    (`pair(power, Range)` for power bounds), so `common` needs nothing from `power`.
+    """
+
+    def read(raw: object) -> _T | None:
         if not isinstance(raw, list) or len(raw) != 2:
             return None
         lower, upper = convert(raw[0]), convert(raw[1])
         if lower is None or upper is None or lower > upper:
             return None
-        return Range(lower, upper)
+        return make(lower, upper)
 
     return read
 

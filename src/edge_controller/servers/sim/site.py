@@ -435,7 +435,7 @@ def _optional_exclusion(reader: Reader, data: Mapping[str, Any], path: str) -> R
         data,
         "exclusion_bounds",
         path,
-        pair(power),
+        pair(power, Range),
         "[lower, upper] power with lower <= 0 <= upper",
         default=None,
     )
@@ -477,7 +477,7 @@ def _details(
                 data,
                 "active_power_bounds",
                 path,
-                pair(power),
+                pair(power, Range),
                 "[lower, upper] power with lower <= 0 <= upper",
             )
             if bounds is not None and not bounds.lower <= 0.0 <= bounds.upper:
@@ -511,7 +511,7 @@ def _details(
                 data,
                 "soc_bounds",
                 path,
-                pair(checked(number, lambda v: 0 <= v <= 100)),
+                pair(checked(number, lambda v: 0 <= v <= 100), Range),
                 "[lower, upper] percentages 0-100",
                 default=Range(10.0, 90.0),
             )
@@ -519,7 +519,7 @@ def _details(
                 data,
                 "power_bounds",
                 path,
-                pair(power),
+                pair(power, Range),
                 "[lower, upper] power with lower <= 0 <= upper",
             )
             if power_bounds is not None and not power_bounds.lower <= 0.0 <= power_bounds.upper:
