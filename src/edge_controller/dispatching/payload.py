@@ -1,7 +1,10 @@
 """Reading a dispatch's payload, with errors that name the dispatch and the field.
 
 Payloads travel as a protobuf `Struct`, so integers arrive as floats; people also
-write quantities as strings ("-40 kW"). Both are accepted.
+write quantities as strings ("-40 kW"). Both are accepted. The pieces every use case
+reads its own payload with (`PayloadError`, `parse_power`) live here; a use case's
+payload format lives in its folder (`use_cases/<kind>/decide.py`). The
+`{"power_w": ...}` payload stays here while the scenario tool reads it too.
 """
 
 from __future__ import annotations
@@ -68,32 +71,3 @@ def parse_battery_power(dispatch_id: int, payload: Mapping[str, object]) -> Batt
     if "power_w" not in payload:
         raise PayloadError(dispatch_id, "power_w", "missing; expected a power in W")
     return BatteryPowerPayload(parse_power(dispatch_id, "power_w", payload["power_w"]))
-
-
-@dataclass(frozen=True, slots=True)
-class PeakShavingPayload:
-    """What a PEAK_SHAVING dispatch asks: keep grid import at or below `threshold_w`."""
-
-    threshold_w: float
-    recharge_margin_w: float | None = None
-
-
-def parse_peak_shaving(dispatch_id: int, payload: Mapping[str, object]) -> PeakShavingPayload:
-    """Validate a PEAK_SHAVING payload: `{"threshold_w": "600 kW", "recharge_margin_w": 50000}`.
-
-    Raises:
-        PayloadError: naming the dispatch and the field.
-    """
-    allowed = {"threshold_w", "recharge_margin_w"}
-    unknown = sorted(set(payload) - allowed)
-    if unknown:
-        raise PayloadError(dispatch_id, unknown[0], f"unknown key; expected {sorted(allowed)}")
-    if "threshold_w" not in payload:
-        raise PayloadError(dispatch_id, "threshold_w", "missing; expected a power in W")
-    threshold = parse_power(dispatch_id, "threshold_w", payload["threshold_w"])
-    margin = None
-    if "recharge_margin_w" in payload:
-        margin = parse_power(dispatch_id, "recharge_margin_w", payload["recharge_margin_w"])
-        if margin < 0:
-            raise PayloadError(dispatch_id, "recharge_margin_w", f"expected >= 0, got {margin:g}")
-    return PeakShavingPayload(threshold, margin)

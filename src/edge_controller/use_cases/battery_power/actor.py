@@ -1,7 +1,8 @@
 """BatteryPowerActor: the first use case — hold a dispatch's power on its batteries.
 
 It receives running-state changes of dispatches of its type(s) from the
-DispatchBroadcastingActor, keeps the set of dispatches running now, lets
+DispatchBroadcastingActor, reads each with `decide.read_dispatch` (watts and whole
+inverter groups), keeps the set of dispatches running now, lets
 `dispatching.ownership.assign` decide which dispatch drives which battery (the newest
 wins an overlap; both ids are logged), and sends one `PowerRequest` per owned battery
 set to the PowerDistributingActor, which keeps it in force. Batteries that nobody owns
@@ -17,52 +18,15 @@ from datetime import timedelta
 
 import structlog
 from frequenz.channels import Receiver, Sender, select, selected_from
-from frequenz.client.common.microgrid.electrical_components import ElectricalComponentCategory
-from frequenz.client.dispatch.types import TargetCategories, TargetIds
 from frequenz.dispatch import Dispatch
 from frequenz.quantities import Power
 
 from edge_controller.dispatching.ownership import RunningDispatch, assign
-from edge_controller.dispatching.payload import PayloadError, parse_battery_power
+from edge_controller.dispatching.payload import PayloadError
 from edge_controller.dispatching.schedule import running_now
 from edge_controller.framework.messages import PowerRequest, Result, Success
 from edge_controller.framework.supervision import SupervisedActor
-
-DEFAULT_DISPATCH_TYPE = "BATTERY_POWER"
-
-
-class TargetError(ValueError):
-    """A dispatch target that names no usable battery."""
-
-
-def target_batteries(dispatch: Dispatch, site_batteries: frozenset[int]) -> frozenset[int]:
-    """Resolve a dispatch's target to battery ids: ids as given, or the battery category.
-
-    Raises:
-        TargetError: unknown ids, a category other than batteries, or nothing left.
-    """
-    target = dispatch.target
-    if isinstance(target, TargetIds):
-        unknown = sorted(set(target) - site_batteries)
-        if unknown:
-            raise TargetError(
-                f"dispatch {int(dispatch.id)}: target: {unknown} are not batteries of this "
-                f"site; batteries: {sorted(site_batteries)}"
-            )
-        batteries = frozenset(int(i) for i in target)
-    elif isinstance(target, TargetCategories):
-        categories = {t.category2 for t in target}
-        if categories != {ElectricalComponentCategory.BATTERY}:
-            raise TargetError(
-                f"dispatch {int(dispatch.id)}: target: expected the battery category, got "
-                f"{sorted(c.name for c in categories)}"
-            )
-        batteries = site_batteries
-    else:  # pragma: no cover - the client knows no other target kind
-        raise TargetError(f"dispatch {int(dispatch.id)}: target: unsupported {target!r}")
-    if not batteries:
-        raise TargetError(f"dispatch {int(dispatch.id)}: target: names no battery")
-    return batteries
+from edge_controller.use_cases.battery_power.decide import TargetError, read_dispatch
 
 
 class BatteryPowerActor(SupervisedActor):
@@ -115,9 +79,6 @@ class BatteryPowerActor(SupervisedActor):
             elif selected_from(selected, self._results):
                 self._on_result(selected.message)
 
-    def _whole_groups(self, batteries: frozenset[int]) -> frozenset[int]:
-        return frozenset().union(*(self._groups.get(b, frozenset({b})) for b in batteries))
-
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
 
@@ -131,23 +92,22 @@ class BatteryPowerActor(SupervisedActor):
             await self._apply()
             return
         try:
-            payload = parse_battery_power(dispatch_id, dispatch.payload)
-            batteries = self._whole_groups(target_batteries(dispatch, self._site_batteries))
-            if batteries != target_batteries(dispatch, self._site_batteries):
-                log.warning("target_widened_to_inverter", batteries=sorted(batteries))
+            target = read_dispatch(dispatch, self._site_batteries, self._groups)
         except (PayloadError, TargetError) as error:
             log.error("dispatch_rejected", reason=str(error))
             self._count("rejected")
             if self._running.pop(dispatch_id, None) is not None:
                 await self._apply()
             return
+        if target.widened:
+            log.warning("target_widened_to_inverter", batteries=sorted(target.batteries))
         self._running[dispatch_id] = RunningDispatch(
-            dispatch_id, dispatch.create_time, batteries, payload.power_w, dispatch.dry_run
+            dispatch_id, dispatch.create_time, target.batteries, target.power_w, dispatch.dry_run
         )
         log.info(
             "dispatch_running",
-            power_w=payload.power_w,
-            batteries=sorted(batteries),
+            power_w=target.power_w,
+            batteries=sorted(target.batteries),
             dry_run=dispatch.dry_run,
         )
         self._count("started")

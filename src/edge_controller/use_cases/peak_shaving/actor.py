@@ -32,7 +32,7 @@ from frequenz.dispatch import Dispatch
 from frequenz.quantities import Power
 
 from edge_controller.common.clock import Clock, WallClock
-from edge_controller.dispatching.payload import PayloadError, parse_peak_shaving
+from edge_controller.dispatching.payload import PayloadError
 from edge_controller.dispatching.schedule import running_now
 from edge_controller.framework.messages import PowerRequest, Result, Success
 from edge_controller.framework.supervision import SupervisedActor
@@ -45,6 +45,7 @@ from edge_controller.use_cases.peak_shaving.decide import (
     PeakShavingConfig,
     ShavingMode,
     decide,
+    parse_peak_shaving,
 )
 
 

@@ -35,6 +35,9 @@ still 50 kW below the threshold); between 350 and 400 kW they rest.
 `shortfall_w` tells how far the predicted grid stays beyond the threshold (or the
 export limit) because the batteries cannot do more — for a log line or an alert.
 
+A running `PEAK_SHAVING` dispatch overrides the configured threshold (and margin)
+for its duration: `parse_peak_shaving` reads its payload.
+
 Powers are watts as floats, passive sign convention: + charges a battery or is
 imported from the grid, − discharges or is exported. Pure: no I/O, no clock.
 """
@@ -42,8 +45,11 @@ imported from the grid, − discharges or is exported. Pure: no I/O, no clock.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+
+from edge_controller.dispatching.payload import PayloadError, parse_power
 
 
 class ShavingMode(StrEnum):
@@ -186,3 +192,32 @@ def decide(
     if recharge > 0:
         return PeakShavingDecision(recharge, ShavingMode.RECHARGING, base + recharge)
     return PeakShavingDecision(0.0, ShavingMode.IDLE, base)
+
+
+@dataclass(frozen=True, slots=True)
+class PeakShavingPayload:
+    """What a PEAK_SHAVING dispatch asks: keep grid import at or below `threshold_w`."""
+
+    threshold_w: float
+    recharge_margin_w: float | None = None
+
+
+def parse_peak_shaving(dispatch_id: int, payload: Mapping[str, object]) -> PeakShavingPayload:
+    """Validate a PEAK_SHAVING payload: `{"threshold_w": "600 kW", "recharge_margin_w": 50000}`.
+
+    Raises:
+        PayloadError: naming the dispatch and the field.
+    """
+    allowed = {"threshold_w", "recharge_margin_w"}
+    unknown = sorted(set(payload) - allowed)
+    if unknown:
+        raise PayloadError(dispatch_id, unknown[0], f"unknown key; expected {sorted(allowed)}")
+    if "threshold_w" not in payload:
+        raise PayloadError(dispatch_id, "threshold_w", "missing; expected a power in W")
+    threshold = parse_power(dispatch_id, "threshold_w", payload["threshold_w"])
+    margin = None
+    if "recharge_margin_w" in payload:
+        margin = parse_power(dispatch_id, "recharge_margin_w", payload["recharge_margin_w"])
+        if margin < 0:
+            raise PayloadError(dispatch_id, "recharge_margin_w", f"expected >= 0, got {margin:g}")
+    return PeakShavingPayload(threshold, margin)
