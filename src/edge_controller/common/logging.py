@@ -19,7 +19,7 @@ installed when this module is imported, i.e. before the Frequenz packages are):
   itself and logs `stream_retrying`, rate-limited per component). For any other stream
   (the dispatch client's) the first one shows and then at most one per
   `RETRY_LOG_INTERVAL_S`, with the count of the ones left out (the same rule as
-  `stream_retrying`: `microgrid.stream_retries.RetryLog`).
+  `stream_retrying`: `common.stream_retries.RetryLog`).
 
 A lowered line is still there at debug: `--log-level debug`, or
 `levels = { "frequenz.client.base.streaming" = "debug" }`.
@@ -38,7 +38,7 @@ from typing import Final, Literal
 import structlog
 
 from edge_controller.common.event_ring import EVENTS
-from edge_controller.microgrid.stream_retries import RetryLog
+from edge_controller.common.stream_retries import RetryLog
 
 LogFormat = Literal["auto", "json", "console"]
 
