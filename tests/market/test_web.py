@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from edge_controller.servers.common.users import MARKET_ROLES
 from edge_controller.servers.market.command import add_market_server_parser, run_market_server
-from edge_controller.servers.market.members import MARKET_ROLES
 from tests.console.helpers import PASSWORD
 from tests.market.web_helpers import market_running
 

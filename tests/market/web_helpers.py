@@ -18,9 +18,8 @@ from pathlib import Path
 import aiohttp
 
 from edge_controller.common.clock import ManualClock
-from edge_controller.servers.common.users import Users
+from edge_controller.servers.common.users import MARKET_ROLES, Users
 from edge_controller.servers.market.clearing import PeriodRecord
-from edge_controller.servers.market.members import MARKET_ROLES
 from edge_controller.servers.market.server import HttpSettings, MarketServer
 from tests.console.helpers import PASSWORD, Client
 from tests.loop_thread import LoopThread

@@ -14,7 +14,9 @@ random bytes shown once; only their SHA-256 is stored (a token has full entropy,
 fast hash is enough) and their id is the token's first 8 characters.
 
 Roles are ordered: a role may do what every role before it may. `ROLES` is the
-console's order; another face (the market) passes its own to `Users`.
+console's order, `MARKET_ROLES` the market dashboard's (it passes them to `Users`);
+both are here so that `edge-controller user` manages either file without importing
+the market server.
 
 The file is written atomically (temporary file + rename) with mode 0600; the daemon
 re-reads it when it changes, so `edge-controller user add` works while it runs.
@@ -38,6 +40,11 @@ from typing import Any, Final
 ROLES: Final = ("guest", "owner", "installer", "admin")
 """The console's roles, least first: guest reads, owner also runs dispatches, installer
 also changes the controls, admin also manages users."""
+
+MARKET_ROLES: Final = ("viewer", "prosumer", "manager")
+"""The market dashboard's roles, least first: a viewer reads; a prosumer also changes
+the controls of the prosumers it owns; the manager also runs the coal plant and adds
+and changes members."""
 
 SCRYPT_N: Final = 2**14
 SCRYPT_R: Final = 8

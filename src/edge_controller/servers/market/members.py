@@ -29,6 +29,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 
+from edge_controller.servers.common.users import MARKET_ROLES
 from edge_controller.servers.market.model import (
     BatterySpec,
     CoalPlant,
@@ -41,11 +42,6 @@ from edge_controller.servers.market.model import (
     default_market,
     situation,
 )
-
-MARKET_ROLES: Final = ("viewer", "prosumer", "manager")
-"""The market dashboard's roles, least first: a viewer reads; a prosumer also changes
-the controls of the prosumers it owns; the manager also runs the coal plant and adds
-and changes members."""
 
 KW_PER_MW: Final = 1000.0
 _NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.-")

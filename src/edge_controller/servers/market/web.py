@@ -17,8 +17,9 @@
 | `GET /api/history?hours=H` | viewer | the cleared periods of the last H ≤ 48 h |
 | `GET /api/overview` | viewer | all the dashboard shows, in one answer |
 
-Roles `viewer < prosumer < manager` (`members.MARKET_ROLES`), in a users file like the
-console's (`edge-controller user add NAME --market --role manager --users-file F`).
+Roles `viewer < prosumer < manager` (`servers.common.users.MARKET_ROLES`), in a users
+file like the console's (`edge-controller user add NAME --market --role manager
+--users-file F`).
 A prosumer user may change the controls of the prosumers whose `owner` is its name.
 Changes apply to the next periods to clear (a period whose gate has closed keeps its
 price), are saved to the members database when there is one, and are audited in the
@@ -42,11 +43,11 @@ from aiohttp import web
 
 from edge_controller.servers.common.auth import Auth, audit, current_user
 from edge_controller.servers.common.http_shell import HttpShell
+from edge_controller.servers.common.users import MARKET_ROLES
 from edge_controller.servers.market.clearing import PeriodRecord, clear_period
 from edge_controller.servers.market.exchange import MarketExchange
 from edge_controller.servers.market.member_store import MemberStore, MemberStoreError
 from edge_controller.servers.market.members import (
-    MARKET_ROLES,
     MemberNotFoundError,
     add_member,
     apply_controls,
