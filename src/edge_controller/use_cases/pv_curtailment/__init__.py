@@ -1,0 +1,73 @@
+"""Limit the site's PV: for a dispatch, and to keep the grid's export within its limit.
+
+The plug-in (`USE_CASE`): its keys and options in `config.py`, the dispatch's payload
+in `payload.py`, the pure decision in `decide.py`, what it reads of the site in
+`site_reading.py`, the actor that asks for the limit in `actor.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from edge_controller.common.toml_reader import Reader
+from edge_controller.framework.use_case import UseCaseActors, UseCaseConfig, UseCaseContext
+from edge_controller.use_cases.pv_curtailment.config import (
+    KEYS,
+    KIND,
+    PvCurtailmentOptions,
+    parse_options,
+)
+
+
+class PvCurtailment:
+    """The `pv_curtailment` kind: a production limit for the PV, the tighter of two."""
+
+    kind = KIND
+    default_dispatch_types: tuple[str, ...] = ("PV_CURTAILMENT",)
+    keys = KEYS
+
+    def parse(self, reader: Reader, item: Mapping[str, Any], path: str) -> object:
+        """Its PV inverters, export limit, margins and lift rate (`config.parse_options`)."""
+        return parse_options(reader, item, path)
+
+    def build(self, context: UseCaseContext, config: UseCaseConfig) -> UseCaseActors:
+        """One PvCurtailmentActor on the configured PV inverters (default: all).
+
+        Raises:
+            ValueError: `inverters` names a component that is not a PV inverter of the
+                site, or the site has none.
+        """
+        from edge_controller.use_cases.pv_curtailment.actor import PvCurtailmentActor
+
+        options = config.options
+        assert isinstance(options, PvCurtailmentOptions), "parsed by PvCurtailment.parse"
+        site = context.site
+        known = frozenset(site.pv_inverters)
+        unknown = sorted(options.inverters - known)
+        if unknown:
+            raise ValueError(
+                f"use case {context.name!r}: inverters {unknown} are not PV inverters of "
+                f"this site; PV inverters: {sorted(known)}"
+            )
+        inverters = options.inverters or known
+        if not inverters:
+            raise ValueError(f"use case {context.name!r}: the site has no PV inverter")
+        actor = PvCurtailmentActor(
+            context.dispatches,
+            context.requests,
+            context.results,
+            site,
+            options=options,
+            inverters=inverters,
+            batteries=config.batteries or frozenset(site.pairs.battery_ids),
+            grid=context.grid,
+            priority=context.priority,
+            clock=context.clock,
+            request_timeout=context.request_timeout,
+            name=context.name,
+        )
+        return UseCaseActors((actor,), status=actor)
+
+
+USE_CASE = PvCurtailment()

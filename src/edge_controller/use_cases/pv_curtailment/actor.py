@@ -1,0 +1,257 @@
+"""PvCurtailmentActor: limits the site's PV for a dispatch, and to keep the export in bounds.
+
+Every `tick` it reads the grid meter, the PV inverters and the batteries
+(`site_reading.read_site`) and asks `decide` for the PV's production limit: a running
+`PV_CURTAILMENT` dispatch's (`{"max_production_w": 50000}` or
+`{"max_production_pct": 60}`; the tightest of several) and the export guard's
+(curtail what would export beyond the limit and the batteries cannot take), the
+tighter winning. It sends one request for all its PV inverters whenever the limit
+changes: `power = −allowed` (W) with the bounds `[−allowed, 0]` — a lower-priority
+use case may curtail more, never less — or a withdraw (0 W, no bounds) when the limit
+is lifted, after which the distributor lets every inverter produce in full again. The
+distributor shares the limit between the inverters in proportion to their rating.
+
+A dispatch with a bad payload or a target that is not its PV inverters is rejected
+with a log naming the dispatch and the field, and counted (`rejected`); a dry-run
+dispatch is logged and limits nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+import structlog
+from frequenz.channels import Receiver, Sender, select, selected_from
+from frequenz.channels.timer import SkipMissedAndDrift, Timer
+from frequenz.client.dispatch.types import TargetIds
+from frequenz.dispatch import Dispatch
+from frequenz.quantities import Power
+
+from edge_controller.common.clock import Clock, WallClock
+from edge_controller.dispatching.payload import PayloadError
+from edge_controller.dispatching.schedule import running_now
+from edge_controller.framework.messages import PowerRequest, Result, Success, TargetKind
+from edge_controller.framework.supervision import SupervisedActor
+from edge_controller.framework.use_case import GridConfig, SiteView
+from edge_controller.power.bounds import Range
+from edge_controller.use_cases.pv_curtailment.config import PvCurtailmentOptions
+from edge_controller.use_cases.pv_curtailment.decide import (
+    NOT_CURTAILED,
+    Curtailment,
+    CurtailmentReason,
+    CurtailmentSettings,
+    decide,
+)
+from edge_controller.use_cases.pv_curtailment.payload import (
+    ProductionLimit,
+    parse_pv_curtailment,
+)
+from edge_controller.use_cases.pv_curtailment.site_reading import read_site
+
+
+class PvCurtailmentActor(SupervisedActor):
+    """Limits a set of PV inverters' production; see the module docstring."""
+
+    def __init__(
+        self,
+        dispatches: Receiver[Dispatch],
+        requests: Sender[PowerRequest],
+        results: Receiver[Result],
+        site: SiteView,
+        *,
+        options: PvCurtailmentOptions,
+        inverters: frozenset[int],
+        batteries: frozenset[int],
+        grid: GridConfig | None = None,
+        priority: int = 0,
+        clock: Clock | None = None,
+        request_timeout: timedelta = timedelta(seconds=5),
+        name: str = "pv_curtailment",
+    ) -> None:
+        """Wire the use case: `inverters` are limited together, `batteries` absorb first.
+
+        Raises:
+            ValueError: settings `decide` cannot use (a negative limit or margin).
+        """
+        super().__init__(name=name)
+        grid = grid or GridConfig()
+        self._dispatches = dispatches
+        self._requests = requests
+        self._results = results
+        self._site = site
+        self._inverters = inverters
+        self._batteries = batteries
+        self._stale_after = grid.stale_after
+        self._tick = options.tick
+        self._settings = CurtailmentSettings(
+            export_limit_w=(
+                grid.max_export_w if options.export_limit_w is None else options.export_limit_w
+            ),
+            lift_margin_w=options.lift_margin_w,
+            deadband_w=options.deadband_w,
+            lift_rate_w_per_s=options.lift_rate_w_per_s,
+        )
+        self._priority = priority
+        self._clock: Clock = clock or WallClock()
+        self._request_timeout = request_timeout
+        self._limits: dict[int, ProductionLimit] = {}
+        self._rated_w = math.inf
+        self._decision: Curtailment = NOT_CURTAILED
+        self._decided_at: datetime | None = None
+        self._sent_w: float | None = None
+        self.counts: dict[str, int] = {}
+        self._log = structlog.get_logger(__name__).bind(actor=name)
+
+    @property
+    def reason(self) -> CurtailmentReason:
+        """Why the PV is limited now (`NONE`: it is not)."""
+        return self._decision.reason
+
+    @property
+    def allowed_w(self) -> float | None:
+        """The production its PV inverters may give together now (W), None: no limit."""
+        return self._sent_w
+
+    @property
+    def driving(self) -> Mapping[frozenset[int], float]:
+        """The PV inverters while it limits them, with the power asked (−allowed, W)."""
+        return {} if self._sent_w is None else {self._inverters: -self._sent_w}
+
+    @property
+    def running_dispatches(self) -> Mapping[int, float]:
+        """PV_CURTAILMENT dispatches running now, with their limits (W).
+
+        NaN for a percentage while the PV's rating is unknown (it limits nothing then).
+        """
+        return {
+            i: math.nan if (w := limit.as_watts(self._rated_w)) is None else w
+            for i, limit in self._limits.items()
+        }
+
+    async def _run(self) -> None:
+        timer = Timer(self._tick, SkipMissedAndDrift())
+        try:
+            async for selected in select(self._dispatches, self._results, timer):
+                if selected_from(selected, self._dispatches):
+                    self._on_dispatch(selected.message)
+                    await self._step()
+                elif selected_from(selected, self._results):
+                    result = selected.message
+                    if not isinstance(result, Success):
+                        self._log.warning("power_result", result=type(result).__name__)
+                elif selected_from(selected, timer):
+                    await self._step()
+        finally:
+            timer.close()
+
+    def _on_dispatch(self, dispatch: Dispatch) -> None:
+        dispatch_id = int(dispatch.id)
+        log = self._log.bind(dispatch_id=dispatch_id)
+        if not running_now(dispatch):
+            if self._limits.pop(dispatch_id, None) is not None:
+                log.info("dispatch_stopped")
+            return
+        try:
+            self._check_target(dispatch)
+            limit = parse_pv_curtailment(dispatch_id, dispatch.payload)
+        except PayloadError as error:
+            log.error("dispatch_rejected", reason=str(error))
+            self.counts["rejected"] = self.counts.get("rejected", 0) + 1
+            return
+        if dispatch.dry_run:
+            log.info("dispatch_dry_run", max_production_w=limit.watts, pct=limit.percent)
+            return
+        self._limits[dispatch_id] = limit
+        log.info("dispatch_running", max_production_w=limit.watts, pct=limit.percent)
+
+    def _check_target(self, dispatch: Dispatch) -> None:
+        """A dispatch that names components must name exactly the PV inverters it limits.
+
+        Raises:
+            PayloadError: (field `target`) it names others, or only some of them: the
+                limit is for all of them together.
+        """
+        target = dispatch.target
+        if isinstance(target, TargetIds):
+            named = frozenset(int(i) for i in target)
+            if named != self._inverters:
+                raise PayloadError(
+                    int(dispatch.id),
+                    "target",
+                    f"names {sorted(named)}; this use case limits the PV inverters "
+                    f"{sorted(self._inverters)} together (name them all, or a category)",
+                )
+
+    def _dispatch_limit_w(self) -> float | None:
+        """The tightest running dispatch's limit (W); a % of an unknown rating limits nothing."""
+        watts = [limit.as_watts(self._rated_w) for limit in self._limits.values()]
+        return min((w for w in watts if w is not None), default=None)
+
+    async def _step(self) -> None:
+        now = self._clock.now()
+        site = self._site
+        reading = read_site(
+            site.pairs,
+            site.cache,
+            site.grid_meter_id,
+            inverters=self._inverters,
+            batteries=self._batteries,
+            now=now,
+            stale_after=self._stale_after,
+        )
+        self._rated_w = reading.pv_rated_w
+        elapsed = 0.0 if self._decided_at is None else (now - self._decided_at).total_seconds()
+        decision = decide(
+            self._settings,
+            reading,
+            self._decision,
+            dispatch_limit_w=self._dispatch_limit_w(),
+            elapsed_s=elapsed,
+        )
+        if decision.reason is not self._decision.reason:
+            self._log.info(
+                "pv_curtailment_reason",
+                reason=decision.reason.value,
+                allowed_w=decision.allowed_w,
+                needed_w=None if math.isnan(decision.needed_w) else decision.needed_w,
+                grid_w=reading.grid_w,
+                pv_w=reading.pv_w,
+                battery_headroom_w=reading.battery_headroom_w,
+            )
+        self._decision = decision
+        self._decided_at = now
+        await self._send(decision.allowed_w)
+
+    async def _send(self, allowed_w: float | None) -> None:
+        if allowed_w == self._sent_w:
+            return
+        self._sent_w = allowed_w
+        self.counts["requests"] = self.counts.get("requests", 0) + 1
+        if allowed_w is None:
+            self._log.info("pv_limit_lifted", inverters=sorted(self._inverters))
+            await self._requests.send(
+                PowerRequest(
+                    self.name,
+                    Power.zero(),
+                    self._inverters,
+                    request_timeout=self._request_timeout,
+                    priority=self._priority,
+                    hold=False,
+                    target=TargetKind.PV_INVERTERS,
+                )
+            )
+            return
+        await self._requests.send(
+            PowerRequest(
+                self.name,
+                Power.from_watts(-allowed_w),
+                self._inverters,
+                request_timeout=self._request_timeout,
+                priority=self._priority,
+                hold=False,
+                bounds=Range(-allowed_w, 0.0),
+                target=TargetKind.PV_INVERTERS,
+            )
+        )

@@ -1,0 +1,120 @@
+"""What PV curtailment reads of the site at each decision, from the telemetry cache.
+
+The decision (`decide.py`) takes four figures; this module makes them out of the
+latest readings, with the freshness rule of the grid limits (`[grid] stale_after`):
+
+- the grid meter's power: `None` when stale, NaN or missing (the decision holds);
+- the PV's power: the controlled PV inverters' AC power summed; NaN as soon as one of
+  them is stale or NaN (the decision holds rather than guess what it produces);
+- the PV's rated production: the magnitude of each PV inverter's lower bound (what it
+  may be told to produce at most), summed; `inf` while one is unknown;
+- the batteries' charge headroom: per battery inverter, what its bounds (with its
+  batteries') allow above its measured power. A group that is out of service — its
+  inverter or a battery silent beyond `stale_after`, or in a state that takes no
+  commands (error, off, standby, ...) — has none: it absorbs nothing the controller
+  can count on. A fresh reading with a NaN power makes the headroom NaN (hold).
+
+Pure: reads the cache it is given, no I/O. Passive sign convention (+ consumes or
+charges, − produces); headroom and rating are magnitudes (W ≥ 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from edge_controller.microgrid.graph import BatteryPairs
+from edge_controller.microgrid.site_view import meter_power_w, pool_view
+from edge_controller.microgrid.telemetry import (
+    BatteryReading,
+    ComponentState,
+    InverterReading,
+    TelemetryCache,
+)
+from edge_controller.power.bounds import hull
+from edge_controller.use_cases.pv_curtailment.decide import PvSite
+
+
+def _fresh(
+    reading: InverterReading | BatteryReading | None, now: datetime, stale_after: timedelta
+) -> bool:
+    return reading is not None and now - reading.sampled_at <= stale_after
+
+
+def _in_service(reading: InverterReading | BatteryReading | None) -> bool:
+    """Working, or saying nothing of its state (no reason to count it out)."""
+    if reading is None:
+        return False
+    state = reading.state
+    return state.is_working or state is ComponentState.UNKNOWN
+
+
+def pv_power(
+    cache: TelemetryCache, inverters: Iterable[int], now: datetime, stale_after: timedelta
+) -> tuple[float, float]:
+    """Return the PV inverters' power and rated production, each summed (W).
+
+    The power is ≤ 0 while producing, NaN if any inverter's is stale or NaN; the
+    rating is ≥ 0, `inf` if any inverter's bounds are unknown.
+    """
+    power = rated = 0.0
+    for inverter_id in inverters:
+        reading = cache.last_inverter(inverter_id)
+        if reading is not None and reading.bounds:
+            lower = hull(reading.bounds).lower
+            rated += -lower if math.isfinite(lower) and lower <= 0 else math.inf
+        else:
+            rated = math.inf
+        if reading is None or not _fresh(reading, now, stale_after):
+            power = math.nan
+        else:
+            power += reading.power_w
+    return power, rated
+
+
+def battery_headroom(
+    pairs: BatteryPairs,
+    cache: TelemetryCache,
+    batteries: Iterable[int],
+    now: datetime,
+    stale_after: timedelta,
+) -> float:
+    """Return how much more the batteries can charge now (W ≥ 0; NaN if unknown)."""
+    headroom = 0.0
+    for inverter_id in sorted({pairs.inverter_of(b) for b in batteries}):
+        group = pairs.batteries_of(inverter_id)
+        readings: list[InverterReading | BatteryReading | None] = [
+            cache.last_inverter(inverter_id),
+            *(cache.last_battery(b) for b in group),
+        ]
+        if not all(
+            r is not None and _fresh(r, now, stale_after) and _in_service(r) for r in readings
+        ):
+            continue
+        view = pool_view(pairs, cache, group)
+        if not math.isfinite(view.power_w):
+            return math.nan
+        if view.bounds is not None:
+            headroom += max(0.0, view.bounds.upper - view.power_w)
+    return headroom
+
+
+def read_site(
+    pairs: BatteryPairs,
+    cache: TelemetryCache,
+    grid_meter_id: int | None,
+    *,
+    inverters: Iterable[int],
+    batteries: Iterable[int],
+    now: datetime,
+    stale_after: timedelta,
+) -> PvSite:
+    """The four figures of the module docstring, as of `now`."""
+    pv_w, rated_w = pv_power(cache, inverters, now, stale_after)
+    return PvSite(
+        grid_w=meter_power_w(cache, grid_meter_id, now, stale_after),
+        pv_w=pv_w,
+        battery_headroom_w=battery_headroom(pairs, cache, batteries, now, stale_after),
+        pv_rated_w=rated_w,
+    )
