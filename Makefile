@@ -73,9 +73,12 @@ demo: $(VENV)/.installed
 ## test: ruff, mypy --strict, the systemd unit check and the whole pytest suite.
 test: lint typecheck units unit
 
+# lint-imports: the import rules of pyproject.toml's [tool.importlinter] (layers,
+# servers apart, use cases independent, pure cores without I/O, no package cycle).
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
