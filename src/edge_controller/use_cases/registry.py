@@ -12,13 +12,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from edge_controller.framework.use_case import SectionUseCase, UseCase
-from edge_controller.use_cases import battery_power, market_bid, peak_shaving, pv_curtailment
+from edge_controller.use_cases import (
+    battery_power,
+    ev_charging,
+    market_bid,
+    peak_shaving,
+    pv_curtailment,
+)
 
 USE_CASES: tuple[UseCase, ...] = (
     battery_power.USE_CASE,
     peak_shaving.USE_CASE,
     market_bid.USE_CASE,
     pv_curtailment.USE_CASE,
+    ev_charging.USE_CASE,
 )
 
 

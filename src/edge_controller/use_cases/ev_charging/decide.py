@@ -49,23 +49,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from edge_controller.power.bounds import Range
 from edge_controller.use_cases.ev_charging.payload import EvChargingPayload, SessionLimits
-
-PLUGGED_CODES = frozenset({"EV_CHARGING_CABLE_PLUGGED_AT_EV", "EV_CHARGING_CABLE_LOCKED_AT_EV"})
-"""State codes (the Microgrid API's names) that say a car is connected."""
-UNPLUGGED_CODES = frozenset(
-    {
-        "EV_CHARGING_CABLE_UNPLUGGED",
-        "EV_CHARGING_CABLE_PLUGGED_AT_STATION",
-        "EV_CHARGING_CABLE_LOCKED_AT_STATION",
-    }
-)
-"""State codes that say no car is connected (a cable at the station only is no car)."""
 
 
 class ChargerMode(StrEnum):
@@ -99,25 +88,22 @@ class ChargerNow:
 
 def charger_now(
     charger_id: int,
-    states: Collection[str],
+    car_connected: bool | None,
     bounds: tuple[Range, ...] | None,
     *,
     working: bool = True,
 ) -> ChargerNow:
-    """Read whether a car is plugged in from a charger's state codes and bounds.
+    """What a charger can take now, from its telemetry.
 
-    The cable state says it when the charger reports one (plugged or locked at the
-    car: plugged; unplugged, or a cable at the station only: not). A charger that
-    reports none is plugged when its bounds allow more than 0 W: the bounds are what
-    the charger can do with the car it has.
+    `car_connected` is what its cable state says (`microgrid.telemetry.EvCable`),
+    `None` when it reports none: then a car is plugged in when its bounds allow more
+    than 0 W, for the bounds are what the charger can do with the car it has.
     """
-    codes = frozenset(states)
-    if codes & PLUGGED_CODES:
-        plugged = True
-    elif codes & UNPLUGGED_CODES:
-        plugged = False
-    else:
-        plugged = bounds is not None and any(r.upper > 0.0 for r in bounds)
+    plugged = (
+        car_connected
+        if car_connected is not None
+        else bounds is not None and any(r.upper > 0.0 for r in bounds)
+    )
     return ChargerNow(charger_id, plugged, bounds, working)
 
 

@@ -16,6 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from frequenz.client.common.microgrid.electrical_components import ElectricalComponentCategory
+from frequenz.client.dispatch.types import TargetCategories, TargetIds
+from frequenz.dispatch import Dispatch
+
 from edge_controller.dispatching.payload import PayloadError, parse_power
 
 
@@ -165,3 +169,58 @@ def payload_chargers(
             f"expected a charger of the dispatch's target {sorted(target)}",
         )
     return frozenset(payload.chargers_w)
+
+
+@dataclass(frozen=True, slots=True)
+class EvDispatch:
+    """One running EV_CHARGING dispatch, read: what it asks, of which chargers."""
+
+    payload: EvChargingPayload
+    chargers: frozenset[int]
+
+
+def target_chargers(dispatch: Dispatch, site_chargers: frozenset[int]) -> frozenset[int]:
+    """Resolve a dispatch's target to charger ids: ids as given, or the EV charger category.
+
+    Raises:
+        PayloadError: (field `target`) ids that are not this use case's chargers, a
+            category other than EV chargers, or no charger at all.
+    """
+    dispatch_id = int(dispatch.id)
+    target = dispatch.target
+    if isinstance(target, TargetIds):
+        unknown = sorted(set(target) - site_chargers)
+        if unknown:
+            raise PayloadError(
+                dispatch_id,
+                "target",
+                f"{unknown} are not EV chargers of this use case; chargers: "
+                f"{sorted(site_chargers)}",
+            )
+        chargers = frozenset(int(i) for i in target)
+    elif isinstance(target, TargetCategories):
+        categories = {t.category2 for t in target}
+        if categories != {ElectricalComponentCategory.EV_CHARGER}:
+            raise PayloadError(
+                dispatch_id,
+                "target",
+                "expected the EV charger category, got "
+                f"{sorted(c.name for c in categories if c is not None)}",
+            )
+        chargers = site_chargers
+    else:  # pragma: no cover - the client knows no other target kind
+        raise PayloadError(dispatch_id, "target", f"unsupported {target!r}")
+    if not chargers:
+        raise PayloadError(dispatch_id, "target", "names no EV charger")
+    return chargers
+
+
+def read_dispatch(dispatch: Dispatch, site_chargers: frozenset[int]) -> EvDispatch:
+    """What a running EV_CHARGING dispatch asks of which of `site_chargers`.
+
+    Raises:
+        PayloadError: the payload or the target, naming the dispatch and the field.
+    """
+    payload = parse_payload(int(dispatch.id), dispatch.payload)
+    target = target_chargers(dispatch, site_chargers)
+    return EvDispatch(payload, payload_chargers(int(dispatch.id), payload, target))

@@ -1,0 +1,244 @@
+"""EvChargingActor: holds EV_CHARGING dispatches on the site's EV chargers.
+
+On every dispatch, and every `tick` (what the chargers report may have changed: a car
+arrived, left, or the charger faulted), it reads each charger from the telemetry
+cache — plugged in or not (its cable state), its bounds, whether it works — and asks
+`decide` for each charger's power. It sends one `PowerRequest` per charger whose power
+changed (`target=TargetKind.EV_CHARGERS`, held for the dispatch); the distributor
+keeps it alive within the charger's bounds and resolution. A charger whose power
+falls to 0 W (its car left, its share fell below its minimum) or that no dispatch
+drives any more is released with a 0 W withdraw.
+
+Several dispatches: each charger goes to the newest running dispatch whose target
+holds it (`dispatching.ownership.assign`); an older dispatch keeps the rest, its
+budget shared by the chargers it still has. A bad payload or target is rejected with
+a log naming the dispatch and the field (`rejected`); a dry-run dispatch is logged
+("would request") and commands nothing. A stale charger reading counts as unknown:
+0 W, never a guess above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from frequenz.channels import Receiver, Sender, select, selected_from
+from frequenz.channels.timer import SkipMissedAndDrift, Timer
+from frequenz.dispatch import Dispatch
+from frequenz.quantities import Power
+
+from edge_controller.common.clock import Clock, WallClock
+from edge_controller.dispatching.ownership import RunningDispatch, assign
+from edge_controller.dispatching.payload import PayloadError
+from edge_controller.dispatching.schedule import running_now
+from edge_controller.framework.messages import PowerRequest, Result, Success, TargetKind
+from edge_controller.framework.supervision import SupervisedActor
+from edge_controller.microgrid.telemetry import ComponentState, TelemetryCache
+from edge_controller.use_cases.ev_charging.decide import (
+    ChargerMode,
+    ChargerNow,
+    charger_now,
+    decide,
+)
+from edge_controller.use_cases.ev_charging.payload import EvDispatch, read_dispatch
+
+NOT_WORKING = frozenset(
+    {
+        ComponentState.ERROR,
+        ComponentState.OFF,
+        ComponentState.UNAVAILABLE,
+        ComponentState.SWITCHING_OFF,
+    }
+)
+"""States in which a charger follows no command (standby wakes up on one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Running:
+    dispatch: EvDispatch
+    created: datetime
+    dry_run: bool
+
+
+def read_charger(cache: TelemetryCache, charger_id: int, now: datetime) -> ChargerNow:
+    """A charger as its fresh telemetry shows it; unknown (0 W) when stale or missing."""
+    reading = cache.ev_charger(charger_id, now)
+    if reading is None:
+        return ChargerNow(charger_id, plugged=False, bounds=None, working=False)
+    return charger_now(
+        charger_id,
+        reading.cable.car_connected,
+        reading.bounds,
+        working=reading.state not in NOT_WORKING,
+    )
+
+
+class EvChargingActor(SupervisedActor):
+    """Shares EV_CHARGING dispatches among the cars plugged in; see the module docstring."""
+
+    def __init__(
+        self,
+        dispatches: Receiver[Dispatch],
+        requests: Sender[PowerRequest],
+        results: Receiver[Result],
+        cache: TelemetryCache,
+        *,
+        chargers: frozenset[int],
+        min_power_w: float = 0.0,
+        tick: timedelta = timedelta(seconds=0.5),
+        priority: int = 0,
+        clock: Clock | None = None,
+        request_timeout: timedelta = timedelta(seconds=5),
+        name: str = "ev_charging",
+    ) -> None:
+        """Drive `chargers` (EV charger ids) from the dispatches received."""
+        super().__init__(name=name)
+        self._dispatches = dispatches
+        self._requests = requests
+        self._results = results
+        self._cache = cache
+        self._chargers = chargers
+        self._min_power_w = min_power_w
+        self._tick = tick
+        self._priority = priority
+        self._clock: Clock = clock or WallClock()
+        self._request_timeout = request_timeout
+        self._running: dict[int, _Running] = {}
+        self._sent: dict[int, float] = {}
+        """The power last asked of each charger it drives (0 W ones are released)."""
+        self._modes: dict[int, ChargerMode] = {}
+        self._dry_runs: dict[int, dict[int, float]] = {}
+        self.counts: dict[str, int] = {}
+        self._log = structlog.get_logger(__name__).bind(actor=name)
+
+    @property
+    def driving(self) -> Mapping[frozenset[int], float]:
+        """Each charger it holds above 0 W now, with the watts asked."""
+        return {frozenset({c}): power_w for c, power_w in self._sent.items() if power_w > 0}
+
+    @property
+    def running_dispatches(self) -> Mapping[int, float]:
+        """EV_CHARGING dispatches running now, each with its budget or total asked (W)."""
+        return {
+            dispatch_id: (
+                running.dispatch.payload.budget_w
+                if running.dispatch.payload.budget_w is not None
+                else sum((running.dispatch.payload.chargers_w or {}).values())
+            )
+            for dispatch_id, running in self._running.items()
+        }
+
+    @property
+    def modes(self) -> Mapping[int, ChargerMode]:
+        """Why each charger it drives gets what it gets (for the demo and the console)."""
+        return dict(self._modes)
+
+    async def _run(self) -> None:
+        timer = Timer(self._tick, SkipMissedAndDrift())
+        try:
+            async for selected in select(self._dispatches, self._results, timer):
+                if selected_from(selected, self._dispatches):
+                    self._on_dispatch(selected.message)
+                    await self._step()
+                elif selected_from(selected, self._results):
+                    self._on_result(selected.message)
+                elif selected_from(selected, timer):
+                    await self._step()
+        finally:
+            timer.close()
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def _on_dispatch(self, dispatch: Dispatch) -> None:
+        dispatch_id = int(dispatch.id)
+        log = self._log.bind(dispatch_id=dispatch_id, type=dispatch.type)
+        if not running_now(dispatch):
+            if self._running.pop(dispatch_id, None) is not None:
+                log.info("dispatch_stopped", deleted=dispatch.deleted)
+                self._count("stopped")
+            return
+        try:
+            read = read_dispatch(dispatch, self._chargers)
+        except PayloadError as error:
+            log.error("dispatch_rejected", reason=str(error))
+            self._count("rejected")
+            self._running.pop(dispatch_id, None)
+            return
+        self._running[dispatch_id] = _Running(read, dispatch.create_time, dispatch.dry_run)
+        log.info(
+            "dispatch_running",
+            chargers=sorted(read.chargers),
+            budget_w=read.payload.budget_w,
+            chargers_w=read.payload.chargers_w,
+            dry_run=dispatch.dry_run,
+        )
+        self._count("started")
+
+    def _on_result(self, result: Result) -> None:
+        kind = type(result).__name__
+        self._count(f"result_{kind}")
+        if not isinstance(result, Success):
+            self._log.warning("power_result", result=kind, detail=repr(result))
+
+    async def _step(self) -> None:
+        """Decide every running dispatch again; send what changed, release the rest."""
+        now = self._clock.now()
+        owned = assign(
+            RunningDispatch(i, r.created, r.dispatch.chargers, 0.0, r.dry_run)
+            for i, r in self._running.items()
+        ).owned
+        wanted: dict[int, float] = {}
+        modes: dict[int, ChargerMode] = {}
+        for dispatch_id, chargers in sorted(owned.items()):
+            running = self._running[dispatch_id]
+            decision = decide(
+                running.dispatch.payload,
+                [read_charger(self._cache, c, now) for c in chargers],
+                min_power_w=self._min_power_w,
+            )
+            if running.dry_run:
+                if self._dry_runs.get(dispatch_id) != decision.power_w:
+                    self._log.info(
+                        "dry_run_would_request", dispatch_id=dispatch_id, power_w=decision.power_w
+                    )
+                    self._dry_runs[dispatch_id] = decision.power_w
+                continue
+            for charger_id, plan in decision.plans.items():
+                wanted[charger_id] = plan.power_w
+                modes[charger_id] = plan.mode
+                if self._modes.get(charger_id) is not plan.mode:
+                    self._log.info(
+                        "charger_mode",
+                        dispatch_id=dispatch_id,
+                        charger=charger_id,
+                        mode=plan.mode.value,
+                        power_w=plan.power_w,
+                    )
+        self._dry_runs = {i: p for i, p in self._dry_runs.items() if i in self._running}
+        for charger_id in sorted(set(self._sent) | set(wanted)):
+            power_w = wanted.get(charger_id, 0.0)
+            if self._sent.get(charger_id, 0.0) != power_w:
+                await self._send(charger_id, power_w)
+        self._sent = {c: p for c, p in wanted.items() if p > 0}
+        self._modes = modes
+
+    async def _send(self, charger_id: int, power_w: float) -> None:
+        """Hold `power_w` on one charger; 0 W (no bounds) releases it."""
+        await self._requests.send(
+            PowerRequest(
+                self.name,
+                Power.from_watts(power_w),
+                frozenset({charger_id}),
+                request_timeout=self._request_timeout,
+                priority=self._priority,
+                hold=power_w > 0,
+                target=TargetKind.EV_CHARGERS,
+            )
+        )
+        self._count("requests")
+        self._log.info(
+            "power_requested", charger=charger_id, power_w=power_w, release=power_w == 0.0
+        )

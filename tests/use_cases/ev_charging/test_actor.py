@@ -1,0 +1,191 @@
+"""EvChargingActor in process: dispatches and charger telemetry in, one request per charger out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
+from frequenz.client.common.microgrid.electrical_components import ElectricalComponentCategory
+from frequenz.client.dispatch.recurrence import RecurrenceRule
+from frequenz.client.dispatch.types import Dispatch as ClientDispatch
+from frequenz.client.dispatch.types import DispatchId, TargetCategories, TargetIds
+from frequenz.dispatch import Dispatch
+
+from edge_controller.common.clock import ManualClock
+from edge_controller.framework.messages import PowerRequest, Result, TargetKind
+from edge_controller.microgrid.telemetry import EvChargerReading, TelemetryCache
+from edge_controller.power.bounds import Range
+from edge_controller.use_cases.ev_charging.actor import EvChargingActor
+from edge_controller.use_cases.ev_charging.decide import ChargerMode
+
+NOON = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
+CHARGERS = frozenset({81, 82, 83})
+EVERY_CHARGER = TargetCategories(ElectricalComponentCategory.EV_CHARGER)
+
+
+def dispatch(
+    dispatch_id: int,
+    payload: dict[str, object],
+    targets: TargetIds | TargetCategories = EVERY_CHARGER,
+    *,
+    running: bool = True,
+    dry_run: bool = False,
+    created_minutes_ago: int = 10,
+) -> Dispatch:
+    now = datetime.now(UTC)
+    start = now - timedelta(minutes=1) if running else now + timedelta(hours=1)
+    return Dispatch(
+        ClientDispatch(
+            id=DispatchId(dispatch_id),
+            type="EV_CHARGING",
+            start_time=start,
+            duration=timedelta(hours=1),
+            target=targets,
+            active=True,
+            dry_run=dry_run,
+            payload=payload,
+            recurrence=RecurrenceRule(),
+            create_time=now - timedelta(minutes=created_minutes_ago),
+            update_time=now,
+        )
+    )
+
+
+def reading(charger_id: int, car_kw: float | None, *, state: str = "READY") -> EvChargerReading:
+    """A 22 kW charger with a car that takes `car_kw` at most (None: no car)."""
+    cable = "EV_CHARGING_CABLE_UNPLUGGED" if car_kw is None else "EV_CHARGING_CABLE_LOCKED_AT_EV"
+    upper = 0.0 if car_kw is None else min(car_kw, 22.0) * 1000
+    return EvChargerReading(
+        charger_id, NOON, 0.0, (Range(0.0, upper),), frozenset({state, cable}), frozenset()
+    )
+
+
+@dataclass
+class Steps:
+    dispatches: BroadcastSender[Dispatch]
+    requests: Receiver[PowerRequest]
+    cache: TelemetryCache
+    actor: EvChargingActor
+
+    def cars(self, **cars: float | None) -> None:
+        """Plug cars in (`c81=11`: a car of 11 kW at charger 81) or out (`c81=None`)."""
+        for key, car_kw in cars.items():
+            self.cache.update(reading(int(key[1:]), car_kw))
+
+    async def requests_until_quiet(self) -> dict[int, PowerRequest]:
+        """Every request until none comes for a while, the last per charger."""
+        found: dict[int, PowerRequest] = {}
+        while True:
+            try:
+                async with asyncio.timeout(0.3):
+                    request = await self.requests.receive()
+            except TimeoutError:
+                return found
+            (charger,) = request.components
+            found[charger] = request
+
+    async def powers(self) -> dict[int, float]:
+        return {c: r.power.as_watts() for c, r in (await self.requests_until_quiet()).items()}
+
+
+@pytest.fixture
+async def steps() -> AsyncIterator[Steps]:
+    dispatches, dispatches_in = BroadcastChannel[Dispatch](name="dispatches")
+    requests_out, requests = BroadcastChannel[PowerRequest](name="requests")
+    _results_sender, results = BroadcastChannel[Result](name="results")
+    cache = TelemetryCache()
+    for charger in CHARGERS:
+        cache.update(reading(charger, None))
+    actor = EvChargingActor(
+        dispatches_in,
+        requests_out,
+        results,
+        cache,
+        chargers=CHARGERS,
+        min_power_w=4140.0,
+        tick=timedelta(seconds=0.02),
+        priority=3,
+        clock=ManualClock(NOON),
+    )
+    actor.start()
+    try:
+        yield Steps(dispatches, requests, cache, actor)
+    finally:
+        await actor.stop()
+
+
+async def test_a_budget_follows_the_cars_and_is_released_when_the_dispatch_ends(
+    steps: Steps,
+) -> None:
+    steps.cars(c81=11, c82=7.4)
+    await steps.dispatches.send(dispatch(1, {"budget_w": "20 kW"}))
+    requests = await steps.requests_until_quiet()
+    assert {c: r.power.as_watts() for c, r in requests.items()} == {81: 11_000, 82: 7_400}
+    first = requests[81]
+    assert first.target is TargetKind.EV_CHARGERS
+    assert first.hold
+    assert first.priority == 3
+    assert steps.actor.running_dispatches == {1: 20_000}
+
+    steps.cars(c83=22)  # a car arrives
+    assert await steps.powers() == pytest.approx({81: 20_000 / 3, 82: 20_000 / 3, 83: 20_000 / 3})
+
+    steps.cars(c81=None)  # a car leaves: its share goes to the others
+    released = await steps.requests_until_quiet()
+    assert released[81].power.as_watts() == 0.0
+    assert released[81].withdraws
+    assert {c: r.power.as_watts() for c, r in released.items() if c != 81} == pytest.approx(
+        {82: 7_400, 83: 12_600}
+    )
+    assert steps.actor.modes[81] is ChargerMode.UNPLUGGED
+    assert steps.actor.driving == {frozenset({82}): 7_400, frozenset({83}): 12_600}
+
+    await steps.dispatches.send(dispatch(1, {"budget_w": "20 kW"}, running=False))
+    assert await steps.powers() == {82: 0.0, 83: 0.0}
+    assert steps.actor.driving == {}
+    assert steps.actor.running_dispatches == {}
+
+
+async def test_power_per_charger_keeps_to_the_car_and_the_minimum(steps: Steps) -> None:
+    steps.cars(c81=22, c82=7.4, c83=22)
+    await steps.dispatches.send(
+        dispatch(1, {"chargers": {"81": 11_000, "82": "11 kW", "83": 3000}}, TargetIds(81, 82, 83))
+    )
+    assert await steps.powers() == {81: 11_000, 82: 7_400}  # 83: below the 4.14 kW minimum
+    assert steps.actor.modes[83] is ChargerMode.BELOW_MIN
+
+
+async def test_a_faulted_or_silent_charger_is_released(steps: Steps) -> None:
+    steps.cars(c81=11, c82=11)
+    await steps.dispatches.send(dispatch(1, {"budget_w": 30_000}))
+    assert await steps.powers() == {81: 11_000, 82: 11_000}
+    steps.cache.update(reading(81, 11, state="ERROR"))
+    assert await steps.powers() == {81: 0.0}
+    assert steps.actor.modes[81] is ChargerMode.UNAVAILABLE
+
+
+async def test_the_newest_dispatch_drives_the_chargers_it_targets(steps: Steps) -> None:
+    steps.cars(c81=22, c82=22, c83=22)
+    await steps.dispatches.send(dispatch(1, {"budget_w": 30_000}, created_minutes_ago=20))
+    assert await steps.powers() == {81: 10_000, 82: 10_000, 83: 10_000}
+    await steps.dispatches.send(
+        dispatch(2, {"chargers": {"83": 5_000}}, TargetIds(83), created_minutes_ago=5)
+    )
+    assert await steps.powers() == {81: 15_000, 82: 15_000, 83: 5_000}
+
+
+async def test_bad_dispatches_are_rejected_and_dry_runs_command_nothing(steps: Steps) -> None:
+    steps.cars(c81=22)
+    await steps.dispatches.send(dispatch(1, {"budget_w": -5}))
+    await steps.dispatches.send(dispatch(2, {"budget_w": 5000}, TargetIds(81, 99)))
+    await steps.dispatches.send(
+        dispatch(3, {"budget_w": 5000}, TargetCategories(ElectricalComponentCategory.BATTERY))
+    )
+    await steps.dispatches.send(dispatch(4, {"budget_w": 5000}, dry_run=True))
+    assert await steps.requests_until_quiet() == {}
+    assert steps.actor.counts["rejected"] == 3
+    assert steps.actor.running_dispatches == {4: 5_000}
