@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from edge_controller.daemon.metrics import Health, Metrics, MetricsServer
+from edge_controller.daemon.metrics import Health, Metrics, MetricsServer, UseCaseSample
 from edge_controller.servers.common.serving import ListenAddressError
 
 # Never a proxy from the environment, even for loopback.
@@ -185,6 +185,32 @@ async def test_counters_count_results_restarts_and_reloads(site: Site) -> None:
     ]:
         assert line in lines
     assert "_created" not in "\n".join(lines)
+
+
+async def test_each_use_case_reports_its_dispatches_and_events(site: Site) -> None:
+    site.metrics.set_use_cases(
+        [
+            UseCaseSample("main", "battery_power", 2, {"started": 3, "stopped": 1}),
+            UseCaseSample("peak", "peak_shaving", 0, {"requests": 7}),
+        ]
+    )
+    lines = (await fetch(site.server, "/metrics")).body.splitlines()
+    main = 'kind="battery_power",use_case="main"'
+    peak = 'kind="peak_shaving",use_case="peak"'
+    for line in [
+        f"edge_controller_use_case_dispatches_running{{{main}}} 2.0",
+        f"edge_controller_use_case_dispatches_running{{{peak}}} 0.0",
+        f'edge_controller_use_case_events_total{{event="started",{main}}} 3.0',
+        f'edge_controller_use_case_events_total{{event="stopped",{main}}} 1.0',
+        f'edge_controller_use_case_events_total{{event="requests",{peak}}} 7.0',
+    ]:
+        assert line in lines
+
+    # A use case removed by a live edit leaves no series behind.
+    site.metrics.set_use_cases([UseCaseSample("main", "battery_power", 0, {"started": 3})])
+    body = (await fetch(site.server, "/metrics")).body
+    assert 'use_case="peak"' not in body
+    assert f"edge_controller_use_case_dispatches_running{{{main}}} 0.0" in body
 
 
 def test_unknown_label_values_are_refused() -> None:

@@ -138,6 +138,10 @@ async def test_the_daemon_notifies_systemd_serves_metrics_takes_edits_and_releas
         assert code == 200
         assert 'edge_controller_battery_soc_percent{battery="21"}' in body
         assert "edge_controller_dispatches_running 1.0" in body
+        # Each use case through its status: the one dispatch it runs and its events.
+        labels = 'kind="battery_power",use_case="main"'
+        assert f"edge_controller_use_case_dispatches_running{{{labels}}} 1.0" in body
+        assert f'edge_controller_use_case_events_total{{event="started",{labels}}} 1.0' in body
         assert 'kind="success"' in body
         code, body = await asyncio.to_thread(http_get, f"{base}/healthz")
         assert (code, body.strip()) == (200, "ok")

@@ -49,6 +49,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, Final, TypeGuard, TypeVar
@@ -119,6 +120,16 @@ def _checked(value: str, allowed: tuple[str, ...], what: str) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class UseCaseSample:
+    """One running use case's figures, as its status (`UseCaseStatus`) tells them."""
+
+    name: str
+    kind: str
+    dispatches_running: int
+    counts: Mapping[str, int]
+
+
 class _SampledValues:
     """Gauges copied from telemetry, where a missing reading exports no sample.
 
@@ -153,18 +164,34 @@ class _SampledValues:
         "missing, power-limited and observe-only plans, withheld proposals, releases.",
     )
 
+    USE_CASE_RUNNING_FAMILY: Final = (
+        "edge_controller_use_case_dispatches_running",
+        "Dispatches each use case runs now.",
+    )
+    USE_CASE_EVENTS_FAMILY: Final = (
+        "edge_controller_use_case_events",
+        "Counted events of each use case (started, stopped, rejected, requests, ...); "
+        "they start again from 0 when a live edit rebuilds it.",
+    )
+
     def __init__(self) -> None:
         """Start with no samples."""
         self._lock = threading.Lock()
         self._battery: dict[int, tuple[float | None, ...]] = {}
         self._grid_w: float | None = None
         self._events: dict[tuple[str, str], int] = {}
+        self._use_cases: tuple[UseCaseSample, ...] = ()
 
     def set_events(self, source: str, counts: Mapping[str, int]) -> None:
         """Store one stage's event counts (they only grow: exported as counters)."""
         with self._lock:
             for event, count in counts.items():
                 self._events[(source, event)] = count
+
+    def set_use_cases(self, samples: Iterable[UseCaseSample]) -> None:
+        """Store every running use case's figures; a use case not among them is gone."""
+        with self._lock:
+            self._use_cases = tuple(samples)
 
     def set_battery(self, battery_id: int, values: tuple[float | None, ...]) -> None:
         """Store one battery's values, in the order of `BATTERY_FAMILIES`."""
@@ -186,6 +213,8 @@ class _SampledValues:
         for name, documentation in (*self.BATTERY_FAMILIES, self.GRID_FAMILY):
             yield GaugeMetricFamily(name, documentation)
         yield CounterMetricFamily(*self.EVENTS_FAMILY)
+        yield GaugeMetricFamily(*self.USE_CASE_RUNNING_FAMILY)
+        yield CounterMetricFamily(*self.USE_CASE_EVENTS_FAMILY)
 
     def collect(self) -> Iterable[Metric]:
         """The families with a sample for each value that is known."""
@@ -193,6 +222,7 @@ class _SampledValues:
             battery = sorted(self._battery.items())
             grid_w = self._grid_w
             events = sorted(self._events.items())
+            use_cases = self._use_cases
         for index, (name, documentation) in enumerate(self.BATTERY_FAMILIES):
             family = GaugeMetricFamily(name, documentation, labels=["battery"])
             for battery_id, values in battery:
@@ -208,6 +238,17 @@ class _SampledValues:
         for (source, event), count in events:
             counted.add_metric([source, event], count)
         yield counted
+        labels = ["use_case", "kind"]
+        running = GaugeMetricFamily(*self.USE_CASE_RUNNING_FAMILY, labels=labels)
+        use_case_events = CounterMetricFamily(
+            *self.USE_CASE_EVENTS_FAMILY, labels=[*labels, "event"]
+        )
+        for sample in use_cases:
+            running.add_metric([sample.name, sample.kind], sample.dispatches_running)
+            for event, count in sorted(sample.counts.items()):
+                use_case_events.add_metric([sample.name, sample.kind, event], count)
+        yield running
+        yield use_case_events
 
 
 def _known(value: float | None) -> TypeGuard[float]:
@@ -389,6 +430,10 @@ class Metrics:
     def set_events(self, source: str, counts: Mapping[str, int]) -> None:
         """Export a stage's event counts, e.g. the PowerManagingActor's grid clamps."""
         self._sampled.set_events(source, counts)
+
+    def set_use_cases(self, samples: Iterable[UseCaseSample]) -> None:
+        """Export each running use case's dispatches and events (the rest are dropped)."""
+        self._sampled.set_use_cases(samples)
 
     def set_grid_power(self, watts: float | None) -> None:
         """Set the grid connection's power (W, + imports); `None` or NaN drops the sample."""

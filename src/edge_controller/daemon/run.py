@@ -47,7 +47,7 @@ from edge_controller.config.watch import ConfigWatcher
 from edge_controller.controller.dispatch_broadcasting import DispatchServiceUnreachableError
 from edge_controller.controller.graph import Controller, ControllerHooks, SiteMismatchError
 from edge_controller.daemon.early_signals import EarlySighup
-from edge_controller.daemon.metrics import Health, Metrics, MetricsServer
+from edge_controller.daemon.metrics import Health, Metrics, MetricsServer, UseCaseSample
 from edge_controller.daemon.systemd import Notifier, watchdog_pings
 from edge_controller.framework.messages import (
     Error,
@@ -372,6 +372,10 @@ class Daemon:
                 else "blocked",
             )
         metrics.set_dispatches_running(sum(len(u.running_dispatches) for u in controller.use_cases))
+        metrics.set_use_cases(
+            UseCaseSample(u.name, u.kind, len(u.running_dispatches), dict(u.counts))
+            for u in controller.use_cases
+        )
         metrics.set_mode(self.config.controls.mode)
         metrics.set_events("power_distributing", controller.power_distributing.counts)
         if controller.power_managing is not None:

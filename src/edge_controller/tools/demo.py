@@ -2,8 +2,9 @@
 
 It starts, all on free loopback ports, the simulator (Microgrid API), the local
 Dispatch API service (a temporary database and key) and the controller graph
-(DispatchBroadcasting → BatteryPowerActor → PowerDistributingActor). It then creates
-a short dispatch schedule through the real `frequenz-client-dispatch` client —
+(DispatchBroadcasting → the battery_power use case → PowerManaging →
+PowerDistributing). It then creates a short dispatch schedule through the real
+`frequenz-client-dispatch` client —
 discharge, a dry run (logged by the controller, nothing commanded: the batteries
 rest), charge, rest, plus one dispatch with a malformed payload that the controller
 rejects while the others run — and shows the batteries (SoC, power, status), the
@@ -16,7 +17,8 @@ early but cleanly — the controller releases every battery (0 W), the servers s
 the summary so far is printed — and exits 128 + the signal number (130 for Ctrl-C),
 as shells expect of an interrupted program. A second Ctrl-C forces the exit.
 
-The running dispatches come from the use case (`BatteryPowerActor.running_dispatches`);
+The running dispatches and the counters come from each use case's status
+(`Controller.use_cases`, read through `framework.use_case.UseCaseStatus`);
 their kind and time left from what the demo itself scheduled. The schedule, the energy
 tally and the outcomes are pure (`planned_dispatches`, `EnergyTally`, `outcome_of`);
 what is shown is built in `demo_view`; this module is the shell around both.
@@ -396,7 +398,8 @@ async def run_demo(site_path: Path | None, duration_s: float, speed: float) -> i
                     f"physics x{speed:g}, {duration_s:g} s; Ctrl-C stops it\n"
                     f"  simulator (Microgrid API) {sim.url}\n"
                     f"  dispatch service          {dispatch.url}\n"
-                    "  controller: dispatches -> BatteryPowerActor -> PowerDistributingActor\n"
+                    "  controller: dispatches -> battery_power use case -> PowerManaging"
+                    " -> PowerDistributing\n"
                     + _own_dispatch_text(dispatch.url, key_file, site, sim.url),
                     flush=True,
                 )

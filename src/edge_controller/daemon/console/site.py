@@ -14,7 +14,8 @@
 
 Read only from public attributes: `Controller.config`, `.connection` (pairs, cache,
 grid meter), `.power_distributing.battery_status()` / `.targets`,
-`.power_managing.forwarded`, `.use_cases[*].running_dispatches`. Units: W, %, Wh;
+`.power_managing.forwarded`, `.use_cases` (each a use case's configuration and
+status: `running_dispatches`). Units: W, %, Wh;
 passive sign convention (+ charges / consumes / imports). Unknown values are null.
 """
 
@@ -121,19 +122,16 @@ def site_snapshot(controller: Controller) -> dict[str, Any]:
                 "inverters_below": list(below.get(limit.meter_id, ())),
             }
         )
-    use_cases = []
-    kinds = {u.name: u for u in config.use_cases}
-    for actor in controller.use_cases:
-        spec = kinds.get(actor.name)
-        use_cases.append(
-            {
-                "name": actor.name,
-                "kind": spec.kind if spec else None,
-                "dispatch_types": list(spec.dispatch_types) if spec else [],
-                "priority": spec.priority if spec else None,
-                "running": {str(k): v for k, v in sorted(actor.running_dispatches.items())},
-            }
-        )
+    use_cases = [
+        {
+            "name": use_case.name,
+            "kind": use_case.kind,
+            "dispatch_types": list(use_case.config.dispatch_types),
+            "priority": use_case.config.priority,
+            "running": {str(k): v for k, v in sorted(use_case.running_dispatches.items())},
+        }
+        for use_case in controller.use_cases
+    ]
     return {
         **base,
         "flow": {
