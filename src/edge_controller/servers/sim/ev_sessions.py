@@ -251,7 +251,7 @@ def _session(reader: Reader, raw: object, path: str) -> EvSession | None:
     need = reader.value(raw, "energy", path, _POSITIVE_ENERGY, "energy > 0 (what the car needs)")
     limit = reader.value(raw, "max_power", path, _POSITIVE_POWER, "power > 0", default=math.inf)
     if arrive is not None and leave is not None and leave <= arrive:
-        reader.fail(join(path, "leave"), f"a time after arrive ({arrive:g} s)", leave)
+        reader.fail(join(path, "leave"), f"a time after arrive ({arrive:g} s)", raw["leave"])
         return None
     if arrive is None or leave is None or need is None or limit is None:
         return None
@@ -282,7 +282,7 @@ def _sessions(reader: Reader, raw: object, path: str) -> tuple[EvSession, ...] |
                 reader.fail(
                     f"{path}[{index}].arrive",
                     f"a time at or after the car before leaves ({before.leave_s:g} s)",
-                    session.arrive_s,
+                    item["arrive"],
                 )
                 ok = False
         sessions.append(session)
