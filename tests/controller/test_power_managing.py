@@ -24,6 +24,7 @@ from edge_controller.controller.power_managing import PowerManagingActor, SiteAc
 from edge_controller.framework.messages import PowerRequest
 from edge_controller.power.bounds import Range
 from tests.controller.cached_site import BOTH, CachedSite
+from tests.controller.stopping import stop
 from tests.patience import PATIENCE_S
 from tests.table import START
 
@@ -89,7 +90,7 @@ async def _manager(grid: GridConfig) -> AsyncIterator[Manager]:
     try:
         yield Manager(site, use_cases, distributor, actor)
     finally:
-        await actor.stop()
+        await stop(actor)
 
 
 @pytest.fixture
