@@ -76,17 +76,23 @@ class Steps:
         for key, car_kw in cars.items():
             self.cache.update(reading(int(key[1:]), car_kw))
 
-    async def requests_until_quiet(self) -> dict[int, PowerRequest]:
-        """Every request until none comes for a while, the last per charger."""
-        found: dict[int, PowerRequest] = {}
+    async def in_order(self) -> list[PowerRequest]:
+        """Every request until none comes for a while, in the order sent."""
+        found: list[PowerRequest] = []
         while True:
             try:
                 async with asyncio.timeout(0.3):
-                    request = await self.requests.receive()
+                    found.append(await self.requests.receive())
             except TimeoutError:
                 return found
+
+    async def requests_until_quiet(self) -> dict[int, PowerRequest]:
+        """Every request until none comes for a while, the last per charger."""
+        found: dict[int, PowerRequest] = {}
+        for request in await self.in_order():
             (charger,) = request.components
             found[charger] = request
+        return found
 
     async def powers(self) -> dict[int, float]:
         return {c: r.power.as_watts() for c, r in (await self.requests_until_quiet()).items()}
@@ -148,6 +154,16 @@ async def test_a_budget_follows_the_cars_and_is_released_when_the_dispatch_ends(
     assert await steps.powers() == {82: 0.0, 83: 0.0}
     assert steps.actor.driving == {}
     assert steps.actor.running_dispatches == {}
+
+
+async def test_the_others_give_way_before_an_arriving_car_takes_its_share(steps: Steps) -> None:
+    steps.cars(c82=7.4, c83=22)
+    await steps.dispatches.send(dispatch(1, {"budget_w": "20 kW"}))
+    assert await steps.powers() == pytest.approx({82: 7_400, 83: 12_600})
+    steps.cars(c81=22)
+    arrived = await steps.in_order()
+    assert [next(iter(r.components)) for r in arrived] == [82, 83, 81]
+    assert [r.power.as_watts() for r in arrived] == pytest.approx([20_000 / 3] * 3)
 
 
 async def test_power_per_charger_keeps_to_the_car_and_the_minimum(steps: Steps) -> None:

@@ -218,10 +218,15 @@ class EvChargingActor(SupervisedActor):
                         power_w=plan.power_w,
                     )
         self._dry_runs = {i: p for i, p in self._dry_runs.items() if i in self._running}
-        for charger_id in sorted(set(self._sent) | set(wanted)):
-            power_w = wanted.get(charger_id, 0.0)
-            if self._sent.get(charger_id, 0.0) != power_w:
-                await self._send(charger_id, power_w)
+        changes = {
+            c: wanted.get(c, 0.0)
+            for c in set(self._sent) | set(wanted)
+            if self._sent.get(c, 0.0) != wanted.get(c, 0.0)
+        }
+        # Decreases first: while the commands land, the chargers together never take
+        # more than both the old and the new decision give them.
+        for charger_id in sorted(changes, key=lambda c: (changes[c] > self._sent.get(c, 0.0), c)):
+            await self._send(charger_id, changes[charger_id])
         self._sent = {c: p for c, p in wanted.items() if p > 0}
         self._modes = modes
 
