@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from edge_controller.power.bounds import Range, allows
@@ -216,6 +216,7 @@ def _steps(value: float, resolution_w: float) -> float:
 
 @settings(max_examples=examples(1_000), deadline=None)
 @given(pv_sets(), st.floats(min_value=-2_000_000.0, max_value=0.0))
+@example([pv(50, 1000.9999999999418, resolution_w=1.0)], -1001.0)  # a step a hair beyond
 def test_a_pv_limit_is_never_exceeded_nor_outside_bounds_and_shared_by_rating(
     units: list[DirectUnit], limit_w: float
 ) -> None:
@@ -271,5 +272,5 @@ def test_a_pv_withdraw_commands_each_to_its_full_production(units: list[DirectUn
     for unit in units:
         peak = unit.rated_w or 0.0
         assert decided.commands[unit.component_id] == pytest.approx(
-            -math.floor(peak / unit.resolution_w + 1e-9) * unit.resolution_w
+            -math.floor(peak / unit.resolution_w) * unit.resolution_w
         )

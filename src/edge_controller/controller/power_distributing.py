@@ -1,11 +1,12 @@
-"""PowerDistributingActor: holds power targets on batteries through their inverters.
+"""PowerDistributingActor: holds power targets on batteries, EV chargers and PV inverters.
 
 Thin shell around the pure pieces: it reads requests, takes a telemetry snapshot,
-asks `power.planning.plan()` for the commands, sends them concurrently (each under the
-request's timeout), records failures in `power.status.BlockingTracker`, and answers
-each namespace on its own channel::
+asks `power.planning.plan()` (batteries, through their inverters) or
+`power.direct.plan_direct()` (EV chargers and PV inverters, set one by one) for the
+commands, sends them concurrently (each under the request's timeout), records failures
+in `power.status.BlockingTracker`, and answers each namespace on its own channel::
 
-    PowerRequest ──▶ PowerDistributingActor ──▶ set power per inverter (Microgrid API)
+    PowerRequest ──▶ PowerDistributingActor ──▶ set power per inverter/charger (Microgrid API)
                           │
                           ├──▶ Result per namespace (Success, PartialFailure, ...)
                           └──▶ BatteryStatus(working, uncertain)
@@ -38,6 +39,15 @@ avoids):
   goes stale or recovers, is blocked or unblocked, out of service or back), checked
   every tick.
 - Time comes from the project's `Clock`, so tests leap minutes with a manual clock.
+- EV chargers and PV inverters (`PowerRequest.target`): the same keep-alive, pacing,
+  time-outs, failure marking (per component) and observe mode as inverter commands.
+  A PV request is a production limit, shared by rated power; its withdraw (0 W
+  without bounds) lifts each PV inverter to its full production once and ends the
+  target — as releasing one does (a take-over, entering observe mode). EV chargers
+  are released to 0 W. A direct target is planned again at once when a component's
+  bounds move (a car plugged in or out: `direct_bounds_changed`). The global power
+  limit and the excluded batteries concern battery targets only; feeder-meter limits
+  the battery inverters below them.
 - Operator controls (`reconfigure`, applied live): in `observe` mode every plan is
   made and logged (`observe_only`) but nothing is sent — entering it releases the
   running targets to 0 W once, so nothing is left running unattended; excluded
@@ -63,7 +73,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
@@ -82,15 +92,18 @@ from edge_controller.framework.messages import (
     PowerRequest,
     Result,
     Success,
+    TargetKind,
 )
 from edge_controller.framework.supervision import SupervisedActor
+from edge_controller.microgrid.direct import DirectComponents
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.site_view import meter_power_w
-from edge_controller.microgrid.telemetry import TelemetryCache
+from edge_controller.microgrid.telemetry import EvChargerReading, InverterReading, TelemetryCache
 from edge_controller.microgrid.telemetry_gaps import GapTracker, resumed_on_targets
 from edge_controller.power.bounds import Range, hull
 from edge_controller.power.command_pacing import CommandPacer
 from edge_controller.power.controls import limit_target
+from edge_controller.power.direct import DirectKind, DirectUnit, plan_direct
 from edge_controller.power.distribution import DistributionAlgorithm, SocBalancing
 from edge_controller.power.meter_limits import (
     ZERO,
@@ -148,8 +161,34 @@ class MicrogridAccess(Protocol):
     async def set_power(
         self, inverter_id: int, power_w: float, *, timeout_s: float, lifetime: timedelta
     ) -> datetime:
-        """Command an inverter; raise on refusal, error or timeout."""
+        """Command an inverter, EV charger or PV inverter; raise on refusal, error, timeout."""
         ...
+
+
+@runtime_checkable
+class DirectAccess(Protocol):
+    """What the actor needs besides `MicrogridAccess` to take EV and PV requests.
+
+    A separate protocol, so an access without EV chargers or PV inverters (a test's, a
+    benchmark's) needs nothing new: requests naming them are answered with an Error.
+    `MicrogridConnection` has it.
+    """
+
+    @property
+    def direct(self) -> DirectComponents:
+        """The site's EV chargers and PV inverters with their rated power."""
+        ...
+
+
+_DIRECT_KINDS = {
+    TargetKind.EV_CHARGERS: DirectKind.EV_CHARGERS,
+    TargetKind.PV_INVERTERS: DirectKind.PV_INVERTERS,
+}
+_NOUNS = {
+    TargetKind.BATTERIES: "batteries",
+    TargetKind.EV_CHARGERS: "EV chargers",
+    TargetKind.PV_INVERTERS: "PV inverters",
+}
 
 
 @dataclass(slots=True)
@@ -171,6 +210,9 @@ class _Target:
     refused_until: dict[int, datetime] = dataclasses.field(default_factory=dict)
     """Inverters that refused a command (out of range), counted at their measured power
     until the next keep-alive tries them again."""
+    planned_bounds: dict[int, Range | None] = dataclasses.field(default_factory=dict)
+    """A direct target's components' bounds (hull) when planned: re-planned at once when
+    they move (`_notice_direct_bounds`)."""
 
 
 COUNTED_POWER_STEP_W = 50.0
@@ -340,7 +382,7 @@ class PowerDistributingActor(SupervisedActor):
         self._out_of_service = batteries
 
         async def change() -> None:
-            in_use = frozenset().union(*self._targets) if self._targets else frozenset()
+            in_use = self._in_use(TargetKind.BATTERIES)
             if newly_out & in_use and self._controls.mode == "control":
                 await self._release(newly_out & in_use)
             self._replan_all()
@@ -348,24 +390,36 @@ class PowerDistributingActor(SupervisedActor):
         self._changes.append(change)
         self._wake.set()
 
+    def _in_use(self, kind: TargetKind) -> frozenset[int]:
+        """The components the running targets of `kind` hold."""
+        return frozenset(
+            component_id
+            for ids, target in self._targets.items()
+            if target.request.target is kind
+            for component_id in ids
+        )
+
     async def _change_controls(self, controls: ControlsConfig) -> None:
         old, self._controls = self._controls, controls
-        in_use = frozenset().union(*self._targets) if self._targets else frozenset()
-        release: set[int] = set()
+        release: dict[TargetKind, set[int]] = {kind: set() for kind in TargetKind}
         if controls.mode == "observe" and old.mode == "control":
-            release |= in_use
+            for kind in TargetKind:
+                release[kind] |= self._in_use(kind)
+        in_use = self._in_use(TargetKind.BATTERIES)
         newly_excluded = (controls.excluded_batteries - old.excluded_batteries) & in_use
         if old.mode == "control":
-            release |= newly_excluded
+            release[TargetKind.BATTERIES] |= newly_excluded
+        releasing = sorted(set().union(*release.values()))
         self._log.warning(
             "controls_changed",
             mode=controls.mode,
             excluded_batteries=sorted(controls.excluded_batteries),
             power_limit_w=controls.power_limit_w,
-            releasing=sorted(release) or None,
+            releasing=releasing or None,
         )
-        if release:
-            await self._release(release)
+        for kind, ids in release.items():
+            if ids:
+                await self._release(ids, kind)
 
     async def _release_orphans(self) -> None:
         """Release inverters that deliver power no target asks for (once, after start).
@@ -443,7 +497,7 @@ class PowerDistributingActor(SupervisedActor):
         standing = {
             inverter_id: command
             for batteries, target in self._targets.items()
-            if batteries != besides
+            if batteries != besides and target.request.target is TargetKind.BATTERIES
             for inverter_id, command in target.commands_w.items()
         }
         return meter_shares(
@@ -463,7 +517,7 @@ class PowerDistributingActor(SupervisedActor):
             return
         now = self._clock.now()
         for batteries, target in self._targets.items():
-            if not target.commands_w:
+            if not target.commands_w or target.request.target is not TargetKind.BATTERIES:
                 continue
             decided = self._meter_shares(now, target.commands_w, besides=batteries)
             self._log_verdicts(decided)
@@ -503,7 +557,7 @@ class PowerDistributingActor(SupervisedActor):
                 continue
             measured: dict[int, float | None] = {}
             for inverter_id in target.counted_w:
-                reading = cache.inverter(inverter_id, now)
+                reading = cache.inverter(inverter_id, now) or cache.ev_charger(inverter_id, now)
                 measured[inverter_id] = reading.power_w if reading is not None else None
             moved = counted_moved(
                 target.counted_w,
@@ -551,12 +605,18 @@ class PowerDistributingActor(SupervisedActor):
         left to the keep-alive (a re-send would load that server further).
         """
         gaps = self._microgrid.telemetry_gaps
-        pairs = self._microgrid.pairs
         inverters_of = {
-            batteries: {pairs.inverter_of(b) for b in batteries} for batteries in self._targets
+            batteries: self._commanded_ids(target.request)
+            for batteries, target in self._targets.items()
         }
         targeted = set().union(*inverters_of.values()) if inverters_of else set()
-        latest = {i: r for i in pairs.inverter_ids if (r := gaps.latest(i)) is not None}
+        direct = self._direct()
+        streamed = (
+            *self._microgrid.pairs.inverter_ids,
+            *direct.ev_charger_ids,
+            *direct.pv_inverter_ids,
+        )
+        latest = {i: r for i in streamed if (r := gaps.latest(i)) is not None}
         self._gaps_handled, resumed = resumed_on_targets(self._gaps_handled, latest, targeted)
         # Counted apart from the gaps: a reconnect is not lost when a late gap of the
         # same stream comes before this look (only the latest gap is kept).
@@ -588,16 +648,37 @@ class PowerDistributingActor(SupervisedActor):
                     target = self._targets[batteries]
                     target.next_send = min(target.next_send, due)
 
-    async def _release(self, batteries: frozenset[int] | set[int]) -> None:
-        """Command 0 W to the inverters of `batteries`, come what may (logged)."""
-        pairs = self._microgrid.pairs
-        inverters = sorted({pairs.inverter_of(b) for b in batteries})
+    def _commanded_ids(self, request: PowerRequest) -> set[int]:
+        """The components a request's commands go to: inverters, or the ids themselves."""
+        if request.target is TargetKind.BATTERIES:
+            pairs = self._microgrid.pairs
+            return {pairs.inverter_of(b) for b in request.batteries}
+        return set(request.components)
+
+    async def _release(
+        self, ids: frozenset[int] | set[int], kind: TargetKind = TargetKind.BATTERIES
+    ) -> None:
+        """Give components back, come what may (logged).
+
+        A battery's inverter and an EV charger get 0 W; a PV inverter its full
+        production (its limit lifted: 0 W would stop it producing), blocked or not.
+        """
         timeout_s = min(5.0, self._keepalive.total_seconds())
-        for inverter_id in inverters:
+        if kind is TargetKind.BATTERIES:
+            pairs = self._microgrid.pairs
+            commands = dict.fromkeys(sorted({pairs.inverter_of(b) for b in ids}), 0.0)
+        else:
+            units = [
+                dataclasses.replace(u, availability=Availability.WORKING, refused=False)
+                for u in self._direct_units(kind, frozenset(ids), self._clock.now())
+            ]
+            lifted = plan_direct(_DIRECT_KINDS[kind], 0.0, units, withdraw=True)
+            commands = lifted.commands if isinstance(lifted, Plan) else {}
+        for component_id, power_w in sorted(commands.items()):
             try:
-                await self._timed_set_power(inverter_id, 0.0, timeout_s)
+                await self._timed_set_power(component_id, power_w, timeout_s)
             except (ApiClientError, TimeoutError, OSError) as error:
-                self._log.warning("release_failed", inverter=inverter_id, error=repr(error))
+                self._log.warning("release_failed", inverter=component_id, error=repr(error))
         self._count("releases")
 
     async def _timed_set_power(self, inverter_id: int, power_w: float, timeout_s: float) -> None:
@@ -673,6 +754,7 @@ class PowerDistributingActor(SupervisedActor):
                 self._notice_telemetry_gaps()
                 self._notice_meter_shares()
                 self._notice_counted_power()
+                self._notice_direct_bounds()
                 await self._publish_status(self._clock.now())
                 batch = list(pending)
                 pending.clear()
@@ -701,6 +783,9 @@ class PowerDistributingActor(SupervisedActor):
     # ------------------------------------------------------------- one request
 
     async def _handle(self, request: PowerRequest, *, keepalive: bool) -> None:
+        if request.target is not TargetKind.BATTERIES:
+            await self._handle_direct(request, keepalive=keepalive)
+            return
         log = self._log.bind(namespace=request.namespace, keepalive=keepalive)
         invalid = self._validate(request)
         if invalid is not None:
@@ -725,7 +810,7 @@ class PowerDistributingActor(SupervisedActor):
             (
                 t.request.power.as_watts()
                 for b, t in self._targets.items()
-                if b != request.batteries
+                if b != request.batteries and t.request.target is TargetKind.BATTERIES
             ),
             self._controls.power_limit_w,
         )
@@ -782,7 +867,12 @@ class PowerDistributingActor(SupervisedActor):
                 )
             log.info("observe_only", target_w=target_w, would_command_w=decided.commands)
             return
-        outcome = await self._send(request, decided, units)
+        always = {
+            u.inverter_id for u in units if u.unconfirmed or u.availability is Availability.BROKEN
+        }
+        outcome = await self._send(
+            request, decided, {u.inverter_id: u.battery_ids for u in units}, always
+        )
         # After a failure, re-plan at once: the failed batteries are now blocked and a
         # silent inverter still delivering is counted, so the others make up the rest.
         # Otherwise at the keep-alive of the oldest command held (`command_pacing`).
@@ -898,9 +988,9 @@ class PowerDistributingActor(SupervisedActor):
                     replaces=sorted(batteries),
                     released=sorted(left) or None,
                 )
-                del self._targets[batteries]
+                replaced = self._targets.pop(batteries)
                 if left and self._controls.mode != "observe":
-                    await self._release(left)
+                    await self._release(left, replaced.request.target)
 
     def _units(self, request: PowerRequest, now: datetime) -> list[Unit]:
         """Snapshot the request's inverters with their batteries from telemetry.
@@ -955,6 +1045,216 @@ class PowerDistributingActor(SupervisedActor):
             )
         return units
 
+    # ------------------------------------------------------------- EV chargers, PV inverters
+
+    def _direct(self) -> DirectComponents:
+        microgrid = self._microgrid
+        return microgrid.direct if isinstance(microgrid, DirectAccess) else DirectComponents()
+
+    def _validate_direct(self, request: PowerRequest) -> str | None:
+        noun = _NOUNS[request.target]
+        direct = self._direct()
+        known = set(
+            direct.ev_charger_ids
+            if request.target is TargetKind.EV_CHARGERS
+            else direct.pv_inverter_ids
+        )
+        if not request.components:
+            return f"the request names no {noun}"
+        unknown = sorted(request.components - known)
+        if unknown:
+            return f"unknown {noun} {unknown}; available: {sorted(known)}"
+        if not math.isfinite(request.power.as_watts()):
+            return f"requested power must be finite, got {request.power}"
+        return None
+
+    def _direct_units(
+        self,
+        kind: TargetKind,
+        ids: frozenset[int],
+        now: datetime,
+        refused: frozenset[int] = frozenset(),
+    ) -> list[DirectUnit]:
+        """Snapshot EV chargers or PV inverters from telemetry, with their rating."""
+        cache = self._microgrid.cache
+        direct = self._direct()
+        units = []
+        for component_id in sorted(ids):
+            if kind is TargetKind.EV_CHARGERS:
+                fresh: InverterReading | EvChargerReading | None = cache.ev_charger(
+                    component_id, now
+                )
+                last: InverterReading | EvChargerReading | None = cache.last_ev_charger(
+                    component_id
+                )
+            else:
+                fresh = cache.inverter(component_id, now)
+                last = cache.last_inverter(component_id)
+            if self._blocking.is_blocked(component_id, now):
+                availability = Availability.BROKEN
+            elif fresh is not None:
+                availability = Availability.WORKING
+            else:
+                availability = Availability.UNCERTAIN
+            try:
+                rated = direct.rated(component_id).rated_magnitude_w
+            except KeyError:
+                rated = None
+            measured = fresh.power_w if fresh is not None else None
+            units.append(
+                DirectUnit(
+                    component_id,
+                    last.bounds if last is not None else None,
+                    rated,
+                    self._resolutions.get(component_id, 1.0),
+                    availability,
+                    measured if measured is not None and math.isfinite(measured) else None,
+                    component_id in refused,
+                )
+            )
+        return units
+
+    async def _handle_direct(self, request: PowerRequest, *, keepalive: bool) -> None:
+        """Plan and send a request for EV chargers or PV inverters (`power.direct`).
+
+        The same life as a battery target: kept alive, re-planned at once after a
+        failure, a refusal or a move of the bounds, answered once per request; a
+        withdraw is sent once and ends the target.
+        """
+        log = self._log.bind(
+            namespace=request.namespace, keepalive=keepalive, target=request.target.value
+        )
+        invalid = self._validate_direct(request)
+        if invalid is not None:
+            await self._publish(Error(request, invalid))
+            log.warning("request_rejected", reason=invalid)
+            return
+        ids = request.components
+        now = self._clock.now()
+        running = self._targets.get(ids)
+        refused = frozenset(
+            i for i, until in (running.refused_until if running else {}).items() if until > now
+        )
+        units = self._direct_units(request.target, ids, now, refused)
+        withdraw = request.withdraws
+        target_w = request.power.as_watts()
+        decided = plan_direct(
+            _DIRECT_KINDS[request.target],
+            target_w,
+            units,
+            withdraw=withdraw,
+            adjust_power=request.adjust_power,
+        )
+        if isinstance(decided, Refusal):
+            if decided.bounds is None:
+                # Nothing usable right now (all broken): the target stays, retried soon.
+                if not keepalive:
+                    await self._take_over(request)
+                self._targets[ids] = _Target(request, now + RETRY_INTERVAL)
+            if not keepalive:
+                await self._refuse(request, decided, log)
+                if decided.bounds is not None and ids in self._targets:
+                    # What runs must not go on: given back until the use case asks again.
+                    log.warning("target_withdrawn_after_refusal")
+                    del self._targets[ids]
+                    if self._controls.mode == "control":
+                        await self._release(ids, request.target)
+            return
+        if not keepalive:
+            await self._take_over(request)
+        bounds_seen = {u.component_id: hull(u.bounds) if u.bounds else None for u in units}
+        if self._controls.mode == "observe":
+            if withdraw:
+                self._targets.pop(ids, None)
+            else:
+                self._targets[ids] = _Target(
+                    request, now + self._keepalive, target_w, planned_bounds=bounds_seen
+                )
+            self._count("observed")
+            if not keepalive:
+                await self._publish(
+                    Success(
+                        request,
+                        Power.from_watts(sum(decided.commands.values())),
+                        frozenset(decided.commands),
+                        Power.from_watts(decided.excess_w),
+                    )
+                )
+            log.info("observe_only", target_w=target_w, would_command_w=decided.commands)
+            return
+        always = {u.component_id for u in units if u.availability is Availability.BROKEN}
+        outcome = await self._send(
+            request, decided, {i: frozenset({i}) for i in decided.commands}, always
+        )
+        next_send = min(
+            now + self._keepalive, self._pacer.next_due(decided.commands) or now + self._keepalive
+        )
+        if outcome.refused or outcome.blocked:
+            next_send = now  # counted at its measured power from now on: the others take over
+        refused_until = {
+            i: until
+            for i, until in (running.refused_until if running and keepalive else {}).items()
+            if until > now
+        }
+        refused_until.update(dict.fromkeys(outcome.refused, now + self._keepalive))
+        if withdraw and not outcome.failed:
+            self._targets.pop(ids, None)  # lifted (PV) or released (EV) once: nothing to hold
+        elif request.target is TargetKind.EV_CHARGERS and target_w == 0.0 and not outcome.failed:
+            self._targets.pop(ids, None)  # 0 W is what a charger without a command takes
+        else:
+            self._targets[ids] = _Target(
+                request,
+                next_send,
+                target_w,
+                {i: c for i, c in decided.commands.items() if i not in outcome.failed},
+                counted_w=dict(decided.counted_w),
+                refused_until=refused_until,
+                planned_bounds=bounds_seen,
+            )
+        result = outcome.result(request, decided)
+        if not keepalive or not isinstance(result, Success):
+            await self._publish(result)
+        log.info(
+            "power_distributed",
+            target_w=target_w,
+            withdraw=withdraw or None,
+            commands_w=decided.commands,
+            counted_elsewhere_w=decided.counted_elsewhere_w,
+            excess_w=decided.excess_w,
+            failed=sorted(outcome.failed),
+            skipped=decided.skipped or None,
+        )
+
+    def _notice_direct_bounds(self) -> None:
+        """Re-plan a direct target at once when one of its components' bounds moved.
+
+        A car plugged in (0..0 → 0..22 kW) or out, a PV inverter whose bounds follow its
+        sun: the shares change now, not at the next keep-alive. A move smaller than the
+        component's resolution (at least `COUNTED_POWER_STEP_W`) is noise.
+        """
+        now = self._clock.now()
+        cache = self._microgrid.cache
+        for ids, target in self._targets.items():
+            if not target.planned_bounds or target.next_send <= now:
+                continue
+            moved = []
+            for component_id, seen in target.planned_bounds.items():
+                reading = cache.last_inverter(component_id) or cache.last_ev_charger(component_id)
+                bounds = hull(reading.bounds) if reading is not None and reading.bounds else None
+                step = max(self._resolutions.get(component_id, 1.0), COUNTED_POWER_STEP_W)
+                if (bounds is None) != (seen is None) or (
+                    bounds is not None
+                    and seen is not None
+                    and (
+                        abs(bounds.lower - seen.lower) > step
+                        or abs(bounds.upper - seen.upper) > step
+                    )
+                ):
+                    moved.append(component_id)
+            if moved:
+                self._log.info("direct_bounds_changed", components=sorted(ids), moved=moved)
+                target.next_send = now
+
     async def _refuse(
         self, request: PowerRequest, refusal: Refusal, log: structlog.typing.FilteringBoundLogger
     ) -> None:
@@ -975,17 +1275,24 @@ class PowerDistributingActor(SupervisedActor):
             await self._publish(Error(request, refusal.reason))
         log.warning("request_refused", reason=refusal.reason)
 
-    async def _send(self, request: PowerRequest, decided: Plan, units: list[Unit]) -> _Outcome:
-        batteries_of = {u.inverter_id: u.battery_ids for u in units}
+    async def _send(
+        self,
+        request: PowerRequest,
+        decided: Plan,
+        batteries_of: Mapping[int, frozenset[int]],
+        always: set[int],
+    ) -> _Outcome:
+        """Send the plan's commands that mean something (`command_pacing`), concurrently.
+
+        `batteries_of` names, per commanded component, the request's ids it serves (a
+        battery inverter's batteries; an EV charger or PV inverter itself): they are
+        what succeeds, fails and is blocked. A component in `always` (a probe, a
+        broken unit) gets its command whatever it was last told: its answer is the point.
+        """
         timeout_s = request.request_timeout.total_seconds()
         outcome = _Outcome()
         now = self._clock.now()
         sending: dict[int, float] = {}
-        # A probe (a battery retried after its blocking time) or a broken unit must get
-        # its command whatever the inverter was last told: its answer is the point.
-        always = {
-            u.inverter_id for u in units if u.unconfirmed or u.availability is Availability.BROKEN
-        }
         for inverter_id, power_w in decided.commands.items():
             resolution = self._resolutions.get(inverter_id, 1.0)
             if (
@@ -1029,13 +1336,22 @@ class PowerDistributingActor(SupervisedActor):
             outcome.blocked = True
             for battery_id in batteries:
                 until = self._blocking.failed(battery_id, now)
-                self._log.warning(
-                    "battery_blocked",
-                    battery=battery_id,
-                    inverter=inverter_id,
-                    until=until.isoformat(),
-                    error=type(error).__name__,
-                )
+                if request.target is TargetKind.BATTERIES:
+                    self._log.warning(
+                        "battery_blocked",
+                        battery=battery_id,
+                        inverter=inverter_id,
+                        until=until.isoformat(),
+                        error=type(error).__name__,
+                    )
+                else:
+                    self._log.warning(
+                        "component_blocked",
+                        component=battery_id,
+                        target=request.target.value,
+                        until=until.isoformat(),
+                        error=type(error).__name__,
+                    )
         return outcome
 
     async def _publish(self, result: Result) -> None:

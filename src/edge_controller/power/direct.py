@@ -102,7 +102,8 @@ def snap(power_w: float, bounds: Sequence[Range], resolution_w: float) -> float:
             continue
         top = min(wanted, outer)
         if resolution_w > 0:
-            top = math.floor(top / resolution_w + 1e-9) * resolution_w
+            # plain floor: a step that float rounding puts a hair beyond the end is out
+            top = math.floor(top / resolution_w) * resolution_w
         if inner <= top and top > best:
             best = top
     return sign * best if best > 0 else 0.0
