@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 
 from edge_controller.config.schema import ConfigError, load_config, parse_config
+from edge_controller.use_cases import registry
 from tests.conftest import ROOT
 
 GOOD: dict[str, Any] = {
@@ -49,7 +50,7 @@ def test_every_problem_is_listed_with_its_key_path() -> None:
         "ctl.toml: dispatch.microgrid_id: expected an integer id > 0 (or set microgrid.id), got 0",
         "ctl.toml: dispatch.key_file: missing; expected a file holding the API key",
         "ctl.toml: power_distribution.keepalive_interval: expected less than command_lifetime",
-        "ctl.toml: use_cases[0].kind: expected one of ['battery_power', 'peak_shaving'], "
+        f"ctl.toml: use_cases[0].kind: expected one of {list(registry.entry_kinds())}, "
         "got 'peak_shavings'",
     ]
     for line in expected:

@@ -2,8 +2,8 @@
 
 Every problem names the file, the key path, what was expected and what was found,
 and unknown keys are errors with a "did you mean" suggestion — all problems are
-listed at once. Files and drop-in directories are read by `config_files`; which
-settings apply live and which need a restart is decided in `config_changes`.
+listed at once. Files and drop-in directories are read by `files.py`; which
+settings apply live and which need a restart is decided in `changes.py`.
 
 Why our own validator and not the SDK's `ConfigManager` + marshmallow schemas: its
 base schema only *warns* on unknown keys, reports one schema at a time, and knows
@@ -60,10 +60,16 @@ restart_limit = 5                  # restarts in a row before the process exits 
 healthy_after = 300                # s of running without a crash that resets the count
 
 [[use_cases]]
-kind = "battery_power"
-name = "battery_power"             # identity across live edits (default: kind_index)
-dispatch_types = ["BATTERY_POWER"]
+kind = "KIND"                      # a kind of `use_cases/registry.py`
+name = "main"                      # identity across live edits (default: KIND_INDEX)
+dispatch_types = ["TYPE"]          # default: the kind's
+priority = 0                       # higher wins shared components
+# ... and the kind's own keys (`use_cases/KIND/config.py`)
 ```
+
+The use cases are plug-ins (`framework/use_case.py`): the kinds, their keys and
+their default dispatch types come from `use_cases/registry.py`, and a use case may
+own a top-level table of its own; nothing here names one.
 """
 
 from __future__ import annotations

@@ -318,8 +318,8 @@ class Controller:
             connection.pairs,
             connection.cache,
             connection.grid_meter_id,
-            ev_chargers=tuple(getattr(connection, "ev_charger_ids", ())),
-            pv_inverters=tuple(getattr(connection, "pv_inverter_ids", ())),
+            ev_chargers=connection.direct.ev_charger_ids,
+            pv_inverters=connection.direct.pv_inverter_ids,
         )
 
     def _warn_unknown_resolutions(self, resolutions_w: Mapping[int, float]) -> None:
@@ -449,9 +449,9 @@ class Controller:
         rebuilt: tuple[str, ...] = ()
         if (
             old.power_distribution.request_timeout != settings.request_timeout
-            or old.grid.stale_after != new.grid.stale_after
+            or old.grid != new.grid
         ):
-            # Use cases copy these when built: rebuild the ones that stay.
+            # Use cases copy these when built (`UseCaseContext`): rebuild the ones that stay.
             kept = {u.name for u in old.use_cases} & {u.name for u in new.use_cases}
             rebuilt = tuple(sorted(kept - set(changes.use_cases_changed)))
         if (
