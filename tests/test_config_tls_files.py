@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from edge_controller.config.schema import ConfigError, parse_config, tls_file_problems
+from edge_controller.common.tls_files import tls_file_problems
+from edge_controller.config.schema import ConfigError, parse_config
 
 KEY = "0123456789abcdef0123456789abcdef"
 
