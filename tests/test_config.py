@@ -3,7 +3,8 @@ from typing import Any
 
 import pytest
 
-from edge_controller.config.schema import ConfigError, load_config, parse_config
+from edge_controller.config.files import load as load_config
+from edge_controller.config.schema import ConfigError, parse_config
 from edge_controller.use_cases import registry
 from tests.conftest import ROOT
 

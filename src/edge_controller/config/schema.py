@@ -2,8 +2,9 @@
 
 Every problem names the file, the key path, what was expected and what was found,
 and unknown keys are errors with a "did you mean" suggestion — all problems are
-listed at once. Files and drop-in directories are read by `files.py`; which
-settings apply live and which need a restart is decided in `changes.py`.
+listed at once. Files and drop-in directories are read by `files.py` (`files.load`,
+the one entry point from a path); which settings apply live and which need a restart
+is decided in `changes.py`.
 
 Why our own validator and not the SDK's `ConfigManager` + marshmallow schemas: its
 base schema only *warns* on unknown keys, reports one schema at a time, and knows
@@ -1243,18 +1244,3 @@ def _recovery(reader: Reader, table: Mapping[str, Any]) -> RecoveryConfig:
         max_backoff=timedelta(seconds=longest or 60.0),
         max_attempts=attempts or 5,
     )
-
-
-def load_config(
-    path: Path, environ: Mapping[str, str] | None = None, drop_ins: Path | None = None
-) -> ControllerConfig:
-    """Read and validate a configuration file and its drop-in directory.
-
-    See `config_files.load` (kept there: merging files is its own concern).
-
-    Raises:
-        ConfigError: a file is missing, not TOML, or the merged result is invalid.
-    """
-    from edge_controller.config.files import load
-
-    return load(path, environ=environ, drop_ins=drop_ins)

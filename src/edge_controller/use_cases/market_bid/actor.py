@@ -114,7 +114,6 @@ from edge_controller.dispatching.producer import (
 from edge_controller.framework.supervision import SupervisedActor
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.telemetry import TelemetryCache
-from edge_controller.servers.market.periods import period_floor
 from edge_controller.trading import outlook
 from edge_controller.trading.bids import (
     BatteryPool,
@@ -125,6 +124,7 @@ from edge_controller.trading.bids import (
     build_orders,
 )
 from edge_controller.trading.optimizer import Committed, Settings, plan_bids
+from edge_controller.trading.periods import period_floor
 from edge_controller.trading.settlement import PeriodSettlement, SettlementBook
 from edge_controller.trading.storage import StorageUnit
 from edge_controller.weather.messages import WeatherForecast
