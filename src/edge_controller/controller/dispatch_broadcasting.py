@@ -24,7 +24,6 @@ that memory stays as small as the service's list.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,7 +32,7 @@ from pathlib import Path
 import grpc
 import structlog
 from frequenz.channels import Receiver, Sender, merge, select, selected_from
-from frequenz.channels.timer import SkipMissedAndDrift, Timer
+from frequenz.channels.timer import SkipMissedAndDrift
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import Dispatch as ClientDispatch
@@ -41,8 +40,9 @@ from frequenz.client.dispatch.types import DispatchEvent as ClientDispatchEvent
 from frequenz.client.dispatch.types import Event as ClientEvent
 from frequenz.dispatch import Deleted, Dispatch, Dispatcher, DispatchEvent
 
+from edge_controller.common.compat import Timer, marked_deleted
+from edge_controller.common.compat import stop_dispatcher as stop_dispatcher  # re-exported
 from edge_controller.common.log_limit import LogLimiter
-from edge_controller.common.waiting import cancel_and_wait_all
 from edge_controller.dispatching import cache
 from edge_controller.dispatching.schedule import next_start_after, running_now, runs_at
 from edge_controller.framework.supervision import SupervisedActor
@@ -64,26 +64,6 @@ class DispatchAuthError(DispatchServiceUnreachableError):
     from `DispatchServiceUnreachableError` because the controller is in the same place
     either way: without the live service.
     """
-
-
-async def stop_dispatcher(dispatcher: Dispatcher) -> None:
-    """Stop `dispatcher` and its client's dispatch stream, so nothing outlives it.
-
-    `Dispatcher.stop()` (frequenz-dispatch 1.0.4) disconnects the client but leaves the
-    client's stream task running: its next retry fails with `ClientNotConnected`, and
-    a shutdown printed "Task exception was never retrieved" with a traceback into the
-    journal. The task is cancelled here, after the stop; the broadcaster's own
-    `stop()` is not used, because closing its channels under the library's stopped
-    merge receiver prints "never retrieved" errors of its own. Both live in private
-    attributes (`DispatchApiClient._streams` of frequenz-client-dispatch 1.1,
-    `GrpcStreamBroadcaster._task` of frequenz-client-base 0.11); if a later version
-    moves them this is the plain stop again, and
-    `tests/dispatching/test_dispatcher_stop.py` says so.
-    """
-    streams: Mapping[object, object] = getattr(dispatcher.client, "_streams", {})
-    tasks = [getattr(stream, "_task", None) for stream in list(streams.values())]
-    await dispatcher.stop()
-    await cancel_and_wait_all(task for task in tasks if isinstance(task, asyncio.Task))
 
 
 _KEY_REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
@@ -163,16 +143,6 @@ def _still_to_run(dispatch: Dispatch) -> bool:
         )
     except ValueError:  # a recurrence the library cannot follow: assume it would run
         return True
-
-
-def _as_deleted(dispatch: Dispatch) -> Dispatch:
-    """A copy of `dispatch` marked deleted, as the library sends one on a deletion.
-
-    (`dataclasses.replace` cannot make it: `Dispatch.__init__` takes the client's
-    dispatch, not the fields.)
-    """
-    fields = {f.name: getattr(dispatch, f.name) for f in dataclasses.fields(ClientDispatch)}
-    return Dispatch(ClientDispatch(**fields), deleted=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,7 +415,7 @@ class DispatchBroadcastingActor(SupervisedActor):
                     continue
                 stop = now
             else:
-                stop = _as_deleted(running) if _runs(running) else running
+                stop = marked_deleted(running) if _runs(running) else running
             self._log.warning(
                 "dispatch_no_longer_runs",
                 dispatch_id=dispatch_id,
@@ -488,7 +458,7 @@ class DispatchBroadcastingActor(SupervisedActor):
             self._known.pop(dispatch_id, None)
             self._log.warning("dispatch_deletion_missed", dispatch_id=dispatch_id)
             if dispatch_id in self._running:
-                await self._broadcast(_as_deleted(known))
+                await self._broadcast(marked_deleted(known))
         self._save_cache()
 
     def _is_gone(self, dispatch: Dispatch) -> bool:

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from frequenz.channels import Sender
-from frequenz.client.dispatch.types import Dispatch as ClientDispatch
 from frequenz.dispatch import Dispatch
 
+from edge_controller.common.compat import marked_deleted
 from edge_controller.dispatching.cache import CachedSchedule
 from edge_controller.dispatching.offline import changes_at
 from edge_controller.framework.supervision import SupervisedActor
@@ -26,8 +26,7 @@ from edge_controller.framework.supervision import SupervisedActor
 
 def withdrawn(dispatch: Dispatch) -> Dispatch:
     """A copy of `dispatch` marked deleted: use cases stop acting on it."""
-    fields = {k: v for k, v in dispatch.__dict__.items() if k != "deleted"}
-    return Dispatch(ClientDispatch(**fields), deleted=True)
+    return marked_deleted(dispatch)
 
 
 class OfflineScheduleActor(SupervisedActor):

@@ -21,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
-from frequenz.sdk.actor import Actor
+from typing_extensions import override
+
+from edge_controller.common.compat import ActorWithOwnRestarts
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +64,12 @@ class ActorGaveUpError(RuntimeError):
     """An actor crashed more often in a row than its restart policy allows."""
 
 
-class SupervisedActor(Actor):
+class SupervisedActor(ActorWithOwnRestarts):
     """An `Actor` whose crashes are restarted under a `RestartPolicy`.
 
-    Replaces the SDK's restart loop (`Actor._run_loop`, a private method of
-    frequenz-sdk 1.0.0rc2214 — re-check on upgrade). `on_restart(name, wait_s)` is called
-    for each restart (metrics), `on_give_up(name, error)` when the policy is exhausted.
+    Replaces the SDK's restart loop (through `common.compat.ActorWithOwnRestarts`: the
+    SDK has no hook for it). `on_restart(name, wait_s)` is called for each restart
+    (metrics), `on_give_up(name, error)` when the policy is exhausted.
     """
 
     restart_policy: RestartPolicy = RestartPolicy()
@@ -86,7 +88,8 @@ class SupervisedActor(Actor):
         self.on_restart = on_restart
         self.on_give_up = on_give_up
 
-    async def _run_loop(self) -> None:
+    @override
+    async def _restart_loop(self) -> None:
         log = structlog.get_logger(__name__).bind(actor=self.name)
         tracker = RestartTracker(self.restart_policy)
         loop = asyncio.get_running_loop()
@@ -97,7 +100,7 @@ class SupervisedActor(Actor):
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                if self._is_cancelled:
+                if self.stopping:
                     log.error("actor_failed_while_stopping", exc_info=True)
                     return
                 tracker.policy = self.restart_policy  # a live edit applies to the next crash

@@ -22,8 +22,8 @@ connecting — a bad one would be retried forever —, (2) makes a new client wh
 receiver closes, and (3) makes a new client when no forecast came for `stale_after`
 (default 3 h; forecasts are typically issued hourly), which also covers a stream
 that hangs without an error. The client offers no way to stop a stream: closing one
-stops its broadcaster (a private attribute, guarded) before disconnecting, so that
-no retry task outlives it.
+stops its broadcaster before disconnecting, so that no retry task outlives it
+(`common.compat.close_weather_client`, here as `close_client`).
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 from frequenz.channels import Sender
 
+from edge_controller.common.compat import close_weather_client as close_client
 from edge_controller.framework.supervision import SupervisedActor
 from edge_controller.weather.convert import forecast_from_rows
 from edge_controller.weather.messages import GeoLocation, WeatherForecast
 
 if TYPE_CHECKING:
-    from frequenz.client.weather import Client, ForecastFeature
+    from frequenz.client.weather import ForecastFeature
 
 _LOG = structlog.get_logger(__name__)
 
@@ -67,23 +68,6 @@ class ForecastSource(Protocol):
     def forecasts(self) -> AsyncGenerator[WeatherForecast, None]:
         """Yield forecasts as they come; end when the connection is lost."""
         ...
-
-
-async def close_client(client: Client) -> None:
-    """Stop the client's stream broadcasters, then disconnect.
-
-    `frequenz-client-weather` 0.3.1 keeps them in `Client._streams` and has no public
-    way to stop them; without this, a broadcaster retrying on a disconnected client
-    dies with `ClientNotConnected` in a background task.
-    """
-    streams = getattr(client, "_streams", None)
-    if isinstance(streams, dict):
-        for broadcaster in list(streams.values()):
-            stop = getattr(broadcaster, "stop", None)
-            if stop is not None:
-                await stop()
-        streams.clear()
-    await client.disconnect()
 
 
 class WeatherApiSource:
