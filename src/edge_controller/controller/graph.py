@@ -355,7 +355,7 @@ class Controller:
             priority=use_case.priority,
             dispatch_api=DispatchApiAccess(dispatch.url, dispatch.microgrid_id, dispatch.auth_key),
         )
-        built = registry.by_kind(registry.USE_CASES)[use_case.kind].build(context, use_case)
+        built = registry.by_kind()[use_case.kind].build(context, use_case)
         self._dispatch_senders[name] = dispatches
         return RunningUseCase(use_case, built)
 

@@ -3,8 +3,9 @@
 The configuration (`config/schema.py`: the kinds, their keys, their default dispatch
 types, `docs/config-reference.md`) and the controller graph (`controller/graph.py`:
 building the actors) loop over `USE_CASES` and name no use case. A new one is its
-folder under `use_cases/` (whose `__init__.py` holds `USE_CASE`), one line below and
-its tests.
+folder under `use_cases/` (whose `__init__.py` holds `USE_CASE`), its name in the
+import and one line in `USE_CASES` below, and its tests. The order is the
+reference's and the kind list's.
 """
 
 from __future__ import annotations
@@ -29,16 +30,22 @@ USE_CASES: tuple[UseCase, ...] = (
 )
 
 
-def entry_kinds(use_cases: tuple[UseCase, ...] = USE_CASES) -> dict[str, UseCase]:
-    """The `[[use_cases]] kind` values and their use cases, in registry order."""
-    return {u.kind: u for u in use_cases if not isinstance(u, SectionUseCase)}
+def entry_kinds(use_cases: tuple[UseCase, ...] | None = None) -> dict[str, UseCase]:
+    """The `[[use_cases]] kind` values and their use cases, in registry order.
+
+    `use_cases` defaults to `USE_CASES` as it is at the call (a test may add one).
+    """
+    found = USE_CASES if use_cases is None else use_cases
+    return {u.kind: u for u in found if not isinstance(u, SectionUseCase)}
 
 
-def section_owners(use_cases: tuple[UseCase, ...] = USE_CASES) -> dict[str, SectionUseCase]:
+def section_owners(use_cases: tuple[UseCase, ...] | None = None) -> dict[str, SectionUseCase]:
     """The top-level tables owned by a use case (`[market_bid]`), by table name."""
-    return {u.section.name: u for u in use_cases if isinstance(u, SectionUseCase)}
+    found = USE_CASES if use_cases is None else use_cases
+    return {u.section.name: u for u in found if isinstance(u, SectionUseCase)}
 
 
-def by_kind(use_cases: tuple[UseCase, ...] = USE_CASES) -> Mapping[str, UseCase]:
+def by_kind(use_cases: tuple[UseCase, ...] | None = None) -> Mapping[str, UseCase]:
     """Every use case by kind (entry kinds and section owners alike)."""
-    return {u.kind: u for u in use_cases}
+    found = USE_CASES if use_cases is None else use_cases
+    return {u.kind: u for u in found}
