@@ -137,3 +137,26 @@ def test_changes_are_split_into_live_and_restart_needed() -> None:
     assert applied.microgrid.url == old.microgrid.url  # kept until a restart
     assert applied.controls.power_limit_w == 1000.0
     assert config_changes(old, old).empty
+
+
+MARKET_BID = {
+    "trading_url": "grpc://127.0.0.1:1?ssl=false",
+    "weather_url": "grpc://127.0.0.1:2?ssl=false",
+    "latitude": 52.52,
+    "longitude": 13.405,
+}
+
+
+def test_a_table_a_use_case_owns_applies_at_the_next_start() -> None:
+    env = {**ENV, "EDGE_CONTROLLER_TRADING_KEY": "t"}
+    old = parse_config({**GOOD, "market_bid": MARKET_BID}, environ=env)
+    moved = parse_config({**GOOD, "market_bid": {**MARKET_BID, "latitude": 48.1}}, environ=env)
+    changes = config_changes(old, moved)
+    assert changes.restart_needed == ("market_bid.latitude",)
+    assert not changes.live
+    assert not changes.use_cases_changed
+    assert in_force(old, moved).sections == old.sections  # the old table runs on
+    removed = parse_config(GOOD, environ=env)
+    assert config_changes(old, removed).restart_needed == ("market_bid",)
+    assert config_changes(removed, old).restart_needed == ("market_bid",)
+    assert config_changes(old, old).empty
