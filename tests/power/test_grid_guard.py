@@ -97,6 +97,37 @@ def test_missing_grid_data_gives_the_safe_power(grid: float | None) -> None:
     assert several.reason is GuardReason.GRID_DATA_MISSING
 
 
+def test_without_grid_data_a_set_may_keep_a_safe_power_of_its_own() -> None:
+    # a battery set goes to the safe power, an EV charge stops, a PV limit stays
+    targets = {"batteries": -40 * KW, "ev": 11 * KW, "pv": -60 * KW}
+    guarded = guard_targets(
+        GridLimits(max_export_w=50 * KW, safe_power_w=-1 * KW),
+        None,
+        0.0,
+        targets,
+        safe_w={"ev": 0.0, "pv": -60 * KW},
+    )
+    assert guarded.targets_w == {"batteries": -1 * KW, "ev": 0.0, "pv": -60 * KW}
+    assert guarded.changed == {"batteries", "ev"}
+
+
+def test_a_pv_limit_within_its_production_counts_as_the_limit() -> None:
+    # PV produces 200 kW (measured, part of the grid's -150 kW) and may be limited to
+    # 120 kW: its bounds [measured, 0] make the guard predict the curtailment
+    limits = GridLimits(max_export_w=100 * KW)
+    pv_bounds = Range(-200 * KW, 0.0)
+    tighter = guard_targets(limits, -150 * KW, -200 * KW, {"pv": -120 * KW}, {"pv": pv_bounds})
+    assert not tighter.clamped
+    assert tighter.predicted_grid_w == pytest.approx(-70 * KW)
+    # a looser limit than what it makes now is predicted to change nothing: within limits
+    looser = guard_targets(limits, -50 * KW, -200 * KW, {"pv": -350 * KW}, {"pv": pv_bounds})
+    assert (looser.clamped, looser.targets_w) == (False, {"pv": -350 * KW})
+    # too much export: the PV limit is what the guard tightens
+    over = guard_targets(limits, -150 * KW, -200 * KW, {"pv": -200 * KW}, {"pv": pv_bounds})
+    assert over.reason is GuardReason.EXPORT_LIMIT
+    assert over.targets_w["pv"] == pytest.approx(-150 * KW)
+
+
 def test_no_limits_mean_no_clamp() -> None:
     decision = guard_total(GridLimits(), 1e9, 0.0, 1e9)
     assert (decision.target_w, decision.clamped) == (1e9, False)

@@ -47,7 +47,14 @@ per inverter, which is the guard's tolerance.
 
 Several running targets (one per battery set, e.g. one per dispatch) are guarded
 together by `guard_targets`: the total is guarded as above, then the change is
-spread (see its docstring).
+spread (see its docstring). The targets need not be batteries: an EV charger's power
+or a PV inverter's limit is a target as well, and counted the same way (its target
+replaces its measured power in the prediction). Their bounds say what each will
+really do: a PV inverter produces `max(available, limit)`, so the caller gives it
+bounds from its measured production up to 0 W — a looser limit is predicted to change
+nothing, which the next second's measurement corrects if the sun had more. Without
+grid data each set may have its own safe power (`safe_w`): an EV charge stops, a PV
+limit stays as it was.
 
 All powers are watts as floats, passive sign convention: + charges a battery or is
 drawn from the grid (import), − discharges or is fed into the grid (export).
@@ -243,6 +250,7 @@ def guard_targets(
     battery_power_w: float,
     targets_w: Mapping[K, float],
     bounds: Mapping[K, Range] | None = None,
+    safe_w: Mapping[K, float] | None = None,
 ) -> GuardedTargets[K]:
     """Guard several battery sets' targets together; spread any change over them.
 
@@ -259,15 +267,18 @@ def guard_targets(
        sets' bounds are unknown, those sets share the rest equally.
 
     So a set changes sign only when the whole total must, and every changed target
-    lies within its set's bounds. Without grid data every set gets `safe_power_w`.
+    lies within its set's bounds. Without grid data every set gets its `safe_w`, or
+    `limits.safe_power_w` when it has none.
 
     Args:
         limits: the grid connection's limits and safe power.
         grid_power_w: the grid meter's fresh active power (W, + import), or `None`.
-        battery_power_w: the measured AC power now of all batteries in `targets_w`
-            (W, + charging); NaN counts as missing data.
+        battery_power_w: the measured AC power now of all components in `targets_w`
+            (W, + charging or consuming); NaN counts as missing data.
         targets_w: each set's proposed target (W, + charging).
         bounds: each set's bounds now (W); a set not listed is unbounded.
+        safe_w: a set's own target while the grid power is unknown (W); a set not
+            listed gets `limits.safe_power_w`.
 
     Raises:
         ValueError: a target is NaN or infinite.
@@ -275,8 +286,9 @@ def guard_targets(
     for key, target in targets_w.items():
         _check_target(f"the target of {key!r}", target)
     if _data_missing(grid_power_w, battery_power_w):
-        safe = {key: limits.safe_power_w for key in targets_w}
-        changed = frozenset(k for k, t in targets_w.items() if t != limits.safe_power_w)
+        own = safe_w or {}
+        safe = {key: own.get(key, limits.safe_power_w) for key in targets_w}
+        changed = frozenset(k for k, t in targets_w.items() if t != safe[k])
         return GuardedTargets(safe, bool(changed), GuardReason.GRID_DATA_MISSING, math.nan, changed)
     assert grid_power_w is not None
     known = bounds or {}
