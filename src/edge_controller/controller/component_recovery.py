@@ -16,10 +16,11 @@ from datetime import timedelta
 from typing import Protocol
 
 import structlog
-from frequenz.channels.timer import SkipMissedAndDrift, Timer
+from frequenz.channels.timer import SkipMissedAndDrift
 from frequenz.client.microgrid import ApiClientError
 
 from edge_controller.common.clock import Clock, WallClock
+from edge_controller.common.compat import Timer
 from edge_controller.framework.supervision import SupervisedActor
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.recovery import RecoveryAction, RecoveryConfig, RecoveryTracker
