@@ -22,8 +22,7 @@ import getpass
 import sys
 from pathlib import Path
 
-from edge_controller.servers.common.users import ROLES, Users, UsersFileError
-from edge_controller.servers.market.members import MARKET_ROLES
+from edge_controller.servers.common.users import MARKET_ROLES, ROLES, Users, UsersFileError
 
 _PROGRAM = "edge-controller user"
 
