@@ -224,7 +224,7 @@ class EvChargingActor(SupervisedActor):
             if self._sent.get(c, 0.0) != wanted.get(c, 0.0)
         }
         # Decreases first: while the commands land, the chargers together never take
-        # more than both the old and the new decision give them.
+        # more than the old or the new decision gives them, whichever is more.
         for charger_id in sorted(changes, key=lambda c: (changes[c] > self._sent.get(c, 0.0), c)):
             await self._send(charger_id, changes[charger_id])
         self._sent = {c: p for c, p in wanted.items() if p > 0}

@@ -1,0 +1,82 @@
+"""EV charging end to end: an EV_CHARGING dispatch on the car park's simulated chargers.
+
+The simulator (`config/sim-site-ev.toml` at 1200× physics speed: its cars come and go
+in seconds), our dispatch service, the controller graph with an `ev_charging` use
+case, and the dispatch client, all on loopback.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from frequenz.client.dispatch.types import TargetIds
+
+from edge_controller.servers.sim.site import load_site
+from tests.conftest import ROOT
+from tests.harness import MICROGRID, site_running
+
+EV_SITE = ROOT / "config" / "sim-site-ev.toml"
+SPEED = 1200.0
+"""Charger 82's car leaves after two simulated hours: six seconds here."""
+
+
+async def test_a_budget_is_shared_by_the_cars_and_a_leaving_car_releases_its_share(
+    tmp_path: Path,
+) -> None:
+    extra = {
+        "power_distribution": {"resolutions": {"10": 10}},
+        "use_cases": [{"kind": "ev_charging", "min_power": "4140 W", "tick": 0.1}],
+    }
+    async with site_running(
+        load_site(EV_SITE), tmp_path, extra, sim_options={"speed": SPEED}
+    ) as site:
+        model = site.sim.model
+        assert model.ev_plugged(81)  # an 11 kW car, 40 kWh to go
+        assert model.ev_plugged(82)  # a 7.4 kW car for two hours
+        await site.client.create(
+            microgrid_id=MICROGRID,
+            type="EV_CHARGING",
+            start_time=datetime.now(UTC) + timedelta(seconds=0.5),
+            duration=timedelta(minutes=10),
+            target=TargetIds(81, 82),
+            payload={"budget_w": "15 kW"},
+        )
+        await site.until(
+            lambda: (site.power(81), site.power(82)) == (7_600.0, 7_400.0),
+            "15 kW shared: the 7.4 kW car full out, the other the rest",
+        )
+        await site.until(lambda: not model.ev_plugged(82), "the two hours are up: it leaves")
+        await site.until(
+            lambda: (site.power(81), site.power(82)) == (11_000.0, 0.0),
+            "its share goes to the car still there, up to that car's 11 kW",
+        )
+        assert site.power(83) == 0.0  # not in the dispatch's target
+        assert site.sim.command_log.violations() == []
+
+
+async def test_the_grid_guard_holds_the_import_limit_against_the_cars(tmp_path: Path) -> None:
+    extra = {
+        "power_distribution": {"resolutions": {"10": 10}},
+        "grid": {"max_import": "15 kW"},
+        "use_cases": [{"kind": "ev_charging", "min_power": "4140 W", "tick": 0.1}],
+    }
+    async with site_running(load_site(EV_SITE), tmp_path, extra) as site:
+        base_w = site.power(2)  # the building's 30 kW less the carport's 24 kW of PV
+        assert base_w == 6_000.0
+        await site.client.create(
+            microgrid_id=MICROGRID,
+            type="EV_CHARGING",
+            start_time=datetime.now(UTC) + timedelta(seconds=0.5),
+            duration=timedelta(minutes=10),
+            target=TargetIds(81, 82),
+            payload={"budget_w": "15 kW"},
+        )
+        await site.until(
+            lambda: abs(site.power(81, 82) - 9_000.0) <= 20.0,
+            "the cars take the 9 kW the grid has left, not the 15 kW of the budget",
+        )
+        assert site.power(2) <= 15_000.0 + 20.0  # two chargers' 10 W steps
+        assert site.power(81) > 4_140.0
+        assert site.power(82) > 4_140.0
+        assert site.sim.command_log.violations() == []
