@@ -29,7 +29,6 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 
-from edge_controller.servers.common.users import MARKET_ROLES
 from edge_controller.servers.market.model import (
     BatterySpec,
     CoalPlant,
@@ -612,7 +611,6 @@ def spec_members(
 
 __all__ = [
     "MANAGER_CONTROLS",
-    "MARKET_ROLES",
     "PROSUMER_CONTROLS",
     "MemberNotFoundError",
     "ProsumerFlow",
