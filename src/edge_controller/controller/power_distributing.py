@@ -953,23 +953,10 @@ class PowerDistributingActor(SupervisedActor):
         )
 
     def _validate(self, request: PowerRequest) -> str | None:
-        if not request.batteries:
-            return "the request names no battery"
-        known = set(self._microgrid.pairs.battery_ids)
-        unknown = sorted(request.batteries - known)
-        if unknown:
-            return f"unknown batteries {unknown}; available: {sorted(known)}"
-        for battery_id in sorted(request.batteries):
-            inverter = self._microgrid.pairs.inverter_of(battery_id)
-            siblings = set(self._microgrid.pairs.batteries_of(inverter))
-            if not siblings <= request.batteries:
-                return (
-                    f"battery {battery_id} shares inverter {inverter} with "
-                    f"{sorted(siblings - {battery_id})}; request them together"
-                )
-        if not math.isfinite(request.power.as_watts()):
+        problem = self._microgrid.pairs.request_problem(request.batteries)
+        if problem is None and not math.isfinite(request.power.as_watts()):
             return f"requested power must be finite, got {request.power}"
-        return None
+        return problem
 
     async def _take_over(self, request: PowerRequest) -> None:
         """Replace every running target that shares batteries with `request`.
