@@ -26,7 +26,7 @@ from edge_controller.tools.scenario.run import (
     battery_pools,
     build_setup,
     clear_due,
-    committed_energy_wh,
+    commitments,
     equivalent_weather,
     initial_controller_state,
     observe,
@@ -36,6 +36,7 @@ from edge_controller.tools.scenario.run import (
 )
 from edge_controller.tools.scenario.schedule import DispatchSchedule
 from edge_controller.trading.bids import Order, Side
+from edge_controller.trading.outlook import committed_energy_wh
 from tests.scenario.conftest import scenario_text
 
 QUARTER = timedelta(minutes=15)
@@ -264,8 +265,8 @@ def test_committed_energy_is_counted_against_each_side(setup: Setup) -> None:
         schedule=state.schedule.add(sell, now),
         pending={buy_order.period_start: PendingOrder(1, buy_order)},
     )
-    charge_wh, discharge_wh = committed_energy_wh(setup, state, now)
-    assert (charge_wh, discharge_wh) == pytest.approx((50_000.0, 100_000.0))
+    sell_wh, buy_wh = committed_energy_wh(commitments(setup, state, now), now)
+    assert (sell_wh, buy_wh) == pytest.approx((100_000.0, 50_000.0))
     sell_pool, buy_pool, _ = battery_pools(setup, state, observation)
     capacity = layout.capacity_wh
     efficiency = sell_pool.efficiency

@@ -15,8 +15,8 @@ from edge_controller.microgrid.telemetry import BatteryReading, InverterReading,
 from edge_controller.power.bounds import Range
 from edge_controller.trading.bids import BatteryPool, Order, PeriodOutlook, Side, Strategy
 from edge_controller.trading.bids import build_orders as build
+from edge_controller.trading.optimizer import Committed
 from edge_controller.trading.outlook import (
-    Commitment,
     HourlyPrices,
     SiteProduction,
     committed_energy_wh,
@@ -152,13 +152,20 @@ def test_prices_by_hour_of_day_with_fallbacks() -> None:
 
 def test_committed_energy_counts_what_is_left_of_each_period() -> None:
     commitments = [
-        Commitment(NOON, QUARTER, -400_000),  # a sale, a third gone at 12:05
-        Commitment(NOON + QUARTER, QUARTER, 200_000),  # a purchase still to come
-        Commitment(NOON - QUARTER, QUARTER, -1e6),  # over
+        Committed(NOON, QUARTER, traded_w=-400_000),  # a sale, a third gone at 12:05
+        Committed(NOON + QUARTER, QUARTER, open_w=200_000),  # a purchase still to come
+        Committed(NOON - QUARTER, QUARTER, traded_w=-1e6),  # over
     ]
     sell_wh, buy_wh = committed_energy_wh(commitments, NOON + timedelta(minutes=5))
     assert sell_wh == pytest.approx(400_000 * 10 / 60)
     assert buy_wh == pytest.approx(200_000 / 4)
+
+
+def test_a_trade_and_an_open_order_of_one_period_count_each_on_its_side() -> None:
+    # A purchase traded and a sale still open in the same period: the sale may fill,
+    # the purchase will be delivered; neither frees room for the other.
+    both = Committed(NOON, QUARTER, traded_w=100_000, open_w=-300_000)
+    assert committed_energy_wh([both], NOON) == pytest.approx((75_000, 25_000))
 
 
 def test_the_committed_pool_shrinks_each_side_by_its_own_commitments_only() -> None:
@@ -206,7 +213,8 @@ def test_rounds_never_over_commit_together_whatever_fills(
     first = [PeriodOutlook(NOON + i * QUARTER, QUARTER, p) for i, p in enumerate(first_prices)]
     first_orders = build(first, pool, strategy)
     sell_wh, buy_wh = committed_energy_wh(
-        [Commitment(o.period_start, o.duration, o.battery_power_w) for o in first_orders], NOON
+        [Committed(o.period_start, o.duration, open_w=o.battery_power_w) for o in first_orders],
+        NOON,
     )
     second = [PeriodOutlook(NOON + i * QUARTER, QUARTER, p) for i, p in enumerate(second_prices)]
     second_orders = build(

@@ -22,14 +22,15 @@ TelemetryCache + BatteryPairs ──► units_from_telemetry ──► [StorageU
   learns one from the market's cleared prices by hour of day.
 - **The pool**: `pool_from_telemetry` aggregates the trading batteries' fresh readings
   into one `BatteryPool`; `committed_pool` then takes out what earlier orders and
-  trades may still move, so that a new round never over-commits together with the old
-  ones (see `bids`, "Rounds").
+  trades may still move (`committed_energy_wh` over `optimizer.Committed`, the same
+  values the optimizer takes), so that a new round never over-commits together with
+  the old ones (see `bids`, "Rounds").
 - **The units**: `units_from_telemetry` reads the same batteries per inverter, as the
   power distribution splits a target between them (`trading.storage`), for the
   optimizer: a pool's average can hide one battery close to its reserve.
 
 Sign convention (passive, as everywhere): + charges or consumes, − discharges or
-produces. `Commitment.power_w` follows it (a sell is negative); `PeriodOutlook`'s
+produces. `optimizer.Committed`'s powers follow it (a sell is negative); `PeriodOutlook`'s
 production and load are magnitudes, as `bids` defines them.
 """
 
@@ -45,6 +46,7 @@ from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.telemetry import BatteryReading, TelemetryCache
 from edge_controller.power.bounds import Range
 from edge_controller.trading.bids import BatteryPool, PeriodOutlook
+from edge_controller.trading.optimizer import Committed
 from edge_controller.trading.periods import first_open_period
 from edge_controller.trading.storage import StorageUnit
 from edge_controller.weather.messages import WeatherForecast
@@ -258,36 +260,30 @@ class HourlyPrices:
         return self.expected(period_start)
 
 
-@dataclass(frozen=True, slots=True)
-class Commitment:
-    """Power the site may still have to deliver in one period (passive sign, W).
-
-    An order not yet cleared counts with its whole quantity (it may fill), a trade
-    with its traded power.
-    """
-
-    start: datetime
-    duration: timedelta
-    power_w: float
-
-
-def committed_energy_wh(commitments: Iterable[Commitment], now: datetime) -> tuple[float, float]:
+def committed_energy_wh(committed: Iterable[Committed], now: datetime) -> tuple[float, float]:
     """Return (sell Wh, buy Wh) still to deliver after `now`, at the meter, both ≥ 0.
 
-    Only the part of each period after `now` counts: what was already delivered is in
-    the batteries' SoC.
+    The one count of what earlier rounds still hold, for the bidder and the scenario
+    alike. Each commitment's traded power and open order count apart, each on its own
+    side and in full: a trade will be delivered and an order may fill, so neither frees
+    anything for the other side. Only the part of each period after `now` counts: what
+    was already delivered is in the batteries' SoC. A power that is not finite counts
+    as nothing.
     """
     sell_wh = buy_wh = 0.0
-    for commitment in commitments:
+    for commitment in committed:
         end = commitment.start + commitment.duration
         remaining_s = (end - max(commitment.start, now)).total_seconds()
-        if remaining_s <= 0 or not math.isfinite(commitment.power_w):
+        if remaining_s <= 0:
             continue
-        energy_wh = abs(commitment.power_w) * remaining_s / 3600.0
-        if commitment.power_w < 0:
-            sell_wh += energy_wh
-        else:
-            buy_wh += energy_wh
+        for power_w in (commitment.traded_w, commitment.open_w):
+            if not math.isfinite(power_w) or power_w == 0:
+                continue
+            energy_wh = abs(power_w) * remaining_s / 3600.0
+            if power_w < 0:
+                sell_wh += energy_wh
+            else:
+                buy_wh += energy_wh
     return sell_wh, buy_wh
 
 
@@ -486,7 +482,6 @@ def measured_power_w(
 
 __all__ = [
     "SAMPLES",
-    "Commitment",
     "HourlyPrices",
     "LoadForecast",
     "PriceForecast",

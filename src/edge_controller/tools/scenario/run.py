@@ -123,6 +123,7 @@ from edge_controller.trading.bids import (
     build_orders,
 )
 from edge_controller.trading.optimizer import Committed, Plan, Settings, plan_bids
+from edge_controller.trading.outlook import committed_energy_wh
 from edge_controller.trading.price_response import PriceResponse
 from edge_controller.trading.storage import StorageUnit
 from edge_controller.weather.data import (
@@ -732,7 +733,7 @@ def battery_pools(
     efficiency = weighted(
         {b: layout.inverter_specs[layout.inverter_of[b]].efficiency for b in specs}
     )
-    charge_wh, discharge_wh = committed_energy_wh(setup, state, now)
+    sell_wh, buy_wh = committed_energy_wh(commitments(setup, state, now), now)
     stored = math.fsum(observation.energy_wh.values())
     units = [
         u for unit in observation.units.values() if not isinstance(u := to_battery_unit(unit), str)
@@ -751,8 +752,8 @@ def battery_pools(
 
     strategy = setup.scenario.spec.strategy
     strategy = replace(strategy, reserve_soc_pct=max(strategy.reserve_soc_pct, lower))
-    sell = pool(stored - discharge_wh / efficiency)
-    buy = pool(stored + charge_wh * efficiency)
+    sell = pool(stored - sell_wh / efficiency)
+    buy = pool(stored + buy_wh * efficiency)
     return sell, buy, strategy
 
 
@@ -813,10 +814,11 @@ def optimizer_settings(setup: Setup) -> Settings:
 
 
 def commitments(setup: Setup, state: ControllerState, now: datetime) -> list[Committed]:
-    """Return what is still to deliver, for the optimizer.
+    """Return what is still to deliver: for the optimizer, and counted against the pools.
 
     The dispatches' remaining run windows (traded: they will run) and the orders not
-    cleared yet (open: they may fill, or not).
+    cleared yet (open: they may fill, or not). The market-bid actor reads the same from
+    its ledger of periods and orders; both count it with `outlook.committed_energy_wh`.
     """
     found: list[Committed] = []
     horizon = setup.scenario.spec.end + timedelta(days=1)
@@ -832,30 +834,6 @@ def commitments(setup: Setup, state: ControllerState, now: datetime) -> list[Com
         for p in state.pending.values()
     ]
     return found
-
-
-def committed_energy_wh(setup: Setup, state: ControllerState, now: datetime) -> tuple[float, float]:
-    """Return (charge, discharge) energy at the inverters still to come, both ≥ 0 (Wh).
-
-    From the scheduled dispatches' remaining run windows and, at a full fill, the
-    orders not cleared yet.
-    """
-    charge = discharge = 0.0
-    horizon = setup.scenario.spec.end + timedelta(days=1)
-    for dispatch in state.schedule.dispatches:
-        try:
-            power_w = parse_battery_power(int(dispatch.id), dispatch.payload).power_w
-        except PayloadError:
-            continue
-        hours = sum((end - begin).total_seconds() for begin, end in windows(dispatch, now, horizon))
-        energy = power_w * hours / 3600.0
-        charge += max(0.0, energy)
-        discharge += max(0.0, -energy)
-    for pending in state.pending.values():
-        energy = pending.order.battery_power_w * pending.order.duration.total_seconds() / 3600.0
-        charge += max(0.0, energy)
-        discharge += max(0.0, -energy)
-    return charge, discharge
 
 
 def battery_commands(
@@ -1284,7 +1262,6 @@ __all__ = [
     "build_setup",
     "clear_due",
     "commitments",
-    "committed_energy_wh",
     "control_step",
     "day_ahead",
     "decide_bid",

@@ -683,7 +683,7 @@ class MarketBidActor(SupervisedActor):
             self.counts["rounds_skipped"] += 1
             self._log.warning("bidding_skipped", reason="no battery state")
             return
-        sell_wh, buy_wh = outlook.committed_energy_wh(self._commitments(), now)
+        sell_wh, buy_wh = outlook.committed_energy_wh(self._committed(), now)
         pool = outlook.committed_pool(measured, sell_wh=sell_wh, buy_wh=buy_wh)
         options = self.options
         starts = outlook.delivery_starts(now, options.period, options.gate_closure, options.horizon)
@@ -785,8 +785,9 @@ class MarketBidActor(SupervisedActor):
     def _committed(self) -> list[Committed]:
         """Every period with a trade or an order of ours, at its traded and open power.
 
-        A period with an order counts even at 0 W (an order cancelled before it
-        filled): it is fixed, so no second order goes there (see the module).
+        What the optimizer fixes and what `outlook.committed_energy_wh` counts against a
+        new round's pool. A period with an order counts even at 0 W (an order cancelled
+        before it filled): it is fixed, so no second order goes there (see the module).
         """
         options = self.options
         starts = set(self._periods) | set(self._orders)
@@ -803,18 +804,6 @@ class MarketBidActor(SupervisedActor):
             traded_w = period.traded_w if period is not None else 0.0
             found.append(Committed(start, duration, traded_w=traded_w, open_w=open_w))
         return found
-
-    def _commitments(self) -> list[outlook.Commitment]:
-        commitments = [
-            outlook.Commitment(start, period.duration, period.traded_w)
-            for start, period in self._periods.items()
-        ]
-        commitments.extend(
-            outlook.Commitment(start, self.options.period, order.open_power_w)
-            for start, order in self._orders.items()
-            if order.state == OrderState.ACTIVE.name and order.open_mw > 0
-        )
-        return commitments
 
     async def _place(self, order: Order) -> None:
         options = self.options
