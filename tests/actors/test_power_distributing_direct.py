@@ -272,3 +272,13 @@ async def test_entering_observe_mode_lifts_a_pv_limit_and_sends_nothing_after(ri
     assert isinstance(observed, Success), observed
     await rig.leap(30, step_s=5)
     assert len(rig.commands(50)) == sent
+
+
+async def test_what_gives_every_charger_and_pv_inverter_back_on_stop(rig: Rig) -> None:
+    assert rig.actor.direct_release_commands() == {
+        81: 0.0,
+        82: 0.0,
+        83: 0.0,
+        50: -40_000.0,
+        51: -20_000.0,
+    }

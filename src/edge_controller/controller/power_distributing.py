@@ -668,12 +668,7 @@ class PowerDistributingActor(SupervisedActor):
             pairs = self._microgrid.pairs
             commands = dict.fromkeys(sorted({pairs.inverter_of(b) for b in ids}), 0.0)
         else:
-            units = [
-                dataclasses.replace(u, availability=Availability.WORKING, refused=False)
-                for u in self._direct_units(kind, frozenset(ids), self._clock.now())
-            ]
-            lifted = plan_direct(_DIRECT_KINDS[kind], 0.0, units, withdraw=True)
-            commands = lifted.commands if isinstance(lifted, Plan) else {}
+            commands = {i: c for i, c in self.direct_release_commands().items() if i in ids}
         for component_id, power_w in sorted(commands.items()):
             try:
                 await self._timed_set_power(component_id, power_w, timeout_s)
@@ -1033,6 +1028,29 @@ class PowerDistributingActor(SupervisedActor):
         return units
 
     # ------------------------------------------------------------- EV chargers, PV inverters
+
+    def direct_release_commands(self) -> dict[int, float]:
+        """What gives every EV charger and PV inverter back, for the controller's stop.
+
+        Every EV charger 0 W; every PV inverter its full production (the lower end of
+        its bounds, else its rating; none when neither is known), in whole steps — what
+        a withdraw sends. Batteries are released by the controller on their own.
+        """
+        now = self._clock.now()
+        direct = self._direct()
+        commands: dict[int, float] = {}
+        for kind, ids in (
+            (TargetKind.EV_CHARGERS, direct.ev_charger_ids),
+            (TargetKind.PV_INVERTERS, direct.pv_inverter_ids),
+        ):
+            units = [
+                dataclasses.replace(u, availability=Availability.WORKING, refused=False)
+                for u in self._direct_units(kind, frozenset(ids), now)
+            ]
+            given_back = plan_direct(_DIRECT_KINDS[kind], 0.0, units, withdraw=True)
+            if isinstance(given_back, Plan):
+                commands.update(given_back.commands)
+        return commands
 
     def _direct(self) -> DirectComponents:
         microgrid = self._microgrid
