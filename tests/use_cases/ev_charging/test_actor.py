@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,13 +18,16 @@ from frequenz.dispatch import Dispatch
 
 from edge_controller.common.clock import ManualClock
 from edge_controller.framework.messages import PowerRequest, Result, TargetKind
-from edge_controller.microgrid.telemetry import EvChargerReading, TelemetryCache
+from edge_controller.framework.use_case import GridConfig, SiteView
+from edge_controller.microgrid.graph import BatteryPairs
+from edge_controller.microgrid.telemetry import EvChargerReading, MeterReading, TelemetryCache
 from edge_controller.power.bounds import Range
 from edge_controller.use_cases.ev_charging.actor import EvChargingActor
 from edge_controller.use_cases.ev_charging.decide import ChargerMode
 
 NOON = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
 CHARGERS = frozenset({81, 82, 83})
+GRID_METER = 2
 EVERY_CHARGER = TargetCategories(ElectricalComponentCategory.EV_CHARGER)
 
 
@@ -55,12 +59,14 @@ def dispatch(
     )
 
 
-def reading(charger_id: int, car_kw: float | None, *, state: str = "READY") -> EvChargerReading:
+def reading(
+    charger_id: int, car_kw: float | None, *, state: str = "READY", power_w: float = 0.0
+) -> EvChargerReading:
     """A 22 kW charger with a car that takes `car_kw` at most (None: no car)."""
     cable = "EV_CHARGING_CABLE_UNPLUGGED" if car_kw is None else "EV_CHARGING_CABLE_LOCKED_AT_EV"
     upper = 0.0 if car_kw is None else min(car_kw, 22.0) * 1000
     return EvChargerReading(
-        charger_id, NOON, 0.0, (Range(0.0, upper),), frozenset({state, cable}), frozenset()
+        charger_id, NOON, power_w, (Range(0.0, upper),), frozenset({state, cable}), frozenset()
     )
 
 
@@ -98,20 +104,23 @@ class Steps:
         return {c: r.power.as_watts() for c, r in (await self.requests_until_quiet()).items()}
 
 
-@pytest.fixture
-async def steps() -> AsyncIterator[Steps]:
+@contextlib.asynccontextmanager
+async def running(grid: GridConfig | None = None) -> AsyncIterator[Steps]:
+    """The actor on chargers 81-83 (no car yet), a 4.14 kW minimum, a 20 ms tick."""
     dispatches, dispatches_in = BroadcastChannel[Dispatch](name="dispatches")
     requests_out, requests = BroadcastChannel[PowerRequest](name="requests")
     _results_sender, results = BroadcastChannel[Result](name="results")
     cache = TelemetryCache()
     for charger in CHARGERS:
         cache.update(reading(charger, None))
+    site = SiteView(BatteryPairs(()), cache, GRID_METER, ev_chargers=tuple(sorted(CHARGERS)))
     actor = EvChargingActor(
         dispatches_in,
         requests_out,
         results,
-        cache,
+        site,
         chargers=CHARGERS,
+        grid=grid,
         min_power_w=4140.0,
         tick=timedelta(seconds=0.02),
         priority=3,
@@ -122,6 +131,12 @@ async def steps() -> AsyncIterator[Steps]:
         yield Steps(dispatches, requests, cache, actor)
     finally:
         await actor.stop()
+
+
+@pytest.fixture
+async def steps() -> AsyncIterator[Steps]:
+    async with running() as started:
+        yield started
 
 
 async def test_a_budget_follows_the_cars_and_is_released_when_the_dispatch_ends(
@@ -205,3 +220,18 @@ async def test_bad_dispatches_are_rejected_and_dry_runs_command_nothing(steps: S
     assert await steps.requests_until_quiet() == {}
     assert steps.actor.counts["rejected"] == 3
     assert steps.actor.running_dispatches == {4: 5_000}
+
+
+async def test_the_cars_share_only_the_room_the_import_limit_leaves() -> None:
+    async with running(GridConfig(max_import_w=12_000.0)) as steps:
+        steps.cars(c81=22, c82=22)
+        steps.cache.update(MeterReading(GRID_METER, NOON, 6_000.0))  # the site without cars
+        await steps.dispatches.send(dispatch(1, {"budget_w": "15 kW"}))
+        # 6 kW of room: one car at 6 kW, not two at 3 kW below their 4.14 kW minimum
+        assert await steps.powers() == {81: 6_000.0}
+        assert steps.actor.modes[82] is ChargerMode.BELOW_MIN
+        steps.cache.update(reading(81, 22, power_w=6_000.0))  # the car takes it: same room
+        steps.cache.update(MeterReading(GRID_METER, NOON, 12_000.0))
+        assert await steps.powers() == {}
+        steps.cache.update(MeterReading(GRID_METER, NOON, 4_000.0))  # the building needs less
+        assert await steps.powers() == {81: 7_000.0, 82: 7_000.0}

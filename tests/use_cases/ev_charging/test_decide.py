@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -15,8 +15,11 @@ from edge_controller.power.bounds import Range, allows
 from edge_controller.use_cases.ev_charging.decide import (
     ChargerMode,
     ChargerNow,
+    RunningEv,
     charger_now,
     decide,
+    decide_all,
+    grid_room_w,
 )
 from edge_controller.use_cases.ev_charging.payload import (
     EvChargingPayload,
@@ -24,7 +27,7 @@ from edge_controller.use_cases.ev_charging.payload import (
     parse_payload,
 )
 from tests.properties import examples
-from tests.table import Step, run_table
+from tests.table import START, Step, run_table
 
 KW = 1000.0
 CHARGER_MAX_KW = 22.0
@@ -52,17 +55,21 @@ class CarPark:
     c82: float | None = None
     c83: float | None = None
     budget_kw: float = 20.0
+    room_kw: float | None = None
+    """What the grid leaves the cars (None: no import limit)."""
 
 
 def sharing(**payload: object) -> Callable[[CarPark, datetime], dict[str, object]]:
     def share(park: CarPark, now: datetime) -> dict[str, object]:
         chargers = [charger(81, park.c81), charger(82, park.c82), charger(83, park.c83)]
         asked = parse_payload(1, {"budget_w": park.budget_kw * KW, **payload})
-        decision = decide(asked, chargers)
+        room_w = None if park.room_kw is None else park.room_kw * KW
+        decision = decide(asked, chargers, room_w=room_w)
         return {
             **{f"p{cid}": power / KW for cid, power in decision.power_w.items()},
             **{f"m{cid}": plan.mode for cid, plan in decision.plans.items()},
             "unused": decision.unused_w / KW,
+            "grid_limited": decision.grid_limited,
         }
 
     return share
@@ -134,6 +141,77 @@ def test_minimums_go_first_so_that_as_many_cars_as_possible_charge() -> None:
             ),
         ],
     )
+
+
+def test_the_grid_room_is_shared_as_a_budget_would_be() -> None:
+    run_table(
+        sharing(),
+        CarPark(c81=22, c82=22, budget_kw=15),
+        [
+            Step("room enough", inputs={"room_kw": 30}, expect={"p81": 7.5, "p82": 7.5}),
+            Step(
+                "12 kW of room",
+                inputs={"room_kw": 12},
+                expect={"p81": 6, "p82": 6, "grid_limited": True},
+            ),
+            Step(
+                "6 kW: one car at 6 kW rather than two below their minimum",
+                inputs={"room_kw": 6},
+                expect={"p81": 6, "p82": 0, "m82": ChargerMode.BELOW_MIN, "grid_limited": True},
+            ),
+            Step(
+                "no room at all",
+                inputs={"room_kw": 0},
+                expect={"p81": 0, "m81": ChargerMode.BELOW_MIN, "p82": 0},
+            ),
+        ],
+    )
+
+
+def test_power_per_charger_becomes_each_cars_most_when_the_room_is_short() -> None:
+    payload = parse_payload(1, {"chargers": {"81": "11 kW", "82": "5 kW"}})
+    cars = [charger(81, 22), charger(82, 22)]
+    assert decide(payload, cars, room_w=30_000).power_w == {81: 11_000, 82: 5_000}
+    assert decide(payload, cars, room_w=12_000).power_w == {81: 7_000, 82: 5_000}
+    assert decide(payload, cars, room_w=6_000).power_w == {81: 6_000, 82: 0}
+
+
+@pytest.mark.parametrize(
+    ("max_import_w", "grid_w", "chargers_w", "room_w"),
+    [
+        (None, 10_000.0, 0.0, None),  # no limit
+        (15_000.0, None, 0.0, None),  # no fresh grid meter: the guard decides
+        (15_000.0, math.nan, 0.0, None),
+        (15_000.0, 6_000.0, 0.0, 9_000.0),
+        (15_000.0, 15_000.0, 9_000.0, 9_000.0),  # the cars' own power is theirs again
+        (15_000.0, 6_049.9, 0.0, 8_900.0),  # whole 100 W
+        (15_000.0, 20_000.0, 0.0, 0.0),  # over the limit already: nothing
+    ],
+)
+def test_the_grid_room_is_the_limit_less_the_site_without_the_cars(
+    max_import_w: float | None, grid_w: float | None, chargers_w: float, room_w: float | None
+) -> None:
+    assert grid_room_w(max_import_w, grid_w, chargers_w) == room_w
+
+
+def test_the_newest_dispatch_wins_a_shared_charger_and_takes_the_room_first() -> None:
+    cars = {c: charger(c, 22) for c in (81, 82, 83)}
+    older = RunningEv(1, START, parse_payload(1, {"budget_w": 30_000}), frozenset({81, 82, 83}))
+    newer = RunningEv(
+        2,
+        START + timedelta(minutes=1),
+        parse_payload(2, {"chargers": {"83": 9_000}}),
+        frozenset({83}),
+    )
+    dry = RunningEv(
+        3, START + timedelta(minutes=2), parse_payload(3, {"budget_w": 1}), frozenset({82}), True
+    )
+    decisions = decide_all([older, newer], cars, room_w=25_000)
+    assert decisions[2].power_w == {83: 9_000}
+    assert decisions[1].power_w == {81: 8_000, 82: 8_000}  # 30 kW asked, 16 kW of room left
+    with_dry_run = decide_all([older, newer, dry], cars, room_w=25_000)
+    assert with_dry_run[1].power_w == {81: 16_000}  # 82 is the dry run's, which takes no room
+    assert with_dry_run[3].power_w == {82: 0.0}  # 1 W: below the charger's 4.14 kW
 
 
 def test_the_dispatch_can_cap_every_car_and_one_car_apart() -> None:
@@ -227,6 +305,7 @@ limits = st.one_of(st.none(), st.floats(0, 25_000))
     min_w=limits,
     max_w=limits,
     use_case_min_w=st.floats(0, 6_000),
+    room_w=st.one_of(st.none(), st.floats(0, 120_000)),
 )
 def test_a_budget_is_never_exceeded_nor_a_bound_and_left_over_only_when_cars_are_full(
     chargers: list[ChargerNow],
@@ -234,12 +313,14 @@ def test_a_budget_is_never_exceeded_nor_a_bound_and_left_over_only_when_cars_are
     min_w: float | None,
     max_w: float | None,
     use_case_min_w: float,
+    room_w: float | None,
 ) -> None:
     if min_w is not None and max_w is not None and min_w > max_w:
         min_w, max_w = max_w, min_w
     payload = EvChargingPayload(budget_w=budget_w, limits=SessionLimits(min_w, max_w))
-    decision = decide(payload, chargers, min_power_w=use_case_min_w)
+    decision = decide(payload, chargers, min_power_w=use_case_min_w, room_w=room_w)
     assert decision.total_w <= budget_w + 1e-6
+    assert room_w is None or decision.total_w <= room_w + 1e-6
     least = use_case_min_w if min_w is None else min_w
     for charger_now_ in chargers:
         plan = decision.plans[charger_now_.charger_id]

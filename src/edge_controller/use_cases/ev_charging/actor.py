@@ -9,18 +9,23 @@ keeps it alive within the charger's bounds and resolution. A charger whose power
 falls to 0 W (its car left, its share fell below its minimum) or that no dispatch
 drives any more is released with a 0 W withdraw.
 
+With an import limit (`[grid] max_import`) the cars share only the grid's room
+(`decide.grid_room_w`, from the grid meter and the chargers' measured power), so the
+grid guard need not cut them below their minimums; the guard still holds the limit
+should the room be misjudged (a load step between two readings).
+
 Several dispatches: each charger goes to the newest running dispatch whose target
-holds it (`dispatching.ownership.assign`); an older dispatch keeps the rest, its
-budget shared by the chargers it still has. A bad payload or target is rejected with
-a log naming the dispatch and the field (`rejected`); a dry-run dispatch is logged
-("would request") and commands nothing. A stale charger reading counts as unknown:
-0 W, never a guess above it.
+holds it (`decide.decide_all`); an older dispatch keeps the rest, its
+budget shared by the chargers it still has; the grid's room goes to the newest first.
+A bad payload or target is rejected with a log naming the dispatch and the field
+(`rejected`); a dry-run dispatch is logged ("would request") and commands nothing. A
+stale charger reading counts as unknown: 0 W, never a guess above it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
@@ -30,19 +35,22 @@ from frequenz.dispatch import Dispatch
 from frequenz.quantities import Power
 
 from edge_controller.common.clock import Clock, WallClock
-from edge_controller.dispatching.ownership import RunningDispatch, assign
 from edge_controller.dispatching.payload import PayloadError
 from edge_controller.dispatching.schedule import running_now
 from edge_controller.framework.messages import PowerRequest, Result, Success, TargetKind
 from edge_controller.framework.supervision import SupervisedActor
+from edge_controller.framework.use_case import GridConfig, SiteView
+from edge_controller.microgrid.site_view import meter_power_w
 from edge_controller.microgrid.telemetry import ComponentState, TelemetryCache
 from edge_controller.use_cases.ev_charging.decide import (
     ChargerMode,
     ChargerNow,
+    RunningEv,
     charger_now,
-    decide,
+    decide_all,
+    grid_room_w,
 )
-from edge_controller.use_cases.ev_charging.payload import EvDispatch, read_dispatch
+from edge_controller.use_cases.ev_charging.payload import read_dispatch
 
 NOT_WORKING = frozenset(
     {
@@ -53,13 +61,6 @@ NOT_WORKING = frozenset(
     }
 )
 """States in which a charger follows no command (standby wakes up on one)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Running:
-    dispatch: EvDispatch
-    created: datetime
-    dry_run: bool
 
 
 def read_charger(cache: TelemetryCache, charger_id: int, now: datetime) -> ChargerNow:
@@ -75,6 +76,16 @@ def read_charger(cache: TelemetryCache, charger_id: int, now: datetime) -> Charg
     )
 
 
+def chargers_power_w(cache: TelemetryCache, chargers: frozenset[int], now: datetime) -> float:
+    """What `chargers` take now (W), as their fresh readings say; unknown counts as 0 W."""
+    total = 0.0
+    for charger_id in chargers:
+        reading = cache.ev_charger(charger_id, now)
+        if reading is not None and math.isfinite(reading.power_w):
+            total += reading.power_w
+    return total
+
+
 class EvChargingActor(SupervisedActor):
     """Shares EV_CHARGING dispatches among the cars plugged in; see the module docstring."""
 
@@ -83,9 +94,10 @@ class EvChargingActor(SupervisedActor):
         dispatches: Receiver[Dispatch],
         requests: Sender[PowerRequest],
         results: Receiver[Result],
-        cache: TelemetryCache,
+        site: SiteView,
         *,
         chargers: frozenset[int],
+        grid: GridConfig | None = None,
         min_power_w: float = 0.0,
         tick: timedelta = timedelta(seconds=0.5),
         priority: int = 0,
@@ -98,14 +110,15 @@ class EvChargingActor(SupervisedActor):
         self._dispatches = dispatches
         self._requests = requests
         self._results = results
-        self._cache = cache
+        self._site = site
+        self._grid = grid or GridConfig()
         self._chargers = chargers
         self._min_power_w = min_power_w
         self._tick = tick
         self._priority = priority
         self._clock: Clock = clock or WallClock()
         self._request_timeout = request_timeout
-        self._running: dict[int, _Running] = {}
+        self._running: dict[int, RunningEv] = {}
         self._sent: dict[int, float] = {}
         """The power last asked of each charger it drives (0 W ones are released)."""
         self._modes: dict[int, ChargerMode] = {}
@@ -123,9 +136,9 @@ class EvChargingActor(SupervisedActor):
         """EV_CHARGING dispatches running now, each with its budget or total asked (W)."""
         return {
             dispatch_id: (
-                running.dispatch.payload.budget_w
-                if running.dispatch.payload.budget_w is not None
-                else sum((running.dispatch.payload.chargers_w or {}).values())
+                running.payload.budget_w
+                if running.payload.budget_w is not None
+                else sum((running.payload.chargers_w or {}).values())
             )
             for dispatch_id, running in self._running.items()
         }
@@ -167,7 +180,9 @@ class EvChargingActor(SupervisedActor):
             self._count("rejected")
             self._running.pop(dispatch_id, None)
             return
-        self._running[dispatch_id] = _Running(read, dispatch.create_time, dispatch.dry_run)
+        self._running[dispatch_id] = RunningEv(
+            dispatch_id, dispatch.create_time, read.payload, read.chargers, dispatch.dry_run
+        )
         log.info(
             "dispatch_running",
             chargers=sorted(read.chargers),
@@ -186,20 +201,18 @@ class EvChargingActor(SupervisedActor):
     async def _step(self) -> None:
         """Decide every running dispatch again; send what changed, release the rest."""
         now = self._clock.now()
-        owned = assign(
-            RunningDispatch(i, r.created, r.dispatch.chargers, 0.0, r.dry_run)
-            for i, r in self._running.items()
-        ).owned
+        cache = self._site.cache
+        driven = frozenset().union(*(r.chargers for r in self._running.values() if not r.dry_run))
+        decisions = decide_all(
+            self._running.values(),
+            {c: read_charger(cache, c, now) for c in self._chargers},
+            min_power_w=self._min_power_w,
+            room_w=self._grid_room_w(now, driven),
+        )
         wanted: dict[int, float] = {}
         modes: dict[int, ChargerMode] = {}
-        for dispatch_id, chargers in sorted(owned.items()):
-            running = self._running[dispatch_id]
-            decision = decide(
-                running.dispatch.payload,
-                [read_charger(self._cache, c, now) for c in chargers],
-                min_power_w=self._min_power_w,
-            )
-            if running.dry_run:
+        for dispatch_id, decision in decisions.items():
+            if self._running[dispatch_id].dry_run:
                 if self._dry_runs.get(dispatch_id) != decision.power_w:
                     self._log.info(
                         "dry_run_would_request", dispatch_id=dispatch_id, power_w=decision.power_w
@@ -216,6 +229,7 @@ class EvChargingActor(SupervisedActor):
                         charger=charger_id,
                         mode=plan.mode.value,
                         power_w=plan.power_w,
+                        grid_limited=decision.grid_limited,
                     )
         self._dry_runs = {i: p for i, p in self._dry_runs.items() if i in self._running}
         changes = {
@@ -229,6 +243,15 @@ class EvChargingActor(SupervisedActor):
             await self._send(charger_id, changes[charger_id])
         self._sent = {c: p for c, p in wanted.items() if p > 0}
         self._modes = modes
+
+    def _grid_room_w(self, now: datetime, chargers: frozenset[int]) -> float | None:
+        """What `chargers` may take together within the import limit, None: no cap."""
+        grid_w = meter_power_w(
+            self._site.cache, self._site.grid_meter_id, now, self._grid.stale_after
+        )
+        return grid_room_w(
+            self._grid.max_import_w, grid_w, chargers_power_w(self._site.cache, chargers, now)
+        )
 
     async def _send(self, charger_id: int, power_w: float) -> None:
         """Hold `power_w` on one charger; 0 W (no bounds) releases it."""

@@ -32,6 +32,12 @@ The rules, for each charger (`ChargerNow` says what it can take now):
   water-filled: every admitted car gets the same power, raised to its minimum and
   capped at its maximum, and what a capped car cannot take goes to the others. A car
   that does not fit gets 0 W (`BELOW_MIN`) and the others keep the budget.
+- **Within the grid's room.** With an import limit (`[grid] max_import`) the cars
+  together take at most what the site may still import (`grid_room_w`: the limit less
+  what the site imports without them), shared by the same rules — power per charger
+  then becomes each car's most. Left to the grid guard, every car would be cut in
+  proportion, below its minimum: with 6 kW of room, two cars with a 4.14 kW minimum
+  would each get 3 kW, which neither charger can run at; here one car gets the 6 kW.
 
 Example, a 20 kW budget with a 4.14 kW minimum per car: a car limited to 11 kW and
 one limited to 7.4 kW would get 10 kW each; the second takes only 7.4 kW, the first
@@ -51,10 +57,15 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
+from edge_controller.dispatching.ownership import RunningDispatch, assign
 from edge_controller.power.bounds import Range
 from edge_controller.use_cases.ev_charging.payload import EvChargingPayload, SessionLimits
+
+GRID_ROOM_STEP_W = 100.0
+"""The grid's room for the cars is counted in whole steps of this (W)."""
 
 
 class ChargerMode(StrEnum):
@@ -122,11 +133,14 @@ class ChargerPlan:
 class EvChargingDecision:
     """The power of every charger the dispatch drives (0 W included).
 
-    `unused_w` is the part of a budget no car could take (0 for power per charger).
+    `unused_w` is the part of the budget (or of the grid's room) no car could take (0
+    for power per charger without a room).
     """
 
     plans: Mapping[int, ChargerPlan]
     unused_w: float = 0.0
+    grid_limited: bool = False
+    """The grid's room, not the dispatch, held the cars back."""
 
     @property
     def power_w(self) -> dict[int, float]:
@@ -153,6 +167,13 @@ class _Span:
     @property
     def high(self) -> float:
         return self.allowed[-1].upper
+
+    def capped(self, power_w: float) -> _Span | ChargerMode:
+        """The span up to `power_w` (a charger asked that much); BELOW_MIN below `low`."""
+        allowed = tuple(
+            Range(r.lower, min(r.upper, power_w)) for r in self.allowed if r.lower <= power_w
+        )
+        return _Span(self.charger_id, allowed) if allowed else ChargerMode.BELOW_MIN
 
     def at_most(self, power_w: float) -> float:
         """The largest allowed power at or below `power_w` (0 W if none)."""
@@ -186,7 +207,7 @@ def _water_fill(budget_w: float, spans: Sequence[_Span]) -> dict[int, float]:
 
     The caller admitted only spans whose `low`s fit in the budget together.
     """
-    if sum(span.high for span in spans) <= budget_w:
+    if math.isinf(budget_w) or sum(span.high for span in spans) <= budget_w:
         return {span.charger_id: span.high for span in spans}
     points = sorted({p for span in spans for p in (span.low, span.high)})
 
@@ -202,39 +223,52 @@ def _water_fill(budget_w: float, spans: Sequence[_Span]) -> dict[int, float]:
     return {span.charger_id: max(span.low, min(level, span.high)) for span in spans}
 
 
+def grid_room_w(
+    max_import_w: float | None, grid_w: float | None, chargers_w: float
+) -> float | None:
+    """What the chargers may take together without the grid importing more than allowed.
+
+    `grid_w` is the grid meter's power now (+ import), `None` when stale; `chargers_w`
+    what the chargers this decision drives take now (measured). The site without them
+    may import `max_import_w`, less what it imports already. `None` (no room known, no
+    cap here: the grid guard still holds the limit) without a limit or a fresh meter.
+    Floored to whole 100 W, so a load that drifts by a few watts does not re-share the
+    cars every time.
+    """
+    if max_import_w is None or grid_w is None or not math.isfinite(grid_w):
+        return None
+    room = max_import_w - (grid_w - chargers_w)
+    return max(0.0, math.floor(room / GRID_ROOM_STEP_W) * GRID_ROOM_STEP_W)
+
+
 def decide(
     payload: EvChargingPayload,
     chargers: Iterable[ChargerNow],
     *,
     min_power_w: float = 0.0,
+    room_w: float | None = None,
 ) -> EvChargingDecision:
     """Return each charger's power for `payload`; rules in the module docstring.
 
     `chargers` are the chargers the dispatch drives (`payload_chargers`), as they are
     now; `min_power_w` is the use case's least power per car (W, ≥ 0), used where the
-    dispatch names no `min_w`.
+    dispatch names no `min_w`; `room_w` what they may take together at most (the grid's
+    room, `grid_room_w`; None: no such cap).
     """
     plans: dict[int, ChargerPlan] = {}
     spans: list[_Span] = []
     for charger in sorted(chargers, key=lambda c: c.charger_id):
         span = _span(charger, payload.session_limits(charger.charger_id), min_power_w)
+        if payload.chargers_w is not None and isinstance(span, _Span):
+            asked = payload.chargers_w.get(charger.charger_id, 0.0)
+            span = span.capped(asked) if asked > 0.0 else ChargerMode.IDLE
         if isinstance(span, ChargerMode):
             plans[charger.charger_id] = ChargerPlan(0.0, span)
         else:
             spans.append(span)
-    if payload.chargers_w is not None:
-        for span in spans:
-            asked = payload.chargers_w.get(span.charger_id, 0.0)
-            power_w = span.at_most(asked)
-            if asked <= 0.0:
-                plans[span.charger_id] = ChargerPlan(0.0, ChargerMode.IDLE)
-            elif power_w <= 0.0:
-                plans[span.charger_id] = ChargerPlan(0.0, ChargerMode.BELOW_MIN)
-            else:
-                plans[span.charger_id] = ChargerPlan(power_w, ChargerMode.CHARGING)
-        return EvChargingDecision(dict(sorted(plans.items())))
 
-    budget_w = payload.budget_w or 0.0
+    asked_w = payload.budget_w if payload.budget_w is not None else math.inf
+    budget_w = asked_w if room_w is None else min(asked_w, max(room_w, 0.0))
     admitted: list[_Span] = []
     committed = 0.0
     for span in sorted(spans, key=lambda s: (s.low, s.charger_id)):
@@ -242,7 +276,7 @@ def decide(
             admitted.append(span)
             committed += span.low
         else:
-            mode = ChargerMode.IDLE if budget_w <= 0.0 else ChargerMode.BELOW_MIN
+            mode = ChargerMode.IDLE if asked_w <= 0.0 else ChargerMode.BELOW_MIN
             plans[span.charger_id] = ChargerPlan(0.0, mode)
     shares = _water_fill(budget_w, admitted) if admitted else {}
     for span in admitted:
@@ -250,4 +284,56 @@ def decide(
         mode = ChargerMode.CHARGING if power_w > 0.0 else ChargerMode.IDLE
         plans[span.charger_id] = ChargerPlan(power_w, mode)
     used = sum(plan.power_w for plan in plans.values())
-    return EvChargingDecision(dict(sorted(plans.items())), max(0.0, budget_w - used))
+    return EvChargingDecision(
+        dict(sorted(plans.items())),
+        unused_w=max(0.0, budget_w - used) if math.isfinite(budget_w) else 0.0,
+        grid_limited=budget_w < asked_w and used < sum(span.high for span in spans),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RunningEv:
+    """A running EV_CHARGING dispatch, read: its payload and the chargers it targets."""
+
+    dispatch_id: int
+    created: datetime
+    payload: EvChargingPayload
+    chargers: frozenset[int]
+    dry_run: bool = False
+
+
+def decide_all(
+    running: Iterable[RunningEv],
+    chargers: Mapping[int, ChargerNow],
+    *,
+    min_power_w: float = 0.0,
+    room_w: float | None = None,
+) -> dict[int, EvChargingDecision]:
+    """Each running dispatch's decision, over the chargers it owns now.
+
+    A charger two dispatches target goes to the newest (`dispatching.ownership.assign`:
+    created last, then the higher id), the older keeps the rest. The grid's room goes
+    to the newest first, each dispatch leaving the next what it did not take. A dry run
+    is decided without the room and takes none of it: it commands nothing.
+    """
+    by_id = {r.dispatch_id: r for r in running}
+    owned = assign(
+        RunningDispatch(r.dispatch_id, r.created, r.chargers, 0.0, r.dry_run)
+        for r in by_id.values()
+    ).owned
+    newest_first = sorted(
+        owned, key=lambda i: (by_id[i].dry_run, -by_id[i].created.timestamp(), -i)
+    )
+    decisions: dict[int, EvChargingDecision] = {}
+    for dispatch_id in newest_first:
+        dispatch = by_id[dispatch_id]
+        decision = decide(
+            dispatch.payload,
+            [chargers[c] for c in sorted(owned[dispatch_id]) if c in chargers],
+            min_power_w=min_power_w,
+            room_w=None if dispatch.dry_run else room_w,
+        )
+        if room_w is not None and not dispatch.dry_run:
+            room_w = max(0.0, room_w - decision.total_w)
+        decisions[dispatch_id] = decision
+    return decisions
