@@ -9,6 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from frequenz.client.common.microgrid.electrical_components import ElectricalComponentCategory
+from frequenz.client.dispatch.types import Dispatch, TargetCategories, TargetIds
 
 from edge_controller.common.clock import ManualClock
 from edge_controller.power.bounds import allows
@@ -222,6 +224,41 @@ def test_the_newest_of_two_overlapping_dispatches_drives(setup: Setup) -> None:
     assert decision.running == (1, 2)
     assert decision.target_w == 100_000.0
     assert math.fsum(decision.commands.values()) == pytest.approx(100_000.0, abs=400)
+
+
+def test_dispatches_are_read_as_the_battery_power_actor_reads_them(setup: Setup) -> None:
+    # Its payload and target rules: the battery category means every battery, a typo
+    # in the payload or a battery the site lacks is refused (named), a dry run runs
+    # without a command.
+    start = setup.scenario.spec.start + QUARTER
+    layout = setup.layout
+
+    def trade(dispatch_id: int, power_w: float) -> Dispatch:
+        return trade_dispatch(dispatch_id, start, QUARTER, layout.battery_ids, power_w, start)
+
+    every = TargetCategories(ElectricalComponentCategory.BATTERY)
+    model = model_at(setup, start)
+    observation = observe(model, layout, start)
+    category = DispatchSchedule().add(replace(trade(1, -200_000.0), target=every), start)
+    decision = battery_commands(setup, category, observation)
+    assert decision.running == (1,)
+    assert math.fsum(decision.commands.values()) == pytest.approx(-200_000.0, abs=400)
+
+    refused = (
+        DispatchSchedule()
+        .add(replace(trade(2, -200_000.0), payload={"powr_w": -200_000.0}), start)
+        .add(replace(trade(3, -200_000.0), target=TargetIds(99)), start)
+        .add(replace(trade(4, -200_000.0), dry_run=True), start)
+    )
+    decision = battery_commands(setup, refused, observation)
+    assert decision.running == (4,)
+    assert set(decision.commands.values()) == {0.0}
+    assert decision.target_w == 0.0
+    assert [note.split(":")[:2] for note in decision.notes] == [
+        ["dispatch 2", " payload.powr_w"],
+        ["dispatch 3", " target"],
+    ]
+    assert "[99] are not batteries of this site" in decision.notes[1]
 
 
 def test_a_trade_becomes_a_dispatch_at_gate_closure(setup: Setup) -> None:

@@ -12,9 +12,10 @@ control_step(setup, state, observation, forecast) ─► new state + StepDecisio
       (expected price from the market model on the forecast, production, load) →
       `build_orders` over the horizon → the order for that period, checked by the
       market's own order rules
-   3. the dispatches running now (`Dispatch.started_at`) → ownership (`assign`, the
-      BatteryPowerActor's rule) and payload (`parse_battery_power`) → `plan()` with
-      `SocBalancing` over the batteries' present bounds → inverter commands
+   3. the dispatches running now (`running_now`) → the BatteryPowerActor's own pieces:
+      `read_dispatch` (payload, target, whole inverter groups) and ownership (`assign`,
+      the newest drives) → `plan()` with `SocBalancing` over the batteries' present
+      bounds → inverter commands
 apply(model): set_active_power per inverter (each checked against the bounds in force)
 set the step's production, model.step(t + step), record the step
 ```
@@ -126,6 +127,7 @@ from edge_controller.trading.optimizer import Committed, Plan, Settings, plan_bi
 from edge_controller.trading.outlook import committed_energy_wh
 from edge_controller.trading.price_response import PriceResponse
 from edge_controller.trading.storage import StorageUnit
+from edge_controller.use_cases.battery_power.decide import TargetError, read_dispatch
 from edge_controller.weather.data import (
     Dataset,
     actual_weather,
@@ -226,6 +228,16 @@ class SiteLayout:
             wind_curve=wind[0].power_curve if wind else ((0.0, 0.0), (1.0, 0.0)),
             loads=tuple(d for d in details.values() if isinstance(d, LoadSpec)),
         )
+
+    @property
+    def site_batteries(self) -> frozenset[int]:
+        """Every battery, as a dispatch's target is checked against."""
+        return frozenset(self.battery_ids)
+
+    @property
+    def battery_groups(self) -> dict[int, frozenset[int]]:
+        """Per battery, the batteries on its inverter (they move together)."""
+        return {b: frozenset(self.batteries_of[i]) for b, i in self.inverter_of.items()}
 
     @property
     def capacity_wh(self) -> float:
@@ -841,31 +853,29 @@ def battery_commands(
 ) -> StepDecision:
     """Turn the dispatches running now into inverter commands.
 
-    The BatteryPowerActor's rules: only BATTERY_POWER dispatches, the payload read by
-    `parse_battery_power`, overlaps decided by `assign` (the newest drives), dry runs
-    command nothing; then `plan()` spreads each target with `SocBalancing`. Every
+    The BatteryPowerActor's own pieces: only BATTERY_POWER dispatches, each read by
+    `battery_power.decide.read_dispatch` (payload, target, whole inverter groups),
+    overlaps decided by `assign` (the newest drives), dry runs command nothing; then
+    `plan()` spreads each target with `SocBalancing`, as the distributor does. Every
     inverter nobody drives is told 0 W.
     """
     layout, now = setup.layout, observation.at
     notes: list[str] = []
     running: dict[int, RunningDispatch] = {}
-    site_batteries = frozenset(layout.battery_ids)
     for dispatch in schedule.running(now):
         if dispatch.type != DISPATCH_TYPE:
             continue
-        dispatch_id = int(dispatch.id)
         try:
-            payload = parse_battery_power(dispatch_id, dispatch.payload)
-        except PayloadError as error:
+            target = read_dispatch(dispatch, layout.site_batteries, layout.battery_groups)
+        except (PayloadError, TargetError) as error:
             notes.append(str(error))
             continue
-        if not isinstance(dispatch.target, TargetIds) or not set(dispatch.target) <= site_batteries:
-            notes.append(f"dispatch {dispatch_id}: target: expected ids of this site's batteries")
-            continue
-        groups = {layout.inverter_of[int(b)] for b in dispatch.target}
-        batteries = frozenset(b for i in groups for b in layout.batteries_of[i])
-        running[dispatch_id] = RunningDispatch(
-            dispatch_id, dispatch.create_time, batteries, payload.power_w, dispatch.dry_run
+        running[int(dispatch.id)] = RunningDispatch(
+            int(dispatch.id),
+            dispatch.create_time,
+            target.batteries,
+            target.power_w,
+            dispatch.dry_run,
         )
     commands = dict.fromkeys(layout.inverter_ids, 0.0)
     target_w = excess_w = 0.0

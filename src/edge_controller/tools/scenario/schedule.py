@@ -2,11 +2,12 @@
 
 In the field, dispatches travel through the Dispatch API and `frequenz-dispatch` tells
 the BatteryPowerActor when each one starts and stops, on the wall clock. A simulated
-day runs faster than that, so the scenario keeps its dispatches here and asks the
-dispatch objects themselves, at the scenario's time:
+day runs faster than that, so the scenario keeps its dispatches here and asks, at the
+scenario's time:
 
-- `running(now)`: those for which `Dispatch.started_at(now)` holds (active, at or after
-  a start, before that run's end — the end is exclusive);
+- `running(now)`: those `dispatching.schedule.running_now` runs — the answer the
+  controller's broadcaster and use cases give (not deleted, active, at or after a
+  start, before that run's end — the end is exclusive);
 - `windows(...)`: the run windows within an interval, walked with
   `Dispatch.next_run_after` (recurrences included), for the energy still committed;
 - `prune(now)`: drops a dispatch that is not running and has no next run.
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from frequenz.client.dispatch.types import Dispatch
+
+from edge_controller.dispatching.schedule import running_now
 
 MAX_WINDOWS = 10_000
 """Cap on run windows walked per dispatch and call (a minutely rule over days)."""
@@ -64,8 +67,8 @@ class DispatchSchedule:
         return DispatchSchedule((*self.dispatches, dispatch))
 
     def running(self, now: datetime) -> tuple[Dispatch, ...]:
-        """Return the dispatches running at `now` (`Dispatch.started_at`)."""
-        return tuple(d for d in self.dispatches if d.started_at(now))
+        """Return the dispatches running at `now`, as the controller's use cases see them."""
+        return tuple(d for d in self.dispatches if running_now(d, now))
 
     def next_start(self, now: datetime) -> datetime | None:
         """Return the earliest run start at or after `now`, or None."""
@@ -75,7 +78,7 @@ class DispatchSchedule:
     def prune(self, now: datetime) -> DispatchSchedule:
         """Return the schedule without dispatches that are finished at `now`."""
         keep = tuple(
-            d for d in self.dispatches if d.started_at(now) or d.next_run_after(now) is not None
+            d for d in self.dispatches if running_now(d, now) or d.next_run_after(now) is not None
         )
         return self if len(keep) == len(self.dispatches) else DispatchSchedule(keep)
 

@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from frequenz.client.common.microgrid.electrical_components import ElectricalComponentCategory
-from frequenz.client.dispatch.types import TargetCategories, TargetIds
-from frequenz.dispatch import Dispatch
+from frequenz.client.dispatch.types import Dispatch, TargetCategories, TargetIds
 
 from edge_controller.dispatching.payload import parse_battery_power
 
@@ -78,6 +77,10 @@ def read_dispatch(
     groups: Mapping[int, frozenset[int]],
 ) -> BatteryPowerTarget:
     """What a running BATTERY_POWER dispatch asks, on whole inverter groups.
+
+    The actor and the scenario (`tools/scenario`) both read their dispatches here: the
+    client's `Dispatch` is what both hold (the actor's `frequenz.dispatch.Dispatch` is
+    one).
 
     Raises:
         PayloadError: the payload, naming the dispatch and the field.
