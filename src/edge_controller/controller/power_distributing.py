@@ -73,7 +73,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast
 
 import structlog
 from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
@@ -165,13 +165,12 @@ class MicrogridAccess(Protocol):
         ...
 
 
-@runtime_checkable
 class DirectAccess(Protocol):
     """What the actor needs besides `MicrogridAccess` to take EV and PV requests.
 
     A separate protocol, so an access without EV chargers or PV inverters (a test's, a
     benchmark's) needs nothing new: requests naming them are answered with an Error.
-    `MicrogridConnection` has it.
+    `MicrogridConnection` has it (a `direct` property on the access's class).
     """
 
     @property
@@ -264,6 +263,13 @@ class PowerDistributingActor(SupervisedActor):
         _check_timing(command_lifetime, keepalive_interval)
         self._requests = requests
         self._microgrid = microgrid
+        # Looked up on the class, once: a check on the instance would read the property
+        # (a connection not started raises), and it is on every tick's path.
+        self._direct_access = (
+            cast(DirectAccess, microgrid)
+            if isinstance(getattr(type(microgrid), "direct", None), property)
+            else None
+        )
         self._clock: Clock = clock or WallClock()
         self._algorithm: DistributionAlgorithm = algorithm or SocBalancing()
         self._resolutions = dict(resolutions_w or {})
@@ -1053,8 +1059,8 @@ class PowerDistributingActor(SupervisedActor):
         return commands
 
     def _direct(self) -> DirectComponents:
-        microgrid = self._microgrid
-        return microgrid.direct if isinstance(microgrid, DirectAccess) else DirectComponents()
+        access = self._direct_access
+        return access.direct if access is not None else DirectComponents()
 
     def _validate_direct(self, request: PowerRequest) -> str | None:
         noun = _NOUNS[request.target]
