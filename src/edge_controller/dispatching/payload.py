@@ -1,17 +1,14 @@
 """Reading a dispatch's payload, with errors that name the dispatch and the field.
 
 Payloads travel as a protobuf `Struct`, so integers arrive as floats; people also
-write quantities as strings ("-40 kW"). Both are accepted. The pieces every use case
-reads its own payload with (`PayloadError`, `parse_power`) live here; a use case's
-payload format lives in its folder (`use_cases/<kind>/decide.py`). The
-`{"power_w": ...}` payload stays here while the scenario tool reads it too.
+write quantities as strings ("-40 kW"). Both are accepted. Only the pieces every use
+case reads its own payload with live here (`PayloadError`, `parse_power`); a use
+case's payload format lives in its folder (`use_cases/<kind>/payload.py`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from frequenz.quantities import Power
 
@@ -24,13 +21,6 @@ class PayloadError(ValueError):
         super().__init__(f"dispatch {dispatch_id}: payload.{field}: {problem}")
         self.dispatch_id = dispatch_id
         self.field = field
-
-
-@dataclass(frozen=True, slots=True)
-class BatteryPowerPayload:
-    """What a BATTERY_POWER dispatch asks: hold `power_w` (+ charges, − discharges)."""
-
-    power_w: float
 
 
 def parse_power(dispatch_id: int, field: str, raw: object) -> float:
@@ -55,19 +45,3 @@ def parse_power(dispatch_id: int, field: str, raw: object) -> float:
     if not math.isfinite(value):
         raise PayloadError(dispatch_id, field, f"expected a finite power, got {raw!r}")
     return value
-
-
-def parse_battery_power(dispatch_id: int, payload: Mapping[str, object]) -> BatteryPowerPayload:
-    """Validate a BATTERY_POWER payload: `{"power_w": -40000}` or `{"power_w": "-40 kW"}`.
-
-    Unknown keys are refused too, so a typo (`"powr_w"`) never runs as something else.
-
-    Raises:
-        PayloadError: naming the dispatch and the field.
-    """
-    unknown = sorted(set(payload) - {"power_w"})
-    if unknown:
-        raise PayloadError(dispatch_id, unknown[0], "unknown key; expected only 'power_w'")
-    if "power_w" not in payload:
-        raise PayloadError(dispatch_id, "power_w", "missing; expected a power in W")
-    return BatteryPowerPayload(parse_power(dispatch_id, "power_w", payload["power_w"]))

@@ -67,7 +67,7 @@ from frequenz.client.dispatch.types import Dispatch, DispatchId, TargetIds
 
 from edge_controller.common.clock import ManualClock
 from edge_controller.dispatching.ownership import RunningDispatch, assign
-from edge_controller.dispatching.payload import PayloadError, parse_battery_power
+from edge_controller.dispatching.payload import PayloadError
 from edge_controller.power.bounds import Range, allows, inclusion_exclusion
 from edge_controller.power.distribution import DistributionAlgorithm, SocBalancing
 from edge_controller.power.planning import (
@@ -128,6 +128,7 @@ from edge_controller.trading.outlook import committed_energy_wh
 from edge_controller.trading.price_response import PriceResponse
 from edge_controller.trading.storage import StorageUnit
 from edge_controller.use_cases.battery_power.decide import TargetError, read_dispatch
+from edge_controller.use_cases.battery_power.payload import parse_battery_power
 from edge_controller.weather.data import (
     Dataset,
     actual_weather,

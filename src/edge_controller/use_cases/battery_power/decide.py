@@ -1,7 +1,7 @@
 """What a BATTERY_POWER dispatch asks: the watts, and the batteries that carry them.
 
 The actor's one decision per dispatch, pure: the payload (`{"power_w": -40000}` or
-`"-40 kW"`, read by `dispatching.payload.parse_battery_power`) and the target (battery
+`"-40 kW"`, read by `payload.parse_battery_power`) and the target (battery
 ids, or the battery category for every battery of the site) become a
 `BatteryPowerTarget`. Batteries that share an inverter move together: a dispatch that
 names one of them drives the whole group (`widened` says so, for a log line), so
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from frequenz.client.common.microgrid.electrical_components import ElectricalComponentCategory
 from frequenz.client.dispatch.types import Dispatch, TargetCategories, TargetIds
 
-from edge_controller.dispatching.payload import parse_battery_power
+from edge_controller.use_cases.battery_power.payload import parse_battery_power
 
 
 class TargetError(ValueError):
