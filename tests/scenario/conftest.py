@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from edge_controller.servers.sim.model import SiteModel
+    from edge_controller.tools.scenario.setup import Setup
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 SHIPPED = CONFIG / "scenario-day.toml"
@@ -59,3 +65,21 @@ def short_scenario(tmp_path: Path) -> Path:
     path = tmp_path / "short.toml"
     path.write_text(scenario_text(), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
+    """The short scenario's setup: its site, place and weather, for the pure pieces."""
+    from edge_controller.tools.scenario.file import load_scenario
+    from edge_controller.tools.scenario.setup import build_setup
+
+    path = tmp_path_factory.mktemp("scenario") / "short.toml"
+    path.write_text(scenario_text(), encoding="utf-8")
+    return build_setup(load_scenario(path))
+
+
+def model_at(setup: Setup, now: datetime) -> SiteModel:
+    """A fresh simulated site of `setup` at `now`, as a run starts it."""
+    from edge_controller.servers.sim.model import SiteModel
+
+    return SiteModel(setup.scenario.site, now)

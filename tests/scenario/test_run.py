@@ -1,44 +1,20 @@
-"""The day loop: a short scenario end to end, and its pure pieces step by step."""
+"""The day loop: a short scenario end to end."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import replace
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from frequenz.client.common.microgrid.electrical_components import ElectricalComponentCategory
-from frequenz.client.dispatch.types import Dispatch, TargetCategories, TargetIds
 
 from edge_controller.common.clock import ManualClock
-from edge_controller.power.bounds import allows
-from edge_controller.servers.sim.model import SiteModel
-from edge_controller.servers.sim.site import DEFAULT_WIND_CURVE
+from edge_controller.tools.scenario.errors import ScenarioError
 from edge_controller.tools.scenario.file import load_scenario
+from edge_controller.tools.scenario.inverter_commands import DISPATCH_TYPE
+from edge_controller.tools.scenario.layout import SiteLayout
 from edge_controller.tools.scenario.records import ScenarioResult
-from edge_controller.tools.scenario.run import (
-    DISPATCH_TYPE,
-    PendingOrder,
-    ScenarioError,
-    Setup,
-    SiteLayout,
-    battery_commands,
-    battery_pools,
-    build_setup,
-    clear_due,
-    commitments,
-    equivalent_weather,
-    initial_controller_state,
-    observe,
-    run_scenario,
-    speed_for_fraction,
-    trade_dispatch,
-)
-from edge_controller.tools.scenario.schedule import DispatchSchedule
-from edge_controller.trading.bids import Order, Side
-from edge_controller.trading.outlook import committed_energy_wh
+from edge_controller.tools.scenario.run import run_scenario
+from edge_controller.trading.bids import Side
 from tests.scenario.conftest import scenario_text
 
 QUARTER = timedelta(minutes=15)
@@ -49,20 +25,6 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> ScenarioResult:
     path = tmp_path_factory.mktemp("scenario") / "short.toml"
     path.write_text(scenario_text(), encoding="utf-8")
     return run_scenario(load_scenario(path))
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
-    path = tmp_path_factory.mktemp("scenario") / "short.toml"
-    path.write_text(scenario_text(), encoding="utf-8")
-    return build_setup(load_scenario(path))
-
-
-def model_at(setup: Setup, now: datetime) -> SiteModel:
-    return SiteModel(setup.scenario.site, now)
-
-
-# ---------------------------------------------------------------------- end to end
 
 
 def test_two_hours_at_60_s_steps_run_every_step(tmp_path: Path) -> None:
@@ -167,149 +129,3 @@ def test_the_clock_must_show_the_start(tmp_path: Path) -> None:
     scenario = load_scenario(path)
     with pytest.raises(ScenarioError, match="the clock shows"):
         run_scenario(scenario, clock=ManualClock(scenario.spec.start + timedelta(seconds=1)))
-
-
-# ---------------------------------------------------------------------- the pieces
-
-
-def test_equivalent_weather_makes_the_model_produce_the_given_power(setup: Setup) -> None:
-    now = setup.scenario.spec.start
-    model = model_at(setup, now)
-    layout = setup.layout
-    model.site = replace(
-        model.site, weather=equivalent_weather(layout, -123_000.0, -42_000.0, 20.0)
-    )
-    model.step(now + timedelta(seconds=1))
-    assert sum(model.ac_power_w(c) for c in layout.pv_ids) == pytest.approx(-123_000.0)
-    assert sum(model.ac_power_w(c) for c in layout.wind_ids) == pytest.approx(-42_000.0)
-
-
-@pytest.mark.parametrize("fraction", [0.0, 0.05, 0.12, 0.5, 0.9, 1.0])
-def test_speed_for_fraction_inverts_the_curve(fraction: float) -> None:
-    from edge_controller.servers.sim.model import wind_fraction
-
-    speed = speed_for_fraction(DEFAULT_WIND_CURVE, fraction)
-    assert wind_fraction(DEFAULT_WIND_CURVE, speed) == pytest.approx(fraction)
-
-
-def test_a_running_dispatch_becomes_commands_within_bounds(setup: Setup) -> None:
-    start = setup.scenario.spec.start + QUARTER
-    layout = setup.layout
-    schedule = DispatchSchedule().add(
-        trade_dispatch(1, start, QUARTER, layout.battery_ids, -300_000.0, start - QUARTER), start
-    )
-    model = model_at(setup, start)
-    before = battery_commands(setup, schedule, observe(model, layout, start - QUARTER))
-    assert set(before.commands.values()) == {0.0}
-    assert before.running == ()
-    observation = observe(model, layout, start)
-    decision = battery_commands(setup, schedule, observation)
-    assert decision.running == (1,)
-    assert decision.target_w == -300_000.0
-    assert math.fsum(decision.commands.values()) == pytest.approx(-300_000.0, abs=400)
-    for inverter_id, power_w in decision.commands.items():
-        assert allows(model.active_bounds(inverter_id, start), power_w) or power_w == 0.0
-    # SoC balancing: the fullest battery (B, 72 %) discharges most, the emptiest not at all.
-    assert decision.commands[20] == min(decision.commands.values())
-    assert decision.commands[30] == 0.0
-
-
-def test_the_newest_of_two_overlapping_dispatches_drives(setup: Setup) -> None:
-    start = setup.scenario.spec.start + QUARTER
-    layout = setup.layout
-    older = trade_dispatch(1, start, QUARTER, layout.battery_ids, -300_000.0, start - QUARTER)
-    newer = trade_dispatch(2, start, QUARTER, layout.battery_ids, 100_000.0, start)
-    schedule = DispatchSchedule().add(older, start).add(newer, start)
-    decision = battery_commands(setup, schedule, observe(model_at(setup, start), layout, start))
-    assert decision.running == (1, 2)
-    assert decision.target_w == 100_000.0
-    assert math.fsum(decision.commands.values()) == pytest.approx(100_000.0, abs=400)
-
-
-def test_dispatches_are_read_as_the_battery_power_actor_reads_them(setup: Setup) -> None:
-    # Its payload and target rules: the battery category means every battery, a typo
-    # in the payload or a battery the site lacks is refused (named), a dry run runs
-    # without a command.
-    start = setup.scenario.spec.start + QUARTER
-    layout = setup.layout
-
-    def trade(dispatch_id: int, power_w: float) -> Dispatch:
-        return trade_dispatch(dispatch_id, start, QUARTER, layout.battery_ids, power_w, start)
-
-    every = TargetCategories(ElectricalComponentCategory.BATTERY)
-    model = model_at(setup, start)
-    observation = observe(model, layout, start)
-    category = DispatchSchedule().add(replace(trade(1, -200_000.0), target=every), start)
-    decision = battery_commands(setup, category, observation)
-    assert decision.running == (1,)
-    assert math.fsum(decision.commands.values()) == pytest.approx(-200_000.0, abs=400)
-
-    refused = (
-        DispatchSchedule()
-        .add(replace(trade(2, -200_000.0), payload={"powr_w": -200_000.0}), start)
-        .add(replace(trade(3, -200_000.0), target=TargetIds(99)), start)
-        .add(replace(trade(4, -200_000.0), dry_run=True), start)
-    )
-    decision = battery_commands(setup, refused, observation)
-    assert decision.running == (4,)
-    assert set(decision.commands.values()) == {0.0}
-    assert decision.target_w == 0.0
-    assert [note.split(":")[:2] for note in decision.notes] == [
-        ["dispatch 2", " payload.powr_w"],
-        ["dispatch 3", " target"],
-    ]
-    assert "[99] are not batteries of this site" in decision.notes[1]
-
-
-def test_a_trade_becomes_a_dispatch_at_gate_closure(setup: Setup) -> None:
-    spec = setup.scenario.spec
-    state = initial_controller_state(setup, spec.start)
-    first = state.next_clearing
-    assert first == spec.start + QUARTER
-    order = Order(first, QUARTER, Side.SELL, Decimal("0.3"), Decimal(0))
-    state = replace(state, pending={first: PendingOrder(7, order)}, expected={first: 100.0})
-    gate = first - timedelta(minutes=5)
-    unchanged, results, created = clear_due(setup, state, gate - timedelta(seconds=60))
-    assert (results, created) == ((), ())
-    assert unchanged.next_clearing == first
-    after, results, created = clear_due(setup, state, gate)
-    (result,) = results
-    assert result.start == first
-    assert result.order == order
-    assert result.filled_mw == pytest.approx(0.3)  # a sell at 0 EUR/MWh always fills
-    assert result.expected_price == 100.0
-    (dispatch,) = created
-    assert (dispatch.start_time, dispatch.create_time) == (first, gate)
-    assert dispatch.payload == {"power_w": -300_000.0}
-    assert after.schedule.dispatches == (dispatch,)
-    assert after.next_clearing == first + QUARTER
-    assert after.pending == {}
-    assert after.next_dispatch_id == 2
-
-
-def test_committed_energy_is_counted_against_each_side(setup: Setup) -> None:
-    spec, layout = setup.scenario.spec, setup.layout
-    now = spec.start
-    state = initial_controller_state(setup, now)
-    observation = observe(model_at(setup, now), layout, now)
-    free_sell, free_buy, strategy = battery_pools(setup, state, observation)
-    assert free_sell.soc_pct == free_buy.soc_pct
-    assert strategy.reserve_soc_pct == 20  # above every battery's lower bound + taper
-    sell = trade_dispatch(1, now + QUARTER, QUARTER, layout.battery_ids, -400_000.0, now)
-    buy_order = Order(now + 2 * QUARTER, QUARTER, Side.BUY, Decimal("0.2"), Decimal(0))
-    state = replace(
-        state,
-        schedule=state.schedule.add(sell, now),
-        pending={buy_order.period_start: PendingOrder(1, buy_order)},
-    )
-    sell_wh, buy_wh = committed_energy_wh(commitments(setup, state, now), now)
-    assert (sell_wh, buy_wh) == pytest.approx((100_000.0, 50_000.0))
-    sell_pool, buy_pool, _ = battery_pools(setup, state, observation)
-    capacity = layout.capacity_wh
-    efficiency = sell_pool.efficiency
-    assert free_sell.soc_pct - sell_pool.soc_pct == pytest.approx(
-        100 * 100_000.0 / efficiency / capacity
-    )
-    assert buy_pool.soc_pct - free_buy.soc_pct == pytest.approx(
-        100 * 50_000.0 * efficiency / capacity
-    )

@@ -59,8 +59,9 @@ def run_scenario_command(args: argparse.Namespace) -> int:
     except (ScenarioFileError, SiteFileError, MarketFileError) as error:
         return _fail(str(error), 2)
 
+    from edge_controller.tools.scenario.errors import ScenarioError
     from edge_controller.tools.scenario.report import summarize, write_report
-    from edge_controller.tools.scenario.run import ScenarioError, run_scenario
+    from edge_controller.tools.scenario.run import run_scenario
 
     try:
         result = run_scenario(scenario)

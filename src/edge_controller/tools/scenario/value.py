@@ -15,7 +15,7 @@ not a loss. The terminal price is the mean *realised* price of the day's periods
 over the same periods, from the same SoCs, with that terminal price, on what really
 happened: the realised production and load, and each period's price response from the
 realised book (the market model on the actual weather, cleared with 0…max_volume of
-ours in it; `run.expected_responses`). So it knows what each of its own orders would
+ours in it; `market_outlook.expected_responses`). So it knows what each of its own orders would
 have cleared at and filled — the program's value had every forecast been right, not a
 price-taker's ceiling that no order of ours could reach.
 
@@ -35,17 +35,16 @@ from edge_controller.servers.market.model import initial_state
 from edge_controller.servers.market.periods import first_open_period
 from edge_controller.servers.sim.model import SiteModel
 from edge_controller.servers.sim.site import BatterySpec
-from edge_controller.tools.scenario.records import ScenarioResult
-from edge_controller.tools.scenario.run import (
-    Setup,
+from edge_controller.tools.scenario.bidding import optimizer_settings, storage_units
+from edge_controller.tools.scenario.layout import load_w
+from edge_controller.tools.scenario.market_outlook import (
     expected_prices,
     expected_responses,
-    load_w,
-    observe,
-    optimizer_settings,
     response_lots,
-    storage_units,
 )
+from edge_controller.tools.scenario.records import ScenarioResult
+from edge_controller.tools.scenario.setup import Setup
+from edge_controller.tools.scenario.site_model import observe
 from edge_controller.trading.bids import PeriodOutlook
 from edge_controller.trading.optimizer import Plan, plan_bids
 
