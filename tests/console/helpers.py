@@ -16,10 +16,10 @@ from typing import Any
 
 import aiohttp
 
+from edge_controller.common.systemd import Notifier
 from edge_controller.config.files import load
 from edge_controller.daemon.console.server import Console
 from edge_controller.daemon.run import Daemon
-from edge_controller.daemon.systemd import Notifier
 from edge_controller.servers.common.users import ROLES, Users
 from edge_controller.servers.dispatch.server import DispatchServer
 from edge_controller.servers.sim.server import SimulatorServer

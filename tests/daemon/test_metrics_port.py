@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from edge_controller.common.systemd import Notifier
 from edge_controller.config.files import load
 from edge_controller.daemon.metrics import MetricsServer
 from edge_controller.daemon.run import Daemon
-from edge_controller.daemon.systemd import Notifier
 from edge_controller.servers.common.serving import BindError
 from tests.harness import KEY
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from edge_controller.microgrid.stream_retries import Recovered, Retrying, RetryLog
+from edge_controller.common.stream_retries import Recovered, Retrying, RetryLog
 
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 

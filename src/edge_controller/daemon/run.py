@@ -40,6 +40,7 @@ from frequenz.client.microgrid import ApiClientError
 
 from edge_controller import __version__
 from edge_controller.common import logging as logs
+from edge_controller.common.systemd import Notifier, watchdog_pings
 from edge_controller.common.waiting import cancel_and_wait_all
 from edge_controller.config.files import load
 from edge_controller.config.schema import ConfigError, ControllerConfig
@@ -48,7 +49,6 @@ from edge_controller.controller.dispatch_broadcasting import DispatchServiceUnre
 from edge_controller.controller.graph import Controller, ControllerHooks, SiteMismatchError
 from edge_controller.daemon.early_signals import EarlySighup
 from edge_controller.daemon.metrics import Health, Metrics, MetricsServer, UseCaseSample
-from edge_controller.daemon.systemd import Notifier, watchdog_pings
 from edge_controller.framework.messages import (
     Error,
     Ignored,

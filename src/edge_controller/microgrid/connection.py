@@ -61,6 +61,7 @@ from edge_controller.common.compat import (
     set_power_first_reply,
 )
 from edge_controller.common.logging import quiet_libraries
+from edge_controller.common.stream_retries import RetryLog
 from edge_controller.common.waiting import cancel_and_wait_all
 from edge_controller.microgrid.direct import DirectComponents, direct_components
 from edge_controller.microgrid.from_client import graph_inputs, rated_active_power
@@ -83,7 +84,6 @@ from edge_controller.microgrid.graph import (
     inverters_below_meters,
     pair_batteries,
 )
-from edge_controller.microgrid.stream_retries import RetryLog
 from edge_controller.microgrid.telemetry import (
     Reading,
     TelemetryCache,
