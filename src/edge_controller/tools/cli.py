@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="TOML [[faults]] in force, re-read on change (missing file: none)",
     )
-    from edge_controller.servers.dispatch.command import add_tls_arguments
+    from edge_controller.servers.common.serving import add_tls_arguments
 
     add_tls_arguments(sim)  # --tls-cert FILE --tls-key FILE, as for dispatch-server
 
@@ -322,9 +322,8 @@ def _create_private(path: Path) -> None:
 
 
 def _run_dispatch_server(args: argparse.Namespace) -> int:
-    from edge_controller.servers.common.serving import ListenAddressError
+    from edge_controller.servers.common.serving import ListenAddressError, StartupError
     from edge_controller.servers.dispatch.command import build_server
-    from edge_controller.servers.dispatch.errors import StartupError
 
     try:
         server = build_server(args)

@@ -85,4 +85,4 @@ def build_server(args: argparse.Namespace) -> DispatchServer:
     return DispatchServer(args.db, args.listen, keys=keys, microgrid_ids=microgrids, tls=tls)
 
 
-__all__ = ["add_dispatch_server_parser", "add_tls_arguments", "build_server"]
+__all__ = ["add_dispatch_server_parser", "build_server"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from edge_controller.servers.common.serving import RefusalError, StartupError
+from edge_controller.servers.common.serving import RefusalError
 
 
 class ErrorKind(Enum):
@@ -38,4 +38,4 @@ def not_found(message: str) -> DispatchError:
     return DispatchError(ErrorKind.NOT_FOUND, message)
 
 
-__all__ = ["DispatchError", "ErrorKind", "StartupError", "invalid", "not_found"]
+__all__ = ["DispatchError", "ErrorKind", "invalid", "not_found"]

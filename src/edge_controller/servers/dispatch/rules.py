@@ -49,7 +49,7 @@ from typing import Any, Final, Literal
 from dateutil import rrule
 
 from edge_controller.common import occurrences
-from edge_controller.servers.dispatch.errors import DispatchError, invalid, not_found
+from edge_controller.servers.dispatch.errors import invalid, not_found
 from edge_controller.servers.dispatch.model import (
     ComponentType,
     DispatchData,
@@ -511,7 +511,6 @@ __all__ = [
     "SEARCH_HORIZON",
     "START_TIME_GRACE",
     "UPDATE_PATHS",
-    "DispatchError",
     "apply_update",
     "check_microgrid",
     "end_time",

@@ -22,11 +22,10 @@ from edge_controller.servers.common.serving import (
     SERVER_OPTIONS,
     BindError,
     ServerTls,
-    parse_listen,
+    StartupError,
 )
 from edge_controller.servers.common.serving import ListenAddressError as BaseListenAddressError
 from edge_controller.servers.common.shell import ManagedServer
-from edge_controller.servers.dispatch.errors import StartupError
 from edge_controller.servers.dispatch.service import DispatchService
 from edge_controller.servers.dispatch.servicer import DispatchServicer
 from edge_controller.servers.dispatch.storage import DispatchStore
@@ -153,8 +152,6 @@ class DispatchServer(ManagedServer):
 
 __all__ = [
     "MAX_REQUEST_BYTES",
-    "SERVER_OPTIONS",
     "DispatchServer",
     "ListenAddressError",
-    "parse_listen",
 ]

@@ -42,9 +42,10 @@ from typing import Final
 
 from frequenz.api.dispatch.v1 import dispatch_pb2 as pb
 
+from edge_controller.servers.common.serving import StartupError
 from edge_controller.servers.dispatch import sql_query
 from edge_controller.servers.dispatch.convert import data_from_proto, data_to_proto
-from edge_controller.servers.dispatch.errors import DispatchError, StartupError
+from edge_controller.servers.dispatch.errors import DispatchError
 from edge_controller.servers.dispatch.model import Dispatch, DispatchData, Target, TargetKind
 from edge_controller.servers.dispatch.query import DispatchFilter, Sort
 
