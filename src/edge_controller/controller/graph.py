@@ -34,6 +34,7 @@ from frequenz.client.common.microgrid import MicrogridId
 from frequenz.dispatch import Dispatch, Dispatcher
 
 from edge_controller.common.clock import Clock, WallClock
+from edge_controller.common.compat import stop_dispatcher
 from edge_controller.common.waiting import cancel_and_wait
 from edge_controller.config.changes import ConfigChanges, config_changes, in_force
 from edge_controller.config.schema import ConfigError, ControllerConfig, UseCaseConfig
@@ -42,7 +43,6 @@ from edge_controller.controller.dispatch_broadcasting import (
     DispatchBroadcastingActor,
     DispatchServiceUnreachableError,
     connect_dispatcher,
-    stop_dispatcher,
 )
 from edge_controller.controller.offline_schedule import OfflineScheduleActor
 from edge_controller.controller.power_distributing import PowerDistributingActor
