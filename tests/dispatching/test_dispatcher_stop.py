@@ -6,7 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from edge_controller.controller.dispatch_broadcasting import connect_dispatcher, stop_dispatcher
+from edge_controller.common.compat import stop_dispatcher
+from edge_controller.controller.dispatch_broadcasting import connect_dispatcher
 from edge_controller.servers.dispatch.server import DispatchServer
 from tests.harness import KEY
 

@@ -13,13 +13,13 @@ from datetime import timedelta
 import pytest
 from frequenz.client.weather import Client, ForecastFeature, Location
 
+from edge_controller.common.compat import close_weather_client
 from edge_controller.servers.weather.command import (
     WeatherServerStartupError,
     add_weather_server_parser,
     build_weather_server,
     parse_duration,
 )
-from edge_controller.use_cases.market_bid.weather_actor import close_client
 
 # What `edge-controller weather-server` does once cli.py wires it in: logging on
 # stderr, then the subcommand.
@@ -114,7 +114,7 @@ async def test_the_server_process_prints_its_address_serves_and_stops_on_sigterm
             async with asyncio.timeout(10):
                 rows = (await receiver.receive()).flatten()
         finally:
-            await close_client(client)
+            await close_weather_client(client)
         assert len(rows) == 193
     finally:
         process.send_signal(signal.SIGTERM)

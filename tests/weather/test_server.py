@@ -17,9 +17,9 @@ from frequenz.client.weather import Client, ForecastFeature, Location
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from edge_controller.common.clock import ManualClock
+from edge_controller.common.compat import close_weather_client
 from edge_controller.servers.common.serving import ListenAddressError
 from edge_controller.servers.weather.server import WeatherServer
-from edge_controller.use_cases.market_bid.weather_actor import close_client
 from tests.weather.conftest import MORNING
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ async def client(weather_server: WeatherServer) -> AsyncIterator[Client]:
     try:
         yield api
     finally:
-        await close_client(api)
+        await close_weather_client(api)
 
 
 @pytest.fixture

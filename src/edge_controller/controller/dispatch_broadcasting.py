@@ -40,8 +40,7 @@ from frequenz.client.dispatch.types import DispatchEvent as ClientDispatchEvent
 from frequenz.client.dispatch.types import Event as ClientEvent
 from frequenz.dispatch import Deleted, Dispatch, Dispatcher, DispatchEvent
 
-from edge_controller.common.compat import Timer, marked_deleted
-from edge_controller.common.compat import stop_dispatcher as stop_dispatcher  # re-exported
+from edge_controller.common.compat import Timer, marked_deleted, stop_dispatcher
 from edge_controller.common.log_limit import LogLimiter
 from edge_controller.dispatching import cache
 from edge_controller.dispatching.schedule import next_start_after, running_now, runs_at

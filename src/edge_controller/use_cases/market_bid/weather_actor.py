@@ -23,7 +23,7 @@ receiver closes, and (3) makes a new client when no forecast came for `stale_aft
 (default 3 h; forecasts are typically issued hourly), which also covers a stream
 that hangs without an error. The client offers no way to stop a stream: closing one
 stops its broadcaster before disconnecting, so that no retry task outlives it
-(`common.compat.close_weather_client`, here as `close_client`).
+(`common.compat.close_weather_client`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 from frequenz.channels import Sender
 
-from edge_controller.common.compat import close_weather_client as close_client
+from edge_controller.common.compat import close_weather_client
 from edge_controller.framework.supervision import SupervisedActor
 from edge_controller.weather.convert import forecast_from_rows
 from edge_controller.weather.messages import GeoLocation, WeatherForecast
@@ -126,7 +126,7 @@ class WeatherApiSource:
                 if forecast is not None and forecast.steps:
                     yield forecast
         finally:
-            await close_client(client)
+            await close_weather_client(client)
 
 
 class WeatherActor(SupervisedActor):
@@ -215,5 +215,4 @@ __all__ = [
     "ForecastSource",
     "WeatherActor",
     "WeatherApiSource",
-    "close_client",
 ]
