@@ -6,7 +6,11 @@ actor that lands in that one loop iteration is swallowed, the actor ticks on and
 `stop()` never returns (reproduced 200 times out of 200 by cancelling in that window).
 A test that polls at its actor's tick hits the window often. `stop` cancels again
 until the actor is done, so such a test reports what it asserts, not a hang at
-teardown; the bug itself is for `common/compat.py` to work around and test.
+teardown.
+
+`common.compat.Timer` works around the bug; an actor that ticks on it stops with a
+plain `await actor.stop()`. Only the PowerManagingActor still ticks on the library's
+`Timer`: delete this module when it moves to `compat.Timer`.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.recovery import RecoveryConfig
 from edge_controller.microgrid.telemetry import TelemetryCache
 from tests.controller.cached_site import CachedSite
-from tests.controller.stopping import stop
 from tests.patience import until
 from tests.table import START
 
@@ -143,7 +142,7 @@ async def running() -> AsyncIterator[Recovery]:
     try:
         yield run
     finally:
-        await stop(run.actor)
+        await run.actor.stop()  # compat.Timer: a stop is never swallowed
 
 
 async def test_the_running_actor_checks_on_its_own(running: Recovery) -> None:

@@ -27,7 +27,6 @@ from edge_controller.framework.use_case import GridConfig, SiteView
 from edge_controller.use_cases.peak_shaving.actor import PeakShavingActor
 from edge_controller.use_cases.peak_shaving.config import PeakShavingOptions
 from tests.controller.cached_site import BOTH, CachedSite
-from tests.controller.stopping import stop
 from tests.patience import PATIENCE_S
 from tests.table import START
 
@@ -106,7 +105,7 @@ async def shaver(options: PeakShavingOptions) -> AsyncIterator[Shaver]:
     try:
         yield Shaver(site, dispatches, requests, actor)
     finally:
-        await stop(actor)
+        await actor.stop()  # compat.Timer: a stop is never swallowed
 
 
 @pytest.fixture

@@ -30,11 +30,12 @@ from datetime import datetime, timedelta
 
 import structlog
 from frequenz.channels import Receiver, Sender, select, selected_from
-from frequenz.channels.timer import SkipMissedAndDrift, Timer
+from frequenz.channels.timer import SkipMissedAndDrift
 from frequenz.dispatch import Dispatch
 from frequenz.quantities import Power
 
 from edge_controller.common.clock import Clock, WallClock
+from edge_controller.common.compat import Timer
 from edge_controller.dispatching.payload import PayloadError
 from edge_controller.dispatching.schedule import running_now
 from edge_controller.framework.messages import PowerRequest, Result, Success, TargetKind

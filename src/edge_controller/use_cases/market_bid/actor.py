@@ -76,7 +76,7 @@ from typing import Any, Final, Literal, Protocol, cast
 import grpc
 import structlog
 from frequenz.channels import Receiver, ReceiverStoppedError, Selected, select, selected_from
-from frequenz.channels.timer import SkipMissedAndDrift, Timer
+from frequenz.channels.timer import SkipMissedAndDrift
 from frequenz.client.base.streaming import (
     GrpcStreamBroadcaster,
     StreamEvent,
@@ -103,6 +103,7 @@ from frequenz.client.electricity_trading import (
 )
 
 from edge_controller.common.clock import Clock, WallClock
+from edge_controller.common.compat import Timer
 from edge_controller.dispatching.producer import (
     BATTERY_POWER,
     DispatchProducerError,
