@@ -378,7 +378,9 @@ class Controller:
             self.actors.append(self._broadcaster)
         else:
             assert self._offline_schedule is not None
-            self._offline = OfflineScheduleActor(self._offline_schedule, self._routes())
+            self._offline = OfflineScheduleActor(
+                self._offline_schedule, self._routes(), clock=self._clock
+            )
             self.actors.append(self._offline)
             if self._reconnector is None:
                 self._reconnector = asyncio.create_task(

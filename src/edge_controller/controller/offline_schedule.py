@@ -1,8 +1,9 @@
 """OfflineScheduleActor: runs the cached dispatch schedule while the service is away.
 
 Started only when the controller comes up and the dispatch service does not answer
-but a dispatch cache exists. Once a second it evaluates the cached dispatches
-(`dispatching.offline.changes_at`, the library's own occurrence arithmetic) and sends
+but a dispatch cache exists. Once a second it evaluates the cached dispatches at the
+controller's `Clock` (`dispatching.offline.changes_at`, the library's own occurrence
+arithmetic; a test leaps over a dispatch's start on a `ManualClock`) and sends
 every start and stop to the use-case actors, exactly as the DispatchBroadcastingActor
 would. When the service is back, `hand_over()` stops it and withdraws what it started,
 so the live stream takes over from a clean state.
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import structlog
 from frequenz.channels import Sender
 from frequenz.dispatch import Dispatch
 
+from edge_controller.common.clock import Clock, WallClock
 from edge_controller.common.compat import marked_deleted
 from edge_controller.dispatching.cache import CachedSchedule
 from edge_controller.dispatching.offline import changes_at
@@ -38,10 +40,12 @@ class OfflineScheduleActor(SupervisedActor):
         routes: Mapping[str, Sequence[Sender[Dispatch]]],
         *,
         interval: timedelta = timedelta(seconds=1),
+        clock: Clock | None = None,
         name: str = "offline_schedule",
     ) -> None:
         """Run `schedule` through `routes` (dispatch type → use-case senders)."""
         super().__init__(name=name)
+        self._clock: Clock = clock or WallClock()
         self._dispatches = [d for d in schedule.dispatches if d.type in routes]
         self._routes = routes
         self._interval_s = interval.total_seconds()
@@ -50,7 +54,7 @@ class OfflineScheduleActor(SupervisedActor):
 
     async def _run(self) -> None:
         while True:
-            changes, self._running = changes_at(self._dispatches, self._running, datetime.now(UTC))
+            changes, self._running = changes_at(self._dispatches, self._running, self._clock.now())
             for dispatch in (*changes.stopped, *changes.started):
                 self._log.info(
                     "cached_dispatch_changed",
