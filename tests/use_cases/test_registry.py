@@ -1,17 +1,23 @@
 """The registry drives the configuration and the controller graph: a use case is one
 registry line.
 
-A fake use case, added to `registry.USE_CASES` the way a new folder's one line adds
-it, is parsed with its own keys, shown in the reference, built by the controller and
-driven by its own dispatch type on the simulated site — without a line of `config/`
-or `controller/` knowing it.
+A fake use case, registered the way a new folder is (its name added to
+`registry.FOLDERS`), is parsed with its own keys, shown in the reference, built by the
+controller and driven by its own dispatch type on the simulated site — without a line
+of `config/` or `controller/` knowing it. The registry imports the folders by name,
+which the import rules cannot see: the folders defining `USE_CASE` and `FOLDERS` are
+compared here, and a bad entry stops the start naming its folder.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,6 +25,7 @@ from frequenz.channels import Receiver, Sender
 from frequenz.dispatch import Dispatch
 from frequenz.quantities import Power
 
+from edge_controller import use_cases
 from edge_controller.common.key_specs import KeySpec, SectionSpec
 from edge_controller.common.toml_reader import Reader, checked, number
 from edge_controller.config.reference import reference_markdown
@@ -133,10 +140,63 @@ class HalfPower:
 HALF_POWER = HalfPower()
 
 
+def folder(monkeypatch: pytest.MonkeyPatch, name: str, **names: object) -> None:
+    """A use-case folder `use_cases/<name>/` whose `__init__.py` holds `names`."""
+    package = ModuleType(f"{use_cases.__name__}.{name}")
+    for key, value in names.items():
+        setattr(package, key, value)
+    monkeypatch.setitem(sys.modules, package.__name__, package)
+
+
 @pytest.fixture
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The one registry line a new use case adds."""
-    monkeypatch.setattr(registry, "USE_CASES", (*registry.USE_CASES, HALF_POWER))
+    """The one registry line a new use case adds: its folder's name in `FOLDERS`."""
+    folder(monkeypatch, "half_power", USE_CASE=HALF_POWER)
+    monkeypatch.setattr(registry, "FOLDERS", (*registry.FOLDERS, "half_power"))
+    monkeypatch.setattr(registry, "USE_CASES", registry.load_all(registry.FOLDERS))
+
+
+def test_every_use_case_folder_is_registered_and_every_entry_is_one() -> None:
+    # The registry imports its folders by name, out of the import rules' sight.
+    defining = {
+        found.name
+        for found in pkgutil.iter_modules(use_cases.__path__)
+        if found.ispkg
+        and hasattr(importlib.import_module(f"{use_cases.__name__}.{found.name}"), "USE_CASE")
+    }
+    listed = set(registry.FOLDERS)
+    assert not defining - listed, f"not in registry.FOLDERS: {sorted(defining - listed)}"
+    assert not listed - defining, f"no use-case folder: {sorted(listed - defining)}"
+    assert len(registry.FOLDERS) == len(listed), "a folder listed twice"
+    assert [u.kind for u in registry.USE_CASES][:2] == ["battery_power", "peak_shaving"]
+
+
+class NoBuild:
+    """A would-be use case that forgot `build`."""
+
+    kind = "no_build"
+    default_dispatch_types: tuple[str, ...] = ()
+    keys = HALF_POWER.keys
+
+    def parse(self, reader: Reader, item: Mapping[str, Any], path: str) -> object:
+        return None
+
+
+def test_a_bad_entry_stops_the_start_naming_its_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    folder(monkeypatch, "empty")
+    folder(monkeypatch, "no_build", USE_CASE=NoBuild())
+    refused = {
+        "missing": "no package edge_controller.use_cases.missing",
+        "empty": "its __init__.py defines no USE_CASE",
+        "no_build": "its USE_CASE is no UseCase: it lacks ['build']",
+    }
+    for name, problem in refused.items():
+        with pytest.raises(registry.RegistryError) as caught:
+            registry.load_all(("battery_power", name))
+        assert caught.value.folder == name
+        assert str(caught.value) == f"use_cases/registry.py: {name!r}: {problem}"
+    with pytest.raises(registry.RegistryError, match="kind 'battery_power' is already the kind"):
+        registry.load_all(("battery_power", "peak_shaving", "battery_power"))
 
 
 def test_an_unknown_kind_lists_the_registered_ones() -> None:
