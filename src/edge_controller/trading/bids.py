@@ -84,7 +84,7 @@ class BatteryPool:
 
 @dataclass(frozen=True, slots=True)
 class Strategy:
-    """Strategy parameters (config `[[use_cases]] kind = "market_bid"`)."""
+    """Strategy parameters (config `[market_bid]`)."""
 
     reserve_soc_pct: float = 20.0
     """Never sold below: energy kept for the site itself."""
