@@ -19,12 +19,12 @@ from frequenz.quantities import Power
 
 from edge_controller.common.clock import ManualClock
 from edge_controller.config.schema import GridConfig
-from edge_controller.controller.power_managing import PowerManagingActor, SiteAccess
+from edge_controller.controller.power_managing import PowerManagingActor
 from edge_controller.framework.messages import PowerRequest, TargetKind
+from edge_controller.framework.use_case import SiteView
 from edge_controller.microgrid.telemetry import EvChargerReading, InverterReading
 from edge_controller.power.bounds import Range
 from tests.controller.cached_site import BOTH, CachedSite
-from tests.controller.stopping import stop
 from tests.patience import PATIENCE_S
 from tests.table import START
 
@@ -102,7 +102,7 @@ async def _manager(grid: GridConfig) -> AsyncIterator[Manager]:
     actor = PowerManagingActor(
         requests,
         to_distributor,
-        SiteAccess(site.pairs, site.cache, site.grid_meter_id),
+        SiteView(site.pairs, site.cache, site.grid_meter_id),
         grid=grid,
         clock=site.clock,
         tick=timedelta(milliseconds=20),
@@ -114,7 +114,7 @@ async def _manager(grid: GridConfig) -> AsyncIterator[Manager]:
     try:
         yield manager
     finally:
-        await stop(actor)
+        await actor.stop()
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ from frequenz.quantities import Power
 
 from edge_controller.config.schema import GridConfig
 from edge_controller.controller.power_distributing import PowerDistributingActor
-from edge_controller.controller.power_managing import PowerManagingActor, SiteAccess
+from edge_controller.controller.power_managing import PowerManagingActor
 from edge_controller.framework.messages import PowerRequest, Result, Success, TargetKind
+from edge_controller.framework.use_case import SiteView
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.servers.sim.server import SimulatorServer
 from edge_controller.servers.sim.site import SiteSpec, parse_site
@@ -123,7 +124,7 @@ async def pipeline() -> AsyncIterator[Pipeline]:
         managing = PowerManagingActor(
             requests_in,
             to_distribute,
-            SiteAccess(connection.pairs, connection.cache, connection.grid_meter_id),
+            SiteView(connection.pairs, connection.cache, connection.grid_meter_id),
             grid=GridConfig(),
         )
         distributing = PowerDistributingActor(

@@ -46,7 +46,7 @@ from edge_controller.controller.dispatch_broadcasting import (
 )
 from edge_controller.controller.offline_schedule import OfflineScheduleActor
 from edge_controller.controller.power_distributing import PowerDistributingActor
-from edge_controller.controller.power_managing import PowerManagingActor, SiteAccess
+from edge_controller.controller.power_managing import PowerManagingActor
 from edge_controller.dispatching import cache
 from edge_controller.dispatching.cache import CachedSchedule
 from edge_controller.dispatching.schedule import runs_at
@@ -239,7 +239,7 @@ class Controller:
         self.power_managing = PowerManagingActor(
             requests_in,
             to_distribute,
-            SiteAccess(self.connection.pairs, self.connection.cache, self.connection.grid_meter_id),
+            self.site_view(),
             grid=self.config.grid,
             clock=self._clock,
         )

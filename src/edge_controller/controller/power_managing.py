@@ -54,16 +54,16 @@ from datetime import datetime, timedelta
 
 import structlog
 from frequenz.channels import Receiver, Sender, select, selected_from
-from frequenz.channels.timer import SkipMissedAndDrift, Timer
+from frequenz.channels.timer import SkipMissedAndDrift
 from frequenz.quantities import Power
 
 from edge_controller.common.clock import Clock, WallClock
+from edge_controller.common.compat import Timer
 from edge_controller.config.schema import GridConfig
 from edge_controller.framework.messages import PowerRequest, TargetKind
 from edge_controller.framework.supervision import SupervisedActor
-from edge_controller.microgrid.graph import BatteryPairs
+from edge_controller.framework.use_case import SiteView
 from edge_controller.microgrid.site_view import meter_power_w, pool_view
-from edge_controller.microgrid.telemetry import TelemetryCache
 from edge_controller.power.bounds import Range, hull
 from edge_controller.power.grid_guard import GridLimits, GuardReason, guard_targets
 from edge_controller.power.overlaps import settle_overlaps
@@ -96,16 +96,6 @@ def _proposal(namespace: str, submitted: _Submitted) -> Proposal:
     return Proposal(namespace, request.priority, submitted.at, power_w, hold=request.hold)
 
 
-class SiteAccess:
-    """What the stage reads: the battery pairing, the telemetry cache, the grid meter."""
-
-    def __init__(self, pairs: BatteryPairs, cache: TelemetryCache, grid_meter_id: int | None):
-        """Hold the references (the connection's, read at each decision)."""
-        self.pairs = pairs
-        self.cache = cache
-        self.grid_meter_id = grid_meter_id
-
-
 class PowerManagingActor(SupervisedActor):
     """Resolves use-case priorities and enforces grid limits; see the module docstring."""
 
@@ -113,7 +103,7 @@ class PowerManagingActor(SupervisedActor):
         self,
         requests: Receiver[PowerRequest],
         distributor: Sender[PowerRequest],
-        site: SiteAccess,
+        site: SiteView,
         *,
         grid: GridConfig | None = None,
         clock: Clock | None = None,
