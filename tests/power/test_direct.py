@@ -9,11 +9,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from edge_controller.power.bounds import Range, allows
-from edge_controller.power.direct import DirectKind, DirectUnit, plan_direct, snap
+from edge_controller.power.direct import DirectUnit, plan_direct, snap
+from edge_controller.power.kinds import TargetKind
 from edge_controller.power.planning import Availability, Plan, Refusal
 from tests.properties import examples
 
-EV, PV = DirectKind.EV_CHARGERS, DirectKind.PV_INVERTERS
+EV, PV = TargetKind.EV_CHARGERS, TargetKind.PV_INVERTERS
 
 
 def charger(

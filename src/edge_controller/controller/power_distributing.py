@@ -1,67 +1,50 @@
 """PowerDistributingActor: holds power targets on batteries, EV chargers and PV inverters.
 
-Thin shell around the pure pieces: it reads requests, takes a telemetry snapshot,
-asks `power.planning.plan()` (batteries, through their inverters) or
-`power.direct.plan_direct()` (EV chargers and PV inverters, set one by one) for the
-commands, sends them concurrently (each under the request's timeout), records failures
-in `power.status.BlockingTracker`, and answers each namespace on its own channel::
+A thin shell around one pure call, `power.distribute.decide()`: for each request (and
+each re-plan of a running target) it converts the `PowerRequest` into watts once (an
+`Ask`), snapshots the components it names from telemetry and failure bookkeeping,
+asks `decide()` what to do, sends the commands it returns concurrently (each under
+the request's timeout, paced by `power.command_pacing`), records failures in
+`power.status.BlockingTracker`, and answers each namespace on its own channel::
 
     PowerRequest ──▶ PowerDistributingActor ──▶ set power per inverter/charger (Microgrid API)
-                          │
-                          ├──▶ Result per namespace (Success, PartialFailure, ...)
-                          └──▶ BatteryStatus(working, uncertain)
+                       │  Ask, units ─▶ decide() ─▶ Planned / Refused / Rejected
+                       ├──▶ Result per namespace (Success, PartialFailure, ...)
+                       └──▶ BatteryStatus(working, uncertain)
 
-Semantics (see also the Frequenz SDK's PowerDistributingActor, whose known bugs this
-avoids):
+What `decide()` settles (reach, the operator's controls, feeder-meter shares, the plan,
+refusals, take-overs) is described in `power/distribute.py`. What the actor adds:
 
-- A newer request for the same battery set that arrives before an older one was
-  processed makes the older one `Ignored`. Overlapping, unequal sets are logged; the
-  newer request takes the batteries.
+- A newer request for the same component set that arrives before an older one was
+  processed makes the older one `Ignored`.
 - A target stays in force: it is re-planned every `keepalive_interval` (well within
   the API's command lifetime), which also keeps balancing SoC and brings recovered
   batteries back. Sending 0 W releases the batteries.
-- A plan's command goes to an inverter only when it means something
+- A plan's command goes to a component only when it means something
   (`power.command_pacing`): a changed value, a keep-alive, an unknown state (after a
-  failure or refusal), a re-opened stream; a value the inverter already holds is held
-  back (`commands_held`), and the same value is never repeated within
+  failure or refusal), a re-opened stream; a value it already holds is held back
+  (`commands_held`), and the same value is never repeated within
   `MIN_RESEND_INTERVAL`, however often the target is re-planned. Commands go out
   concurrently, at most `MAX_CONCURRENT_COMMANDS` at a time.
-- A timeout or an API error marks the battery broken (growing blocking time); an
-  OUT_OF_RANGE refusal does not.
-- Every plan (first, retry, keep-alive, re-plan) counts each inverter that may not
-  take our command at its measured power (`power.planning.reach`: blocked, refused,
-  out of service or excluded; a battery retried after its blocking time is told to
-  hold what it measures until it answers) and plans only the rest on the others. The
-  plan is made again at once when such an inverter's measured power moves by more
-  than its resolution (at least `COUNTED_POWER_STEP_W`): its last command expired, or
-  it ramps down (`counted_power_moved`); after a refusal; after a probe answered.
-- `BatteryStatus(working, uncertain)` is published whenever it changes (a battery
-  goes stale or recovers, is blocked or unblocked, out of service or back), checked
-  every tick.
+- A timeout or an API error marks the battery (or EV charger, PV inverter) broken
+  (growing blocking time); an OUT_OF_RANGE refusal does not: that component is counted
+  at its measured power until the next keep-alive.
+- A target is planned again at once: after a failure, a refusal or an answered probe;
+  when an inverter the plan counts at its measured power moves by more than its
+  resolution (at least `COUNTED_POWER_STEP_W`: its last command expired, or it ramps
+  down); when a limited feeder meter's allowance moved (checked every tick: a standing
+  command outside its new share by more than `METER_TOLERANCE_W`, or held back by a
+  share that has since grown); when an EV charger's or PV inverter's bounds moved (a
+  car plugged in or out: `direct_bounds_changed`); when an inverter's telemetry stream
+  was re-opened (`telemetry_resumed`).
+- `BatteryStatus(working, uncertain)` is published whenever it changes, checked every
+  tick.
 - Time comes from the project's `Clock`, so tests leap minutes with a manual clock.
-- EV chargers and PV inverters (`PowerRequest.target`): the same keep-alive, pacing,
-  time-outs, failure marking (per component) and observe mode as inverter commands.
-  A PV request is a production limit, shared by rated power; its withdraw (0 W
-  without bounds) lifts each PV inverter to its full production once and ends the
-  target — as releasing one does (a take-over, entering observe mode). EV chargers
-  are released to 0 W. A direct target is planned again at once when a component's
-  bounds move (a car plugged in or out: `direct_bounds_changed`). The global power
-  limit and the excluded batteries concern battery targets only; feeder-meter limits
-  the battery inverters below them.
-- Operator controls (`reconfigure`, applied live): in `observe` mode every plan is
-  made and logged (`observe_only`) but nothing is sent — entering it releases the
-  running targets to 0 W once, so nothing is left running unattended; excluded
-  batteries are left out of every plan (their inverters get 0 W once when excluded
-  while in use); the global power limit shrinks each target to what is left of it
-  after the other running targets (`power.controls.limit_target`), logged and
-  counted, and the full target comes back when the limit allows it.
-- Feeder-meter limits (`[[grid.meters]]`, `power.meter_limits`): each round every
-  limited meter becomes a share per inverter below it, intersected with the inverter's
-  bounds before planning, so the distribution stays inside it and a request that needs
-  more is clamped (its excess reported; `meter_limited` logged and counted). The
-  shares are checked every tick: a standing command outside its new share by more
-  than `METER_TOLERANCE_W` (a load came up below the meter, its data went stale), or
-  held back by a share that has since grown, is planned again at once.
+- Operator controls (`reconfigure`, applied live): entering observe mode releases the
+  running targets once (batteries and EV chargers to 0 W, PV limits lifted), so
+  nothing is left running unattended; excluding a battery in use gives its inverter
+  0 W once. A PV withdraw lifts each PV inverter to its full production once and ends
+  the target; EV chargers are released to 0 W.
 """
 
 from __future__ import annotations
@@ -70,7 +53,7 @@ import asyncio
 import dataclasses
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, cast
@@ -102,17 +85,24 @@ from edge_controller.microgrid.telemetry import EvChargerReading, InverterReadin
 from edge_controller.microgrid.telemetry_gaps import GapTracker, resumed_on_targets
 from edge_controller.power.bounds import Range, hull
 from edge_controller.power.command_pacing import CommandPacer
-from edge_controller.power.controls import limit_target
-from edge_controller.power.direct import DirectKind, DirectUnit, plan_direct
-from edge_controller.power.distribution import DistributionAlgorithm, SocBalancing
-from edge_controller.power.meter_limits import (
-    ZERO,
-    MeterLimit,
-    MeterShares,
-    held_sides,
-    meter_shares,
-    needs_replan,
+from edge_controller.power.direct import DirectUnit, bounds_moved, plan_direct
+from edge_controller.power.distribute import (
+    METER_TOLERANCE_W,
+    Ask,
+    MeterReadings,
+    Planned,
+    Refused,
+    Rejected,
+    Rules,
+    TakeOver,
+    decide,
+    direct_problem,
+    meters_moved,
+    shares_for,
+    standing_w,
 )
+from edge_controller.power.distribution import DistributionAlgorithm, SocBalancing
+from edge_controller.power.meter_limits import ZERO, MeterLimit, MeterShares
 from edge_controller.power.planning import (
     Availability,
     BatteryState,
@@ -120,7 +110,6 @@ from edge_controller.power.planning import (
     Refusal,
     Unit,
     counted_moved,
-    plan,
 )
 from edge_controller.power.status import BatteryStatus, BlockingTracker
 
@@ -134,6 +123,21 @@ orphan of an earlier run."""
 MAX_CONCURRENT_COMMANDS = 64
 """Set-power calls in flight at once: a site of hundreds of inverters is commanded
 concurrently without opening hundreds of calls on one connection at the same instant."""
+COUNTED_POWER_STEP_W = 50.0
+"""The least change (W) of a counted inverter's measured power that re-plans its
+target at once (its resolution when larger): a silent inverter's expired command or an
+excluded one ramping down, not a meter's noise."""
+
+__all__ = [
+    "COUNTED_POWER_STEP_W",
+    "MAX_CONCURRENT_COMMANDS",
+    "METER_TOLERANCE_W",
+    "ORPHAN_GRACE",
+    "RETRY_INTERVAL",
+    "DirectAccess",
+    "MicrogridAccess",
+    "PowerDistributingActor",
+]
 
 
 class MicrogridAccess(Protocol):
@@ -179,55 +183,56 @@ class DirectAccess(Protocol):
         ...
 
 
-_DIRECT_KINDS = {
-    TargetKind.EV_CHARGERS: DirectKind.EV_CHARGERS,
-    TargetKind.PV_INVERTERS: DirectKind.PV_INVERTERS,
-}
-_NOUNS = {
-    TargetKind.BATTERIES: "batteries",
-    TargetKind.EV_CHARGERS: "EV chargers",
-    TargetKind.PV_INVERTERS: "PV inverters",
-}
+def _ask(request: PowerRequest) -> Ask:
+    """The request in watts: the one conversion from `Power` inside the distributor."""
+    return Ask(
+        request.target,
+        request.components,
+        request.power.as_watts(),
+        adjust_power=request.adjust_power,
+        include_broken=request.include_broken_batteries,
+        withdraw=request.withdraws,
+    )
 
 
 @dataclass(slots=True)
 class _Target:
+    """A running target: what was asked, when to plan it again, what it runs now."""
+
     request: PowerRequest
+    """As it came (its results carry it)."""
+    ask: Ask
+    """The same in watts (`power.distribute.Standing`)."""
     next_send: datetime
     granted_w: float = 0.0
     """What the power limit let through last time (W)."""
     commands_w: dict[int, float] = dataclasses.field(default_factory=dict)
-    """The last commands the inverters accepted (W): what they run now."""
+    """The last commands the components accepted (W): what they run now."""
     allowed: dict[int, Range] = dataclasses.field(default_factory=dict)
     """Per limited meter, what this target's inverters below it were allowed together
     when planned (`[0, 0]` without meter data)."""
     held: dict[int, int] = dataclasses.field(default_factory=dict)
     """The meters whose limit held the plan back, with the side (`meter_limits.held_sides`)."""
     counted_w: dict[int, float] = dataclasses.field(default_factory=dict)
-    """The inverters the last plan counted at their measured power, with that power
+    """The components the last plan counted at their measured power, with that power
     (W): re-planned at once when it moves (`planning.counted_moved`)."""
     refused_until: dict[int, datetime] = dataclasses.field(default_factory=dict)
-    """Inverters that refused a command (out of range), counted at their measured power
-    until the next keep-alive tries them again."""
-    planned_bounds: dict[int, Range | None] = dataclasses.field(default_factory=dict)
-    """A direct target's components' bounds (hull) when planned: re-planned at once when
-    they move (`_notice_direct_bounds`)."""
+    """Components that refused a command (out of range), counted at their measured
+    power until the next keep-alive tries them again."""
+    planned_bounds: Mapping[int, Range | None] = dataclasses.field(default_factory=dict)
+    """An EV or PV target's components' bounds (hull) when planned: re-planned at once
+    when they move (`_notice_direct_bounds`)."""
 
-
-COUNTED_POWER_STEP_W = 50.0
-"""The least change (W) of a counted inverter's measured power that re-plans its
-target at once (its resolution when larger): a silent inverter's expired command or an
-excluded one ramping down, not a meter's noise."""
-
-METER_TOLERANCE_W = 200.0
-"""How far (W, per inverter) a standing command may lie outside its feeder-meter share
-before it is planned again at once, and how far a share must grow back to re-plan a
-command it held back: small enough for a feeder's fuse, big enough that a noisy load
-does not re-send commands every tick."""
+    def refused(self, now: datetime) -> frozenset[int]:
+        """The components still counted after a refusal."""
+        return frozenset(i for i, until in self.refused_until.items() if until > now)
 
 
 class PowerDistributingActor(SupervisedActor):
-    """Distributes power requests over batteries; see the module docstring."""
+    """Distributes power requests over batteries, EV chargers and PV inverters.
+
+    See the module docstring; what it decides is `power.distribute.decide`.
+    """
 
     def __init__(
         self,
@@ -283,6 +288,7 @@ class PowerDistributingActor(SupervisedActor):
         self._meter_stale_after = meter_stale_after
         self._meter_verdicts: dict[int, str] = {}
         self._out_of_service: frozenset[int] = frozenset()
+        self._rules = self._current_rules()
         self._changes: deque[Callable[[], Awaitable[None]]] = deque()
         self._wake = asyncio.Event()
         self._orphans_checked = False
@@ -315,8 +321,19 @@ class PowerDistributingActor(SupervisedActor):
 
     @property
     def targets(self) -> dict[frozenset[int], float]:
-        """Running targets: watts asked per battery set (before any power limit)."""
-        return {b: t.request.power.as_watts() for b, t in self._targets.items()}
+        """Running targets: watts asked per component set (before any power limit)."""
+        return {ids: t.ask.power_w for ids, t in self._targets.items()}
+
+    def _current_rules(self) -> Rules:
+        """The settings `decide()` follows, from the actor's: made again on each change."""
+        return Rules(
+            self._algorithm,
+            observe=self._controls.mode == "observe",
+            left_out=self._controls.excluded_batteries | self._out_of_service,
+            power_limit_w=self._controls.power_limit_w,
+            meter_limits=self._meter_limits,
+            inverters_below=self._inverters_below,
+        )
 
     async def reconfigure(
         self,
@@ -364,6 +381,7 @@ class PowerDistributingActor(SupervisedActor):
                 self._meter_limits = tuple(meter_limits)
             if meter_stale_after is not None:
                 self._meter_stale_after = meter_stale_after
+            self._rules = self._current_rules()
             self._replan_all()
 
         self._changes.append(change)
@@ -386,6 +404,7 @@ class PowerDistributingActor(SupervisedActor):
         newly_out = batteries - self._out_of_service
         self._log.warning("out_of_service", batteries=sorted(batteries))
         self._out_of_service = batteries
+        self._rules = self._current_rules()
 
         async def change() -> None:
             in_use = self._in_use(TargetKind.BATTERIES)
@@ -401,12 +420,13 @@ class PowerDistributingActor(SupervisedActor):
         return frozenset(
             component_id
             for ids, target in self._targets.items()
-            if target.request.target is kind
+            if target.ask.kind is kind
             for component_id in ids
         )
 
     async def _change_controls(self, controls: ControlsConfig) -> None:
         old, self._controls = self._controls, controls
+        self._rules = self._current_rules()
         release: dict[TargetKind, set[int]] = {kind: set() for kind in TargetKind}
         if controls.mode == "observe" and old.mode == "control":
             for kind in TargetKind:
@@ -452,105 +472,30 @@ class PowerDistributingActor(SupervisedActor):
             self._log.warning("orphan_power_released", batteries=sorted(orphans))
             await self._release(orphans)
 
-    def _plan(self, request: PowerRequest, target_w: float, units: list[Unit]) -> Plan | Refusal:
-        return plan(
-            target_w,
-            units,
-            self._algorithm,
-            adjust_power=request.adjust_power,
-            include_broken=request.include_broken_batteries,
-        )
-
-    def _within_meter_shares(
-        self, request: PowerRequest, target_w: float, units: list[Unit], now: datetime
-    ) -> tuple[list[Unit], MeterShares, Mapping[int, float]]:
-        """The units narrowed to their feeder-meter shares, the shares, the first plan.
-
-        The shares follow what the distribution would do without them (a first plan),
-        so a meter's headroom goes to the inverters the SoC balancing picks; the other
-        inverters below a meter keep what they run (`_meter_shares`).
-        """
-        first = self._plan(request, target_w, units)
-        # An inverter the plan counts at its measured power (`planning.reach`: a probe
-        # holds it) stays at that power below its meter, like one not commanded.
-        wanted = (
-            {i: p for i, p in first.commands.items() if i not in first.counted_w}
-            if isinstance(first, Plan)
-            else {}
-        )
-        decided = self._meter_shares(now, wanted, besides=request.batteries)
-        narrowed = [
-            dataclasses.replace(u, site_share=decided.shares.get(u.inverter_id)) for u in units
-        ]
-        return narrowed, decided, wanted
-
-    def _meter_shares(
-        self, now: datetime, wanted: Mapping[int, float], *, besides: frozenset[int]
-    ) -> MeterShares:
-        """The limited meters' shares for the inverters `wanted` commands this round.
-
-        The other inverters below a meter count at the standing command of the target
-        that runs them (`besides` is the target being planned), or else at their
-        measured power (a broken one the plan does not command, an idle one).
-        """
-        if not self._meter_limits or not wanted:
-            return MeterShares({}, ())
-        cache = self._microgrid.cache
-        below = {m.meter_id: self._inverters_below.get(m.meter_id, ()) for m in self._meter_limits}
-        inverters = sorted({i for ids in below.values() for i in ids})
-        fresh = {i: cache.inverter(i, now) for i in inverters}
-        last = {i: cache.last_inverter(i) for i in inverters}
-        standing = {
-            inverter_id: command
-            for batteries, target in self._targets.items()
-            if batteries != besides and target.request.target is TargetKind.BATTERIES
-            for inverter_id, command in target.commands_w.items()
-        }
-        return meter_shares(
-            self._meter_limits,
-            below,
-            {m: meter_power_w(cache, m, now, self._meter_stale_after) for m in below},
-            {i: r.power_w if r is not None else None for i, r in fresh.items()},
-            {i: hull(r.bounds) if r is not None and r.bounds else None for i, r in last.items()},
-            wanted,
-            controlled=frozenset(wanted),
-            fixed_w=standing,
-        )
+    # ------------------------------------------------------------- noticing a re-plan
 
     def _notice_meter_shares(self) -> None:
         """Re-plan a target whose meters' allowance moved; log each meter's verdict."""
         if not self._meter_limits and not any(t.allowed for t in self._targets.values()):
             return
         now = self._clock.now()
-        for batteries, target in self._targets.items():
-            if not target.commands_w or target.request.target is not TargetKind.BATTERIES:
+        readings = self._meter_readings(now) if self._meter_limits else None
+        for ids, target in self._targets.items():
+            if not target.commands_w or target.ask.kind is not TargetKind.BATTERIES:
                 continue
-            decided = self._meter_shares(now, target.commands_w, besides=batteries)
+            decided = shares_for(
+                self._rules, readings, target.commands_w, standing_w(self._targets, ids)
+            )
             self._log_verdicts(decided)
-            allowed_now = {
-                a.meter_id: a.allowed if a.allowed is not None else ZERO for a in decided.allowances
-            }
-            inverters = {a.meter_id: a.inverters for a in decided.allowances}
-            moved = [
-                meter_id
-                for meter_id in sorted(set(target.allowed) | set(allowed_now))
-                if needs_replan(
-                    math.fsum(
-                        target.commands_w.get(i, 0.0)
-                        for i in inverters.get(meter_id, self._inverters_below.get(meter_id, ()))
-                    ),
-                    target.allowed.get(meter_id),
-                    allowed_now.get(meter_id),
-                    target.held.get(meter_id, 0),
-                    METER_TOLERANCE_W,
-                )
-            ]
+            moved = meters_moved(
+                target.commands_w, target.allowed, target.held, decided, self._rules
+            )
             if moved and target.next_send > now:
-                self._log.info("meter_allowance_changed", batteries=sorted(batteries), meters=moved)
+                self._log.info("meter_allowance_changed", batteries=sorted(ids), meters=moved)
                 target.next_send = now
 
     def _notice_counted_power(self) -> None:
-        """Re-plan a target at once when an inverter it counts moved (`counted_moved`).
+        """Re-plan a target at once when a component it counts moved (`counted_moved`).
 
         A silent inverter's last command expired (its power fell to 0 W), or an
         excluded one ramps down: the others must take over the difference now, not at
@@ -558,30 +503,52 @@ class PowerDistributingActor(SupervisedActor):
         """
         now = self._clock.now()
         cache = self._microgrid.cache
-        for batteries, target in self._targets.items():
+        for ids, target in self._targets.items():
             if not target.counted_w or target.next_send <= now:
                 continue
             measured: dict[int, float | None] = {}
-            for inverter_id in target.counted_w:
-                reading = cache.inverter(inverter_id, now) or cache.ev_charger(inverter_id, now)
-                measured[inverter_id] = reading.power_w if reading is not None else None
-            moved = counted_moved(
-                target.counted_w,
-                measured,
-                {
-                    i: max(self._resolutions.get(i, 1.0), COUNTED_POWER_STEP_W)
-                    for i in target.counted_w
-                },
-            )
+            for component_id in target.counted_w:
+                reading = cache.inverter(component_id, now) or cache.ev_charger(component_id, now)
+                measured[component_id] = reading.power_w if reading is not None else None
+            moved = counted_moved(target.counted_w, measured, self._steps(target.counted_w))
             if moved:
                 self._log.info(
                     "counted_power_moved",
-                    batteries=sorted(batteries),
+                    batteries=sorted(ids),
                     inverters=moved,
                     counted_w={i: target.counted_w[i] for i in moved},
                     measured_w={i: measured[i] for i in moved},
                 )
                 target.next_send = now
+
+    def _notice_direct_bounds(self) -> None:
+        """Re-plan a direct target at once when one of its components' bounds moved.
+
+        A car plugged in (0..0 → 0..22 kW) or out, a PV inverter whose bounds follow its
+        sun (`power.direct.bounds_moved`).
+        """
+        now = self._clock.now()
+        cache = self._microgrid.cache
+        for ids, target in self._targets.items():
+            if not target.planned_bounds or target.next_send <= now:
+                continue
+            bounds: dict[int, Range | None] = {}
+            for component_id in target.planned_bounds:
+                reading = cache.last_inverter(component_id) or cache.last_ev_charger(component_id)
+                bounds[component_id] = (
+                    hull(reading.bounds) if reading is not None and reading.bounds else None
+                )
+            moved = bounds_moved(target.planned_bounds, bounds, self._steps(target.planned_bounds))
+            if moved:
+                self._log.info("direct_bounds_changed", components=sorted(ids), moved=moved)
+                target.next_send = now
+
+    def _steps(self, component_ids: Iterable[int]) -> dict[int, float]:
+        """Each component's least move that is not noise (W).
+
+        Its resolution, at least `COUNTED_POWER_STEP_W`: a meter's noise must not re-plan.
+        """
+        return {i: max(self._resolutions.get(i, 1.0), COUNTED_POWER_STEP_W) for i in component_ids}
 
     def _log_verdicts(self, decided: MeterShares) -> None:
         for allowance in decided.allowances:
@@ -612,8 +579,7 @@ class PowerDistributingActor(SupervisedActor):
         """
         gaps = self._microgrid.telemetry_gaps
         inverters_of = {
-            batteries: self._commanded_ids(target.request)
-            for batteries, target in self._targets.items()
+            ids: self._commanded_ids(target.ask) for ids, target in self._targets.items()
         }
         targeted = set().union(*inverters_of.values()) if inverters_of else set()
         direct = self._direct()
@@ -654,12 +620,424 @@ class PowerDistributingActor(SupervisedActor):
                     target = self._targets[batteries]
                     target.next_send = min(target.next_send, due)
 
-    def _commanded_ids(self, request: PowerRequest) -> set[int]:
-        """The components a request's commands go to: inverters, or the ids themselves."""
-        if request.target is TargetKind.BATTERIES:
+    def _commanded_ids(self, ask: Ask) -> set[int]:
+        """The components a target's commands go to: inverters, or the ids themselves."""
+        if ask.kind is TargetKind.BATTERIES:
             pairs = self._microgrid.pairs
-            return {pairs.inverter_of(b) for b in request.batteries}
-        return set(request.components)
+            return {pairs.inverter_of(b) for b in ask.ids}
+        return set(ask.ids)
+
+    # ------------------------------------------------------------- main loop
+
+    async def _run(self) -> None:
+        # Kept on the actor: a restart after a crash must not lose requests (a 0 W
+        # release among them) that were already taken from the channel.
+        pending = self._pending
+        arrived = self._wake
+        arrived.set()
+        started = self._clock.now()
+
+        async def collect() -> None:
+            async for request in self._requests:
+                pending.append(request)
+                arrived.set()
+
+        collector = asyncio.create_task(collect(), name=f"{self.name}_collect")
+        try:
+            while True:
+                await wait_event(arrived, self._tick_s)
+                if collector.done():
+                    collector.result()  # the request channel closed: re-raise or stop
+                    return
+                arrived.clear()
+                while self._changes:
+                    await self._changes.popleft()()
+                if not self._orphans_checked and self._clock.now() - started >= ORPHAN_GRACE:
+                    self._orphans_checked = True
+                    await self._release_orphans()
+                self._notice_telemetry_gaps()
+                self._notice_meter_shares()
+                self._notice_counted_power()
+                self._notice_direct_bounds()
+                await self._publish_status(self._clock.now())
+                batch = list(pending)
+                pending.clear()
+                for request in await self._latest_only(batch):
+                    await self._handle(request, _ask(request), keepalive=False)
+                await self._keep_alive()
+        finally:
+            collector.cancel()
+
+    async def _latest_only(self, batch: list[PowerRequest]) -> list[PowerRequest]:
+        """Answer superseded requests with Ignored; keep the newest per component set."""
+        newest: dict[frozenset[int], PowerRequest] = {}
+        for request in batch:
+            older = newest.get(request.components)
+            if older is not None:
+                await self._publish(Ignored(older))
+            newest[request.components] = request
+        return list(newest.values())
+
+    async def _keep_alive(self) -> None:
+        now = self._clock.now()
+        for target in list(self._targets.values()):
+            if target.next_send <= now:
+                await self._handle(target.request, target.ask, keepalive=True)
+
+    # ------------------------------------------------------------- one request
+
+    async def _handle(self, request: PowerRequest, ask: Ask, *, keepalive: bool) -> None:
+        """Gather, decide (`power.distribute.decide`), send, record, report."""
+        log = self._log.bind(namespace=request.namespace, keepalive=keepalive)
+        if ask.kind is not TargetKind.BATTERIES:
+            log = log.bind(target=ask.kind.value)
+        invalid = self._validate(request)
+        if invalid is not None:
+            await self._publish(Error(request, invalid))
+            log.warning("request_rejected", reason=invalid)
+            return
+        now = self._clock.now()
+        if ask.kind is TargetKind.BATTERIES:
+            units: list[Unit] | list[DirectUnit] = self._units(request, now)
+            meters = self._meter_readings(now) if self._meter_limits else None
+        else:
+            running = self._targets.get(ask.ids)
+            refused = running.refused(now) if running is not None else frozenset()
+            units, meters = self._direct_units(ask.kind, ask.ids, now, refused), None
+        decision = decide(
+            ask, self._targets, units, self._rules, keepalive=keepalive, meters=meters
+        )
+        if isinstance(decision, Rejected):
+            await self._publish(Error(request, decision.reason))
+            log.warning("request_rejected", reason=decision.reason)
+        elif isinstance(decision, Refused):
+            await self._on_refused(request, ask, decision, log, now)
+        else:
+            await self._on_planned(request, ask, decision, log, keepalive=keepalive, now=now)
+
+    def _validate(self, request: PowerRequest) -> str | None:
+        """What is wrong with the ids of a request, by the site's components."""
+        if request.target is TargetKind.BATTERIES:
+            return self._microgrid.pairs.request_problem(request.batteries)
+        direct = self._direct()
+        known = (
+            direct.ev_charger_ids
+            if request.target is TargetKind.EV_CHARGERS
+            else direct.pv_inverter_ids
+        )
+        return direct_problem(_ask(request), known)
+
+    async def _on_refused(
+        self,
+        request: PowerRequest,
+        ask: Ask,
+        refused: Refused,
+        log: structlog.typing.FilteringBoundLogger,
+        now: datetime,
+    ) -> None:
+        await self._take_over(request, refused.take_over)
+        if refused.retry:
+            self._targets[ask.ids] = _Target(request, ask, now + RETRY_INTERVAL)
+        if refused.report:
+            await self._refuse(request, refused.refusal, log)
+        if refused.withdraw is None:
+            return
+        log.warning(refused.withdraw)
+        if ask.kind is TargetKind.BATTERIES:
+            # Held at 0 W until the use case asks again.
+            zero = dataclasses.replace(request, power=Power.zero())
+            await self._handle(zero, _ask(zero), keepalive=True)
+            return
+        self._targets.pop(ask.ids, None)
+        if self._controls.mode == "control":
+            await self._release(ask.ids, ask.kind)
+
+    async def _on_planned(
+        self,
+        request: PowerRequest,
+        ask: Ask,
+        planned: Planned,
+        log: structlog.typing.FilteringBoundLogger,
+        *,
+        keepalive: bool,
+        now: datetime,
+    ) -> None:
+        decided = planned.plan
+        if planned.limited:
+            self._count("power_limited")
+            log.warning(
+                "power_limited",
+                requested_w=ask.power_w,
+                allowed_w=planned.target_w,
+                power_limit_w=self._controls.power_limit_w,
+            )
+        await self._take_over(request, planned.take_over)
+        if self._rules.observe:
+            if ask.withdraw and ask.kind is not TargetKind.BATTERIES:
+                self._targets.pop(ask.ids, None)
+            else:
+                self._targets[ask.ids] = _Target(
+                    request,
+                    ask,
+                    now + self._keepalive,
+                    planned.target_w,
+                    planned_bounds=planned.bounds_seen,
+                )
+            self._count("observed")
+            if not keepalive:
+                await self._publish(
+                    Success(
+                        request,
+                        Power.from_watts(sum(decided.commands.values())),
+                        planned.served,
+                        Power.from_watts(decided.excess_w),
+                    )
+                )
+            log.info("observe_only", target_w=planned.target_w, would_command_w=decided.commands)
+            return
+        outcome = await self._send(request, decided, planned.serves, planned.always)
+        running = self._targets.get(ask.ids)
+        refused_until = {
+            i: until
+            for i, until in (running.refused_until if running and keepalive else {}).items()
+            if until > now
+        }
+        refused_until.update(dict.fromkeys(outcome.refused, now + self._keepalive))
+        if planned.ends and not outcome.failed:
+            self._targets.pop(ask.ids, None)
+        else:
+            self._targets[ask.ids] = _Target(
+                request,
+                ask,
+                self._next_send(ask, planned, outcome, now),
+                planned.target_w,
+                {
+                    i: command
+                    for i, command in decided.commands.items()
+                    if not planned.serves.get(i, frozenset()) & outcome.failed
+                },
+                {a.meter_id: a.allowed or ZERO for a in planned.meters.allowances},
+                dict(planned.held),
+                dict(decided.counted_w),
+                refused_until,
+                planned.bounds_seen,
+            )
+        if ask.kind is TargetKind.BATTERIES:
+            self._log_meters(planned, log)
+            await self._publish_status(now)
+        result = outcome.result(request, decided)
+        if not keepalive or not isinstance(result, Success):
+            await self._publish(result)
+        log.info(
+            "power_distributed",
+            target_w=planned.target_w,
+            withdraw=ask.withdraw or None,
+            commands_w=decided.commands,
+            counted_elsewhere_w=decided.counted_elsewhere_w,
+            excess_w=decided.excess_w,
+            failed=sorted(outcome.failed),
+            skipped=decided.skipped or None,
+        )
+
+    def _next_send(self, ask: Ask, planned: Planned, outcome: _Outcome, now: datetime) -> datetime:
+        """When a target that was just sent is planned again.
+
+        At the keep-alive of the oldest command held (`command_pacing`); at once after
+        a refusal (counted at its measured power from now on) or an answered probe
+        (it takes its share): the plan changes either way. After a failure, at once
+        too — the failed components are blocked now and the others make up the rest —
+        but a battery release is not retried before its blocking time: its command
+        would stall every other request for a whole timeout.
+        """
+        keepalive_at = now + self._keepalive
+        next_send = min(keepalive_at, self._pacer.next_due(planned.plan.commands) or keepalive_at)
+        if outcome.refused or planned.probed & outcome.answered:
+            next_send = now
+        if outcome.blocked:
+            next_send = now
+            if ask.kind is TargetKind.BATTERIES and planned.target_w == 0.0:
+                blocked = [
+                    t for b in outcome.failed if (t := self._blocking.blocked_until(b)) is not None
+                ]
+                if blocked:
+                    next_send = max(blocked)
+        return next_send
+
+    def _log_meters(self, planned: Planned, log: structlog.typing.FilteringBoundLogger) -> None:
+        self._log_verdicts(planned.meters)
+        if not planned.held:
+            return
+        self._count("meter_limited")
+        allowances = [a for a in planned.meters.allowances if a.meter_id in planned.held]
+        # Nothing left at all (the meter's data is missing, or other targets below it
+        # run all its headroom: first planned, first served) is worth a warning.
+        starved = any((a.allowed or ZERO) == ZERO for a in allowances)
+        (log.warning if starved else log.info)(
+            "meter_limited",
+            starved=starved,
+            target_w=planned.target_w,
+            meters=sorted(planned.held),
+            allowed_w={
+                str(a.meter_id): [(a.allowed or ZERO).lower, (a.allowed or ZERO).upper]
+                for a in allowances
+            },
+            excess_w=planned.plan.excess_w,
+        )
+
+    async def _take_over(self, request: PowerRequest, take_over: TakeOver) -> None:
+        """Drop the running targets a request replaces; give back what it leaves."""
+        for ids in take_over.replaces:
+            self._log.warning(
+                "overlapping_request",
+                namespace=request.namespace,
+                batteries=sorted(request.components),
+                replaces=sorted(ids),
+                released=sorted(ids - request.components) or None,
+            )
+            self._targets.pop(ids, None)
+        for kind, ids in take_over.releases:
+            await self._release(ids, kind)
+
+    # ------------------------------------------------------------- snapshots
+
+    def _meter_readings(self, now: datetime) -> MeterReadings:
+        """The limited meters' power and their inverters' power and bounds, now."""
+        cache = self._microgrid.cache
+        below = {m.meter_id: self._inverters_below.get(m.meter_id, ()) for m in self._meter_limits}
+        inverters = sorted({i for ids in below.values() for i in ids})
+        fresh = {i: cache.inverter(i, now) for i in inverters}
+        last = {i: cache.last_inverter(i) for i in inverters}
+        return MeterReadings(
+            {m: meter_power_w(cache, m, now, self._meter_stale_after) for m in below},
+            {i: r.power_w if r is not None else None for i, r in fresh.items()},
+            {i: hull(r.bounds) if r is not None and r.bounds else None for i, r in last.items()},
+        )
+
+    def _units(self, request: PowerRequest, now: datetime) -> list[Unit]:
+        """Snapshot the request's inverters with their batteries from telemetry.
+
+        With each, the facts `planning.reach` decides from: blocked, unconfirmed
+        (blocking time over, not answered since), refused (until the next keep-alive).
+        """
+        running = self._targets.get(request.batteries)
+        refused = running.refused(now) if running is not None else frozenset()
+        cache = self._microgrid.cache
+        inverters = sorted({self._microgrid.pairs.inverter_of(b) for b in request.batteries})
+        units = []
+        for inverter_id in inverters:
+            battery_ids = self._microgrid.pairs.batteries_of(inverter_id)
+            fresh = [cache.battery(b, now) for b in battery_ids]
+            latest = [cache.last_battery(b) for b in battery_ids]
+            inverter_fresh = cache.inverter(inverter_id, now)
+            inverter_last = cache.last_inverter(inverter_id)
+            if any(self._blocking.is_blocked(b, now) for b in battery_ids):
+                availability = Availability.BROKEN
+            elif all(r is not None for r in fresh) and inverter_fresh is not None:
+                availability = Availability.WORKING
+            else:
+                availability = Availability.UNCERTAIN
+            batteries = tuple(
+                BatteryState(
+                    battery_id,
+                    reading.soc_pct if reading else math.nan,
+                    reading.soc_lower_pct if reading else math.nan,
+                    reading.soc_upper_pct if reading else math.nan,
+                    reading.capacity_wh if reading else math.nan,
+                    reading.bounds if reading else None,
+                )
+                for battery_id, reading in zip(battery_ids, latest, strict=True)
+            )
+            measured = inverter_fresh.power_w if inverter_fresh is not None else None
+            units.append(
+                Unit(
+                    inverter_id=inverter_id,
+                    batteries=batteries,
+                    inverter_bounds=inverter_last.bounds if inverter_last else None,
+                    resolution_w=self._resolutions.get(inverter_id, 1.0),
+                    availability=availability,
+                    measured_power_w=(
+                        measured if measured is not None and math.isfinite(measured) else None
+                    ),
+                    unconfirmed=any(self._blocking.unconfirmed(b, now) for b in battery_ids),
+                    refused=inverter_id in refused,
+                )
+            )
+        return units
+
+    def direct_release_commands(self) -> dict[int, float]:
+        """What gives every EV charger and PV inverter back, for the controller's stop.
+
+        Every EV charger 0 W; every PV inverter its full production (the lower end of
+        its bounds, else its rating; none when neither is known), in whole steps — what
+        a withdraw sends. Batteries are released by the controller on their own.
+        """
+        now = self._clock.now()
+        direct = self._direct()
+        commands: dict[int, float] = {}
+        for kind, ids in (
+            (TargetKind.EV_CHARGERS, direct.ev_charger_ids),
+            (TargetKind.PV_INVERTERS, direct.pv_inverter_ids),
+        ):
+            units = [
+                dataclasses.replace(u, availability=Availability.WORKING, refused=False)
+                for u in self._direct_units(kind, frozenset(ids), now)
+            ]
+            given_back = plan_direct(kind, 0.0, units, withdraw=True)
+            if isinstance(given_back, Plan):
+                commands.update(given_back.commands)
+        return commands
+
+    def _direct(self) -> DirectComponents:
+        access = self._direct_access
+        return access.direct if access is not None else DirectComponents()
+
+    def _direct_units(
+        self,
+        kind: TargetKind,
+        ids: frozenset[int],
+        now: datetime,
+        refused: frozenset[int] = frozenset(),
+    ) -> list[DirectUnit]:
+        """Snapshot EV chargers or PV inverters from telemetry, with their rating."""
+        cache = self._microgrid.cache
+        direct = self._direct()
+        units = []
+        for component_id in sorted(ids):
+            if kind is TargetKind.EV_CHARGERS:
+                fresh: InverterReading | EvChargerReading | None = cache.ev_charger(
+                    component_id, now
+                )
+                last: InverterReading | EvChargerReading | None = cache.last_ev_charger(
+                    component_id
+                )
+            else:
+                fresh = cache.inverter(component_id, now)
+                last = cache.last_inverter(component_id)
+            if self._blocking.is_blocked(component_id, now):
+                availability = Availability.BROKEN
+            elif fresh is not None:
+                availability = Availability.WORKING
+            else:
+                availability = Availability.UNCERTAIN
+            try:
+                rated = direct.rated(component_id).rated_magnitude_w
+            except KeyError:
+                rated = None
+            measured = fresh.power_w if fresh is not None else None
+            units.append(
+                DirectUnit(
+                    component_id,
+                    last.bounds if last is not None else None,
+                    rated,
+                    self._resolutions.get(component_id, 1.0),
+                    availability,
+                    measured if measured is not None and math.isfinite(measured) else None,
+                    component_id in refused,
+                )
+            )
+        return units
+
+    # ------------------------------------------------------------- sending, reporting
 
     async def _release(
         self, ids: frozenset[int] | set[int], kind: TargetKind = TargetKind.BATTERIES
@@ -724,548 +1102,6 @@ class PowerDistributingActor(SupervisedActor):
             self._anchors.append(anchor)
         return sender
 
-    # ------------------------------------------------------------- main loop
-
-    async def _run(self) -> None:
-        # Kept on the actor: a restart after a crash must not lose requests (a 0 W
-        # release among them) that were already taken from the channel.
-        pending = self._pending
-        arrived = self._wake
-        arrived.set()
-        started = self._clock.now()
-
-        async def collect() -> None:
-            async for request in self._requests:
-                pending.append(request)
-                arrived.set()
-
-        collector = asyncio.create_task(collect(), name=f"{self.name}_collect")
-        try:
-            while True:
-                await wait_event(arrived, self._tick_s)
-                if collector.done():
-                    collector.result()  # the request channel closed: re-raise or stop
-                    return
-                arrived.clear()
-                while self._changes:
-                    await self._changes.popleft()()
-                if not self._orphans_checked and self._clock.now() - started >= ORPHAN_GRACE:
-                    self._orphans_checked = True
-                    await self._release_orphans()
-                self._notice_telemetry_gaps()
-                self._notice_meter_shares()
-                self._notice_counted_power()
-                self._notice_direct_bounds()
-                await self._publish_status(self._clock.now())
-                batch = list(pending)
-                pending.clear()
-                for request in await self._latest_only(batch):
-                    await self._handle(request, keepalive=False)
-                await self._keep_alive()
-        finally:
-            collector.cancel()
-
-    async def _latest_only(self, batch: list[PowerRequest]) -> list[PowerRequest]:
-        """Answer superseded requests with Ignored; keep the newest per battery set."""
-        newest: dict[frozenset[int], PowerRequest] = {}
-        for request in batch:
-            older = newest.get(request.batteries)
-            if older is not None:
-                await self._publish(Ignored(older))
-            newest[request.batteries] = request
-        return list(newest.values())
-
-    async def _keep_alive(self) -> None:
-        now = self._clock.now()
-        for target in list(self._targets.values()):
-            if target.next_send <= now:
-                await self._handle(target.request, keepalive=True)
-
-    # ------------------------------------------------------------- one request
-
-    async def _handle(self, request: PowerRequest, *, keepalive: bool) -> None:
-        if request.target is not TargetKind.BATTERIES:
-            await self._handle_direct(request, keepalive=keepalive)
-            return
-        log = self._log.bind(namespace=request.namespace, keepalive=keepalive)
-        invalid = self._validate(request)
-        if invalid is not None:
-            await self._publish(Error(request, invalid))
-            log.warning("request_rejected", reason=invalid)
-            return
-        now = self._clock.now()
-        units = self._units(request, now)
-        excluded = self._controls.excluded_batteries | self._out_of_service
-        if excluded:
-            # Left out of the plan, but counted at what they still deliver (a release
-            # that failed, or one still ramping down).
-            out = [u.inverter_id for u in units if u.battery_ids & excluded]
-            if out:
-                log.debug("excluded_by_operator", inverters=out)
-                units = [
-                    dataclasses.replace(u, out_of_service=True) if u.inverter_id in out else u
-                    for u in units
-                ]
-        target_w = limit_target(
-            request.power.as_watts(),
-            (
-                t.request.power.as_watts()
-                for b, t in self._targets.items()
-                if b != request.batteries and t.request.target is TargetKind.BATTERIES
-            ),
-            self._controls.power_limit_w,
-        )
-        if target_w != request.power.as_watts():
-            self._count("power_limited")
-            log.warning(
-                "power_limited",
-                requested_w=request.power.as_watts(),
-                allowed_w=target_w,
-                power_limit_w=self._controls.power_limit_w,
-            )
-        meters = MeterShares({}, ())
-        wanted: Mapping[int, float] = {}
-        if self._meter_limits:
-            units, meters, wanted = self._within_meter_shares(request, target_w, units, now)
-        decided = self._plan(request, target_w, units)
-        if isinstance(decided, Refusal):
-            if decided.bounds is None:
-                # Nothing usable right now (NaN or no telemetry, all broken): the target
-                # stays and is retried soon, so it resumes when the batteries do.
-                if not keepalive:
-                    await self._take_over(request)
-                self._targets[request.batteries] = _Target(request, now + RETRY_INTERVAL)
-            if keepalive and decided.bounds is not None and meters.allowances:
-                # A feeder's limit shrank under a target that must be met exactly
-                # (`adjust_power=False`): what runs must not go on. Told, and 0 W.
-                await self._refuse(request, decided, log)
-                log.warning("target_withdrawn_meter_limit")
-                await self._handle(dataclasses.replace(request, power=Power.zero()), keepalive=True)
-                return
-            if not keepalive:
-                await self._refuse(request, decided, log)
-                if decided.bounds is not None and request.batteries in self._targets:
-                    # The use case asked for something else than what runs: the old
-                    # target must not go on. Hold 0 W until it asks again.
-                    log.warning("target_withdrawn_after_refusal")
-                    await self._handle(
-                        dataclasses.replace(request, power=Power.zero()), keepalive=True
-                    )
-            return
-        if not keepalive:
-            await self._take_over(request)
-        if self._controls.mode == "observe":
-            self._targets[request.batteries] = _Target(request, now + self._keepalive, target_w)
-            self._count("observed")
-            if not keepalive:
-                await self._publish(
-                    Success(
-                        request,
-                        Power.from_watts(sum(decided.commands.values())),
-                        frozenset().union(*(u.battery_ids for u in units)),
-                        Power.from_watts(decided.excess_w),
-                    )
-                )
-            log.info("observe_only", target_w=target_w, would_command_w=decided.commands)
-            return
-        always = {
-            u.inverter_id for u in units if u.unconfirmed or u.availability is Availability.BROKEN
-        }
-        outcome = await self._send(
-            request, decided, {u.inverter_id: u.battery_ids for u in units}, always
-        )
-        # After a failure, re-plan at once: the failed batteries are now blocked and a
-        # silent inverter still delivering is counted, so the others make up the rest.
-        # Otherwise at the keep-alive of the oldest command held (`command_pacing`).
-        next_send = min(
-            now + self._keepalive, self._pacer.next_due(decided.commands) or now + self._keepalive
-        )
-        probed = {u.inverter_id for u in units if u.unconfirmed}
-        if outcome.refused or probed & outcome.answered:
-            # A refusal is counted at its measured power from now on, an answered probe
-            # takes its share: either way the plan changes, at once.
-            next_send = now
-        if outcome.blocked:
-            # Re-plan at once, but do not retry a blocked battery before its time:
-            # its command would stall every other request for a whole timeout.
-            blocked = [self._blocking.blocked_until(b) for b in outcome.failed]
-            retry_zero = target_w == 0.0 and any(t is not None for t in blocked)
-            next_send = max(t for t in blocked if t is not None) if retry_zero else now
-        pairs = self._microgrid.pairs
-        accepted = {
-            inverter_id: command
-            for inverter_id, command in decided.commands.items()
-            if not set(pairs.batteries_of(inverter_id)) & outcome.failed
-        }
-        held = held_sides(meters.allowances, wanted, METER_TOLERANCE_W)
-        running = self._targets.get(request.batteries)
-        refused_until = {
-            i: until
-            for i, until in (running.refused_until if running and keepalive else {}).items()
-            if until > now
-        }
-        refused_until.update(dict.fromkeys(outcome.refused, now + self._keepalive))
-        self._targets[request.batteries] = _Target(
-            request,
-            next_send,
-            target_w,
-            accepted,
-            {a.meter_id: a.allowed or ZERO for a in meters.allowances},
-            held,
-            dict(decided.counted_w),
-            refused_until,
-        )
-        self._log_verdicts(meters)
-        if held:
-            self._count("meter_limited")
-            # Nothing left at all (the meter's data is missing, or other targets below
-            # it run all its headroom: first planned, first served) is worth a warning.
-            starved = any(
-                (a.allowed or ZERO) == ZERO for a in meters.allowances if a.meter_id in held
-            )
-            (log.warning if starved else log.info)(
-                "meter_limited",
-                starved=starved,
-                target_w=target_w,
-                meters=sorted(held),
-                allowed_w={
-                    str(a.meter_id): [(a.allowed or ZERO).lower, (a.allowed or ZERO).upper]
-                    for a in meters.allowances
-                    if a.meter_id in held
-                },
-                excess_w=decided.excess_w,
-            )
-        if request.power.as_watts() == 0.0 and not outcome.failed:
-            # A release (not a target the power limit cut to 0 W: that one stays and
-            # comes back when the limit allows it).
-            self._targets.pop(request.batteries, None)
-        await self._publish_status(now)
-        result = outcome.result(request, decided)
-        if not keepalive or not isinstance(result, Success):
-            await self._publish(result)
-        log.info(
-            "power_distributed",
-            target_w=target_w,
-            commands_w=decided.commands,
-            counted_elsewhere_w=decided.counted_elsewhere_w,
-            excess_w=decided.excess_w,
-            failed=sorted(outcome.failed),
-            skipped=decided.skipped or None,
-        )
-
-    def _validate(self, request: PowerRequest) -> str | None:
-        problem = self._microgrid.pairs.request_problem(request.batteries)
-        if problem is None and not math.isfinite(request.power.as_watts()):
-            return f"requested power must be finite, got {request.power}"
-        return problem
-
-    async def _take_over(self, request: PowerRequest) -> None:
-        """Replace every running target that shares batteries with `request`.
-
-        The replaced target's batteries that `request` does not cover get 0 W: nothing
-        would keep their last command alive or ever change it again, and it would run
-        on, unattended, until it expires.
-        """
-        for batteries in list(self._targets):
-            if batteries != request.batteries and batteries & request.batteries:
-                left = batteries - request.batteries
-                self._log.warning(
-                    "overlapping_request",
-                    namespace=request.namespace,
-                    batteries=sorted(request.batteries),
-                    replaces=sorted(batteries),
-                    released=sorted(left) or None,
-                )
-                replaced = self._targets.pop(batteries)
-                if left and self._controls.mode != "observe":
-                    await self._release(left, replaced.request.target)
-
-    def _units(self, request: PowerRequest, now: datetime) -> list[Unit]:
-        """Snapshot the request's inverters with their batteries from telemetry.
-
-        With each, the facts `planning.reach` decides from: blocked, unconfirmed
-        (blocking time over, not answered since), refused (until the next keep-alive).
-        """
-        running = self._targets.get(request.batteries)
-        refused = {
-            i for i, until in (running.refused_until if running else {}).items() if until > now
-        }
-        cache = self._microgrid.cache
-        inverters = sorted({self._microgrid.pairs.inverter_of(b) for b in request.batteries})
-        units = []
-        for inverter_id in inverters:
-            battery_ids = self._microgrid.pairs.batteries_of(inverter_id)
-            fresh = [cache.battery(b, now) for b in battery_ids]
-            latest = [cache.last_battery(b) for b in battery_ids]
-            inverter_fresh = cache.inverter(inverter_id, now)
-            inverter_last = cache.last_inverter(inverter_id)
-            if any(self._blocking.is_blocked(b, now) for b in battery_ids):
-                availability = Availability.BROKEN
-            elif all(r is not None for r in fresh) and inverter_fresh is not None:
-                availability = Availability.WORKING
-            else:
-                availability = Availability.UNCERTAIN
-            batteries = tuple(
-                BatteryState(
-                    battery_id,
-                    reading.soc_pct if reading else math.nan,
-                    reading.soc_lower_pct if reading else math.nan,
-                    reading.soc_upper_pct if reading else math.nan,
-                    reading.capacity_wh if reading else math.nan,
-                    reading.bounds if reading else None,
-                )
-                for battery_id, reading in zip(battery_ids, latest, strict=True)
-            )
-            measured = inverter_fresh.power_w if inverter_fresh is not None else None
-            units.append(
-                Unit(
-                    inverter_id=inverter_id,
-                    batteries=batteries,
-                    inverter_bounds=inverter_last.bounds if inverter_last else None,
-                    resolution_w=self._resolutions.get(inverter_id, 1.0),
-                    availability=availability,
-                    measured_power_w=(
-                        measured if measured is not None and math.isfinite(measured) else None
-                    ),
-                    unconfirmed=any(self._blocking.unconfirmed(b, now) for b in battery_ids),
-                    refused=inverter_id in refused,
-                )
-            )
-        return units
-
-    # ------------------------------------------------------------- EV chargers, PV inverters
-
-    def direct_release_commands(self) -> dict[int, float]:
-        """What gives every EV charger and PV inverter back, for the controller's stop.
-
-        Every EV charger 0 W; every PV inverter its full production (the lower end of
-        its bounds, else its rating; none when neither is known), in whole steps — what
-        a withdraw sends. Batteries are released by the controller on their own.
-        """
-        now = self._clock.now()
-        direct = self._direct()
-        commands: dict[int, float] = {}
-        for kind, ids in (
-            (TargetKind.EV_CHARGERS, direct.ev_charger_ids),
-            (TargetKind.PV_INVERTERS, direct.pv_inverter_ids),
-        ):
-            units = [
-                dataclasses.replace(u, availability=Availability.WORKING, refused=False)
-                for u in self._direct_units(kind, frozenset(ids), now)
-            ]
-            given_back = plan_direct(_DIRECT_KINDS[kind], 0.0, units, withdraw=True)
-            if isinstance(given_back, Plan):
-                commands.update(given_back.commands)
-        return commands
-
-    def _direct(self) -> DirectComponents:
-        access = self._direct_access
-        return access.direct if access is not None else DirectComponents()
-
-    def _validate_direct(self, request: PowerRequest) -> str | None:
-        noun = _NOUNS[request.target]
-        direct = self._direct()
-        known = set(
-            direct.ev_charger_ids
-            if request.target is TargetKind.EV_CHARGERS
-            else direct.pv_inverter_ids
-        )
-        if not request.components:
-            return f"the request names no {noun}"
-        unknown = sorted(request.components - known)
-        if unknown:
-            return f"unknown {noun} {unknown}; available: {sorted(known)}"
-        if not math.isfinite(request.power.as_watts()):
-            return f"requested power must be finite, got {request.power}"
-        return None
-
-    def _direct_units(
-        self,
-        kind: TargetKind,
-        ids: frozenset[int],
-        now: datetime,
-        refused: frozenset[int] = frozenset(),
-    ) -> list[DirectUnit]:
-        """Snapshot EV chargers or PV inverters from telemetry, with their rating."""
-        cache = self._microgrid.cache
-        direct = self._direct()
-        units = []
-        for component_id in sorted(ids):
-            if kind is TargetKind.EV_CHARGERS:
-                fresh: InverterReading | EvChargerReading | None = cache.ev_charger(
-                    component_id, now
-                )
-                last: InverterReading | EvChargerReading | None = cache.last_ev_charger(
-                    component_id
-                )
-            else:
-                fresh = cache.inverter(component_id, now)
-                last = cache.last_inverter(component_id)
-            if self._blocking.is_blocked(component_id, now):
-                availability = Availability.BROKEN
-            elif fresh is not None:
-                availability = Availability.WORKING
-            else:
-                availability = Availability.UNCERTAIN
-            try:
-                rated = direct.rated(component_id).rated_magnitude_w
-            except KeyError:
-                rated = None
-            measured = fresh.power_w if fresh is not None else None
-            units.append(
-                DirectUnit(
-                    component_id,
-                    last.bounds if last is not None else None,
-                    rated,
-                    self._resolutions.get(component_id, 1.0),
-                    availability,
-                    measured if measured is not None and math.isfinite(measured) else None,
-                    component_id in refused,
-                )
-            )
-        return units
-
-    async def _handle_direct(self, request: PowerRequest, *, keepalive: bool) -> None:
-        """Plan and send a request for EV chargers or PV inverters (`power.direct`).
-
-        The same life as a battery target: kept alive, re-planned at once after a
-        failure, a refusal or a move of the bounds, answered once per request; a
-        withdraw is sent once and ends the target.
-        """
-        log = self._log.bind(
-            namespace=request.namespace, keepalive=keepalive, target=request.target.value
-        )
-        invalid = self._validate_direct(request)
-        if invalid is not None:
-            await self._publish(Error(request, invalid))
-            log.warning("request_rejected", reason=invalid)
-            return
-        ids = request.components
-        now = self._clock.now()
-        running = self._targets.get(ids)
-        refused = frozenset(
-            i for i, until in (running.refused_until if running else {}).items() if until > now
-        )
-        units = self._direct_units(request.target, ids, now, refused)
-        withdraw = request.withdraws
-        target_w = request.power.as_watts()
-        decided = plan_direct(
-            _DIRECT_KINDS[request.target],
-            target_w,
-            units,
-            withdraw=withdraw,
-            adjust_power=request.adjust_power,
-        )
-        if isinstance(decided, Refusal):
-            if decided.bounds is None:
-                # Nothing usable right now (all broken): the target stays, retried soon.
-                if not keepalive:
-                    await self._take_over(request)
-                self._targets[ids] = _Target(request, now + RETRY_INTERVAL)
-            if not keepalive:
-                await self._refuse(request, decided, log)
-                if decided.bounds is not None and ids in self._targets:
-                    # What runs must not go on: given back until the use case asks again.
-                    log.warning("target_withdrawn_after_refusal")
-                    del self._targets[ids]
-                    if self._controls.mode == "control":
-                        await self._release(ids, request.target)
-            return
-        if not keepalive:
-            await self._take_over(request)
-        bounds_seen = {u.component_id: hull(u.bounds) if u.bounds else None for u in units}
-        if self._controls.mode == "observe":
-            if withdraw:
-                self._targets.pop(ids, None)
-            else:
-                self._targets[ids] = _Target(
-                    request, now + self._keepalive, target_w, planned_bounds=bounds_seen
-                )
-            self._count("observed")
-            if not keepalive:
-                await self._publish(
-                    Success(
-                        request,
-                        Power.from_watts(sum(decided.commands.values())),
-                        frozenset(decided.commands),
-                        Power.from_watts(decided.excess_w),
-                    )
-                )
-            log.info("observe_only", target_w=target_w, would_command_w=decided.commands)
-            return
-        always = {u.component_id for u in units if u.availability is Availability.BROKEN}
-        outcome = await self._send(
-            request, decided, {i: frozenset({i}) for i in decided.commands}, always
-        )
-        next_send = min(
-            now + self._keepalive, self._pacer.next_due(decided.commands) or now + self._keepalive
-        )
-        if outcome.refused or outcome.blocked:
-            next_send = now  # counted at its measured power from now on: the others take over
-        refused_until = {
-            i: until
-            for i, until in (running.refused_until if running and keepalive else {}).items()
-            if until > now
-        }
-        refused_until.update(dict.fromkeys(outcome.refused, now + self._keepalive))
-        if withdraw and not outcome.failed:
-            self._targets.pop(ids, None)  # lifted (PV) or released (EV) once: nothing to hold
-        elif request.target is TargetKind.EV_CHARGERS and target_w == 0.0 and not outcome.failed:
-            self._targets.pop(ids, None)  # 0 W is what a charger without a command takes
-        else:
-            self._targets[ids] = _Target(
-                request,
-                next_send,
-                target_w,
-                {i: c for i, c in decided.commands.items() if i not in outcome.failed},
-                counted_w=dict(decided.counted_w),
-                refused_until=refused_until,
-                planned_bounds=bounds_seen,
-            )
-        result = outcome.result(request, decided)
-        if not keepalive or not isinstance(result, Success):
-            await self._publish(result)
-        log.info(
-            "power_distributed",
-            target_w=target_w,
-            withdraw=withdraw or None,
-            commands_w=decided.commands,
-            counted_elsewhere_w=decided.counted_elsewhere_w,
-            excess_w=decided.excess_w,
-            failed=sorted(outcome.failed),
-            skipped=decided.skipped or None,
-        )
-
-    def _notice_direct_bounds(self) -> None:
-        """Re-plan a direct target at once when one of its components' bounds moved.
-
-        A car plugged in (0..0 → 0..22 kW) or out, a PV inverter whose bounds follow its
-        sun: the shares change now, not at the next keep-alive. A move smaller than the
-        component's resolution (at least `COUNTED_POWER_STEP_W`) is noise.
-        """
-        now = self._clock.now()
-        cache = self._microgrid.cache
-        for ids, target in self._targets.items():
-            if not target.planned_bounds or target.next_send <= now:
-                continue
-            moved = []
-            for component_id, seen in target.planned_bounds.items():
-                reading = cache.last_inverter(component_id) or cache.last_ev_charger(component_id)
-                bounds = hull(reading.bounds) if reading is not None and reading.bounds else None
-                step = max(self._resolutions.get(component_id, 1.0), COUNTED_POWER_STEP_W)
-                if (bounds is None) != (seen is None) or (
-                    bounds is not None
-                    and seen is not None
-                    and (
-                        abs(bounds.lower - seen.lower) > step
-                        or abs(bounds.upper - seen.upper) > step
-                    )
-                ):
-                    moved.append(component_id)
-            if moved:
-                self._log.info("direct_bounds_changed", components=sorted(ids), moved=moved)
-                target.next_send = now
-
     async def _refuse(
         self, request: PowerRequest, refusal: Refusal, log: structlog.typing.FilteringBoundLogger
     ) -> None:
@@ -1291,7 +1127,7 @@ class PowerDistributingActor(SupervisedActor):
         request: PowerRequest,
         decided: Plan,
         batteries_of: Mapping[int, frozenset[int]],
-        always: set[int],
+        always: frozenset[int],
     ) -> _Outcome:
         """Send the plan's commands that mean something (`command_pacing`), concurrently.
 

@@ -1,35 +1,21 @@
 """The types that travel on channels between actors.
 
 Powers are `frequenz.quantities.Power` here, at the edges between actors; inside the
-pure modules they are watts as floats. Passive sign convention: + charges, − discharges.
+pure modules they are watts as floats (the distributor converts a request once, into a
+`power.distribute.Ask`). Passive sign convention: + charges, − discharges.
+`TargetKind` lives with the pure decision that branches on it (`power.kinds`) and is
+re-exported here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import StrEnum
 
 from frequenz.quantities import Power
 
 from edge_controller.power.bounds import Range
-
-
-class TargetKind(StrEnum):
-    """What kind of component a `PowerRequest`'s ids name, and so how it is commanded.
-
-    Requests of different kinds never overlap: the PowerManagingActor settles
-    priorities and overlaps among requests of one kind only, and the distributor
-    plans each kind its own way.
-    """
-
-    BATTERIES = "batteries"
-    """Ids are batteries: paired with their inverters and SoC-balanced."""
-    EV_CHARGERS = "ev_chargers"
-    """Ids are EV chargers, each commanded directly; + charges the car."""
-    PV_INVERTERS = "pv_inverters"
-    """Ids are PV inverters, commanded directly; a negative power is a production
-    limit (the set may produce at most that much), a withdraw lifts the limit."""
+from edge_controller.power.kinds import TargetKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +121,15 @@ class Ignored:
 
 
 Result = Success | PartialFailure | OutOfBounds | Error | Ignored
+
+__all__ = [
+    "Error",
+    "Ignored",
+    "OutOfBounds",
+    "PartialFailure",
+    "PowerBounds",
+    "PowerRequest",
+    "Result",
+    "Success",
+    "TargetKind",
+]

@@ -4,17 +4,18 @@ A battery is reached through its inverter and balanced by SoC (`planning`). An E
 charger or a PV inverter *is* the power: the plan only shares the request's total
 between the components of the set, within what each may take now, in whole steps of
 its resolution. The PowerDistributingActor gathers each component into a
-`DirectUnit`, calls `plan_direct()`, and sends the commands with the same pacing,
-keep-alive, time-outs and failure marking as inverter commands::
+`DirectUnit`; the distributor's decision (`distribute.decide`) calls `plan_direct()`,
+and the actor sends the commands with the same pacing, keep-alive, time-outs and
+failure marking as inverter commands::
 
     EV chargers 80, 81 (bounds 0..22 kW, 0..0: no car), +15 kW   → 80: +15 kW, 81: 0 W
     PV inverters 50, 51 (rated 300 kW, 100 kW), −200 kW           → 50: −150 kW, 51: −50 kW
     PV inverters 50, 51, withdraw                                  → each at its lower bound
 
-- **EV chargers** (`DirectKind.EV_CHARGERS`): + charges. The total is shared in
+- **EV chargers** (`TargetKind.EV_CHARGERS`): + charges. The total is shared in
   proportion to what each charger can take now (the upper end of its bounds, 0 W
   without a car), so a charger without a car gets 0 W and its share goes to the others.
-- **PV inverters** (`DirectKind.PV_INVERTERS`): the power is a production *limit*:
+- **PV inverters** (`TargetKind.PV_INVERTERS`): the power is a production *limit*:
   −200 kW means "produce at most 200 kW together". It is shared in proportion to their
   rated power (their peak: the rating of the metadata, else the lower end of the
   bounds), so each array is curtailed by the same share. A PV inverter produces
@@ -48,19 +49,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 from edge_controller.power.bounds import Range, hull
+from edge_controller.power.kinds import TargetKind
 from edge_controller.power.planning import Availability, Plan, PoolBounds, Refusal
-
-
-class DirectKind(Enum):
-    """What the components of a direct request are, and so how a power reads."""
-
-    EV_CHARGERS = "ev_chargers"
-    """+ charges: the total is shared by what each charger can take now."""
-    PV_INVERTERS = "pv_inverters"
-    """− is a production limit, shared by rated power; a withdraw lifts it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,20 +101,20 @@ def snap(power_w: float, bounds: Sequence[Range], resolution_w: float) -> float:
     return sign * best if best > 0 else 0.0
 
 
-def _own_bounds(unit: DirectUnit, kind: DirectKind) -> tuple[Range, ...] | None:
+def _own_bounds(unit: DirectUnit, kind: TargetKind) -> tuple[Range, ...] | None:
     """The unit's bounds, or the ones its rating implies when telemetry has none."""
     if unit.bounds is not None:
         return unit.bounds
     if unit.rated_w is None or not math.isfinite(unit.rated_w):
         return None
-    if kind is DirectKind.PV_INVERTERS:
+    if kind is TargetKind.PV_INVERTERS:
         return (Range(-unit.rated_w, 0.0),)
     return (Range(0.0, unit.rated_w),)
 
 
-def _weight(unit: DirectUnit, bounds: tuple[Range, ...], kind: DirectKind) -> float:
+def _weight(unit: DirectUnit, bounds: tuple[Range, ...], kind: TargetKind) -> float:
     """How much of the total this unit takes, relative to the others."""
-    if kind is DirectKind.PV_INVERTERS:
+    if kind is TargetKind.PV_INVERTERS:
         if unit.rated_w is not None and math.isfinite(unit.rated_w) and unit.rated_w > 0:
             return unit.rated_w
         lower = hull(bounds).lower
@@ -195,7 +187,7 @@ def _share(
 
 
 def plan_direct(
-    kind: DirectKind,
+    kind: TargetKind,
     target_w: float,
     units: Sequence[DirectUnit],
     *,
@@ -209,7 +201,12 @@ def plan_direct(
     target outside the set's reach instead of clamping it; a target inside the gap
     between 0 W and the set's smallest step (a charger's minimum power) is refused
     either way, with the bounds.
+
+    Raises:
+        ValueError: `kind` is batteries (they are planned through their inverters).
     """
+    if kind is TargetKind.BATTERIES:
+        raise ValueError("batteries are planned through their inverters (planning.plan)")
     if not math.isfinite(target_w):
         return Refusal(f"requested power must be finite, got {target_w}")
     counted: dict[int, float] = {}
@@ -270,7 +267,7 @@ def plan_direct(
 
 
 def _withdraw(
-    kind: DirectKind,
+    kind: TargetKind,
     commanded: Sequence[DirectUnit],
     bounds: Mapping[int, tuple[Range, ...]],
     skipped: dict[int, str],
@@ -278,7 +275,7 @@ def _withdraw(
     delivering: float,
 ) -> Plan:
     """EV chargers to 0 W; PV inverters each to its full production (its lower bound)."""
-    if kind is DirectKind.EV_CHARGERS:
+    if kind is TargetKind.EV_CHARGERS:
         return Plan({u.component_id: 0.0 for u in commanded}, 0.0, delivering, skipped, counted)
     commands: dict[int, float] = {}
     for unit in commanded:
@@ -295,4 +292,29 @@ def _withdraw(
     return Plan(commands, 0.0, delivering, skipped, counted)
 
 
-__all__ = ["DirectKind", "DirectUnit", "plan_direct", "snap"]
+def bounds_moved(
+    planned: Mapping[int, Range | None],
+    now: Mapping[int, Range | None],
+    steps_w: Mapping[int, float],
+) -> list[int]:
+    """The components whose bounds (hull) moved by more than their step since planned.
+
+    A car plugged in (0..0 → 0..22 kW) or out, a PV inverter whose bounds follow its
+    sun: the shares change now, not at the next keep-alive. Bounds that became known or
+    unknown moved; a move smaller than the component's step (its resolution, or a small
+    floor) is noise.
+    """
+    moved = []
+    for component_id, seen in planned.items():
+        bounds = now.get(component_id)
+        step = steps_w.get(component_id, 1.0)
+        if (bounds is None) != (seen is None) or (
+            bounds is not None
+            and seen is not None
+            and (abs(bounds.lower - seen.lower) > step or abs(bounds.upper - seen.upper) > step)
+        ):
+            moved.append(component_id)
+    return moved
+
+
+__all__ = ["DirectUnit", "bounds_moved", "plan_direct", "snap"]

@@ -1,8 +1,9 @@
 """From a power request and the site's state to the inverter commands: pure.
 
-The PowerDistributingActor gathers telemetry and battery status into `Unit`s, calls
-`plan()`, sends the commands it returns, and reports. Everything that decides lives
-here, so it is tested without a server:
+The PowerDistributingActor gathers telemetry and battery status into `Unit`s; the
+distributor's decision (`distribute.decide`) calls `plan()` for a battery set, and the
+actor sends the commands it returns and reports. Everything that decides a battery
+plan lives here, so it is tested without a server:
 
 - the working units carry the target; uncertain ones (stale data) only when no
   working unit is left;
@@ -206,7 +207,7 @@ def to_battery_unit(unit: Unit) -> BatteryUnit | str:
             return f"battery {battery.battery_id} reports NaN SoC, SoC bounds or capacity"
         if battery.capacity_wh <= 0:
             return f"battery {battery.battery_id} reports capacity {battery.capacity_wh:g} Wh"
-    allowed = _allowed(unit)
+    allowed = allowed_bounds(unit)
     if allowed is None:
         return f"inverter {unit.inverter_id} and its batteries report no usable bounds"
     if not all(math.isfinite(r.lower) and math.isfinite(r.upper) for r in allowed):
@@ -228,7 +229,15 @@ def to_battery_unit(unit: Unit) -> BatteryUnit | str:
     )
 
 
-def _allowed(unit: Unit) -> tuple[Range, ...] | None:
+def allowed_bounds(unit: Unit) -> tuple[Range, ...] | None:
+    """What `unit` may be commanded to this round (union of ranges), None if unknown.
+
+    Its batteries' bounds (summed when several, the widest exclusion band kept)
+    intersected with its inverter's (either alone when the other is unknown); then its
+    feeder-meter share (`site_share`). The one place a unit's bounds are read: a plan
+    depends on a unit's `site_share` only through this, which is how
+    `distribute.decide` knows a share that narrows nothing needs no second plan.
+    """
     battery_sets = [b.bounds for b in unit.batteries]
     battery_bounds: tuple[Range, ...] | None = None
     if all(bounds is not None for bounds in battery_sets):
@@ -311,7 +320,7 @@ def plan(
             if unit_reach is Reach.PROBED:
                 # What it runs already: its own bounds decide, not a site share (the
                 # hold adds nothing to a feeder).
-                hold = _hold_w(unit, _allowed(replace(unit, site_share=None)))
+                hold = _hold_w(unit, allowed_bounds(replace(unit, site_share=None)))
                 if hold is not None:
                     probes[unit.inverter_id] = hold
             elif unit.availability is Availability.BROKEN and not isinstance(converted, str):
@@ -398,6 +407,7 @@ __all__ = [
     "Reach",
     "Refusal",
     "Unit",
+    "allowed_bounds",
     "counted_moved",
     "counted_power_w",
     "plan",
