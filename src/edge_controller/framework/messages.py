@@ -10,7 +10,7 @@ re-exported here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from frequenz.quantities import Power
 
@@ -47,6 +47,13 @@ class PowerRequest:
     shaving's "charge no more than would make a peak". 0 W with no bounds withdraws."""
     target: TargetKind = TargetKind.BATTERIES
     """What the ids in `batteries` are: batteries, EV chargers or PV inverters."""
+    origin: int | None = None
+    """The dispatch this request carries out (its id), None for a use case's own decision.
+    The PowerManagingActor keeps one proposal per namespace and origin, so each running
+    dispatch competes on its own, and the distributor's result names it."""
+    created: datetime | None = None
+    """When that dispatch was created: between equal priorities the newest wins (then the
+    higher origin). None: the request counts from when the PowerManagingActor got it."""
 
     @property
     def components(self) -> frozenset[int]:
