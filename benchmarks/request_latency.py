@@ -8,8 +8,11 @@ floor's client share the process, so both figures carry the same in-process cost
 (a) request latency: a `PowerRequest` for all 10 batteries goes into a
     `BroadcastChannel`; the PowerDistributingActor plans and sends one command per
     inverter. Timed from `sender.send(request)` to the moment the simulator has
-    accepted the 10th command of that request. Targets alternate between a discharge
-    and a charge, so every inverter gets a changed command every time.
+    accepted the 10th command of that request. Each variant alternates its own target
+    between a discharge and a charge, so every actor round changes every inverter's
+    command: the actor's command pacing (`power/command_pacing.py`) holds back a value
+    an inverter already has from it, and a round with the actor's previous target
+    would wait for commands that never come.
 (b) the floor: 10 bare, concurrent `MicrogridApiClient.set_component_power_active`
     calls (a client of its own) with the same powers, timed from issuing them to the
     10th accepted command.
@@ -297,12 +300,17 @@ class Rig:
     client: MicrogridApiClient
     requests: BroadcastSender[PowerRequest]
     results: Receiver[Result]
-    round_no: int = 0
+    rounds: Counter[str] = field(default_factory=Counter)
 
-    def next_powers(self) -> tuple[float, float]:
-        """The next site target and its per-inverter share (alternating sign)."""
-        self.round_no += 1
-        total = TARGETS_W[self.round_no % 2]
+    def next_powers(self, variant: str) -> tuple[float, float]:
+        """`variant`'s next site target and its per-inverter share.
+
+        The sign alternates per variant, not across them: the variants run in random
+        order, and a shared alternation gave the actor its previous target whenever an
+        odd number of other rounds ran in between.
+        """
+        self.rounds[variant] += 1
+        total = TARGETS_W[self.rounds[variant] % 2]
         return total, total / PAIRS
 
     async def accepted(self, event: asyncio.Event) -> float:
@@ -310,7 +318,7 @@ class Rig:
         return self.probe.done_at
 
     async def actor_round(self, series: Series) -> None:
-        total_w, _ = self.next_powers()
+        total_w, _ = self.next_powers("actor")
         request = PowerRequest(NAMESPACE, Power.from_watts(total_w), BATTERY_IDS)
         self.access.calls.clear()
         event = self.probe.arm(INVERTER_IDS)
@@ -338,7 +346,7 @@ class Rig:
     async def _commands(
         self, series: Series, send: Callable[[int, float], Awaitable[object]], concurrent: bool
     ) -> None:
-        _, per_inverter_w = self.next_powers()
+        _, per_inverter_w = self.next_powers(series.name)
         event = self.probe.arm(INVERTER_IDS)
         gc0 = self.gc_monitor.total_s
         t0 = time.perf_counter()
