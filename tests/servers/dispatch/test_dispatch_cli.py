@@ -12,7 +12,7 @@ from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import TargetIds
 
 from edge_controller.servers.dispatch.server import DispatchServer
-from tests.dispatch_service.conftest import KEY
+from tests.servers.dispatch.conftest import KEY
 
 DISPATCH_CLI = Path(sys.executable).parent / "dispatch-cli"
 

@@ -14,7 +14,7 @@ import pytest
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.dispatch import DispatchApiClient
 
-from tests.dispatch_service.conftest import KEY
+from tests.servers.dispatch.conftest import KEY
 
 COMMAND = [sys.executable, "-m", "edge_controller.tools.cli", "--log-format", "json"]
 

@@ -29,8 +29,8 @@ from edge_controller.servers.dispatch.query import (
     resolve_page,
 )
 from edge_controller.servers.dispatch.storage import DispatchStore
-from tests.dispatch_service.conftest import NOON, data
 from tests.properties import examples
+from tests.servers.dispatch.conftest import NOON, data
 
 HOUR = timedelta(hours=1)
 times = st.integers(0, 6).map(lambda h: NOON + h * HOUR)

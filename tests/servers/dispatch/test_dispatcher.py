@@ -16,7 +16,7 @@ from frequenz.dispatch import Created, Dispatcher, Updated
 
 from edge_controller.common.clock import ManualClock
 from edge_controller.servers.dispatch.server import DispatchServer
-from tests.dispatch_service.conftest import KEY, wait_for_subscriber
+from tests.servers.dispatch.conftest import KEY, wait_for_subscriber
 
 GRID = MicrogridId(1)
 

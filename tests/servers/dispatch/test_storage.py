@@ -20,7 +20,7 @@ from edge_controller.servers.dispatch.model import (
 )
 from edge_controller.servers.dispatch.query import DispatchFilter, Sort
 from edge_controller.servers.dispatch.storage import DispatchStore, StoreError
-from tests.dispatch_service.conftest import NOON, data
+from tests.servers.dispatch.conftest import NOON, data
 
 MICROSECOND = timedelta(microseconds=1)
 

@@ -26,7 +26,7 @@ from edge_controller.servers.dispatch.query import (
     decode_token,
     list_page,
 )
-from tests.dispatch_service.conftest import NOON, data
+from tests.servers.dispatch.conftest import NOON, data
 
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)

@@ -30,8 +30,8 @@ from edge_controller.servers.dispatch.model import (
     TargetKind,
     Weekday,
 )
-from tests.dispatch_service.conftest import NOON, data
 from tests.properties import examples
+from tests.servers.dispatch.conftest import NOON, data
 
 START = NOON + timedelta(hours=1)  # a Sunday, 13:00 UTC
 MINUTE = timedelta(minutes=1)

@@ -15,7 +15,7 @@ from edge_controller.servers.dispatch.errors import DispatchError, ErrorKind
 from edge_controller.servers.dispatch.model import DispatchUpdate, EventKind
 from edge_controller.servers.dispatch.service import DispatchService
 from edge_controller.servers.dispatch.storage import DispatchStore
-from tests.dispatch_service.conftest import NOON, data
+from tests.servers.dispatch.conftest import NOON, data
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from edge_controller.common.clock import ManualClock
 from edge_controller.servers.dispatch.server import DispatchServer
-from tests.dispatch_service.conftest import KEY, OTHER_KEY, wait_for_subscriber
+from tests.servers.dispatch.conftest import KEY, OTHER_KEY, wait_for_subscriber
 
 GRID = MicrogridId(1)
 
