@@ -15,7 +15,7 @@ from edge_controller.microgrid.from_client import graph_inputs
 from edge_controller.microgrid.graph import pair_batteries
 from edge_controller.servers.sim.server import SimulatorServer
 from tests.conftest import NOON
-from tests.sim.sites import switched_site
+from tests.servers.sim.sites import switched_site
 
 
 async def test_the_controller_pairs_a_battery_behind_a_precharger() -> None:

@@ -22,7 +22,7 @@ from edge_controller.servers.sim.model import (
 from edge_controller.servers.sim.site import BatterySpec, FaultKind, SiteSpec, parse_site
 from tests.conftest import NOON
 from tests.properties import examples
-from tests.sim.sites import switched_site
+from tests.servers.sim.sites import switched_site
 
 
 def small_site(soc: float = 50.0, taper: float = 5.0, **inverter: Any) -> SiteSpec:

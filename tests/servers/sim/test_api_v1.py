@@ -41,7 +41,7 @@ from edge_controller.servers.sim.site import FaultKind, SensorKind, SensorSpec, 
 if TYPE_CHECKING:
     from frequenz.api.microgrid.v1.microgrid_pb2_grpc import MicrogridAsyncStub
 
-SITE_FILE = Path(__file__).resolve().parents[2] / "config" / "sim-site.toml"
+SITE_FILE = Path(__file__).resolve().parents[3] / "config" / "sim-site.toml"
 NOON = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
 GRID, METER, LOAD, PV, WIND, EV, WEATHER = 1, 2, 70, 50, 60, 80, 100
 INVERTER_A, BATTERY_A, INVERTER_B, INVERTER_C = 10, 11, 20, 30
