@@ -17,7 +17,7 @@ import pytest
 
 from tests.browser.test_console_page import MEASURE, text, wait
 from tests.console.helpers import PASSWORD
-from tests.market.web_helpers import START, MarketThread
+from tests.servers.market.web_helpers import START, MarketThread
 
 pytestmark = pytest.mark.timeout(240)
 

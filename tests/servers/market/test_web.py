@@ -19,7 +19,7 @@ import pytest
 from edge_controller.servers.common.users import MARKET_ROLES
 from edge_controller.servers.market.command import add_market_server_parser, run_market_server
 from tests.console.helpers import PASSWORD
-from tests.market.web_helpers import market_running
+from tests.servers.market.web_helpers import market_running
 
 Body = Callable[[str], Any]
 """The request body for a caller of a given role (each gets its own new member)."""
@@ -273,8 +273,8 @@ async def test_a_real_run_prints_the_dashboards_url_after_its_address(tmp_path: 
 
     import aiohttp
 
-    from tests.market.test_command import RUNNER
-    from tests.market.web_helpers import write_users
+    from tests.servers.market.test_command import RUNNER
+    from tests.servers.market.web_helpers import write_users
 
     write_users(tmp_path / "users.json")
     process = await asyncio.create_subprocess_exec(

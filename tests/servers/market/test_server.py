@@ -40,7 +40,7 @@ from edge_controller.servers.market import server as market_server
 from edge_controller.servers.market.convert import to_timestamp
 from edge_controller.servers.market.orders import OrderFilter
 from edge_controller.servers.market.server import MarketServer
-from tests.market.conftest import AREA, KEY, METADATA, async_stub, gate_of, wait_for_streams
+from tests.servers.market.conftest import AREA, KEY, METADATA, async_stub, gate_of, wait_for_streams
 
 EIC = EnergyMarketCodeType.EUROPE_EIC
 

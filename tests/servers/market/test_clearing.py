@@ -17,7 +17,7 @@ from edge_controller.servers.market.clearing import (
     clear_period,
     coal_blocks,
 )
-from tests.market.conftest import flat_market, period
+from tests.servers.market.conftest import flat_market, period
 
 BUY, SELL = Side.BUY, Side.SELL
 

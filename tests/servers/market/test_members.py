@@ -30,7 +30,7 @@ from edge_controller.servers.market.model import (
     initial_state,
     weather_from_spec,
 )
-from tests.market.conftest import CALM, NOON
+from tests.servers.market.conftest import CALM, NOON
 
 MARKET = default_market()
 

@@ -27,7 +27,7 @@ from edge_controller.servers.market.orders import (
     validate_order,
 )
 from edge_controller.trading.periods import first_open_period, is_period_start, period_floor
-from tests.market.conftest import AREA, NOON
+from tests.servers.market.conftest import AREA, NOON
 
 RULES = MarketRules()
 START = NOON + timedelta(minutes=30)  # gate closes 12:25, now is 12:00

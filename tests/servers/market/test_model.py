@@ -23,8 +23,8 @@ from edge_controller.servers.market.model import (
     situation,
     weather_from_spec,
 )
-from tests.market.conftest import CALM, NOON, coal, flat_market
 from tests.properties import examples
+from tests.servers.market.conftest import CALM, NOON, coal, flat_market
 
 RAMP = DailyProfile(tuple(float(h) for h in range(24)))
 

@@ -12,7 +12,7 @@ import pytest
 from edge_controller.servers.market.file import MarketFileError, load_market, parse_market
 from edge_controller.servers.market.model import default_market
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "market-default.toml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "market-default.toml"
 
 
 def test_the_shipped_example_is_the_default_market() -> None:

@@ -28,9 +28,9 @@ from edge_controller.common.clock import WallClock
 from edge_controller.servers.market.command import add_market_server_parser, run_market_server
 from edge_controller.servers.market.model import default_market
 from edge_controller.trading.periods import first_open_period
-from tests.market.conftest import AREA, KEY
+from tests.servers.market.conftest import AREA, KEY
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "market-default.toml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "market-default.toml"
 RUNNER = (  # what cli.py does for the subcommand: logs to stderr, then run it
     "import argparse, sys\n"
     "from edge_controller.common import logging as logs\n"

@@ -26,7 +26,7 @@ from edge_controller.servers.market.orders import (
     StateReason,
     TradeFilter,
 )
-from tests.market.conftest import AREA, CALM, NOON, flat_market, gate_of, with_rules
+from tests.servers.market.conftest import AREA, CALM, NOON, flat_market, gate_of, with_rules
 
 FIRST = NOON + timedelta(minutes=15)  # the first period still open at 12:00
 
