@@ -51,8 +51,24 @@ def request(
     )
 
 
-def withdraw(namespace: str, batteries: frozenset[int] = BOTH) -> PowerRequest:
-    return PowerRequest(namespace, Power.zero(), batteries)
+def withdraw(
+    namespace: str, batteries: frozenset[int] = BOTH, *, origin: int | None = None
+) -> PowerRequest:
+    return PowerRequest(namespace, Power.zero(), batteries, origin=origin)
+
+
+def dispatch(
+    dispatch_id: int, power_kw: float, batteries: frozenset[int], *, created_minutes_ago: int
+) -> PowerRequest:
+    """What the battery_power use case sends for one running dispatch."""
+    return PowerRequest(
+        "battery_power",
+        Power.from_watts(power_kw * KW),
+        batteries,
+        priority=1,
+        origin=dispatch_id,
+        created=START - timedelta(minutes=created_minutes_ago),
+    )
 
 
 @dataclass
@@ -68,9 +84,18 @@ class Manager:
 
     async def told(self) -> tuple[str, float]:
         """The next request the distributor gets: (namespace, kW)."""
-        async with asyncio.timeout(PATIENCE_S):
-            forwarded = await self.distributor.receive()
+        forwarded = await self.told_request()
         return forwarded.namespace, forwarded.power.as_watts() / KW
+
+    async def told_request(self) -> PowerRequest:
+        """The next request the distributor gets."""
+        async with asyncio.timeout(PATIENCE_S):
+            return await self.distributor.receive()
+
+    async def told_dispatches(self, count: int) -> dict[frozenset[int], tuple[int | None, float]]:
+        """The next `count` requests: {batteries: (dispatch id, kW)}."""
+        told = [await self.told_request() for _ in range(count)]
+        return {r.batteries: (r.origin, r.power.as_watts() / KW) for r in told}
 
 
 async def _manager(grid: GridConfig) -> AsyncIterator[Manager]:
@@ -114,8 +139,8 @@ async def test_the_higher_priority_holds_the_batteries_until_it_withdraws(
     await manager.ask(request("market", -20, priority=1))
     assert await manager.told() == ("market", -20)
     await manager.ask(request("dispatch_7", 10, priority=5))
-    # (the forwarded request names the market: its power, clamped to the held 10 kW)
-    assert (await manager.told())[1] == 10
+    # the held power is the dispatch's, and so is the distributor's result
+    assert await manager.told() == ("dispatch_7", 10)
     # the lower priority changes its mind while outranked: nothing changes on the batteries
     await manager.ask(request("market", -30, priority=1))
     await manager.ask(withdraw("dispatch_7"))
@@ -133,6 +158,37 @@ async def test_a_guard_of_higher_priority_cuts_a_charge_and_lets_it_run_when_it_
     assert await manager.told() == ("dispatch_7", 10)
     await manager.ask(withdraw("peak_shaving"))
     assert await manager.told() == ("dispatch_7", 30)
+
+
+async def test_the_newest_dispatch_holds_shared_batteries_and_the_older_resumes(
+    manager: Manager,
+) -> None:
+    # one use case, two running dispatches on the same batteries: the newer holds
+    await manager.ask(dispatch(1, -40, BOTH, created_minutes_ago=20))
+    assert await manager.told_dispatches(1) == {BOTH: (1, -40)}
+    await manager.ask(dispatch(2, 5, BOTH, created_minutes_ago=5))
+    assert await manager.told_dispatches(1) == {BOTH: (2, 5)}
+    assert manager.actor.counts["conflicts"] == 1
+    # an older dispatch arriving later does not take over
+    await manager.ask(dispatch(3, -10, BOTH, created_minutes_ago=60))
+    await manager.ask(withdraw("battery_power", origin=2))
+    assert await manager.told_dispatches(1) == {BOTH: (1, -40)}
+    await manager.ask(withdraw("battery_power", origin=1))
+    assert await manager.told_dispatches(1) == {BOTH: (3, -10)}
+
+
+async def test_the_older_dispatch_keeps_the_batteries_the_newer_does_not_want(
+    manager: Manager,
+) -> None:
+    await manager.ask(dispatch(1, -40, BOTH, created_minutes_ago=20))
+    assert await manager.told_dispatches(1) == {BOTH: (1, -40)}
+    await manager.ask(dispatch(2, 5, frozenset({21}), created_minutes_ago=5))
+    assert await manager.told_dispatches(2) == {
+        frozenset({21}): (2, 5),
+        frozenset({11}): (1, -40),  # its power, on what is left to it
+    }
+    await manager.ask(withdraw("battery_power", frozenset({21}), origin=2))
+    assert await manager.told_dispatches(1) == {BOTH: (1, -40)}
 
 
 async def test_only_changed_targets_reach_the_distributor(manager: Manager) -> None:

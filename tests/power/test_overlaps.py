@@ -101,10 +101,60 @@ def test_a_set_the_guard_leaves_nothing_to_do_waits() -> None:
     assert settled.withheld == {PAIR}
 
 
-def test_a_set_overlapping_a_guard_without_being_inside_it_waits() -> None:
+def test_a_guard_overlapping_a_higher_set_without_containing_it_waits() -> None:
+    outside = frozenset({41, 51})
+    higher = Proposal("peak", 10, T0, 0.0, Range(-1e6, 40 * KW))
+    settled = settle_overlaps({outside: [dispatch("d", 50 * KW, priority=20)], SITE: [higher]})
+    assert {d.batteries: d.driven_by for d in settled.drives} == {outside: "d"}
+    assert settled.withheld == {SITE}  # its bounds are about all four batteries
+
+
+def test_a_held_set_overlapping_a_guard_without_being_inside_it_drives_the_rest() -> None:
     outside = frozenset({41, 51})
     settled = settle_overlaps({SITE: [guard(40 * KW)], outside: [dispatch("d", 50 * KW)]})
-    assert settled.withheld == {outside}
+    assert drives({SITE: [guard(40 * KW)], outside: [dispatch("d", 50 * KW)]}) == {
+        SITE: ("peak", 0.0),
+        frozenset({51}): ("d", 50 * KW),  # 51 is no guard's
+    }
+    assert settled.reduced == {outside: frozenset({51})}
+    assert settled.withheld == frozenset()
+
+
+# ------------------------------------------------- dispatches of one priority: the newest
+
+
+def test_the_newest_dispatch_drives_the_shared_batteries_and_the_older_keeps_the_rest() -> None:
+    older = frozenset({11, 21, 31})
+    newer = frozenset({21, 31, 41})
+    sets = {older: [dispatch("x#1", -1 * KW)], newer: [dispatch("x#2", 2 * KW, minutes=5)]}
+    settled = settle_overlaps(sets)
+    assert drives(sets) == {newer: ("x#2", 2 * KW), frozenset({11}): ("x#1", -1 * KW)}
+    assert settled.reduced == {older: frozenset({11})}
+    # the newer ends: the older drives all of its batteries again
+    assert drives({older: sets[older]}) == {older: ("x#1", -1 * KW)}
+
+
+def test_a_fully_covered_older_dispatch_waits_until_the_newer_ends() -> None:
+    older = dispatch("x#1", -1 * KW)
+    sets = {frozenset({11}): [older], PAIR: [dispatch("x#2", 2 * KW, minutes=5)]}
+    settled = settle_overlaps(sets)
+    assert drives(sets) == {PAIR: ("x#2", 2 * KW)}
+    assert settled.withheld == {frozenset({11})}
+
+
+def test_on_the_same_batteries_the_newest_dispatch_holds_its_power() -> None:
+    sets = {PAIR: [dispatch("x#1", -1 * KW), dispatch("x#2", 2 * KW, minutes=5)]}
+    assert drives(sets) == {PAIR: ("x#2", 2 * KW)}
+
+
+def test_dispatches_created_at_the_same_moment_go_to_the_higher_id() -> None:
+    nine = Proposal("x#9", 1, T0, -1 * KW, hold=True, origin=9)
+    ten = Proposal("x#10", 1, T0, 2 * KW, hold=True, origin=10)
+    assert drives({PAIR: [nine, ten]}) == {PAIR: ("x#10", 2 * KW)}
+    assert drives({SITE: [nine], PAIR: [ten]}) == {
+        PAIR: ("x#10", 2 * KW),
+        OTHER_PAIR: ("x#9", -1 * KW),
+    }
 
 
 @st.composite
@@ -200,3 +250,48 @@ def test_the_guard_holds_whether_the_rest_stays_where_it_is_or_reaches_0_w(
             for rest_w in (running_w, 0.0):
                 total = inner.target_w + rest_w
                 assert proposal.bounds.lower - 1e-6 <= total <= proposal.bounds.upper + 1e-6
+
+
+@given(scenarios())
+def test_no_battery_of_a_held_set_is_left_without_a_driver(
+    sets: dict[frozenset[int], list[Proposal]],
+) -> None:
+    settled = settle_overlaps(sets)
+    driven = frozenset().union(*(d.batteries for d in settled.drives))
+    for batteries, proposals in sets.items():
+        if all(p.hold for p in proposals):
+            assert batteries <= driven
+
+
+@st.composite
+def dispatches(draw: st.DrawFn) -> list[tuple[int, int, frozenset[int]]]:
+    """(id, minutes since T0 it was created, batteries) of one use case's dispatches."""
+    count = draw(st.integers(1, 5))
+    return [
+        (
+            dispatch_id,
+            draw(st.integers(0, 3)),
+            frozenset(draw(st.sets(st.sampled_from([11, 21, 31, 41, 51]), min_size=1))),
+        )
+        for dispatch_id in range(1, count + 1)
+    ]
+
+
+@given(dispatches())
+def test_each_battery_goes_to_the_newest_dispatch_that_wants_it(
+    running: list[tuple[int, int, frozenset[int]]],
+) -> None:
+    sets: dict[frozenset[int], list[Proposal]] = {}
+    for dispatch_id, minutes, batteries in running:
+        when = T0 + timedelta(minutes=minutes)
+        sets.setdefault(batteries, []).append(
+            Proposal(f"x#{dispatch_id}", 1, when, 1.0, hold=True, origin=dispatch_id)
+        )
+    driver_of = {
+        battery: drive.driven_by
+        for drive in settle_overlaps(sets).drives
+        for battery in drive.batteries
+    }
+    for battery in frozenset().union(*(b for _, _, b in running)):
+        newest = max((m, i) for i, m, b in running if battery in b)[1]
+        assert driver_of[battery] == f"x#{newest}"

@@ -70,14 +70,33 @@ def test_a_higher_priority_power_is_used_only_when_nobody_below_asks() -> None:
     assert resolve([high], SYSTEM).target_w == -50 * KW
 
 
-def test_at_equal_priority_the_newest_wins_then_the_first_name() -> None:
-    older = Proposal("b", 3, NOON, power_w=-10 * KW)
-    newer = Proposal("c", 3, NOON + at(1), power_w=20 * KW)
-    result = resolve([newer, older], SYSTEM)
-    assert (result.target_w, result.driven_by) == (20 * KW, "c")
-    same_time = Proposal("a", 3, NOON + at(1), power_w=30 * KW)
-    assert resolve([newer, same_time, older], SYSTEM).driven_by == "a"
-    assert [p.name for p in nesting_order([same_time, older, newer])] == ["b", "c", "a"]
+def test_at_equal_priority_the_newest_ranks_first_then_the_higher_dispatch_then_the_name() -> None:
+    older = Proposal("b", 3, NOON, power_w=-10 * KW, hold=True)
+    newer = Proposal("c", 3, NOON + at(1), power_w=20 * KW, hold=True)
+    result = resolve([older, newer], SYSTEM)
+    assert (result.target_w, result.driven_by, result.overruled) == (20 * KW, "c", {"b"})
+    same_time = Proposal("a", 3, NOON + at(1), power_w=30 * KW, hold=True)
+    assert [p.name for p in nesting_order([same_time, older, newer])] == ["c", "a", "b"]
+    # dispatches created at the same moment: the higher id is the newer, whatever the name
+    first = Proposal("use_case#9", 3, NOON, power_w=-10 * KW, hold=True, origin=9)
+    second = Proposal("use_case#10", 3, NOON, power_w=5 * KW, hold=True, origin=10)
+    assert resolve([first, second], SYSTEM).driven_by == "use_case#10"
+
+
+def test_a_held_power_is_credited_to_its_holder_not_to_a_clamped_one_inside() -> None:
+    # A dispatch holds 10 kW over a market proposal at -20 kW: the target is the
+    # dispatch's, and so is the result.
+    dispatch = Proposal("dispatch_7", 5, NOON, power_w=10 * KW, hold=True)
+    market = Proposal("market", 1, NOON, power_w=-20 * KW, hold=True)
+    result = resolve([market, dispatch], SYSTEM)
+    assert (result.target_w, result.driven_by) == (10 * KW, "dispatch_7")
+    # bounds cut a power without holding one: the cut power is still the inner one's
+    guard = Proposal("peak", 10, NOON, bounds=Range(-500 * KW, 10 * KW))
+    charge = Proposal("dispatch_7", 1, NOON, power_w=30 * KW, hold=True)
+    assert (resolve([guard, charge], SYSTEM).target_w, resolve([guard, charge]).driven_by) == (
+        10 * KW,
+        "dispatch_7",
+    )
 
 
 def test_conflicting_bounds_are_overruled_and_get_as_close_as_allowed() -> None:
@@ -145,7 +164,10 @@ def proposal_lists(draw: st.DrawFn) -> list[Proposal]:
         elif kind == "both":
             assert bounds is not None
             power = draw(st.integers(int(bounds.lower), int(bounds.upper)).map(float))
-        proposals.append(Proposal(name, priority, submitted, power, bounds, kind == "hold"))
+        origin = draw(st.none() | st.integers(0, 2))
+        proposals.append(
+            Proposal(name, priority, submitted, power, bounds, kind == "hold", origin=origin)
+        )
     return proposals
 
 
@@ -187,15 +209,17 @@ def test_higher_priorities_do_not_see_lower_ones(proposals: list[Proposal], syst
 
 
 @given(proposal_lists(), system_st)
-def test_the_innermost_proposal_with_a_power_drives(
+def test_the_outermost_hold_or_else_the_innermost_power_drives(
     proposals: list[Proposal], system: Range
 ) -> None:
     result = resolve(proposals, system)
-    with_power = [
-        name
-        for name in result.order
-        if next(p for p in proposals if p.name == name).power_w is not None
-    ]
+    by_name = {p.name: p for p in proposals}
+    with_power = [name for name in result.order if by_name[name].power_w is not None]
+    holders = [n for n in result.order if by_name[n].hold and n not in result.overruled]
+    if holders:  # the outermost honoured hold is credited: the target is its power
+        assert result.driven_by == holders[0]
+        assert result.target_w == by_name[holders[0]].power_w
+        return
     assert result.driven_by == (with_power[-1] if with_power else None)
     if result.driven_by is not None:
         driver = next(p for p in proposals if p.name == result.driven_by)

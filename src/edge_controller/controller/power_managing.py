@@ -5,23 +5,32 @@ The stage between the use cases and the PowerDistributingActor::
     use cases ─PowerRequest(priority)─▶ PowerManagingActor ─PowerRequest─▶ PowerDistributing
                                             ▲ grid meter + battery telemetry
 
-1. **Priorities.** Every use case's latest request per component set is a proposal;
-   proposals for the same set are resolved by `power.priority.resolve` (the nested
-   "Matryoshka" scheme: higher priority bounds lower ones; the innermost power wins
-   within them). A dispatch-driven use case *holds* its power (`hold=True`): nothing
-   below it can change it, so among dispatches the higher priority wins. Peak shaving
-   proposes bounds instead ("charge no more than would make a peak"), so a
-   lower-priority dispatch still runs within them. A request of 0 W without bounds
-   withdraws the use case's proposal — that is how use cases release batteries.
-   Proposals for *overlapping but different* sets (`power.overlaps`): the set whose
-   best proposal has the higher priority (then the newer) keeps the batteries; the
-   other set waits (`proposal_withheld`) and runs again when the overlap is gone —
-   except inside a guard that has nothing it must do (peak shaving on the whole site
-   with no peak: its bounds allow 0 W): then a dispatch on part of it runs within the
-   guard's bounds, the guard's other batteries at 0 W (`running_inside_guard`), until
-   the guard has a peak to shave. Each kind of target (`PowerRequest.target`:
+1. **Priorities — the one place overlaps are settled.** Every proposer's latest
+   request per component set is a proposal; a proposer is a use case's namespace and,
+   for a request that carries out a dispatch, that dispatch (`PowerRequest.origin`,
+   with its creation time `created`): a use case sends one request per running
+   dispatch and lets this stage decide. Proposals rank by priority, then the newest
+   (a dispatch counts from its creation), then the higher dispatch id
+   (`power.priority.rank`). Proposals for the same set are resolved by
+   `power.priority.resolve` (the nested "Matryoshka" scheme: the higher-ranked bound
+   the lower ones; the innermost power wins within them). A dispatch *holds* its
+   power (`hold=True`): nothing below it can change it, so among dispatches the
+   higher priority, then the newest, wins. Peak shaving proposes bounds instead
+   ("charge no more than would make a peak"), so a lower-priority dispatch still runs
+   within them. A request of 0 W without bounds withdraws its proposer's proposal —
+   that is how use cases release components. Proposals for *overlapping but
+   different* sets (`power.overlaps`): the set whose best proposal ranks higher takes
+   its components; a set of held powers (dispatches) keeps those left to it
+   (`proposal_reduced`: the newest dispatch drives the shared batteries, the older the
+   rest, and all of them again when the newer ends); any other set waits
+   (`proposal_withheld`) and runs again when the overlap is gone — except inside a
+   guard that has nothing it must do (peak shaving on the whole site with no peak:
+   its bounds allow 0 W): then a dispatch on part of it runs within the guard's
+   bounds, the guard's other batteries at 0 W (`running_inside_guard`), until the
+   guard has a peak to shave. Every held power that loses components is logged with
+   both proposers (`proposal_conflict`). Each kind of target (`PowerRequest.target`:
    batteries, EV chargers, PV inverters) is settled on its own: sets of different
-   kinds never overlap, whatever ids they name.
+   kinds never overlap, whatever ids they name. `settle` is this rule, pure.
 2. **Grid limits.** The resolved targets are guarded together by
    `power.grid_guard.guard_targets` against `[grid] max_import / max_export`, from the
    grid meter's fresh power and the targeted components' measured power — batteries,
@@ -33,14 +42,17 @@ The stage between the use cases and the PowerDistributingActor::
    request and every `tick` (1 s), so a load step is answered within a second; every
    clamp is logged (`grid_limit_clamp`) and counted.
 3. Only a changed target (by more than `deadband_w`) is forwarded; the distributor
-   keeps it alive. The forwarded request carries the namespace of the use case whose
-   power drove it, so that use case gets the distributor's result. Components no set
+   keeps it alive. The forwarded request is the credited proposer's (its namespace
+   and origin; its ids narrowed to the set it drives) — the holder when a power is
+   held, else the innermost proposal with a power — so that proposer gets the
+   distributor's result. Forwarded sets never overlap within a kind. Components no set
    holds any more are given back with a withdraw (0 W without bounds: batteries and EV
    chargers to 0 W, PV inverters to full production); a PV target that resolves to
    0 W is forwarded with bounds `[0, 0]`, so it stays a limit ("produce nothing")
    rather than reading as a withdraw.
 
-Pure logic lives in `power/priority.py` and `power/grid_guard.py`; this is the shell.
+Pure logic lives in `settle` (over `power/priority.py` and `power/overlaps.py`) and
+`power/grid_guard.py`; the actor is the shell.
 """
 
 from __future__ import annotations
@@ -48,8 +60,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
@@ -69,31 +81,138 @@ from edge_controller.power.grid_guard import GridLimits, GuardReason, guard_targ
 from edge_controller.power.overlaps import settle_overlaps
 from edge_controller.power.priority import Proposal
 
+Key = tuple[TargetKind, frozenset[int]]
+"""A proposal set: what kind of components, and which."""
+
+Proposer = tuple[str, int | None]
+"""Who proposes: a use case's namespace, and the dispatch (its id) the request carries."""
+
+
+def key_of(request: PowerRequest) -> Key:
+    """The set a request proposes for."""
+    return request.target, request.components
+
+
+def proposer_of(request: PowerRequest) -> Proposer:
+    """Who a request is from: its namespace and origin."""
+    return request.namespace, request.origin
+
+
+def proposer_name(proposer: Proposer) -> str:
+    """`namespace`, or `namespace#origin` for a dispatch: a proposal's name, in logs too."""
+    namespace, origin = proposer
+    return namespace if origin is None else f"{namespace}#{origin}"
+
 
 @dataclass(frozen=True, slots=True)
-class _Submitted:
+class Submitted:
+    """A use case's request as the manager holds it: with the time it arrived."""
+
     request: PowerRequest
     at: datetime
 
 
-_Key = tuple[TargetKind, frozenset[int]]
-"""A proposal set: what kind of components, and which."""
+def proposal_of(submitted: Submitted) -> Proposal:
+    """The request as `power.priority` ranks it.
 
-
-def _key(request: PowerRequest) -> _Key:
-    return request.target, request.components
-
-
-def _proposal(namespace: str, submitted: _Submitted) -> Proposal:
+    It counts from its dispatch's creation (`PowerRequest.created`), else from when it
+    arrived; bounds that exclude the request's own power (rounding, a clamped shave)
+    widen to include it, so the use case keeps its power.
+    """
     request = submitted.request
+    name = proposer_name(proposer_of(request))
+    since = submitted.at if request.created is None else request.created
     power_w = request.power.as_watts()
     if request.bounds is not None:
         bounds = request.bounds
-        # A use case whose own bounds exclude its power (rounding, a clamped shave)
-        # keeps its power: the bounds widen to include it.
         bounds = type(bounds)(min(bounds.lower, power_w), max(bounds.upper, power_w))
-        return Proposal(namespace, request.priority, submitted.at, power_w, bounds)
-    return Proposal(namespace, request.priority, submitted.at, power_w, hold=request.hold)
+        return Proposal(name, request.priority, since, power_w, bounds, origin=request.origin)
+    return Proposal(
+        name, request.priority, since, power_w, hold=request.hold, origin=request.origin
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A held power that does not run on some of its components: another proposal drives them."""
+
+    winner: Proposer
+    loser: Proposer
+    kind: TargetKind
+    components: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What the manager forwards, before the grid guard: one request per driven set.
+
+    `drives` maps each driven set (disjoint within a kind) to the credited request —
+    its ids narrowed to that set — and the target (W); `withheld` the sets that wait;
+    `inside` each set running inside a yielding guard to the guard's set; `reduced`
+    each held set that drives only part of its components to that part; `conflicts`
+    every held power that lost components, and to whom.
+    """
+
+    drives: Mapping[Key, tuple[PowerRequest, float]]
+    withheld: frozenset[Key] = frozenset()
+    inside: Mapping[Key, Key] = field(default_factory=dict)
+    reduced: Mapping[Key, Key] = field(default_factory=dict)
+    conflicts: tuple[Conflict, ...] = ()
+
+
+def settle(
+    submitted: Iterable[Submitted],
+    power_w: Callable[[TargetKind, frozenset[int]], float] = lambda kind, ids: 0.0,
+) -> Settled:
+    """Every proposal at once, settled: priorities per set, overlaps per kind.
+
+    The manager's one rule, pure (`power.priority`, `power.overlaps`): the actor
+    applies it on every request and tick, the scenario (`tools/scenario`) to the
+    requests its dispatches make. At most one request per proposer and set.
+    `power_w(kind, ids)` is what those components measure together now (W, NaN if
+    unknown), for a set running inside a guard.
+    """
+    by_key: dict[Key, dict[str, Submitted]] = {}
+    for each in submitted:
+        by_key.setdefault(key_of(each.request), {})[proposer_name(proposer_of(each.request))] = each
+    drives: dict[Key, tuple[PowerRequest, float]] = {}
+    withheld: set[Key] = set()
+    inside: dict[Key, Key] = {}
+    reduced: dict[Key, Key] = {}
+    conflicts: list[Conflict] = []
+    for kind in TargetKind:
+        named = {ids: by_name for (of_kind, ids), by_name in by_key.items() if of_kind is kind}
+        if not named:
+            continue
+        settled = settle_overlaps(
+            {ids: [proposal_of(s) for s in by_name.values()] for ids, by_name in named.items()},
+            functools.partial(power_w, kind),
+        )
+        withheld |= {(kind, ids) for ids in settled.withheld}
+        inside |= {(kind, ids): (kind, guard) for ids, guard in settled.inside.items()}
+        reduced |= {(kind, ids): (kind, part) for ids, part in settled.reduced.items()}
+        driver: dict[int, Proposer] = {}
+        for drive in settled.drives:
+            request = named[drive.source][drive.driven_by].request
+            if request.components != drive.batteries:
+                request = dataclasses.replace(request, batteries=drive.batteries)
+            drives[kind, drive.batteries] = (request, drive.target_w)
+            driver |= dict.fromkeys(drive.batteries, proposer_of(request))
+        for ids, by_name in sorted(named.items(), key=lambda item: sorted(item[0])):
+            for each in by_name.values():
+                if not each.request.hold or each.request.withdraws:
+                    continue
+                loser = proposer_of(each.request)
+                lost: dict[Proposer, set[int]] = {}
+                for component in sorted(ids):
+                    winner = driver.get(component)
+                    if winner is not None and winner != loser:
+                        lost.setdefault(winner, set()).add(component)
+                conflicts.extend(
+                    Conflict(winner, loser, kind, frozenset(components))
+                    for winner, components in lost.items()
+                )
+    return Settled(drives, frozenset(withheld), inside, reduced, tuple(conflicts))
 
 
 class PowerManagingActor(SupervisedActor):
@@ -120,10 +239,12 @@ class PowerManagingActor(SupervisedActor):
         self._clock: Clock = clock or WallClock()
         self._tick = tick
         self._deadband_w = deadband_w
-        self._proposals: dict[_Key, dict[str, _Submitted]] = {}
-        self._forwarded: dict[_Key, PowerRequest] = {}
-        self._withheld: set[_Key] = set()
-        self._inside: dict[_Key, _Key] = {}
+        self._proposals: dict[Key, dict[Proposer, Submitted]] = {}
+        self._forwarded: dict[Key, PowerRequest] = {}
+        self._withheld: set[Key] = set()
+        self._inside: dict[Key, Key] = {}
+        self._reduced: dict[Key, Key] = {}
+        self._conflicts: set[Conflict] = set()
         self.counts: dict[str, int] = {}
         """grid clamps by reason, withheld proposals, forwarded requests."""
         self._log = structlog.get_logger(__name__).bind(actor=name)
@@ -159,72 +280,89 @@ class PowerManagingActor(SupervisedActor):
         self.counts[what] = self.counts.get(what, 0) + 1
 
     def _propose(self, request: PowerRequest) -> None:
-        """Record a use case's request; it replaces that use case's overlapping ones.
+        """Record a request; it replaces its proposer's overlapping ones.
 
-        A use case's batteries change between requests (a dispatch retargeted, two of
-        its dispatches merging): its earlier proposals on overlapping sets are stale
-        the moment it asks for something else on any of those batteries.
+        A proposer's components change between requests (a dispatch retargeted, a use
+        case's decision moving): its earlier proposals on overlapping sets are stale
+        the moment it asks for something else on any of those components. Each
+        dispatch (`PowerRequest.origin`) is a proposer of its own.
         """
-        kind, ids = _key(request)
-        self._drop(request.namespace, lambda key: key[0] is kind and bool(key[1] & ids))
+        kind, ids = key_of(request)
+        proposer = proposer_of(request)
+        self._drop(
+            lambda other: other == proposer, lambda key: key[0] is kind and bool(key[1] & ids)
+        )
         if not request.withdraws:
-            self._proposals.setdefault((kind, ids), {})[request.namespace] = _Submitted(
+            self._proposals.setdefault((kind, ids), {})[proposer] = Submitted(
                 request, self._clock.now()
             )
 
-    def _drop(self, namespace: str, which: Callable[[_Key], bool]) -> None:
+    def _drop(self, whose: Callable[[Proposer], bool], which: Callable[[Key], bool]) -> None:
         for key in [k for k in self._proposals if which(k)]:
-            by_use_case = self._proposals[key]
-            by_use_case.pop(namespace, None)
-            if not by_use_case:
+            by_proposer = self._proposals[key]
+            for proposer in [p for p in by_proposer if whose(p)]:
+                del by_proposer[proposer]
+            if not by_proposer:
                 del self._proposals[key]
 
     async def withdraw(self, namespace: str) -> None:
         """Forget every proposal of `namespace` (a use case removed by a live edit)."""
-        self._drop(namespace, lambda _: True)
+        self._drop(lambda proposer: proposer[0] == namespace, lambda _: True)
         await self._update()
 
-    def _resolved(self) -> dict[_Key, tuple[PowerRequest, float]]:
-        """Each set's winning request and target, overlaps settled by priority per kind."""
-        withheld: set[_Key] = set()
-        inside: dict[_Key, _Key] = {}
-        chosen: dict[_Key, tuple[PowerRequest, float]] = {}
-        for kind in TargetKind:
-            sets = {
-                ids: [_proposal(ns, s) for ns, s in by_use_case.items()]
-                for (of_kind, ids), by_use_case in self._proposals.items()
-                if of_kind is kind
-            }
-            if not sets:
-                continue
-            settled = settle_overlaps(sets, functools.partial(self._measured_w, kind))
-            withheld |= {(kind, ids) for ids in settled.withheld}
-            inside |= {(kind, ids): (kind, guard) for ids, guard in settled.inside.items()}
-            for drive in settled.drives:
-                request = self._proposals[kind, drive.source][drive.driven_by].request
-                if request.components != drive.batteries:
-                    request = dataclasses.replace(request, batteries=drive.batteries)
-                chosen[kind, drive.batteries] = (request, drive.target_w)
-        for key in withheld - self._withheld:
+    def _names(self, key: Key) -> list[str]:
+        return sorted(proposer_name(p) for p in self._proposals.get(key, {}))
+
+    def _resolved(self) -> dict[Key, tuple[PowerRequest, float]]:
+        """Each driven set's credited request and target; what changed is logged."""
+        settled = settle(
+            (s for by_proposer in self._proposals.values() for s in by_proposer.values()),
+            self._measured_w,
+        )
+        for key in settled.withheld - self._withheld:
             self._count("withheld")
             self._log.warning(
                 "proposal_withheld",
-                namespaces=sorted(self._proposals[key]),
-                batteries=sorted(key[1]),
+                proposers=self._names(key),
+                components=sorted(key[1]),
                 target=key[0].value,
-                reason="a higher-priority use case holds some of these components",
+                reason="a higher-ranked proposal holds some of these components",
             )
-        for key, guard in inside.items():
+        for key, guard in settled.inside.items():
             if self._inside.get(key) != guard:
                 self._log.info(
                     "running_inside_guard",
-                    batteries=sorted(key[1]),
+                    components=sorted(key[1]),
                     guard=sorted(guard[1]),
-                    guarded_by=sorted(self._proposals[guard]),
+                    guarded_by=self._names(guard),
                 )
-        self._withheld = withheld
-        self._inside = inside
-        return chosen
+        for key, part in settled.reduced.items():
+            if self._reduced.get(key) != part:
+                self._log.info(
+                    "proposal_reduced",
+                    proposers=self._names(key),
+                    components=sorted(part[1]),
+                    of=sorted(key[1]),
+                    target=key[0].value,
+                )
+        for conflict in sorted(
+            set(settled.conflicts) - self._conflicts,
+            key=lambda c: (proposer_name(c.winner), proposer_name(c.loser)),
+        ):
+            self._count("conflicts")
+            self._log.warning(
+                "proposal_conflict",
+                winner=proposer_name(conflict.winner),
+                loser=proposer_name(conflict.loser),
+                components=sorted(conflict.components),
+                target=conflict.kind.value,
+                rule="the higher priority, then the newest, drives shared components",
+            )
+        self._withheld = set(settled.withheld)
+        self._inside = dict(settled.inside)
+        self._reduced = dict(settled.reduced)
+        self._conflicts = set(settled.conflicts)
+        return dict(settled.drives)
 
     def _measured_w(self, kind: TargetKind, ids: frozenset[int]) -> float:
         """What `ids` measure together now (W, + consumes); NaN when none reported.
@@ -302,7 +440,7 @@ class PowerManagingActor(SupervisedActor):
             last = self._forwarded.get(key)
             if (
                 last is not None
-                and last.namespace == request.namespace
+                and proposer_of(last) == proposer_of(request)
                 and abs(last.power.as_watts() - target) <= self._deadband_w
                 and (target == 0.0) == (last.power.as_watts() == 0.0)
             ):
@@ -314,7 +452,7 @@ class PowerManagingActor(SupervisedActor):
             self._count("forwarded")
             await self._distributor.send(forward)
 
-    def _guard(self, targets: dict[_Key, float]) -> dict[_Key, float]:
+    def _guard(self, targets: dict[Key, float]) -> dict[Key, float]:
         site = self._site
         now = self._clock.now()
         grid_w = meter_power_w(site.cache, site.grid_meter_id, now, self._grid.stale_after)

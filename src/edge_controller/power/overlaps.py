@@ -2,13 +2,22 @@
 
 `priority.resolve` settles use cases that want the *same* set of batteries. Sets can
 also overlap without being equal — peak shaving watches every battery while a
-dispatch targets two of them. The distributor drives each battery from one target
-only, so the sets are settled here, pure and deterministic:
+dispatch targets two of them, or two dispatches share a battery. The distributor
+drives each battery from one target only, so the sets are settled here, pure and
+deterministic — the one place that decides it (the PowerManagingActor applies it;
+the scenario and the EV charging use case, which must know who drives, call it too):
 
 1. Each set's proposals are resolved on their own; a set ranks by its best proposal
-   (priority, then the newer), ties by its battery ids.
-2. In rank order a set takes its batteries, unless one of them is taken already:
-   then it is *withheld* (it runs again when the overlap is gone) —
+   (`priority.rank`: priority, then the newest — a dispatch counts from its
+   creation — then the higher dispatch id), ties by its battery ids.
+2. In rank order a set takes its batteries. When some of them are taken already:
+   - **a held set keeps the rest**: a set whose proposals all hold a power (the
+     dispatches) drives the batteries nobody ranked above it took, at its resolved
+     power (`reduced`), and gets the others back when the overlap is gone. Among
+     dispatches of one priority: the newest drives the shared batteries, the older
+     keeps the rest and resumes on all of them when the newer ends;
+   - any other set is *withheld*: it runs again when the overlap is gone (a guard's
+     bounds are about its whole set: on part of it they would mean something else) —
 3. except inside a **yielding guard**: a taken set that contains the newcomer
    entirely, whose proposals steer by bounds that all allow 0 W (none holds a
    power). Nothing it must do then: its own power is a preference (peak shaving's
@@ -18,11 +27,11 @@ only, so the sets are settled here, pure and deterministic:
    together with the guard's proposals and drives its batteries within them. That
    is peak shaving on the whole site with a lower-priority dispatch on part of it:
    the dispatch runs, cut so that it makes no peak (a newcomer that would not nest
-   inside the guard's proposals — same priority and older — waits instead, so the
-   guard's bounds always hold). One newcomer per guard, the
-   first in rank: two of them could each use the guard's whole range. When the
-   guard must act (its bounds exclude 0 W: a peak to shave needs all its batteries)
-   it drives them all again and the newcomer waits.
+   inside every proposal of the guard waits instead, so the guard's bounds always
+   hold). One newcomer per guard, the first in rank: two of them could each use the
+   guard's whole range. When the guard must act (its bounds exclude 0 W: a peak to
+   shave needs all its batteries) it drives them all again and the newcomer waits
+   (or, held, keeps what is left to it: nothing, for it is inside the guard).
 
    The guard's other batteries are *told* 0 W; until they get there (ramping down
    from a recharge) or if they never do (an inverter that stopped answering keeps its
@@ -41,15 +50,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from edge_controller.power.bounds import Range
-from edge_controller.power.priority import Proposal, Resolution, resolve
+from edge_controller.power.priority import Proposal, Rank, Resolution, rank, resolve
 
 
 @dataclass(frozen=True, slots=True)
 class Drive:
     """One battery set's target and the proposal (by name) whose power it is.
 
-    `source` is the proposal set the driver was submitted on: the set itself, or for
-    the rest of a yielding guard, the guard's set.
+    `source` is the proposal set the driver was submitted on: the set itself, or a
+    bigger one — a yielding guard's, of whose batteries this is the rest, or a held
+    set's, of whose batteries this is what nobody above it took.
     """
 
     batteries: frozenset[int]
@@ -62,17 +72,24 @@ class Drive:
 class Settlement:
     """What runs (`drives`, disjoint sets) and what waits (`withheld`).
 
-    `inside` maps each set running inside a yielding guard to the guard's set.
+    `inside` maps each set running inside a yielding guard to the guard's set;
+    `reduced` each held set that drives only part of its batteries (the rest were
+    taken by sets ranked above it) to that part.
     """
 
     drives: tuple[Drive, ...]
     withheld: frozenset[frozenset[int]] = frozenset()
     inside: Mapping[frozenset[int], frozenset[int]] = field(default_factory=dict)
+    reduced: Mapping[frozenset[int], frozenset[int]] = field(default_factory=dict)
 
 
-def _rank(proposals: Sequence[Proposal]) -> tuple[int, float]:
-    best = max(proposals, key=lambda p: (p.priority, p.submitted_at))
-    return best.priority, best.submitted_at.timestamp()
+def _rank(proposals: Sequence[Proposal]) -> Rank:
+    return max(rank(p) for p in proposals)
+
+
+def _holds(proposals: Sequence[Proposal]) -> bool:
+    """Every proposal holds a power: a set of dispatches, which may run on part of it."""
+    return all(p.hold for p in proposals)
 
 
 def _yields(proposals: Sequence[Proposal]) -> bool:
@@ -107,7 +124,7 @@ def settle_overlaps(
 
     `power_w(batteries)` is what those batteries measure now together (W, NaN if
     unknown). A set whose proposals state no power at all drives nothing and takes
-    nothing.
+    nothing. Independent of the order of `sets`.
     """
     resolved: list[tuple[frozenset[int], Sequence[Proposal], Resolution]] = []
     for batteries, proposals in sets.items():
@@ -124,24 +141,32 @@ def settle_overlaps(
     proposals_of: dict[frozenset[int], Sequence[Proposal]] = {}
     yielding: set[frozenset[int]] = set()
     inside: dict[frozenset[int], frozenset[int]] = {}
+    reduced: dict[frozenset[int], frozenset[int]] = {}
     withheld: set[frozenset[int]] = set()
+
+    def take(part: frozenset[int], drive: Drive) -> None:
+        drives[part] = drive
+        for battery in part:
+            owner[battery] = part
+
     for batteries, proposals, resolution in resolved:
         assert resolution.target_w is not None
         assert resolution.driven_by is not None
         owners = {owner[b] for b in batteries if b in owner}
         if not owners:
-            drives[batteries] = Drive(
-                batteries, resolution.driven_by, resolution.target_w, batteries
-            )
+            take(batteries, Drive(batteries, resolution.driven_by, resolution.target_w, batteries))
             proposals_of[batteries] = proposals
             if _yields(proposals):
                 yielding.add(batteries)
-            for battery in batteries:
-                owner[battery] = batteries
             continue
         (guard,) = owners if len(owners) == 1 else (None,)
         if guard is None or guard not in yielding or not batteries < guard:
-            withheld.add(batteries)
+            rest = frozenset(b for b in batteries if b not in owner)
+            if _holds(proposals) and rest:
+                take(rest, Drive(rest, resolution.driven_by, resolution.target_w, batteries))
+                reduced[batteries] = rest
+            else:
+                withheld.add(batteries)
             continue
         plain = resolve([*proposals_of[guard], *proposals])
         names = {p.name for p in proposals}
@@ -168,7 +193,7 @@ def settle_overlaps(
         drives[rest] = Drive(rest, guard_drive.driven_by, 0.0, guard)
         drives[batteries] = Drive(batteries, together.driven_by, together.target_w, batteries)
         inside[batteries] = guard
-    return Settlement(tuple(drives.values()), frozenset(withheld), inside)
+    return Settlement(tuple(drives.values()), frozenset(withheld), inside, reduced)
 
 
 __all__ = ["Drive", "Settlement", "settle_overlaps"]

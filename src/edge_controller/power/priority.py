@@ -3,15 +3,19 @@
 Several use cases (a dispatch, peak shaving, a market schedule) may want the same
 batteries at once. Each submits a `Proposal`: a priority, an optional desired power
 and optional bounds. `resolve` turns them into one target, after the Frequenz SDK's
-"Matryoshka" scheme — the higher-priority dolls enclose the lower ones:
+"Matryoshka" scheme — the higher-ranked dolls enclose the lower ones:
 
-- **Bounds nest, outermost first.** Proposals are ordered by priority (higher first);
-  at equal priority the older one comes first, and at equal time the name that sorts
-  *later* (so, in the end, the newest request and then the alphabetically first name
-  are innermost). Starting from the batteries' own (system) bounds, each proposal
-  in turn is *allowed* what the ones before it left, and narrows that range with its
-  own bounds for everyone after it. A proposal with `hold=True` narrows it to exactly
-  its desired power: nobody below can change the target then.
+- **One rank.** Proposals rank by priority (higher first), then the newest first —
+  a dispatch counts from its creation time, anything else from when it was
+  submitted — then the higher dispatch id, then the name that sorts later
+  (`rank`). The newest is thus the tie-break of priority: among dispatches of one
+  priority, the newest holds its power. `power.overlaps` ranks overlapping sets by
+  the same `rank`.
+- **Bounds nest, outermost first.** Starting from the batteries' own (system)
+  bounds, each proposal in rank order is *allowed* what the ones before it left,
+  and narrows that range with its own bounds for everyone after it. A proposal with
+  `hold=True` narrows it to exactly its desired power: nobody below can change the
+  target then.
 - **Conflicts go to the outer doll.** When a proposal's bounds do not meet its
   allowed range at all, it is *overruled*: the range narrows to the allowed value
   nearest to its bounds (as close as it can get), and everyone below works within
@@ -22,6 +26,10 @@ and optional bounds. `resolve` turns them into one target, after the Frequenz SD
   range (everyone's bounds, as far as honoured). Higher-priority use cases steer by
   their bounds; their desired power is used when nobody inside them asks for one.
   If no proposal states a power, the target is the final range's value nearest 0 W.
+  The target is *credited* (`driven_by`) to the outermost honoured hold if there is
+  one — inside it every power is clamped to the held one, so the target is the
+  holder's — else to that innermost proposal: whoever is credited gets the
+  distributor's result.
 
 So a lower priority can never push the power outside what a higher one allows, and
 the result depends only on the set of proposals, not on the order they arrive in.
@@ -37,12 +45,12 @@ Example (system bounds [-500, 500] kW)::
 
 Without dispatch_7 the target is the market's −100 kW. Had the market proposed
 `power -100 kW, hold=True` (instead of its bounds), the target would be −100 kW
-whatever the dispatch asks, and the dispatch would be told its allowed range is
-[-100, -100] kW.
+whatever the dispatch asks — credited to the market, which gets the result — and
+the dispatch would be told its allowed range is [-100, -100] kW.
 
 Powers are watts as floats, passive sign convention (+ charges, − discharges); bounds
 are single ranges (`Range`), the envelope of what the batteries can do. Pure: no I/O,
-no clock — submission times are passed in.
+no clock — creation and submission times are passed in.
 """
 
 from __future__ import annotations
@@ -57,14 +65,15 @@ from edge_controller.power.bounds import UNBOUNDED, Range
 
 @dataclass(frozen=True, slots=True)
 class Proposal:
-    """What one use case wants from a set of batteries.
+    """What one use case (or one of its dispatches) wants from a set of batteries.
 
-    `name` identifies the use case (unique within one `resolve`); `priority` is
-    higher-wins; `submitted_at` breaks ties between equal priorities (the newer is
-    nested inside the older, so its power wins within the older's bounds).
-    `power_w` (W, + charges) is what it would like, `None` for "no preference";
-    `bounds` what it allows the use cases below it, `None` for no limit; `hold=True`
-    makes its power its bounds.
+    `name` identifies it (unique within one `resolve`); `priority` is higher-wins;
+    `submitted_at` is when it counts from — a dispatch's creation time, else when it
+    was submitted — and `origin` the dispatch's id (None: no dispatch): both break
+    ties between equal priorities, the newest ranking first (`rank`). `power_w` (W,
+    + charges) is what it would like, `None` for "no preference"; `bounds` what it
+    allows the proposals below it, `None` for no limit; `hold=True` makes its power
+    its bounds.
     """
 
     name: str
@@ -73,6 +82,7 @@ class Proposal:
     power_w: float | None = None
     bounds: Range | None = None
     hold: bool = False
+    origin: int | None = None
 
     def __post_init__(self) -> None:
         """Reject proposals that contradict themselves.
@@ -113,9 +123,10 @@ class Resolution:
     """The outcome of `resolve`.
 
     `target_w` is the batteries' target (W), `None` only when there were no
-    proposals; `driven_by` the proposal whose power it comes from (`None` if none
-    stated a power). `allowed[name]` is the range that proposal may use — what the
-    system and everyone before it left; a use case should plan within it.
+    proposals; `driven_by` the proposal credited with it — the outermost honoured
+    hold, else the innermost proposal stating a power (`None` if none states one).
+    `allowed[name]` is the range that proposal may use — what the system and
+    everyone before it left; a use case should plan within it.
     `overruled` names the proposals whose bounds could not be met at all; `order`
     lists the names outermost (deciding bounds first) to innermost.
     """
@@ -127,8 +138,22 @@ class Resolution:
     order: tuple[str, ...]
 
 
+Rank = tuple[int, datetime, int, str]
+"""How a proposal ranks: compared as a tuple, the greater first (`rank`)."""
+
+
+def rank(proposal: Proposal) -> Rank:
+    """The proposal's rank: priority, then the newest, then the higher dispatch id, then the name.
+
+    The greater ranks first: it is the outer doll of one set (`nesting_order`), and
+    its set takes the batteries first when sets overlap (`power.overlaps`).
+    """
+    origin = -1 if proposal.origin is None else proposal.origin
+    return proposal.priority, proposal.submitted_at, origin, proposal.name
+
+
 def nesting_order(proposals: Iterable[Proposal]) -> list[Proposal]:
-    """Return the proposals outermost first: priority down, then older first, then name Z→A.
+    """Return the proposals outermost first: by `rank`, the greater first.
 
     Raises:
         ValueError: two proposals share a name.
@@ -138,9 +163,7 @@ def nesting_order(proposals: Iterable[Proposal]) -> list[Proposal]:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"each use case may have one proposal; repeated: {duplicates}")
-    items.sort(key=lambda p: p.name, reverse=True)  # stable sorts: the last key is primary
-    items.sort(key=lambda p: (-p.priority, p.submitted_at))
-    return items
+    return sorted(items, key=rank, reverse=True)
 
 
 def _clamp(value: float, bounds: Range) -> float:
@@ -162,6 +185,7 @@ def resolve(proposals: Iterable[Proposal], system_bounds: Range = UNBOUNDED) -> 
     allowed = system_bounds
     allowed_by_name: dict[str, Range] = {}
     overruled: set[str] = set()
+    holder: Proposal | None = None
     for proposal in ordered:
         allowed_by_name[proposal.name] = allowed
         own = proposal.constraint
@@ -170,12 +194,15 @@ def resolve(proposals: Iterable[Proposal], system_bounds: Range = UNBOUNDED) -> 
         low, high = max(allowed.lower, own.lower), min(allowed.upper, own.upper)
         if low <= high:
             allowed = Range(low, high)
+            if proposal.hold and holder is None:
+                holder = proposal
         else:
             overruled.add(proposal.name)
             nearest = allowed.upper if own.lower > allowed.upper else allowed.lower
             allowed = Range(nearest, nearest)
-    driver = next((p for p in reversed(ordered) if p.power_w is not None), None)
-    wanted = 0.0 if driver is None or driver.power_w is None else driver.power_w
+    innermost = next((p for p in reversed(ordered) if p.power_w is not None), None)
+    wanted = 0.0 if innermost is None or innermost.power_w is None else innermost.power_w
+    driver = holder or innermost
     return Resolution(
         target_w=_clamp(wanted, allowed),
         driven_by=None if driver is None else driver.name,
