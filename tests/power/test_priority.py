@@ -74,7 +74,7 @@ def test_at_equal_priority_the_newest_ranks_first_then_the_higher_dispatch_then_
     older = Proposal("b", 3, NOON, power_w=-10 * KW, hold=True)
     newer = Proposal("c", 3, NOON + at(1), power_w=20 * KW, hold=True)
     result = resolve([older, newer], SYSTEM)
-    assert (result.target_w, result.driven_by, result.overruled) == (20 * KW, "c", {"b"})
+    assert (result.target_w, result.driven_by, result.overruled) == (20 * KW, "c", frozenset({"b"}))
     same_time = Proposal("a", 3, NOON + at(1), power_w=30 * KW, hold=True)
     assert [p.name for p in nesting_order([same_time, older, newer])] == ["c", "a", "b"]
     # dispatches created at the same moment: the higher id is the newer, whatever the name
