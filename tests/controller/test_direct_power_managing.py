@@ -153,8 +153,8 @@ async def test_each_kind_is_settled_on_its_own_and_priorities_hold_within_one(
     await manager.send(ask("pv_low", PV, -300, ROOF, priority=1))
     assert (await manager.told()).power.as_watts() == -300 * KW
     await manager.send(ask("pv_high", PV, -100, ROOF, priority=9))
-    # (named after the innermost proposal, its power clamped to the held -100 kW)
-    assert (await manager.told()).power.as_watts() == -100 * KW
+    held = await manager.told()
+    assert (held.namespace, held.power.as_watts()) == ("pv_high", -100 * KW)  # the holder's
     assert manager.actor.forwarded == {BOTH: -20 * KW, CHARGER: 11 * KW, ROOF: -100 * KW}
 
 

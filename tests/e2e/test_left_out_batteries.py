@@ -81,7 +81,7 @@ async def test_a_battery_on_two_inverters_is_left_out_and_the_rest_of_the_site_r
     assert started["batteries"] == [11, 21, 31, 41]
     assert started["batteries_left_out"] == [SHARED_BATTERY]
     rejected = next(e for e in logs if e["event"] == "dispatch_rejected")
-    assert "[91] are not batteries of this site; batteries: [11, 21, 31, 41]" in rejected["reason"]
+    assert "unknown batteries [91]; available: [11, 21, 31, 41]" in rejected["reason"]
 
 
 async def test_a_use_case_naming_a_left_out_battery_is_refused_with_the_reason(

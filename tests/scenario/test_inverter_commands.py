@@ -55,6 +55,23 @@ def test_the_newest_of_two_overlapping_dispatches_drives(setup: Setup) -> None:
     assert math.fsum(decision.commands.values()) == pytest.approx(100_000.0, abs=400)
 
 
+def test_an_older_dispatch_drives_the_batteries_a_newer_one_leaves_it(setup: Setup) -> None:
+    # As the PowerManagingActor settles it: the newer drives its inverter's batteries,
+    # the older holds its power on the rest.
+    start = setup.scenario.spec.start + QUARTER
+    layout = setup.layout
+    first_inverter = layout.inverter_ids[0]
+    mine = layout.batteries_of[first_inverter]
+    older = trade_dispatch(1, start, QUARTER, layout.battery_ids, -100_000.0, start - QUARTER)
+    newer = trade_dispatch(2, start, QUARTER, mine, 20_000.0, start)
+    schedule = DispatchSchedule().add(older, start).add(newer, start)
+    decision = battery_commands(setup, schedule, observe(model_at(setup, start), layout, start))
+    assert decision.target_w == 20_000.0 - 100_000.0
+    assert decision.commands[first_inverter] == pytest.approx(20_000.0, abs=400)
+    rest_w = math.fsum(p for i, p in decision.commands.items() if i != first_inverter)
+    assert rest_w == pytest.approx(-100_000.0, abs=400)
+
+
 def test_dispatches_are_read_as_the_battery_power_actor_reads_them(setup: Setup) -> None:
     # Its payload and target rules: the battery category means every battery, a typo
     # in the payload or a battery the site lacks is refused (named), a dry run runs
@@ -87,4 +104,4 @@ def test_dispatches_are_read_as_the_battery_power_actor_reads_them(setup: Setup)
         ["dispatch 2", " payload.powr_w"],
         ["dispatch 3", " target"],
     ]
-    assert "[99] are not batteries of this site" in decision.notes[1]
+    assert "unknown batteries [99]" in decision.notes[1]

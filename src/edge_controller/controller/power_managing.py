@@ -116,14 +116,16 @@ def proposal_of(submitted: Submitted) -> Proposal:
     """The request as `power.priority` ranks it.
 
     It counts from its dispatch's creation (`PowerRequest.created`), else from when it
-    arrived; bounds that exclude the request's own power (rounding, a clamped shave)
-    widen to include it, so the use case keeps its power.
+    arrived. A held power is held whatever bounds it carries (a dispatch of 0 W
+    carries [0, 0] so as not to read as a withdraw); bounds that exclude a request's
+    own power (rounding, a clamped shave) widen to include it, so the use case keeps
+    its power.
     """
     request = submitted.request
     name = proposer_name(proposer_of(request))
     since = submitted.at if request.created is None else request.created
     power_w = request.power.as_watts()
-    if request.bounds is not None:
+    if request.bounds is not None and not request.hold:
         bounds = request.bounds
         bounds = type(bounds)(min(bounds.lower, power_w), max(bounds.upper, power_w))
         return Proposal(name, request.priority, since, power_w, bounds, origin=request.origin)

@@ -1,4 +1,8 @@
-"""BatteryPowerActor as a table of steps: dispatches in, power requests out."""
+"""BatteryPowerActor as a table of steps: dispatches in, power requests out.
+
+Then with the PowerManagingActor behind it, in process: what the distributor is told
+when dispatches overlap (the newest drives shared batteries, the older the rest).
+"""
 
 from __future__ import annotations
 
@@ -15,10 +19,15 @@ from frequenz.client.dispatch.types import Dispatch as ClientDispatch
 from frequenz.client.dispatch.types import DispatchId, TargetCategories, TargetIds
 from frequenz.dispatch import Dispatch
 
+from edge_controller.controller.power_managing import PowerManagingActor
 from edge_controller.framework.messages import PowerRequest, Result
+from edge_controller.framework.use_case import SiteView
+from edge_controller.microgrid.graph import BatteryPairs, InverterBatteries
+from edge_controller.microgrid.telemetry import TelemetryCache
 from edge_controller.use_cases.battery_power.actor import BatteryPowerActor
 
-SITE = frozenset({11, 21, 31, 41})
+PAIRS = BatteryPairs(tuple(InverterBatteries(b - 1, (b,)) for b in (11, 21, 31, 41)))
+SITE = frozenset(PAIRS.battery_ids)
 A_AND_B = TargetIds(11, 21)
 
 
@@ -76,7 +85,7 @@ async def steps() -> AsyncIterator[Steps]:
     dispatches, dispatches_in = BroadcastChannel[Dispatch](name="dispatches")
     requests_out, requests = BroadcastChannel[PowerRequest](name="requests")
     _results_sender, results = BroadcastChannel[Result](name="results")
-    actor = BatteryPowerActor(dispatches_in, requests_out, results, site_batteries=SITE)
+    actor = BatteryPowerActor(dispatches_in, requests_out, results, pairs=PAIRS)
     actor.start()
     try:
         yield Steps(dispatches, requests, actor)
@@ -118,19 +127,31 @@ async def test_dry_run_commands_nothing(steps: Steps) -> None:
     await steps.no_request()
 
 
-async def test_the_newest_dispatch_wins_shared_batteries_and_the_older_gets_them_back(
-    steps: Steps,
-) -> None:
+async def test_each_dispatch_asks_on_its_own_and_withdraws_when_it_ends(steps: Steps) -> None:
     await steps.send(dispatch(1, -40_000.0, TargetIds(11, 21), created_minutes_ago=20))
-    await steps.next_request()
+    first = await steps.next_request()
     await steps.send(dispatch(2, 5_000.0, TargetIds(21, 31), created_minutes_ago=5))
-    first, second = await steps.next_request(), await steps.next_request()
-    by_set = {r.batteries: r.power.as_watts() for r in (first, second)}
-    assert by_set == {frozenset({11}): -40_000.0, frozenset({21, 31}): 5_000.0}
+    second = await steps.next_request()
+    assert [(r.origin, r.batteries, r.power.as_watts()) for r in (first, second)] == [
+        (1, frozenset({11, 21}), -40_000.0),
+        (2, frozenset({21, 31}), 5_000.0),  # the manager decides who drives battery 21
+    ]
+    assert second.created is not None
+    assert first.created is not None
+    assert second.created > first.created
     await steps.send(dispatch(2, 5_000.0, TargetIds(21, 31), deleted=True))
-    third, fourth = await steps.next_request(), await steps.next_request()
-    by_set = {r.batteries: r.power.as_watts() for r in (third, fourth)}
-    assert by_set == {frozenset({11, 21}): -40_000.0, frozenset({31}): 0.0}
+    release = await steps.next_request()
+    assert (release.origin, release.batteries, release.withdraws) == (2, frozenset({21, 31}), True)
+    await steps.no_request()  # dispatch 1 asks what it asked
+
+
+async def test_a_retargeted_dispatch_gives_back_the_batteries_it_left(steps: Steps) -> None:
+    await steps.send(dispatch(1, -10_000.0, TargetIds(11)))
+    assert (await steps.next_request()).batteries == {11}
+    await steps.send(dispatch(1, -10_000.0, TargetIds(31)))
+    moved, left = await steps.next_request(), await steps.next_request()
+    assert (moved.batteries, moved.withdraws) == (frozenset({31}), False)
+    assert (left.batteries, left.withdraws, left.origin) == (frozenset({11}), True, 1)
 
 
 async def test_a_target_on_a_shared_inverter_drives_the_whole_inverter() -> None:
@@ -138,13 +159,8 @@ async def test_a_target_on_a_shared_inverter_drives_the_whole_inverter() -> None
     requests_out, requests = BroadcastChannel[PowerRequest](name="requests")
     _results_sender, results = BroadcastChannel[Result](name="results")
     group = frozenset({11, 12})
-    actor = BatteryPowerActor(
-        dispatches_in,
-        requests_out,
-        results,
-        site_batteries={11, 12, 21},
-        battery_groups={11: group, 12: group, 21: frozenset({21})},
-    )
+    pairs = BatteryPairs((InverterBatteries(10, (11, 12)), InverterBatteries(20, (21,))))
+    actor = BatteryPowerActor(dispatches_in, requests_out, results, pairs=pairs)
     actor.start()
     try:
         await dispatches.send(dispatch(1, -10_000.0, TargetIds(11)))
@@ -153,3 +169,72 @@ async def test_a_target_on_a_shared_inverter_drives_the_whole_inverter() -> None
         assert request.batteries == group
     finally:
         await actor.stop()
+
+
+# ---------------------------------------------- with the PowerManagingActor behind it
+
+
+@dataclass
+class Pipeline:
+    dispatches: BroadcastSender[Dispatch]
+    distributor: Receiver[PowerRequest]
+
+    async def send(self, message: Dispatch) -> None:
+        await self.dispatches.send(message)
+
+    async def told(self, count: int) -> dict[frozenset[int], tuple[int | None, float]]:
+        """The next `count` requests the distributor gets: {batteries: (dispatch, W)}."""
+        told = []
+        async with asyncio.timeout(2):
+            for _ in range(count):
+                told.append(await self.distributor.receive())
+        return {r.batteries: (r.origin, r.power.as_watts()) for r in told}
+
+
+@pytest.fixture
+async def pipeline() -> AsyncIterator[Pipeline]:
+    dispatches, dispatches_in = BroadcastChannel[Dispatch](name="dispatches")
+    requests_out, requests_in = BroadcastChannel[PowerRequest](name="requests")
+    _results_sender, results = BroadcastChannel[Result](name="results")
+    to_distributor, distributor = BroadcastChannel[PowerRequest](name="distributor")
+    site = SiteView(PAIRS, TelemetryCache(timedelta(seconds=10)), grid_meter_id=None)
+    use_case = BatteryPowerActor(dispatches_in, requests_out, results, pairs=PAIRS)
+    manager = PowerManagingActor(requests_in, to_distributor, site)
+    manager.start()
+    use_case.start()
+    try:
+        yield Pipeline(dispatches, distributor)
+    finally:
+        await use_case.stop()
+        await manager.stop()
+
+
+async def test_the_newest_dispatch_wins_shared_batteries_and_the_older_gets_them_back(
+    pipeline: Pipeline,
+) -> None:
+    await pipeline.send(dispatch(1, -40_000.0, TargetIds(11, 21), created_minutes_ago=20))
+    assert await pipeline.told(1) == {frozenset({11, 21}): (1, -40_000.0)}
+    await pipeline.send(dispatch(2, 5_000.0, TargetIds(21, 31), created_minutes_ago=5))
+    assert await pipeline.told(2) == {
+        frozenset({21, 31}): (2, 5_000.0),
+        frozenset({11}): (1, -40_000.0),
+    }
+    await pipeline.send(dispatch(2, 5_000.0, TargetIds(21, 31), deleted=True))
+    told = await pipeline.told(2)
+    assert told == {frozenset({31}): (2, 0.0), frozenset({11, 21}): (1, -40_000.0)}
+
+
+async def test_a_newer_dispatch_of_0_w_holds_shared_batteries_at_0_w(pipeline: Pipeline) -> None:
+    await pipeline.send(dispatch(1, -40_000.0, TargetIds(11, 21), created_minutes_ago=20))
+    assert await pipeline.told(1) == {frozenset({11, 21}): (1, -40_000.0)}
+    await pipeline.send(dispatch(2, 0.0, TargetIds(11, 21), created_minutes_ago=5))
+    assert await pipeline.told(1) == {frozenset({11, 21}): (2, 0.0)}
+
+
+async def test_an_older_dispatch_sent_later_does_not_take_over(pipeline: Pipeline) -> None:
+    await pipeline.send(dispatch(2, 5_000.0, TargetIds(11, 21), created_minutes_ago=5))
+    assert await pipeline.told(1) == {frozenset({11, 21}): (2, 5_000.0)}
+    # the controller restarted, or the older one was updated: it still does not drive
+    await pipeline.send(dispatch(1, -40_000.0, TargetIds(11, 21), created_minutes_ago=20))
+    with pytest.raises(TimeoutError):
+        await pipeline.told(1)

@@ -22,7 +22,8 @@ Modules, from core to shell:
 - `bidding`: one order per delivery period (optimizer or threshold), commitments
   counted as the market-bid actor counts them;
 - `inverter_commands`: the running dispatches executed with the BatteryPowerActor's
-  own pieces (`battery_power.decide`, `assign`) and the distributor's `plan()`;
+  own pieces (`battery_power.decide`), the PowerManagingActor's `settle` and the
+  distributor's `plan()`;
 - `trades`: gate closure, clearing with our order, trades as dispatches;
 - `records`: what a run records (per step, per delivery period, per bid);
 - `run`: the day loop — pure decisions per step (`control_step`) and the thin shell

@@ -1,12 +1,15 @@
 """The dispatches running now, executed as the controller does: inverter commands.
 
-The BatteryPowerActor's own pieces read each dispatch (`battery_power.decide`: the
-payload, the target as whole inverter groups) and settle overlaps
-(`dispatching.ownership.assign`: the newest drives); the distributor's pure planner
-(`power.planning.plan` with the setup's algorithm, `SocBalancing` by default) spreads
-each target over the batteries' present bounds. In the field a dispatch takes the
-broadcaster, the actor, the manager and the distributor to get there; here it is one
-function of the schedule and the observation.
+The controller's own pure pieces, in the order a dispatch meets them: the
+BatteryPowerActor's (`battery_power.decide`: `read_dispatch` — the payload, the
+target as whole inverter groups — and `dispatch_requests` — one request per running
+dispatch, none for a dry run), the PowerManagingActor's (`settle`: priorities and
+overlaps, the newest dispatch driving shared batteries, the older the rest), then
+the distributor's planner (`power.planning.plan` with the setup's algorithm,
+`SocBalancing` by default) spreading each target over the batteries' present
+bounds. In the field a dispatch takes the broadcaster, the actor, the manager and
+the distributor to get there; here it is one function of the schedule and the
+observation (no grid guard: the scenario's site model has its own limits).
 
 Powers in W, passive sign convention: + charges, − discharges.
 """
@@ -16,13 +19,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from edge_controller.dispatching.ownership import RunningDispatch, assign
+from edge_controller.controller.power_managing import Submitted, settle
 from edge_controller.dispatching.payload import PayloadError
 from edge_controller.power.planning import Refusal, plan
 from edge_controller.tools.scenario.schedule import DispatchSchedule
 from edge_controller.tools.scenario.setup import Setup
 from edge_controller.tools.scenario.site_model import Observation
-from edge_controller.use_cases.battery_power.decide import TargetError, read_dispatch
+from edge_controller.use_cases.battery_power.decide import (
+    RunningBatteryDispatch,
+    TargetError,
+    dispatch_requests,
+    read_dispatch,
+)
 
 DISPATCH_TYPE = "BATTERY_POWER"
 """The type the loop executes and our trades become (the BatteryPowerActor's default)."""
@@ -39,7 +47,7 @@ class BatteryCommands:
     excess_w: float
     """What the plans could not place (bounds, SoC), together."""
     running: tuple[int, ...]
-    """The ids of the BATTERY_POWER dispatches running (dry runs and losers included)."""
+    """The ids of the BATTERY_POWER dispatches running (dry runs and outranked ones included)."""
     notes: tuple[str, ...] = ()
     """Refused dispatches and plans, each naming the dispatch."""
 
@@ -49,42 +57,39 @@ def battery_commands(
 ) -> BatteryCommands:
     """Turn the dispatches running now into inverter commands.
 
-    The BatteryPowerActor's own pieces: only BATTERY_POWER dispatches, each read by
-    `battery_power.decide.read_dispatch` (payload, target, whole inverter groups),
-    overlaps decided by `assign` (the newest drives), dry runs command nothing; then
-    `plan()` spreads each target with `SocBalancing`, as the distributor does. Every
-    inverter nobody drives is told 0 W.
+    Only BATTERY_POWER dispatches, each read and asked for as the BatteryPowerActor
+    does, settled as the PowerManagingActor does; then `plan()` spreads each target
+    with `SocBalancing`, as the distributor does. Every inverter nobody drives is told
+    0 W.
     """
     layout, now = setup.layout, observation.at
+    pairs = layout.pairs
     notes: list[str] = []
-    running: dict[int, RunningDispatch] = {}
+    running: list[RunningBatteryDispatch] = []
     for dispatch in schedule.running(now):
         if dispatch.type != DISPATCH_TYPE:
             continue
         try:
-            target = read_dispatch(dispatch, layout.site_batteries, layout.battery_groups)
+            target = read_dispatch(dispatch, pairs)
         except (PayloadError, TargetError) as error:
             notes.append(str(error))
             continue
-        running[int(dispatch.id)] = RunningDispatch(
-            int(dispatch.id),
-            dispatch.create_time,
-            target.batteries,
-            target.power_w,
-            dispatch.dry_run,
+        running.append(
+            RunningBatteryDispatch(int(dispatch.id), dispatch.create_time, target, dispatch.dry_run)
         )
+    requests = dispatch_requests(running, namespace=DISPATCH_TYPE)
+    settled = settle(Submitted(request, now) for request in requests.values())
     commands = dict.fromkeys(layout.inverter_ids, 0.0)
     target_w = excess_w = 0.0
-    for dispatch_id, batteries in assign(running.values()).owned.items():
-        wanted = running[dispatch_id]
-        if wanted.dry_run:
-            continue
+    for (_, batteries), (request, power_w) in sorted(
+        settled.drives.items(), key=lambda item: sorted(item[0][1])
+    ):
         inverters = sorted({layout.inverter_of[b] for b in batteries})
-        decided = plan(wanted.power_w, [observation.units[i] for i in inverters], setup.algorithm)
-        target_w += wanted.power_w
+        decided = plan(power_w, [observation.units[i] for i in inverters], setup.algorithm)
+        target_w += power_w
         if isinstance(decided, Refusal):
-            notes.append(f"dispatch {dispatch_id}: {decided.reason}")
-            excess_w += wanted.power_w
+            notes.append(f"dispatch {request.origin}: {decided.reason}")
+            excess_w += power_w
             continue
         commands.update(decided.commands)
         excess_w += decided.excess_w
@@ -92,7 +97,7 @@ def battery_commands(
         commands=commands,
         target_w=target_w,
         excess_w=excess_w,
-        running=tuple(sorted(running)),
+        running=tuple(sorted(d.dispatch_id for d in running)),
         notes=tuple(notes),
     )
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from edge_controller.microgrid.graph import BatteryPairs, InverterBatteries
 from edge_controller.servers.sim.model import hourly_value
 from edge_controller.servers.sim.site import (
     BatterySpec,
@@ -101,14 +102,13 @@ class SiteLayout:
         )
 
     @property
-    def site_batteries(self) -> frozenset[int]:
-        """Every battery, as a dispatch's target is checked against."""
-        return frozenset(self.battery_ids)
-
-    @property
-    def battery_groups(self) -> dict[int, frozenset[int]]:
-        """Per battery, the batteries on its inverter (they move together)."""
-        return {b: frozenset(self.batteries_of[i]) for b, i in self.inverter_of.items()}
+    def pairs(self) -> BatteryPairs:
+        """Each battery inverter with its batteries, as the controller pairs them."""
+        return BatteryPairs(
+            tuple(
+                InverterBatteries(i, tuple(sorted(self.batteries_of[i]))) for i in self.inverter_ids
+            )
+        )
 
     @property
     def capacity_wh(self) -> float:

@@ -13,8 +13,8 @@ control_step(setup, state, observation, forecast) ─► new state + StepDecisio
       the optimizer or the threshold builder → the order for that period, checked
       by the market's own order rules
    3. the dispatches running now → the BatteryPowerActor's `read_dispatch` and     inverter_commands
-      `assign` → `plan()` with `SocBalancing` over the batteries' present bounds →
-      inverter commands
+      `dispatch_requests` → the manager's `settle` → `plan()` with `SocBalancing`
+      over the batteries' present bounds → inverter commands
 apply_commands(model): set_active_power per inverter (checked against the bounds)   site_model
 set the step's production, model.step(t + step), record the step
 ```

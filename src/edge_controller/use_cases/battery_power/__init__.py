@@ -1,8 +1,9 @@
 """Hold a dispatched power on a set of batteries (`BATTERY_POWER` dispatches).
 
 The plug-in (`USE_CASE`): no keys of its own beyond the common `[[use_cases]]` ones;
-`decide.py` reads a dispatch into the batteries and the watts it asks, `actor.py`
-keeps the running ones in force.
+`decide.py` reads a dispatch into the batteries and the watts it asks and makes one
+request per running dispatch, `actor.py` keeps them in force; the PowerManagingActor
+decides which of overlapping dispatches drives.
 """
 
 from __future__ import annotations
@@ -39,15 +40,11 @@ class BatteryPower:
         """One BatteryPowerActor over every battery of the site, by inverter group."""
         from edge_controller.use_cases.battery_power.actor import BatteryPowerActor
 
-        pairs = context.site.pairs
         actor = BatteryPowerActor(
             context.dispatches,
             context.requests,
             context.results,
-            site_batteries=pairs.battery_ids,
-            battery_groups={
-                b: frozenset(pairs.batteries_of(pairs.inverter_of(b))) for b in pairs.battery_ids
-            },
+            pairs=context.site.pairs,
             namespace=context.name,
             request_timeout=context.request_timeout,
             priority=context.priority,

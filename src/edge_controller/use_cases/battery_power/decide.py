@@ -1,24 +1,37 @@
-"""What a BATTERY_POWER dispatch asks: the watts, and the batteries that carry them.
+"""What BATTERY_POWER dispatches ask: the watts, the batteries, and the requests that carry them.
 
-The actor's one decision per dispatch, pure: the payload (`{"power_w": -40000}` or
-`"-40 kW"`, read by `payload.parse_battery_power`) and the target (battery
-ids, or the battery category for every battery of the site) become a
-`BatteryPowerTarget`. Batteries that share an inverter move together: a dispatch that
-names one of them drives the whole group (`widened` says so, for a log line), so
-which dispatch owns which battery (`dispatching.ownership.assign`) never splits an
-inverter. Which of the running dispatches drives a battery is the actor's next step.
+The actor's decisions, pure, shared with the scenario (`tools/scenario`):
+
+- `read_dispatch`: the payload (`{"power_w": -40000}` or `"-40 kW"`, read by
+  `payload.parse_battery_power`) and the target (battery ids, or the battery
+  category for every battery of the site) become a `BatteryPowerTarget`. Batteries
+  that share an inverter move together: a dispatch that names one of them drives the
+  whole group (`widened` says so, for a log line). What a battery request may name
+  is one rule, the distributor's too: `BatteryPairs.request_problem` (known batteries,
+  whole inverter groups); a target it refuses is a `TargetError` naming the dispatch.
+- `dispatch_requests`: one `PowerRequest` per running dispatch that commands (a dry
+  run commands nothing), carrying the dispatch's id and creation time. Which of
+  several dispatches on the same batteries drives them is not decided here: the
+  PowerManagingActor settles every overlap by one rule (the higher priority, then the
+  newest dispatch drives shared batteries; an older one keeps the rest, and resumes
+  on all of them when the newer ends).
 
 Powers in W, passive sign convention: + charges, − discharges.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from frequenz.client.common.microgrid.electrical_components import ElectricalComponentCategory
 from frequenz.client.dispatch.types import Dispatch, TargetCategories, TargetIds
+from frequenz.quantities import Power
 
+from edge_controller.framework.messages import PowerRequest
+from edge_controller.microgrid.graph import BatteryPairs
+from edge_controller.power.bounds import Range
 from edge_controller.use_cases.battery_power.payload import parse_battery_power
 
 
@@ -36,46 +49,43 @@ class BatteryPowerTarget:
     """The target named only part of an inverter's batteries; the rest were added."""
 
 
-def target_batteries(dispatch: Dispatch, site_batteries: frozenset[int]) -> frozenset[int]:
+def target_batteries(dispatch: Dispatch, pairs: BatteryPairs) -> frozenset[int]:
     """Resolve a dispatch's target to battery ids: ids as given, or the battery category.
 
     Raises:
-        TargetError: unknown ids, a category other than batteries, or nothing left.
+        TargetError: a category other than batteries.
     """
     target = dispatch.target
     if isinstance(target, TargetIds):
-        unknown = sorted(set(target) - site_batteries)
-        if unknown:
-            raise TargetError(
-                f"dispatch {int(dispatch.id)}: target: {unknown} are not batteries of this "
-                f"site; batteries: {sorted(site_batteries)}"
-            )
-        batteries = frozenset(int(i) for i in target)
-    elif isinstance(target, TargetCategories):
+        return frozenset(int(i) for i in target)
+    if isinstance(target, TargetCategories):
         categories = {t.category2 for t in target}
         if categories != {ElectricalComponentCategory.BATTERY}:
             raise TargetError(
                 f"dispatch {int(dispatch.id)}: target: expected the battery category, got "
                 f"{sorted(c.name for c in categories)}"
             )
-        batteries = site_batteries
-    else:  # pragma: no cover - the client knows no other target kind
-        raise TargetError(f"dispatch {int(dispatch.id)}: target: unsupported {target!r}")
-    if not batteries:
-        raise TargetError(f"dispatch {int(dispatch.id)}: target: names no battery")
-    return batteries
+        return frozenset(pairs.battery_ids)
+    raise TargetError(  # pragma: no cover - the client knows no other target kind
+        f"dispatch {int(dispatch.id)}: target: unsupported {target!r}"
+    )
 
 
-def whole_groups(batteries: frozenset[int], groups: Mapping[int, frozenset[int]]) -> frozenset[int]:
-    """`batteries` with every battery that shares an inverter with one of them."""
-    return frozenset().union(*(groups.get(b, frozenset({b})) for b in batteries))
+def whole_groups(batteries: frozenset[int], pairs: BatteryPairs) -> frozenset[int]:
+    """`batteries` with every battery that shares an inverter with one of them.
+
+    Ids that are no battery of `pairs` stay as they are, for `request_problem` to name.
+    """
+    known = set(pairs.battery_ids)
+    return frozenset().union(
+        *(
+            frozenset(pairs.batteries_of(pairs.inverter_of(b))) if b in known else {b}
+            for b in batteries
+        )
+    )
 
 
-def read_dispatch(
-    dispatch: Dispatch,
-    site_batteries: frozenset[int],
-    groups: Mapping[int, frozenset[int]],
-) -> BatteryPowerTarget:
+def read_dispatch(dispatch: Dispatch, pairs: BatteryPairs) -> BatteryPowerTarget:
     """What a running BATTERY_POWER dispatch asks, on whole inverter groups.
 
     The actor and the scenario (`tools/scenario`) both read their dispatches here: the
@@ -87,6 +97,54 @@ def read_dispatch(
         TargetError: the target, naming the dispatch and the ids.
     """
     payload = parse_battery_power(int(dispatch.id), dispatch.payload)
-    named = target_batteries(dispatch, site_batteries)
-    batteries = whole_groups(named, groups)
+    named = target_batteries(dispatch, pairs)
+    batteries = whole_groups(named, pairs)
+    problem = pairs.request_problem(batteries)
+    if problem is not None:
+        raise TargetError(f"dispatch {int(dispatch.id)}: target: {problem}")
     return BatteryPowerTarget(payload.power_w, batteries, widened=batteries != named)
+
+
+@dataclass(frozen=True, slots=True)
+class RunningBatteryDispatch:
+    """A BATTERY_POWER dispatch running now, read."""
+
+    dispatch_id: int
+    created: datetime
+    target: BatteryPowerTarget
+    dry_run: bool = False
+
+
+HELD_ZERO = Range(0.0, 0.0)
+"""The bounds a dispatch of 0 W carries: it holds its batteries at 0 W (over an older
+dispatch) rather than withdrawing (a request of 0 W without bounds gives them back)."""
+
+
+def dispatch_requests(
+    running: Iterable[RunningBatteryDispatch],
+    *,
+    namespace: str,
+    priority: int = 0,
+    request_timeout: timedelta = timedelta(seconds=5),
+) -> dict[int, PowerRequest]:
+    """One held request per running dispatch that commands, by dispatch id.
+
+    A dry run commands nothing: it has no request. Each request carries its dispatch
+    (`origin`, `created`), so the PowerManagingActor ranks overlapping dispatches —
+    the newest drives — and the distributor's result names the dispatch.
+    """
+    return {
+        dispatch.dispatch_id: PowerRequest(
+            namespace,
+            Power.from_watts(dispatch.target.power_w),
+            dispatch.target.batteries,
+            request_timeout=request_timeout,
+            priority=priority,
+            hold=True,
+            bounds=HELD_ZERO if dispatch.target.power_w == 0.0 else None,
+            origin=dispatch.dispatch_id,
+            created=dispatch.created,
+        )
+        for dispatch in sorted(running, key=lambda d: d.dispatch_id)
+        if not dispatch.dry_run
+    }
