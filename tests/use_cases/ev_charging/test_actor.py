@@ -206,7 +206,29 @@ async def test_the_newest_dispatch_drives_the_chargers_it_targets(steps: Steps) 
     await steps.dispatches.send(
         dispatch(2, {"chargers": {"83": 5_000}}, TargetIds(83), created_minutes_ago=5)
     )
-    assert await steps.powers() == {81: 15_000, 82: 15_000, 83: 5_000}
+    sent = [(r.components, r.origin, r.power.as_watts()) for r in await steps.in_order()]
+    assert sent == [
+        (frozenset({83}), 2, 5_000),  # decreases first: 83 to the newer dispatch,
+        (frozenset({83}), 1, 0.0),  # then the older gives it back
+        (frozenset({81}), 1, 15_000),
+        (frozenset({82}), 1, 15_000),
+    ]
+    assert steps.actor.driving == {
+        frozenset({81}): 15_000,
+        frozenset({82}): 15_000,
+        frozenset({83}): 5_000,
+    }
+    # the newer ends: the older shares its budget over all three again
+    await steps.dispatches.send(
+        dispatch(2, {"chargers": {"83": 5_000}}, TargetIds(83), running=False)
+    )
+    sent = [(r.components, r.origin, r.power.as_watts()) for r in await steps.in_order()]
+    assert sent == [
+        (frozenset({81}), 1, 10_000),
+        (frozenset({82}), 1, 10_000),
+        (frozenset({83}), 1, 10_000),
+        (frozenset({83}), 2, 0.0),
+    ]
 
 
 async def test_bad_dispatches_are_rejected_and_dry_runs_command_nothing(steps: Steps) -> None:

@@ -15,8 +15,11 @@ grid guard need not cut them below their minimums; the guard still holds the lim
 should the room be misjudged (a load step between two readings).
 
 Several dispatches: each charger goes to the newest running dispatch whose target
-holds it (`decide.decide_all`); an older dispatch keeps the rest, its
-budget shared by the chargers it still has; the grid's room goes to the newest first.
+holds it (`decide.charger_owners`, the PowerManagingActor's own rule, which settles
+the requests in the end); an older dispatch keeps the rest, its budget shared by the
+chargers it still has; the grid's room goes to the newest first. Each request carries
+the dispatch that drives the charger (`origin`, `created`); when a charger changes
+hands, the new dispatch's request goes first and the old one's is withdrawn.
 A bad payload or target is rejected with a log naming the dispatch and the field
 (`rejected`); a dry-run dispatch is logged ("would request") and commands nothing. A
 stale charger reading counts as unknown: 0 W, never a guess above it.
@@ -120,8 +123,8 @@ class EvChargingActor(SupervisedActor):
         self._clock: Clock = clock or WallClock()
         self._request_timeout = request_timeout
         self._running: dict[int, RunningEv] = {}
-        self._sent: dict[int, float] = {}
-        """The power last asked of each charger it drives (0 W ones are released)."""
+        self._sent: dict[int, tuple[int, float]] = {}
+        """Each charger it drives: the dispatch and the power last asked (0 W released)."""
         self._modes: dict[int, ChargerMode] = {}
         self._dry_runs: dict[int, dict[int, float]] = {}
         self.counts: dict[str, int] = {}
@@ -130,7 +133,7 @@ class EvChargingActor(SupervisedActor):
     @property
     def driving(self) -> Mapping[frozenset[int], float]:
         """Each charger it holds above 0 W now, with the watts asked."""
-        return {frozenset({c}): power_w for c, power_w in self._sent.items() if power_w > 0}
+        return {frozenset({c}): power_w for c, (_, power_w) in self._sent.items() if power_w > 0}
 
     @property
     def running_dispatches(self) -> Mapping[int, float]:
@@ -210,7 +213,7 @@ class EvChargingActor(SupervisedActor):
             min_power_w=self._min_power_w,
             room_w=self._grid_room_w(now, driven),
         )
-        wanted: dict[int, float] = {}
+        wanted: dict[int, tuple[int, float]] = {}
         modes: dict[int, ChargerMode] = {}
         for dispatch_id, decision in decisions.items():
             if self._running[dispatch_id].dry_run:
@@ -221,7 +224,7 @@ class EvChargingActor(SupervisedActor):
                     self._dry_runs[dispatch_id] = decision.power_w
                 continue
             for charger_id, plan in decision.plans.items():
-                wanted[charger_id] = plan.power_w
+                wanted[charger_id] = (dispatch_id, plan.power_w)
                 modes[charger_id] = plan.mode
                 if self._modes.get(charger_id) is not plan.mode:
                     self._log.info(
@@ -233,16 +236,27 @@ class EvChargingActor(SupervisedActor):
                         grid_limited=decision.grid_limited,
                     )
         self._dry_runs = {i: p for i, p in self._dry_runs.items() if i in self._running}
+        sent = self._sent
         changes = {
-            c: wanted.get(c, 0.0)
-            for c in set(self._sent) | set(wanted)
-            if self._sent.get(c, 0.0) != wanted.get(c, 0.0)
+            c: wanted.get(c)
+            for c in set(sent) | {c for c, (_, p) in wanted.items() if p > 0}
+            if sent.get(c) != wanted.get(c)
         }
+
+        def power_w(driver: tuple[int, float] | None) -> float:
+            return 0.0 if driver is None else driver[1]
+
         # Decreases first: while the commands land, the chargers together never take
         # more than the old or the new decision gives them, whichever is more.
-        for charger_id in sorted(changes, key=lambda c: (changes[c] > self._sent.get(c, 0.0), c)):
-            await self._send(charger_id, changes[charger_id])
-        self._sent = {c: p for c, p in wanted.items() if p > 0}
+        for charger_id in sorted(
+            changes, key=lambda c: (power_w(changes[c]) > power_w(sent.get(c)), c)
+        ):
+            new, old = changes[charger_id], sent.get(charger_id)
+            if new is not None and new[1] > 0:
+                await self._send(charger_id, new[1], new[0])
+            if old is not None and (new is None or new[1] <= 0 or new[0] != old[0]):
+                await self._send(charger_id, 0.0, old[0])  # its dispatch gives it back
+        self._sent = {c: (i, p) for c, (i, p) in wanted.items() if p > 0}
         self._modes = modes
 
     def _grid_room_w(self, now: datetime, chargers: frozenset[int]) -> float | None:
@@ -254,8 +268,8 @@ class EvChargingActor(SupervisedActor):
             self._grid.max_import_w, grid_w, chargers_power_w(self._site.cache, chargers, now)
         )
 
-    async def _send(self, charger_id: int, power_w: float) -> None:
-        """Hold `power_w` on one charger; 0 W (no bounds) releases it."""
+    async def _send(self, charger_id: int, power_w: float, dispatch_id: int) -> None:
+        """Hold `power_w` on one charger for a dispatch; 0 W (no bounds) releases it."""
         await self._requests.send(
             PowerRequest(
                 self.name,
@@ -265,9 +279,15 @@ class EvChargingActor(SupervisedActor):
                 priority=self._priority,
                 hold=power_w > 0,
                 target=TargetKind.EV_CHARGERS,
+                origin=dispatch_id,
+                created=running.created if (running := self._running.get(dispatch_id)) else None,
             )
         )
         self._count("requests")
         self._log.info(
-            "power_requested", charger=charger_id, power_w=power_w, release=power_w == 0.0
+            "power_requested",
+            charger=charger_id,
+            power_w=power_w,
+            dispatch_id=dispatch_id,
+            release=power_w == 0.0,
         )

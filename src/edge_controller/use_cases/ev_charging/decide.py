@@ -60,8 +60,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from edge_controller.dispatching.ownership import RunningDispatch, assign
 from edge_controller.power.bounds import Range
+from edge_controller.power.overlaps import settle_overlaps
+from edge_controller.power.priority import Proposal, rank
 from edge_controller.use_cases.ev_charging.payload import EvChargingPayload, SessionLimits
 
 GRID_ROOM_STEP_W = 100.0
@@ -302,6 +303,27 @@ class RunningEv:
     dry_run: bool = False
 
 
+def charger_owners(running: Iterable[RunningEv]) -> dict[int, frozenset[int]]:
+    """The chargers each commanding dispatch drives, by dispatch id.
+
+    The PowerManagingActor's rule (`power.overlaps`), which settles the requests in
+    the end: a charger two dispatches target goes to the newest (created last, then
+    the higher id), the older keeps the rest. Known here because a budget is shared
+    by the chargers a dispatch has. A dry run commands nothing, so it takes nothing.
+    """
+    sets: dict[frozenset[int], list[Proposal]] = {}
+    for dispatch in running:
+        if not dispatch.dry_run:
+            sets.setdefault(dispatch.chargers, []).append(_claim(dispatch))
+    return {int(d.driven_by): d.batteries for d in settle_overlaps(sets).drives}
+
+
+def _claim(dispatch: RunningEv) -> Proposal:
+    """A dispatch as the manager ranks it: held, one priority, its creation and id."""
+    name = str(dispatch.dispatch_id)
+    return Proposal(name, 0, dispatch.created, 0.0, hold=True, origin=dispatch.dispatch_id)
+
+
 def decide_all(
     running: Iterable[RunningEv],
     chargers: Mapping[int, ChargerNow],
@@ -309,20 +331,17 @@ def decide_all(
     min_power_w: float = 0.0,
     room_w: float | None = None,
 ) -> dict[int, EvChargingDecision]:
-    """Each running dispatch's decision, over the chargers it owns now.
+    """Each running dispatch's decision, over the chargers it drives (`charger_owners`).
 
-    A charger two dispatches target goes to the newest (`dispatching.ownership.assign`:
-    created last, then the higher id), the older keeps the rest. The grid's room goes
-    to the newest first, each dispatch leaving the next what it did not take. A dry run
-    is decided without the room and takes none of it: it commands nothing.
+    The grid's room goes to the newest first, each dispatch leaving the next what it
+    did not take. A dry run is decided over every charger it targets, without the
+    room: it commands nothing and takes nothing.
     """
     by_id = {r.dispatch_id: r for r in running}
-    owned = assign(
-        RunningDispatch(r.dispatch_id, r.created, r.chargers, 0.0, r.dry_run)
-        for r in by_id.values()
-    ).owned
+    owned = charger_owners(by_id.values())
+    owned |= {i: r.chargers for i, r in by_id.items() if r.dry_run}
     newest_first = sorted(
-        owned, key=lambda i: (by_id[i].dry_run, -by_id[i].created.timestamp(), -i)
+        owned, key=lambda i: (not by_id[i].dry_run, rank(_claim(by_id[i]))), reverse=True
     )
     decisions: dict[int, EvChargingDecision] = {}
     for dispatch_id in newest_first:
