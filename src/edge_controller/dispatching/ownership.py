@@ -1,5 +1,9 @@
 """Which running dispatch owns which battery, when several target the same ones.
 
+Unused, to be deleted: overlaps are settled in one place, the PowerManagingActor
+(`power.overlaps`, `controller.power_managing.settle`); this module stays only until
+its line in pyproject's `pure_cores` import contract goes with it.
+
 Rule (documented in the README): for every battery, the running dispatch created
 last wins (ties: the higher id); each dispatch drives the batteries it owns. An older
 dispatch keeps the batteries nobody newer claims, and gets the rest back when the
