@@ -957,7 +957,12 @@ class MarketBidActor(SupervisedActor):
         await self._sync_dispatch(start, self._clock.now())
 
     async def _sync_dispatch(self, start: datetime, now: datetime) -> None:
-        """Make the period's dispatch carry its traded power (retried on failure)."""
+        """Make the period's dispatch carry its traded power (retried on failure).
+
+        The dispatches made before a restart are adopted first: a trade the stream
+        delivers before the first round must not create a second dispatch.
+        """
+        await self._adopt_dispatches()
         period = self._periods[start]
         end = start + period.duration
         current = self._dispatched.get(start)
