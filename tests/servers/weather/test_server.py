@@ -20,7 +20,7 @@ from edge_controller.common.clock import ManualClock
 from edge_controller.common.compat import close_weather_client
 from edge_controller.servers.common.serving import ListenAddressError
 from edge_controller.servers.weather.server import WeatherServer
-from tests.weather.conftest import MORNING
+from tests.servers.weather.conftest import MORNING
 
 if TYPE_CHECKING:
     from frequenz.api.weather.v1.weather_pb2_grpc import (
