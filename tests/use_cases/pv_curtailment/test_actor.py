@@ -11,6 +11,7 @@ battery 11 (±100 kW). The grid may export 100 kW.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -134,6 +135,12 @@ class Steps:
         async with asyncio.timeout(2):
             return await self.requests.receive()
 
+    async def next_of(self, target: TargetKind) -> PowerRequest:
+        """The next request for `target`; a request for another kind first fails."""
+        request = await self.next_request()
+        assert request.target is target, request
+        return request
+
     async def no_request(self) -> None:
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.2):
@@ -168,6 +175,17 @@ async def steps() -> AsyncIterator[Steps]:
         await actor.stop()
 
 
+def ask_kw(request: PowerRequest) -> float:
+    """The charge a battery request asks (kW): at least that much, lower priorities more."""
+    assert request.target is TargetKind.BATTERIES
+    assert request.components == {BATTERY}
+    assert (request.hold, request.priority, request.namespace) == (False, 3, "pv_guard")
+    assert not request.withdraws
+    ask_w = request.power.as_watts()
+    assert request.bounds == Range(ask_w, math.inf)
+    return ask_w / KW
+
+
 def limit_kw(request: PowerRequest) -> float:
     """The production a request allows (kW), checking it is a PV limit and not a withdraw."""
     assert request.target is TargetKind.PV_INVERTERS
@@ -198,10 +216,38 @@ async def test_a_full_battery_curtails_the_pv_to_the_export_limit_and_the_load_l
     assert steps.actor.driving == {}
 
 
-async def test_a_battery_with_room_for_the_surplus_means_no_curtailment(steps: Steps) -> None:
-    steps.site.publish(battery_upper_kw=100.0)  # 80 kW too much, 100 kW of headroom
+async def test_idle_batteries_with_room_are_asked_to_charge_the_surplus_not_the_pv_curtailed(
+    steps: Steps,
+) -> None:
+    steps.site.publish(battery_upper_kw=100.0)  # 80 kW too much, 100 kW of room
+    assert ask_kw(await steps.next_request()) == pytest.approx(80)
+    assert steps.actor.driving == {frozenset({BATTERY}): pytest.approx(80 * KW)}
+    steps.site.publish(battery_kw=80.0)  # they charge it: the export at the limit
     await steps.no_request()
     assert steps.actor.allowed_w is None
+
+    steps.site.publish(load_kw=250.0)  # the surplus is gone: the ask is withdrawn
+    withdraw = await steps.next_of(TargetKind.BATTERIES)
+    assert withdraw.withdraws
+    assert withdraw.components == {BATTERY}
+    assert steps.actor.driving == {}
+
+
+async def test_batteries_held_elsewhere_count_for_what_they_do_after_the_reaction_time(
+    steps: Steps,
+) -> None:
+    steps.site.publish(battery_upper_kw=100.0)
+    assert ask_kw(await steps.next_request()) == pytest.approx(80)
+    # A higher-priority dispatch holds them at -50 kW: 230 kW exported.
+    steps.site.publish(battery_kw=-50.0)
+    await steps.no_request()  # trusted to follow for now
+    steps.site.clock.advance(1)
+    steps.site.publish()
+    steps.site.clock.advance(1.5)  # 2.5 s short of the ask: beyond the 2 s reaction time
+    steps.site.publish()
+    assert limit_kw(await steps.next_of(TargetKind.PV_INVERTERS)) == pytest.approx(170)
+    assert not steps.actor.batteries_counted
+    assert steps.actor.battery_ask_w == pytest.approx(80 * KW)  # still asked: they may free up
 
 
 async def test_a_battery_in_error_has_no_headroom_to_count_on(steps: Steps) -> None:
@@ -210,11 +256,11 @@ async def test_a_battery_in_error_has_no_headroom_to_count_on(steps: Steps) -> N
 
 
 async def test_a_stale_grid_meter_holds_and_never_curtails(steps: Steps) -> None:
-    steps.site.publish(battery_upper_kw=100.0)
+    steps.site.publish(load_kw=300.0)
     await steps.no_request()
     steps.site.clock.advance(4)  # beyond [grid] stale_after (3 s): the readings are old
     await steps.no_request()
-    steps.site.publish(battery_upper_kw=0.0)  # fresh again: now the surplus must go
+    steps.site.publish(load_kw=120.0)  # fresh again, battery full: the surplus must go
     assert limit_kw(await steps.next_request()) == pytest.approx(220)
     steps.site.clock.advance(4)
     steps.site.cache.update(MeterReading(GRID_METER, steps.site.clock.now(), -900 * KW))

@@ -3,7 +3,9 @@ the controller with its power pipeline.
 
 `config/sim-site-pv.toml`: 300 kW of sun on two arrays (200 kW and 100 kW), 120 kW of
 load, a 100 kW battery; the grid may export 100 kW. With the battery full, 80 kW of PV
-must go, shared 2:1; with room in the battery (peak shaving charges the surplus), none.
+must go, shared 2:1; with room in the battery, the use case has it charge the 80 kW and
+curtails nothing; with the battery held by a higher-priority discharge, the PV is
+curtailed by the surplus and the discharge.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 from frequenz.client.dispatch.types import TargetIds
 
 from edge_controller.servers.sim.site import SiteSpec, parse_site
+from edge_controller.use_cases.pv_curtailment.actor import PvCurtailmentActor
 from tests.harness import MICROGRID, Site, site_running
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -40,6 +43,13 @@ def config(*use_cases: dict[str, object]) -> dict[str, object]:
         "grid": {"max_export": "100 kW"},
         "use_cases": [{"kind": "pv_curtailment", "name": "pv"}, *use_cases],
     }
+
+
+def pv_actor(site: Site) -> PvCurtailmentActor:
+    """The running use case's actor (its status), for what only it tells."""
+    (actor,) = (u.built.status for u in site.controller.use_cases if u.name == "pv")
+    assert isinstance(actor, PvCurtailmentActor)
+    return actor
 
 
 def export_w(site: Site) -> float:
@@ -72,7 +82,61 @@ async def test_a_full_battery_means_the_pv_is_curtailed_to_the_export_limit_and_
         await site.until(lambda: pv.driving == {}, "no limit held")
 
 
-async def test_a_battery_with_room_takes_the_surplus_and_the_pv_is_not_curtailed(
+async def test_an_idle_battery_with_room_is_charged_with_the_surplus_and_nothing_curtailed(
+    tmp_path: Path,
+) -> None:
+    async with site_running(pv_site(battery_soc_pct=50), tmp_path, config()) as site:
+        await site.until(
+            lambda: site.power(BATTERY_INVERTER) == pytest.approx(80 * KW, abs=TOLERANCE_W),
+            "the battery charging the 80 kW surplus",
+        )
+        assert production_w(site) == pytest.approx(300 * KW, abs=TOLERANCE_W)
+        assert export_w(site) <= 100 * KW + TOLERANCE_W
+        pv = pv_actor(site)
+        assert pv.driving == {frozenset({11}): pytest.approx(80 * KW, abs=TOLERANCE_W)}
+        assert pv.counts.get("requests", 0) == 0  # the PV was never limited
+
+        site.sim.model.load_steps_w[LOAD] = 250 * KW  # no surplus any more: withdrawn
+        await site.until(lambda: pv.driving == {}, "the battery's ask withdrawn")
+        await site.until(
+            lambda: site.power(BATTERY_INVERTER) == pytest.approx(0.0, abs=TOLERANCE_W),
+            "the battery back at rest",
+        )
+
+
+async def test_a_higher_priority_discharge_on_the_battery_is_covered_by_curtailment(
+    tmp_path: Path,
+) -> None:
+    # The use case's own export limit, no `[grid] max_export`: with one, the controller's
+    # grid guard would turn the dispatch's discharge into the charge the export needs.
+    settings = {
+        **config(),
+        "grid": {},
+        "use_cases": [
+            {"kind": "pv_curtailment", "name": "pv", "export_limit": "100 kW"},
+            {"kind": "battery_power", "name": "trades", "priority": 10},
+        ],
+    }
+    async with site_running(pv_site(battery_soc_pct=50), tmp_path, settings) as site:
+        await site.until(
+            lambda: site.power(BATTERY_INVERTER) == pytest.approx(80 * KW, abs=TOLERANCE_W),
+            "the battery charging the 80 kW surplus",
+        )
+        await site.create(-50 * KW, (11,))
+        await site.until(
+            lambda: site.power(BATTERY_INVERTER) == pytest.approx(-50 * KW, abs=TOLERANCE_W),
+            "the dispatch's 50 kW discharge, over the use case's ask",
+        )
+        await site.until(
+            lambda: production_w(site) == pytest.approx(170 * KW, abs=TOLERANCE_W),
+            "the PV curtailed by the 80 kW surplus and the 50 kW discharge",
+        )
+        assert export_w(site) <= 100 * KW + TOLERANCE_W
+        assert site.power(BATTERY_INVERTER) == pytest.approx(-50 * KW, abs=TOLERANCE_W)
+        assert not pv_actor(site).batteries_counted
+
+
+async def test_peak_shavings_export_limit_and_the_use_case_agree_on_the_charge(
     tmp_path: Path,
 ) -> None:
     shaving = {
@@ -89,9 +153,7 @@ async def test_a_battery_with_room_takes_the_surplus_and_the_pv_is_not_curtailed
         )
         assert production_w(site) == pytest.approx(300 * KW, abs=TOLERANCE_W)
         assert export_w(site) <= 100 * KW + TOLERANCE_W
-        pv = next(u for u in site.controller.use_cases if u.name == "pv")
-        assert pv.driving == {}
-        assert pv.counts.get("requests", 0) == 0
+        assert pv_actor(site).counts.get("requests", 0) == 0
 
 
 async def test_a_dispatch_limits_the_pv_by_share_of_its_rating(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""What PV curtailment reads of the site: stale is unknown, out of service absorbs nothing."""
+"""What PV curtailment reads of the site: stale is unknown, out of service is left out."""
 
 from __future__ import annotations
 
@@ -93,21 +93,24 @@ def test_one_silent_pv_inverter_makes_the_pv_unknown_and_an_unknown_bound_the_ra
     assert site(cache).grid_w is None  # no grid meter reading
 
 
-def test_headroom_is_what_the_bounds_allow_above_the_power_of_groups_in_service() -> None:
+def test_the_batteries_in_service_are_summed_out_of_service_ones_left_out() -> None:
     cache = TelemetryCache()
     battery_group(cache, 10, 30, 100)
     battery_group(cache, 20, 0, 50)
-    assert site(cache).battery_headroom_w == 120 * KW
-    battery_group(cache, 20, 0, 50, state="ERROR")
-    assert site(cache).battery_headroom_w == 70 * KW
+    reading = site(cache)
+    assert (reading.battery_w, reading.battery_upper_w) == (30 * KW, 150 * KW)
+    assert reading.battery_headroom_w == 120 * KW
+    battery_group(cache, 20, -40, 50, state="ERROR")  # takes no ask: left out
+    assert (site(cache).battery_w, site(cache).battery_upper_w) == (30 * KW, 100 * KW)
     battery_group(cache, 20, 0, 50, age_s=4)  # silent beyond stale_after
-    assert site(cache).battery_headroom_w == 70 * KW
-    battery_group(cache, 20, 60, 50)  # beyond its bound (a bound that just fell): none
-    assert site(cache).battery_headroom_w == 70 * KW
+    assert site(cache).battery_upper_w == 100 * KW
+    battery_group(cache, 20, 60, 50)  # beyond its bound (a bound that just fell)
+    assert site(cache).battery_headroom_w == 60 * KW
 
 
-def test_a_fresh_nan_battery_power_makes_the_headroom_unknown() -> None:
+def test_a_fresh_nan_battery_power_makes_the_batteries_unknown() -> None:
     cache = TelemetryCache()
     battery_group(cache, 10, math.nan, 100)
     battery_group(cache, 20, 0, 50)
+    assert math.isnan(site(cache).battery_w)
     assert math.isnan(site(cache).battery_headroom_w)

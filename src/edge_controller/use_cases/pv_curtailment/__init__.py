@@ -1,8 +1,13 @@
-"""Limit the site's PV: for a dispatch, and to keep the grid's export within its limit.
+"""Keep the export within its limit, batteries first; limit the PV for a dispatch.
+
+A surplus beyond the export limit is asked of the batteries (they charge it); what
+they cannot take — full, out of service, or held by a higher-priority use case, as
+their measured power tells — is curtailed, shared between the PV inverters by rating.
 
 The plug-in (`USE_CASE`): its keys and options in `config.py`, the dispatch's payload
 in `payload.py`, the pure decision in `decide.py`, what it reads of the site in
-`site_reading.py`, the actor that asks for the limit in `actor.py`.
+`site_reading.py`, the actor that sends the batteries' ask and the PV's limit in
+`actor.py`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from edge_controller.use_cases.pv_curtailment.config import (
 
 
 class PvCurtailment:
-    """The `pv_curtailment` kind: a production limit for the PV, the tighter of two."""
+    """The `pv_curtailment` kind: the batteries' charge for a surplus, and a PV limit.
+
+    The limit is the tighter of a dispatch's and the export guard's.
+    """
 
     kind = KIND
     default_dispatch_types: tuple[str, ...] = ("PV_CURTAILMENT",)
@@ -32,7 +40,7 @@ class PvCurtailment:
         return parse_options(reader, item, path)
 
     def build(self, context: UseCaseContext, config: UseCaseConfig) -> UseCaseActors:
-        """One PvCurtailmentActor on the configured PV inverters (default: all).
+        """One PvCurtailmentActor on the configured PV inverters and batteries (default: all).
 
         Raises:
             ValueError: `inverters` names a component that is not a PV inverter of the

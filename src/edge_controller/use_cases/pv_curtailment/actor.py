@@ -1,15 +1,24 @@
-"""PvCurtailmentActor: limits the site's PV for a dispatch, and to keep the export in bounds.
+"""PvCurtailmentActor: keeps the export in bounds — batteries first — and limits the PV.
 
 Every `tick` it reads the grid meter, the PV inverters and the batteries
-(`site_reading.read_site`) and asks `decide` for the PV's production limit: a running
-`PV_CURTAILMENT` dispatch's (`{"max_production_w": 50000}` or
-`{"max_production_pct": 60}`; the tightest of several) and the export guard's
-(curtail what would export beyond the limit and the batteries cannot take), the
-tighter winning. It sends one request for all its PV inverters whenever the limit
-changes: `power = −allowed` (W) with the bounds `[−allowed, 0]` — a lower-priority
-use case may curtail more, never less — or a withdraw (0 W, no bounds) when the limit
-is lifted, after which the distributor lets every inverter produce in full again. The
-distributor shares the limit between the inverters in proportion to their rating.
+(`site_reading.read_site`) and asks `decide` for two things:
+
+- **The batteries' charge.** A surplus that would export beyond the limit is asked of
+  its batteries first: one request for all of them, `power = ask` (W) with the bounds
+  `[ask, +inf)` and `hold=False` — lower priorities may charge more, never less, and
+  a higher priority (a held dispatch, peak shaving's bounds) still wins. The ask rises
+  at once and falls by the deadband; once the surplus is gone it is withdrawn (0 W,
+  no bounds). If the batteries do not follow within the reaction time, `decide`
+  counts only their measured power and the PV is curtailed for the rest
+  (`batteries_not_following`, logged once).
+- **The PV's production limit**: a running `PV_CURTAILMENT` dispatch's
+  (`{"max_production_w": 50000}` or `{"max_production_pct": 60}`; the tightest of
+  several) and the export guard's (curtail what the batteries cannot take), the
+  tighter winning. One request for all its PV inverters whenever the limit changes:
+  `power = −allowed` (W) with the bounds `[−allowed, 0]` — a lower-priority use case
+  may curtail more, never less — or a withdraw (0 W, no bounds) when the limit is
+  lifted, after which the distributor lets every inverter produce in full again. The
+  distributor shares the limit between the inverters in proportion to their rating.
 
 A dispatch with a bad payload or a target that is not its PV inverters is rejected
 with a log naming the dispatch and the field, and counted (`rejected`); a dry-run
@@ -71,7 +80,7 @@ class PvCurtailmentActor(SupervisedActor):
         request_timeout: timedelta = timedelta(seconds=5),
         name: str = "pv_curtailment",
     ) -> None:
-        """Wire the use case: `inverters` are limited together, `batteries` absorb first.
+        """Wire the use case: `inverters` are limited together, `batteries` charge first.
 
         Raises:
             ValueError: settings `decide` cannot use (a negative limit or margin).
@@ -102,6 +111,7 @@ class PvCurtailmentActor(SupervisedActor):
         self._decision: Curtailment = NOT_CURTAILED
         self._decided_at: datetime | None = None
         self._sent_w: float | None = None
+        self._battery_sent_w = 0.0
         self.counts: dict[str, int] = {}
         self._log = structlog.get_logger(__name__).bind(actor=name)
 
@@ -116,9 +126,24 @@ class PvCurtailmentActor(SupervisedActor):
         return self._sent_w
 
     @property
+    def battery_ask_w(self) -> float:
+        """The charge it asks of its batteries now (W ≥ 0; 0 W: no request)."""
+        return self._battery_sent_w
+
+    @property
+    def batteries_counted(self) -> bool:
+        """Whether the batteries' headroom counts (False: they did not follow its ask)."""
+        return self._decision.batteries_counted
+
+    @property
     def driving(self) -> Mapping[frozenset[int], float]:
-        """The PV inverters while it limits them, with the power asked (−allowed, W)."""
-        return {} if self._sent_w is None else {self._inverters: -self._sent_w}
+        """The PV inverters while limited (−allowed, W), the batteries while asked (W)."""
+        driving: dict[frozenset[int], float] = {}
+        if self._sent_w is not None:
+            driving[self._inverters] = -self._sent_w
+        if self._battery_sent_w > 0:
+            driving[self._batteries] = self._battery_sent_w
+        return driving
 
     @property
     def running_dispatches(self) -> Mapping[int, float]:
@@ -219,11 +244,52 @@ class PvCurtailmentActor(SupervisedActor):
                 needed_w=None if math.isnan(decision.needed_w) else decision.needed_w,
                 grid_w=reading.grid_w,
                 pv_w=reading.pv_w,
+                battery_w=reading.battery_w,
                 battery_headroom_w=reading.battery_headroom_w,
             )
+        if decision.batteries_counted != self._decision.batteries_counted:
+            if decision.batteries_counted:
+                self._log.info("batteries_following", battery_w=reading.battery_w)
+            else:
+                self._log.warning(
+                    "batteries_not_following",
+                    battery_ask_w=self._decision.battery_ask_w,
+                    battery_w=reading.battery_w,
+                    short_s=decision.battery_short_s,
+                )
         self._decision = decision
         self._decided_at = now
+        await self._send_battery_ask(decision.battery_ask_w)
         await self._send(decision.allowed_w)
+
+    async def _send_battery_ask(self, ask_w: float) -> None:
+        """Ask the batteries to charge at least `ask_w`; 0 W withdraws the ask.
+
+        Sent before the PV's limit: a limit that rises in the same step is then
+        already matched by the charge that takes it.
+        """
+        if ask_w == self._battery_sent_w:
+            return
+        if (ask_w > 0) != (self._battery_sent_w > 0):
+            self._log.info(
+                "battery_ask" if ask_w > 0 else "battery_ask_withdrawn",
+                batteries=sorted(self._batteries),
+                ask_w=ask_w,
+            )
+        self._battery_sent_w = ask_w
+        self.counts["battery_requests"] = self.counts.get("battery_requests", 0) + 1
+        await self._requests.send(
+            PowerRequest(
+                self.name,
+                Power.from_watts(ask_w),
+                self._batteries,
+                request_timeout=self._request_timeout,
+                priority=self._priority,
+                hold=False,
+                bounds=Range(ask_w, math.inf) if ask_w > 0 else None,
+                target=TargetKind.BATTERIES,
+            )
+        )
 
     async def _send(self, allowed_w: float | None) -> None:
         if allowed_w == self._sent_w:

@@ -7,14 +7,15 @@ max_export = "100 kW"       # the export guard keeps the grid's export within th
 [[use_cases]]
 kind = "pv_curtailment"     # acts on PV_CURTAILMENT dispatches, and guards the export
 inverters = [50]            # the PV inverters it limits (default: all of the site's)
-batteries = [11, 21]        # whose charge headroom absorbs a surplus first (default: all)
+batteries = [11, 21]        # asked to charge a surplus first (default: all)
 export_limit = "90 kW"      # tighter than [grid] max_export, if wanted
 lift_margin = "2 kW"        # lift only once this much room is left (hysteresis)
 deadband = "500 W"          # a looser limit is sent only when it rises by more
 lift_rate = "20 kW"         # per second a limit may rise (default: at once)
 ```
 
-Without `[grid] max_export` and `export_limit` only dispatches limit the PV.
+Without `[grid] max_export` and `export_limit` only dispatches limit the PV, and the
+batteries are never asked to charge.
 """
 
 from __future__ import annotations

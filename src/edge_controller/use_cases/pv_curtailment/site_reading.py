@@ -1,6 +1,6 @@
 """What PV curtailment reads of the site at each decision, from the telemetry cache.
 
-The decision (`decide.py`) takes four figures; this module makes them out of the
+The decision (`decide.py`) takes five figures; this module makes them out of the
 latest readings, with the freshness rule of the grid limits (`[grid] stale_after`):
 
 - the grid meter's power: `None` when stale, NaN or missing (the decision holds);
@@ -8,11 +8,14 @@ latest readings, with the freshness rule of the grid limits (`[grid] stale_after
   them is stale or NaN (the decision holds rather than guess what it produces);
 - the PV's rated production: the magnitude of each PV inverter's lower bound (what it
   may be told to produce at most), summed; `inf` while one is unknown;
-- the batteries' charge headroom: per battery inverter, what its bounds (with its
-  batteries') allow above its measured power. A group that is out of service — its
-  inverter or a battery silent beyond `stale_after`, or in a state that takes no
-  commands (error, off, standby, ...) — has none: it absorbs nothing the controller
-  can count on. A fresh reading with a NaN power makes the headroom NaN (hold).
+- the batteries in service: their measured power and their charge bound (the upper
+  end of their inverter's bounds with its batteries'), each summed over the battery
+  inverters. A group that is out of service — its inverter or a battery silent
+  beyond `stale_after`, or in a state that takes no commands (error, off, standby,
+  ...) — is left out of both: it takes no ask and absorbs nothing the controller can
+  count on (its power is part of the rest of the site, in the grid power). A fresh
+  reading with a NaN power makes the power NaN (hold); a group whose bounds are
+  unknown has a charge bound of 0 W.
 
 Pure: reads the cache it is given, no I/O. Passive sign convention (+ consumes or
 charges, − produces); headroom and rating are magnitudes (W ≥ 0).
@@ -73,15 +76,18 @@ def pv_power(
     return power, rated
 
 
-def battery_headroom(
+def batteries_in_service(
     pairs: BatteryPairs,
     cache: TelemetryCache,
     batteries: Iterable[int],
     now: datetime,
     stale_after: timedelta,
-) -> float:
-    """Return how much more the batteries can charge now (W ≥ 0; NaN if unknown)."""
-    headroom = 0.0
+) -> tuple[float, float]:
+    """Return the in-service batteries' measured power and charge bound, each summed (W).
+
+    The power is + charging, NaN if a group in service reads NaN; the bound is ≥ 0.
+    """
+    power = upper = 0.0
     for inverter_id in sorted({pairs.inverter_of(b) for b in batteries}):
         group = pairs.batteries_of(inverter_id)
         readings: list[InverterReading | BatteryReading | None] = [
@@ -93,11 +99,10 @@ def battery_headroom(
         ):
             continue
         view = pool_view(pairs, cache, group)
-        if not math.isfinite(view.power_w):
-            return math.nan
+        power += view.power_w
         if view.bounds is not None:
-            headroom += max(0.0, view.bounds.upper - view.power_w)
-    return headroom
+            upper += max(0.0, view.bounds.upper)
+    return power, upper
 
 
 def read_site(
@@ -110,11 +115,13 @@ def read_site(
     now: datetime,
     stale_after: timedelta,
 ) -> PvSite:
-    """The four figures of the module docstring, as of `now`."""
+    """The five figures of the module docstring, as of `now`."""
     pv_w, rated_w = pv_power(cache, inverters, now, stale_after)
+    battery_w, battery_upper_w = batteries_in_service(pairs, cache, batteries, now, stale_after)
     return PvSite(
         grid_w=meter_power_w(cache, grid_meter_id, now, stale_after),
         pv_w=pv_w,
-        battery_headroom_w=battery_headroom(pairs, cache, batteries, now, stale_after),
+        battery_w=battery_w,
+        battery_upper_w=battery_upper_w,
         pv_rated_w=rated_w,
     )
