@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,15 +18,18 @@ from datetime import timedelta
 import pytest
 from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
 from frequenz.quantities import Power
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_controller.common.clock import ManualClock
 from edge_controller.config.schema import GridConfig
-from edge_controller.controller.power_managing import PowerManagingActor
-from edge_controller.framework.messages import PowerRequest
+from edge_controller.controller.power_managing import PowerManagingActor, Submitted, settle
+from edge_controller.framework.messages import PowerRequest, TargetKind
 from edge_controller.framework.use_case import SiteView
 from edge_controller.power.bounds import Range
 from tests.controller.cached_site import BOTH, CachedSite
 from tests.patience import PATIENCE_S
+from tests.properties import examples
 from tests.table import START
 
 KW = 1000.0
@@ -224,3 +228,80 @@ async def test_a_stale_grid_meter_sends_the_batteries_to_the_safe_power(
     assert guarded.actor.counts["grid_data_missing"] >= 1
     guarded.site.grid(60 * KW)  # it speaks again
     assert await guarded.told() == ("dispatch_7", -20)
+
+
+# ---------------------------------------------------------------- settle, the pure rule
+
+
+def submitted(request: PowerRequest, seconds: float = 0.0) -> Submitted:
+    return Submitted(request, START + timedelta(seconds=seconds))
+
+
+def test_settle_gives_each_driven_set_the_credited_request_narrowed_to_it() -> None:
+    older = dispatch(1, -40, BOTH, created_minutes_ago=20)
+    newer = dispatch(2, 5, frozenset({21}), created_minutes_ago=5)
+    market = request("market", -20, priority=0, batteries=frozenset({11}))
+    settled = settle([submitted(market), submitted(newer), submitted(older)])
+    by_set = {
+        ids: (r.namespace, r.origin, r.batteries, w) for (_, ids), (r, w) in settled.drives.items()
+    }
+    assert by_set == {
+        frozenset({21}): ("battery_power", 2, frozenset({21}), 5 * KW),
+        frozenset({11}): ("battery_power", 1, frozenset({11}), -40 * KW),
+    }
+    assert settled.withheld == {(TargetKind.BATTERIES, frozenset({11}))}  # the market waits
+    assert {(c.winner, c.loser, c.components) for c in settled.conflicts} == {
+        (("battery_power", 2), ("battery_power", 1), frozenset({21})),
+        (("battery_power", 1), ("market", None), frozenset({11})),
+    }
+
+
+@st.composite
+def request_sets(draw: st.DrawFn) -> list[Submitted]:
+    found: dict[tuple[str, int | None, frozenset[int]], Submitted] = {}
+    for index in range(draw(st.integers(1, 5))):
+        ids = frozenset(draw(st.sets(st.sampled_from([11, 21, 31]), min_size=1)))
+        origin = draw(st.none() | st.integers(1, 3))
+        namespace = draw(st.sampled_from(["battery_power", "market", "peak"]))
+        power_kw = draw(st.integers(-50, 50).map(float))
+        bounds = None
+        if draw(st.booleans()):
+            bounds = Range(-math.inf, max(power_kw, draw(st.integers(-50, 50).map(float))) * KW)
+        asked = PowerRequest(
+            namespace,
+            Power.from_watts(power_kw * KW),
+            ids,
+            priority=draw(st.integers(0, 2)),
+            hold=bounds is None,
+            bounds=bounds,
+            origin=origin,
+            created=None if origin is None else START - timedelta(minutes=draw(st.integers(0, 3))),
+        )
+        # a proposer's new request replaces its overlapping ones, as the actor keeps them
+        found = {
+            key: s for key, s in found.items() if key[:2] != (namespace, origin) or not key[2] & ids
+        }
+        found[namespace, origin, ids] = submitted(asked, index)
+    return list(found.values())
+
+
+@settings(max_examples=examples(500), deadline=None)
+@given(request_sets(), st.randoms(use_true_random=False))
+def test_settle_drives_each_battery_once_for_someone_who_asked_whatever_the_order(
+    asked: list[Submitted], rng: random.Random
+) -> None:
+    settled = settle(asked)
+    seen: set[int] = set()
+    for (kind, ids), (forwarded, _) in settled.drives.items():
+        assert kind is TargetKind.BATTERIES
+        assert forwarded.batteries == ids
+        assert not ids & seen
+        seen |= ids
+        assert any(
+            (s.request.namespace, s.request.origin) == (forwarded.namespace, forwarded.origin)
+            and ids <= s.request.batteries
+            for s in asked
+        )
+    shuffled = list(asked)
+    rng.shuffle(shuffled)
+    assert settle(shuffled).drives == settled.drives

@@ -170,7 +170,8 @@ def settle(
 
     The manager's one rule, pure (`power.priority`, `power.overlaps`): the actor
     applies it on every request and tick, the scenario (`tools/scenario`) to the
-    requests its dispatches make. At most one request per proposer and set.
+    requests its dispatches make. A proposer's sets do not overlap (the actor keeps
+    its latest request only: `_propose`).
     `power_w(kind, ids)` is what those components measure together now (W, NaN if
     unknown), for a set running inside a guard.
     """
