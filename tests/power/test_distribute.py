@@ -261,11 +261,11 @@ def test_a_pv_limit_is_shared_by_rating_and_a_withdraw_lifts_it_and_ends() -> No
 
 
 def test_direct_requests_name_known_components() -> None:
-    assert direct_problem(Ask(EV, frozenset(), 1.0), {81}) == "the request names no EV chargers"
-    assert direct_problem(Ask(PV, frozenset({50, 59}), -1.0), {50, 51}) == (
+    assert direct_problem(EV, frozenset(), {81}) == "the request names no EV chargers"
+    assert direct_problem(PV, {50, 59}, {50, 51}) == (
         "unknown PV inverters [59]; available: [50, 51]"
     )
-    assert direct_problem(Ask(PV, frozenset({50}), -1.0), {50, 51}) is None
+    assert direct_problem(PV, {50}, {50, 51}) is None
 
 
 # ---------------------------------------------------------------- one plan, not two

@@ -56,7 +56,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, cast
+from typing import Protocol
 
 import structlog
 from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
@@ -66,6 +66,13 @@ from frequenz.quantities import Power
 from edge_controller.common.clock import Clock, WallClock
 from edge_controller.common.waiting import wait_event
 from edge_controller.config.schema import ControlsConfig
+from edge_controller.controller.direct_targets import (
+    bounds_now,
+    direct_access,
+    direct_units,
+    known_ids,
+    release_commands,
+)
 from edge_controller.framework.messages import (
     Error,
     Ignored,
@@ -81,11 +88,11 @@ from edge_controller.framework.supervision import SupervisedActor
 from edge_controller.microgrid.direct import DirectComponents
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.site_view import meter_power_w
-from edge_controller.microgrid.telemetry import EvChargerReading, InverterReading, TelemetryCache
+from edge_controller.microgrid.telemetry import TelemetryCache
 from edge_controller.microgrid.telemetry_gaps import GapTracker, resumed_on_targets
 from edge_controller.power.bounds import Range, hull
 from edge_controller.power.command_pacing import CommandPacer
-from edge_controller.power.direct import DirectUnit, bounds_moved, plan_direct
+from edge_controller.power.direct import DirectUnit, bounds_moved
 from edge_controller.power.distribute import (
     METER_TOLERANCE_W,
     Ask,
@@ -134,7 +141,6 @@ __all__ = [
     "METER_TOLERANCE_W",
     "ORPHAN_GRACE",
     "RETRY_INTERVAL",
-    "DirectAccess",
     "MicrogridAccess",
     "PowerDistributingActor",
 ]
@@ -166,20 +172,6 @@ class MicrogridAccess(Protocol):
         self, inverter_id: int, power_w: float, *, timeout_s: float, lifetime: timedelta
     ) -> datetime:
         """Command an inverter, EV charger or PV inverter; raise on refusal, error, timeout."""
-        ...
-
-
-class DirectAccess(Protocol):
-    """What the actor needs besides `MicrogridAccess` to take EV and PV requests.
-
-    A separate protocol, so an access without EV chargers or PV inverters (a test's, a
-    benchmark's) needs nothing new: requests naming them are answered with an Error.
-    `MicrogridConnection` has it (a `direct` property on the access's class).
-    """
-
-    @property
-    def direct(self) -> DirectComponents:
-        """The site's EV chargers and PV inverters with their rated power."""
         ...
 
 
@@ -268,13 +260,7 @@ class PowerDistributingActor(SupervisedActor):
         _check_timing(command_lifetime, keepalive_interval)
         self._requests = requests
         self._microgrid = microgrid
-        # Looked up on the class, once: a check on the instance would read the property
-        # (a connection not started raises), and it is on every tick's path.
-        self._direct_access = (
-            cast(DirectAccess, microgrid)
-            if isinstance(getattr(type(microgrid), "direct", None), property)
-            else None
-        )
+        self._direct_access = direct_access(microgrid)
         self._clock: Clock = clock or WallClock()
         self._algorithm: DistributionAlgorithm = algorithm or SocBalancing()
         self._resolutions = dict(resolutions_w or {})
@@ -532,13 +518,11 @@ class PowerDistributingActor(SupervisedActor):
         for ids, target in self._targets.items():
             if not target.planned_bounds or target.next_send <= now:
                 continue
-            bounds: dict[int, Range | None] = {}
-            for component_id in target.planned_bounds:
-                reading = cache.last_inverter(component_id) or cache.last_ev_charger(component_id)
-                bounds[component_id] = (
-                    hull(reading.bounds) if reading is not None and reading.bounds else None
-                )
-            moved = bounds_moved(target.planned_bounds, bounds, self._steps(target.planned_bounds))
+            moved = bounds_moved(
+                target.planned_bounds,
+                bounds_now(cache, target.planned_bounds),
+                self._steps(target.planned_bounds),
+            )
             if moved:
                 self._log.info("direct_bounds_changed", components=sorted(ids), moved=moved)
                 target.next_send = now
@@ -703,7 +687,17 @@ class PowerDistributingActor(SupervisedActor):
         else:
             running = self._targets.get(ask.ids)
             refused = running.refused(now) if running is not None else frozenset()
-            units, meters = self._direct_units(ask.kind, ask.ids, now, refused), None
+            units = direct_units(
+                self._microgrid.cache,
+                self._direct(),
+                ask.kind,
+                ask.ids,
+                now,
+                blocking=self._blocking,
+                resolutions_w=self._resolutions,
+                refused=refused,
+            )
+            meters = None
         decision = decide(
             ask, self._targets, units, self._rules, keepalive=keepalive, meters=meters
         )
@@ -719,13 +713,8 @@ class PowerDistributingActor(SupervisedActor):
         """What is wrong with the ids of a request, by the site's components."""
         if request.target is TargetKind.BATTERIES:
             return self._microgrid.pairs.request_problem(request.batteries)
-        direct = self._direct()
-        known = (
-            direct.ev_charger_ids
-            if request.target is TargetKind.EV_CHARGERS
-            else direct.pv_inverter_ids
-        )
-        return direct_problem(_ask(request), known)
+        known = known_ids(self._direct(), request.target)
+        return direct_problem(request.target, request.components, known)
 
     async def _on_refused(
         self,
@@ -967,75 +956,20 @@ class PowerDistributingActor(SupervisedActor):
     def direct_release_commands(self) -> dict[int, float]:
         """What gives every EV charger and PV inverter back, for the controller's stop.
 
-        Every EV charger 0 W; every PV inverter its full production (the lower end of
-        its bounds, else its rating; none when neither is known), in whole steps — what
-        a withdraw sends. Batteries are released by the controller on their own.
+        Every EV charger 0 W; every PV inverter its full production, in whole steps —
+        what a withdraw sends (`direct_targets.release_commands`). Batteries are
+        released by the controller on their own.
         """
-        now = self._clock.now()
-        direct = self._direct()
-        commands: dict[int, float] = {}
-        for kind, ids in (
-            (TargetKind.EV_CHARGERS, direct.ev_charger_ids),
-            (TargetKind.PV_INVERTERS, direct.pv_inverter_ids),
-        ):
-            units = [
-                dataclasses.replace(u, availability=Availability.WORKING, refused=False)
-                for u in self._direct_units(kind, frozenset(ids), now)
-            ]
-            given_back = plan_direct(kind, 0.0, units, withdraw=True)
-            if isinstance(given_back, Plan):
-                commands.update(given_back.commands)
-        return commands
+        return release_commands(
+            self._microgrid.cache,
+            self._direct(),
+            self._clock.now(),
+            resolutions_w=self._resolutions,
+        )
 
     def _direct(self) -> DirectComponents:
         access = self._direct_access
         return access.direct if access is not None else DirectComponents()
-
-    def _direct_units(
-        self,
-        kind: TargetKind,
-        ids: frozenset[int],
-        now: datetime,
-        refused: frozenset[int] = frozenset(),
-    ) -> list[DirectUnit]:
-        """Snapshot EV chargers or PV inverters from telemetry, with their rating."""
-        cache = self._microgrid.cache
-        direct = self._direct()
-        units = []
-        for component_id in sorted(ids):
-            if kind is TargetKind.EV_CHARGERS:
-                fresh: InverterReading | EvChargerReading | None = cache.ev_charger(
-                    component_id, now
-                )
-                last: InverterReading | EvChargerReading | None = cache.last_ev_charger(
-                    component_id
-                )
-            else:
-                fresh = cache.inverter(component_id, now)
-                last = cache.last_inverter(component_id)
-            if self._blocking.is_blocked(component_id, now):
-                availability = Availability.BROKEN
-            elif fresh is not None:
-                availability = Availability.WORKING
-            else:
-                availability = Availability.UNCERTAIN
-            try:
-                rated = direct.rated(component_id).rated_magnitude_w
-            except KeyError:
-                rated = None
-            measured = fresh.power_w if fresh is not None else None
-            units.append(
-                DirectUnit(
-                    component_id,
-                    last.bounds if last is not None else None,
-                    rated,
-                    self._resolutions.get(component_id, 1.0),
-                    availability,
-                    measured if measured is not None and math.isfinite(measured) else None,
-                    component_id in refused,
-                )
-            )
-        return units
 
     # ------------------------------------------------------------- sending, reporting
 

@@ -207,16 +207,16 @@ class Planned:
 Decision = Rejected | Refused | Planned
 
 
-def direct_problem(ask: Ask, known: Collection[int]) -> str | None:
-    """What is wrong with an EV or PV request's ids, None when nothing is.
+def direct_problem(kind: TargetKind, ids: Collection[int], known: Collection[int]) -> str | None:
+    """What is wrong with the ids of an EV or PV request, None when nothing is.
 
-    `known` are the site's components of the ask's kind. (Battery ids are checked by
-    the component graph, `BatteryPairs.request_problem`: whole inverter groups.)
+    `known` are the site's components of that `kind`. (Battery ids are checked by the
+    component graph, `BatteryPairs.request_problem`: whole inverter groups.)
     """
-    noun = "EV chargers" if ask.kind is TargetKind.EV_CHARGERS else "PV inverters"
-    if not ask.ids:
+    noun = "EV chargers" if kind is TargetKind.EV_CHARGERS else "PV inverters"
+    if not ids:
         return f"the request names no {noun}"
-    unknown = sorted(ask.ids - set(known))
+    unknown = sorted(set(ids) - set(known))
     if unknown:
         return f"unknown {noun} {unknown}; available: {sorted(known)}"
     return None
