@@ -13,7 +13,8 @@ The use cases are built only through `use_cases.registry` and `UseCase.build`
 
 `Controller` is the in-process form (tests start it next to the simulator and the
 dispatch service); `edge-controller run --config FILE` wraps it with signal handling.
-On stop it releases every battery it commanded (0 W) before it disconnects.
+On stop it gives back everything it may have commanded before it disconnects: every
+battery (0 W), EV charger (0 W) and PV inverter (its production limit lifted).
 """
 
 from __future__ import annotations
@@ -92,6 +93,28 @@ def release_summary(
         "batteries": sorted(b for i in results for b in pairs.batteries_of(i)),
         "power_w": 0.0,
         "succeeded": sorted(i for i in results if str(i) not in failed),
+        "failed": failed,
+        "timeout_s": timeout_s,
+    }
+
+
+def direct_release_summary(
+    commands_w: Mapping[int, float], results: Mapping[int, object], timeout_s: float
+) -> dict[str, object]:
+    """The fields of the `direct_released` line: EV chargers and PV inverters given back.
+
+    `commands_w` is what each was told (0 W for a charger, its full production for a
+    PV inverter), `results` each one's answer as in `release_summary`.
+    """
+    failed = {
+        str(component): repr(result)
+        for component, result in sorted(results.items())
+        if isinstance(result, BaseException)
+    }
+    return {
+        "components": sorted(results),
+        "commands_w": {str(c): commands_w[c] for c in sorted(results)},
+        "succeeded": sorted(c for c in results if str(c) not in failed),
         "failed": failed,
         "timeout_s": timeout_s,
     }
@@ -323,13 +346,21 @@ class Controller:
         )
 
     def _warn_unknown_resolutions(self, resolutions_w: Mapping[int, float]) -> None:
-        pairs = self.connection.pairs
-        unknown = sorted(set(resolutions_w) - set(pairs.inverter_ids))
+        """Warn of resolutions for ids that are no battery inverter, EV charger or PV inverter.
+
+        Each of those is commanded in whole steps of its resolution; any other id is a
+        typo that leaves the component it meant at the 1 W default.
+        """
+        pairs, direct = self.connection.pairs, self.connection.direct
+        known = {*pairs.inverter_ids, *direct.ev_charger_ids, *direct.pv_inverter_ids}
+        unknown = sorted(set(resolutions_w) - known)
         if unknown:
             _LOG.warning(
                 "resolution_for_unknown_inverters",
                 inverters=unknown,
                 battery_inverters=list(pairs.inverter_ids),
+                ev_chargers=list(direct.ev_charger_ids) or None,
+                pv_inverters=list(direct.pv_inverter_ids) or None,
             )
 
     def _build(self, use_case: UseCaseConfig) -> RunningUseCase:
@@ -666,9 +697,11 @@ class Controller:
             _LOG.warning("no_telemetry_yet", components=sorted(waiting))
 
     async def stop(self) -> None:
-        """Stop the actors, release every battery (0 W), disconnect — come what may.
+        """Stop the actors, give every component back, disconnect — come what may.
 
-        In `observe` mode nothing was commanded, so nothing is released either. A stop
+        Batteries and EV chargers get 0 W, PV inverters their full production (their
+        limit lifted). In `observe` mode nothing was commanded, so nothing is released
+        either. A stop
         of the caller that arrives meanwhile is raised only once every actor is stopped
         (each step is bounded in time): a distributor left running after the release
         could send its next keep-alive before the client closes.
@@ -698,7 +731,7 @@ class Controller:
                     _LOG.error("actor_stop_failed", actor=running.name, error=repr(error))
             self.actors = []
         finally:
-            await self._release_batteries()
+            await self._release_all()
             if self._broadcaster is not None:
                 self._dispatcher = self._broadcaster.dispatcher
             if self._dispatcher is not None:
@@ -716,8 +749,14 @@ class Controller:
         if interrupted:
             raise asyncio.CancelledError
 
-    async def _release_batteries(self) -> None:
-        """Command 0 W to every battery inverter; log it once (`batteries_released`)."""
+    async def _release_all(self) -> None:
+        """Give every component back at once; log it (`batteries_released`, `direct_released`).
+
+        Every battery inverter 0 W; every EV charger 0 W and every PV inverter its full
+        production (`PowerDistributingActor.direct_release_commands`): what the
+        distributor's own releases send. A charger left charging or a PV limit left in
+        force would run on until the API's command lifetime ends.
+        """
         if self.config.controls.mode == "observe":
             _LOG.info("batteries_not_released", reason="observe mode: nothing was commanded")
             return
@@ -725,17 +764,32 @@ class Controller:
             pairs = self.connection.pairs
         except RuntimeError:
             return
+        distributing = self.power_distributing
+        direct = distributing.direct_release_commands() if distributing is not None else {}
         inverters = pairs.inverter_ids
         # Bounded so the whole stop fits systemd's and the daemon's stop budget.
         timeout_s = min(
             RELEASE_TIMEOUT_S, self.config.power_distribution.request_timeout.total_seconds()
         )
-        results = await asyncio.gather(
-            *(self.connection.set_power(i, 0.0, timeout_s=timeout_s) for i in inverters),
-            return_exceptions=True,
+        commands = {**dict.fromkeys(inverters, 0.0), **direct}
+        results = dict(
+            zip(
+                commands,
+                await asyncio.gather(
+                    *(
+                        self.connection.set_power(i, power_w, timeout_s=timeout_s)
+                        for i, power_w in commands.items()
+                    ),
+                    return_exceptions=True,
+                ),
+                strict=True,
+            )
         )
-        released = release_summary(pairs, dict(zip(inverters, results, strict=True)), timeout_s)
+        released = release_summary(pairs, {i: results[i] for i in inverters}, timeout_s)
         (_LOG.warning if released["failed"] else _LOG.info)("batteries_released", **released)
+        if direct:
+            given_back = direct_release_summary(direct, {i: results[i] for i in direct}, timeout_s)
+            (_LOG.warning if given_back["failed"] else _LOG.info)("direct_released", **given_back)
 
     async def __aenter__(self) -> Controller:
         """Start the controller."""
