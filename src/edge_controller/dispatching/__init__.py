@@ -5,7 +5,6 @@ holds them to it), so the use cases, the scenario runner and the tests share one
 answer to each question:
 
 - `payload`: what a dispatch's payload asks for, with errors naming the field;
-- `ownership`: unused, to be deleted (overlaps are the PowerManagingActor's);
 - `power_check`: whether a dispatch's power fits what its batteries can do together;
 - `schedule`: where a dispatch stands at a given time, and when it next starts;
 - `offline`: which known dispatches run when, without the dispatch service.

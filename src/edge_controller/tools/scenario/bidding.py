@@ -36,7 +36,6 @@ from edge_controller.power.bounds import Range
 from edge_controller.power.planning import pool_bounds, to_battery_unit
 from edge_controller.servers.market.errors import MarketError
 from edge_controller.servers.market.orders import DeliveryArea, OrderRequest, validate_order
-from edge_controller.servers.market.periods import first_open_period
 from edge_controller.tools.scenario.file import Bidding
 from edge_controller.tools.scenario.forecasts import Forecast, forecast_market_weather
 from edge_controller.tools.scenario.market_outlook import (
@@ -60,6 +59,7 @@ from edge_controller.trading.bids import (
 )
 from edge_controller.trading.optimizer import Committed, Plan, Settings, plan_bids
 from edge_controller.trading.outlook import committed_energy_wh
+from edge_controller.trading.periods import first_open_period
 from edge_controller.trading.price_response import PriceResponse
 from edge_controller.trading.storage import StorageUnit
 from edge_controller.use_cases.battery_power.payload import parse_battery_power

@@ -68,9 +68,9 @@ from edge_controller.common.toml_reader import (
 )
 from edge_controller.servers.market.file import load_market
 from edge_controller.servers.market.model import MarketSpec, default_market
-from edge_controller.servers.market.periods import is_period_start
 from edge_controller.servers.sim.site import SiteSpec, load_site
 from edge_controller.trading.bids import Strategy
+from edge_controller.trading.periods import is_period_start
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
 MAX_DURATION = timedelta(days=7)

@@ -20,7 +20,6 @@ from functools import lru_cache
 import numpy as np
 
 from edge_controller.servers.market.model import Weather, initial_state
-from edge_controller.servers.market.periods import period_floor
 from edge_controller.tools.scenario.errors import ScenarioError
 from edge_controller.tools.scenario.file import MarketWind
 from edge_controller.tools.scenario.layout import load_w
@@ -34,6 +33,7 @@ from edge_controller.tools.scenario.production import (
 )
 from edge_controller.tools.scenario.records import ForecastPoint
 from edge_controller.tools.scenario.setup import Setup
+from edge_controller.trading.periods import period_floor
 from edge_controller.weather.forecast import forecast_weather
 from edge_controller.weather.production import SMALL_TURBINE_HUB_HEIGHT_M
 from edge_controller.weather.wind import wind_speed_at_height

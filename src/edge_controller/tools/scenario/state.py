@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from edge_controller.servers.market.model import MarketState, initial_state
-from edge_controller.servers.market.periods import first_open_period
 from edge_controller.tools.scenario.schedule import DispatchSchedule
 from edge_controller.tools.scenario.setup import Setup
 from edge_controller.trading.bids import Order
+from edge_controller.trading.periods import first_open_period
 
 
 @dataclass(frozen=True, slots=True)

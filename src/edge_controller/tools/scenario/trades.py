@@ -19,13 +19,13 @@ from frequenz.client.dispatch.types import Dispatch, DispatchId, TargetIds
 
 from edge_controller.servers.market import clearing
 from edge_controller.servers.market.model import situation
-from edge_controller.servers.market.periods import gate_closure
 from edge_controller.tools.scenario.inverter_commands import DISPATCH_TYPE
 from edge_controller.tools.scenario.market_outlook import market_side
 from edge_controller.tools.scenario.records import PeriodResult
 from edge_controller.tools.scenario.setup import Setup
 from edge_controller.tools.scenario.state import ControllerState
 from edge_controller.trading.bids import Side
+from edge_controller.trading.periods import gate_closure
 
 
 def clear_due(

@@ -32,7 +32,6 @@ from datetime import datetime
 import numpy as np
 
 from edge_controller.servers.market.model import initial_state
-from edge_controller.servers.market.periods import first_open_period
 from edge_controller.servers.sim.model import SiteModel
 from edge_controller.servers.sim.site import BatterySpec
 from edge_controller.tools.scenario.bidding import optimizer_settings, storage_units
@@ -47,6 +46,7 @@ from edge_controller.tools.scenario.setup import Setup
 from edge_controller.tools.scenario.site_model import observe
 from edge_controller.trading.bids import PeriodOutlook
 from edge_controller.trading.optimizer import Plan, plan_bids
+from edge_controller.trading.periods import first_open_period
 
 
 @dataclass(frozen=True, slots=True)
