@@ -275,3 +275,53 @@ async def test_battery_status_is_published_on_every_change_without_a_request(rig
     await status_until(lambda s: s.uncertain == ALL and not s.working, "all stale")
     await rig.settle(lambda: True, "fresh telemetry")
     await status_until(lambda s: s.working == ALL, "all recovered")
+
+
+async def send_together(rig: Rig, *requests: PowerRequest) -> list[Result]:
+    """Send requests with no pause between them (one round of the actor), as the
+    PowerManagingActor does when it settles; return their results."""
+    for request in requests:
+        await rig.requests.send(request)
+    async with asyncio.timeout(PATIENCE_S):
+        return [await rig.results.receive() for _ in requests]
+
+
+def kw(value: float, batteries: set[int], **options: object) -> PowerRequest:
+    return PowerRequest("test", Power.from_kilowatts(value), frozenset(batteries), **options)  # type: ignore[arg-type]
+
+
+def commands_since(rig: Rig, inverter_id: int, count: int) -> list[float]:
+    sent = [
+        r.requested_w for r in rig.server.command_log.records() if r.component_id == inverter_id
+    ]
+    return sent[count:]
+
+
+async def test_a_shrinking_set_never_tells_the_part_it_keeps_0_w(rig: Rig) -> None:
+    assert isinstance(await rig.request(-400, frozenset({11, 21})), Success)
+    assert rig.inverter_power(10) == pytest.approx(-100_000, abs=88)  # 21 carries 300 kW
+    before = rig.commands_to(10)
+    # The manager drops 21 (a withdraw) and keeps 11 at what it ran.
+    results = await send_together(rig, kw(0, {21}), kw(-100, {11}))
+    assert all(isinstance(r, Success) for r in results), results
+    assert rig.inverter_power(20) == 0.0
+    assert 0.0 not in commands_since(rig, 10, before)
+    assert rig.inverter_power(10) == pytest.approx(-100_000, abs=88)
+
+
+async def test_a_split_set_never_tells_either_part_0_w(rig: Rig) -> None:
+    assert isinstance(await rig.request(-400, frozenset({11, 21})), Success)
+    before = {i: rig.commands_to(i) for i in (10, 20)}
+    results = await send_together(rig, kw(-100, {11}), kw(-300, {21}))
+    assert all(isinstance(r, Success) for r in results), results
+    assert all(0.0 not in commands_since(rig, i, before[i]) for i in (10, 20))
+    assert rig.actor.targets == {frozenset({11}): -100_000.0, frozenset({21}): -300_000.0}
+
+
+async def test_what_a_replaced_set_leaves_is_released_when_its_taker_is_refused(rig: Rig) -> None:
+    assert isinstance(await rig.request(-400, frozenset({11, 21})), Success)
+    results = await send_together(rig, kw(0, {21}), kw(-900, {11}, adjust_power=False))
+    assert [type(r) for r in results] == [Success, OutOfBounds], results
+    # nothing holds 11 now: its old command must not run on unattended
+    await rig.settle(lambda: rig.inverter_power(10) == 0.0, "11 given back")
+    assert rig.actor.targets == {}

@@ -30,6 +30,7 @@ from edge_controller.power.distribute import (
     direct_problem,
     plan_within_meters,
     shares_for,
+    standing_w,
 )
 from edge_controller.power.distribution import (
     BatteryUnit,
@@ -116,6 +117,23 @@ def test_the_power_limit_leaves_a_target_what_the_other_targets_do_not_take() ->
     decision = planned(decide(batteries(-150), running, SITE, rules))
     assert (decision.target_w, decision.limited) == (-50 * KW, True)
     assert math.fsum(decision.plan.commands.values()) == pytest.approx(-50 * KW)
+
+
+def test_a_target_being_replaced_leaves_its_part_of_the_power_limit() -> None:
+    rules = replace(RULES, power_limit_w=200 * KW)
+    running = {frozenset({11, 21}): Running(batteries(-150, frozenset({11, 21})))}
+    decision = planned(decide(batteries(-150, frozenset({11})), running, SITE[:1], rules))
+    assert (decision.target_w, decision.limited) == (-150 * KW, False)
+
+
+def test_below_a_feeder_a_replaced_target_counts_at_0_w_the_others_at_their_command() -> None:
+    running = {
+        frozenset({11, 21}): Running(batteries(-100, frozenset({11, 21})), {10: -50e3, 20: -50e3}),
+        frozenset({31}): Running(batteries(20, frozenset({31})), {30: 20e3}),
+        frozenset({81}): Running(Ask(EV, frozenset({81}), 11e3), {81: 11e3}),
+    }
+    assert standing_w(running, frozenset({11})) == {10: 0.0, 20: 0.0, 30: 20e3}
+    assert standing_w(running, frozenset({31})) == {10: -50e3, 20: -50e3}
 
 
 def test_ev_targets_do_not_count_against_the_battery_power_limit() -> None:

@@ -286,6 +286,11 @@ class PowerDistributingActor(SupervisedActor):
         """Plans limited by the power limit, observe-only plans, releases, ..."""
         self._tick_s = tick.total_seconds()
         self._targets: dict[frozenset[int], _Target] = {}
+        self._coming: frozenset[int] = frozenset()
+        """What the requests of this round not planned yet name (`_take_over`)."""
+        self._left_over: dict[int, TargetKind] = {}
+        """What replaced targets left and a coming request names: given back after the
+        round's requests unless one of them took it."""
         self._pending: deque[PowerRequest] = deque()
         self._result_senders: dict[str, BroadcastSender[Result]] = {}
         self._anchors: list[Receiver[Result]] = []
@@ -646,8 +651,12 @@ class PowerDistributingActor(SupervisedActor):
                 await self._publish_status(self._clock.now())
                 batch = list(pending)
                 pending.clear()
-                for request in await self._latest_only(batch):
+                requests = await self._latest_only(batch)
+                for request, coming in zip(requests, _named_later(requests), strict=True):
+                    self._coming = coming
                     await self._handle(request, _ask(request), keepalive=False)
+                self._coming = frozenset()
+                await self._give_back_left_over()
                 await self._keep_alive()
         finally:
             collector.cancel()
@@ -874,17 +883,35 @@ class PowerDistributingActor(SupervisedActor):
         )
 
     async def _take_over(self, request: PowerRequest, take_over: TakeOver) -> None:
-        """Drop the running targets a request replaces; give back what it leaves."""
+        """Drop the running targets a request replaces; give back what it leaves.
+
+        Except what a request that arrived with it names (`_coming`): that is given
+        back only if none of them takes it (`_give_back_left_over`), so the part of a
+        set that the manager keeps is never told 0 W in between (it sends the release
+        of the part it drops before the request for the part it keeps).
+        """
         for ids in take_over.replaces:
             self._log.warning(
                 "overlapping_request",
                 namespace=request.namespace,
                 batteries=sorted(request.components),
                 replaces=sorted(ids),
-                released=sorted(ids - request.components) or None,
+                released=sorted(ids - request.components - self._coming) or None,
             )
             self._targets.pop(ids, None)
         for kind, ids in take_over.releases:
+            self._left_over.update(dict.fromkeys(ids & self._coming, kind))
+            if ids - self._coming:
+                await self._release(ids - self._coming, kind)
+
+    async def _give_back_left_over(self) -> None:
+        """Release what replaced targets left and no running target took since."""
+        left, self._left_over = self._left_over, {}
+        by_kind: dict[TargetKind, set[int]] = {}
+        for component_id, kind in left.items():
+            if component_id not in self._in_use(kind):
+                by_kind.setdefault(kind, set()).add(component_id)
+        for kind, ids in by_kind.items():
             await self._release(ids, kind)
 
     # ------------------------------------------------------------- snapshots
@@ -1158,6 +1185,20 @@ class PowerDistributingActor(SupervisedActor):
         if status != self._status_published:
             self._status_published = status
             await self._status_sender.send(status)
+
+
+def _named_later(requests: Sequence[PowerRequest]) -> list[frozenset[int]]:
+    """For each request, the ids the requests after it hold a power on.
+
+    A withdraw holds nothing: what it names is given back by it anyway.
+    """
+    later: list[frozenset[int]] = []
+    named: frozenset[int] = frozenset()
+    for request in reversed(requests):
+        later.append(named)
+        if not request.withdraws:
+            named = named | request.components
+    return later[::-1]
 
 
 def _check_timing(command_lifetime: timedelta, keepalive_interval: timedelta) -> None:

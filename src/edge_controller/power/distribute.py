@@ -30,8 +30,11 @@ reports. Everything it used to decide in between is here, in this order:
    a set that runs withdraws what runs (a battery set is held at 0 W, EV chargers and
    PV inverters are given back), as does a feeder limit that shrank under a keep-alive
    of a target that must be met exactly;
-6. a new request replaces every running target of its kind that shares components
-   with it (`take_over`): what those held and the new one does not cover is given back.
+6. a new request replaces every running target that shares components with it
+   (`take_over`): what those held and the new one does not cover is to be given back
+   (the actor does so once the requests that arrived together are planned, unless one
+   of them took it). A replaced target counts neither against the power limit nor, at
+   its old commands, below a feeder meter.
 
 Watts as floats, passive sign convention (+ charges / consumes, − discharges /
 produces). Pure: no I/O, no clock, no state — the running targets and the readings
@@ -145,7 +148,8 @@ class TakeOver:
     """The running targets (by their ids) that share components with the request."""
     releases: tuple[tuple[TargetKind, frozenset[int]], ...] = ()
     """Per replaced target, the components the request does not cover: nothing would
-    keep their last command alive or change it again (empty in observe mode)."""
+    keep their last command alive or change it again, unless another request takes
+    them (empty in observe mode)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,12 +288,14 @@ def _decide_batteries(
         units = [
             replace(u, out_of_service=True) if u.battery_ids & rules.left_out else u for u in units
         ]
+    # A running target sharing batteries with the ask is replaced by it (`take_over`):
+    # only the others keep their part of the limit.
     target_w = limit_target(
         ask.power_w,
         (
             t.ask.power_w
             for ids, t in running.items()
-            if ids != ask.ids and t.ask.kind is TargetKind.BATTERIES
+            if not ids & ask.ids and t.ask.kind is TargetKind.BATTERIES
         ),
         rules.power_limit_w,
     )
@@ -427,16 +433,21 @@ def plan_within_meters(
 def standing_w(
     running: Mapping[frozenset[int], Standing], besides: frozenset[int]
 ) -> dict[int, float]:
-    """What the battery inverters of the running targets but `besides` run (W).
+    """What the battery inverters of the running targets but `besides` will run (W).
 
-    Below a limited meter they keep it: the target planned first keeps its headroom.
+    Below a limited meter they keep it: the target planned first keeps its headroom. A
+    target sharing batteries with `besides` is being replaced by it: its inverters that
+    `besides` does not command are given back, so they count at 0 W (and at the worse
+    of that and what they measure while they ramp).
     """
-    return {
-        inverter_id: command
-        for ids, target in running.items()
-        if ids != besides and target.ask.kind is TargetKind.BATTERIES
-        for inverter_id, command in target.commands_w.items()
-    }
+    standing: dict[int, float] = {}
+    for ids, target in running.items():
+        if ids == besides or target.ask.kind is not TargetKind.BATTERIES:
+            continue
+        replaced = bool(ids & besides)
+        for inverter_id, command in target.commands_w.items():
+            standing[inverter_id] = 0.0 if replaced else command
+    return standing
 
 
 def shares_for(
