@@ -16,7 +16,11 @@ What `decide()` settles (reach, the operator's controls, feeder-meter shares, th
 refusals, take-overs) is described in `power/distribute.py`. What the actor adds:
 
 - A newer request for the same component set that arrives before an older one was
-  processed makes the older one `Ignored`.
+  processed makes the older one `Ignored`. The requests that arrive together are
+  planned in one round: what a replaced target leaves is given back at once, unless
+  another request of the round holds a power on it — then only if none took it, once
+  the round is planned — so a set the PowerManagingActor shrinks or splits is never
+  told 0 W on the part that goes on.
 - A target stays in force: it is re-planned every `keepalive_interval` (well within
   the API's command lifetime), which also keeps balancing SoC and brings recovered
   batteries back. Sending 0 W releases the batteries.
