@@ -38,7 +38,7 @@ use case imports `framework` and `common`, never `config` or `controller`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -112,6 +112,32 @@ class SiteView:
     """The EV chargers the site has (commanded with `TargetKind.EV_CHARGERS`)."""
     pv_inverters: tuple[int, ...] = ()
     """The PV inverters the site has (limited with `TargetKind.PV_INVERTERS`)."""
+
+
+def configured_or_all(
+    name: str, configured: frozenset[int], of_site: Iterable[int], *, key: str, what: str
+) -> frozenset[int]:
+    """The components a use case entry drives: those it names under `key`, else all of `what`.
+
+    Refused when `build` runs (a config, or a live edit, that cannot do what it says
+    is rejected, naming the entry) rather than quietly running on fewer components:
+    an entry naming components the site does not have as `what`, or a site without
+    any (`what` is singular, e.g. "EV charger").
+
+    Raises:
+        ValueError: a configured id the site does not have, or none to drive at all.
+    """
+    site_has = frozenset(of_site)
+    unknown = sorted(configured - site_has)
+    if unknown:
+        raise ValueError(
+            f"use case {name!r}: {key} {unknown} are not {what}s of this site; "
+            f"its {what}s: {sorted(site_has)}"
+        )
+    chosen = configured or site_has
+    if not chosen:
+        raise ValueError(f"use case {name!r}: the site has no {what}")
+    return chosen
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,14 +19,14 @@ import dataclasses
 from datetime import timedelta
 
 import structlog
-from frequenz.channels import Receiver, Sender, select, selected_from
+from frequenz.channels import Receiver, Sender
 from frequenz.dispatch import Dispatch
 from frequenz.quantities import Power
+from typing_extensions import override
 
 from edge_controller.dispatching.payload import PayloadError
-from edge_controller.dispatching.schedule import running_now
-from edge_controller.framework.messages import PowerRequest, Result, Success
-from edge_controller.framework.supervision import SupervisedActor
+from edge_controller.framework.messages import PowerRequest, Result
+from edge_controller.framework.use_case_actor import UseCaseActor
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.use_cases.battery_power.decide import (
     RunningBatteryDispatch,
@@ -36,8 +36,11 @@ from edge_controller.use_cases.battery_power.decide import (
 )
 
 
-class BatteryPowerActor(SupervisedActor):
-    """Executes BATTERY_POWER dispatches; see the module docstring."""
+class BatteryPowerActor(UseCaseActor[RunningBatteryDispatch]):
+    """Executes BATTERY_POWER dispatches; see the module docstring.
+
+    No tick: what it asks changes only with its dispatches.
+    """
 
     def __init__(
         self,
@@ -52,19 +55,19 @@ class BatteryPowerActor(SupervisedActor):
         name: str = "battery_power",
     ) -> None:
         """Wire the actor to its dispatches, the manager's requests and the results."""
-        super().__init__(name=name)
-        self._dispatches = dispatches
-        self._requests = requests
-        self._results = results
+        super().__init__(
+            dispatches,
+            requests,
+            results,
+            tick=None,
+            priority=priority,
+            request_timeout=request_timeout,
+            name=name,
+        )
         self._pairs = pairs
         self._namespace = namespace
-        self._request_timeout = request_timeout
-        self._priority = priority
-        self._running: dict[int, RunningBatteryDispatch] = {}
         self._sent: dict[int, PowerRequest] = {}
         """What each dispatch last asked, by dispatch id (withdrawn ones removed)."""
-        self.counts: dict[str, int] = {}
-        self._log = structlog.get_logger(__name__).bind(actor=name)
 
     @property
     def driving(self) -> dict[frozenset[int], float]:
@@ -80,32 +83,14 @@ class BatteryPowerActor(SupervisedActor):
         """Dispatch ids running now, with the watts each asks (dry runs included)."""
         return {i: d.target.power_w for i, d in self._running.items()}
 
-    async def _run(self) -> None:
-        async for selected in select(self._dispatches, self._results):
-            if selected_from(selected, self._dispatches):
-                await self._on_dispatch(selected.message)
-            elif selected_from(selected, self._results):
-                self._on_result(selected.message)
-
-    def _count(self, what: str) -> None:
-        self.counts[what] = self.counts.get(what, 0) + 1
-
-    async def _on_dispatch(self, dispatch: Dispatch) -> None:
+    @override
+    def _on_running(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> None:
         dispatch_id = int(dispatch.id)
-        log = self._log.bind(dispatch_id=dispatch_id, type=dispatch.type)
-        if not running_now(dispatch):
-            if self._running.pop(dispatch_id, None) is not None:
-                log.info("dispatch_stopped", deleted=dispatch.deleted)
-                self._count("stopped")
-            await self._apply()
-            return
         try:
             target = read_dispatch(dispatch, self._pairs)
         except (PayloadError, TargetError) as error:
-            log.error("dispatch_rejected", reason=str(error))
-            self._count("rejected")
-            if self._running.pop(dispatch_id, None) is not None:
-                await self._apply()
+            self._reject(log, error)
+            self._running.pop(dispatch_id, None)
             return
         if target.widened:
             log.warning("target_widened_to_inverter", batteries=sorted(target.batteries))
@@ -123,9 +108,9 @@ class BatteryPowerActor(SupervisedActor):
                 "dry_run_would_request", power_w=target.power_w, batteries=sorted(target.batteries)
             )
         self._count("started")
-        await self._apply()
 
-    async def _apply(self) -> None:
+    @override
+    async def _step(self) -> None:
         """Send what each running dispatch asks now; withdraw what ended or moved."""
         wanted = dispatch_requests(
             self._running.values(),
@@ -155,17 +140,6 @@ class BatteryPowerActor(SupervisedActor):
             batteries=sorted(request.batteries),
             release=request.withdraws,
         )
-
-    def _on_result(self, result: Result) -> None:
-        kind = type(result).__name__
-        self._count(f"result_{kind}")
-        dispatch_id = result.request.origin
-        if isinstance(result, Success):
-            self._log.debug("power_result", result=kind, dispatch_id=dispatch_id)
-        else:
-            self._log.warning(
-                "power_result", result=kind, dispatch_id=dispatch_id, detail=repr(result)
-            )
 
 
 def _withdraw(request: PowerRequest) -> PowerRequest:

@@ -13,7 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from edge_controller.common.toml_reader import Reader
-from edge_controller.framework.use_case import UseCaseActors, UseCaseConfig, UseCaseContext
+from edge_controller.framework.use_case import (
+    UseCaseActors,
+    UseCaseConfig,
+    UseCaseContext,
+    configured_or_all,
+)
 from edge_controller.use_cases.ev_charging.config import (
     KEYS,
     KIND,
@@ -44,16 +49,13 @@ class EvCharging:
 
         options = config.options
         assert isinstance(options, EvChargingOptions), "parsed by EvCharging.parse"
-        site_chargers = frozenset(context.site.ev_chargers)
-        unknown = sorted(options.chargers - site_chargers)
-        if unknown:
-            raise ValueError(
-                f"use case {context.name}: chargers {unknown} are not EV chargers of this "
-                f"site; its EV chargers: {sorted(site_chargers)}"
-            )
-        chargers = options.chargers or site_chargers
-        if not chargers:
-            raise ValueError(f"use case {context.name}: the site has no EV charger")
+        chargers = configured_or_all(
+            context.name,
+            options.chargers,
+            context.site.ev_chargers,
+            key="chargers",
+            what="EV charger",
+        )
         actor = EvChargingActor(
             context.dispatches,
             context.requests,

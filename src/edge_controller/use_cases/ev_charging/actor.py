@@ -32,18 +32,16 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import structlog
-from frequenz.channels import Receiver, Sender, select, selected_from
-from frequenz.channels.timer import SkipMissedAndDrift
+from frequenz.channels import Receiver, Sender
 from frequenz.dispatch import Dispatch
 from frequenz.quantities import Power
+from typing_extensions import override
 
 from edge_controller.common.clock import Clock, WallClock
-from edge_controller.common.compat import Timer
 from edge_controller.dispatching.payload import PayloadError
-from edge_controller.dispatching.schedule import running_now
-from edge_controller.framework.messages import PowerRequest, Result, Success, TargetKind
-from edge_controller.framework.supervision import SupervisedActor
+from edge_controller.framework.messages import PowerRequest, Result, TargetKind
 from edge_controller.framework.use_case import GridConfig, SiteView
+from edge_controller.framework.use_case_actor import UseCaseActor
 from edge_controller.microgrid.site_view import meter_power_w
 from edge_controller.microgrid.telemetry import ComponentState, TelemetryCache
 from edge_controller.use_cases.ev_charging.decide import (
@@ -90,7 +88,7 @@ def chargers_power_w(cache: TelemetryCache, chargers: frozenset[int], now: datet
     return total
 
 
-class EvChargingActor(SupervisedActor):
+class EvChargingActor(UseCaseActor[RunningEv]):
     """Shares EV_CHARGING dispatches among the cars plugged in; see the module docstring."""
 
     def __init__(
@@ -110,25 +108,24 @@ class EvChargingActor(SupervisedActor):
         name: str = "ev_charging",
     ) -> None:
         """Drive `chargers` (EV charger ids) from the dispatches received."""
-        super().__init__(name=name)
-        self._dispatches = dispatches
-        self._requests = requests
-        self._results = results
+        super().__init__(
+            dispatches,
+            requests,
+            results,
+            tick=tick,
+            priority=priority,
+            request_timeout=request_timeout,
+            name=name,
+        )
         self._site = site
         self._grid = grid or GridConfig()
         self._chargers = chargers
         self._min_power_w = min_power_w
-        self._tick = tick
-        self._priority = priority
         self._clock: Clock = clock or WallClock()
-        self._request_timeout = request_timeout
-        self._running: dict[int, RunningEv] = {}
         self._sent: dict[int, tuple[int, float]] = {}
         """Each charger it drives: the dispatch and the power last asked (0 W released)."""
         self._modes: dict[int, ChargerMode] = {}
         self._dry_runs: dict[int, dict[int, float]] = {}
-        self.counts: dict[str, int] = {}
-        self._log = structlog.get_logger(__name__).bind(actor=name)
 
     @property
     def driving(self) -> Mapping[frozenset[int], float]:
@@ -152,36 +149,13 @@ class EvChargingActor(SupervisedActor):
         """Why each charger it drives gets what it gets (for the demo and the console)."""
         return dict(self._modes)
 
-    async def _run(self) -> None:
-        timer = Timer(self._tick, SkipMissedAndDrift())
-        try:
-            async for selected in select(self._dispatches, self._results, timer):
-                if selected_from(selected, self._dispatches):
-                    self._on_dispatch(selected.message)
-                    await self._step()
-                elif selected_from(selected, self._results):
-                    self._on_result(selected.message)
-                elif selected_from(selected, timer):
-                    await self._step()
-        finally:
-            timer.close()
-
-    def _count(self, what: str) -> None:
-        self.counts[what] = self.counts.get(what, 0) + 1
-
-    def _on_dispatch(self, dispatch: Dispatch) -> None:
+    @override
+    def _on_running(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> None:
         dispatch_id = int(dispatch.id)
-        log = self._log.bind(dispatch_id=dispatch_id, type=dispatch.type)
-        if not running_now(dispatch):
-            if self._running.pop(dispatch_id, None) is not None:
-                log.info("dispatch_stopped", deleted=dispatch.deleted)
-                self._count("stopped")
-            return
         try:
             read = read_dispatch(dispatch, self._chargers)
         except PayloadError as error:
-            log.error("dispatch_rejected", reason=str(error))
-            self._count("rejected")
+            self._reject(log, error)
             self._running.pop(dispatch_id, None)
             return
         self._running[dispatch_id] = RunningEv(
@@ -196,12 +170,7 @@ class EvChargingActor(SupervisedActor):
         )
         self._count("started")
 
-    def _on_result(self, result: Result) -> None:
-        kind = type(result).__name__
-        self._count(f"result_{kind}")
-        if not isinstance(result, Success):
-            self._log.warning("power_result", result=kind, detail=repr(result))
-
+    @override
     async def _step(self) -> None:
         """Decide every running dispatch again; send what changed, release the rest."""
         now = self._clock.now()

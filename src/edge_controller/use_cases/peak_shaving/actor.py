@@ -23,21 +23,20 @@ threshold. While the grid meter is stale the bound is "no charging". A target wi
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import timedelta
 
 import structlog
-from frequenz.channels import Receiver, Sender, select, selected_from
-from frequenz.channels.timer import SkipMissedAndDrift
+from frequenz.channels import Receiver, Sender
 from frequenz.dispatch import Dispatch
 from frequenz.quantities import Power
+from typing_extensions import override
 
 from edge_controller.common.clock import Clock, WallClock
-from edge_controller.common.compat import Timer
 from edge_controller.dispatching.payload import PayloadError
-from edge_controller.dispatching.schedule import running_now
-from edge_controller.framework.messages import PowerRequest, Result, Success
-from edge_controller.framework.supervision import SupervisedActor
+from edge_controller.framework.messages import PowerRequest, Result
 from edge_controller.framework.use_case import GridConfig, SiteView
+from edge_controller.framework.use_case_actor import UseCaseActor
 from edge_controller.microgrid.site_view import meter_power_w, pool_view
 from edge_controller.power.bounds import Range
 from edge_controller.use_cases.peak_shaving.config import PeakShavingOptions
@@ -50,8 +49,11 @@ from edge_controller.use_cases.peak_shaving.decide import (
 )
 
 
-class PeakShavingActor(SupervisedActor):
-    """Shaves import peaks with a set of batteries; see the module docstring."""
+class PeakShavingActor(UseCaseActor[tuple[float, float | None]]):
+    """Shaves import peaks with a set of batteries; see the module docstring.
+
+    Each running dispatch is kept as its threshold and recharge margin (W).
+    """
 
     def __init__(
         self,
@@ -71,25 +73,24 @@ class PeakShavingActor(SupervisedActor):
         name: str = "peak_shaving",
     ) -> None:
         """Wire the use case; `batteries` are whole inverter groups."""
-        super().__init__(name=name)
-        self._dispatches = dispatches
-        self._requests = requests
-        self._results = results
+        super().__init__(
+            dispatches,
+            requests,
+            results,
+            tick=tick,
+            priority=priority,
+            request_timeout=request_timeout,
+            name=name,
+        )
         self._site = site
         self._options = options
         self._batteries = batteries
-        self._priority = priority
         self._stale_after = (grid or GridConfig()).stale_after
         self._clock: Clock = clock or WallClock()
-        self._tick = tick
         self._deadband_w = deadband_w
-        self._request_timeout = request_timeout
-        self._from_dispatch: dict[int, tuple[float, float | None]] = {}
         self._last_w = 0.0
         self._last_bounds: Range | None = None
         self.mode = ShavingMode.IDLE
-        self.counts: dict[str, int] = {}
-        self._log = structlog.get_logger(__name__).bind(actor=name)
 
     @property
     def driving(self) -> dict[frozenset[int], float]:
@@ -99,55 +100,38 @@ class PeakShavingActor(SupervisedActor):
     @property
     def running_dispatches(self) -> dict[int, float]:
         """PEAK_SHAVING dispatches running now, with their thresholds (W)."""
-        return {i: threshold for i, (threshold, _) in self._from_dispatch.items()}
+        return {i: threshold for i, (threshold, _) in self._running.items()}
 
     @property
     def threshold_w(self) -> float | None:
         """The threshold in force: a running dispatch's, else the configured one."""
-        if self._from_dispatch:
-            return self._from_dispatch[max(self._from_dispatch)][0]
+        if self._running:
+            return self._running[max(self._running)][0]
         return self._options.threshold_w
 
-    async def _run(self) -> None:
-        timer = Timer(self._tick, SkipMissedAndDrift())
-        try:
-            async for selected in select(self._dispatches, self._results, timer):
-                if selected_from(selected, self._dispatches):
-                    self._on_dispatch(selected.message)
-                    await self._step()
-                elif selected_from(selected, self._results):
-                    result = selected.message
-                    if not isinstance(result, Success):
-                        self._log.warning("power_result", result=type(result).__name__)
-                elif selected_from(selected, timer):
-                    await self._step()
-        finally:
-            timer.close()
-
-    def _on_dispatch(self, dispatch: Dispatch) -> None:
+    @override
+    def _on_running(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> None:
         dispatch_id = int(dispatch.id)
-        log = self._log.bind(dispatch_id=dispatch_id)
-        if not running_now(dispatch):
-            if self._from_dispatch.pop(dispatch_id, None) is not None:
-                log.info("dispatch_stopped", threshold_w=self.threshold_w)
-            return
         try:
             payload = parse_peak_shaving(dispatch_id, dispatch.payload)
             self._shaving_config(payload.threshold_w, payload.recharge_margin_w)
         except (PayloadError, ValueError) as error:
-            log.error("dispatch_rejected", reason=str(error))
-            self.counts["rejected"] = self.counts.get("rejected", 0) + 1
+            self._reject(log, error)
             return
-        self._from_dispatch[dispatch_id] = (payload.threshold_w, payload.recharge_margin_w)
+        self._running[dispatch_id] = (payload.threshold_w, payload.recharge_margin_w)
         log.info("dispatch_running", threshold_w=payload.threshold_w)
+
+    @override
+    def _in_force(self) -> Mapping[str, object]:
+        return {"threshold_w": self.threshold_w}
 
     def _config(self) -> PeakShavingConfig | None:
         threshold = self.threshold_w
         if threshold is None:
             return None
         margin = None
-        if self._from_dispatch:
-            margin = self._from_dispatch[max(self._from_dispatch)][1]
+        if self._running:
+            margin = self._running[max(self._running)][1]
         return self._shaving_config(threshold, margin)
 
     def _shaving_config(self, threshold_w: float, margin_w: float | None) -> PeakShavingConfig:
@@ -166,6 +150,7 @@ class PeakShavingActor(SupervisedActor):
             soc_max_pct=self._options.soc_max_pct,
         )
 
+    @override
     async def _step(self) -> None:
         config = self._config()
         if config is None:
@@ -228,7 +213,7 @@ class PeakShavingActor(SupervisedActor):
             return
         self._last_w = target_w
         self._last_bounds = bounds
-        self.counts["requests"] = self.counts.get("requests", 0) + 1
+        self._count("requests")
         await self._requests.send(
             PowerRequest(
                 self.name,

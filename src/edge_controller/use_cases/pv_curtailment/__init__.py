@@ -16,7 +16,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from edge_controller.common.toml_reader import Reader
-from edge_controller.framework.use_case import UseCaseActors, UseCaseConfig, UseCaseContext
+from edge_controller.framework.use_case import (
+    UseCaseActors,
+    UseCaseConfig,
+    UseCaseContext,
+    configured_or_all,
+)
 from edge_controller.use_cases.pv_curtailment.config import (
     KEYS,
     KIND,
@@ -51,16 +56,9 @@ class PvCurtailment:
         options = config.options
         assert isinstance(options, PvCurtailmentOptions), "parsed by PvCurtailment.parse"
         site = context.site
-        known = frozenset(site.pv_inverters)
-        unknown = sorted(options.inverters - known)
-        if unknown:
-            raise ValueError(
-                f"use case {context.name!r}: inverters {unknown} are not PV inverters of "
-                f"this site; PV inverters: {sorted(known)}"
-            )
-        inverters = options.inverters or known
-        if not inverters:
-            raise ValueError(f"use case {context.name!r}: the site has no PV inverter")
+        inverters = configured_or_all(
+            context.name, options.inverters, site.pv_inverters, key="inverters", what="PV inverter"
+        )
         actor = PvCurtailmentActor(
             context.dispatches,
             context.requests,

@@ -32,19 +32,17 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import structlog
-from frequenz.channels import Receiver, Sender, select, selected_from
-from frequenz.channels.timer import SkipMissedAndDrift
+from frequenz.channels import Receiver, Sender
 from frequenz.client.dispatch.types import TargetIds
 from frequenz.dispatch import Dispatch
 from frequenz.quantities import Power
+from typing_extensions import override
 
 from edge_controller.common.clock import Clock, WallClock
-from edge_controller.common.compat import Timer
 from edge_controller.dispatching.payload import PayloadError
-from edge_controller.dispatching.schedule import running_now
-from edge_controller.framework.messages import PowerRequest, Result, Success, TargetKind
-from edge_controller.framework.supervision import SupervisedActor
+from edge_controller.framework.messages import PowerRequest, Result, TargetKind
 from edge_controller.framework.use_case import GridConfig, SiteView
+from edge_controller.framework.use_case_actor import UseCaseActor
 from edge_controller.power.bounds import Range
 from edge_controller.use_cases.pv_curtailment.config import PvCurtailmentOptions
 from edge_controller.use_cases.pv_curtailment.decide import (
@@ -61,8 +59,11 @@ from edge_controller.use_cases.pv_curtailment.payload import (
 from edge_controller.use_cases.pv_curtailment.site_reading import read_site
 
 
-class PvCurtailmentActor(SupervisedActor):
-    """Limits a set of PV inverters' production; see the module docstring."""
+class PvCurtailmentActor(UseCaseActor[ProductionLimit]):
+    """Limits a set of PV inverters' production; see the module docstring.
+
+    Each running dispatch is kept as its production limit (W or % of the rating).
+    """
 
     def __init__(
         self,
@@ -85,16 +86,20 @@ class PvCurtailmentActor(SupervisedActor):
         Raises:
             ValueError: settings `decide` cannot use (a negative limit or margin).
         """
-        super().__init__(name=name)
+        super().__init__(
+            dispatches,
+            requests,
+            results,
+            tick=options.tick,
+            priority=priority,
+            request_timeout=request_timeout,
+            name=name,
+        )
         grid = grid or GridConfig()
-        self._dispatches = dispatches
-        self._requests = requests
-        self._results = results
         self._site = site
         self._inverters = inverters
         self._batteries = batteries
         self._stale_after = grid.stale_after
-        self._tick = options.tick
         self._settings = CurtailmentSettings(
             export_limit_w=(
                 grid.max_export_w if options.export_limit_w is None else options.export_limit_w
@@ -103,17 +108,12 @@ class PvCurtailmentActor(SupervisedActor):
             deadband_w=options.deadband_w,
             lift_rate_w_per_s=options.lift_rate_w_per_s,
         )
-        self._priority = priority
         self._clock: Clock = clock or WallClock()
-        self._request_timeout = request_timeout
-        self._limits: dict[int, ProductionLimit] = {}
         self._rated_w = math.inf
         self._decision: Curtailment = NOT_CURTAILED
         self._decided_at: datetime | None = None
         self._sent_w: float | None = None
         self._battery_sent_w = 0.0
-        self.counts: dict[str, int] = {}
-        self._log = structlog.get_logger(__name__).bind(actor=name)
 
     @property
     def reason(self) -> CurtailmentReason:
@@ -153,43 +153,22 @@ class PvCurtailmentActor(SupervisedActor):
         """
         return {
             i: math.nan if (w := limit.as_watts(self._rated_w)) is None else w
-            for i, limit in self._limits.items()
+            for i, limit in self._running.items()
         }
 
-    async def _run(self) -> None:
-        timer = Timer(self._tick, SkipMissedAndDrift())
-        try:
-            async for selected in select(self._dispatches, self._results, timer):
-                if selected_from(selected, self._dispatches):
-                    self._on_dispatch(selected.message)
-                    await self._step()
-                elif selected_from(selected, self._results):
-                    result = selected.message
-                    if not isinstance(result, Success):
-                        self._log.warning("power_result", result=type(result).__name__)
-                elif selected_from(selected, timer):
-                    await self._step()
-        finally:
-            timer.close()
-
-    def _on_dispatch(self, dispatch: Dispatch) -> None:
+    @override
+    def _on_running(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> None:
         dispatch_id = int(dispatch.id)
-        log = self._log.bind(dispatch_id=dispatch_id)
-        if not running_now(dispatch):
-            if self._limits.pop(dispatch_id, None) is not None:
-                log.info("dispatch_stopped")
-            return
         try:
             self._check_target(dispatch)
             limit = parse_pv_curtailment(dispatch_id, dispatch.payload)
         except PayloadError as error:
-            log.error("dispatch_rejected", reason=str(error))
-            self.counts["rejected"] = self.counts.get("rejected", 0) + 1
+            self._reject(log, error)
             return
         if dispatch.dry_run:
             log.info("dispatch_dry_run", max_production_w=limit.watts, pct=limit.percent)
             return
-        self._limits[dispatch_id] = limit
+        self._running[dispatch_id] = limit
         log.info("dispatch_running", max_production_w=limit.watts, pct=limit.percent)
 
     def _check_target(self, dispatch: Dispatch) -> None:
@@ -212,9 +191,10 @@ class PvCurtailmentActor(SupervisedActor):
 
     def _dispatch_limit_w(self) -> float | None:
         """The tightest running dispatch's limit (W); a % of an unknown rating limits nothing."""
-        watts = [limit.as_watts(self._rated_w) for limit in self._limits.values()]
+        watts = [limit.as_watts(self._rated_w) for limit in self._running.values()]
         return min((w for w in watts if w is not None), default=None)
 
+    @override
     async def _step(self) -> None:
         now = self._clock.now()
         site = self._site
@@ -277,7 +257,7 @@ class PvCurtailmentActor(SupervisedActor):
                 ask_w=ask_w,
             )
         self._battery_sent_w = ask_w
-        self.counts["battery_requests"] = self.counts.get("battery_requests", 0) + 1
+        self._count("battery_requests")
         await self._requests.send(
             PowerRequest(
                 self.name,
@@ -295,7 +275,7 @@ class PvCurtailmentActor(SupervisedActor):
         if allowed_w == self._sent_w:
             return
         self._sent_w = allowed_w
-        self.counts["requests"] = self.counts.get("requests", 0) + 1
+        self._count("requests")
         if allowed_w is None:
             self._log.info("pv_limit_lifted", inverters=sorted(self._inverters))
             await self._requests.send(

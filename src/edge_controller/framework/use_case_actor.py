@@ -1,0 +1,141 @@
+"""UseCaseActor: the loop every dispatched use case runs, written once.
+
+Each use case's actor receives the running-state changes of its dispatches, the
+results of the requests it sent and, when it watches the site, a tick. What differs
+from one use case to the next is how a running dispatch is read and what is decided;
+the loop around them, the end of a dispatch and what a result leaves in the log and
+the counts are the same for all, and written here so that they stay the same:
+
+```
+dispatches ──┐           running now: _on_running(dispatch)  ┐
+             │           ended: forgotten, `dispatch_stopped` ├─ then _step()
+results ─────┼─ select ─ counted, `power_result` (a warning unless Success)
+tick ────────┘           ─────────────────────────────────────── _step()
+```
+
+A subclass keeps what each running dispatch asks in `_running` (by dispatch id),
+writes `_on_running` (read the dispatch: keep it, or `_reject` it) and `_step`
+(decide again from `_running` and what it reads of the site, send what changed). The
+steps are idempotent: `_step` runs after every dispatch message, and on every tick,
+whether anything changed or not. A use case without a tick (`tick=None`) decides
+only when a dispatch changes.
+
+State lives on the actor, not in `_run`: a crash restarts `_run` (`SupervisedActor`)
+with the dispatches it knew still running.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+import structlog
+from frequenz.channels import Receiver, Sender, select, selected_from
+from frequenz.channels.timer import SkipMissedAndDrift
+from frequenz.dispatch import Dispatch
+
+from edge_controller.common.compat import Timer
+from edge_controller.dispatching.schedule import running_now
+from edge_controller.framework.messages import PowerRequest, Result, Success
+from edge_controller.framework.supervision import SupervisedActor
+
+RunningT = TypeVar("RunningT")
+"""What a use case keeps of each dispatch running now (its threshold, its limit, …)."""
+
+
+class UseCaseActor(SupervisedActor, Generic[RunningT]):
+    """A use case's actor: its dispatches in, its requests out; see the module docstring.
+
+    `counts` holds its events for `/metrics`: `stopped`, `rejected`, `result_<kind>`
+    here, and what the subclass counts (`started`, `requests`, …).
+    """
+
+    def __init__(
+        self,
+        dispatches: Receiver[Dispatch],
+        requests: Sender[PowerRequest],
+        results: Receiver[Result],
+        *,
+        tick: timedelta | None,
+        priority: int,
+        request_timeout: timedelta,
+        name: str,
+    ) -> None:
+        """Wire the use case to its dispatches, the manager's requests and its results."""
+        super().__init__(name=name)
+        self._dispatches = dispatches
+        self._requests = requests
+        self._results = results
+        self._tick = tick
+        self._priority = priority
+        self._request_timeout = request_timeout
+        self._running: dict[int, RunningT] = {}
+        self.counts: dict[str, int] = {}
+        self._log: structlog.stdlib.BoundLogger = structlog.get_logger(type(self).__module__).bind(
+            actor=name
+        )
+
+    @abc.abstractmethod
+    def _on_running(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> None:
+        """Read a dispatch that runs now (new or changed): keep it in `_running`, or reject it.
+
+        `log` is bound to the dispatch (its id and type). A bad payload or target is
+        `_reject`ed; whether a rejected change also drops what the dispatch asked
+        before is the use case's to say.
+        """
+
+    @abc.abstractmethod
+    async def _step(self) -> None:
+        """Decide again from `_running` and the site; send only what changed."""
+
+    def _in_force(self) -> Mapping[str, object]:
+        """What a `dispatch_stopped` log adds: what is in force now that it ended."""
+        return {}
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def _reject(self, log: structlog.stdlib.BoundLogger, error: Exception) -> None:
+        """Log and count a dispatch that cannot run; the others keep running."""
+        log.error("dispatch_rejected", reason=str(error))
+        self._count("rejected")
+
+    async def _run(self) -> None:
+        timer = None if self._tick is None else Timer(self._tick, SkipMissedAndDrift())
+        receivers: list[Receiver[Any]] = [self._dispatches, self._results]
+        if timer is not None:
+            receivers.append(timer)
+        try:
+            async for selected in select(*receivers):
+                if selected_from(selected, self._dispatches):
+                    self._on_dispatch(selected.message)
+                    await self._step()
+                elif selected_from(selected, self._results):
+                    self._on_result(selected.message)
+                elif timer is not None and selected_from(selected, timer):
+                    await self._step()
+        finally:
+            if timer is not None:
+                timer.close()
+
+    def _on_dispatch(self, dispatch: Dispatch) -> None:
+        dispatch_id = int(dispatch.id)
+        log = self._log.bind(dispatch_id=dispatch_id, type=dispatch.type)
+        if running_now(dispatch):
+            self._on_running(dispatch, log)
+        elif self._running.pop(dispatch_id, None) is not None:
+            self._count("stopped")
+            log.info("dispatch_stopped", deleted=dispatch.deleted, **self._in_force())
+
+    def _on_result(self, result: Result) -> None:
+        kind = type(result).__name__
+        self._count(f"result_{kind}")
+        dispatch_id = result.request.origin
+        if isinstance(result, Success):
+            self._log.debug("power_result", result=kind, dispatch_id=dispatch_id)
+        else:
+            self._log.warning(
+                "power_result", result=kind, dispatch_id=dispatch_id, detail=repr(result)
+            )
