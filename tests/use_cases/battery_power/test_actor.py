@@ -9,15 +9,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
 from frequenz.client.common.microgrid.electrical_components import ElectricalComponentCategory
-from frequenz.client.dispatch.recurrence import RecurrenceRule
-from frequenz.client.dispatch.types import Dispatch as ClientDispatch
-from frequenz.client.dispatch.types import DispatchId, TargetCategories, TargetIds
+from frequenz.client.dispatch.types import TargetCategories, TargetIds
 from frequenz.dispatch import Dispatch
+from typing_extensions import Unpack
 
 from edge_controller.controller.power_managing import PowerManagingActor
 from edge_controller.framework.messages import PowerRequest, Result
@@ -25,6 +24,8 @@ from edge_controller.framework.use_case import SiteView
 from edge_controller.microgrid.graph import BatteryPairs, InverterBatteries
 from edge_controller.microgrid.telemetry import TelemetryCache
 from edge_controller.use_cases.battery_power.actor import BatteryPowerActor
+from tests.use_cases.actor_steps import ActorSteps, DispatchState, started
+from tests.use_cases.actor_steps import dispatch as use_case_dispatch
 
 PAIRS = BatteryPairs(tuple(InverterBatteries(b - 1, (b,)) for b in (11, 21, 31, 41)))
 SITE = frozenset(PAIRS.battery_ids)
@@ -35,62 +36,18 @@ def dispatch(
     dispatch_id: int,
     power: object,
     targets: TargetIds | TargetCategories = A_AND_B,
-    *,
-    running: bool = True,
-    dry_run: bool = False,
-    created_minutes_ago: int = 10,
-    deleted: bool = False,
+    **state: Unpack[DispatchState],
 ) -> Dispatch:
-    now = datetime.now(UTC)
-    start = now - timedelta(minutes=1) if running else now + timedelta(hours=1)
-    return Dispatch(
-        ClientDispatch(
-            id=DispatchId(dispatch_id),
-            type="BATTERY_POWER",
-            start_time=start,
-            duration=timedelta(hours=1),
-            target=targets,
-            active=True,
-            dry_run=dry_run,
-            payload={"power_w": power},
-            recurrence=RecurrenceRule(),
-            create_time=now - timedelta(minutes=created_minutes_ago),
-            update_time=now,
-        ),
-        deleted=deleted,
-    )
+    return use_case_dispatch(dispatch_id, "BATTERY_POWER", {"power_w": power}, targets, **state)
 
 
-@dataclass
-class Steps:
-    dispatches: BroadcastSender[Dispatch]
-    requests: Receiver[PowerRequest]
-    actor: BatteryPowerActor
-
-    async def send(self, message: Dispatch) -> None:
-        await self.dispatches.send(message)
-
-    async def next_request(self) -> PowerRequest:
-        async with asyncio.timeout(2):
-            return await self.requests.receive()
-
-    async def no_request(self) -> None:
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.2):
-                await self.requests.receive()
+Steps = ActorSteps[BatteryPowerActor]
 
 
 @pytest.fixture
 async def steps() -> AsyncIterator[Steps]:
-    dispatches, dispatches_in = BroadcastChannel[Dispatch](name="dispatches")
-    requests_out, requests = BroadcastChannel[PowerRequest](name="requests")
-    _results_sender, results = BroadcastChannel[Result](name="results")
-    actor = BatteryPowerActor(dispatches_in, requests_out, results, pairs=PAIRS)
-    actor.start()
-    try:
-        yield Steps(dispatches, requests, actor)
-    finally:
-        await actor.stop()
+    async with started(lambda d, r, res: BatteryPowerActor(d, r, res, pairs=PAIRS)) as running:
+        yield running
 
 
 async def test_running_dispatch_requests_its_power_and_releases_at_the_end(steps: Steps) -> None:
@@ -155,20 +112,10 @@ async def test_a_retargeted_dispatch_gives_back_the_batteries_it_left(steps: Ste
 
 
 async def test_a_target_on_a_shared_inverter_drives_the_whole_inverter() -> None:
-    dispatches, dispatches_in = BroadcastChannel[Dispatch](name="dispatches")
-    requests_out, requests = BroadcastChannel[PowerRequest](name="requests")
-    _results_sender, results = BroadcastChannel[Result](name="results")
-    group = frozenset({11, 12})
     pairs = BatteryPairs((InverterBatteries(10, (11, 12)), InverterBatteries(20, (21,))))
-    actor = BatteryPowerActor(dispatches_in, requests_out, results, pairs=pairs)
-    actor.start()
-    try:
-        await dispatches.send(dispatch(1, -10_000.0, TargetIds(11)))
-        async with asyncio.timeout(2):
-            request = await requests.receive()
-        assert request.batteries == group
-    finally:
-        await actor.stop()
+    async with started(lambda d, r, res: BatteryPowerActor(d, r, res, pairs=pairs)) as steps:
+        await steps.send(dispatch(1, -10_000.0, TargetIds(11)))
+        assert (await steps.next_request()).batteries == {11, 12}
 
 
 # ---------------------------------------------- with the PowerManagingActor behind it

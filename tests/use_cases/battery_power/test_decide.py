@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from frequenz.client.common.microgrid.electrical_components import ElectricalComponentCategory
-from frequenz.client.dispatch.recurrence import RecurrenceRule
-from frequenz.client.dispatch.types import Dispatch as ClientDispatch
-from frequenz.client.dispatch.types import DispatchId, TargetCategories, TargetIds
+from frequenz.client.dispatch.types import TargetCategories, TargetIds
 from frequenz.dispatch import Dispatch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,6 +21,7 @@ from edge_controller.use_cases.battery_power.decide import (
     read_dispatch,
 )
 from tests.properties import examples
+from tests.use_cases.actor_steps import dispatch as use_case_dispatch
 
 PAIRS = BatteryPairs(
     (InverterBatteries(10, (11, 12)), InverterBatteries(20, (21,)), InverterBatteries(30, (31,)))
@@ -32,22 +31,7 @@ SITE = frozenset(PAIRS.battery_ids)
 
 
 def dispatch(target: TargetIds | TargetCategories, payload: dict[str, object]) -> Dispatch:
-    now = datetime.now(UTC)
-    return Dispatch(
-        ClientDispatch(
-            id=DispatchId(7),
-            type="BATTERY_POWER",
-            start_time=now,
-            duration=timedelta(hours=1),
-            target=target,
-            active=True,
-            dry_run=False,
-            payload=payload,
-            recurrence=RecurrenceRule(),
-            create_time=now,
-            update_time=now,
-        )
-    )
+    return use_case_dispatch(7, "BATTERY_POWER", payload, target)
 
 
 def test_named_batteries_carry_the_power() -> None:

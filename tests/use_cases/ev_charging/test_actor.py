@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
+from frequenz.channels import Receiver, Sender
 from frequenz.client.common.microgrid.electrical_components import ElectricalComponentCategory
-from frequenz.client.dispatch.recurrence import RecurrenceRule
-from frequenz.client.dispatch.types import Dispatch as ClientDispatch
-from frequenz.client.dispatch.types import DispatchId, TargetCategories, TargetIds
+from frequenz.client.dispatch.types import TargetCategories, TargetIds
 from frequenz.dispatch import Dispatch
+from typing_extensions import Unpack
 
 from edge_controller.common.clock import ManualClock
 from edge_controller.framework.messages import PowerRequest, Result, TargetKind
@@ -24,6 +22,8 @@ from edge_controller.microgrid.telemetry import EvChargerReading, MeterReading, 
 from edge_controller.power.bounds import Range
 from edge_controller.use_cases.ev_charging.actor import EvChargingActor
 from edge_controller.use_cases.ev_charging.decide import ChargerMode
+from tests.use_cases.actor_steps import ActorSteps, DispatchState, started
+from tests.use_cases.actor_steps import dispatch as use_case_dispatch
 
 NOON = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
 CHARGERS = frozenset({81, 82, 83})
@@ -35,28 +35,9 @@ def dispatch(
     dispatch_id: int,
     payload: dict[str, object],
     targets: TargetIds | TargetCategories = EVERY_CHARGER,
-    *,
-    running: bool = True,
-    dry_run: bool = False,
-    created_minutes_ago: int = 10,
+    **state: Unpack[DispatchState],
 ) -> Dispatch:
-    now = datetime.now(UTC)
-    start = now - timedelta(minutes=1) if running else now + timedelta(hours=1)
-    return Dispatch(
-        ClientDispatch(
-            id=DispatchId(dispatch_id),
-            type="EV_CHARGING",
-            start_time=start,
-            duration=timedelta(hours=1),
-            target=targets,
-            active=True,
-            dry_run=dry_run,
-            payload=payload,
-            recurrence=RecurrenceRule(),
-            create_time=now - timedelta(minutes=created_minutes_ago),
-            update_time=now,
-        )
-    )
+    return use_case_dispatch(dispatch_id, "EV_CHARGING", payload, targets, **state)
 
 
 def reading(
@@ -71,26 +52,13 @@ def reading(
 
 
 @dataclass
-class Steps:
-    dispatches: BroadcastSender[Dispatch]
-    requests: Receiver[PowerRequest]
-    cache: TelemetryCache
-    actor: EvChargingActor
+class Steps(ActorSteps[EvChargingActor]):
+    cache: TelemetryCache = field(kw_only=True)
 
     def cars(self, **cars: float | None) -> None:
         """Plug cars in (`c81=11`: a car of 11 kW at charger 81) or out (`c81=None`)."""
         for key, car_kw in cars.items():
             self.cache.update(reading(int(key[1:]), car_kw))
-
-    async def in_order(self) -> list[PowerRequest]:
-        """Every request until none comes for a while, in the order sent."""
-        found: list[PowerRequest] = []
-        while True:
-            try:
-                async with asyncio.timeout(0.3):
-                    found.append(await self.requests.receive())
-            except TimeoutError:
-                return found
 
     async def requests_until_quiet(self) -> dict[int, PowerRequest]:
         """Every request until none comes for a while, the last per charger."""
@@ -107,36 +75,35 @@ class Steps:
 @contextlib.asynccontextmanager
 async def running(grid: GridConfig | None = None) -> AsyncIterator[Steps]:
     """The actor on chargers 81-83 (no car yet), a 4.14 kW minimum, a 20 ms tick."""
-    dispatches, dispatches_in = BroadcastChannel[Dispatch](name="dispatches")
-    requests_out, requests = BroadcastChannel[PowerRequest](name="requests")
-    _results_sender, results = BroadcastChannel[Result](name="results")
     cache = TelemetryCache()
     for charger in CHARGERS:
         cache.update(reading(charger, None))
     site = SiteView(BatteryPairs(()), cache, GRID_METER, ev_chargers=tuple(sorted(CHARGERS)))
-    actor = EvChargingActor(
-        dispatches_in,
-        requests_out,
-        results,
-        site,
-        chargers=CHARGERS,
-        grid=grid,
-        min_power_w=4140.0,
-        tick=timedelta(seconds=0.02),
-        priority=3,
-        clock=ManualClock(NOON),
-    )
-    actor.start()
-    try:
-        yield Steps(dispatches, requests, cache, actor)
-    finally:
-        await actor.stop()
+
+    def actor(
+        dispatches: Receiver[Dispatch], requests: Sender[PowerRequest], results: Receiver[Result]
+    ) -> EvChargingActor:
+        return EvChargingActor(
+            dispatches,
+            requests,
+            results,
+            site,
+            chargers=CHARGERS,
+            grid=grid,
+            min_power_w=4140.0,
+            tick=timedelta(seconds=0.02),
+            priority=3,
+            clock=ManualClock(NOON),
+        )
+
+    async with started(actor) as wired:
+        yield Steps(wired.dispatches, wired.requests, wired.actor, cache=cache)
 
 
 @pytest.fixture
 async def steps() -> AsyncIterator[Steps]:
-    async with running() as started:
-        yield started
+    async with running() as running_steps:
+        yield running_steps
 
 
 async def test_a_budget_follows_the_cars_and_is_released_when_the_dispatch_ends(

@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
-from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
-from frequenz.client.dispatch.recurrence import RecurrenceRule
-from frequenz.client.dispatch.types import Dispatch as ClientDispatch
-from frequenz.client.dispatch.types import DispatchId, TargetIds
+from frequenz.channels import Receiver, Sender
+from frequenz.client.dispatch.types import TargetIds
 from frequenz.dispatch import Dispatch
 
 from edge_controller.common.clock import ManualClock
@@ -27,29 +25,20 @@ from edge_controller.framework.use_case import GridConfig, SiteView
 from edge_controller.use_cases.peak_shaving.actor import PeakShavingActor
 from edge_controller.use_cases.peak_shaving.config import PeakShavingOptions
 from tests.controller.cached_site import BOTH, CachedSite
-from tests.patience import PATIENCE_S
 from tests.table import START
+from tests.use_cases.actor_steps import ActorSteps, dispatch, started
 
 KW = 1000.0
 PRIORITY = 10
 
 
 def peak_shaving_dispatch(threshold_kw: float, *, deleted: bool = False) -> Dispatch:
-    now = datetime.now(UTC)  # running_now reads the wall clock
-    return Dispatch(
-        ClientDispatch(
-            id=DispatchId(5),
-            type="PEAK_SHAVING",
-            start_time=now - timedelta(minutes=1),
-            duration=timedelta(hours=1),
-            target=TargetIds(*sorted(BOTH)),
-            active=True,
-            dry_run=False,
-            payload={"threshold_w": threshold_kw * KW},
-            recurrence=RecurrenceRule(),
-            create_time=now - timedelta(minutes=2),
-            update_time=now,
-        ),
+    return dispatch(
+        5,
+        "PEAK_SHAVING",
+        {"threshold_w": threshold_kw * KW},
+        TargetIds(*sorted(BOTH)),
+        created_minutes_ago=2,
         deleted=deleted,
     )
 
@@ -64,15 +53,11 @@ class Asked:
 
 
 @dataclass
-class Shaver:
-    site: CachedSite
-    dispatches: BroadcastSender[Dispatch]
-    requests: Receiver[PowerRequest]
-    actor: PeakShavingActor
+class Shaver(ActorSteps[PeakShavingActor]):
+    site: CachedSite = field(kw_only=True)
 
     async def asked(self) -> Asked:
-        async with asyncio.timeout(PATIENCE_S):
-            request = await self.requests.receive()
+        request = await self.next_request()
         assert (request.batteries, request.priority, request.hold) == (BOTH, PRIORITY, False)
         upper = None if request.bounds is None else request.bounds.upper / KW
         return Asked(request.power.as_watts() / KW, upper, request.withdraws)
@@ -86,26 +71,25 @@ class Shaver:
 async def shaver(options: PeakShavingOptions) -> AsyncIterator[Shaver]:
     site = CachedSite(ManualClock(START))
     site.everything_ready()
-    dispatches, dispatches_in = BroadcastChannel[Dispatch](name="peak_shaving_dispatches")
-    requests_out, requests = BroadcastChannel[PowerRequest](name="requests")
-    _results_in, results = BroadcastChannel[Result](name="results")
-    actor = PeakShavingActor(
-        dispatches_in,
-        requests_out,
-        results,
-        SiteView(site.pairs, site.cache, site.grid_meter_id),
-        options=options,
-        batteries=BOTH,
-        priority=PRIORITY,
-        grid=GridConfig(stale_after=timedelta(seconds=3)),
-        clock=site.clock,
-        tick=timedelta(milliseconds=20),
-    )
-    actor.start()
-    try:
-        yield Shaver(site, dispatches, requests, actor)
-    finally:
-        await actor.stop()  # compat.Timer: a stop is never swallowed
+
+    def actor(
+        dispatches: Receiver[Dispatch], requests: Sender[PowerRequest], results: Receiver[Result]
+    ) -> PeakShavingActor:
+        return PeakShavingActor(
+            dispatches,
+            requests,
+            results,
+            SiteView(site.pairs, site.cache, site.grid_meter_id),
+            options=options,
+            batteries=BOTH,
+            priority=PRIORITY,
+            grid=GridConfig(stale_after=timedelta(seconds=3)),
+            clock=site.clock,
+            tick=timedelta(milliseconds=20),
+        )
+
+    async with started(actor) as wired:  # compat.Timer: a stop is never swallowed
+        yield Shaver(wired.dispatches, wired.requests, wired.actor, site=site)
 
 
 @pytest.fixture

@@ -10,19 +10,17 @@ battery 11 (±100 kW). The grid may export 100 kW.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
-from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
+from frequenz.channels import Receiver, Sender
 from frequenz.client.common.microgrid.electrical_components import ElectricalComponentCategory
-from frequenz.client.dispatch.recurrence import RecurrenceRule
-from frequenz.client.dispatch.types import Dispatch as ClientDispatch
-from frequenz.client.dispatch.types import DispatchId, TargetCategories, TargetIds
+from frequenz.client.dispatch.types import TargetCategories, TargetIds
 from frequenz.dispatch import Dispatch
+from typing_extensions import Unpack
 
 from edge_controller.common.clock import ManualClock
 from edge_controller.framework.messages import PowerRequest, Result, TargetKind
@@ -38,6 +36,8 @@ from edge_controller.power.bounds import Range
 from edge_controller.use_cases.pv_curtailment.actor import PvCurtailmentActor
 from edge_controller.use_cases.pv_curtailment.config import PvCurtailmentOptions
 from tests.table import START
+from tests.use_cases.actor_steps import ActorSteps, DispatchState, started
+from tests.use_cases.actor_steps import dispatch as use_case_dispatch
 
 KW = 1000.0
 GRID_METER, PV, INVERTER, BATTERY = 1, 50, 10, 11
@@ -50,27 +50,9 @@ def dispatch(
     dispatch_id: int,
     payload: dict[str, object],
     target: TargetIds | TargetCategories = PV_ONLY,
-    *,
-    running: bool = True,
-    dry_run: bool = False,
+    **state: Unpack[DispatchState],
 ) -> Dispatch:
-    now = datetime.now(UTC)
-    start = now - timedelta(minutes=1) if running else now + timedelta(hours=1)
-    return Dispatch(
-        ClientDispatch(
-            id=DispatchId(dispatch_id),
-            type="PV_CURTAILMENT",
-            start_time=start,
-            duration=timedelta(hours=1),
-            target=target,
-            active=True,
-            dry_run=dry_run,
-            payload=payload,
-            recurrence=RecurrenceRule(),
-            create_time=now - timedelta(minutes=10),
-            update_time=now,
-        )
-    )
+    return use_case_dispatch(dispatch_id, "PV_CURTAILMENT", payload, target, **state)
 
 
 @dataclass
@@ -125,15 +107,8 @@ class Site:
 
 
 @dataclass
-class Steps:
-    site: Site
-    dispatches: BroadcastSender[Dispatch]
-    requests: Receiver[PowerRequest]
-    actor: PvCurtailmentActor
-
-    async def next_request(self) -> PowerRequest:
-        async with asyncio.timeout(2):
-            return await self.requests.receive()
+class Steps(ActorSteps[PvCurtailmentActor]):
+    site: Site = field(kw_only=True)
 
     async def next_of(self, target: TargetKind) -> PowerRequest:
         """The next request for `target`; a request for another kind first fails."""
@@ -141,38 +116,32 @@ class Steps:
         assert request.target is target, request
         return request
 
-    async def no_request(self) -> None:
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.2):
-                await self.requests.receive()
-
 
 @pytest.fixture
 async def steps() -> AsyncIterator[Steps]:
     clock = ManualClock(START)
     cache = TelemetryCache(timedelta(seconds=10))
-    site = Site(clock, cache)
-    dispatches, dispatches_in = BroadcastChannel[Dispatch](name="dispatches")
-    requests_out, requests = BroadcastChannel[PowerRequest](name="requests")
-    _results_sender, results = BroadcastChannel[Result](name="results")
-    actor = PvCurtailmentActor(
-        dispatches_in,
-        requests_out,
-        results,
-        SiteView(PAIRS, cache, GRID_METER, pv_inverters=(PV,)),
-        options=PvCurtailmentOptions(tick=timedelta(seconds=0.02)),
-        inverters=frozenset({PV}),
-        batteries=frozenset({BATTERY}),
-        grid=GRID,
-        priority=3,
-        clock=clock,
-        name="pv_guard",
-    )
-    actor.start()
-    try:
-        yield Steps(site, dispatches, requests, actor)
-    finally:
-        await actor.stop()
+    view = SiteView(PAIRS, cache, GRID_METER, pv_inverters=(PV,))
+
+    def actor(
+        dispatches: Receiver[Dispatch], requests: Sender[PowerRequest], results: Receiver[Result]
+    ) -> PvCurtailmentActor:
+        return PvCurtailmentActor(
+            dispatches,
+            requests,
+            results,
+            view,
+            options=PvCurtailmentOptions(tick=timedelta(seconds=0.02)),
+            inverters=frozenset({PV}),
+            batteries=frozenset({BATTERY}),
+            grid=GRID,
+            priority=3,
+            clock=clock,
+            name="pv_guard",
+        )
+
+    async with started(actor) as wired:
+        yield Steps(wired.dispatches, wired.requests, wired.actor, site=Site(clock, cache))
 
 
 def ask_kw(request: PowerRequest) -> float:
