@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
 from frequenz.quantities import Power
+from typing_extensions import override
 
-from edge_controller.common.clock import ManualClock
 from edge_controller.config.schema import GridConfig
-from edge_controller.controller.power_managing import PowerManagingActor
 from edge_controller.framework.messages import PowerRequest, TargetKind
-from edge_controller.framework.use_case import SiteView
 from edge_controller.microgrid.telemetry import EvChargerReading, InverterReading
 from edge_controller.power.bounds import Range
-from tests.controller.cached_site import BOTH, CachedSite
-from tests.patience import PATIENCE_S
-from tests.table import START
+from tests.controller.cached_site import BOTH
+from tests.controller.managed import Managed, managing
 
 KW = 1000.0
 BATTERIES, EV, PV = TargetKind.BATTERIES, TargetKind.EV_CHARGERS, TargetKind.PV_INVERTERS
@@ -34,7 +29,7 @@ CHARGER = frozenset({80})
 ROOF = frozenset({50})
 
 
-def ask(
+def request(
     namespace: str,
     target: TargetKind,
     power_kw: float,
@@ -53,12 +48,13 @@ def ask(
     )
 
 
-@dataclass
-class Manager:
-    site: CachedSite
-    use_cases: BroadcastSender[PowerRequest]
-    distributor: Receiver[PowerRequest]
-    actor: PowerManagingActor
+class Manager(Managed):
+    @override
+    def ready(self) -> None:
+        """Besides the batteries: the PV produces 200 kW, the charger takes nothing."""
+        super().ready()
+        self.pv(-200)
+        self.charger(0.0)
 
     def pv(self, produced_kw: float) -> None:
         """The PV inverter produces `produced_kw` now (a negative power)."""
@@ -85,41 +81,10 @@ class Manager:
             )
         )
 
-    async def send(self, *requests: PowerRequest) -> None:
-        for each in requests:
-            await self.use_cases.send(each)
-
-    async def told(self) -> PowerRequest:
-        async with asyncio.timeout(PATIENCE_S):
-            return await self.distributor.receive()
-
-
-async def _manager(grid: GridConfig) -> AsyncIterator[Manager]:
-    site = CachedSite(ManualClock(START))
-    site.everything_ready()
-    use_cases, requests = BroadcastChannel[PowerRequest](name="use_cases")
-    to_distributor, distributor = BroadcastChannel[PowerRequest](name="distributor")
-    actor = PowerManagingActor(
-        requests,
-        to_distributor,
-        SiteView(site.pairs, site.cache, site.grid_meter_id),
-        grid=grid,
-        clock=site.clock,
-        tick=timedelta(milliseconds=20),
-    )
-    manager = Manager(site, use_cases, distributor, actor)
-    manager.pv(-200)
-    manager.charger(0.0)
-    actor.start()
-    try:
-        yield manager
-    finally:
-        await actor.stop()
-
 
 @pytest.fixture
 async def manager() -> AsyncIterator[Manager]:
-    async for running in _manager(GridConfig()):
+    async with managing(GridConfig(), Manager) as running:
         running.site.grid(0.0)
         yield running
 
@@ -133,27 +98,27 @@ async def limited() -> AsyncIterator[Manager]:
         safe_power_w=-5 * KW,
         stale_after=timedelta(seconds=3),
     )
-    async for running in _manager(grid):
+    async with managing(grid, Manager) as running:
         yield running
 
 
 async def test_each_kind_is_settled_on_its_own_and_priorities_hold_within_one(
     manager: Manager,
 ) -> None:
-    await manager.send(ask("dispatch_7", BATTERIES, -20, BOTH))
-    assert (await manager.told()).target is BATTERIES
-    await manager.send(ask("ev_charging", EV, 11, CHARGER))
-    forwarded = await manager.told()
+    await manager.ask(request("dispatch_7", BATTERIES, -20, BOTH))
+    assert (await manager.told_request()).target is BATTERIES
+    await manager.ask(request("ev_charging", EV, 11, CHARGER))
+    forwarded = await manager.told_request()
     assert (forwarded.target, forwarded.components, forwarded.power.as_watts()) == (
         EV,
         CHARGER,
         11 * KW,
     )
     # a higher-priority PV limit and a lower one on the same inverter: the higher holds
-    await manager.send(ask("pv_low", PV, -300, ROOF, priority=1))
-    assert (await manager.told()).power.as_watts() == -300 * KW
-    await manager.send(ask("pv_high", PV, -100, ROOF, priority=9))
-    held = await manager.told()
+    await manager.ask(request("pv_low", PV, -300, ROOF, priority=1))
+    assert (await manager.told_request()).power.as_watts() == -300 * KW
+    await manager.ask(request("pv_high", PV, -100, ROOF, priority=9))
+    held = await manager.told_request()
     assert (held.namespace, held.power.as_watts()) == ("pv_high", -100 * KW)  # the holder's
     assert manager.actor.forwarded == {BOTH: -20 * KW, CHARGER: 11 * KW, ROOF: -100 * KW}
 
@@ -161,20 +126,20 @@ async def test_each_kind_is_settled_on_its_own_and_priorities_hold_within_one(
 async def test_a_released_pv_set_is_withdrawn_and_a_pv_limit_of_0_w_stays_a_limit(
     manager: Manager,
 ) -> None:
-    await manager.send(ask("pv_curtailment", PV, 0, ROOF, bounds=Range(0.0, 0.0)))
-    nothing = await manager.told()
+    await manager.ask(request("pv_curtailment", PV, 0, ROOF, bounds=Range(0.0, 0.0)))
+    nothing = await manager.told_request()
     assert nothing.power.as_watts() == 0.0
     assert not nothing.withdraws  # produce nothing, held
-    await manager.send(ask("pv_curtailment", PV, 0, ROOF))  # the use case withdraws
-    lifted = await manager.told()
+    await manager.ask(request("pv_curtailment", PV, 0, ROOF))  # the use case withdraws
+    lifted = await manager.told_request()
     assert (lifted.target, lifted.components) == (PV, ROOF)
     assert lifted.withdraws
 
 
 async def test_the_grid_guard_cuts_an_ev_charge_at_the_import_limit(limited: Manager) -> None:
     limited.site.grid(90 * KW)  # 90 kW imported, the charger at 0 W
-    await limited.send(ask("ev_charging", EV, 22, CHARGER))
-    assert (await limited.told()).power.as_watts() == pytest.approx(10 * KW)
+    await limited.ask(request("ev_charging", EV, 22, CHARGER))
+    assert (await limited.told_request()).power.as_watts() == pytest.approx(10 * KW)
     # the charger takes its 10 kW (the grid with it): the prediction is the same
     limited.charger(10.0)
     limited.site.grid(100 * KW)
@@ -187,14 +152,14 @@ async def test_the_grid_guard_tightens_a_pv_limit_and_leaves_a_loose_one(
 ) -> None:
     # 200 kW of PV and a 50 kW load: 150 kW exported, 50 kW over the limit
     limited.site.grid(-150 * KW)
-    await limited.send(ask("pv_curtailment", PV, -300, ROOF))
-    tightened = await limited.told()
+    await limited.ask(request("pv_curtailment", PV, -300, ROOF))
+    tightened = await limited.told_request()
     assert tightened.power.as_watts() == pytest.approx(-150 * KW)
     assert limited.actor.counts["clamp_export_limit"] >= 1
     # the load rises to 150 kW: 300 kW of PV would still be within the limit
     limited.pv(-150)
     limited.site.grid(0.0)
-    assert (await limited.told()).power.as_watts() == pytest.approx(-300 * KW)
+    assert (await limited.told_request()).power.as_watts() == pytest.approx(-300 * KW)
 
 
 async def test_without_grid_data_an_ev_charge_stops_and_a_pv_limit_stays(
@@ -202,20 +167,20 @@ async def test_without_grid_data_an_ev_charge_stops_and_a_pv_limit_stays(
 ) -> None:
     limited.pv(-120)
     limited.site.grid(0.0)  # the PV covers a 120 kW load
-    await limited.send(
-        ask("ev_charging", EV, 11, CHARGER),
-        ask("pv_curtailment", PV, -120, ROOF),
-        ask("dispatch_7", BATTERIES, 20, BOTH),
+    await limited.ask(
+        request("ev_charging", EV, 11, CHARGER),
+        request("pv_curtailment", PV, -120, ROOF),
+        request("dispatch_7", BATTERIES, 20, BOTH),
     )
     forwarded: dict[TargetKind, float] = {}
     while len(forwarded) < 3:
-        told = await limited.told()
+        told = await limited.told_request()
         forwarded[told.target] = told.power.as_watts()
     assert forwarded == {EV: 11 * KW, PV: -120 * KW, BATTERIES: 20 * KW}
     limited.site.clock.advance(3.5)  # the grid meter's sample is stale now
     changed: dict[TargetKind, float] = {}
     while len(changed) < 2:
-        told = await limited.told()
+        told = await limited.told_request()
         changed[told.target] = told.power.as_watts()
     assert changed == {EV: 0.0, BATTERIES: -5 * KW}
     assert limited.actor.forwarded[ROOF] == -120 * KW

@@ -12,23 +12,19 @@ import asyncio
 import math
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
 from frequenz.quantities import Power
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_controller.common.clock import ManualClock
 from edge_controller.config.schema import GridConfig
-from edge_controller.controller.power_managing import PowerManagingActor, Submitted, settle
+from edge_controller.controller.power_managing import Submitted, settle
 from edge_controller.framework.messages import PowerRequest, TargetKind
-from edge_controller.framework.use_case import SiteView
 from edge_controller.power.bounds import Range
-from tests.controller.cached_site import BOTH, CachedSite
-from tests.patience import PATIENCE_S
+from tests.controller.cached_site import BOTH
+from tests.controller.managed import Managed, managing
 from tests.properties import examples
 from tests.table import START
 
@@ -75,26 +71,11 @@ def dispatch(
     )
 
 
-@dataclass
-class Manager:
-    site: CachedSite
-    use_cases: BroadcastSender[PowerRequest]
-    distributor: Receiver[PowerRequest]
-    actor: PowerManagingActor
-
-    async def ask(self, *requests: PowerRequest) -> None:
-        for each in requests:
-            await self.use_cases.send(each)
-
+class Manager(Managed):
     async def told(self) -> tuple[str, float]:
         """The next request the distributor gets: (namespace, kW)."""
         forwarded = await self.told_request()
         return forwarded.namespace, forwarded.power.as_watts() / KW
-
-    async def told_request(self) -> PowerRequest:
-        """The next request the distributor gets."""
-        async with asyncio.timeout(PATIENCE_S):
-            return await self.distributor.receive()
 
     async def told_dispatches(self, count: int) -> dict[frozenset[int], tuple[int | None, float]]:
         """The next `count` requests: {batteries: (dispatch id, kW)}."""
@@ -102,29 +83,9 @@ class Manager:
         return {r.batteries: (r.origin, r.power.as_watts() / KW) for r in told}
 
 
-async def _manager(grid: GridConfig) -> AsyncIterator[Manager]:
-    site = CachedSite(ManualClock(START))
-    site.everything_ready()
-    use_cases, requests = BroadcastChannel[PowerRequest](name="use_cases")
-    to_distributor, distributor = BroadcastChannel[PowerRequest](name="distributor")
-    actor = PowerManagingActor(
-        requests,
-        to_distributor,
-        SiteView(site.pairs, site.cache, site.grid_meter_id),
-        grid=grid,
-        clock=site.clock,
-        tick=timedelta(milliseconds=20),
-    )
-    actor.start()
-    try:
-        yield Manager(site, use_cases, distributor, actor)
-    finally:
-        await actor.stop()
-
-
 @pytest.fixture
 async def manager() -> AsyncIterator[Manager]:
-    async for running in _manager(GridConfig()):
+    async with managing(GridConfig(), Manager) as running:
         yield running
 
 
@@ -132,7 +93,7 @@ async def manager() -> AsyncIterator[Manager]:
 async def guarded() -> AsyncIterator[Manager]:
     """A site whose grid connection may import at most 100 kW; the meter reads 60 kW."""
     grid = GridConfig(max_import_w=100 * KW, safe_power_w=0.0, stale_after=timedelta(seconds=3))
-    async for running in _manager(grid):
+    async with managing(grid, Manager) as running:
         running.site.grid(60 * KW)
         yield running
 
