@@ -28,18 +28,20 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import structlog
 from frequenz.channels import Receiver, Sender, select, selected_from
 from frequenz.channels.timer import SkipMissedAndDrift
 from frequenz.dispatch import Dispatch
+from frequenz.quantities import Power
 
 from edge_controller.common.compat import Timer
 from edge_controller.dispatching.schedule import running_now
-from edge_controller.framework.messages import PowerRequest, Result, Success
+from edge_controller.framework.messages import PowerRequest, Result, Success, TargetKind
 from edge_controller.framework.supervision import SupervisedActor
+from edge_controller.power.bounds import Range
 
 RunningT = TypeVar("RunningT")
 """What a use case keeps of each dispatch running now (its threshold, its limit, …)."""
@@ -93,6 +95,36 @@ class UseCaseActor(SupervisedActor, Generic[RunningT]):
     def _in_force(self) -> Mapping[str, object]:
         """What a `dispatch_stopped` log adds: what is in force now that it ended."""
         return {}
+
+    def _power_request(
+        self,
+        power_w: float,
+        components: frozenset[int],
+        *,
+        hold: bool,
+        bounds: Range | None = None,
+        target: TargetKind = TargetKind.BATTERIES,
+        origin: int | None = None,
+        created: datetime | None = None,
+    ) -> PowerRequest:
+        """A request in this use case's name, with its priority and command timeout.
+
+        `power_w` in W, passive sign convention (+ charges / consumes); the one place
+        a use case's watts become a `Power`. Every request of a use case shares its
+        namespace, so the manager's result comes back to it.
+        """
+        return PowerRequest(
+            self.name,
+            Power.from_watts(power_w),
+            components,
+            request_timeout=self._request_timeout,
+            priority=self._priority,
+            hold=hold,
+            bounds=bounds,
+            target=target,
+            origin=origin,
+            created=created,
+        )
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1

@@ -34,7 +34,6 @@ from datetime import datetime, timedelta
 import structlog
 from frequenz.channels import Receiver, Sender
 from frequenz.dispatch import Dispatch
-from frequenz.quantities import Power
 from typing_extensions import override
 
 from edge_controller.common.clock import Clock, WallClock
@@ -240,12 +239,9 @@ class EvChargingActor(UseCaseActor[RunningEv]):
     async def _send(self, charger_id: int, power_w: float, dispatch_id: int) -> None:
         """Hold `power_w` on one charger for a dispatch; 0 W (no bounds) releases it."""
         await self._requests.send(
-            PowerRequest(
-                self.name,
-                Power.from_watts(power_w),
+            self._power_request(
+                power_w,
                 frozenset({charger_id}),
-                request_timeout=self._request_timeout,
-                priority=self._priority,
                 hold=power_w > 0,
                 target=TargetKind.EV_CHARGERS,
                 origin=dispatch_id,

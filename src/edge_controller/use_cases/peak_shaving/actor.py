@@ -29,7 +29,6 @@ from datetime import timedelta
 import structlog
 from frequenz.channels import Receiver, Sender
 from frequenz.dispatch import Dispatch
-from frequenz.quantities import Power
 from typing_extensions import override
 
 from edge_controller.common.clock import Clock, WallClock
@@ -215,15 +214,7 @@ class PeakShavingActor(UseCaseActor[tuple[float, float | None]]):
         self._last_bounds = bounds
         self._count("requests")
         await self._requests.send(
-            PowerRequest(
-                self.name,
-                Power.from_watts(target_w),
-                self._batteries,
-                request_timeout=self._request_timeout,
-                priority=self._priority,
-                hold=False,
-                bounds=bounds,
-            )
+            self._power_request(target_w, self._batteries, hold=False, bounds=bounds)
         )
 
 

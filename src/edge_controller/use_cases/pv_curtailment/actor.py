@@ -35,7 +35,6 @@ import structlog
 from frequenz.channels import Receiver, Sender
 from frequenz.client.dispatch.types import TargetIds
 from frequenz.dispatch import Dispatch
-from frequenz.quantities import Power
 from typing_extensions import override
 
 from edge_controller.common.clock import Clock, WallClock
@@ -259,12 +258,9 @@ class PvCurtailmentActor(UseCaseActor[ProductionLimit]):
         self._battery_sent_w = ask_w
         self._count("battery_requests")
         await self._requests.send(
-            PowerRequest(
-                self.name,
-                Power.from_watts(ask_w),
+            self._power_request(
+                ask_w,
                 self._batteries,
-                request_timeout=self._request_timeout,
-                priority=self._priority,
                 hold=False,
                 bounds=Range(ask_w, math.inf) if ask_w > 0 else None,
                 target=TargetKind.BATTERIES,
@@ -279,24 +275,15 @@ class PvCurtailmentActor(UseCaseActor[ProductionLimit]):
         if allowed_w is None:
             self._log.info("pv_limit_lifted", inverters=sorted(self._inverters))
             await self._requests.send(
-                PowerRequest(
-                    self.name,
-                    Power.zero(),
-                    self._inverters,
-                    request_timeout=self._request_timeout,
-                    priority=self._priority,
-                    hold=False,
-                    target=TargetKind.PV_INVERTERS,
+                self._power_request(
+                    0.0, self._inverters, hold=False, target=TargetKind.PV_INVERTERS
                 )
             )
             return
         await self._requests.send(
-            PowerRequest(
-                self.name,
-                Power.from_watts(-allowed_w),
+            self._power_request(
+                -allowed_w,
                 self._inverters,
-                request_timeout=self._request_timeout,
-                priority=self._priority,
                 hold=False,
                 bounds=Range(-allowed_w, 0.0),
                 target=TargetKind.PV_INVERTERS,
