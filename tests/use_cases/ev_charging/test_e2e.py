@@ -14,11 +14,23 @@ from frequenz.client.dispatch.types import TargetIds
 
 from edge_controller.servers.sim.site import load_site
 from tests.conftest import ROOT
-from tests.harness import MICROGRID, site_running
+from tests.harness import MICROGRID, Site, site_running
 
 EV_SITE = ROOT / "config" / "sim-site-ev.toml"
 SPEED = 1200.0
 """Charger 82's car leaves after two simulated hours: six seconds here."""
+
+
+async def budget_of_15_kw_for_81_and_82(site: Site) -> None:
+    """An EV_CHARGING dispatch for chargers 81 and 82 that starts in half a second."""
+    await site.client.create(
+        microgrid_id=MICROGRID,
+        type="EV_CHARGING",
+        start_time=datetime.now(UTC) + timedelta(seconds=0.5),
+        duration=timedelta(minutes=10),
+        target=TargetIds(81, 82),
+        payload={"budget_w": "15 kW"},
+    )
 
 
 async def test_a_budget_is_shared_by_the_cars_and_a_leaving_car_releases_its_share(
@@ -34,14 +46,7 @@ async def test_a_budget_is_shared_by_the_cars_and_a_leaving_car_releases_its_sha
         model = site.sim.model
         assert model.ev_plugged(81)  # an 11 kW car, 40 kWh to go
         assert model.ev_plugged(82)  # a 7.4 kW car for two hours
-        await site.client.create(
-            microgrid_id=MICROGRID,
-            type="EV_CHARGING",
-            start_time=datetime.now(UTC) + timedelta(seconds=0.5),
-            duration=timedelta(minutes=10),
-            target=TargetIds(81, 82),
-            payload={"budget_w": "15 kW"},
-        )
+        await budget_of_15_kw_for_81_and_82(site)
         await site.until(
             lambda: (site.power(81), site.power(82)) == (7_600.0, 7_400.0),
             "15 kW shared: the 7.4 kW car full out, the other the rest",
@@ -65,14 +70,7 @@ async def test_the_cars_share_the_room_the_import_limit_leaves_minimums_kept(
     }
     async with site_running(load_site(EV_SITE), tmp_path, extra) as site:
         assert site.power(2) == 6_000.0  # the building's 30 kW less the carport's 24 kW PV
-        await site.client.create(
-            microgrid_id=MICROGRID,
-            type="EV_CHARGING",
-            start_time=datetime.now(UTC) + timedelta(seconds=0.5),
-            duration=timedelta(minutes=10),
-            target=TargetIds(81, 82),
-            payload={"budget_w": "15 kW"},
-        )
+        await budget_of_15_kw_for_81_and_82(site)
         # 6 kW of room: the guard alone would cut both cars to 3 kW, below the 4.14 kW
         # that each must get if it charges at all
         await site.until(
