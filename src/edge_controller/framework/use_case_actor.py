@@ -142,7 +142,7 @@ class UseCaseActor(SupervisedActor, Generic[RunningT]):
         try:
             async for selected in select(*receivers):
                 if selected_from(selected, self._dispatches):
-                    self._on_dispatch(selected.message)
+                    await self._on_dispatch(selected.message)
                     await self._step()
                 elif selected_from(selected, self._results):
                     self._on_result(selected.message)
@@ -152,7 +152,12 @@ class UseCaseActor(SupervisedActor, Generic[RunningT]):
             if timer is not None:
                 timer.close()
 
-    def _on_dispatch(self, dispatch: Dispatch) -> None:
+    async def _on_dispatch(self, dispatch: Dispatch) -> None:
+        """Keep a running dispatch, forget an ended one (the step that follows acts on it).
+
+        A coroutine, although nothing here waits: what replaces it may (the crash tests
+        put a raising coroutine in its place, `tests/daemon`, `tests/reliability`).
+        """
         dispatch_id = int(dispatch.id)
         log = self._log.bind(dispatch_id=dispatch_id, type=dispatch.type)
         if running_now(dispatch):
