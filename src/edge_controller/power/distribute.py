@@ -32,9 +32,9 @@ reports. Everything it used to decide in between is here, in this order:
    of a target that must be met exactly;
 6. a new request replaces every running target that shares components with it
    (`take_over`): what those held and the new one does not cover is to be given back
-   (the actor does so once the requests that arrived together are planned, unless one
-   of them took it). A replaced target counts neither against the power limit nor, at
-   its old commands, below a feeder meter.
+   (by the actor: at once, or — when another request of the same round holds a power
+   on it — once the round is planned, if none took it). A replaced target counts
+   neither against the power limit nor, at its old commands, below a feeder meter.
 
 Watts as floats, passive sign convention (+ charges / consumes, − discharges /
 produces). Pure: no I/O, no clock, no state — the running targets and the readings
