@@ -275,3 +275,12 @@ async def test_the_dispatch_and_the_export_guard_combine_the_tighter_wins(steps:
     await steps.no_request()  # the export guard's 220 kW is the tighter
     await steps.dispatches.send(dispatch(7, {"max_production_w": "200 kW"}))
     assert limit_kw(await steps.next_request()) == pytest.approx(200)
+
+
+async def test_a_running_dispatch_switched_to_a_dry_run_stops_limiting(steps: Steps) -> None:
+    steps.site.publish(load_kw=300.0)  # no export problem: only the dispatch limits
+    await steps.dispatches.send(dispatch(7, {"max_production_w": "150 kW"}))
+    assert limit_kw(await steps.next_request()) == pytest.approx(150)
+    await steps.dispatches.send(dispatch(7, {"max_production_w": "150 kW"}, dry_run=True))
+    assert (await steps.next_request()).withdraws  # a dry run limits nothing
+    assert steps.actor.running_dispatches == {}

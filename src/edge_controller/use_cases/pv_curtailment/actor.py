@@ -165,6 +165,8 @@ class PvCurtailmentActor(UseCaseActor[ProductionLimit]):
             self._reject(log, error)
             return
         if dispatch.dry_run:
+            # A running dispatch switched to a dry run no longer limits the PV either.
+            self._running.pop(dispatch_id, None)
             log.info("dispatch_dry_run", max_production_w=limit.watts, pct=limit.percent)
             return
         self._running[dispatch_id] = limit
