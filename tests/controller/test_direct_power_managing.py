@@ -184,3 +184,19 @@ async def test_without_grid_data_an_ev_charge_stops_and_a_pv_limit_stays(
         changed[told.target] = told.power.as_watts()
     assert changed == {EV: 0.0, BATTERIES: -5 * KW}
     assert limited.actor.forwarded[ROOF] == -120 * KW
+
+
+async def test_a_use_case_removed_by_a_live_edit_gives_its_chargers_and_pv_back(
+    manager: Manager,
+) -> None:
+    await manager.ask(request("ev_charging", EV, 11, CHARGER))
+    assert (await manager.told_request()).power.as_watts() == 11 * KW
+    await manager.ask(request("pv_curtailment", PV, -100, ROOF, bounds=Range(-100 * KW, 0.0)))
+    assert (await manager.told_request()).power.as_watts() == -100 * KW
+    await manager.actor.withdraw("ev_charging")  # what the Controller does on removal
+    released = await manager.told_request()
+    assert (released.target, released.components, released.withdraws) == (EV, CHARGER, True)
+    await manager.actor.withdraw("pv_curtailment")
+    lifted = await manager.told_request()
+    assert (lifted.target, lifted.components, lifted.withdraws) == (PV, ROOF, True)
+    assert manager.actor.forwarded == {}
