@@ -187,6 +187,17 @@ def test_snap_finds_the_largest_whole_step_inside_the_bounds(
     assert snap(power_w, bounds, resolution_w) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("bound_w", [13_597.9, 0.7, 22_000.3])
+def test_a_fractional_resolution_never_puts_a_command_a_hair_beyond_its_bound(
+    bound_w: float,
+) -> None:
+    # 13 597.9 / 0.1 rounds up to a whole 135 979 steps, 13 597.900000000001 W: refused
+    charge = snap(30_000.0, (Range(0.0, bound_w),), 0.1)
+    produce = snap(-30_000.0, (Range(-bound_w, 0.0),), 0.1)
+    assert 0.0 < charge <= bound_w
+    assert -bound_w <= produce < 0.0
+
+
 # ---------------------------------------------------------------- properties
 
 resolutions = st.sampled_from([1.0, 10.0, 100.0, 690.0])
