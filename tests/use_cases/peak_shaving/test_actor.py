@@ -32,7 +32,9 @@ KW = 1000.0
 PRIORITY = 10
 
 
-def peak_shaving_dispatch(threshold_kw: float, *, deleted: bool = False) -> Dispatch:
+def peak_shaving_dispatch(
+    threshold_kw: float, *, deleted: bool = False, dry_run: bool = False
+) -> Dispatch:
     return dispatch(
         5,
         "PEAK_SHAVING",
@@ -40,6 +42,7 @@ def peak_shaving_dispatch(threshold_kw: float, *, deleted: bool = False) -> Disp
         TargetIds(*sorted(BOTH)),
         created_minutes_ago=2,
         deleted=deleted,
+        dry_run=dry_run,
     )
 
 
@@ -147,3 +150,14 @@ async def test_without_a_threshold_it_asks_for_nothing(by_dispatch: Shaver) -> N
     first = await by_dispatch.asked()
     assert first == Asked(-50, -50, withdraws=False)
     assert math.isclose(by_dispatch.actor.threshold_w or 0.0, 450 * KW)
+
+
+async def test_a_dry_run_dispatch_shaves_nothing(by_dispatch: Shaver) -> None:
+    by_dispatch.site.grid(150 * KW)
+    await by_dispatch.dispatches.send(peak_shaving_dispatch(120, dry_run=True))
+    await by_dispatch.no_request()  # it would discharge 30 kW: logged, not asked
+    assert by_dispatch.actor.threshold_w is None
+    await by_dispatch.dispatches.send(peak_shaving_dispatch(120))
+    assert await by_dispatch.asked() == Asked(-30, -30, withdraws=False)
+    await by_dispatch.dispatches.send(peak_shaving_dispatch(120, dry_run=True))
+    assert (await by_dispatch.asked()).withdraws  # switched to a dry run: it stops

@@ -2,15 +2,15 @@
 
 Every `tick` (0.25 s: a peak is answered well within the 2 s that fast reserves
 demand; each decision costs microseconds) it reads the grid meter and its batteries
-(`microgrid.site_view`) and asks `power.peak_shaving.decide` for a target: discharge
+(`microgrid.site_view`) and asks `decide.decide` (beside it) for a target: discharge
 just enough to bring the import down to the threshold, recharge below
 `threshold − recharge_margin` without creating a new peak, optionally charge from a
 PV surplus that would export more than `export_limit`. The threshold comes from the
 config, or from a running `PEAK_SHAVING` dispatch (`{"threshold_w": "600 kW"}`),
 which overrides it for its duration; a dispatch whose threshold contradicts the
-configured export limit is rejected. Its requests carry the configured priority; the
-PowerManagingActor resolves them against other use cases on the same batteries and
-enforces the grid limits.
+configured export limit is rejected; a dry-run dispatch is logged and shaves nothing.
+Its requests carry the configured priority; the PowerManagingActor resolves them
+against other use cases on the same batteries and enforces the grid limits.
 
 Its requests do not *hold* their power: they carry bounds — "charge no more than
 `threshold − import without batteries`" (and, with export shaving, "discharge no
@@ -116,6 +116,12 @@ class PeakShavingActor(UseCaseActor[tuple[float, float | None]]):
             self._shaving_config(payload.threshold_w, payload.recharge_margin_w)
         except (PayloadError, ValueError) as error:
             self._reject(log, error)
+            return
+        if dispatch.dry_run:
+            # A dry run commands nothing: its threshold is logged, never shaved to (one
+            # that ran before it was switched to a dry run stops).
+            self._running.pop(dispatch_id, None)
+            log.info("dispatch_dry_run", threshold_w=payload.threshold_w)
             return
         self._running[dispatch_id] = (payload.threshold_w, payload.recharge_margin_w)
         log.info("dispatch_running", threshold_w=payload.threshold_w)
