@@ -444,7 +444,7 @@ class Controller:
         restart policy, and the use-case actors (added, removed — their proposals
         withdrawn —, or replaced when their entry changed; all of them rebuilt when a
         setting they copy changed). The rest is logged as needing a restart and keeps
-        its old value. Log levels are the daemon's business (`daemon.py`).
+        its old value. Log levels are the daemon's business (`daemon/run.py`).
 
         Raises:
             SiteMismatchError: the edit names batteries this site does not have;
