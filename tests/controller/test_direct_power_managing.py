@@ -200,3 +200,21 @@ async def test_a_use_case_removed_by_a_live_edit_gives_its_chargers_and_pv_back(
     lifted = await manager.told_request()
     assert (lifted.target, lifted.components, lifted.withdraws) == (PV, ROOF, True)
     assert manager.actor.forwarded == {}
+
+
+async def test_the_grid_guard_never_raises_an_ev_charge_above_what_was_asked(
+    limited: Manager,
+) -> None:
+    # 120 kW exported against a 100 kW limit: more charging would help, but the car
+    # asked for 11 kW and the customer pays for what it takes
+    limited.site.grid(-120 * KW)
+    await limited.ask(request("ev_charging", EV, 11, CHARGER))
+    assert (await limited.told_request()).power.as_watts() == pytest.approx(11 * KW)
+
+
+async def test_the_grid_guard_never_loosens_a_pv_limit(limited: Manager) -> None:
+    # a 150 kW limit the inverter has not reached yet (it still makes 200 kW) and a
+    # load importing 120 kW: more PV would help, but the limit is the dispatch's
+    limited.site.grid(120 * KW)
+    await limited.ask(request("pv_curtailment", PV, -150, ROOF, bounds=Range(-150 * KW, 0.0)))
+    assert (await limited.told_request()).power.as_watts() == pytest.approx(-150 * KW)

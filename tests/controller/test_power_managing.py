@@ -217,6 +217,59 @@ def test_settle_gives_each_driven_set_the_credited_request_narrowed_to_it() -> N
     }
 
 
+def test_no_pv_inverter_or_ev_charger_is_switched_off_by_a_use_case_that_did_not_ask() -> None:
+    # pv_site limits 50 and 51 to 250 kW; pv_roof, lower, limits 50 alone to 50 kW.
+    # Both limits allow 0 W, but for a PV inverter 0 W means "produce nothing": 51 must
+    # not get it for a limit that is only about 50. The site's limit runs, the roof waits.
+    both, roof = frozenset({50, 51}), frozenset({50})
+    pv = TargetKind.PV_INVERTERS
+    site = PowerRequest(
+        "pv_site",
+        Power.from_watts(-250 * KW),
+        both,
+        priority=5,
+        bounds=Range(-250 * KW, 0.0),
+        target=pv,
+        hold=False,
+    )
+    inner = PowerRequest(
+        "pv_roof",
+        Power.from_watts(-50 * KW),
+        roof,
+        priority=1,
+        bounds=Range(-50 * KW, 0.0),
+        target=pv,
+        hold=False,
+    )
+    settled = settle([submitted(site), submitted(inner)])
+    assert {ids: (r.namespace, w) for (_, ids), (r, w) in settled.drives.items()} == {
+        both: ("pv_site", -250 * KW)
+    }
+    assert settled.withheld == {(pv, roof)}
+    # the same shape on EV chargers (a charge bounded, not held): no charger told 0 W
+    ev = TargetKind.EV_CHARGERS
+    budget = PowerRequest(
+        "ev_site",
+        Power.from_watts(22 * KW),
+        both,
+        priority=5,
+        bounds=Range(0.0, 44 * KW),
+        target=ev,
+        hold=False,
+    )
+    car = PowerRequest("ev_car", Power.from_watts(11 * KW), roof, priority=1, target=ev)
+    settled = settle([submitted(budget), submitted(car)])
+    assert {ids: w for (_, ids), (_, w) in settled.drives.items()} == {both: 22 * KW}
+    # batteries keep the yielding guard: the dispatch runs inside peak shaving's bounds
+    guard = request("peak", 0, priority=5, hold=False, upper_kw=40)
+    inside = request("dispatch", 20, priority=1, batteries=frozenset({11}))
+    settled = settle([submitted(guard), submitted(inside)])
+    assert {ids: w for (_, ids), (_, w) in settled.drives.items()} == {
+        frozenset({11}): 20 * KW,
+        frozenset({21}): 0.0,
+    }
+
+
 @st.composite
 def request_sets(draw: st.DrawFn) -> list[Submitted]:
     found: dict[tuple[str, int | None, frozenset[int]], Submitted] = {}

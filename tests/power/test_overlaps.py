@@ -54,6 +54,17 @@ def test_a_dispatch_on_part_of_a_guard_with_nothing_to_do_runs_within_its_bounds
     )
 
 
+def test_without_yielding_guards_the_inner_set_waits_and_the_guard_keeps_all() -> None:
+    # what 0 W means for PV inverters and EV chargers: an action, so nobody yields
+    settled = settle_overlaps(
+        {SITE: [guard(40 * KW)], PAIR: [Proposal("d", 1, T0, 20 * KW, Range(0.0, 30 * KW))]},
+        guards_yield=False,
+    )
+    assert {d.batteries: (d.driven_by, d.target_w) for d in settled.drives} == {SITE: ("peak", 0.0)}
+    assert settled.withheld == {PAIR}
+    assert settled.inside == {}
+
+
 def test_a_recharging_guard_yields_too_and_its_other_batteries_stop_recharging() -> None:
     # Peak shaving recharging at +60 kW (a preference), charge bound 100 kW.
     recharging = guard(100 * KW, power_w=60 * KW)

@@ -27,8 +27,10 @@ The stage between the use cases and the PowerDistributingActor::
    guard that has nothing it must do (peak shaving on the whole site with no peak:
    its bounds allow 0 W): then a dispatch on part of it runs within the guard's
    bounds, the guard's other batteries at 0 W (`running_inside_guard`), until the
-   guard has a peak to shave. Every held power that loses components is logged with
-   both proposers (`proposal_conflict`). Each kind of target (`PowerRequest.target`:
+   guard has a peak to shave (batteries only: for a PV inverter 0 W means "produce
+   nothing", for an EV charger "stop charging", so there the other set waits).
+   Every held power that loses components is logged with both proposers
+   (`proposal_conflict`). Each kind of target (`PowerRequest.target`:
    batteries, EV chargers, PV inverters) is settled on its own: sets of different
    kinds never overlap, whatever ids they name. `settle` is this rule, pure.
 2. **Grid limits.** The resolved targets are guarded together by
@@ -36,9 +38,12 @@ The stage between the use cases and the PowerDistributingActor::
    grid meter's fresh power and the targeted components' measured power — batteries,
    EV chargers and PV inverters alike, each target replacing what its components
    measure (a PV limit looser than what the sun gives now is predicted to change
-   nothing). Stale grid data (`[grid] stale_after`) sends every battery target to
-   `safe_power` and every EV charger to 0 W, and leaves a PV limit as it is (lifting it
-   could break the export limit, tightening it the import limit). Re-evaluated on every
+   nothing). The guard may use a battery set's whole envelope, but an EV charge or a
+   PV limit is a dispatch's budget: it only ever cuts an EV charge (between 0 W and
+   its target) and only ever tightens a PV limit (`_bounds`). Stale grid data
+   (`[grid] stale_after`) sends every battery target to `safe_power` and every EV
+   charger to 0 W, and leaves a PV limit as it is (lifting it could break the export
+   limit, tightening it the import limit). Re-evaluated on every
    request and every `tick` (1 s), so a load step is answered within a second; every
    clamp is logged (`grid_limit_clamp`) and counted.
 3. Only a changed target (by more than `deadband_w`) is forwarded; the distributor
@@ -190,6 +195,7 @@ def settle(
         settled = settle_overlaps(
             {ids: [proposal_of(s) for s in by_name.values()] for ids, by_name in named.items()},
             functools.partial(power_w, kind),
+            guards_yield=kind is TargetKind.BATTERIES,
         )
         withheld |= {(kind, ids) for ids in settled.withheld}
         inside |= {(kind, ids): (kind, guard) for ids, guard in settled.inside.items()}
@@ -391,34 +397,42 @@ class PowerManagingActor(SupervisedActor):
             return None
         return reading.power_w
 
-    def _bounds(self, kind: TargetKind, ids: frozenset[int]) -> Range | None:
-        """What a set will really do, for the grid guard's prediction (W), None if unknown.
+    def _bounds(self, kind: TargetKind, ids: frozenset[int], target_w: float) -> Range | None:
+        """How far the grid guard may move a set's target (W), None if unknown.
 
-        Batteries: their envelope. EV chargers: the sum of what each may take now.
-        PV inverters: from what they produce now up to 0 W — a PV inverter produces
-        `max(available, limit)`, and what it makes now is the best guess of what the
-        sun gives (the next second's measurement corrects it when it was limited).
+        Batteries: their envelope — the guard may use all of it. EV chargers and PV
+        inverters are someone's budget, not the site's reserve: the guard may only cut
+        them, never go past what the dispatch asked. An EV charge moves between 0 W and
+        its target (a car asked for 11 kW may have a reason; the customer pays for
+        more), within what the chargers may take now. A PV limit moves between what the
+        set will produce under it and 0 W: a PV inverter produces `max(available,
+        limit)`, and what it makes now is the best guess of what the sun gives (the
+        next second's measurement corrects it when it was limited) — so the guard only
+        ever tightens a limit, never loosens it; production unknown, the limit itself
+        is the guess.
         """
         site = self._site
         if kind is TargetKind.BATTERIES:
             return pool_view(site.pairs, site.cache, ids).bounds
-        lower = upper = 0.0
+        if kind is TargetKind.PV_INVERTERS:
+            limit_w = min(target_w, 0.0)
+            produced = [self._direct_power_w(kind, i) for i in sorted(ids)]
+            if any(p is None for p in produced):
+                return Range(limit_w, 0.0)
+            now_w = math.fsum(min(p, 0.0) for p in produced if p is not None)
+            return Range(max(now_w, limit_w), 0.0)
+        lower, upper = min(target_w, 0.0), max(target_w, 0.0)
+        can_lower = can_upper = 0.0
         for component_id in sorted(ids):
-            if kind is TargetKind.PV_INVERTERS:
-                produced = self._direct_power_w(kind, component_id)
-                if produced is None:
-                    return None
-                lower += min(produced, 0.0)
-                continue
             charger = site.cache.last_ev_charger(component_id)
             if charger is None or not charger.bounds:
-                return None
+                return Range(lower, upper)
             envelope = hull(charger.bounds)
             if not (math.isfinite(envelope.lower) and math.isfinite(envelope.upper)):
-                return None
-            lower += min(envelope.lower, 0.0)
-            upper += max(envelope.upper, 0.0)
-        return Range(lower, upper)
+                return Range(lower, upper)
+            can_lower += min(envelope.lower, 0.0)
+            can_upper += max(envelope.upper, 0.0)
+        return Range(max(lower, can_lower), min(upper, can_upper))
 
     async def _update(self) -> None:
         chosen = self._resolved()
@@ -463,7 +477,11 @@ class PowerManagingActor(SupervisedActor):
             self._measured_w(kind, frozenset().union(*(ids for k, ids in targets if k is kind)))
             for kind in {kind for kind, _ in targets}
         )
-        bounds = {key: found for key in targets if (found := self._bounds(*key)) is not None}
+        bounds = {
+            key: found
+            for key, target in targets.items()
+            if (found := self._bounds(*key, target)) is not None
+        }
         safe_w = {
             key: 0.0 if key[0] is TargetKind.EV_CHARGERS else target
             for key, target in targets.items()

@@ -50,9 +50,12 @@ together by `guard_targets`: the total is guarded as above, then the change is
 spread (see its docstring). The targets need not be batteries: an EV charger's power
 or a PV inverter's limit is a target as well, and counted the same way (its target
 replaces its measured power in the prediction). Their bounds say what each will
-really do: a PV inverter produces `max(available, limit)`, so the caller gives it
-bounds from its measured production up to 0 W — a looser limit is predicted to change
-nothing, which the next second's measurement corrects if the sun had more. Without
+really do, and how far the guard may move them: a PV inverter produces
+`max(available, limit)`, so the caller gives it bounds from its measured production
+(never below its limit) up to 0 W — a looser limit is predicted to change nothing,
+which the next second's measurement corrects if the sun had more, and the guard can
+only tighten it; an EV charge gets `[0, target]`, so the guard only ever cuts it (the
+PowerManagingActor's `_bounds`: a dispatch's budget is not the site's reserve). Without
 grid data each set may have its own safe power (`safe_w`): an EV charge stops, a PV
 limit stays as it was.
 

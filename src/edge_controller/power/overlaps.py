@@ -33,6 +33,13 @@ the scenario and the EV charging use case, which must know who drives, call it t
    shave needs all its batteries) it drives them all again and the newcomer waits
    (or, held, keeps what is left to it: nothing, for it is inside the guard).
 
+   Batteries only (`settle_overlaps(..., guards_yield=False)` for the other kinds):
+   0 W is a battery's idle, so the guard's other batteries at 0 W cost nothing. For a
+   PV inverter 0 W is the limit "produce nothing", for an EV charger "stop charging":
+   the rest of a PV or EV guard would be switched off by a use case that never asked
+   about it. There the higher rank takes its components and the other set waits (a
+   set of held powers keeps what is left to it), as with any guard that must act.
+
    The guard's other batteries are *told* 0 W; until they get there (ramping down
    from a recharge) or if they never do (an inverter that stopped answering keeps its
    last command), what they measure is taken out of the guard's range before the
@@ -119,8 +126,13 @@ def _without(proposal: Proposal, running_w: float) -> Proposal | None:
 def settle_overlaps(
     sets: Mapping[frozenset[int], Sequence[Proposal]],
     power_w: Callable[[frozenset[int]], float] = lambda _: 0.0,
+    *,
+    guards_yield: bool = True,
 ) -> Settlement:
     """Decide which set drives which batteries (see the module docstring).
+
+    `guards_yield=False` turns the yielding-guard rule (3.) off: for components whose
+    0 W is an action, not idle (PV inverters, EV chargers).
 
     `power_w(batteries)` is what those batteries measure now together (W, NaN if
     unknown). A set whose proposals state no power at all drives nothing and takes
@@ -156,7 +168,7 @@ def settle_overlaps(
         if not owners:
             take(batteries, Drive(batteries, resolution.driven_by, resolution.target_w, batteries))
             proposals_of[batteries] = proposals
-            if _yields(proposals):
+            if guards_yield and _yields(proposals):
                 yielding.add(batteries)
             continue
         (guard,) = owners if len(owners) == 1 else (None,)
