@@ -286,3 +286,8 @@ def test_a_pv_withdraw_commands_each_to_its_full_production(units: list[DirectUn
         assert decided.commands[unit.component_id] == pytest.approx(
             -math.floor(peak / unit.resolution_w) * unit.resolution_w
         )
+
+
+def test_snap_keeps_a_whole_step_the_quotient_rounds_below() -> None:
+    # 9 421.64 W at 0.01 W: the quotient is 942 163.99…, but 942 164 steps fit exactly
+    assert snap(9_421.64, (Range(0.0, 9_421.64),), 0.01) == 942_164 * 0.01

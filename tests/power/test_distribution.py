@@ -221,3 +221,43 @@ def test_balancing_converges_in_finite_time_unlike_proportional() -> None:
     sdk = minutes_to_2pp(Proportional())
     assert ours is not None
     assert sdk is None or ours * 2 <= sdk
+
+
+@st.composite
+def fractional_pools(draw: st.DrawFn) -> list[BatteryUnit]:
+    """Pools as a site reports them: bounds and bands to 0.1 W, fractional resolutions."""
+    result = []
+    for index in range(draw(st.integers(min_value=1, max_value=4))):
+        reach = draw(st.integers(min_value=10, max_value=300_000_0)) / 10  # 1 W .. 300 kW
+        band = draw(st.sampled_from([0, 0, draw(st.integers(1, min(int(reach * 10) - 1, 50_000)))]))
+        allowed = inclusion_exclusion(
+            Range(-reach, draw(st.integers(10, 300_000_0)) / 10),
+            Range(-band / 10, band / 10) if band else None,
+        )
+        result.append(
+            BatteryUnit(
+                inverter_id=index + 1,
+                soc_pct=draw(st.floats(min_value=11, max_value=89)),
+                soc_lower_pct=10.0,
+                soc_upper_pct=90.0,
+                capacity_wh=draw(st.floats(min_value=5_000, max_value=1e6)),
+                allowed=allowed,
+                resolution_w=draw(st.sampled_from([0.1, 0.2, 0.01])),
+            )
+        )
+    return result
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    fractional_pools(), st.floats(min_value=-1.3e6, max_value=1.3e6), st.sampled_from(ALGORITHMS)
+)
+def test_no_command_is_a_hair_beyond_its_bounds_at_fractional_resolutions(
+    pool: list[BatteryUnit], target: float, algorithm: DistributionAlgorithm
+) -> None:
+    # 13 597.9 W at 0.1 W is 135 979 steps, but 135 979 * 0.1 is 13 597.900000000001:
+    # a command built from steps can land a hair beyond the bound, which the
+    # component refuses
+    result = algorithm.distribute(target, pool)
+    for battery in pool:
+        assert allows(battery.allowed, result.power_w[battery.inverter_id])

@@ -83,3 +83,23 @@ def test_without_adjust_power_broken_units_do_not_count_towards_the_bounds() -> 
     # within the working units' bounds the request is met by them alone
     met = planned(plan(-8_000.0, one_working, ALGORITHM, adjust_power=False, include_broken=True))
     assert met.commands == {10: -8_000.0}
+
+
+@pytest.mark.parametrize(
+    ("bound_w", "resolution_w", "expected_w"),
+    [
+        # 135 979 × 0.1 W is 13 597.900000000001 W, a hair beyond: one step less
+        (13_597.9, 0.1, 135_978 * 0.1),
+        # the quotient is 942 163.99…: still all 942 164 steps
+        (9_421.64, 0.01, 942_164 * 0.01),
+    ],
+)
+def test_a_broken_unit_at_its_bound_gets_the_last_whole_step_within_it(
+    bound_w: float, resolution_w: float, expected_w: float
+) -> None:
+    broken = dataclasses.replace(
+        unit(20, power_w=bound_w, availability=BROKEN), resolution_w=resolution_w
+    )
+    result = planned(plan(-50_000.0, [unit(10), broken], ALGORITHM, include_broken=True))
+    assert result.commands[20] == -expected_w
+    assert -bound_w <= result.commands[20]

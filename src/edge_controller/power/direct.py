@@ -51,6 +51,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from edge_controller.power.bounds import Range, hull
+from edge_controller.power.distribution import whole_steps
 from edge_controller.power.kinds import TargetKind
 from edge_controller.power.planning import Availability, Plan, PoolBounds, Refusal
 
@@ -94,12 +95,7 @@ def snap(power_w: float, bounds: Sequence[Range], resolution_w: float) -> float:
             continue
         top = min(wanted, outer)
         if resolution_w > 0:
-            steps = math.floor(top / resolution_w)
-            # the division can round up to a whole step that lies a hair beyond `top`
-            # (13 597.9 W at 0.1 W: 13 597.900000000001 W), which the component refuses
-            while steps > 0 and steps * resolution_w > top:
-                steps -= 1
-            top = steps * resolution_w
+            top = whole_steps(top, resolution_w) * resolution_w
         if inner <= top and top > best:
             best = top
     return sign * best if best > 0 else 0.0

@@ -102,6 +102,23 @@ Smaller is more aggressive; it must stay well above the control period."""
 _EPS = 1e-9
 
 
+def whole_steps(magnitude_w: float, resolution_w: float) -> int:
+    """The most whole steps of `resolution_w` (> 0) whose product stays within `magnitude_w`.
+
+    A component floors a command's magnitude to its resolution and refuses one beyond
+    its bounds, so every command to a bound is built from this — the one rounding rule
+    of the battery and the direct paths (`power.direct.snap`, `power.planning`; the
+    array path `_read_pool` applies it element-wise). The division alone misleads
+    both ways: `_EPS` recovers a step it rounds down (9 421.64 W at 0.01 W is 942 164
+    steps, the quotient 942 163.99…), and a step whose product lands a hair beyond the
+    magnitude (13 597.9 W at 0.1 W: 135 979 × 0.1 = 13 597.900000000001) is dropped.
+    """
+    steps = floor(magnitude_w / resolution_w + _EPS)
+    while steps > 0 and steps * resolution_w > magnitude_w:
+        steps -= 1
+    return steps
+
+
 class _Side(NamedTuple):
     """A unit seen in the target's direction, mirrored so that it always discharges.
 
@@ -119,7 +136,7 @@ class _Side(NamedTuple):
 
 
 def _side(unit: BatteryUnit, discharge: bool, horizon_s: float) -> _Side:
-    # `normalized_soc`, `window_wh`, `_reach_and_gap` and `_steps_within` written out: this
+    # `normalized_soc`, `window_wh` and `_reach_and_gap` written out: this
     # runs once per unit and call, and is most of the plain-Python path's time.
     soc, soc_lower, soc_upper = unit.soc_pct, unit.soc_lower_pct, unit.soc_upper_pct
     capacity = unit.capacity_wh
@@ -148,9 +165,7 @@ def _side(unit: BatteryUnit, discharge: bool, horizon_s: float) -> _Side:
             reach, gap = -0.0, 0.0
     headroom = (soc - soc_lower) if discharge else (soc_upper - soc)
     magnitude = -reach
-    steps = floor(magnitude / resolution + _EPS)
-    if steps * resolution > magnitude:
-        steps -= 1
+    steps = whole_steps(magnitude, resolution)
     low = -steps * resolution  # toward 0: stays inside
     gap = ceil(gap / resolution - _EPS) * resolution  # away from 0: clears the band
     if headroom <= 0.0 or low == 0.0 or -low < gap:
@@ -464,7 +479,7 @@ def _read_pool(units: Sequence[BatteryUnit], discharge: bool, horizon_s: float) 
     for i in multi:
         reach[i], gap[i] = _reach_and_gap(allowed[i], discharge)
 
-    # low = -_steps_within(-reach, resolution) * resolution, then the band edge rounded up
+    # low = -whole_steps(-reach, resolution) * resolution, then the band edge rounded up
     magnitude = -reach
     scaled = magnitude / resolution + _EPS
     gap_scaled = gap / resolution - _EPS

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from edge_controller.power.bounds import Range, allows, hull, inclusion_exclusion, intersect
-from edge_controller.power.distribution import BatteryUnit, DistributionAlgorithm
+from edge_controller.power.distribution import BatteryUnit, DistributionAlgorithm, whole_steps
 
 
 class Reach(Enum):
@@ -189,7 +189,7 @@ def _hold_w(unit: Unit, allowed: tuple[Range, ...] | None) -> float | None:
     """
     power = counted_power_w(unit)
     if unit.resolution_w > 0:
-        power = math.copysign(math.floor(abs(power) / unit.resolution_w) * unit.resolution_w, power)
+        power = math.copysign(whole_steps(abs(power), unit.resolution_w) * unit.resolution_w, power)
     if power == 0.0:
         return 0.0
     return power if allowed is not None and allows(allowed, power) else None
@@ -390,7 +390,7 @@ def _spread_over_broken(
     for unit in broken:
         base = counted_w.get(unit.inverter_id, 0.0)
         power = min(max(base + share, hull(unit.allowed).lower), hull(unit.allowed).upper)
-        steps = math.floor(abs(power) / unit.resolution_w) if unit.resolution_w > 0 else 0
+        steps = whole_steps(abs(power), unit.resolution_w) if unit.resolution_w > 0 else 0
         power = math.copysign(steps * unit.resolution_w, power) if steps else 0.0
         if not allows(unit.allowed, power):
             power = 0.0
