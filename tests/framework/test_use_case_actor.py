@@ -49,20 +49,28 @@ class Holding(UseCaseActor[float]):
         """What `_running` held at each step."""
 
     @override
-    def _on_running(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> None:
+    def _read(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> float:
         power_w = float(dispatch.payload["power_w"])
         if power_w < 0:
-            self._reject(log, ValueError(f"power_w {power_w} < 0"))
-            return
-        self._running[int(dispatch.id)] = power_w
+            raise ValueError(f"power_w {power_w} < 0")
+        return power_w
 
     @override
     async def _step(self) -> None:
         self.seen.append(dict(self._running))
 
 
-def holding(dispatch_id: int, power_w: float, *, running: bool = True) -> Dispatch:
-    return dispatch(dispatch_id, "HOLDING", {"power_w": power_w}, TargetIds(11), running=running)
+def holding(
+    dispatch_id: int, power_w: float, *, running: bool = True, dry_run: bool = False
+) -> Dispatch:
+    return dispatch(
+        dispatch_id,
+        "HOLDING",
+        {"power_w": power_w},
+        TargetIds(11),
+        running=running,
+        dry_run=dry_run,
+    )
 
 
 @dataclass
@@ -124,3 +132,18 @@ async def test_results_are_counted_by_kind() -> None:
         assert use_case.actor.counts == {"result_Success": 1, "result_Error": 1}
         assert use_case.actor.seen == []  # a result is no reason to decide again
         assert use_case.restarts == []
+
+
+async def test_a_bad_update_or_a_switch_to_a_dry_run_stops_a_running_dispatch() -> None:
+    async with wired(None) as use_case:
+        for each in (holding(1, 5_000.0), holding(2, 7_000.0), holding(3, 1_000.0)):
+            await use_case.dispatches.send(each)
+        await until(lambda: use_case.actor.seen[-1:] == [{1: 5_000.0, 2: 7_000.0, 3: 1_000.0}], "3")
+        await use_case.dispatches.send(holding(1, -1.0))  # its last good 5 kW is not kept
+        await until(lambda: use_case.actor.seen[-1] == {2: 7_000.0, 3: 1_000.0}, "1 stopped")
+        await use_case.dispatches.send(holding(2, 7_000.0, dry_run=True))
+        await until(lambda: use_case.actor.seen[-1] == {3: 1_000.0}, "2 a dry run")
+        await use_case.dispatches.send(holding(4, 2_000.0, dry_run=True))  # never commands
+        await until(lambda: len(use_case.actor.seen) == 6, "a step for dispatch 4")
+        assert use_case.actor.seen[-1] == {3: 1_000.0}
+        assert use_case.actor.counts == {"rejected": 1, "stopped": 2}

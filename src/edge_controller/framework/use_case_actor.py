@@ -7,18 +7,29 @@ the loop around them, the end of a dispatch and what a result leaves in the log 
 the counts are the same for all, and written here so that they stay the same:
 
 ```
-dispatches ──┐           running now: _on_running(dispatch)  ┐
-             │           ended: forgotten, `dispatch_stopped` ├─ then _step()
+dispatches ──┐           running now: _read(dispatch) ─ kept, a dry run aside,  ┐
+             │             or rejected; ended: forgotten, `dispatch_stopped`    ├─ then _step()
 results ─────┼─ select ─ counted, `power_result` (a warning unless Success)
-tick ────────┘           ─────────────────────────────────────── _step()
+tick ────────┘           ──────────────────────────────────────────────────────── _step()
 ```
 
-A subclass keeps what each running dispatch asks in `_running` (by dispatch id),
-writes `_on_running` (read the dispatch: keep it, or `_reject` it) and `_step`
-(decide again from `_running` and what it reads of the site, send what changed). The
-steps are idempotent: `_step` runs after every dispatch message, and on every tick,
-whether anything changed or not. A use case without a tick (`tick=None`) decides
-only when a dispatch changes.
+A subclass writes `_read` (read a running dispatch — new or changed — into what it
+keeps; a bad payload or target raises `ValueError`, as `PayloadError` does) and
+`_step` (decide again from `_running` and what it reads of the site, send what
+changed). What becomes of a read is one rule for every use case, here:
+
+- **Only what may command is in `_running`.** A dry run is kept apart, in
+  `_dry_runs`, for the use case to say what it would do; it commands nothing, and a
+  running dispatch switched to a dry run stops as if it had ended.
+- **A bad update stops its dispatch.** A dispatch whose payload or target cannot be
+  read is rejected (`dispatch_rejected`, with the field) and forgotten, as if it had
+  ended — also when an earlier version of it ran: its author changed it, so what it
+  asked before is no longer what anyone wants, and keeping it would command a value
+  the dispatch no longer states. The other dispatches keep running.
+
+The steps are idempotent: `_step` runs after every dispatch message, and on every
+tick, whether anything changed or not. A use case without a tick (`tick=None`)
+decides only when a dispatch changes.
 
 State lives on the actor, not in `_run`: a crash restarts `_run` (`SupervisedActor`)
 with the dispatches it knew still running.
@@ -74,18 +85,24 @@ class UseCaseActor(SupervisedActor, Generic[RunningT]):
         self._priority = priority
         self._request_timeout = request_timeout
         self._running: dict[int, RunningT] = {}
+        """What each dispatch that may command asks, by dispatch id."""
+        self._dry_runs: dict[int, RunningT] = {}
+        """What each dry-run dispatch would ask, by dispatch id: never commanded."""
         self.counts: dict[str, int] = {}
         self._log: structlog.stdlib.BoundLogger = structlog.get_logger(type(self).__module__).bind(
             actor=name
         )
 
     @abc.abstractmethod
-    def _on_running(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> None:
-        """Read a dispatch that runs now (new or changed): keep it in `_running`, or reject it.
+    def _read(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> RunningT:
+        """Read a dispatch that runs now (new or changed, dry run or not) into what is kept.
 
-        `log` is bound to the dispatch (its id and type). A bad payload or target is
-        `_reject`ed; whether a rejected change also drops what the dispatch asked
-        before is the use case's to say.
+        `log` is bound to the dispatch (its id and type); log here what the use case
+        reads of it. What becomes of the read is the base's rule (module docstring).
+
+        Raises:
+            ValueError: a bad payload or target (a `PayloadError` names the field); the
+                dispatch is rejected and stops.
         """
 
     @abc.abstractmethod
@@ -129,10 +146,16 @@ class UseCaseActor(SupervisedActor, Generic[RunningT]):
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
 
-    def _reject(self, log: structlog.stdlib.BoundLogger, error: Exception) -> None:
+    def _reject(self, log: structlog.stdlib.BoundLogger, error: ValueError) -> None:
         """Log and count a dispatch that cannot run; the others keep running."""
-        log.error("dispatch_rejected", reason=str(error))
+        log.error("dispatch_rejected", reason=str(error), field=getattr(error, "field", None))
         self._count("rejected")
+
+    def _stop(self, dispatch_id: int, log: structlog.stdlib.BoundLogger, **why: object) -> None:
+        """Forget a dispatch that ran; it commands nothing from the next step on."""
+        if self._running.pop(dispatch_id, None) is not None:
+            self._count("stopped")
+            log.info("dispatch_stopped", **why, **self._in_force())
 
     async def _run(self) -> None:
         timer = None if self._tick is None else Timer(self._tick, SkipMissedAndDrift())
@@ -153,18 +176,32 @@ class UseCaseActor(SupervisedActor, Generic[RunningT]):
                 timer.close()
 
     async def _on_dispatch(self, dispatch: Dispatch) -> None:
-        """Keep a running dispatch, forget an ended one (the step that follows acts on it).
+        """Keep a running dispatch, forget an ended, rejected or dry-run one.
 
-        A coroutine, although nothing here waits: what replaces it may (the crash tests
-        put a raising coroutine in its place, `tests/daemon`, `tests/reliability`).
+        The module docstring's rule; the step that follows acts on it. A coroutine,
+        although nothing here waits: what replaces it may (the crash tests put a
+        raising coroutine in its place, `tests/daemon`, `tests/reliability`).
         """
         dispatch_id = int(dispatch.id)
         log = self._log.bind(dispatch_id=dispatch_id, type=dispatch.type)
-        if running_now(dispatch):
-            self._on_running(dispatch, log)
-        elif self._running.pop(dispatch_id, None) is not None:
-            self._count("stopped")
-            log.info("dispatch_stopped", deleted=dispatch.deleted, **self._in_force())
+        if not running_now(dispatch):
+            self._dry_runs.pop(dispatch_id, None)
+            self._stop(dispatch_id, log, reason="ended", deleted=dispatch.deleted)
+            return
+        try:
+            read = self._read(dispatch, log)
+        except ValueError as error:
+            self._reject(log, error)
+            self._dry_runs.pop(dispatch_id, None)
+            self._stop(dispatch_id, log, reason="rejected")
+            return
+        if dispatch.dry_run:
+            self._dry_runs[dispatch_id] = read
+            log.info("dispatch_dry_run")
+            self._stop(dispatch_id, log, reason="dry_run")
+            return
+        self._dry_runs.pop(dispatch_id, None)
+        self._running[dispatch_id] = read
 
     def _on_result(self, result: Result) -> None:
         kind = type(result).__name__

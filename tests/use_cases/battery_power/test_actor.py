@@ -79,6 +79,21 @@ async def test_bad_payload_is_rejected_and_the_others_keep_running(steps: Steps)
     assert steps.actor.counts["rejected"] == 2
 
 
+async def test_a_dispatch_updated_to_a_bad_payload_or_a_dry_run_withdraws(steps: Steps) -> None:
+    await steps.send(dispatch(1, -40_000.0, TargetIds(11)))
+    await steps.send(dispatch(2, -10_000.0, TargetIds(31)))
+    assert [r.origin for r in await steps.in_order()] == [1, 2]
+    await steps.send(dispatch(1, "lots", TargetIds(11)))  # its last good -40 kW is not kept
+    [withdrawn] = await steps.in_order()
+    assert (withdrawn.origin, withdrawn.withdraws) == (1, True)
+    assert steps.actor.counts["rejected"] == 1
+    await steps.send(dispatch(2, -10_000.0, TargetIds(31), dry_run=True))
+    [withdrawn] = await steps.in_order()
+    assert (withdrawn.origin, withdrawn.withdraws) == (2, True)
+    assert steps.actor.driving == {}
+    assert steps.actor.running_dispatches == {2: -10_000.0}  # a dry run, shown
+
+
 async def test_dry_run_commands_nothing(steps: Steps) -> None:
     await steps.send(dispatch(1, -40_000.0, dry_run=True))
     await steps.no_request()

@@ -224,3 +224,18 @@ async def test_the_cars_share_only_the_room_the_import_limit_leaves() -> None:
         assert await steps.powers() == {}
         steps.cache.update(MeterReading(GRID_METER, NOON, 4_000.0))  # the building needs less
         assert await steps.powers() == {81: 7_000.0, 82: 7_000.0}
+
+
+async def test_a_dispatch_updated_to_a_bad_payload_or_a_dry_run_releases_its_chargers(
+    steps: Steps,
+) -> None:
+    steps.cars(c81=11, c82=11)
+    await steps.dispatches.send(dispatch(1, {"budget_w": 11_000}, TargetIds(81)))
+    await steps.dispatches.send(dispatch(2, {"budget_w": 11_000}, TargetIds(82)))
+    assert await steps.powers() == {81: 11_000, 82: 11_000}
+    await steps.dispatches.send(dispatch(1, {"budget_w": -5}, TargetIds(81)))
+    assert await steps.powers() == {81: 0.0}  # its last good 11 kW is not kept; 82 charges on
+    assert steps.actor.counts["rejected"] == 1
+    await steps.dispatches.send(dispatch(2, {"budget_w": 11_000}, TargetIds(82), dry_run=True))
+    assert await steps.powers() == {82: 0.0}
+    assert steps.actor.driving == {}

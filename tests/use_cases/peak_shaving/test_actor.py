@@ -33,12 +33,16 @@ PRIORITY = 10
 
 
 def peak_shaving_dispatch(
-    threshold_kw: float, *, deleted: bool = False, dry_run: bool = False
+    threshold_kw: float | str, *, deleted: bool = False, dry_run: bool = False
 ) -> Dispatch:
     return dispatch(
         5,
         "PEAK_SHAVING",
-        {"threshold_w": threshold_kw * KW},
+        {
+            "threshold_w": threshold_kw * KW
+            if isinstance(threshold_kw, float | int)
+            else threshold_kw
+        },
         TargetIds(*sorted(BOTH)),
         created_minutes_ago=2,
         deleted=deleted,
@@ -161,3 +165,13 @@ async def test_a_dry_run_dispatch_shaves_nothing(by_dispatch: Shaver) -> None:
     assert await by_dispatch.asked() == Asked(-30, -30, withdraws=False)
     await by_dispatch.dispatches.send(peak_shaving_dispatch(120, dry_run=True))
     assert (await by_dispatch.asked()).withdraws  # switched to a dry run: it stops
+
+
+async def test_a_dispatch_updated_to_a_bad_threshold_stops_shaving(by_dispatch: Shaver) -> None:
+    by_dispatch.site.grid(150 * KW)
+    await by_dispatch.dispatches.send(peak_shaving_dispatch(120))
+    assert await by_dispatch.asked() == Asked(-30, -30, withdraws=False)
+    await by_dispatch.dispatches.send(peak_shaving_dispatch("lots"))
+    assert (await by_dispatch.asked()).withdraws  # its last good 120 kW is not kept
+    assert by_dispatch.actor.counts["rejected"] == 1
+    assert by_dispatch.actor.threshold_w is None

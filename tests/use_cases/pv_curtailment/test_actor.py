@@ -284,3 +284,15 @@ async def test_a_running_dispatch_switched_to_a_dry_run_stops_limiting(steps: St
     await steps.dispatches.send(dispatch(7, {"max_production_w": "150 kW"}, dry_run=True))
     assert (await steps.next_request()).withdraws  # a dry run limits nothing
     assert steps.actor.running_dispatches == {}
+
+
+async def test_a_running_dispatch_updated_to_a_bad_payload_stops_limiting(steps: Steps) -> None:
+    steps.site.publish(load_kw=300.0)  # no export problem: only the dispatches limit
+    await steps.dispatches.send(dispatch(7, {"max_production_w": "150 kW"}))
+    assert limit_kw(await steps.next_request()) == pytest.approx(150)
+    await steps.dispatches.send(dispatch(8, {"max_production_w": "200 kW"}))
+    await steps.dispatches.send(dispatch(7, {"max_production_pct": 140}))
+    # its last good 150 kW is not kept; dispatch 8's 200 kW limits on
+    assert limit_kw(await steps.next_request()) == pytest.approx(200)
+    assert steps.actor.counts["rejected"] == 1
+    assert steps.actor.running_dispatches == {8: pytest.approx(200 * KW)}

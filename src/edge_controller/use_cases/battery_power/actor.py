@@ -7,10 +7,11 @@ of dispatches running now, and sends one `PowerRequest` per running dispatch
 (`decide.dispatch_requests`, carrying the dispatch's id and creation time) to the
 PowerManagingActor, which settles overlaps — the newest dispatch drives shared
 batteries, the older keeps the rest — and keeps the winner in force. A dispatch that
-ends, is rejected or retargeted withdraws what it asked. A dry-run dispatch is logged
-("would request") and commands nothing. A bad payload or target is rejected with a
-log naming the dispatch and the field; the other dispatches keep running. The
-distributor's results come back naming the dispatch that drove.
+ends or is retargeted withdraws what it asked; so does one updated to a bad payload or
+target (rejected with a log naming the dispatch and the field; the others keep
+running) or switched to a dry run — `UseCaseActor`'s rule for every use case. A
+dry-run dispatch is logged ("would request") and commands nothing. The distributor's
+results come back naming the dispatch that drove.
 """
 
 from __future__ import annotations
@@ -24,13 +25,11 @@ from frequenz.dispatch import Dispatch
 from frequenz.quantities import Power
 from typing_extensions import override
 
-from edge_controller.dispatching.payload import PayloadError
 from edge_controller.framework.messages import PowerRequest, Result
 from edge_controller.framework.use_case_actor import UseCaseActor
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.use_cases.battery_power.decide import (
     RunningBatteryDispatch,
-    TargetError,
     dispatch_requests,
     read_dispatch,
 )
@@ -81,22 +80,16 @@ class BatteryPowerActor(UseCaseActor[RunningBatteryDispatch]):
     @property
     def running_dispatches(self) -> dict[int, float]:
         """Dispatch ids running now, with the watts each asks (dry runs included)."""
-        return {i: d.target.power_w for i, d in self._running.items()}
+        both = {**self._running, **self._dry_runs}
+        return {i: d.target.power_w for i, d in sorted(both.items())}
 
     @override
-    def _on_running(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> None:
-        dispatch_id = int(dispatch.id)
-        try:
-            target = read_dispatch(dispatch, self._pairs)
-        except (PayloadError, TargetError) as error:
-            self._reject(log, error)
-            self._running.pop(dispatch_id, None)
-            return
+    def _read(
+        self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger
+    ) -> RunningBatteryDispatch:
+        target = read_dispatch(dispatch, self._pairs)
         if target.widened:
             log.warning("target_widened_to_inverter", batteries=sorted(target.batteries))
-        self._running[dispatch_id] = RunningBatteryDispatch(
-            dispatch_id, dispatch.create_time, target, dispatch.dry_run
-        )
         log.info(
             "dispatch_running",
             power_w=target.power_w,
@@ -108,6 +101,9 @@ class BatteryPowerActor(UseCaseActor[RunningBatteryDispatch]):
                 "dry_run_would_request", power_w=target.power_w, batteries=sorted(target.batteries)
             )
         self._count("started")
+        return RunningBatteryDispatch(
+            int(dispatch.id), dispatch.create_time, target, dispatch.dry_run
+        )
 
     @override
     async def _step(self) -> None:

@@ -21,7 +21,9 @@ chargers it still has; the grid's room goes to the newest first. Each request ca
 the dispatch that drives the charger (`origin`, `created`); when a charger changes
 hands, the new dispatch's request goes first and the old one's is withdrawn.
 A bad payload or target is rejected with a log naming the dispatch and the field
-(`rejected`); a dry-run dispatch is logged ("would request") and commands nothing. A
+(`rejected`) and, if it ran, releases its chargers; a dry-run dispatch is logged
+("would request") and commands nothing, and one switched to a dry run releases its
+chargers (`UseCaseActor`'s rule for every use case). A
 stale charger reading counts as unknown: 0 W, never a guess above it.
 """
 
@@ -37,7 +39,6 @@ from frequenz.dispatch import Dispatch
 from typing_extensions import override
 
 from edge_controller.common.clock import Clock, WallClock
-from edge_controller.dispatching.payload import PayloadError
 from edge_controller.framework.messages import PowerRequest, Result, TargetKind
 from edge_controller.framework.use_case import GridConfig, SiteView
 from edge_controller.framework.use_case_actor import UseCaseActor
@@ -124,7 +125,8 @@ class EvChargingActor(UseCaseActor[RunningEv]):
         self._sent: dict[int, tuple[int, float]] = {}
         """Each charger it drives: the dispatch and the power last asked (0 W released)."""
         self._modes: dict[int, ChargerMode] = {}
-        self._dry_runs: dict[int, dict[int, float]] = {}
+        self._would_request: dict[int, dict[int, float]] = {}
+        """What each dry run was last logged to ask per charger."""
 
     @property
     def driving(self) -> Mapping[frozenset[int], float]:
@@ -140,7 +142,7 @@ class EvChargingActor(UseCaseActor[RunningEv]):
                 if running.payload.budget_w is not None
                 else sum((running.payload.chargers_w or {}).values())
             )
-            for dispatch_id, running in self._running.items()
+            for dispatch_id, running in sorted({**self._running, **self._dry_runs}.items())
         }
 
     @property
@@ -149,17 +151,8 @@ class EvChargingActor(UseCaseActor[RunningEv]):
         return dict(self._modes)
 
     @override
-    def _on_running(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> None:
-        dispatch_id = int(dispatch.id)
-        try:
-            read = read_dispatch(dispatch, self._chargers)
-        except PayloadError as error:
-            self._reject(log, error)
-            self._running.pop(dispatch_id, None)
-            return
-        self._running[dispatch_id] = RunningEv(
-            dispatch_id, dispatch.create_time, read.payload, read.chargers, dispatch.dry_run
-        )
+    def _read(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> RunningEv:
+        read = read_dispatch(dispatch, self._chargers)
         log.info(
             "dispatch_running",
             chargers=sorted(read.chargers),
@@ -168,15 +161,18 @@ class EvChargingActor(UseCaseActor[RunningEv]):
             dry_run=dispatch.dry_run,
         )
         self._count("started")
+        return RunningEv(
+            int(dispatch.id), dispatch.create_time, read.payload, read.chargers, dispatch.dry_run
+        )
 
     @override
     async def _step(self) -> None:
         """Decide every running dispatch again; send what changed, release the rest."""
         now = self._clock.now()
         cache = self._site.cache
-        driven = frozenset().union(*(r.chargers for r in self._running.values() if not r.dry_run))
+        driven = frozenset().union(*(r.chargers for r in self._running.values()))
         decisions = decide_all(
-            self._running.values(),
+            [*self._running.values(), *self._dry_runs.values()],
             {c: read_charger(cache, c, now) for c in self._chargers},
             min_power_w=self._min_power_w,
             room_w=self._grid_room_w(now, driven),
@@ -184,12 +180,12 @@ class EvChargingActor(UseCaseActor[RunningEv]):
         wanted: dict[int, tuple[int, float]] = {}
         modes: dict[int, ChargerMode] = {}
         for dispatch_id, decision in decisions.items():
-            if self._running[dispatch_id].dry_run:
-                if self._dry_runs.get(dispatch_id) != decision.power_w:
+            if dispatch_id in self._dry_runs:
+                if self._would_request.get(dispatch_id) != decision.power_w:
                     self._log.info(
                         "dry_run_would_request", dispatch_id=dispatch_id, power_w=decision.power_w
                     )
-                    self._dry_runs[dispatch_id] = decision.power_w
+                    self._would_request[dispatch_id] = decision.power_w
                 continue
             for charger_id, plan in decision.plans.items():
                 wanted[charger_id] = (dispatch_id, plan.power_w)
@@ -203,7 +199,7 @@ class EvChargingActor(UseCaseActor[RunningEv]):
                         power_w=plan.power_w,
                         grid_limited=decision.grid_limited,
                     )
-        self._dry_runs = {i: p for i, p in self._dry_runs.items() if i in self._running}
+        self._would_request = {i: p for i, p in self._would_request.items() if i in self._dry_runs}
         sent = self._sent
         changes = {
             c: wanted.get(c)

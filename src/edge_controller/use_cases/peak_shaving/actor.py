@@ -9,6 +9,9 @@ PV surplus that would export more than `export_limit`. The threshold comes from 
 config, or from a running `PEAK_SHAVING` dispatch (`{"threshold_w": "600 kW"}`),
 which overrides it for its duration; a dispatch whose threshold contradicts the
 configured export limit is rejected; a dry-run dispatch is logged and shaves nothing.
+A running dispatch updated to a bad payload or switched to a dry run stops, as if it
+had ended — the configured threshold is in force again (`UseCaseActor`'s rule for
+every use case).
 Its requests carry the configured priority; the PowerManagingActor resolves them
 against other use cases on the same batteries and enforces the grid limits.
 
@@ -32,7 +35,6 @@ from frequenz.dispatch import Dispatch
 from typing_extensions import override
 
 from edge_controller.common.clock import Clock, WallClock
-from edge_controller.dispatching.payload import PayloadError
 from edge_controller.framework.messages import PowerRequest, Result
 from edge_controller.framework.use_case import GridConfig, SiteView
 from edge_controller.framework.use_case_actor import UseCaseActor
@@ -109,22 +111,13 @@ class PeakShavingActor(UseCaseActor[tuple[float, float | None]]):
         return self._options.threshold_w
 
     @override
-    def _on_running(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> None:
-        dispatch_id = int(dispatch.id)
-        try:
-            payload = parse_peak_shaving(dispatch_id, dispatch.payload)
-            self._shaving_config(payload.threshold_w, payload.recharge_margin_w)
-        except (PayloadError, ValueError) as error:
-            self._reject(log, error)
-            return
-        if dispatch.dry_run:
-            # A dry run commands nothing: its threshold is logged, never shaved to (one
-            # that ran before it was switched to a dry run stops).
-            self._running.pop(dispatch_id, None)
-            log.info("dispatch_dry_run", threshold_w=payload.threshold_w)
-            return
-        self._running[dispatch_id] = (payload.threshold_w, payload.recharge_margin_w)
-        log.info("dispatch_running", threshold_w=payload.threshold_w)
+    def _read(
+        self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger
+    ) -> tuple[float, float | None]:
+        payload = parse_peak_shaving(int(dispatch.id), dispatch.payload)
+        self._shaving_config(payload.threshold_w, payload.recharge_margin_w)
+        log.info("dispatch_running", threshold_w=payload.threshold_w, dry_run=dispatch.dry_run)
+        return payload.threshold_w, payload.recharge_margin_w
 
     @override
     def _in_force(self) -> Mapping[str, object]:

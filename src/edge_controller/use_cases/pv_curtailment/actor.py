@@ -22,7 +22,10 @@ Every `tick` it reads the grid meter, the PV inverters and the batteries
 
 A dispatch with a bad payload or a target that is not its PV inverters is rejected
 with a log naming the dispatch and the field, and counted (`rejected`); a dry-run
-dispatch is logged and limits nothing.
+dispatch is logged and limits nothing. A running dispatch updated to a bad payload or
+switched to a dry run stops limiting, as if it had ended (`UseCaseActor`'s rule for
+every use case: its author changed it, so its old limit is no longer what anyone
+asks).
 """
 
 from __future__ import annotations
@@ -156,21 +159,16 @@ class PvCurtailmentActor(UseCaseActor[ProductionLimit]):
         }
 
     @override
-    def _on_running(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> None:
-        dispatch_id = int(dispatch.id)
-        try:
-            self._check_target(dispatch)
-            limit = parse_pv_curtailment(dispatch_id, dispatch.payload)
-        except PayloadError as error:
-            self._reject(log, error)
-            return
-        if dispatch.dry_run:
-            # A running dispatch switched to a dry run no longer limits the PV either.
-            self._running.pop(dispatch_id, None)
-            log.info("dispatch_dry_run", max_production_w=limit.watts, pct=limit.percent)
-            return
-        self._running[dispatch_id] = limit
-        log.info("dispatch_running", max_production_w=limit.watts, pct=limit.percent)
+    def _read(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> ProductionLimit:
+        self._check_target(dispatch)
+        limit = parse_pv_curtailment(int(dispatch.id), dispatch.payload)
+        log.info(
+            "dispatch_running",
+            max_production_w=limit.watts,
+            pct=limit.percent,
+            dry_run=dispatch.dry_run,
+        )
+        return limit
 
     def _check_target(self, dispatch: Dispatch) -> None:
         """A dispatch that names components must name exactly the PV inverters it limits.
