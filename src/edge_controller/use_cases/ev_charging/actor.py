@@ -23,8 +23,8 @@ hands, the new dispatch's request goes first and the old one's is withdrawn.
 A bad payload or target is rejected with a log naming the dispatch and the field
 (`rejected`) and, if it ran, releases its chargers; a dry-run dispatch is logged
 ("would request") and commands nothing, and one switched to a dry run releases its
-chargers (`UseCaseActor`'s rule for every use case). A
-stale charger reading counts as unknown: 0 W, never a guess above it.
+chargers (`UseCaseActor`'s rule for every use case). A stale charger reading counts
+as unknown: 0 W, never a guess above it.
 """
 
 from __future__ import annotations
