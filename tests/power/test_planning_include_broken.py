@@ -19,11 +19,21 @@ import dataclasses
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from edge_controller.power.bounds import Range
+from edge_controller.power.bounds import Range, allows
 from edge_controller.power.distribution import SocBalancing
-from edge_controller.power.planning import Availability, Plan, Refusal, Unit, plan
+from edge_controller.power.planning import (
+    Availability,
+    Plan,
+    Refusal,
+    Unit,
+    allowed_bounds,
+    plan,
+)
 from tests.power.test_planning import unit
+from tests.properties import examples
 
 ALGORITHM = SocBalancing()
 BROKEN = Availability.BROKEN
@@ -103,3 +113,44 @@ def test_a_broken_unit_at_its_bound_gets_the_last_whole_step_within_it(
     result = planned(plan(-50_000.0, [unit(10), broken], ALGORITHM, include_broken=True))
     assert result.commands[20] == -expected_w
     assert -bound_w <= result.commands[20]
+
+
+@st.composite
+def fractional_units(draw: st.DrawFn) -> list[Unit]:
+    """Units as a site reports them: bounds to 0.1 W, fractional resolutions, any state."""
+    units = []
+    for index in range(draw(st.integers(min_value=1, max_value=4))):
+        own = (
+            Range(-draw(st.integers(10, 300_000_0)) / 10, draw(st.integers(10, 300_000_0)) / 10),
+        )
+        measured = draw(st.none() | st.integers(-300_000_0, 300_000_0).map(lambda w: w / 10))
+        drawn = unit(
+            10 * (index + 1),
+            soc=draw(st.floats(11, 89)),
+            measured_w=measured,
+            battery_bounds=own,
+            inverter_bounds=own,
+        )
+        units.append(
+            dataclasses.replace(
+                drawn,
+                resolution_w=draw(st.sampled_from([0.1, 0.2, 0.01])),
+                availability=draw(st.sampled_from(list(Availability))),
+                unconfirmed=draw(st.booleans()),
+            )
+        )
+    return units
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(fractional_units(), st.floats(min_value=-1.3e6, max_value=1.3e6), st.booleans())
+def test_no_command_is_beyond_its_units_bounds_at_fractional_resolutions(
+    units: list[Unit], target_w: float, include_broken: bool
+) -> None:
+    result = plan(target_w, units, ALGORITHM, include_broken=include_broken)
+    if isinstance(result, Refusal):
+        return
+    by_id = {u.inverter_id: u for u in units}
+    for inverter_id, command in result.commands.items():
+        own = allowed_bounds(by_id[inverter_id])
+        assert command == 0.0 or (own is not None and allows(own, command)), (inverter_id, command)
