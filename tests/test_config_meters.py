@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 
 from edge_controller.config.files import load as load_config
-from edge_controller.config.schema import ConfigError, GridConfig, parse_config
+from edge_controller.config.schema import ConfigError, parse_config
+from edge_controller.framework.use_case import GridConfig
 from edge_controller.power.meter_limits import MeterLimit
 
 ENV = {"EDGE_CONTROLLER_DISPATCH_KEY": "k"}

@@ -16,8 +16,8 @@ import pytest
 from frequenz.quantities import Power
 from typing_extensions import override
 
-from edge_controller.config.schema import GridConfig
 from edge_controller.framework.messages import PowerRequest, TargetKind
+from edge_controller.framework.use_case import GridConfig
 from edge_controller.microgrid.telemetry import EvChargerReading, InverterReading
 from edge_controller.power.bounds import Range
 from tests.controller.cached_site import BOTH

@@ -19,9 +19,9 @@ from frequenz.quantities import Power
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_controller.config.schema import GridConfig
 from edge_controller.controller.power_managing import Submitted, settle
 from edge_controller.framework.messages import PowerRequest, TargetKind
+from edge_controller.framework.use_case import GridConfig
 from edge_controller.power.bounds import Range
 from tests.controller.cached_site import BOTH
 from tests.controller.managed import Managed, managing

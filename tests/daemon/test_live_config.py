@@ -9,7 +9,8 @@ import dataclasses
 
 import pytest
 
-from edge_controller.config.schema import ControllerConfig, ControlsConfig, UseCaseConfig
+from edge_controller.config.schema import ControllerConfig, ControlsConfig
+from edge_controller.framework.use_case import UseCaseConfig
 from tests.harness import Site
 
 

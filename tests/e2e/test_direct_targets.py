@@ -23,11 +23,10 @@ import pytest
 from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
 from frequenz.quantities import Power
 
-from edge_controller.config.schema import GridConfig
 from edge_controller.controller.power_distributing import PowerDistributingActor
 from edge_controller.controller.power_managing import PowerManagingActor
 from edge_controller.framework.messages import PowerRequest, Result, Success, TargetKind
-from edge_controller.framework.use_case import SiteView
+from edge_controller.framework.use_case import GridConfig, SiteView
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.servers.sim.server import SimulatorServer
 from edge_controller.servers.sim.site import SiteSpec, parse_site

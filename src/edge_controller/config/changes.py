@@ -17,8 +17,8 @@ from edge_controller.config.schema import (
     CONFIG_SECTIONS,
     CORE_SECTION_NAMES,
     ControllerConfig,
-    UseCaseConfig,
 )
+from edge_controller.framework.use_case import UseCaseConfig
 
 # From each section's spec (`live`); [[use_cases]] are compared by name below, the
 # tables use cases own (`ControllerConfig.sections`) need a restart, and nested

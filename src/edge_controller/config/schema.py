@@ -88,9 +88,7 @@ from edge_controller.common.secret_files import read_api_key
 from edge_controller.common.tls_files import tls_file_problems
 from edge_controller.common.toml_reader import Reader, checked, integer, join, number, string
 from edge_controller.common.toml_reader import power as read_power
-from edge_controller.framework.use_case import ConfigPlace, UseCase
-from edge_controller.framework.use_case import GridConfig as GridConfig  # re-exported
-from edge_controller.framework.use_case import UseCaseConfig as UseCaseConfig  # re-exported
+from edge_controller.framework.use_case import ConfigPlace, GridConfig, UseCase, UseCaseConfig
 from edge_controller.microgrid.recovery import RecoveryConfig
 from edge_controller.power.meter_limits import MeterLimit
 from edge_controller.servers.common.serving import ListenAddressError, parse_listen

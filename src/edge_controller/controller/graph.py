@@ -38,7 +38,7 @@ from edge_controller.common.clock import Clock, WallClock
 from edge_controller.common.compat import stop_dispatcher
 from edge_controller.common.waiting import cancel_and_wait
 from edge_controller.config.changes import ConfigChanges, config_changes, in_force
-from edge_controller.config.schema import ConfigError, ControllerConfig, UseCaseConfig
+from edge_controller.config.schema import ConfigError, ControllerConfig
 from edge_controller.controller.component_recovery import ComponentRecoveryActor
 from edge_controller.controller.dispatch_broadcasting import (
     DispatchBroadcastingActor,
@@ -57,6 +57,7 @@ from edge_controller.framework.use_case import (
     DispatchApiAccess,
     SiteView,
     UseCaseActors,
+    UseCaseConfig,
     UseCaseContext,
 )
 from edge_controller.microgrid.connection import MicrogridConnection

@@ -76,10 +76,9 @@ from frequenz.quantities import Power
 
 from edge_controller.common.clock import Clock, WallClock
 from edge_controller.common.compat import Timer
-from edge_controller.config.schema import GridConfig
 from edge_controller.framework.messages import PowerRequest, TargetKind
 from edge_controller.framework.supervision import SupervisedActor
-from edge_controller.framework.use_case import SiteView
+from edge_controller.framework.use_case import GridConfig, SiteView
 from edge_controller.microgrid.site_view import meter_power_w, pool_view
 from edge_controller.power.bounds import Range, hull
 from edge_controller.power.grid_guard import GridLimits, GuardReason, guard_targets
