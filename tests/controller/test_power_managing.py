@@ -156,6 +156,32 @@ async def test_the_older_dispatch_keeps_the_batteries_the_newer_does_not_want(
     assert await manager.told_dispatches(1) == {BOTH: (1, -40)}
 
 
+async def test_a_guard_that_re_sends_does_not_take_over_a_newer_dispatch_of_its_priority(
+    manager: Manager,
+) -> None:
+    # peak shaving guards from START; a dispatch of the same priority created later
+    # ranks above it (the newest first) and holds its whole charge
+    await manager.ask(request("peak_shaving", 0, priority=1, hold=False, upper_kw=10))
+    assert await manager.told() == ("peak_shaving", 0)
+    manager.site.clock.advance(timedelta(seconds=30))
+    newer = PowerRequest(
+        "battery_power",
+        Power.from_watts(30 * KW),
+        BOTH,
+        priority=1,
+        origin=7,
+        created=manager.site.clock.now(),
+    )
+    await manager.ask(newer)
+    assert await manager.told() == ("battery_power", 30)
+    # the guard re-sends (its preference moved) a minute later: it is no newer for that
+    manager.site.clock.advance(timedelta(minutes=1))
+    await manager.ask(request("peak_shaving", -1, priority=1, hold=False, upper_kw=10))
+    await manager.ask(withdraw("battery_power", origin=7))
+    assert await manager.told() == ("peak_shaving", -1)
+    assert manager.actor.counts["forwarded"] == 3  # never clamped to 10 kW in between
+
+
 async def test_only_changed_targets_reach_the_distributor(manager: Manager) -> None:
     await manager.ask(request("dispatch_7", 10))
     assert await manager.told() == ("dispatch_7", 10)

@@ -10,10 +10,11 @@ The stage between the use cases and the PowerDistributingActor::
    for a request that carries out a dispatch, that dispatch (`PowerRequest.origin`,
    with its creation time `created`): a use case sends one request per running
    dispatch and lets this stage decide. Proposals rank by priority, then the newest
-   (a dispatch counts from its creation), then the higher dispatch id
-   (`power.priority.rank`). Proposals for the same set are resolved by
-   `power.priority.resolve` (the nested "Matryoshka" scheme: the higher-ranked bound
-   the lower ones; the innermost power wins within them). A dispatch *holds* its
+   (a dispatch counts from its creation, any other proposal from its first request
+   on that set, not its latest), then the higher dispatch id (`power.priority.rank`).
+   Proposals for the same set are resolved by `power.priority.resolve` (the nested
+   "Matryoshka" scheme: the higher-ranked bound the lower ones; the innermost power
+   wins within them). A dispatch *holds* its
    power (`hold=True`): nothing below it can change it, so among dispatches the
    higher priority, then the newest, wins. Peak shaving proposes bounds instead
    ("charge no more than would make a peak"), so a lower-priority dispatch still runs
@@ -297,13 +298,17 @@ class PowerManagingActor(SupervisedActor):
         """
         kind, ids = key_of(request)
         proposer = proposer_of(request)
+        earlier = self._proposals.get((kind, ids), {}).get(proposer)
         self._drop(
             lambda other: other == proposer, lambda key: key[0] is kind and bool(key[1] & ids)
         )
         if not request.withdraws:
-            self._proposals.setdefault((kind, ids), {})[proposer] = Submitted(
-                request, self._clock.now()
-            )
+            # A proposal without a dispatch counts from its first submission on this set,
+            # not from its latest: a use case that re-sends on every change (peak
+            # shaving) would otherwise be the newest each time it spoke, and outrank a
+            # dispatch of its priority one second, lose to it the next.
+            since = self._clock.now() if earlier is None else earlier.at
+            self._proposals.setdefault((kind, ids), {})[proposer] = Submitted(request, since)
 
     def _drop(self, whose: Callable[[Proposer], bool], which: Callable[[Key], bool]) -> None:
         for key in [k for k in self._proposals if which(k)]:

@@ -6,8 +6,8 @@ and optional bounds. `resolve` turns them into one target, after the Frequenz SD
 "Matryoshka" scheme — the higher-ranked dolls enclose the lower ones:
 
 - **One rank.** Proposals rank by priority (higher first), then the newest first —
-  a dispatch counts from its creation time, anything else from when it was
-  submitted — then the higher dispatch id, then the name that sorts later
+  a dispatch counts from its creation time, anything else from when it first
+  proposed on that set — then the higher dispatch id, then the name that sorts later
   (`rank`). The newest is thus the tie-break of priority: among dispatches of one
   priority, the newest holds its power. `power.overlaps` ranks overlapping sets by
   the same `rank`.
@@ -69,7 +69,7 @@ class Proposal:
 
     `name` identifies it (unique within one `resolve`); `priority` is higher-wins;
     `submitted_at` is when it counts from — a dispatch's creation time, else when it
-    was submitted — and `origin` the dispatch's id (None: no dispatch): both break
+    was first submitted on its set — and `origin` the dispatch's id (None: no dispatch): both break
     ties between equal priorities, the newest ranking first (`rank`). `power_w` (W,
     + charges) is what it would like, `None` for "no preference"; `bounds` what it
     allows the proposals below it, `None` for no limit; `hold=True` makes its power
