@@ -10,7 +10,7 @@ something else, about four times slower than a quiet developer machine — not f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 PATIENCE_S = 30.0
 """The longest a test waits for a condition that a quiet machine meets within seconds."""
@@ -40,3 +40,18 @@ async def until(
                 await asyncio.sleep(poll_s)
     except TimeoutError:
         raise AssertionError(f"not within {timeout_s:g} s: {what}") from None
+
+
+async def evaluated(counts: Mapping[str, int], times: int = 3, *, what: str = "the actor") -> None:
+    """Wait until an actor has decided `times` more times (its `evaluations` count).
+
+    For a check that nothing happened: after `times` evaluations the actor has had
+    its chances to act, however slow the machine — a fixed sleep only proves that
+    time passed.
+    """
+    start = counts.get("evaluations", 0)
+    await until(
+        lambda: counts.get("evaluations", 0) >= start + times,
+        f"{what} evaluated {times} more times",
+        poll_s=0.005,
+    )

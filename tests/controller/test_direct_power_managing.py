@@ -8,7 +8,6 @@ producing what the test says) and an EV charger (80, 0..22 kW).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ from edge_controller.microgrid.telemetry import EvChargerReading, InverterReadin
 from edge_controller.power.bounds import Range
 from tests.controller.cached_site import BOTH
 from tests.controller.managed import Managed, managing
+from tests.patience import evaluated
 
 KW = 1000.0
 BATTERIES, EV, PV = TargetKind.BATTERIES, TargetKind.EV_CHARGERS, TargetKind.PV_INVERTERS
@@ -143,7 +143,7 @@ async def test_the_grid_guard_cuts_an_ev_charge_at_the_import_limit(limited: Man
     # the charger takes its 10 kW (the grid with it): the prediction is the same
     limited.charger(10.0)
     limited.site.grid(100 * KW)
-    await asyncio.sleep(0.1)
+    await evaluated(limited.actor.counts, 5)
     assert limited.actor.forwarded[CHARGER] == pytest.approx(10 * KW)
 
 

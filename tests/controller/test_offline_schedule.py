@@ -24,7 +24,7 @@ from edge_controller.common.clock import ManualClock
 from edge_controller.controller.offline_schedule import OfflineScheduleActor
 from edge_controller.dispatching.cache import CachedSchedule
 from edge_controller.dispatching.schedule import running_now
-from tests.patience import PATIENCE_S
+from tests.patience import PATIENCE_S, evaluated
 from tests.table import START
 
 STARTS = START + timedelta(minutes=1)
@@ -92,13 +92,13 @@ async def tomorrow(clock: ManualClock) -> AsyncIterator[Offline]:
 
 
 async def test_a_cached_dispatch_starts_and_ends_on_the_clock(tomorrow: Offline) -> None:
-    await asyncio.sleep(0.05)  # several evaluations at 12:00: nothing to start yet
+    await evaluated(tomorrow.actor.counts)  # at 12:00: nothing to start yet
     tomorrow.clock.advance(timedelta(minutes=1))
     dispatch_id, running, at = await tomorrow.sent()
     assert (dispatch_id, running) == (1, True)
     assert at == STARTS  # not before its start (and the PEAK_SHAVING one went nowhere)
     tomorrow.clock.advance(LASTS - timedelta(seconds=1))
-    await asyncio.sleep(0.05)  # the last second: still running, nothing sent
+    await evaluated(tomorrow.actor.counts)  # the last second: still running, nothing sent
     tomorrow.clock.advance(timedelta(seconds=1))
     dispatch_id, running, at = await tomorrow.sent()
     assert (dispatch_id, running) == (1, False)

@@ -8,7 +8,6 @@ once in real time while its age is decided by the manual clock.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from edge_controller.framework.use_case import GridConfig
 from edge_controller.power.bounds import Range
 from tests.controller.cached_site import BOTH
 from tests.controller.managed import Managed, managing
+from tests.patience import evaluated
 from tests.properties import examples
 from tests.table import START
 
@@ -187,7 +187,7 @@ async def test_only_changed_targets_reach_the_distributor(manager: Manager) -> N
     assert await manager.told() == ("dispatch_7", 10)
     # the same target again, and one within the 50 W deadband, over several ticks
     await manager.ask(request("dispatch_7", 10), request("dispatch_7", 10.03))
-    await asyncio.sleep(0.1)
+    await evaluated(manager.actor.counts, 5)
     await manager.ask(request("dispatch_7", 12))
     assert await manager.told() == ("dispatch_7", 12)
     assert manager.actor.counts["forwarded"] == 2

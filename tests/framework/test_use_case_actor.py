@@ -107,7 +107,8 @@ async def test_it_decides_again_on_every_tick_and_on_every_dispatch() -> None:
         await until(lambda: use_case.actor.seen[-1] == {}, "dispatch 1 stopped")
         ticks = len(use_case.actor.seen)
         await until(lambda: len(use_case.actor.seen) > ticks + 2, "it ticks on")
-        assert use_case.actor.counts == {"rejected": 1, "stopped": 1}
+        assert use_case.actor.counts.keys() - {"evaluations"} == {"rejected", "stopped"}
+        assert (use_case.actor.counts["rejected"], use_case.actor.counts["stopped"]) == (1, 1)
         assert use_case.restarts == []
 
 
@@ -118,7 +119,7 @@ async def test_without_a_tick_it_decides_only_when_a_dispatch_changes() -> None:
         await use_case.dispatches.send(holding(3, 0.0, running=False))  # never ran: a step
         await until(lambda: len(use_case.actor.seen) == 2, "a step for the message")
         assert use_case.actor.seen[-1] == {1: 5_000.0}
-        assert use_case.actor.counts == {}  # nothing stopped that ran
+        assert use_case.actor.counts == {"evaluations": 2}  # nothing stopped that ran
 
 
 async def test_results_are_counted_by_kind() -> None:
@@ -146,4 +147,4 @@ async def test_a_bad_update_or_a_switch_to_a_dry_run_stops_a_running_dispatch() 
         await use_case.dispatches.send(holding(4, 2_000.0, dry_run=True))  # never commands
         await until(lambda: len(use_case.actor.seen) == 6, "a step for dispatch 4")
         assert use_case.actor.seen[-1] == {3: 1_000.0}
-        assert use_case.actor.counts == {"rejected": 1, "stopped": 2}
+        assert use_case.actor.counts == {"rejected": 1, "stopped": 2, "evaluations": 6}

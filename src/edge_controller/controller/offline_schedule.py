@@ -50,6 +50,8 @@ class OfflineScheduleActor(SupervisedActor):
         self._routes = routes
         self._interval_s = interval.total_seconds()
         self._running: frozenset[int] = frozenset()
+        self.counts: dict[str, int] = {}
+        """`evaluations`: looks at the schedule (a test waits on them)."""
         self._log = structlog.get_logger(__name__).bind(actor=name)
 
     async def _run(self) -> None:
@@ -63,6 +65,7 @@ class OfflineScheduleActor(SupervisedActor):
                     running=int(dispatch.id) in self._running,
                 )
                 await self._send(dispatch)
+            self.counts["evaluations"] = self.counts.get("evaluations", 0) + 1
             await asyncio.sleep(self._interval_s)
 
     async def _send(self, dispatch: Dispatch) -> None:

@@ -255,7 +255,7 @@ class PowerManagingActor(SupervisedActor):
         self._reduced: dict[Key, Key] = {}
         self._conflicts: set[Conflict] = set()
         self.counts: dict[str, int] = {}
-        """grid clamps by reason, withheld proposals, forwarded requests."""
+        """grid clamps by reason, withheld proposals, forwarded requests, evaluations."""
         self._log = structlog.get_logger(__name__).bind(actor=name)
 
     @property
@@ -439,6 +439,7 @@ class PowerManagingActor(SupervisedActor):
         return Range(max(lower, can_lower), min(upper, can_upper))
 
     async def _update(self) -> None:
+        self._count("evaluations")
         chosen = self._resolved()
         targets = {key: target for key, (_, target) in chosen.items()}
         grid = self._grid

@@ -61,8 +61,8 @@ RunningT = TypeVar("RunningT")
 class UseCaseActor(SupervisedActor, Generic[RunningT]):
     """A use case's actor: its dispatches in, its requests out; see the module docstring.
 
-    `counts` holds its events for `/metrics`: `stopped`, `rejected`, `result_<kind>`
-    here, and what the subclass counts (`started`, `requests`, …).
+    `counts` holds its events for `/metrics`: `evaluations` (each `_step`), `stopped`,
+    `rejected`, `result_<kind>` here, and what the subclass counts (`started`, `requests`, …).
     """
 
     def __init__(
@@ -166,14 +166,19 @@ class UseCaseActor(SupervisedActor, Generic[RunningT]):
             async for selected in select(*receivers):
                 if selected_from(selected, self._dispatches):
                     await self._on_dispatch(selected.message)
-                    await self._step()
+                    await self._evaluate()
                 elif selected_from(selected, self._results):
                     self._on_result(selected.message)
                 elif timer is not None and selected_from(selected, timer):
-                    await self._step()
+                    await self._evaluate()
         finally:
             if timer is not None:
                 timer.close()
+
+    async def _evaluate(self) -> None:
+        """Decide again, counted: `evaluations` shows the loop turning (a test waits on it)."""
+        await self._step()
+        self._count("evaluations")
 
     async def _on_dispatch(self, dispatch: Dispatch) -> None:
         """Keep a running dispatch, forget an ended, rejected or dry-run one.

@@ -10,7 +10,6 @@ test executes one).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,6 +28,7 @@ from edge_controller.servers.market.server import MarketServer
 from edge_controller.trading.bids import BatteryPool, Side
 from edge_controller.use_cases.market_bid.actor import MarketBidActor, MarketBidOptions
 from edge_controller.weather.messages import WeatherForecast
+from tests.patience import evaluated
 from tests.trading.conftest import MARKET_KEY, close_trading_client, flat_market, until
 
 QUARTER = timedelta(minutes=15)
@@ -242,7 +242,7 @@ async def test_a_restarted_actor_finds_its_orders_and_trades_and_adopts_its_disp
     # And one more: it adopts the dispatch instead of creating a second one.
     again = running.start(trading, producer, market_clock)
     await until(lambda: again.counts["rounds"] >= 1 and first in again.dispatches, "adopted")
-    await asyncio.sleep(0.1)
+    await evaluated(again.counts, 5)  # ticks after the adoption: none creates one
     assert again.counts["dispatches_created"] == 0
     assert len(await producer.list()) == 1
     await again.stop()

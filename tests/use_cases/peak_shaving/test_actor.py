@@ -8,7 +8,6 @@ the use cases below it ("charge no more than would make a peak").
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from edge_controller.framework.use_case import GridConfig, SiteView
 from edge_controller.use_cases.peak_shaving.actor import PeakShavingActor
 from edge_controller.use_cases.peak_shaving.config import PeakShavingOptions
 from tests.controller.cached_site import BOTH, CachedSite
+from tests.patience import evaluated
 from tests.table import START
 from tests.use_cases.actor_steps import ActorSteps, dispatch, started
 
@@ -122,7 +122,7 @@ async def test_a_peak_is_discharged_to_the_threshold_and_nobody_below_may_charge
     # the batteries deliver: the meter reads 100 kW, the site alone still 150 kW
     at_100_kw.batteries_at(-50)
     at_100_kw.site.grid(100 * KW)
-    await asyncio.sleep(0.1)  # several ticks: the same target, nothing re-sent
+    await evaluated(at_100_kw.actor.counts, 5)  # the same target, nothing re-sent
     # the load falls to 80 kW: recharge 10 kW up to the margin; below may charge 20 kW
     at_100_kw.site.grid(30 * KW)
     assert await at_100_kw.asked() == Asked(10, 20, withdraws=False)
@@ -149,7 +149,7 @@ async def test_a_dispatch_sets_the_threshold_and_its_end_withdraws(by_dispatch: 
 async def test_without_a_threshold_it_asks_for_nothing(by_dispatch: Shaver) -> None:
     by_dispatch.site.grid(500 * KW)
     # the first request it makes is the dispatch's, at whatever moment that comes
-    await asyncio.sleep(0.1)
+    await evaluated(by_dispatch.actor.counts, 5)
     await by_dispatch.dispatches.send(peak_shaving_dispatch(450))
     first = await by_dispatch.asked()
     assert first == Asked(-50, -50, withdraws=False)

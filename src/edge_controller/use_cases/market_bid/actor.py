@@ -667,6 +667,7 @@ class MarketBidActor(SupervisedActor):
         if self._next_round is None or now >= self._next_round:
             await self._round()
         self._forget(now)
+        self.counts["evaluations"] += 1
 
     # ------------------------------------------------------------------ rounds
 
