@@ -804,6 +804,10 @@ def parse_config(
 ) -> ControllerConfig:
     """Validate a parsed TOML document.
 
+    Every table is read by its own function; each records its problems on the one
+    `Reader` and returns None (or a default) where a value is missing, so every
+    problem of the file is listed at once.
+
     Raises:
         ConfigError: listing every problem.
     """
@@ -811,59 +815,139 @@ def parse_config(
     environ = os.environ if environ is None else environ
     owned = registry.section_owners(registry.USE_CASES)
     reader.unknown_keys(document, {*CORE_SECTION_NAMES, "use_cases", *owned}, "")
-    micro = reader.table(document, "microgrid", "")
-    reader.unknown_keys(micro, MICROGRID.names, "microgrid")
-    micro_url = MICROGRID.read(reader, micro, "url")
-    micro_id = MICROGRID.read(reader, micro, "id")
-    stale = MICROGRID.read(reader, micro, "stale_after")
+    microgrid = _microgrid(reader, reader.table(document, "microgrid", ""))
+    dispatch = _dispatch(
+        reader,
+        reader.table(document, "dispatch", ""),
+        None if microgrid is None else microgrid.id,
+        base_dir,
+        environ,
+    )
+    power_distribution = _power_distribution(
+        reader, reader.table(document, "power_distribution", "")
+    )
+    use_cases = registry.USE_CASES
+    entries = _use_cases(reader, document.get("use_cases", []), use_cases)
+    controls = _controls(reader, reader.table(document, "controls", ""))
+    logging_config = _logging(reader, reader.table(document, "logging", ""))
+    metrics = _metrics(reader, reader.table(document, "metrics", ""))
+    http = _http(reader, reader.table(document, "http", ""), base_dir, environ)
+    supervision = _supervision(reader, reader.table(document, "supervision", ""))
+    grid = _grid(reader, reader.table(document, "grid", ""))
+    recovery = _recovery(reader, reader.table(document, "recovery", ""))
+    sections = _owned_sections(reader, document, use_cases, ConfigPlace(base_dir, environ))
+    if reader.problems:
+        raise ConfigError(source, reader.problems, locate)
+    # Every None above recorded a problem, so none is left here.
+    assert microgrid is not None
+    assert dispatch is not None
+    assert power_distribution is not None
+    return ControllerConfig(
+        source=source,
+        microgrid=microgrid,
+        dispatch=dispatch,
+        power_distribution=power_distribution,
+        use_cases=entries,
+        controls=controls,
+        logging=logging_config,
+        metrics=metrics,
+        http=http,
+        supervision=supervision,
+        grid=grid,
+        recovery=recovery,
+        sections=sections,
+    )
 
-    dispatch = reader.table(document, "dispatch", "")
-    reader.unknown_keys(dispatch, DISPATCH.names, "dispatch")
-    dispatch_url = DISPATCH.read(reader, dispatch, "url")
-    id_spec = DISPATCH["microgrid_id"]
+
+def _microgrid(reader: Reader, table: Mapping[str, Any]) -> MicrogridConfig | None:
+    reader.unknown_keys(table, MICROGRID.names, "microgrid")
+    url = MICROGRID.read(reader, table, "url")
+    microgrid_id = MICROGRID.read(reader, table, "id")
+    stale = MICROGRID.read(reader, table, "stale_after")
+    if url is not None:
+        reader.problems.extend(f"microgrid.url: {p}" for p in tls_file_problems(url))
+    if url is None or stale is None:
+        return None
+    return MicrogridConfig(url, timedelta(seconds=stale), microgrid_id)
+
+
+def _dispatch(
+    reader: Reader,
+    table: Mapping[str, Any],
+    micro_id: int | None,
+    base_dir: Path | None,
+    environ: Mapping[str, str],
+) -> DispatchConfig | None:
+    """`[dispatch]`; its `microgrid_id` defaults to `[microgrid] id` and must match it."""
+    reader.unknown_keys(table, DISPATCH.names, "dispatch")
+    url = DISPATCH.read(reader, table, "url")
     microgrid_id = reader.value(
-        dispatch,
+        table,
         "microgrid_id",
         "dispatch",
         _positive_int,
-        id_spec.expected,
+        DISPATCH["microgrid_id"].expected,
         **({} if micro_id is None else {"default": micro_id}),
     )
     if micro_id is not None and microgrid_id is not None and micro_id != microgrid_id:
         reader.fail("dispatch.microgrid_id", f"microgrid.id ({micro_id})", microgrid_id)
-    startup = DISPATCH.read(reader, dispatch, "startup_timeout")
+    startup = DISPATCH.read(reader, table, "startup_timeout")
     key = read_api_key(
         reader,
-        dispatch,
+        table,
         "dispatch",
         base_dir,
         environ,
         credential=KEY_CREDENTIAL,
         variable=KEY_ENVIRONMENT_VARIABLE,
     )
-    if dispatch_url is not None and (tls := tls_problem(dispatch_url)) is not None:
-        reader.problems.append(f"dispatch.url: {tls}, got {dispatch_url!r}")
-    reconnect = DISPATCH.read(reader, dispatch, "reconnect_interval")
-    cache_file = _cache_file(reader, dispatch, base_dir, environ)
-    reconcile_first = DISPATCH.read(reader, dispatch, "reconcile_first")
-    reconcile_interval = DISPATCH.read(reader, dispatch, "reconcile_interval")
+    if url is not None and (tls := tls_problem(url)) is not None:
+        reader.problems.append(f"dispatch.url: {tls}, got {url!r}")
+    reconnect = DISPATCH.read(reader, table, "reconnect_interval")
+    cache_file = _cache_file(reader, table, base_dir, environ)
+    reconcile_first = DISPATCH.read(reader, table, "reconcile_first")
+    reconcile_interval = DISPATCH.read(reader, table, "reconcile_interval")
+    if url is not None:
+        reader.problems.extend(f"dispatch.url: {p}" for p in tls_file_problems(url))
+    if (
+        url is None
+        or microgrid_id is None
+        or startup is None
+        or key is None
+        or reconnect is None
+        or reconcile_first is None
+        or reconcile_interval is None
+    ):
+        return None
+    return DispatchConfig(
+        url,
+        microgrid_id,
+        key,
+        timedelta(seconds=startup),
+        cache_file,
+        timedelta(seconds=reconnect),
+        timedelta(seconds=reconcile_first),
+        timedelta(seconds=reconcile_interval),
+    )
 
-    power = reader.table(document, "power_distribution", "")
-    reader.unknown_keys(power, POWER_DISTRIBUTION.names, "power_distribution")
+
+def _power_distribution(reader: Reader, table: Mapping[str, Any]) -> PowerDistributionConfig | None:
+    """`[power_distribution]`; the keep-alive must come before a command expires."""
     section = "power_distribution"
-    algorithm = POWER_DISTRIBUTION.read(reader, power, "algorithm")
-    timeout = POWER_DISTRIBUTION.read(reader, power, "request_timeout")
-    lifetime = POWER_DISTRIBUTION.read(reader, power, "command_lifetime")
-    keepalive = POWER_DISTRIBUTION.read(reader, power, "keepalive_interval")
+    reader.unknown_keys(table, POWER_DISTRIBUTION.names, section)
+    algorithm = POWER_DISTRIBUTION.read(reader, table, "algorithm")
+    timeout = POWER_DISTRIBUTION.read(reader, table, "request_timeout")
+    lifetime = POWER_DISTRIBUTION.read(reader, table, "command_lifetime")
+    keepalive = POWER_DISTRIBUTION.read(reader, table, "keepalive_interval")
     if keepalive is not None and lifetime is not None and keepalive >= lifetime:
         reader.fail(
             join(section, "keepalive_interval"),
             f"less than command_lifetime ({lifetime:g} s)",
             keepalive,
         )
-    resolutions = _resolutions(reader, power)
-    blocking_initial = POWER_DISTRIBUTION.read(reader, power, "blocking_initial")
-    blocking_max = POWER_DISTRIBUTION.read(reader, power, "blocking_max")
+    resolutions = _resolutions(reader, table)
+    blocking_initial = POWER_DISTRIBUTION.read(reader, table, "blocking_initial")
+    blocking_max = POWER_DISTRIBUTION.read(reader, table, "blocking_max")
     if (
         blocking_initial is not None
         and blocking_max is not None
@@ -874,67 +958,16 @@ def parse_config(
             f"at least blocking_initial ({blocking_initial:g} s)",
             blocking_max,
         )
-
-    use_cases = registry.USE_CASES
-    entries = _use_cases(reader, document.get("use_cases", []), use_cases)
-    controls = _controls(reader, reader.table(document, "controls", ""))
-    logging_config = _logging(reader, reader.table(document, "logging", ""))
-    metrics = _metrics(reader, reader.table(document, "metrics", ""))
-    http = _http(reader, reader.table(document, "http", ""), base_dir, environ)
-    supervision = _supervision(reader, reader.table(document, "supervision", ""))
-    grid = _grid(reader, reader.table(document, "grid", ""))
-    recovery = _recovery(reader, reader.table(document, "recovery", ""))
-    for key_path, url in (("microgrid.url", micro_url), ("dispatch.url", dispatch_url)):
-        if url is not None:
-            reader.problems.extend(f"{key_path}: {p}" for p in tls_file_problems(url))
-    sections = _owned_sections(reader, document, use_cases, ConfigPlace(base_dir, environ))
-    if reader.problems:
-        raise ConfigError(source, reader.problems, locate)
-    # Every None above recorded a problem, so none is left here.
-    assert micro_url is not None
-    assert stale is not None
-    assert dispatch_url is not None
-    assert microgrid_id is not None
-    assert startup is not None
-    assert key is not None
-    assert algorithm is not None
-    assert timeout is not None
-    assert lifetime is not None
-    assert keepalive is not None
-    assert reconnect is not None
-    assert reconcile_first is not None
-    assert reconcile_interval is not None
-    return ControllerConfig(
-        source=source,
-        microgrid=MicrogridConfig(micro_url, timedelta(seconds=stale), micro_id),
-        dispatch=DispatchConfig(
-            dispatch_url,
-            microgrid_id,
-            key,
-            timedelta(seconds=startup),
-            cache_file,
-            timedelta(seconds=reconnect),
-            timedelta(seconds=reconcile_first),
-            timedelta(seconds=reconcile_interval),
-        ),
-        power_distribution=PowerDistributionConfig(
-            algorithm=algorithm,
-            request_timeout=timedelta(seconds=timeout),
-            keepalive_interval=timedelta(seconds=keepalive),
-            command_lifetime=timedelta(seconds=lifetime),
-            resolutions_w=resolutions,
-            blocking_initial=timedelta(seconds=blocking_initial or 1.0),
-            blocking_max=timedelta(seconds=blocking_max or 30.0),
-        ),
-        use_cases=entries,
-        controls=controls,
-        logging=logging_config,
-        metrics=metrics,
-        http=http,
-        supervision=supervision,
-        grid=grid,
-        recovery=recovery,
-        sections=sections,
+    if algorithm is None or timeout is None or lifetime is None or keepalive is None:
+        return None
+    return PowerDistributionConfig(
+        algorithm=algorithm,
+        request_timeout=timedelta(seconds=timeout),
+        keepalive_interval=timedelta(seconds=keepalive),
+        command_lifetime=timedelta(seconds=lifetime),
+        resolutions_w=resolutions,
+        blocking_initial=timedelta(seconds=blocking_initial or 1.0),
+        blocking_max=timedelta(seconds=blocking_max or 30.0),
     )
 
 
