@@ -10,12 +10,14 @@ what was expected and what was found, e.g.::
 
 Quantities are numbers in base units (W, Wh) or strings with a unit ("250 kW",
 "800 kWh"), parsed by `frequenz.quantities`.
+
+This module is the face of the site file: it reads the file's tables and checks the
+topology; each kind's own keys are read in `site_details.py` and fault tables in
+`fault_spec.py`. Importers take every name from here.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,53 +29,72 @@ from typing import Any
 from edge_controller.common.toml_reader import (
     Reader,
     checked,
-    energy,
     integer,
     join,
     number,
-    pair,
-    power,
     string,
     timestamp,
 )
-from edge_controller.power.bounds import Range
-from edge_controller.servers.sim.ev_sessions import EvArrivals, EvSession, read_ev_cars
-from edge_controller.servers.sim.metrics import METRIC_NAMES
+from edge_controller.servers.sim.fault_spec import (
+    FAULT_KEYS,
+    RPC_ERROR_STATUSES,
+    FaultKind,
+    FaultSpec,
+    read_fault,
+)
+from edge_controller.servers.sim.site_details import (
+    DEFAULT_WIND_CURVE,
+    DETAIL_PARSERS,
+    KIND_KEYS,
+    BatterySpec,
+    ComponentDetails,
+    ComponentKind,
+    EvChargerSpec,
+    GridSpec,
+    InverterSpec,
+    LoadSpec,
+    MeterSpec,
+    PrechargerSpec,
+    PvSpec,
+    RelaySpec,
+    WindSpec,
+    hourly_values,
+)
 
-
-class ComponentKind(StrEnum):
-    """The kinds of component a site file can hold."""
-
-    GRID = "grid"
-    METER = "meter"
-    BATTERY_INVERTER = "battery_inverter"
-    BATTERY = "battery"
-    PV_INVERTER = "pv_inverter"
-    WIND_TURBINE = "wind_turbine"
-    LOAD = "load"
-    EV_CHARGER = "ev_charger"
-    RELAY = "relay"
-    PRECHARGER = "precharger"
-
-
-class FaultKind(StrEnum):
-    """The faults the simulator can inject, each during a time window."""
-
-    DELAY = "delay"
-    """Control RPCs to the component answer only after `delay` seconds."""
-    UNRESPONSIVE = "unresponsive"
-    """Control RPCs to the component never answer (the client's deadline ends them)."""
-    RPC_ERROR = "rpc_error"
-    """Control RPCs to the component fail with the gRPC status `status`."""
-    ERROR = "error"
-    """The component enters the ERROR state with `error_code`; it stays there until
-    acknowledged after the window ends."""
-    NAN_METRICS = "nan_metrics"
-    """The listed metrics (all if none) are reported as NaN."""
-    DROP_STREAM = "drop_stream"
-    """Telemetry streams end with UNAVAILABLE and new ones are refused."""
-    NO_TELEMETRY = "no_telemetry"
-    """Telemetry streams stay open but carry nothing."""
+__all__ = [
+    "CONTROLLABLE_KINDS",
+    "DEFAULT_WIND_CURVE",
+    "FAULT_KEYS",
+    "LEAF_KINDS",
+    "RPC_ERROR_STATUSES",
+    "SWITCH_KINDS",
+    "BatterySpec",
+    "ComponentDetails",
+    "ComponentKind",
+    "ComponentSpec",
+    "EvChargerSpec",
+    "FaultKind",
+    "FaultSpec",
+    "GridSpec",
+    "InverterSpec",
+    "LoadSpec",
+    "MeterSpec",
+    "MicrogridSpec",
+    "PrechargerSpec",
+    "PvSpec",
+    "RelaySpec",
+    "SensorKind",
+    "SensorSpec",
+    "SimulationSpec",
+    "SiteFileError",
+    "SiteSpec",
+    "WeatherSource",
+    "WeatherSpec",
+    "WindSpec",
+    "load_site",
+    "parse_site",
+    "read_fault",
+]
 
 
 CONTROLLABLE_KINDS = frozenset(
@@ -90,134 +111,6 @@ LEAF_KINDS = frozenset(
         ComponentKind.LOAD,
         ComponentKind.EV_CHARGER,
     }
-)
-RPC_ERROR_STATUSES = frozenset(
-    {"UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "UNKNOWN", "ABORTED"}
-)
-DEFAULT_WIND_CURVE: tuple[tuple[float, float], ...] = (
-    (0.0, 0.0),
-    (3.0, 0.0),
-    (5.0, 0.12),
-    (7.0, 0.35),
-    (9.0, 0.65),
-    (11.0, 0.9),
-    (12.5, 1.0),
-    (25.0, 1.0),
-)
-"""Fraction of rated power by wind speed (m/s), shaped like a small turbine's curve;
-above the last point the turbine cuts out."""
-
-
-@dataclass(frozen=True, slots=True)
-class GridSpec:
-    """The grid connection point."""
-
-    rated_fuse_current_a: int
-
-
-@dataclass(frozen=True, slots=True)
-class MeterSpec:
-    """A meter: it measures the sum of what flows to the components below it."""
-
-
-@dataclass(frozen=True, slots=True)
-class InverterSpec:
-    """A battery inverter: commanded in AC watts, feeding one or more batteries."""
-
-    active_bounds: Range
-    exclusion: Range | None
-    resolution_w: float
-    efficiency: float
-
-
-@dataclass(frozen=True, slots=True)
-class BatterySpec:
-    """A battery: energy within SoC bounds, power within (SoC-dependent) bounds."""
-
-    capacity_wh: float
-    initial_soc_pct: float
-    soc_bounds_pct: Range
-    power_bounds: Range
-    exclusion: Range | None
-    efficiency: float
-    soc_taper_pct: float
-    temperature_c: float
-    nominal_voltage_v: float
-
-
-@dataclass(frozen=True, slots=True)
-class PvSpec:
-    """A PV inverter with its array: produces from irradiance, can be curtailed."""
-
-    peak_power_w: float
-    resolution_w: float
-
-
-@dataclass(frozen=True, slots=True)
-class WindSpec:
-    """A wind turbine: produces from wind speed along its power curve."""
-
-    rated_power_w: float
-    power_curve: tuple[tuple[float, float], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class LoadSpec:
-    """A consumer load with a 24-hour profile; the API shows it as a meter."""
-
-    peak_power_w: float
-    hourly_profile: tuple[float, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class RelaySpec:
-    """A relay on the AC side: closed, everything below it works; open, nothing does."""
-
-
-@dataclass(frozen=True, slots=True)
-class PrechargerSpec:
-    """A precharge module between a battery inverter and its batteries.
-
-    Started, it precharges the DC link for `precharge_s` and then closes the DC
-    relays; stopped, it opens them.
-    """
-
-    precharge_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class EvChargerSpec:
-    """An EV charger: charges only, up to `max_power_w`, the cars plugged in permitting.
-
-    Cars come from `sessions` (a schedule) or `arrivals` (random cars), see
-    `sim.ev_sessions`; with neither a car is plugged in for good. `min_power_w` is the
-    least it can charge with once it charges at all (6 A on each phase is the least
-    the IEC 61851 pilot signal can ask for: 4.1 kW on three phases); 0 W stays allowed.
-    """
-
-    max_power_w: float
-    resolution_w: float
-    min_power_w: float = 0.0
-    sessions: tuple[EvSession, ...] | None = None
-    arrivals: EvArrivals | None = None
-
-    @property
-    def has_sessions(self) -> bool:
-        """Whether cars come and go (else one is plugged in for good)."""
-        return self.sessions is not None or self.arrivals is not None
-
-
-ComponentDetails = (
-    GridSpec
-    | MeterSpec
-    | InverterSpec
-    | BatterySpec
-    | PvSpec
-    | WindSpec
-    | LoadSpec
-    | EvChargerSpec
-    | RelaySpec
-    | PrechargerSpec
 )
 
 
@@ -254,20 +147,6 @@ class SensorSpec:
     id: int
     name: str
     kind: SensorKind = SensorKind.WEATHER_STATION
-
-
-@dataclass(frozen=True, slots=True)
-class FaultSpec:
-    """A fault on one component during `[start_s, until_s)` after the server starts."""
-
-    component_id: int
-    kind: FaultKind
-    start_s: float = 0.0
-    until_s: float = math.inf
-    delay_s: float = 0.0
-    status: str = "UNAVAILABLE"
-    error_code: str = "UNKNOWN"
-    metrics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,42 +232,6 @@ class SiteFileError(ValueError):
         super().__init__("\n".join(f"{source}: {problem}" for problem in problems))
 
 
-def _series(raw: object) -> tuple[float, ...] | None:
-    single = number(raw)
-    if single is not None:
-        return (single,)
-    if isinstance(raw, list) and len(raw) == 24:
-        values = [number(item) for item in raw]
-        if all(v is not None for v in values):
-            return tuple(v for v in values if v is not None)
-    return None
-
-
-def _profile(raw: object) -> tuple[float, ...] | None:
-    values = _series(raw)
-    if values is None or len(values) != 24 or not all(0.0 <= v <= 1.0 for v in values):
-        return None
-    return values
-
-
-def _curve(raw: object) -> tuple[tuple[float, float], ...] | None:
-    """Read `[[speed m/s, fraction 0-1], ...]` with strictly increasing speeds."""
-    if not isinstance(raw, list) or len(raw) < 2:
-        return None
-    points: list[tuple[float, float]] = []
-    for item in raw:
-        if not (isinstance(item, list) and len(item) == 2):
-            return None
-        speed, fraction = number(item[0]), number(item[1])
-        if speed is None or fraction is None or speed < 0 or not 0.0 <= fraction <= 1.0:
-            return None
-        points.append((speed, fraction))
-    speeds = [speed for speed, _ in points]
-    if any(b <= a for a, b in itertools.pairwise(speeds)):
-        return None
-    return tuple(points)
-
-
 def _parents(raw: object) -> tuple[int, ...] | None:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return (raw,)
@@ -398,243 +241,6 @@ def _parents(raw: object) -> tuple[int, ...] | None:
 
 
 _COMMON_KEYS = {"id", "kind", "name", "parent", "manufacturer", "model_name"}
-_KIND_KEYS: dict[ComponentKind, set[str]] = {
-    ComponentKind.GRID: {"rated_fuse_current"},
-    ComponentKind.METER: set(),
-    ComponentKind.BATTERY_INVERTER: {
-        "active_power_bounds",
-        "exclusion_bounds",
-        "resolution",
-        "efficiency",
-    },
-    ComponentKind.BATTERY: {
-        "capacity",
-        "initial_soc",
-        "soc_bounds",
-        "power_bounds",
-        "exclusion_bounds",
-        "efficiency",
-        "soc_taper",
-        "temperature",
-        "nominal_voltage",
-    },
-    ComponentKind.PV_INVERTER: {"peak_power", "resolution"},
-    ComponentKind.WIND_TURBINE: {"rated_power", "power_curve"},
-    ComponentKind.LOAD: {"peak_power", "hourly_profile"},
-    ComponentKind.EV_CHARGER: {"max_power", "resolution", "min_power", "sessions", "arrivals"},
-    ComponentKind.RELAY: set(),
-    ComponentKind.PRECHARGER: {"precharge_time"},
-}
-
-_POSITIVE_POWER = checked(power, lambda v: v > 0)
-_FRACTION = checked(number, lambda v: 0.0 < v <= 1.0)
-
-
-def _optional_exclusion(reader: Reader, data: Mapping[str, Any], path: str) -> Range | None:
-    exclusion = reader.value(
-        data,
-        "exclusion_bounds",
-        path,
-        pair(power, Range),
-        "[lower, upper] power with lower <= 0 <= upper",
-        default=None,
-    )
-    if exclusion is not None and not exclusion.lower <= 0.0 <= exclusion.upper:
-        reader.fail(
-            join(path, "exclusion_bounds"),
-            "a band around 0 W",
-            f"[{exclusion.lower}, {exclusion.upper}]",
-        )
-        return None
-    return exclusion
-
-
-def _details(
-    reader: Reader, kind: ComponentKind, data: Mapping[str, Any], path: str
-) -> ComponentDetails | None:
-    match kind:
-        case ComponentKind.GRID:
-            fuse = reader.value(
-                data, "rated_fuse_current", path, integer, "a current in A (integer)", default=0
-            )
-            return GridSpec(rated_fuse_current_a=fuse or 0)
-        case ComponentKind.METER:
-            return MeterSpec()
-        case ComponentKind.RELAY:
-            return RelaySpec()
-        case ComponentKind.PRECHARGER:
-            precharge = reader.value(
-                data,
-                "precharge_time",
-                path,
-                checked(number, lambda v: 0 <= v <= 600),
-                "seconds, 0-600",
-                default=5.0,
-            )
-            return None if precharge is None else PrechargerSpec(precharge)
-        case ComponentKind.BATTERY_INVERTER:
-            bounds = reader.value(
-                data,
-                "active_power_bounds",
-                path,
-                pair(power, Range),
-                "[lower, upper] power with lower <= 0 <= upper",
-            )
-            if bounds is not None and not bounds.lower <= 0.0 <= bounds.upper:
-                reader.fail(
-                    join(path, "active_power_bounds"),
-                    "lower <= 0 <= upper",
-                    f"[{bounds.lower}, {bounds.upper}]",
-                )
-            exclusion = _optional_exclusion(reader, data, path)
-            resolution = reader.value(
-                data, "resolution", path, _POSITIVE_POWER, "power > 0", default=1.0
-            )
-            efficiency = reader.value(
-                data, "efficiency", path, _FRACTION, "a fraction in (0, 1]", default=0.97
-            )
-            if bounds is None or resolution is None or efficiency is None:
-                return None
-            return InverterSpec(bounds, exclusion, resolution, efficiency)
-        case ComponentKind.BATTERY:
-            capacity = reader.value(
-                data, "capacity", path, checked(energy, lambda v: v > 0), "energy > 0"
-            )
-            soc = reader.value(
-                data,
-                "initial_soc",
-                path,
-                checked(number, lambda v: 0 <= v <= 100),
-                "a percentage 0-100",
-            )
-            soc_bounds = reader.value(
-                data,
-                "soc_bounds",
-                path,
-                pair(checked(number, lambda v: 0 <= v <= 100), Range),
-                "[lower, upper] percentages 0-100",
-                default=Range(10.0, 90.0),
-            )
-            power_bounds = reader.value(
-                data,
-                "power_bounds",
-                path,
-                pair(power, Range),
-                "[lower, upper] power with lower <= 0 <= upper",
-            )
-            if power_bounds is not None and not power_bounds.lower <= 0.0 <= power_bounds.upper:
-                reader.fail(
-                    join(path, "power_bounds"),
-                    "lower <= 0 <= upper",
-                    f"[{power_bounds.lower}, {power_bounds.upper}]",
-                )
-            exclusion = _optional_exclusion(reader, data, path)
-            efficiency = reader.value(
-                data, "efficiency", path, _FRACTION, "a fraction in (0, 1]", default=0.95
-            )
-            taper = reader.value(
-                data,
-                "soc_taper",
-                path,
-                checked(number, lambda v: 0 <= v <= 50),
-                "percentage points 0-50",
-                default=5.0,
-            )
-            temperature = reader.value(
-                data, "temperature", path, number, "degrees Celsius", default=25.0
-            )
-            voltage = reader.value(
-                data,
-                "nominal_voltage",
-                path,
-                checked(number, lambda v: v > 0),
-                "volts > 0",
-                default=800.0,
-            )
-            if (
-                capacity is None
-                or soc is None
-                or soc_bounds is None
-                or power_bounds is None
-                or efficiency is None
-                or taper is None
-                or temperature is None
-                or voltage is None
-            ):
-                return None
-            return BatterySpec(
-                capacity_wh=capacity,
-                initial_soc_pct=soc,
-                soc_bounds_pct=soc_bounds,
-                power_bounds=power_bounds,
-                exclusion=exclusion,
-                efficiency=efficiency,
-                soc_taper_pct=taper,
-                temperature_c=temperature,
-                nominal_voltage_v=voltage,
-            )
-        case ComponentKind.PV_INVERTER:
-            peak = reader.value(data, "peak_power", path, _POSITIVE_POWER, "power > 0")
-            resolution = reader.value(
-                data, "resolution", path, _POSITIVE_POWER, "power > 0", default=1.0
-            )
-            if peak is None or resolution is None:
-                return None
-            return PvSpec(peak, resolution)
-        case ComponentKind.WIND_TURBINE:
-            rated = reader.value(data, "rated_power", path, _POSITIVE_POWER, "power > 0")
-            curve = reader.value(
-                data,
-                "power_curve",
-                path,
-                _curve,
-                "[[speed m/s, fraction 0-1], ...] with increasing speeds",
-                default=DEFAULT_WIND_CURVE,
-            )
-            if rated is None or curve is None:
-                return None
-            return WindSpec(rated, curve)
-        case ComponentKind.LOAD:
-            peak = reader.value(data, "peak_power", path, _POSITIVE_POWER, "power > 0")
-            profile = reader.value(
-                data,
-                "hourly_profile",
-                path,
-                _profile,
-                "24 hourly factors 0-1",
-                default=(1.0,) * 24,
-            )
-            if peak is None or profile is None:
-                return None
-            return LoadSpec(peak, profile)
-        case ComponentKind.EV_CHARGER:
-            max_power = reader.value(data, "max_power", path, _POSITIVE_POWER, "power > 0")
-            resolution = reader.value(
-                data, "resolution", path, _POSITIVE_POWER, "power > 0", default=1.0
-            )
-            min_power = reader.value(
-                data,
-                "min_power",
-                path,
-                checked(power, lambda v: v >= 0),
-                "power >= 0 (the least it charges with)",
-                default=0.0,
-            )
-            if max_power is not None and min_power is not None and min_power > max_power:
-                reader.fail(
-                    join(path, "min_power"), f"at most max_power ({max_power:g} W)", min_power
-                )
-                return None
-            sessions, arrivals = read_ev_cars(reader, data, path)
-            if (
-                max_power is None
-                or resolution is None
-                or min_power is None
-                or ("sessions" in data and sessions is None)
-                or ("arrivals" in data and arrivals is None)
-            ):
-                return None
-            return EvChargerSpec(max_power, resolution, min_power, sessions, arrivals)
 
 
 def _component(reader: Reader, data: object, path: str) -> ComponentSpec | None:
@@ -652,7 +258,7 @@ def _component(reader: Reader, data: object, path: str) -> ComponentSpec | None:
     if kind_name is None:
         return None
     kind = ComponentKind(kind_name)
-    reader.unknown_keys(data, _COMMON_KEYS | _KIND_KEYS[kind], path)
+    reader.unknown_keys(data, _COMMON_KEYS | KIND_KEYS[kind], path)
     name = reader.value(data, "name", path, string, "a non-empty string", default=None)
     parents = reader.value(
         data, "parent", path, _parents, "a component id or a list of ids", default=()
@@ -663,7 +269,7 @@ def _component(reader: Reader, data: object, path: str) -> ComponentSpec | None:
     model_name = reader.value(
         data, "model_name", path, string, "a non-empty string", default="simulated"
     )
-    details = _details(reader, kind, data, path)
+    details = DETAIL_PARSERS[kind](reader, data, path)
     if component_id is None or details is None or parents is None:
         return None
     return ComponentSpec(
@@ -684,89 +290,6 @@ def _checked_int_positive(raw: object) -> int | None:
 
 def _kind(raw: object) -> str | None:
     return raw if isinstance(raw, str) and raw in {k.value for k in ComponentKind} else None
-
-
-def _fault_kind(raw: object) -> str | None:
-    return raw if isinstance(raw, str) and raw in {k.value for k in FaultKind} else None
-
-
-FAULT_KEYS = frozenset(
-    {"component", "kind", "from", "until", "delay", "status", "error_code", "metrics"}
-)
-"""The keys of a fault table, in a site file's `[[faults]]` and in a faults file."""
-
-
-def read_fault(reader: Reader, data: object, path: str) -> FaultSpec | None:
-    """Read one fault table at `path`; `None` (with problems noted) when it is bad.
-
-    `from` and `until` are seconds after the simulator's start; the component is not
-    checked against a site here (the caller knows which site).
-    """
-    if not isinstance(data, dict):
-        reader.fail(path, "a table", data)
-        return None
-    reader.unknown_keys(data, set(FAULT_KEYS), path)
-    component = reader.value(data, "component", path, _checked_int_positive, "a component id")
-    kind_name = reader.value(
-        data, "kind", path, _fault_kind, f"one of {[k.value for k in FaultKind]}"
-    )
-    start = reader.value(
-        data, "from", path, checked(number, lambda v: v >= 0), "seconds >= 0", default=0.0
-    )
-    until = reader.value(
-        data, "until", path, checked(number, lambda v: v >= 0), "seconds >= 0", default=math.inf
-    )
-    delay = reader.value(
-        data, "delay", path, checked(number, lambda v: v >= 0), "seconds >= 0", default=0.0
-    )
-    status = reader.value(
-        data,
-        "status",
-        path,
-        lambda raw: raw if isinstance(raw, str) and raw in RPC_ERROR_STATUSES else None,
-        f"one of {sorted(RPC_ERROR_STATUSES)}",
-        default="UNAVAILABLE",
-    )
-    error_code = reader.value(
-        data, "error_code", path, string, "an error code name", default="UNKNOWN"
-    )
-    metrics = reader.value(
-        data,
-        "metrics",
-        path,
-        lambda raw: (
-            tuple(raw)
-            if isinstance(raw, list)
-            and all(isinstance(m, str) and m.lower() in METRIC_NAMES for m in raw)
-            else None
-        ),
-        f"a list of metric names, each one of {sorted(METRIC_NAMES)}",
-        default=(),
-    )
-    if start is not None and until is not None and until <= start:
-        reader.fail(join(path, "until"), f"a time after from ({start} s)", until)
-        return None
-    if (
-        component is None
-        or kind_name is None
-        or start is None
-        or until is None
-        or delay is None
-        or status is None
-        or error_code is None
-        or metrics is None
-    ):
-        return None
-    return FaultSpec(
-        component_id=component,
-        kind=FaultKind(kind_name),
-        start_s=start,
-        until_s=until,
-        delay_s=delay,
-        status=status,
-        error_code=error_code.upper(),
-        metrics=metrics,
-    )
 
 
 def parse_site(document: Mapping[str, Any], source: str = "<site>") -> SiteSpec:
@@ -993,9 +516,9 @@ def _weather(reader: Reader, data: Mapping[str, Any]) -> WeatherSpec:
         default=WeatherSource.FILE,
     )
     expected = "a number or 24 hourly numbers"
-    irradiance = reader.value(data, "irradiance", path, _series, expected, default=(0.0,))
-    wind = reader.value(data, "wind_speed", path, _series, expected, default=(0.0,))
-    temperature = reader.value(data, "temperature", path, _series, expected, default=(15.0,))
+    irradiance = reader.value(data, "irradiance", path, hourly_values, expected, default=(0.0,))
+    wind = reader.value(data, "wind_speed", path, hourly_values, expected, default=(0.0,))
+    temperature = reader.value(data, "temperature", path, hourly_values, expected, default=(15.0,))
     for key, values in (("irradiance", irradiance), ("wind_speed", wind)):
         if values is not None and any(v < 0 for v in values):
             reader.fail(join(path, key), "values >= 0", list(values))
