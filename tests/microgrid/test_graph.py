@@ -295,16 +295,3 @@ def test_a_precharger_between_inverter_and_battery_is_looked_through() -> None:
     assert pairs.as_dict() == {10: (11,)}
     assert pairs.left_out == ()
     assert inverters_below_meters(components, links) == {2: (10,)}
-
-
-def test_a_battery_request_names_known_batteries_in_whole_inverter_groups() -> None:
-    pairs = BatteryPairs((InverterBatteries(10, (11, 12)), InverterBatteries(20, (21,))))
-    assert pairs.request_problem(frozenset({11, 12, 21})) is None
-    assert pairs.request_problem(frozenset({21})) is None
-    assert pairs.request_problem(frozenset()) == "the request names no battery"
-    assert pairs.request_problem(frozenset({21, 99})) == (
-        "unknown batteries [99]; available: [11, 12, 21]"
-    )
-    assert pairs.request_problem(frozenset({11, 21})) == (
-        "battery 11 shares inverter 10 with [12]; request them together"
-    )

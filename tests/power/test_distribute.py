@@ -27,8 +27,9 @@ from edge_controller.power.distribute import (
     Rules,
     TakeOver,
     decide,
-    direct_problem,
+    each_alone,
     plan_within_meters,
+    request_problem,
     shares_for,
     standing_w,
 )
@@ -278,12 +279,25 @@ def test_a_pv_limit_is_shared_by_rating_and_a_withdraw_lifts_it_and_ends() -> No
     assert lift.ends
 
 
+def test_a_battery_request_names_known_batteries_in_whole_inverter_groups() -> None:
+    groups = {10: (11, 12), 20: (21,)}
+    assert request_problem(B, frozenset({11, 12, 21}), groups) is None
+    assert request_problem(B, frozenset({21}), groups) is None
+    assert request_problem(B, frozenset(), groups) == "the request names no battery"
+    assert request_problem(B, frozenset({21, 99}), groups) == (
+        "unknown batteries [99]; available: [11, 12, 21]"
+    )
+    assert request_problem(B, frozenset({11, 21}), groups) == (
+        "battery 11 shares inverter 10 with [12]; request them together"
+    )
+
+
 def test_direct_requests_name_known_components() -> None:
-    assert direct_problem(EV, frozenset(), {81}) == "the request names no EV chargers"
-    assert direct_problem(PV, {50, 59}, {50, 51}) == (
+    assert request_problem(EV, frozenset(), each_alone({81})) == "the request names no EV chargers"
+    assert request_problem(PV, {50, 59}, each_alone({50, 51})) == (
         "unknown PV inverters [59]; available: [50, 51]"
     )
-    assert direct_problem(PV, {50}, {50, 51}) is None
+    assert request_problem(PV, {50}, each_alone({50, 51})) is None
 
 
 # ---------------------------------------------------------------- one plan, not two

@@ -107,8 +107,9 @@ from edge_controller.power.distribute import (
     Rules,
     TakeOver,
     decide,
-    direct_problem,
+    each_alone,
     meters_moved,
+    request_problem,
     shares_for,
     standing_w,
 )
@@ -724,10 +725,12 @@ class PowerDistributingActor(SupervisedActor):
 
     def _validate(self, request: PowerRequest) -> str | None:
         """What is wrong with the ids of a request, by the site's components."""
-        if request.target is TargetKind.BATTERIES:
-            return self._microgrid.pairs.request_problem(request.batteries)
-        known = known_ids(self._direct(), request.target)
-        return direct_problem(request.target, request.components, known)
+        groups = (
+            self._microgrid.pairs.as_dict()
+            if request.target is TargetKind.BATTERIES
+            else each_alone(known_ids(self._direct(), request.target))
+        )
+        return request_problem(request.target, request.components, groups)
 
     async def _on_refused(
         self,

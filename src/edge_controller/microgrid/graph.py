@@ -153,31 +153,12 @@ class BatteryPairs:
         raise KeyError(battery_id)
 
     def as_dict(self) -> dict[int, tuple[int, ...]]:
-        """Return `{inverter id: battery ids}`."""
-        return {pair.inverter_id: pair.battery_ids for pair in self.pairs}
+        """Return `{inverter id: battery ids}`: the groups that move together.
 
-    def request_problem(self, battery_ids: frozenset[int]) -> str | None:
-        """Why a set of batteries cannot be commanded as one target, or None if it can.
-
-        The one rule of what a battery request may name: at least one battery, every
-        one known (paired), and whole inverter groups — batteries sharing an inverter
-        move together, so a request naming one of them must name all.
+        What a battery request may name is checked against them by the one rule for
+        every kind, `power.distribute.request_problem`.
         """
-        if not battery_ids:
-            return "the request names no battery"
-        known = set(self.battery_ids)
-        unknown = sorted(battery_ids - known)
-        if unknown:
-            return f"unknown batteries {unknown}; available: {sorted(known)}"
-        for battery_id in sorted(battery_ids):
-            inverter = self.inverter_of(battery_id)
-            siblings = set(self.batteries_of(inverter))
-            if not siblings <= battery_ids:
-                return (
-                    f"battery {battery_id} shares inverter {inverter} with "
-                    f"{sorted(siblings - {battery_id})}; request them together"
-                )
-        return None
+        return {pair.inverter_id: pair.battery_ids for pair in self.pairs}
 
 
 def _ids(values: Sequence[int]) -> str:

@@ -44,7 +44,7 @@ come in, the decision goes out.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -211,19 +211,47 @@ class Planned:
 Decision = Rejected | Refused | Planned
 
 
-def direct_problem(kind: TargetKind, ids: Collection[int], known: Collection[int]) -> str | None:
-    """What is wrong with the ids of an EV or PV request, None when nothing is.
+_NOUNS = {
+    TargetKind.BATTERIES: ("battery", "batteries"),
+    TargetKind.EV_CHARGERS: ("EV chargers", "EV chargers"),
+    TargetKind.PV_INVERTERS: ("PV inverters", "PV inverters"),
+}
+"""How a request's ids are named in its problem: (none of them, several of them)."""
 
-    `known` are the site's components of that `kind`. (Battery ids are checked by the
-    component graph, `BatteryPairs.request_problem`: whole inverter groups.)
+
+def request_problem(
+    kind: TargetKind, ids: Collection[int], groups: Mapping[int, Collection[int]]
+) -> str | None:
+    """Why `ids` cannot be one target of `kind`, None if they can.
+
+    The one rule of what a request may name, for every kind: at least one component,
+    every one a known component of that kind, and whole groups. `groups` maps each
+    group of the site's components that move together to its members: a battery
+    inverter to the batteries behind it (a request naming one of them must name all);
+    an EV charger or a PV inverter to itself. The use cases check a dispatch's target
+    by it before they ask, the distributor every request it gets.
     """
-    noun = "EV chargers" if kind is TargetKind.EV_CHARGERS else "PV inverters"
+    none, several = _NOUNS[kind]
     if not ids:
-        return f"the request names no {noun}"
-    unknown = sorted(set(ids) - set(known))
+        return f"the request names no {none}"
+    group_of = {member: group for group, members in groups.items() for member in members}
+    unknown = sorted(set(ids) - group_of.keys())
     if unknown:
-        return f"unknown {noun} {unknown}; available: {sorted(known)}"
+        return f"unknown {several} {unknown}; available: {sorted(group_of)}"
+    for component_id in sorted(ids):
+        group = group_of[component_id]
+        siblings = set(groups[group])
+        if not siblings <= set(ids):
+            return (
+                f"battery {component_id} shares inverter {group} with "
+                f"{sorted(siblings - {component_id})}; request them together"
+            )
     return None
+
+
+def each_alone(ids: Iterable[int]) -> dict[int, tuple[int]]:
+    """`groups` for components set one by one (EV chargers, PV inverters): each its own."""
+    return {i: (i,) for i in ids}
 
 
 def take_over(ask: Ask, running: Mapping[frozenset[int], Standing], *, observe: bool) -> TakeOver:
@@ -522,9 +550,10 @@ __all__ = [
     "Standing",
     "TakeOver",
     "decide",
-    "direct_problem",
+    "each_alone",
     "meters_moved",
     "plan_within_meters",
+    "request_problem",
     "shares_for",
     "standing_w",
     "take_over",

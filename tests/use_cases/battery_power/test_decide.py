@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from edge_controller.dispatching.payload import PayloadError
 from edge_controller.microgrid.graph import BatteryPairs, InverterBatteries
+from edge_controller.power.distribute import request_problem
+from edge_controller.power.kinds import TargetKind
 from edge_controller.use_cases.battery_power.decide import (
     BatteryPowerTarget,
     RunningBatteryDispatch,
@@ -82,7 +84,8 @@ def test_the_batteries_are_the_named_ones_in_whole_groups(named: set[int]) -> No
     assert named <= read.batteries <= SITE
     for battery in read.batteries:
         assert set(PAIRS.batteries_of(PAIRS.inverter_of(battery))) <= read.batteries
-    assert PAIRS.request_problem(read.batteries) is None  # what the distributor accepts
+    # what the distributor accepts
+    assert request_problem(TargetKind.BATTERIES, read.batteries, PAIRS.as_dict()) is None
     assert read.widened == (read.batteries != named)
 
 

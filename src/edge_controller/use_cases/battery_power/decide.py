@@ -7,8 +7,8 @@ The actor's decisions, pure, shared with the scenario (`tools/scenario`):
   category for every battery of the site) become a `BatteryPowerTarget`. Batteries
   that share an inverter move together: a dispatch that names one of them drives the
   whole group (`widened` says so, for a log line). What a battery request may name
-  is one rule, the distributor's too: `BatteryPairs.request_problem` (known batteries,
-  whole inverter groups); a target it refuses is a `TargetError` naming the dispatch.
+  is one rule, the distributor's too: `power.distribute.request_problem` (known
+  batteries, whole inverter groups); a target it refuses is a `TargetError` naming the dispatch.
 - `dispatch_requests`: one `PowerRequest` per running dispatch that commands (a dry
   run commands nothing), carrying the dispatch's id and creation time. Which of
   several dispatches on the same batteries drives them is not decided here: the
@@ -32,6 +32,8 @@ from frequenz.quantities import Power
 from edge_controller.framework.messages import PowerRequest
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.power.bounds import Range
+from edge_controller.power.distribute import request_problem
+from edge_controller.power.kinds import TargetKind
 from edge_controller.use_cases.battery_power.payload import parse_battery_power
 
 
@@ -99,7 +101,7 @@ def read_dispatch(dispatch: Dispatch, pairs: BatteryPairs) -> BatteryPowerTarget
     payload = parse_battery_power(int(dispatch.id), dispatch.payload)
     named = target_batteries(dispatch, pairs)
     batteries = whole_groups(named, pairs)
-    problem = pairs.request_problem(batteries)
+    problem = request_problem(TargetKind.BATTERIES, batteries, pairs.as_dict())
     if problem is not None:
         raise TargetError(f"dispatch {int(dispatch.id)}: target: {problem}")
     return BatteryPowerTarget(payload.power_w, batteries, widened=batteries != named)
