@@ -14,15 +14,20 @@ Three figures, each against the goal of issue 16:
 3. **Creates per second from 50 clients** (goal ≥ 500/s): 50 concurrent clients
    (5 channels) create for 3 s; successful creates over the elapsed time.
 
-    .venv/bin/python benchmarks/dispatch_service_load.py
+    .venv/bin/python benchmarks/dispatch_service_load.py [DISPATCHES] [--only creates]
 
 The last line is machine-readable:
 
     list_page_p99_ms_10k=<float> create_p99_ms_1000_streams=<float> creates_per_s=<float>
+
+`--only pages|creates|rate` runs one part (seconds instead of minutes, for profiling
+one figure) and prints only its figure on the last line; `creates` and `rate` then
+start from an empty database.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
 import sys
@@ -45,7 +50,6 @@ from edge_controller.servers.dispatch.convert import timestamp
 KEY = "load-benchmark-key"
 METADATA = (("key", KEY),)
 MICROGRID = 1
-DISPATCHES = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 READERS = 1000
 CLIENTS = 50
 RATE_SECONDS = 3.0
@@ -169,7 +173,8 @@ async def _create_rate(address: str) -> float:
     return done / elapsed
 
 
-async def main() -> None:
+async def main(dispatches: int, only: str | None) -> None:
+    figures: list[str] = []
     with tempfile.TemporaryDirectory() as directory:
         folder = Path(directory)
         keys = folder / "keys"
@@ -180,34 +185,50 @@ async def main() -> None:
         )
         address = url.removeprefix("grpc://").removesuffix("?ssl=false")
         try:
-            channels = [grpc.aio.insecure_channel(address) for _ in range(5)]
-            stubs = [pb_grpc.MicrogridDispatchServiceStub(c) for c in channels]
-            began = time.perf_counter()
-            await _create_many(stubs, DISPATCHES)
-            print(f"created {DISPATCHES} dispatches in {time.perf_counter() - began:.1f} s")
-            pages = await _list_pages(stubs[0])
-            for channel in channels:
-                await channel.close()
-            list_p99 = _p99(pages) * 1000
-            print(
-                f"list pages of 100: {len(pages)} calls, median "
-                f"{statistics.median(pages) * 1000:.1f} ms, p99 {list_p99:.1f} ms (goal <= 20)"
-            )
-            creates = await _creates_with_readers(address)
-            create_p99 = _p99(creates) * 1000
-            print(
-                f"create with {READERS} readers: median {statistics.median(creates) * 1000:.1f}"
-                f" ms, p99 {create_p99:.1f} ms (goal <= 50)"
-            )
-            rate = await _create_rate(address)
-            print(f"creates from {CLIENTS} clients: {rate:.0f}/s (goal >= 500)")
+            if only in (None, "pages"):
+                channels = [grpc.aio.insecure_channel(address) for _ in range(5)]
+                stubs = [pb_grpc.MicrogridDispatchServiceStub(c) for c in channels]
+                began = time.perf_counter()
+                await _create_many(stubs, dispatches)
+                print(f"created {dispatches} dispatches in {time.perf_counter() - began:.1f} s")
+                pages = await _list_pages(stubs[0])
+                for channel in channels:
+                    await channel.close()
+                list_p99 = _p99(pages) * 1000
+                print(
+                    f"list pages of 100: {len(pages)} calls, median "
+                    f"{statistics.median(pages) * 1000:.1f} ms, p99 {list_p99:.1f} ms (goal <= 20)"
+                )
+                figures.append(f"list_page_p99_ms_10k={list_p99:.1f}")
+            if only in (None, "creates"):
+                creates = await _creates_with_readers(address)
+                create_p99 = _p99(creates) * 1000
+                print(
+                    f"create with {READERS} readers: median "
+                    f"{statistics.median(creates) * 1000:.1f} ms, p99 {create_p99:.1f} ms "
+                    "(goal <= 50)"
+                )
+                figures.append(f"create_p99_ms_1000_streams={create_p99:.1f}")
+            if only in (None, "rate"):
+                rate = await _create_rate(address)
+                print(f"creates from {CLIENTS} clients: {rate:.0f}/s (goal >= 500)")
+                figures.append(f"creates_per_s={rate:.0f}")
         finally:
             await server.stop()
-    print(
-        f"list_page_p99_ms_10k={list_p99:.1f} create_p99_ms_1000_streams={create_p99:.1f} "
-        f"creates_per_s={rate:.0f}"
+    print(" ".join(figures))
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "dispatches", nargs="?", type=int, default=10_000, help="dispatches for the list pages"
     )
+    parser.add_argument(
+        "--only", choices=("pages", "creates", "rate"), help="run one part, print its figure"
+    )
+    return parser.parse_args()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    arguments = _arguments()
+    asyncio.run(main(arguments.dispatches, arguments.only))

@@ -18,7 +18,6 @@ import grpc
 import pytest
 from frequenz.client.dispatch.types import DispatchId
 
-from edge_controller.servers.dispatch import service as dispatch_service
 from edge_controller.servers.dispatch.server import DispatchServer
 from edge_controller.servers.sim.site import SiteSpec
 from tests.harness import KEY, MICROGRID, stream_connected
@@ -59,9 +58,7 @@ async def _retrying(call: Callable[[], Awaitable[_T]], timeout_s: float = PATIEN
 
 def _drop_streams(site: ReliableSite) -> None:
     """End every dispatch stream with UNAVAILABLE, as a proxy or a network blip would."""
-    end = dispatch_service._EndOfStream("stream dropped by the test")
-    for subscription in list(site.dispatch.service._subscriptions):
-        subscription.offer(end)
+    site.dispatch.service.end_streams("stream dropped by the test")
 
 
 async def test_changes_while_the_stream_is_down_are_executed_once(

@@ -28,6 +28,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.struct_pb2 import Struct
 
 from edge_controller.servers.dispatch import convert
+from edge_controller.servers.dispatch import service as dispatch_service
 from edge_controller.servers.dispatch.convert import timestamp
 from edge_controller.servers.dispatch.server import DispatchServer
 from edge_controller.servers.dispatch.storage import DispatchStore
@@ -376,3 +377,61 @@ async def test_a_create_is_not_slowed_by_five_hundred_stream_readers(tmp_path: P
                 stream.cancel()
             for channel in channels:
                 await channel.close()
+
+
+_SMALL_WINDOW = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 16 * 1024)]
+"""A client that takes no more than 16 KB of a stream it does not read."""
+
+
+async def test_a_reader_that_stops_reading_holds_up_no_create_and_no_other_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stalled client fills its stream's window; the service keeps it a position only.
+
+    The stalled stream's sends wait on gRPC flow control; creates are answered and the
+    other reader gets every event in order; the stalled one, when it reads again, gets
+    the events in order up to where it was cut off, then UNAVAILABLE (reconnect, list).
+    """
+    monkeypatch.setattr(dispatch_service, "SUBSCRIBER_QUEUE_SIZE", 50)
+    creates = 100  # ~1.2 KB each: far more than the stalled client's 16 KB window
+    payload = Struct()
+    payload.update({"note": "x" * 1000})
+    async with (
+        _served(tmp_path / "dispatches.sqlite") as (server, stub),
+        grpc.aio.insecure_channel(server.address, options=_SMALL_WINDOW) as stalled_channel,
+        grpc.aio.insecure_channel(server.address) as reading_channel,
+    ):
+        stalled = pb_grpc.MicrogridDispatchServiceStub(stalled_channel).StreamMicrogridDispatches(
+            pb.StreamMicrogridDispatchesRequest(microgrid_id=MICROGRID), metadata=METADATA
+        )
+        reading = pb_grpc.MicrogridDispatchServiceStub(reading_channel).StreamMicrogridDispatches(
+            pb.StreamMicrogridDispatchesRequest(microgrid_id=MICROGRID), metadata=METADATA
+        )
+        await until(lambda: server.service.subscriber_count(MICROGRID) == 2, "two readers")
+        created_ids = []
+        read_ids = []
+        for _ in range(creates):
+            response = await stub.CreateMicrogridDispatch(
+                _create_request(payload=payload), metadata=METADATA, timeout=CALL_TIMEOUT_S
+            )
+            created_ids.append(response.dispatch.metadata.dispatch_id)
+            message = await reading.read()
+            assert isinstance(message, pb.StreamMicrogridDispatchesResponse)
+            read_ids.append(message.dispatch.metadata.dispatch_id)
+        assert read_ids == created_ids
+
+        stalled_ids: list[int] = []
+
+        async def read_the_stalled_stream() -> None:
+            async with asyncio.timeout(CALL_TIMEOUT_S):
+                while True:
+                    message = await stalled.read()
+                    assert isinstance(message, pb.StreamMicrogridDispatchesResponse)
+                    stalled_ids.append(message.dispatch.metadata.dispatch_id)
+
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await read_the_stalled_stream()
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "fell 50 events behind" in str(caught.value.details())
+        assert stalled_ids == created_ids[: len(stalled_ids)]  # a prefix, in order
+        assert len(stalled_ids) < creates

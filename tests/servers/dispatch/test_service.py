@@ -1,4 +1,4 @@
-"""The service without gRPC: write-through, failed writes, slow subscribers, shutdown."""
+"""The service without gRPC: write-through, failed writes, streams, slow subscribers, shutdown."""
 
 from __future__ import annotations
 
@@ -68,6 +68,63 @@ async def test_a_subscriber_too_far_behind_is_cut_off(
         await anext(events)
     assert caught.value.kind is ErrorKind.UNAVAILABLE
     assert service.subscriber_count(1) == 0
+
+
+async def _subscribed(service: DispatchService, count: int, microgrid_id: int = 1) -> None:
+    async with asyncio.timeout(5):
+        while service.subscriber_count(microgrid_id) < count:
+            await asyncio.sleep(0)
+
+
+async def test_a_writer_has_its_answer_before_any_stream_is_fed(service: DispatchService) -> None:
+    """Feeding 1 000 streams first made a create's answer wait 60 ms (issue 16)."""
+    seen: list[str] = []
+
+    async def reader(name: str) -> None:
+        async for _ in service.subscribe(1):
+            seen.append(name)
+            return
+
+    readers = [asyncio.ensure_future(reader(f"reader {i}")) for i in range(3)]
+    await _subscribed(service, 3)
+    await service.create(1, data())
+    seen.append("creator")
+    await asyncio.gather(*readers)
+    assert seen == ["creator", "reader 0", "reader 1", "reader 2"]
+
+
+async def test_every_stream_gets_every_change_in_the_same_order(service: DispatchService) -> None:
+    """Concurrent writers; readers that read only after the writes; another microgrid."""
+    streams = [service.subscribe(1) for _ in range(3)]
+    other = service.subscribe(2)
+    firsts = [asyncio.ensure_future(anext(s)) for s in [*streams, other]]
+    await _subscribed(service, 3)
+    await _subscribed(service, 1, microgrid_id=2)
+
+    async def create_then_update() -> None:
+        created = await service.create(1, data())
+        await service.update(1, created.id, DispatchUpdate(paths=("duration",), duration_s=60))
+
+    await asyncio.gather(*(create_then_update() for _ in range(4)))
+    await service.delete(1, 2)
+    await service.create(2, data())
+    orders = []
+    for first, stream in zip(firsts, streams, strict=False):
+        events = [await first, *[await anext(stream) for _ in range(8)]]
+        orders.append([(e.kind, e.dispatch.id) for e in events])
+    assert orders[1] == orders[0]
+    assert orders[2] == orders[0]
+    changes = orders[0]
+    assert [i for k, i in changes if k is EventKind.CREATED] == [1, 2, 3, 4]
+    for dispatch_id in (1, 3, 4):
+        assert [k for k, i in changes if i == dispatch_id] == [EventKind.CREATED, EventKind.UPDATED]
+    assert [k for k, i in changes if i == 2] == [
+        EventKind.CREATED,
+        EventKind.UPDATED,
+        EventKind.DELETED,
+    ]
+    assert changes[-1] == (EventKind.DELETED, 2)
+    assert (await firsts[3]).dispatch.microgrid_id == 2  # and nothing of microgrid 1 before
 
 
 async def test_after_close_calls_are_unavailable(service: DispatchService) -> None:

@@ -20,10 +20,14 @@ Characteristics:
   served, listed and streamed like any other (the client was not told, so it may
   look, by listing); if it fails, nothing changed. There is no third case — a
   dispatch in the file that the service does not serve.
-- Each subscriber has a bounded queue (`SUBSCRIBER_QUEUE_SIZE`). A subscriber that
-  falls that far behind has its stream ended with UNAVAILABLE, so its client
-  reconnects and lists again (`frequenz-dispatch` does), instead of the service
-  buffering without limit.
+- The streams of a microgrid read one shared log of its last
+  `SUBSCRIBER_QUEUE_SIZE` events (`event_log.EventLog`): a write costs the same
+  whatever the number of readers, every reader gets every event in commit order,
+  and a slow reader holds up nobody. A subscriber that falls that far behind has
+  its stream ended with UNAVAILABLE, so its client reconnects and lists again
+  (`frequenz-dispatch` does), instead of the service buffering without limit.
+- A write's caller is answered before the streams are woken (`_as_one_unit`), so
+  a create with 1 000 readers is not answered after 1 000 stream writes.
 - `close()` ends every stream with UNAVAILABLE, waits for the writes in progress
   within its budget (a stuck one is left to its daemon thread, which closes the
   store after it), and closes the store; later calls fail with UNAVAILABLE.
@@ -35,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Final, TypeVar
 
 import structlog
@@ -43,6 +47,7 @@ import structlog
 from edge_controller.common.clock import Clock, WallClock
 from edge_controller.servers.dispatch import rules
 from edge_controller.servers.dispatch.errors import DispatchError, ErrorKind, not_found
+from edge_controller.servers.dispatch.event_log import EventLog, StreamEndedError
 from edge_controller.servers.dispatch.model import (
     Dispatch,
     DispatchData,
@@ -66,40 +71,7 @@ _T = TypeVar("_T")
 
 _LOG = structlog.get_logger("edge_controller.servers.dispatch")
 SUBSCRIBER_QUEUE_SIZE: Final = 1000
-"""Events buffered per stream before a slow subscriber is cut off (UNAVAILABLE)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _EndOfStream:
-    reason: str
-
-
-class _Subscription:
-    """One stream's mailbox."""
-
-    def __init__(self, microgrid_id: int) -> None:
-        self.microgrid_id = microgrid_id
-        self.queue: asyncio.Queue[DispatchEvent | _EndOfStream] = asyncio.Queue(
-            SUBSCRIBER_QUEUE_SIZE + 1
-        )
-        self.ended = False
-
-    def offer(self, item: DispatchEvent | _EndOfStream) -> None:
-        if self.ended:
-            return
-        if isinstance(item, _EndOfStream):
-            self.ended = True
-            while not self.queue.empty():  # the end goes first: nothing after it matters
-                self.queue.get_nowait()
-            self.queue.put_nowait(item)
-        elif self.queue.qsize() >= SUBSCRIBER_QUEUE_SIZE:
-            self.offer(
-                _EndOfStream(
-                    f"stream fell {SUBSCRIBER_QUEUE_SIZE} events behind; reconnect and list again"
-                )
-            )
-        else:
-            self.queue.put_nowait(item)
+"""Events kept for the streams: a subscriber further behind is cut off (UNAVAILABLE)."""
 
 
 class DispatchService:
@@ -124,7 +96,7 @@ class DispatchService:
         self._write_lock = asyncio.Lock()
         self._store_thread = StoreThread()
         self._writes: set[asyncio.Task[Any]] = set()
-        self._subscriptions: set[_Subscription] = set()
+        self._event_logs: dict[int, EventLog[DispatchEvent]] = {}  # by microgrid, while read
         self._closed = False
 
     def __len__(self) -> int:
@@ -137,7 +109,8 @@ class DispatchService:
 
     def subscriber_count(self, microgrid_id: int) -> int:
         """Return how many streams follow `microgrid_id` (tests wait on this)."""
-        return sum(1 for s in self._subscriptions if s.microgrid_id == microgrid_id and not s.ended)
+        log = self._event_logs.get(microgrid_id)
+        return 0 if log is None else log.readers
 
     def _check_open(self) -> None:
         if self._closed:
@@ -151,18 +124,28 @@ class DispatchService:
         return dispatch
 
     def _publish(self, kind: EventKind, dispatch: Dispatch) -> None:
-        """Announce a change to the streams, right after the writer has its answer.
+        """Add a committed change to its microgrid's stream log (if anyone reads it).
 
-        With 1 000 streams, feeding them all takes tens of milliseconds of this loop;
-        done inline, the write's own answer waited behind it. `call_soon` keeps the
-        events in the order of the writes (one writer at a time).
+        Nobody is woken here: `_as_one_unit` wakes the readers once the write's
+        caller has its answer.
         """
-        asyncio.get_running_loop().call_soon(self._fan_out, DispatchEvent(kind, dispatch))
+        log = self._event_logs.get(dispatch.microgrid_id)
+        if log is not None:
+            log.append(DispatchEvent(kind, dispatch))
 
-    def _fan_out(self, event: DispatchEvent) -> None:
-        for subscription in list(self._subscriptions):
-            if subscription.microgrid_id == event.dispatch.microgrid_id:
-                subscription.offer(event)
+    def _wake_readers(self) -> None:
+        for log in self._event_logs.values():
+            log.wake()
+
+    def end_streams(self, reason: str) -> None:
+        """End every open stream with UNAVAILABLE `reason`; later subscribers start anew.
+
+        Used at shutdown; tests use it to drop streams as a network blip would.
+        """
+        logs = list(self._event_logs.values())
+        self._event_logs.clear()
+        for log in logs:
+            log.end(reason)
 
     async def create(
         self, microgrid_id: int, data: DispatchData, *, start_immediately: bool = False
@@ -172,11 +155,24 @@ class DispatchService:
         return await self._as_one_unit(self._create(microgrid_id, data, start_immediately))
 
     async def _as_one_unit(self, write: Coroutine[Any, Any, _T]) -> _T:
-        """Run a write (commit and publish) to its end even if the caller goes away."""
+        """Run a write (commit and publish) to its end even if the caller goes away.
+
+        The streams are woken only after the caller has resumed with its answer:
+        waking 1 000 readers queues 1 000 steps of this loop, each ending in a gRPC
+        write, and woken at the commit they all ran before the caller's own response
+        was sent (issue 16: a create took 60 ms with 1 000 readers). The wake is
+        queued from the caller's step, so the caller runs on to its response first;
+        a caller that gave up does not hold the event back: the write wakes them.
+        """
         task = asyncio.ensure_future(write)
         self._writes.add(task)
         task.add_done_callback(_forget_write(self._writes))
-        return await asyncio.shield(task)
+        answer = asyncio.shield(task)
+        task.add_done_callback(lambda _: self._wake_readers() if answer.cancelled() else None)
+        try:
+            return await answer
+        finally:
+            asyncio.get_running_loop().call_soon(self._wake_readers)
 
     async def _create(
         self, microgrid_id: int, data: DispatchData, start_immediately: bool
@@ -290,18 +286,27 @@ class DispatchService:
         """
         self._check_open()
         rules.check_microgrid(microgrid_id, self.microgrid_ids)
-        subscription = _Subscription(microgrid_id)
-        self._subscriptions.add(subscription)
+        log = self._event_logs.get(microgrid_id)
+        if log is None:
+            log = self._event_logs[microgrid_id] = EventLog(SUBSCRIBER_QUEUE_SIZE)
+        position = log.position
+        log.readers += 1
         _LOG.debug("stream_opened", microgrid_id=microgrid_id)
         try:
             while True:
-                item = await subscription.queue.get()
-                if isinstance(item, _EndOfStream):
-                    raise DispatchError(ErrorKind.UNAVAILABLE, item.reason)
-                yield item
+                try:
+                    event = log.read(position)
+                except StreamEndedError as ended:
+                    raise DispatchError(ErrorKind.UNAVAILABLE, ended.reason) from None
+                if event is None:
+                    await log.changed()
+                    continue
+                position += 1
+                yield event
         finally:
-            subscription.ended = True
-            self._subscriptions.discard(subscription)
+            log.readers -= 1
+            if not log.readers and self._event_logs.get(microgrid_id) is log:
+                del self._event_logs[microgrid_id]
             _LOG.debug("stream_closed", microgrid_id=microgrid_id)
 
     async def close(self, timeout_s: float = 5.0) -> None:
@@ -315,8 +320,7 @@ class DispatchService:
         if self._closed:
             return
         self._closed = True
-        for subscription in list(self._subscriptions):
-            subscription.offer(_EndOfStream("the dispatch service is shutting down"))
+        self.end_streams("the dispatch service is shutting down")
         pending = set(self._writes)
         if pending:
             _, unfinished = await asyncio.wait(pending, timeout=timeout_s)
