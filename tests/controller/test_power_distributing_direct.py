@@ -33,7 +33,7 @@ from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.power.bounds import Range
 from edge_controller.servers.sim.server import SimulatorServer
 from edge_controller.servers.sim.site import FaultKind, SiteSpec, parse_site
-from tests.patience import PATIENCE_S, until
+from tests.patience import PATIENCE_S, evaluated, until
 
 EV, PV = TargetKind.EV_CHARGERS, TargetKind.PV_INVERTERS
 RESOLUTIONS = {10: 10.0, 50: 10.0, 51: 10.0, 81: 10.0, 82: 10.0, 83: 10.0}
@@ -137,13 +137,17 @@ class Rig:
         ]
 
     async def leap(self, seconds: float, step_s: float = 60.0) -> None:
-        """Move the clock on in steps, letting the actor keep its targets alive."""
+        """Move the clock on in steps, letting the actor keep its targets alive.
+
+        After each step the actor has looked at its targets twice (`evaluations`): a
+        whole pass began after the step, so every keep-alive then due was sent.
+        """
         left = seconds
         while left > 0:
             self.clock.advance(min(step_s, left))
             left -= step_s
             self.server.service.tick()
-            await asyncio.sleep(0.1)
+            await evaluated(self.actor.counts, 2, what="the distributor")
 
 
 @pytest.fixture

@@ -663,6 +663,7 @@ class PowerDistributingActor(SupervisedActor):
                 self._coming = frozenset()
                 await self._give_back_left_over()
                 await self._keep_alive()
+                self._count("evaluations")
         finally:
             collector.cancel()
 
