@@ -26,7 +26,8 @@ from edge_controller.servers.market.model import MarketRules
 from edge_controller.servers.market.orders import OrderFilter, OrderState
 from edge_controller.servers.market.server import MarketServer
 from edge_controller.trading.bids import BatteryPool, Side
-from edge_controller.use_cases.market_bid.actor import MarketBidActor, MarketBidOptions
+from edge_controller.use_cases.market_bid.actor import MarketBidActor
+from edge_controller.use_cases.market_bid.config import MarketBidOptions
 from edge_controller.weather.messages import WeatherForecast
 from tests.patience import evaluated
 from tests.trading.conftest import MARKET_KEY, close_trading_client, flat_market, until

@@ -24,6 +24,7 @@ from edge_controller.framework.use_case import (
 from edge_controller.use_cases.market_bid.config import (
     MARKET_BID,
     MarketBidConfig,
+    MarketBidOptions,
     parse_market_bid,
 )
 
@@ -93,7 +94,6 @@ class MarketBid:
         from edge_controller.dispatching.producer import DispatchProducer
         from edge_controller.use_cases.market_bid.actor import (
             MarketBidActor,
-            MarketBidOptions,
             telemetry_inputs,
         )
         from edge_controller.use_cases.market_bid.weather_actor import (

@@ -65,12 +65,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import math
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, Final, Literal, Protocol, cast
 
 import grpc
@@ -87,11 +85,8 @@ from frequenz.client.base.streaming import (
 from frequenz.client.electricity_trading import (
     Client,
     Currency,
-    DeliveryArea,
-    DeliveryDuration,
     DeliveryPeriod,
     DeliveryTimeFilter,
-    EnergyMarketCodeType,
     Interval,
     MarketSide,
     OrderState,
@@ -121,183 +116,31 @@ from edge_controller.trading.bids import (
     Order,
     PeriodOutlook,
     Side,
-    Strategy,
     build_orders,
 )
 from edge_controller.trading.optimizer import Committed, Settings, plan_bids
 from edge_controller.trading.periods import period_floor
 from edge_controller.trading.settlement import PeriodSettlement, SettlementBook
 from edge_controller.trading.storage import StorageUnit
+from edge_controller.use_cases.market_bid.config import DURATIONS, MarketBidOptions
+from edge_controller.use_cases.market_bid.decide import (
+    DeleteDispatch,
+    PeriodDispatch,
+    PlacedOrder,
+    TradedPeriod,
+    UpdateDispatch,
+    committed,
+    dispatch_change,
+    forgotten,
+    new_dispatch,
+    side_power_w,
+)
 from edge_controller.weather.messages import WeatherForecast
 
-DURATIONS: Final = {
-    timedelta(minutes=5): DeliveryDuration.MINUTES_5,
-    timedelta(minutes=15): DeliveryDuration.MINUTES_15,
-    timedelta(minutes=30): DeliveryDuration.MINUTES_30,
-    timedelta(minutes=60): DeliveryDuration.MINUTES_60,
-}
-"""The delivery periods the trading API knows."""
 _DURATION_OF: Final = {value: key for key, value in DURATIONS.items()}
 _NOT_AN_ORDER: Final = frozenset({OrderState.FAILED})
-FORGET_AFTER: Final = timedelta(hours=1)
-"""How long after its end a period's orders, trades and dispatch are kept in memory."""
-BIDDING: Final = ("optimal", "threshold")
-"""The bid builders `MarketBidOptions.bidding` names (config `strategy`)."""
 STREAM_REOPEN_S: Final = 5.0
 """How long after a market stream ended for good it is opened again."""
-
-
-@dataclass(frozen=True, slots=True)
-class MarketBidOptions:
-    """What the market-bid actor trades, where, and how (config `[market_bid]`).
-
-    Raises:
-        ValueError: on creation, a value out of range, naming the field.
-    """
-
-    gridpool_id: int = 1
-    delivery_area: str = "10YDE-EON------1"
-    """The delivery area's code (EIC by default)."""
-    delivery_area_code_type: str = "EUROPE_EIC"
-    """`EnergyMarketCodeType` name of the code: EUROPE_EIC or US_NERC."""
-    batteries: frozenset[int] | None = None
-    """The trading batteries; None: every battery (the dispatch targets the category)."""
-    dispatch_type: str = BATTERY_POWER
-    """The type of the dispatches won trades become (a battery-power use case's type)."""
-    horizon: int = 8
-    """Delivery periods bid for ahead (8 × 15 min: the next two hours)."""
-    period: timedelta = timedelta(minutes=15)
-    """The market's delivery period: 5, 15, 30 or 60 minutes."""
-    gate_closure: timedelta = timedelta(minutes=5)
-    """How long before a period's start the market stops taking orders for it."""
-    round_delay: timedelta = timedelta(seconds=30)
-    """How long after each gate closure the next round runs."""
-    reserve_soc_pct: float = 20.0
-    bidding: str = "optimal"
-    """How bids are built: "optimal" (`optimizer`: a plan over `plan_horizon` periods,
-    re-solved every round, each inverter's batteries kept above the reserve) or
-    "threshold" (`bids`: `price_spread`; kept for comparison — its shipped 20 EUR/MWh
-    spread does not cover two passes of `degradation_cost` plus the losses)."""
-    plan_horizon: int = 96
-    """Delivery periods the optimizer plans ahead (orders go only to the first `horizon`)."""
-    degradation_cost: float = 10.0
-    """EUR/MWh charged or discharged at the meter: the optimizer's cost of wear."""
-    price_spread: float = 20.0
-    """EUR/MWh between the buy and the sell threshold (see `bids`)."""
-    max_volume_mw: float = 1.0
-    max_import_w: float | None = None
-    """Grid connection import limit, if any (with the load and production forecasts)."""
-    max_export_w: float | None = None
-    efficiency: float = 0.95
-    """One-way efficiency of the batteries (AC ↔ stored)."""
-    pv_peak_w: float = 0.0
-    wind_rated_w: float = 0.0
-    flat_load_w: float = 0.0
-    """The load forecast when none is given: this, all day."""
-    flat_price: float = 80.0
-    """EUR/MWh expected when no price forecast is given and no cleared price is known."""
-    price_history: timedelta = timedelta(days=7)
-    """How far back cleared public prices are read and kept for the price forecast."""
-    order_tag: str = "edge-controller"
-    """Tag on our orders: rounds find ours by it, the trade stream is filtered by it."""
-    dispatch_retry: timedelta = timedelta(seconds=5)
-    call_timeout: timedelta = timedelta(seconds=10)
-    """Bound on each trading API call."""
-
-    def __post_init__(self) -> None:
-        """Check every field."""
-        problems = []
-        if self.gridpool_id <= 0:
-            problems.append(f"gridpool_id: expected an id > 0, got {self.gridpool_id}")
-        if not self.delivery_area.strip():
-            problems.append("delivery_area: expected a delivery area code, got ''")
-        if self.delivery_area_code_type not in ("EUROPE_EIC", "US_NERC"):
-            problems.append(
-                "delivery_area_code_type: expected EUROPE_EIC or US_NERC, "
-                f"got {self.delivery_area_code_type!r}"
-            )
-        if self.batteries is not None:
-            try:
-                battery_target(self.batteries)
-            except ValueError as error:
-                problems.append(str(error))
-        if not self.dispatch_type.strip():
-            problems.append("dispatch_type: expected a dispatch type, got ''")
-        if not 1 <= self.horizon <= 192:
-            problems.append(f"horizon: expected 1..192 periods, got {self.horizon}")
-        if self.period not in DURATIONS:
-            problems.append(f"period: expected 5, 15, 30 or 60 minutes, got {self.period}")
-        if not timedelta(0) <= self.gate_closure <= timedelta(days=1):
-            problems.append(f"gate_closure: expected 0..1 day, got {self.gate_closure}")
-        if not timedelta(0) <= self.round_delay < self.period:
-            problems.append(
-                f"round_delay: expected >= 0 and less than the period, got {self.round_delay}"
-            )
-        if not 0 <= self.reserve_soc_pct <= 100:
-            problems.append(f"reserve_soc_pct: expected 0..100, got {self.reserve_soc_pct}")
-        if self.bidding not in BIDDING:
-            problems.append(
-                f"strategy: expected one of {', '.join(repr(b) for b in BIDDING)}, "
-                f"got {self.bidding!r}"
-            )
-        if not 1 <= self.plan_horizon <= 192:
-            problems.append(f"plan_horizon: expected 1..192 periods, got {self.plan_horizon}")
-        if not (math.isfinite(self.degradation_cost) and self.degradation_cost >= 0):
-            problems.append(f"degradation_cost: expected >= 0 EUR/MWh, got {self.degradation_cost}")
-        if not (math.isfinite(self.price_spread) and self.price_spread >= 0):
-            problems.append(f"price_spread: expected >= 0 EUR/MWh, got {self.price_spread}")
-        if not (math.isfinite(self.max_volume_mw) and self.max_volume_mw >= 0.1):
-            problems.append(f"max_volume_mw: expected >= 0.1 MW, got {self.max_volume_mw}")
-        if not 0 < self.efficiency <= 1:
-            problems.append(f"efficiency: expected 0 < x <= 1, got {self.efficiency}")
-        for name in ("max_import_w", "max_export_w", "pv_peak_w", "wind_rated_w", "flat_load_w"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value >= 0):
-                problems.append(f"{name}: expected a power >= 0 W, got {value!r}")
-        if not math.isfinite(self.flat_price):
-            problems.append(f"flat_price: expected a finite price, got {self.flat_price}")
-        if self.price_history <= timedelta(0):
-            problems.append(f"price_history: expected > 0, got {self.price_history}")
-        if not self.order_tag.strip():
-            problems.append("order_tag: expected a tag, got ''")
-        if self.dispatch_retry <= timedelta(0) or self.call_timeout <= timedelta(0):
-            problems.append(
-                f"dispatch_retry and call_timeout: expected > 0, got {self.dispatch_retry}, "
-                f"{self.call_timeout}"
-            )
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    @property
-    def strategy(self) -> Strategy:
-        """The bid builder's parameters."""
-        return Strategy(
-            reserve_soc_pct=self.reserve_soc_pct,
-            price_spread=self.price_spread,
-            max_volume_mw=self.max_volume_mw,
-            max_import_w=self.max_import_w,
-            max_export_w=self.max_export_w,
-        )
-
-    @property
-    def site(self) -> outlook.SiteProduction:
-        """The site's producers."""
-        return outlook.SiteProduction(pv_peak_w=self.pv_peak_w, wind_rated_w=self.wind_rated_w)
-
-    @property
-    def area(self) -> DeliveryArea:
-        """The delivery area as the trading client takes it."""
-        return DeliveryArea(self.delivery_area, EnergyMarketCodeType[self.delivery_area_code_type])
-
-    def next_round(self, now: datetime) -> datetime:
-        """Return the first round time strictly after `now`."""
-        shifted = now - self.round_delay + self.gate_closure
-        return (
-            period_floor(shifted, self.period)
-            + self.period
-            - self.gate_closure
-            + (self.round_delay)
-        )
 
 
 class DispatchSink(Protocol):
@@ -327,41 +170,6 @@ class DispatchSink(Protocol):
     async def list(self) -> builtins.list[DispatchSummary]:
         """Return every dispatch of the microgrid."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class PlacedOrder:
-    """One of our orders for one period, as last seen."""
-
-    order_id: int
-    side: Side
-    quantity_mw: Decimal
-    limit_price: Decimal
-    state: str
-    open_mw: Decimal
-    """What may still fill (0 once cleared)."""
-
-    @property
-    def open_power_w(self) -> float:
-        """The open quantity as a battery power (passive sign)."""
-        watts = float(self.open_mw) * 1e6
-        return -watts if self.side is Side.SELL else watts
-
-
-@dataclass(frozen=True, slots=True)
-class PeriodDispatch:
-    """The dispatch that executes one period's trades."""
-
-    dispatch_id: int
-    power_w: float
-
-
-@dataclass(slots=True)
-class _Period:
-    duration: timedelta
-    traded_w: float = 0.0
-    trade_ids: set[int] = field(default_factory=set)
-    retry_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -512,7 +320,7 @@ class MarketBidActor(SupervisedActor):
         self._forecast: WeatherForecast | None = None
         self._orders: dict[datetime, PlacedOrder] = {}
         self._order_ids: set[int] = set()
-        self._periods: dict[datetime, _Period] = {}
+        self._periods: dict[datetime, TradedPeriod] = {}
         self._dispatched: dict[datetime, PeriodDispatch] = {}
         self._next_round: datetime | None = None
         self._adopted = False
@@ -785,27 +593,8 @@ class MarketBidActor(SupervisedActor):
         return list(plan.orders)
 
     def _committed(self) -> list[Committed]:
-        """Every period with a trade or an order of ours, at its traded and open power.
-
-        What the optimizer fixes and what `outlook.committed_energy_wh` counts against a
-        new round's pool. A period with an order counts even at 0 W (an order cancelled
-        before it filled): it is fixed, so no second order goes there (see the module).
-        """
-        options = self.options
-        starts = set(self._periods) | set(self._orders)
-        found = []
-        for start in sorted(starts):
-            period = self._periods.get(start)
-            order = self._orders.get(start)
-            open_w = (
-                order.open_power_w
-                if order is not None and order.state == OrderState.ACTIVE.name
-                else 0.0
-            )
-            duration = period.duration if period is not None else options.period
-            traded_w = period.traded_w if period is not None else 0.0
-            found.append(Committed(start, duration, traded_w=traded_w, open_w=open_w))
-        return found
+        """Every period with a trade or an order of ours (`decide.committed`)."""
+        return committed(self._periods, self._orders, self.options.period)
 
     async def _place(self, order: Order) -> None:
         options = self.options
@@ -923,26 +712,15 @@ class MarketBidActor(SupervisedActor):
     async def _apply_trade(self, trade: Trade, *, source: Literal["stream", "listing"]) -> None:
         start = trade.delivery_period.start
         duration = _DURATION_OF.get(trade.delivery_period.duration, self.options.period)
-        period = self._periods.setdefault(start, _Period(duration))
-        if trade.id in period.trade_ids:
+        period = self._periods.setdefault(start, TradedPeriod(duration))
+        power_w = side_power_w(_side(trade.side), trade.quantity.mw)
+        if not period.count_trade(trade.id, power_w):
             return
-        period.trade_ids.add(trade.id)
         self._order_ids.add(trade.order_id)
-        watts = float(trade.quantity.mw) * 1e6
-        power_w = -watts if trade.side is MarketSide.SELL else watts
-        period.traded_w += power_w
         self._book.add_trade(start, duration, power_w, float(trade.price.amount))
         order = self._orders.get(start)
         if order is not None and order.order_id == trade.order_id:
-            open_mw = max(Decimal(0), order.open_mw - trade.quantity.mw)
-            self._orders[start] = PlacedOrder(
-                order.order_id,
-                order.side,
-                order.quantity_mw,
-                order.limit_price,
-                order.state,
-                open_mw,
-            )
+            self._orders[start] = order.filled(trade.quantity.mw)
         self.counts["trades"] += 1
         self._log.info(
             "trade_received",
@@ -965,44 +743,42 @@ class MarketBidActor(SupervisedActor):
         """
         await self._adopt_dispatches()
         period = self._periods[start]
-        end = start + period.duration
         current = self._dispatched.get(start)
         period.retry_at = None
-        if now >= end or (current is not None and current.power_w == period.traded_w):
+        change = dispatch_change(start, period, current, now)
+        if change is None:
             return
         try:
-            if current is not None and period.traded_w != 0.0:
-                if await self._update(current.dispatch_id, period.traded_w):
+            if isinstance(change, UpdateDispatch):
+                if await self._update(change.dispatch_id, change.power_w):
                     self.counts["dispatches_updated"] += 1
-                    self._dispatched[start] = PeriodDispatch(current.dispatch_id, period.traded_w)
+                    self._dispatched[start] = PeriodDispatch(change.dispatch_id, change.power_w)
                     self._log.info(
                         "dispatch_updated",
-                        dispatch_id=current.dispatch_id,
+                        dispatch_id=change.dispatch_id,
                         period_start=start.isoformat(),
-                        power_w=period.traded_w,
-                        was_w=current.power_w,
+                        power_w=change.power_w,
+                        was_w=change.was_w,
                     )
                     return
                 del self._dispatched[start]  # gone from the service: create it again
-            elif current is not None:
-                await self._delete(current.dispatch_id)
+                change = new_dispatch(start, period, now)
+            elif isinstance(change, DeleteDispatch):
+                await self._delete(change.dispatch_id)
                 del self._dispatched[start]
                 self._log.info(
                     "dispatch_deleted",
-                    dispatch_id=current.dispatch_id,
+                    dispatch_id=change.dispatch_id,
                     period_start=start.isoformat(),
                 )
-            if period.traded_w == 0.0:
                 return
-            begin: Start = start if start > now else "NOW"
-            seconds = int((end - max(start, now)).total_seconds())
-            if seconds < 1:
+            if change is None:
                 return
             dispatch_id = await self._sink.create_battery_power(
-                period.traded_w,
+                change.power_w,
                 self.options.batteries,
-                begin,
-                timedelta(seconds=seconds),
+                change.start,
+                timedelta(seconds=change.duration_s),
                 dispatch_type=self.options.dispatch_type,
             )
         except _ApiError as error:
@@ -1017,15 +793,15 @@ class MarketBidActor(SupervisedActor):
             )
             return
         self.counts["dispatches_created"] += 1
-        self._dispatched[start] = PeriodDispatch(dispatch_id, period.traded_w)
+        self._dispatched[start] = PeriodDispatch(dispatch_id, change.power_w)
         self._log.info(
             "dispatch_created",
             dispatch_id=dispatch_id,
             dispatch_type=self.options.dispatch_type,
             period_start=start.isoformat(),
-            start="NOW" if begin == "NOW" else start.isoformat(),
-            duration_s=seconds,
-            power_w=period.traded_w,
+            start="NOW" if change.start == "NOW" else start.isoformat(),
+            duration_s=change.duration_s,
+            power_w=change.power_w,
             target=self._target,
         )
 
@@ -1078,25 +854,18 @@ class MarketBidActor(SupervisedActor):
                 )
 
     def _forget(self, now: datetime) -> None:
-        """Drop what belongs to periods that ended over an hour ago.
-
-        Listings only reach back to the current period, so nothing older comes back.
-        """
-        cutoff = now - FORGET_AFTER
-        for start in [s for s, p in self._periods.items() if s + p.duration < cutoff]:
+        """Drop what belongs to periods that ended over an hour ago (`decide.forgotten`)."""
+        stale = forgotten(self._periods, self._orders, now, self.options.period)
+        for start in stale.periods:
             del self._periods[start]
             self._dispatched.pop(start, None)
-        for start in [s for s in self._orders if s + self.options.period < cutoff]:
+        for start in stale.orders:
             self._order_ids.discard(self._orders.pop(start).order_id)
 
 
 __all__ = [
-    "DURATIONS",
     "DispatchSink",
     "MarketBidActor",
-    "MarketBidOptions",
-    "PeriodDispatch",
-    "PlacedOrder",
     "TelemetryInputs",
     "telemetry_inputs",
 ]

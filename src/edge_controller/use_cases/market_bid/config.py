@@ -1,10 +1,10 @@
 """The `[market_bid]` section: where to trade and fetch forecasts, and the strategy.
 
-Its values end in `actor.MarketBidOptions`, whose module pulls in the weather models
-(pvlib, pandas: about a second to import): that import happens only for a
-configuration that has the section (and when the reference is rendered).
-The options' own checks (`MarketBidOptions.__post_init__`) are turned into problems
-with the `market_bid.` key path, like every other configuration error.
+Its values end in `MarketBidOptions` (below), what the market-bid actor is given. The
+weather models its `site` needs (pvlib, pandas: about a second to import) are loaded
+only when that is read, by the actor: a configuration without the section never
+loads them. The options' own checks (`MarketBidOptions.__post_init__`) are turned into
+problems with the `market_bid.` key path, like every other configuration error.
 
 ```toml
 [market_bid]
@@ -39,20 +39,194 @@ flat_price = 80                  # EUR/MWh expected before any cleared price is 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
+
+from frequenz.client.electricity_trading import DeliveryArea, DeliveryDuration, EnergyMarketCodeType
 
 from edge_controller.common.key_specs import KeySpec, SectionSpec, show_default
 from edge_controller.common.secret_files import read_api_key
 from edge_controller.common.tls_files import tls_file_problems
 from edge_controller.common.toml_reader import Reader, checked, integer, join, number, string
 from edge_controller.common.toml_reader import power as read_power
+from edge_controller.dispatching.producer import BATTERY_POWER, battery_target
+from edge_controller.trading.bids import Strategy
+from edge_controller.trading.periods import period_floor
+
+if TYPE_CHECKING:
+    from edge_controller.trading import outlook
 
 KEY_ENVIRONMENT_VARIABLE = "EDGE_CONTROLLER_TRADING_KEY"
 KEY_CREDENTIAL = "trading-key"
+
+DURATIONS: Final = {
+    timedelta(minutes=5): DeliveryDuration.MINUTES_5,
+    timedelta(minutes=15): DeliveryDuration.MINUTES_15,
+    timedelta(minutes=30): DeliveryDuration.MINUTES_30,
+    timedelta(minutes=60): DeliveryDuration.MINUTES_60,
+}
+"""The delivery periods the trading API knows."""
+BIDDING: Final = ("optimal", "threshold")
+"""The bid builders `MarketBidOptions.bidding` names (config `strategy`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarketBidOptions:
+    """What the market-bid actor trades, where, and how (config `[market_bid]`).
+
+    Raises:
+        ValueError: on creation, a value out of range, naming the field.
+    """
+
+    gridpool_id: int = 1
+    delivery_area: str = "10YDE-EON------1"
+    """The delivery area's code (EIC by default)."""
+    delivery_area_code_type: str = "EUROPE_EIC"
+    """`EnergyMarketCodeType` name of the code: EUROPE_EIC or US_NERC."""
+    batteries: frozenset[int] | None = None
+    """The trading batteries; None: every battery (the dispatch targets the category)."""
+    dispatch_type: str = BATTERY_POWER
+    """The type of the dispatches won trades become (a battery-power use case's type)."""
+    horizon: int = 8
+    """Delivery periods bid for ahead (8 × 15 min: the next two hours)."""
+    period: timedelta = timedelta(minutes=15)
+    """The market's delivery period: 5, 15, 30 or 60 minutes."""
+    gate_closure: timedelta = timedelta(minutes=5)
+    """How long before a period's start the market stops taking orders for it."""
+    round_delay: timedelta = timedelta(seconds=30)
+    """How long after each gate closure the next round runs."""
+    reserve_soc_pct: float = 20.0
+    bidding: str = "optimal"
+    """How bids are built: "optimal" (`optimizer`: a plan over `plan_horizon` periods,
+    re-solved every round, each inverter's batteries kept above the reserve) or
+    "threshold" (`bids`: `price_spread`; kept for comparison — its shipped 20 EUR/MWh
+    spread does not cover two passes of `degradation_cost` plus the losses)."""
+    plan_horizon: int = 96
+    """Delivery periods the optimizer plans ahead (orders go only to the first `horizon`)."""
+    degradation_cost: float = 10.0
+    """EUR/MWh charged or discharged at the meter: the optimizer's cost of wear."""
+    price_spread: float = 20.0
+    """EUR/MWh between the buy and the sell threshold (see `bids`)."""
+    max_volume_mw: float = 1.0
+    max_import_w: float | None = None
+    """Grid connection import limit, if any (with the load and production forecasts)."""
+    max_export_w: float | None = None
+    efficiency: float = 0.95
+    """One-way efficiency of the batteries (AC ↔ stored)."""
+    pv_peak_w: float = 0.0
+    wind_rated_w: float = 0.0
+    flat_load_w: float = 0.0
+    """The load forecast when none is given: this, all day."""
+    flat_price: float = 80.0
+    """EUR/MWh expected when no price forecast is given and no cleared price is known."""
+    price_history: timedelta = timedelta(days=7)
+    """How far back cleared public prices are read and kept for the price forecast."""
+    order_tag: str = "edge-controller"
+    """Tag on our orders: rounds find ours by it, the trade stream is filtered by it."""
+    dispatch_retry: timedelta = timedelta(seconds=5)
+    call_timeout: timedelta = timedelta(seconds=10)
+    """Bound on each trading API call."""
+
+    def __post_init__(self) -> None:
+        """Check every field."""
+        problems = []
+        if self.gridpool_id <= 0:
+            problems.append(f"gridpool_id: expected an id > 0, got {self.gridpool_id}")
+        if not self.delivery_area.strip():
+            problems.append("delivery_area: expected a delivery area code, got ''")
+        if self.delivery_area_code_type not in ("EUROPE_EIC", "US_NERC"):
+            problems.append(
+                "delivery_area_code_type: expected EUROPE_EIC or US_NERC, "
+                f"got {self.delivery_area_code_type!r}"
+            )
+        if self.batteries is not None:
+            try:
+                battery_target(self.batteries)
+            except ValueError as error:
+                problems.append(str(error))
+        if not self.dispatch_type.strip():
+            problems.append("dispatch_type: expected a dispatch type, got ''")
+        if not 1 <= self.horizon <= 192:
+            problems.append(f"horizon: expected 1..192 periods, got {self.horizon}")
+        if self.period not in DURATIONS:
+            problems.append(f"period: expected 5, 15, 30 or 60 minutes, got {self.period}")
+        if not timedelta(0) <= self.gate_closure <= timedelta(days=1):
+            problems.append(f"gate_closure: expected 0..1 day, got {self.gate_closure}")
+        if not timedelta(0) <= self.round_delay < self.period:
+            problems.append(
+                f"round_delay: expected >= 0 and less than the period, got {self.round_delay}"
+            )
+        if not 0 <= self.reserve_soc_pct <= 100:
+            problems.append(f"reserve_soc_pct: expected 0..100, got {self.reserve_soc_pct}")
+        if self.bidding not in BIDDING:
+            problems.append(
+                f"strategy: expected one of {', '.join(repr(b) for b in BIDDING)}, "
+                f"got {self.bidding!r}"
+            )
+        if not 1 <= self.plan_horizon <= 192:
+            problems.append(f"plan_horizon: expected 1..192 periods, got {self.plan_horizon}")
+        if not (math.isfinite(self.degradation_cost) and self.degradation_cost >= 0):
+            problems.append(f"degradation_cost: expected >= 0 EUR/MWh, got {self.degradation_cost}")
+        if not (math.isfinite(self.price_spread) and self.price_spread >= 0):
+            problems.append(f"price_spread: expected >= 0 EUR/MWh, got {self.price_spread}")
+        if not (math.isfinite(self.max_volume_mw) and self.max_volume_mw >= 0.1):
+            problems.append(f"max_volume_mw: expected >= 0.1 MW, got {self.max_volume_mw}")
+        if not 0 < self.efficiency <= 1:
+            problems.append(f"efficiency: expected 0 < x <= 1, got {self.efficiency}")
+        for name in ("max_import_w", "max_export_w", "pv_peak_w", "wind_rated_w", "flat_load_w"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                problems.append(f"{name}: expected a power >= 0 W, got {value!r}")
+        if not math.isfinite(self.flat_price):
+            problems.append(f"flat_price: expected a finite price, got {self.flat_price}")
+        if self.price_history <= timedelta(0):
+            problems.append(f"price_history: expected > 0, got {self.price_history}")
+        if not self.order_tag.strip():
+            problems.append("order_tag: expected a tag, got ''")
+        if self.dispatch_retry <= timedelta(0) or self.call_timeout <= timedelta(0):
+            problems.append(
+                f"dispatch_retry and call_timeout: expected > 0, got {self.dispatch_retry}, "
+                f"{self.call_timeout}"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def strategy(self) -> Strategy:
+        """The bid builder's parameters."""
+        return Strategy(
+            reserve_soc_pct=self.reserve_soc_pct,
+            price_spread=self.price_spread,
+            max_volume_mw=self.max_volume_mw,
+            max_import_w=self.max_import_w,
+            max_export_w=self.max_export_w,
+        )
+
+    @property
+    def site(self) -> outlook.SiteProduction:
+        """The site's producers."""
+        from edge_controller.trading import outlook  # pvlib: only where it is used
+
+        return outlook.SiteProduction(pv_peak_w=self.pv_peak_w, wind_rated_w=self.wind_rated_w)
+
+    @property
+    def area(self) -> DeliveryArea:
+        """The delivery area as the trading client takes it."""
+        return DeliveryArea(self.delivery_area, EnergyMarketCodeType[self.delivery_area_code_type])
+
+    def next_round(self, now: datetime) -> datetime:
+        """Return the first round time strictly after `now`."""
+        shifted = now - self.round_delay + self.gate_closure
+        return (
+            period_floor(shifted, self.period)
+            + self.period
+            - self.gate_closure
+            + (self.round_delay)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +282,6 @@ def _power_option(key: str, field_name: str, meaning: str) -> KeySpec:
 
 def _option_default(field_name: str) -> str:
     """The default of a `MarketBidOptions` field, in the config's units (for the reference)."""
-    from edge_controller.use_cases.market_bid.actor import MarketBidOptions
-
     defaults = {f.name: f.default for f in dataclasses.fields(MarketBidOptions)}
     value = defaults[field_name]
     if value is None:
@@ -399,8 +571,6 @@ def parse_market_bid(
     )
     if reader.problems:
         return None
-    from edge_controller.use_cases.market_bid.actor import MarketBidOptions
-
     try:
         MarketBidOptions(**options)
     except ValueError as error:
