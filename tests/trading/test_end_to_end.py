@@ -37,8 +37,9 @@ from edge_controller.servers.sim.site import SiteSpec
 from edge_controller.servers.weather.server import WeatherServer
 from edge_controller.trading.outlook import production_w
 from edge_controller.trading.periods import period_floor
-from edge_controller.use_cases.market_bid.actor import MarketBidActor, telemetry_inputs
+from edge_controller.use_cases.market_bid.actor import MarketBidActor
 from edge_controller.use_cases.market_bid.config import MarketBidOptions
+from edge_controller.use_cases.market_bid.site_reading import telemetry_inputs
 from edge_controller.use_cases.market_bid.weather_actor import WeatherActor, WeatherApiSource
 from edge_controller.weather.messages import GeoLocation, WeatherForecast
 from tests.harness import KEY as DISPATCH_KEY

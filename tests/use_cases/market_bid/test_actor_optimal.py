@@ -31,8 +31,9 @@ from edge_controller.servers.market.orders import OrderFilter
 from edge_controller.servers.market.server import MarketServer
 from edge_controller.trading.storage import StorageUnit
 from edge_controller.trading.unit_paths import PoolPower, crossings, unit_paths
-from edge_controller.use_cases.market_bid.actor import MarketBidActor, telemetry_inputs
+from edge_controller.use_cases.market_bid.actor import MarketBidActor
 from edge_controller.use_cases.market_bid.config import MarketBidOptions
+from edge_controller.use_cases.market_bid.site_reading import telemetry_inputs
 from edge_controller.weather.messages import WeatherForecast
 from tests.trading.conftest import until
 

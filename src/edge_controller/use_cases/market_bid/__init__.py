@@ -92,10 +92,8 @@ class MarketBid:
         from frequenz.client.electricity_trading import Client as TradingClient
 
         from edge_controller.dispatching.producer import DispatchProducer
-        from edge_controller.use_cases.market_bid.actor import (
-            MarketBidActor,
-            telemetry_inputs,
-        )
+        from edge_controller.use_cases.market_bid.actor import MarketBidActor
+        from edge_controller.use_cases.market_bid.site_reading import telemetry_inputs
         from edge_controller.use_cases.market_bid.weather_actor import (
             WeatherActor,
             WeatherApiSource,

@@ -67,7 +67,6 @@ import builtins
 import contextlib
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal, Protocol, cast
 
@@ -108,8 +107,6 @@ from edge_controller.dispatching.producer import (
     target_text,
 )
 from edge_controller.framework.supervision import SupervisedActor
-from edge_controller.microgrid.graph import BatteryPairs
-from edge_controller.microgrid.telemetry import TelemetryCache
 from edge_controller.trading import outlook
 from edge_controller.trading.bids import (
     BatteryPool,
@@ -170,52 +167,6 @@ class DispatchSink(Protocol):
     async def list(self) -> builtins.list[DispatchSummary]:
         """Return every dispatch of the microgrid."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class TelemetryInputs:
-    """The callables the actor reads the batteries with, built from the telemetry."""
-
-    battery_pool: Callable[[], BatteryPool | None]
-    measured_power_w: Callable[[], float | None]
-    storage_units: Callable[[], list[StorageUnit]]
-    """The trading batteries per inverter, for the optimizer (`outlook.units_from_telemetry`)."""
-
-
-def telemetry_inputs(
-    cache: TelemetryCache, pairs: BatteryPairs, options: MarketBidOptions, clock: Clock
-) -> TelemetryInputs:
-    """Return the pool, measured-power and per-unit readers over the controller's telemetry.
-
-    `pairs` as `MicrogridConnection.pairs` (after start). The reserve and efficiency
-    come from `options`, so the pool matches the strategy (see
-    `outlook.pool_from_telemetry`).
-    """
-
-    def pool() -> BatteryPool | None:
-        return outlook.pool_from_telemetry(
-            cache,
-            pairs,
-            clock.now(),
-            reserve_soc_pct=options.reserve_soc_pct,
-            batteries=options.batteries,
-            efficiency=options.efficiency,
-        )
-
-    def power() -> float | None:
-        return outlook.measured_power_w(cache, pairs, clock.now(), batteries=options.batteries)
-
-    def units() -> list[StorageUnit]:
-        return outlook.units_from_telemetry(
-            cache,
-            pairs,
-            clock.now(),
-            reserve_soc_pct=options.reserve_soc_pct,
-            batteries=options.batteries,
-            efficiency=options.efficiency,
-        )
-
-    return TelemetryInputs(pool, power, units)
 
 
 def _side(side: MarketSide) -> Side:
@@ -866,6 +817,4 @@ class MarketBidActor(SupervisedActor):
 __all__ = [
     "DispatchSink",
     "MarketBidActor",
-    "TelemetryInputs",
-    "telemetry_inputs",
 ]
