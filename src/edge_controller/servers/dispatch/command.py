@@ -61,7 +61,7 @@ def add_dispatch_server_parser(
 
 
 def build_server(args: argparse.Namespace) -> DispatchServer:
-    """Return the (not yet started) server the parsed flags describe.
+    """Return the (not yet started) server the parsed flags describe, alone in its process.
 
     Raises:
         StartupError: no `--keys-file` and no `--no-auth`, an unusable keys file or
@@ -82,7 +82,9 @@ def build_server(args: argparse.Namespace) -> DispatchServer:
         tls = ServerTls.from_flags(args.tls_cert, args.tls_key)
     except TlsFileError as error:
         raise StartupError(str(error)) from None
-    return DispatchServer(args.db, args.listen, keys=keys, microgrid_ids=microgrids, tls=tls)
+    return DispatchServer(
+        args.db, args.listen, keys=keys, microgrid_ids=microgrids, tls=tls, owns_process=True
+    )
 
 
 __all__ = ["add_dispatch_server_parser", "build_server"]
