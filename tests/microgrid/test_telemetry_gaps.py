@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_controller.microgrid.telemetry_gaps import (
     GapTracker,
     Resumption,
     gap_before,
     resumed_on_targets,
+    silent_with,
 )
 
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -129,3 +132,30 @@ def test_a_reconnect_is_kept_when_a_late_gap_follows_it_or_its_first_sample_is_o
     assert after is not None
     assert after.reconnected
     assert after.reconnects == 2
+
+
+def test_the_streams_still_silent_when_one_comes_back_share_its_outage() -> None:
+    """The API restart of `benchmarks/fault_tracking.py`: 10 and 20 are back at +1.0 s,
+    40 and 30 last sampled before the server went down (−1.2 s), 50 never stopped."""
+    last = {30: at(-1.2), 40: at(-1.2), 50: at(0.8)}
+    assert silent_with(at(1.0), last, GAP) == [30, 40]
+    assert silent_with(at(1.0), {40: at(-1.0)}, GAP) == []  # exactly a gap: not one
+    assert silent_with(at(1.0), {}, GAP) == []
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    returned_s=st.floats(-10, 10),
+    later_s=st.floats(0, 10),
+    last_s=st.dictionaries(st.integers(1, 50), st.floats(-20, 20), max_size=8),
+)
+def test_a_stream_that_sampled_within_a_gap_is_never_resent_and_a_later_return_drops_none(
+    returned_s: float, later_s: float, last_s: dict[int, float]
+) -> None:
+    """One stream failing alone speaks for no other (its neighbours sampled within a
+    gap of its return); whoever is silent at one return is still silent at a later one."""
+    last = {i: at(t) for i, t in last_s.items()}
+    silent = silent_with(at(returned_s), last, GAP)
+    assert silent == sorted(silent)
+    assert not [i for i in silent if at(returned_s) - last[i] <= GAP]
+    assert set(silent) <= set(silent_with(at(returned_s + later_s), last, GAP))

@@ -40,7 +40,8 @@ refusals, take-overs) is described in `power/distribute.py`. What the actor adds
   command outside its new share by more than `METER_TOLERANCE_W`, or held back by a
   share that has since grown); when an EV charger's or PV inverter's bounds moved (a
   car plugged in or out: `direct_bounds_changed`); when an inverter's telemetry stream
-  was re-opened (`telemetry_resumed`).
+  was re-opened (`telemetry_resumed`), and with it every targeted inverter whose
+  telemetry is still silent then (`telemetry_silent_resent`: one server lost both).
 - `BatteryStatus(working, uncertain)` is published whenever it changes, checked every
   tick.
 - Time comes from the project's `Clock`, so tests leap minutes with a manual clock.
@@ -93,7 +94,7 @@ from edge_controller.microgrid.direct import DirectComponents
 from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.site_view import meter_power_w
 from edge_controller.microgrid.telemetry import TelemetryCache
-from edge_controller.microgrid.telemetry_gaps import GapTracker, resumed_on_targets
+from edge_controller.microgrid.telemetry_gaps import GapTracker, resumed_on_targets, silent_with
 from edge_controller.power.bounds import Range, hull
 from edge_controller.power.command_pacing import CommandPacer
 from edge_controller.power.direct import DirectUnit, bounds_moved
@@ -285,6 +286,9 @@ class PowerDistributingActor(SupervisedActor):
         self._orphans_checked = False
         self._gaps_handled: dict[int, int] = {}
         self._reconnects_handled: dict[int, int] = {}
+        self._silence_resent: dict[int, datetime] = {}
+        """Inverters re-sent for a silence, with their last sample before it: re-sent once
+        per silence, however many streams come back during it."""
         self._on_command = on_command
         self._on_result = on_result
         self.counts: dict[str, int] = {}
@@ -570,6 +574,14 @@ class PowerDistributingActor(SupervisedActor):
         dispatches has no gap, and a gap while it rested needs no re-send. A hole in a
         stream that stayed open is late telemetry from a busy server: reported, and
         left to the keep-alive (a re-send would load that server further).
+
+        A re-opened stream also speaks for the targeted inverters whose telemetry is
+        still silent then (`telemetry_gaps.silent_with`): the server that lost their
+        commands answers again, and each of their streams re-opens only at its own next
+        retry. Their targets are re-sent with it (`telemetry_silent_resent`), not one
+        retry interval and a sample later: once per silence, however many streams come
+        back during it, and again when its own stream is back, at least the pacer's
+        minimum interval later (that its stream failed with the others cannot be told).
         """
         gaps = self._microgrid.telemetry_gaps
         inverters_of = {
@@ -587,9 +599,11 @@ class PowerDistributingActor(SupervisedActor):
         # Counted apart from the gaps: a reconnect is not lost when a late gap of the
         # same stream comes before this look (only the latest gap is kept).
         reopened = []
+        returned = []
         for inverter_id, latest_gap in latest.items():
             if latest_gap.reconnects > self._reconnects_handled.get(inverter_id, 0):
                 self._reconnects_handled[inverter_id] = latest_gap.reconnects
+                returned.append(inverter_id)
                 if inverter_id in targeted:
                     reopened.append(latest_gap)
         reopened_ids = {r.component_id for r in reopened}
@@ -607,12 +621,41 @@ class PowerDistributingActor(SupervisedActor):
                 inverter=resumption.component_id,
                 gap_s=resumption.gap.total_seconds(),
             )
-            self._pacer.reopened(resumption.component_id)
-            due = self._pacer.next_due([resumption.component_id]) or self._clock.now()
-            for batteries, inverters in inverters_of.items():
-                if resumption.component_id in inverters:
-                    target = self._targets[batteries]
-                    target.next_send = min(target.next_send, due)
+            self._resend(resumption.component_id, inverters_of)
+        returned_at = [t for i in returned if (t := self._last_sampled(i)) is not None]
+        if not returned_at:
+            return
+        candidates = {
+            i: t
+            for i in targeted - set(returned)
+            if (t := self._last_sampled(i)) is not None and self._silence_resent.get(i) != t
+        }
+        silent = silent_with(max(returned_at), candidates, gaps.min_gap)
+        self._silence_resent.update({i: candidates[i] for i in silent})
+        if silent:
+            self._log.warning(
+                "telemetry_silent_resent",
+                inverters=silent,
+                reconnected=sorted(returned),
+                silent_s=max((max(returned_at) - candidates[i]).total_seconds() for i in silent),
+            )
+        for inverter_id in silent:
+            self._resend(inverter_id, inverters_of)
+
+    def _resend(self, inverter_id: int, inverters_of: Mapping[frozenset[int], set[int]]) -> None:
+        """Plan the targets commanding `inverter_id` again once the pacer lets it re-send."""
+        self._pacer.reopened(inverter_id)
+        due = self._pacer.next_due([inverter_id]) or self._clock.now()
+        for batteries, inverters in inverters_of.items():
+            if inverter_id in inverters:
+                target = self._targets[batteries]
+                target.next_send = min(target.next_send, due)
+
+    def _last_sampled(self, component_id: int) -> datetime | None:
+        """When the latest sample of an inverter, EV charger or PV inverter was taken."""
+        cache = self._microgrid.cache
+        reading = cache.last_inverter(component_id) or cache.last_ev_charger(component_id)
+        return reading.sampled_at if reading is not None else None
 
     def _commanded_ids(self, ask: Ask) -> set[int]:
         """The components a target's commands go to: inverters, or the ids themselves."""

@@ -27,6 +27,12 @@ server may have restarted and lost its commands) ends a gap however short::
     # act_on == [Resumption(10, 1, 8.5 s, reconnected=False)]; handled == {10: 1}:
     # told once; the distributor re-sends only for a reconnected one
 
+One server serves every stream, so the first stream back from a reconnect also speaks
+for the streams still silent then (`silent_with`): a restarted server lost their
+commands too, and answers again, while each of their streams re-opens only at its own
+next retry — up to a retry interval and a sample period later (0.4 s of the 1.5 s the
+`fault_tracking` benchmark allows for a restart).
+
 Pure: no clock, no I/O.
 """
 
@@ -154,3 +160,18 @@ def resumed_on_targets(
         if component_id in targeted:
             act_on.append(resumption)
     return seen, act_on
+
+
+def silent_with(
+    returned_at: datetime, last_sampled: Mapping[int, datetime], min_gap: timedelta
+) -> list[int]:
+    """The components still silent when a re-opened stream delivered its sample of `returned_at`.
+
+    `last_sampled` holds each candidate's latest sample time. A component silent for
+    longer than a gap (`min_gap`) by then is in the same outage as far as anyone can
+    tell: the server answers again, its own stream is just not re-opened yet. One that
+    sampled within `min_gap` is not (a stream that failed alone speaks for no other).
+    Only the server's sample times are compared, so a clock difference between the
+    server and the controller cannot change the answer. Sorted by id.
+    """
+    return sorted(i for i, at in last_sampled.items() if returned_at - at > min_gap)
