@@ -43,6 +43,7 @@ from hypothesis import strategies as st
 from edge_controller.common import compat
 from edge_controller.common.clock import ManualClock
 from edge_controller.common.compat import (
+    RECONNECT_BACKOFF_OPTIONS,
     WORKAROUNDS,
     ActorWithOwnRestarts,
     Timer,
@@ -50,6 +51,7 @@ from edge_controller.common.compat import (
     call_unwrapped,
     close_weather_client,
     marked_deleted,
+    microgrid_client,
     open_telemetry_call,
     set_power_first_reply,
     stop_dispatcher,
@@ -435,6 +437,33 @@ async def test_disconnecting_the_weather_client_still_leaves_a_retrying_stream_r
 
 
 # -------------------------------------------------------- frequenz-client-microgrid
+
+
+async def test_the_microgrid_clients_channel_is_built_with_the_reconnect_backoff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from frequenz.client.base import channel as base_channel
+    from frequenz.client.base.retry import LinearBackoff
+
+    built: list[object] = []
+    plain = base_channel.insecure_channel  # type: ignore[attr-defined]
+
+    def recording(target: str, options: Any = None, **kwargs: Any) -> object:
+        built.append(options)
+        return plain(target, options, **kwargs)
+
+    monkeypatch.setattr(base_channel, "insecure_channel", recording)
+    client = microgrid_client("grpc://127.0.0.1:1?ssl=false", LinearBackoff(interval=0.5))
+    try:
+        assert len(built) == 1, revisit(
+            "microgrid_client", "parse_grpc_uri no longer builds its channel through the module"
+        )
+        assert set(RECONNECT_BACKOFF_OPTIONS) <= set(cast("list[Any]", built[0]))
+        # the client's own options (keep-alive) are kept beside them
+        assert any(name.startswith("grpc.keepalive") for name, _ in cast("list[Any]", built[0]))
+    finally:
+        await client.disconnect()
+    assert base_channel.insecure_channel is recording  # type: ignore[attr-defined]
 
 
 def test_the_microgrid_client_still_offers_no_ack_or_start() -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -42,6 +43,7 @@ from edge_controller.common.waiting import cancel_and_wait_all
 
 if TYPE_CHECKING:
     from frequenz.api.microgrid.v1alpha18 import microgrid_pb2
+    from frequenz.client.base.retry import Strategy as RetryStrategy
     from frequenz.client.microgrid import MicrogridApiClient
     from frequenz.client.weather import Client as WeatherClient
     from frequenz.dispatch import Dispatch, Dispatcher
@@ -190,6 +192,58 @@ def _client_streams(client: object) -> list[object]:
 # -------------------------------------------------------- frequenz-client-microgrid
 
 
+RECONNECT_BACKOFF_OPTIONS: Final = (
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
+"""gRPC channel options: try a lost server again after 0.2 s, at least every second."""
+
+
+def microgrid_client(url: str, retry_strategy: RetryStrategy) -> MicrogridApiClient:
+    """A connected `MicrogridApiClient` whose channel reconnects within a second.
+
+    frequenz-client-microgrid 0.18.4 connects through frequenz-client-base 0.11.3, which
+    builds the channel in `parse_grpc_uri` and offers no channel option but keep-alive
+    and TLS, so gRPC's own reconnect backoff applies: 1 s
+    after a lost connection, growing (jittered) from there. After a Microgrid API
+    restart every telemetry stream then waits for the channel (1.1–1.3 s measured by
+    `benchmarks/fault_tracking.py`) before the client's own retry can open it, and the
+    targets come back up to 1.6 s after the server answers. Here the channel is built
+    with `RECONNECT_BACKOFF_OPTIONS` added: the channel functions `parse_grpc_uri` calls
+    are wrapped while the client connects (synchronously, in its constructor).
+
+    When the client takes channel options (or a channel factory), pass them instead.
+    """
+    from frequenz.client.base import channel as base_channel
+    from frequenz.client.microgrid import MicrogridApiClient
+
+    originals = {name: getattr(base_channel, name) for name in _CHANNEL_FACTORIES}
+
+    def with_backoff(make: Callable[..., object], options_at: int) -> Callable[..., object]:
+        def made(*args: object, **kwargs: object) -> object:
+            given = args[options_at] if len(args) > options_at else None
+            options = [*(given if isinstance(given, (list, tuple)) else ())]
+            front = args[:options_at]
+            return make(
+                *front, [*options, *RECONNECT_BACKOFF_OPTIONS], *args[options_at + 1 :], **kwargs
+            )
+
+        return made
+
+    for name, options_at in _CHANNEL_FACTORIES.items():
+        setattr(base_channel, name, with_backoff(originals[name], options_at))
+    try:
+        return MicrogridApiClient(url, retry_strategy=retry_strategy)
+    finally:
+        for name, original in originals.items():
+            setattr(base_channel, name, original)
+
+
+_CHANNEL_FACTORIES: Final = {"insecure_channel": 1, "secure_channel": 2}
+"""The channel functions `parse_grpc_uri` calls, with the position of their options."""
+
+
 def open_telemetry_call(
     client: MicrogridApiClient,
     request: microgrid_pb2.ReceiveElectricalComponentTelemetryStreamRequest,
@@ -307,6 +361,7 @@ WORKAROUNDS: Final[tuple[Workaround, ...]] = (
     Workaround(f"{_HERE}.marked_deleted", (_DISPATCH, _DISPATCH_CLIENT)),
     Workaround(f"{_HERE}.stop_dispatcher", (_DISPATCH, _DISPATCH_CLIENT, _CLIENT_BASE)),
     Workaround(f"{_HERE}.close_weather_client", (_WEATHER_CLIENT, _CLIENT_BASE)),
+    Workaround(f"{_HERE}.microgrid_client", (_CLIENT_BASE, _MICROGRID_CLIENT)),
     Workaround(f"{_HERE}.open_telemetry_call", (_MICROGRID_CLIENT, _MICROGRID_API)),
     Workaround(f"{_HERE}.set_power_first_reply", (_MICROGRID_CLIENT,)),
     Workaround(f"{_HERE}.call_unwrapped", (_MICROGRID_CLIENT,)),

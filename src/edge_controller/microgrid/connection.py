@@ -57,6 +57,7 @@ from edge_controller.common.clock import Clock, WallClock
 from edge_controller.common.compat import (
     UnwrappedOperation,
     call_unwrapped,
+    microgrid_client,
     open_telemetry_call,
     set_power_first_reply,
 )
@@ -221,11 +222,9 @@ class MicrogridConnection:
         if self._client is not None:
             raise RuntimeError("the microgrid connection is already started")
         quiet_libraries()  # the client libraries' per-stream lines to debug
-        client = MicrogridApiClient(
+        client = microgrid_client(
             self.url,
-            retry_strategy=LinearBackoff(
-                interval=self._reconnect_interval_s, jitter=self._reconnect_jitter_s
-            ),
+            LinearBackoff(interval=self._reconnect_interval_s, jitter=self._reconnect_jitter_s),
         )
         try:
             components = list(await client.list_components())
