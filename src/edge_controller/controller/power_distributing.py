@@ -3,11 +3,12 @@
 A thin shell around one pure call, `power.distribute.decide()`: for each request (and
 each re-plan of a running target) it converts the `PowerRequest` into watts once (an
 `Ask`), snapshots the components it names from telemetry and failure bookkeeping,
-asks `decide()` what to do, sends the commands it returns concurrently (each under
-the request's timeout, paced by `power.command_pacing`), records failures in
-`power.status.BlockingTracker`, and answers each namespace on its own channel::
+asks `decide()` what to do, hands the commands it returns to its `Commander`
+(`controller/commanding.py`: concurrently, each under the request's timeout, paced by
+`power.command_pacing`, failures recorded in `power.status.BlockingTracker`), and
+answers each namespace on its own channel::
 
-    PowerRequest ──▶ PowerDistributingActor ──▶ set power per inverter/charger (Microgrid API)
+    PowerRequest ──▶ PowerDistributingActor ──▶ Commander ──▶ set power (Microgrid API)
                        │  Ask, units ─▶ decide() ─▶ Planned / Refused / Rejected
                        ├──▶ Result per namespace (Success, PartialFailure, ...)
                        └──▶ BatteryStatus(working, uncertain)
@@ -29,10 +30,10 @@ refusals, take-overs) is described in `power/distribute.py`. What the actor adds
   failure or refusal), a re-opened stream; a value it already holds is held back
   (`commands_held`), and the same value is never repeated within
   `MIN_RESEND_INTERVAL`, however often the target is re-planned. Commands go out
-  concurrently, at most `MAX_CONCURRENT_COMMANDS` at a time.
+  concurrently, at most `MAX_CONCURRENT_COMMANDS` at a time (`commanding`).
 - A timeout or an API error marks the battery (or EV charger, PV inverter) broken
-  (growing blocking time); an OUT_OF_RANGE refusal does not: that component is counted
-  at its measured power until the next keep-alive.
+  (growing blocking time, booked by `commanding`); an OUT_OF_RANGE refusal does not:
+  that component is counted at its measured power until the next keep-alive.
 - A target is planned again at once: after a failure, a refusal or an answered probe;
   when an inverter the plan counts at its measured power moves by more than its
   resolution (at least `COUNTED_POWER_STEP_W`: its last command expired, or it ramps
@@ -65,12 +66,18 @@ from typing import Protocol
 
 import structlog
 from frequenz.channels import BroadcastChannel, BroadcastSender, Receiver
-from frequenz.client.microgrid import ApiClientError, OperationOutOfRange
 from frequenz.quantities import Power
 
 from edge_controller.common.clock import Clock, WallClock
 from edge_controller.common.waiting import wait_event
 from edge_controller.config.schema import ControlsConfig
+from edge_controller.controller.commanding import (
+    MAX_CONCURRENT_COMMANDS,
+    Commander,
+    Outcome,
+    PowerSetter,
+    check_timing,
+)
 from edge_controller.controller.direct_targets import (
     bounds_now,
     direct_access,
@@ -82,7 +89,6 @@ from edge_controller.framework.messages import (
     Error,
     Ignored,
     OutOfBounds,
-    PartialFailure,
     PowerBounds,
     PowerRequest,
     Result,
@@ -96,7 +102,6 @@ from edge_controller.microgrid.site_view import meter_power_w
 from edge_controller.microgrid.telemetry import TelemetryCache
 from edge_controller.microgrid.telemetry_gaps import GapTracker, resumed_on_targets, silent_with
 from edge_controller.power.bounds import Range, hull
-from edge_controller.power.command_pacing import CommandPacer
 from edge_controller.power.direct import DirectUnit, bounds_moved
 from edge_controller.power.distribute import (
     METER_TOLERANCE_W,
@@ -119,7 +124,6 @@ from edge_controller.power.meter_limits import ZERO, MeterLimit, MeterShares
 from edge_controller.power.planning import (
     Availability,
     BatteryState,
-    Plan,
     Refusal,
     Unit,
     counted_moved,
@@ -133,9 +137,6 @@ ORPHAN_GRACE = timedelta(seconds=2)
 starts its actors only after the dispatch service's first fetch, so running dispatches
 arrive at once); an inverter still delivering power that no target covers then is an
 orphan of an earlier run."""
-MAX_CONCURRENT_COMMANDS = 64
-"""Set-power calls in flight at once: a site of hundreds of inverters is commanded
-concurrently without opening hundreds of calls on one connection at the same instant."""
 COUNTED_POWER_STEP_W = 50.0
 """The least change (W) of a counted inverter's measured power that re-plans its
 target at once (its resolution when larger): a silent inverter's expired command or an
@@ -152,8 +153,8 @@ __all__ = [
 ]
 
 
-class MicrogridAccess(Protocol):
-    """What the actor needs from the microgrid connection."""
+class MicrogridAccess(PowerSetter, Protocol):
+    """What the actor needs from the microgrid connection (the set-power call: `PowerSetter`)."""
 
     @property
     def pairs(self) -> BatteryPairs:
@@ -172,12 +173,6 @@ class MicrogridAccess(Protocol):
         An inverter's gap re-sends its target at once (`telemetry_resumed`): a part of
         the access, not an option, so no wiring can leave it out.
         """
-        ...
-
-    async def set_power(
-        self, inverter_id: int, power_w: float, *, timeout_s: float, lifetime: timedelta
-    ) -> datetime:
-        """Command an inverter, EV charger or PV inverter; raise on refusal, error, timeout."""
         ...
 
 
@@ -263,17 +258,22 @@ class PowerDistributingActor(SupervisedActor):
         (`telemetry_late`).
         """
         super().__init__(name=name)
-        _check_timing(command_lifetime, keepalive_interval)
+        self._log = structlog.get_logger(__name__).bind(actor=name)
+        self._clock: Clock = clock or WallClock()
+        self._commander = Commander(
+            microgrid,
+            clock=self._clock,
+            log=self._log,
+            resolutions_w=resolutions_w,
+            command_lifetime=command_lifetime,
+            keepalive_interval=keepalive_interval,
+            blocking=blocking,
+            on_command=on_command,
+        )
         self._requests = requests
         self._microgrid = microgrid
         self._direct_access = direct_access(microgrid)
-        self._clock: Clock = clock or WallClock()
         self._algorithm: DistributionAlgorithm = algorithm or SocBalancing()
-        self._resolutions = dict(resolutions_w or {})
-        self._lifetime = command_lifetime
-        self._keepalive = keepalive_interval
-        self._pacer = CommandPacer(keepalive_interval)
-        self._blocking = blocking or BlockingTracker()
         self._controls = controls or ControlsConfig()
         self._meter_limits = tuple(meter_limits)
         self._inverters_below = {m: tuple(i) for m, i in (inverters_below or {}).items()}
@@ -289,7 +289,6 @@ class PowerDistributingActor(SupervisedActor):
         self._silence_resent: dict[int, datetime] = {}
         """Inverters re-sent for a silence, with their last sample before it: re-sent once
         per silence, however many streams come back during it."""
-        self._on_command = on_command
         self._on_result = on_result
         self.counts: dict[str, int] = {}
         """Plans limited by the power limit, observe-only plans, releases, ..."""
@@ -310,7 +309,6 @@ class PowerDistributingActor(SupervisedActor):
         self._status_sender, self._status_anchor = BroadcastChannel[BatteryStatus](
             name=f"{name}_battery_status", resend_latest=True, limit=1, warn_on_overflow=False
         )
-        self._log = structlog.get_logger(__name__).bind(actor=name)
 
     # ------------------------------------------------------------- live settings
 
@@ -357,24 +355,20 @@ class PowerDistributingActor(SupervisedActor):
         Raises:
             ValueError: inconsistent timing (nothing is changed then).
         """
-        lifetime = command_lifetime or self._lifetime
-        keepalive = keepalive_interval or self._keepalive
-        _check_timing(lifetime, keepalive)
+        lifetime = command_lifetime or self._commander.lifetime
+        keepalive = keepalive_interval or self._commander.keepalive
+        check_timing(lifetime, keepalive)
 
         async def change() -> None:
-            if (lifetime, keepalive) != (self._lifetime, self._keepalive):
-                # What the inverters hold was sent with the old timing: the pacer cannot
-                # tell when it expires, so every command is sent again at the next plan.
-                self._pacer = CommandPacer(keepalive)
-            self._lifetime, self._keepalive = lifetime, keepalive
+            self._commander.reconfigure(
+                command_lifetime=lifetime,
+                keepalive_interval=keepalive,
+                resolutions_w=resolutions_w,
+                blocking_initial=blocking_initial,
+                blocking_max=blocking_max,
+            )
             if algorithm is not None:
                 self._algorithm = algorithm
-            if resolutions_w is not None:
-                self._resolutions = dict(resolutions_w)
-            if blocking_initial is not None:
-                self._blocking.initial_block = blocking_initial
-            if blocking_max is not None:
-                self._blocking.max_block = blocking_max
             if controls is not None and controls != self._controls:
                 await self._change_controls(controls)
             if meter_limits is not None:
@@ -546,7 +540,9 @@ class PowerDistributingActor(SupervisedActor):
 
         Its resolution, at least `COUNTED_POWER_STEP_W`: a meter's noise must not re-plan.
         """
-        return {i: max(self._resolutions.get(i, 1.0), COUNTED_POWER_STEP_W) for i in component_ids}
+        return {
+            i: max(self._commander.resolution_w(i), COUNTED_POWER_STEP_W) for i in component_ids
+        }
 
     def _log_verdicts(self, decided: MeterShares) -> None:
         for allowance in decided.allowances:
@@ -644,8 +640,8 @@ class PowerDistributingActor(SupervisedActor):
 
     def _resend(self, inverter_id: int, inverters_of: Mapping[frozenset[int], set[int]]) -> None:
         """Plan the targets commanding `inverter_id` again once the pacer lets it re-send."""
-        self._pacer.reopened(inverter_id)
-        due = self._pacer.next_due([inverter_id]) or self._clock.now()
+        self._commander.reopened(inverter_id)
+        due = self._commander.next_due([inverter_id]) or self._clock.now()
         for batteries, inverters in inverters_of.items():
             if inverter_id in inverters:
                 target = self._targets[batteries]
@@ -751,8 +747,8 @@ class PowerDistributingActor(SupervisedActor):
                 ask.kind,
                 ask.ids,
                 now,
-                blocking=self._blocking,
-                resolutions_w=self._resolutions,
+                blocking=self._commander.blocking,
+                resolutions_w=self._commander.resolutions_w,
                 refused=refused,
             )
             meters = None
@@ -828,7 +824,7 @@ class PowerDistributingActor(SupervisedActor):
                 self._targets[ask.ids] = _Target(
                     request,
                     ask,
-                    now + self._keepalive,
+                    now + self._commander.keepalive,
                     planned.target_w,
                     planned_bounds=planned.bounds_seen,
                 )
@@ -844,14 +840,15 @@ class PowerDistributingActor(SupervisedActor):
                 )
             log.info("observe_only", target_w=planned.target_w, would_command_w=decided.commands)
             return
-        outcome = await self._send(request, decided, planned.serves, planned.always)
+        outcome = await self._commander.send(request, decided, planned.serves, planned.always)
+        self._count("commands_held", outcome.held)
         running = self._targets.get(ask.ids)
         refused_until = {
             i: until
             for i, until in (running.refused_until if running and keepalive else {}).items()
             if until > now
         }
-        refused_until.update(dict.fromkeys(outcome.refused, now + self._keepalive))
+        refused_until.update(dict.fromkeys(outcome.refused, now + self._commander.keepalive))
         if planned.ends and not outcome.failed:
             self._targets.pop(ask.ids, None)
         else:
@@ -888,7 +885,7 @@ class PowerDistributingActor(SupervisedActor):
             skipped=decided.skipped or None,
         )
 
-    def _next_send(self, ask: Ask, planned: Planned, outcome: _Outcome, now: datetime) -> datetime:
+    def _next_send(self, ask: Ask, planned: Planned, outcome: Outcome, now: datetime) -> datetime:
         """When a target that was just sent is planned again.
 
         At the keep-alive of the oldest command held (`command_pacing`); at once after
@@ -898,15 +895,19 @@ class PowerDistributingActor(SupervisedActor):
         but a battery release is not retried before its blocking time: its command
         would stall every other request for a whole timeout.
         """
-        keepalive_at = now + self._keepalive
-        next_send = min(keepalive_at, self._pacer.next_due(planned.plan.commands) or keepalive_at)
+        keepalive_at = now + self._commander.keepalive
+        next_send = min(
+            keepalive_at, self._commander.next_due(planned.plan.commands) or keepalive_at
+        )
         if outcome.refused or planned.probed & outcome.answered:
             next_send = now
         if outcome.blocked:
             next_send = now
             if ask.kind is TargetKind.BATTERIES and planned.target_w == 0.0:
                 blocked = [
-                    t for b in outcome.failed if (t := self._blocking.blocked_until(b)) is not None
+                    t
+                    for b in outcome.failed
+                    if (t := self._commander.blocking.blocked_until(b)) is not None
                 ]
                 if blocked:
                     next_send = max(blocked)
@@ -989,6 +990,7 @@ class PowerDistributingActor(SupervisedActor):
         running = self._targets.get(request.batteries)
         refused = running.refused(now) if running is not None else frozenset()
         cache = self._microgrid.cache
+        blocking = self._commander.blocking
         inverters = sorted({self._microgrid.pairs.inverter_of(b) for b in request.batteries})
         units = []
         for inverter_id in inverters:
@@ -997,7 +999,7 @@ class PowerDistributingActor(SupervisedActor):
             latest = [cache.last_battery(b) for b in battery_ids]
             inverter_fresh = cache.inverter(inverter_id, now)
             inverter_last = cache.last_inverter(inverter_id)
-            if any(self._blocking.is_blocked(b, now) for b in battery_ids):
+            if any(blocking.is_blocked(b, now) for b in battery_ids):
                 availability = Availability.BROKEN
             elif all(r is not None for r in fresh) and inverter_fresh is not None:
                 availability = Availability.WORKING
@@ -1020,12 +1022,12 @@ class PowerDistributingActor(SupervisedActor):
                     inverter_id=inverter_id,
                     batteries=batteries,
                     inverter_bounds=inverter_last.bounds if inverter_last else None,
-                    resolution_w=self._resolutions.get(inverter_id, 1.0),
+                    resolution_w=self._commander.resolution_w(inverter_id),
                     availability=availability,
                     measured_power_w=(
                         measured if measured is not None and math.isfinite(measured) else None
                     ),
-                    unconfirmed=any(self._blocking.unconfirmed(b, now) for b in battery_ids),
+                    unconfirmed=any(blocking.unconfirmed(b, now) for b in battery_ids),
                     refused=inverter_id in refused,
                 )
             )
@@ -1042,7 +1044,7 @@ class PowerDistributingActor(SupervisedActor):
             self._microgrid.cache,
             self._direct(),
             self._clock.now(),
-            resolutions_w=self._resolutions,
+            resolutions_w=self._commander.resolutions_w,
         )
 
     def _direct(self) -> DirectComponents:
@@ -1059,40 +1061,18 @@ class PowerDistributingActor(SupervisedActor):
         A battery's inverter and an EV charger get 0 W; a PV inverter its full
         production (its limit lifted: 0 W would stop it producing), blocked or not.
         """
-        timeout_s = min(5.0, self._keepalive.total_seconds())
+        timeout_s = min(5.0, self._commander.keepalive.total_seconds())
         if kind is TargetKind.BATTERIES:
             pairs = self._microgrid.pairs
             commands = dict.fromkeys(sorted({pairs.inverter_of(b) for b in ids}), 0.0)
         else:
             commands = {i: c for i, c in self.direct_release_commands().items() if i in ids}
-        for component_id, power_w in sorted(commands.items()):
-            try:
-                await self._timed_set_power(component_id, power_w, timeout_s)
-            except (ApiClientError, TimeoutError, OSError) as error:
-                self._log.warning("release_failed", inverter=component_id, error=repr(error))
+        await self._commander.release(commands, timeout_s)
         self._count("releases")
 
-    async def _timed_set_power(self, inverter_id: int, power_w: float, timeout_s: float) -> None:
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        ok = False
-        # Its lifetime runs from when the API took it, a little later than this: the
-        # keep-alive counted from here comes early, never late.
-        issued = self._clock.now()
-        try:
-            await self._microgrid.set_power(
-                inverter_id, power_w, timeout_s=timeout_s, lifetime=self._lifetime
-            )
-            self._pacer.sent(inverter_id, power_w, issued)
-            ok = True
-        finally:
-            if not ok:
-                self._pacer.forget(inverter_id)  # what it holds now is not known
-            if self._on_command is not None:
-                self._on_command(loop.time() - began, ok)
-
-    def _count(self, what: str) -> None:
-        self.counts[what] = self.counts.get(what, 0) + 1
+    def _count(self, what: str, times: int = 1) -> None:
+        if times:
+            self.counts[what] = self.counts.get(what, 0) + times
 
     # ------------------------------------------------------------- channels
 
@@ -1134,85 +1114,6 @@ class PowerDistributingActor(SupervisedActor):
             await self._publish(Error(request, refusal.reason))
         log.warning("request_refused", reason=refusal.reason)
 
-    async def _send(
-        self,
-        request: PowerRequest,
-        decided: Plan,
-        batteries_of: Mapping[int, frozenset[int]],
-        always: frozenset[int],
-    ) -> _Outcome:
-        """Send the plan's commands that mean something (`command_pacing`), concurrently.
-
-        `batteries_of` names, per commanded component, the request's ids it serves (a
-        battery inverter's batteries; an EV charger or PV inverter itself): they are
-        what succeeds, fails and is blocked. A component in `always` (a probe, a
-        broken unit) gets its command whatever it was last told: its answer is the point.
-        """
-        timeout_s = request.request_timeout.total_seconds()
-        outcome = _Outcome()
-        now = self._clock.now()
-        sending: dict[int, float] = {}
-        for inverter_id, power_w in decided.commands.items():
-            resolution = self._resolutions.get(inverter_id, 1.0)
-            if (
-                inverter_id in always
-                or self._pacer.due(inverter_id, power_w, now, resolution) is not None
-            ):
-                sending[inverter_id] = power_w
-                continue
-            # It holds this command already (taken within the keep-alive).
-            outcome.succeeded_w += power_w
-            outcome.succeeded |= batteries_of.get(inverter_id, frozenset())
-            self._count("commands_held")
-        # Timed from acquiring a slot: a queued command does not eat its time-out.
-        slots = asyncio.Semaphore(MAX_CONCURRENT_COMMANDS)
-
-        async def one(inverter_id: int, power_w: float) -> tuple[int, float, BaseException | None]:
-            async with slots:
-                try:
-                    await self._timed_set_power(inverter_id, power_w, timeout_s)
-                except Exception as error:  # every failure is this inverter's, not the round's
-                    return inverter_id, power_w, error
-            return inverter_id, power_w, None
-
-        replies = await asyncio.gather(*(one(i, p) for i, p in sending.items()))
-        now = self._clock.now()
-        for inverter_id, power_w, error in replies:
-            batteries = batteries_of.get(inverter_id, frozenset())
-            if error is None:
-                outcome.answered.add(inverter_id)
-                outcome.succeeded_w += power_w
-                outcome.succeeded |= batteries
-                for battery_id in batteries:
-                    self._blocking.succeeded(battery_id)
-                continue
-            outcome.failed_w += power_w
-            outcome.failed |= batteries
-            if isinstance(error, OperationOutOfRange):
-                self._log.warning("command_out_of_range", inverter=inverter_id, power_w=power_w)
-                outcome.refused.add(inverter_id)
-                continue
-            outcome.blocked = True
-            for battery_id in batteries:
-                until = self._blocking.failed(battery_id, now)
-                if request.target is TargetKind.BATTERIES:
-                    self._log.warning(
-                        "battery_blocked",
-                        battery=battery_id,
-                        inverter=inverter_id,
-                        until=until.isoformat(),
-                        error=type(error).__name__,
-                    )
-                else:
-                    self._log.warning(
-                        "component_blocked",
-                        component=battery_id,
-                        target=request.target.value,
-                        until=until.isoformat(),
-                        error=type(error).__name__,
-                    )
-        return outcome
-
     async def _publish(self, result: Result) -> None:
         if self._on_result is not None:
             self._on_result(result)
@@ -1224,7 +1125,7 @@ class PowerDistributingActor(SupervisedActor):
         cache = self._microgrid.cache
         battery_ids = self._microgrid.pairs.battery_ids
         fresh = [b for b in battery_ids if cache.battery(b, now) is not None]
-        status = self._blocking.status(battery_ids, fresh, now)
+        status = self._commander.blocking.status(battery_ids, fresh, now)
         unusable = self._out_of_service | self._controls.excluded_batteries
         if not unusable:
             return status
@@ -1250,36 +1151,3 @@ def _named_later(requests: Sequence[PowerRequest]) -> list[frozenset[int]]:
         if not request.withdraws:
             named = named | request.components
     return later[::-1]
-
-
-def _check_timing(command_lifetime: timedelta, keepalive_interval: timedelta) -> None:
-    if not timedelta(seconds=10) <= command_lifetime <= timedelta(seconds=900):
-        raise ValueError(f"command_lifetime must be 10-900 s, got {command_lifetime}")
-    if keepalive_interval >= command_lifetime:
-        raise ValueError("keepalive_interval must be shorter than command_lifetime")
-
-
-@dataclass
-class _Outcome:
-    succeeded_w: float = 0.0
-    failed_w: float = 0.0
-    succeeded: frozenset[int] = frozenset()
-    failed: frozenset[int] = frozenset()
-    blocked: bool = False
-    answered: set[int] = dataclasses.field(default_factory=set)
-    """Inverters that took their command."""
-    refused: set[int] = dataclasses.field(default_factory=set)
-    """Inverters that refused theirs (out of range)."""
-
-    def result(self, request: PowerRequest, decided: Plan) -> Result:
-        excess = Power.from_watts(decided.excess_w)
-        if not self.failed:
-            return Success(request, Power.from_watts(self.succeeded_w), self.succeeded, excess)
-        return PartialFailure(
-            request,
-            Power.from_watts(self.succeeded_w),
-            self.succeeded,
-            Power.from_watts(self.failed_w),
-            self.failed,
-            excess,
-        )
