@@ -3,9 +3,7 @@
 A thin shell around one pure call, `power.distribute.decide()`: for each request (and
 each re-plan of a running target) it converts the `PowerRequest` into watts once (an
 `Ask`), snapshots the components it names from telemetry and failure bookkeeping,
-asks `decide()` what to do, hands the commands it returns to its `Commander`
-(`controller/commanding.py`: concurrently, each under the request's timeout, paced by
-`power.command_pacing`, failures recorded in `power.status.BlockingTracker`), and
+asks `decide()` what to do, hands the commands it returns to its `Commander`, and
 answers each namespace on its own channel::
 
     PowerRequest ──▶ PowerDistributingActor ──▶ Commander ──▶ set power (Microgrid API)
@@ -13,44 +11,57 @@ answers each namespace on its own channel::
                        ├──▶ Result per namespace (Success, PartialFailure, ...)
                        └──▶ BatteryStatus(working, uncertain)
 
-What `decide()` settles (reach, the operator's controls, feeder-meter shares, the plan,
-refusals, take-overs) is described in `power/distribute.py`. What the actor adds:
+This module is the actor's loop and its request handling; each other part of the
+distributor is a module of its own:
+
+- `power/distribute.py`: what to do (reach, the operator's controls, feeder-meter
+  shares, the plan, refusals, take-overs), pure.
+- `controller/commanding.py`: sending — pacing, concurrency, timeouts, failures
+  booked as blocked or refused, releases (`Commander`, `Outcome`).
+- `controller/replan_triggers.py`: what plans a running target again before its
+  keep-alive (`ReplanTriggers`, looked at every tick).
+- `controller/distribution_targets.py`: the running target record (`Target`) that the
+  actor writes and the triggers read.
+- `controller/direct_targets.py`: EV chargers and PV inverters as read from
+  telemetry, and the commands that give them back.
+
+What the actor adds to `decide()`, and where each part lives:
 
 - A newer request for the same component set that arrives before an older one was
   processed makes the older one `Ignored`. The requests that arrive together are
   planned in one round: what a replaced target leaves is given back at once, unless
   another request of the round holds a power on it — then only if none took it, once
   the round is planned — so a set the PowerManagingActor shrinks or splits is never
-  told 0 W on the part that goes on.
+  told 0 W on the part that goes on. (Here.)
 - A target stays in force: it is re-planned every `keepalive_interval` (well within
   the API's command lifetime), which also keeps balancing SoC and brings recovered
-  batteries back. Sending 0 W releases the batteries.
+  batteries back. Sending 0 W releases the batteries. (Here.)
 - A plan's command goes to a component only when it means something
   (`power.command_pacing`): a changed value, a keep-alive, an unknown state (after a
   failure or refusal), a re-opened stream; a value it already holds is held back
   (`commands_held`), and the same value is never repeated within
   `MIN_RESEND_INTERVAL`, however often the target is re-planned. Commands go out
-  concurrently, at most `MAX_CONCURRENT_COMMANDS` at a time (`commanding`).
+  concurrently, at most `MAX_CONCURRENT_COMMANDS` at a time. (`commanding`.)
 - A timeout or an API error marks the battery (or EV charger, PV inverter) broken
-  (growing blocking time, booked by `commanding`); an OUT_OF_RANGE refusal does not:
-  that component is counted at its measured power until the next keep-alive.
-- A target is planned again at once: after a failure, a refusal or an answered probe;
-  when an inverter the plan counts at its measured power moves by more than its
-  resolution (at least `COUNTED_POWER_STEP_W`: its last command expired, or it ramps
-  down); when a limited feeder meter's allowance moved (checked every tick: a standing
-  command outside its new share by more than `METER_TOLERANCE_W`, or held back by a
-  share that has since grown); when an EV charger's or PV inverter's bounds moved (a
-  car plugged in or out: `direct_bounds_changed`); when an inverter's telemetry stream
-  was re-opened (`telemetry_resumed`), and with it every targeted inverter whose
-  telemetry is still silent then (`telemetry_silent_resent`: one server lost both).
+  (growing blocking time, `power.status`); an OUT_OF_RANGE refusal does not: that
+  component is counted at its measured power until the next keep-alive.
+  (`commanding` books it; the actor keeps the refusal on the target.)
+- A target is planned again at once after a failure, a refusal or an answered probe
+  (here: `_next_send`), and when the site moved under it (`replan_triggers`): an
+  inverter the plan counts at its measured power moves by more than its resolution
+  (at least `COUNTED_POWER_STEP_W`), a limited feeder meter's allowance moved (by more
+  than `METER_TOLERANCE_W`), an EV charger's or PV inverter's bounds moved, an
+  inverter's telemetry stream was re-opened — and with it every targeted inverter
+  whose telemetry is still silent then.
 - `BatteryStatus(working, uncertain)` is published whenever it changes, checked every
-  tick.
+  tick. (Here.)
 - Time comes from the project's `Clock`, so tests leap minutes with a manual clock.
 - Operator controls (`reconfigure`, applied live): entering observe mode releases the
   running targets once (batteries and EV chargers to 0 W, PV limits lifted), so
   nothing is left running unattended; excluding a battery in use gives its inverter
   0 W once. A PV withdraw lifts each PV inverter to its full production once and ends
-  the target; EV chargers are released to 0 W.
+  the target; EV chargers are released to 0 W. (Here what to release; the
+  `Commander` sends it, and takes the new timing, resolutions and blocking times.)
 """
 
 from __future__ import annotations
@@ -59,8 +70,7 @@ import asyncio
 import dataclasses
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -79,11 +89,16 @@ from edge_controller.controller.commanding import (
     check_timing,
 )
 from edge_controller.controller.direct_targets import (
-    bounds_now,
     direct_access,
     direct_units,
     known_ids,
     release_commands,
+)
+from edge_controller.controller.distribution_targets import Target
+from edge_controller.controller.replan_triggers import (
+    COUNTED_POWER_STEP_W,
+    ReplanTriggers,
+    TelemetryAccess,
 )
 from edge_controller.framework.messages import (
     Error,
@@ -97,12 +112,9 @@ from edge_controller.framework.messages import (
 )
 from edge_controller.framework.supervision import SupervisedActor
 from edge_controller.microgrid.direct import DirectComponents
-from edge_controller.microgrid.graph import BatteryPairs
 from edge_controller.microgrid.site_view import meter_power_w
-from edge_controller.microgrid.telemetry import TelemetryCache
-from edge_controller.microgrid.telemetry_gaps import GapTracker, resumed_on_targets, silent_with
-from edge_controller.power.bounds import Range, hull
-from edge_controller.power.direct import DirectUnit, bounds_moved
+from edge_controller.power.bounds import hull
+from edge_controller.power.direct import DirectUnit
 from edge_controller.power.distribute import (
     METER_TOLERANCE_W,
     Ask,
@@ -114,19 +126,15 @@ from edge_controller.power.distribute import (
     TakeOver,
     decide,
     each_alone,
-    meters_moved,
     request_problem,
-    shares_for,
-    standing_w,
 )
 from edge_controller.power.distribution import DistributionAlgorithm, SocBalancing
-from edge_controller.power.meter_limits import ZERO, MeterLimit, MeterShares
+from edge_controller.power.meter_limits import ZERO, MeterLimit
 from edge_controller.power.planning import (
     Availability,
     BatteryState,
     Refusal,
     Unit,
-    counted_moved,
 )
 from edge_controller.power.status import BatteryStatus, BlockingTracker
 
@@ -137,10 +145,6 @@ ORPHAN_GRACE = timedelta(seconds=2)
 starts its actors only after the dispatch service's first fetch, so running dispatches
 arrive at once); an inverter still delivering power that no target covers then is an
 orphan of an earlier run."""
-COUNTED_POWER_STEP_W = 50.0
-"""The least change (W) of a counted inverter's measured power that re-plans its
-target at once (its resolution when larger): a silent inverter's expired command or an
-excluded one ramping down, not a meter's noise."""
 
 __all__ = [
     "COUNTED_POWER_STEP_W",
@@ -153,27 +157,13 @@ __all__ = [
 ]
 
 
-class MicrogridAccess(PowerSetter, Protocol):
-    """What the actor needs from the microgrid connection (the set-power call: `PowerSetter`)."""
+class MicrogridAccess(TelemetryAccess, PowerSetter, Protocol):
+    """What the actor needs from the microgrid connection.
 
-    @property
-    def pairs(self) -> BatteryPairs:
-        """Batteries behind each inverter."""
-        ...
-
-    @property
-    def cache(self) -> TelemetryCache:
-        """Latest telemetry per component."""
-        ...
-
-    @property
-    def telemetry_gaps(self) -> GapTracker:
-        """Gaps in each component's sample times, judged as the samples arrive.
-
-        An inverter's gap re-sends its target at once (`telemetry_resumed`): a part of
-        the access, not an option, so no wiring can leave it out.
-        """
-        ...
+    The battery pairing, the telemetry cache and its gaps (`replan_triggers.TelemetryAccess`)
+    and the set-power call (`commanding.PowerSetter`): one protocol, so no wiring can
+    hand the actor a connection without its telemetry gaps.
+    """
 
 
 def _ask(request: PowerRequest) -> Ask:
@@ -188,43 +178,12 @@ def _ask(request: PowerRequest) -> Ask:
     )
 
 
-@dataclass(slots=True)
-class _Target:
-    """A running target: what was asked, when to plan it again, what it runs now."""
-
-    request: PowerRequest
-    """As it came (its results carry it)."""
-    ask: Ask
-    """The same in watts (`power.distribute.Standing`)."""
-    next_send: datetime
-    granted_w: float = 0.0
-    """What the power limit let through last time (W)."""
-    commands_w: dict[int, float] = dataclasses.field(default_factory=dict)
-    """The last commands the components accepted (W): what they run now."""
-    allowed: dict[int, Range] = dataclasses.field(default_factory=dict)
-    """Per limited meter, what this target's inverters below it were allowed together
-    when planned (`[0, 0]` without meter data)."""
-    held: dict[int, int] = dataclasses.field(default_factory=dict)
-    """The meters whose limit held the plan back, with the side (`meter_limits.held_sides`)."""
-    counted_w: dict[int, float] = dataclasses.field(default_factory=dict)
-    """The components the last plan counted at their measured power, with that power
-    (W): re-planned at once when it moves (`planning.counted_moved`)."""
-    refused_until: dict[int, datetime] = dataclasses.field(default_factory=dict)
-    """Components that refused a command (out of range), counted at their measured
-    power until the next keep-alive tries them again."""
-    planned_bounds: Mapping[int, Range | None] = dataclasses.field(default_factory=dict)
-    """An EV or PV target's components' bounds (hull) when planned: re-planned at once
-    when they move (`_notice_direct_bounds`)."""
-
-    def refused(self, now: datetime) -> frozenset[int]:
-        """The components still counted after a refusal."""
-        return frozenset(i for i, until in self.refused_until.items() if until > now)
-
-
 class PowerDistributingActor(SupervisedActor):
     """Distributes power requests over batteries, EV chargers and PV inverters.
 
-    See the module docstring; what it decides is `power.distribute.decide`.
+    Its loop and request handling; what it decides is `power.distribute.decide`, its
+    `Commander` sends (`commanding`), its `ReplanTriggers` notice when a running
+    target must be planned again (`replan_triggers`). See the module docstring.
     """
 
     def __init__(
@@ -253,9 +212,9 @@ class PowerDistributingActor(SupervisedActor):
         meter (the component graph's), from meter power no older than
         `meter_stale_after`. `on_command(seconds, ok)` is told how long each inverter
         command took (metrics). When an inverter's telemetry stream was re-opened
-        (`microgrid.telemetry_gaps`), its target is re-sent at once (`telemetry_resumed`);
-        a hole in the samples of a stream that stayed open is only reported
-        (`telemetry_late`).
+        (`microgrid.telemetry_gaps`), its target is re-sent at once (`telemetry_resumed`,
+        `replan_triggers`); a hole in the samples of a stream that stayed open is only
+        reported (`telemetry_late`).
         """
         super().__init__(name=name)
         self._log = structlog.get_logger(__name__).bind(actor=name)
@@ -278,22 +237,19 @@ class PowerDistributingActor(SupervisedActor):
         self._meter_limits = tuple(meter_limits)
         self._inverters_below = {m: tuple(i) for m, i in (inverters_below or {}).items()}
         self._meter_stale_after = meter_stale_after
-        self._meter_verdicts: dict[int, str] = {}
         self._out_of_service: frozenset[int] = frozenset()
         self._rules = self._current_rules()
         self._changes: deque[Callable[[], Awaitable[None]]] = deque()
         self._wake = asyncio.Event()
         self._orphans_checked = False
-        self._gaps_handled: dict[int, int] = {}
-        self._reconnects_handled: dict[int, int] = {}
-        self._silence_resent: dict[int, datetime] = {}
-        """Inverters re-sent for a silence, with their last sample before it: re-sent once
-        per silence, however many streams come back during it."""
+        self._triggers = ReplanTriggers(
+            microgrid, self._commander, clock=self._clock, log=self._log, count=self._count
+        )
         self._on_result = on_result
         self.counts: dict[str, int] = {}
         """Plans limited by the power limit, observe-only plans, releases, ..."""
         self._tick_s = tick.total_seconds()
-        self._targets: dict[frozenset[int], _Target] = {}
+        self._targets: dict[frozenset[int], Target] = {}
         self._coming: frozenset[int] = frozenset()
         """What the requests of this round not planned yet name (`_take_over`)."""
         self._left_over: dict[int, TargetKind] = {}
@@ -466,200 +422,6 @@ class PowerDistributingActor(SupervisedActor):
             self._log.warning("orphan_power_released", batteries=sorted(orphans))
             await self._release(orphans)
 
-    # ------------------------------------------------------------- noticing a re-plan
-
-    def _notice_meter_shares(self) -> None:
-        """Re-plan a target whose meters' allowance moved; log each meter's verdict."""
-        if not self._meter_limits and not any(t.allowed for t in self._targets.values()):
-            return
-        now = self._clock.now()
-        readings = self._meter_readings(now) if self._meter_limits else None
-        for ids, target in self._targets.items():
-            if not target.commands_w or target.ask.kind is not TargetKind.BATTERIES:
-                continue
-            decided = shares_for(
-                self._rules, readings, target.commands_w, standing_w(self._targets, ids)
-            )
-            self._log_verdicts(decided)
-            moved = meters_moved(
-                target.commands_w, target.allowed, target.held, decided, self._rules
-            )
-            if moved and target.next_send > now:
-                self._log.info("meter_allowance_changed", batteries=sorted(ids), meters=moved)
-                target.next_send = now
-
-    def _notice_counted_power(self) -> None:
-        """Re-plan a target at once when a component it counts moved (`counted_moved`).
-
-        A silent inverter's last command expired (its power fell to 0 W), or an
-        excluded one ramps down: the others must take over the difference now, not at
-        the next keep-alive.
-        """
-        now = self._clock.now()
-        cache = self._microgrid.cache
-        for ids, target in self._targets.items():
-            if not target.counted_w or target.next_send <= now:
-                continue
-            measured: dict[int, float | None] = {}
-            for component_id in target.counted_w:
-                reading = cache.inverter(component_id, now) or cache.ev_charger(component_id, now)
-                measured[component_id] = reading.power_w if reading is not None else None
-            moved = counted_moved(target.counted_w, measured, self._steps(target.counted_w))
-            if moved:
-                self._log.info(
-                    "counted_power_moved",
-                    batteries=sorted(ids),
-                    inverters=moved,
-                    counted_w={i: target.counted_w[i] for i in moved},
-                    measured_w={i: measured[i] for i in moved},
-                )
-                target.next_send = now
-
-    def _notice_direct_bounds(self) -> None:
-        """Re-plan a direct target at once when one of its components' bounds moved.
-
-        A car plugged in (0..0 → 0..22 kW) or out, a PV inverter whose bounds follow its
-        sun (`power.direct.bounds_moved`).
-        """
-        now = self._clock.now()
-        cache = self._microgrid.cache
-        for ids, target in self._targets.items():
-            if not target.planned_bounds or target.next_send <= now:
-                continue
-            moved = bounds_moved(
-                target.planned_bounds,
-                bounds_now(cache, target.planned_bounds),
-                self._steps(target.planned_bounds),
-            )
-            if moved:
-                self._log.info("direct_bounds_changed", components=sorted(ids), moved=moved)
-                target.next_send = now
-
-    def _steps(self, component_ids: Iterable[int]) -> dict[int, float]:
-        """Each component's least move that is not noise (W).
-
-        Its resolution, at least `COUNTED_POWER_STEP_W`: a meter's noise must not re-plan.
-        """
-        return {
-            i: max(self._commander.resolution_w(i), COUNTED_POWER_STEP_W) for i in component_ids
-        }
-
-    def _log_verdicts(self, decided: MeterShares) -> None:
-        for allowance in decided.allowances:
-            verdict = (
-                "data_missing"
-                if allowance.data_missing
-                else "site_over_limit"
-                if allowance.site_over
-                else "ok"
-            )
-            if self._meter_verdicts.get(allowance.meter_id, "ok") != verdict:
-                (self._log.info if verdict == "ok" else self._log.warning)(
-                    "meter_verdict",
-                    meter=allowance.meter_id,
-                    verdict=verdict,
-                    rest_w=None if math.isnan(allowance.rest_w) else allowance.rest_w,
-                )
-            self._meter_verdicts[allowance.meter_id] = verdict
-
-    def _notice_telemetry_gaps(self) -> None:
-        """Re-send a target at once when one of its inverters' streams was re-opened.
-
-        Only a real hole in the sample times counts (`microgrid.telemetry_gaps`), and
-        only on an inverter that has a target now: a battery resting between two
-        dispatches has no gap, and a gap while it rested needs no re-send. A hole in a
-        stream that stayed open is late telemetry from a busy server: reported, and
-        left to the keep-alive (a re-send would load that server further).
-
-        A re-opened stream also speaks for the targeted inverters whose telemetry is
-        still silent then (`telemetry_gaps.silent_with`): the server that lost their
-        commands answers again, and each of their streams re-opens only at its own next
-        retry. Their targets are re-sent with it (`telemetry_silent_resent`), not one
-        retry interval and a sample later: once per silence, however many streams come
-        back during it, and again when its own stream is back, at least the pacer's
-        minimum interval later (that its stream failed with the others cannot be told).
-        """
-        gaps = self._microgrid.telemetry_gaps
-        inverters_of = {
-            ids: self._commanded_ids(target.ask) for ids, target in self._targets.items()
-        }
-        targeted = set().union(*inverters_of.values()) if inverters_of else set()
-        direct = self._direct()
-        streamed = (
-            *self._microgrid.pairs.inverter_ids,
-            *direct.ev_charger_ids,
-            *direct.pv_inverter_ids,
-        )
-        latest = {i: r for i in streamed if (r := gaps.latest(i)) is not None}
-        self._gaps_handled, resumed = resumed_on_targets(self._gaps_handled, latest, targeted)
-        # Counted apart from the gaps: a reconnect is not lost when a late gap of the
-        # same stream comes before this look (only the latest gap is kept).
-        reopened = []
-        returned = []
-        for inverter_id, latest_gap in latest.items():
-            if latest_gap.reconnects > self._reconnects_handled.get(inverter_id, 0):
-                self._reconnects_handled[inverter_id] = latest_gap.reconnects
-                returned.append(inverter_id)
-                if inverter_id in targeted:
-                    reopened.append(latest_gap)
-        reopened_ids = {r.component_id for r in reopened}
-        late = [r for r in resumed if r.component_id not in reopened_ids]
-        if late:
-            self._count("telemetry_late")
-            self._log.info(
-                "telemetry_late",
-                inverters=[r.component_id for r in late],
-                gap_s=max(r.gap.total_seconds() for r in late),
-            )
-        for resumption in reopened:
-            self._log.warning(
-                "telemetry_resumed",
-                inverter=resumption.component_id,
-                gap_s=resumption.gap.total_seconds(),
-            )
-            self._resend(resumption.component_id, inverters_of)
-        returned_at = [t for i in returned if (t := self._last_sampled(i)) is not None]
-        if not returned_at:
-            return
-        candidates = {
-            i: t
-            for i in targeted - set(returned)
-            if (t := self._last_sampled(i)) is not None and self._silence_resent.get(i) != t
-        }
-        silent = silent_with(max(returned_at), candidates, gaps.min_gap)
-        self._silence_resent.update({i: candidates[i] for i in silent})
-        if silent:
-            self._log.warning(
-                "telemetry_silent_resent",
-                inverters=silent,
-                reconnected=sorted(returned),
-                silent_s=max((max(returned_at) - candidates[i]).total_seconds() for i in silent),
-            )
-        for inverter_id in silent:
-            self._resend(inverter_id, inverters_of)
-
-    def _resend(self, inverter_id: int, inverters_of: Mapping[frozenset[int], set[int]]) -> None:
-        """Plan the targets commanding `inverter_id` again once the pacer lets it re-send."""
-        self._commander.reopened(inverter_id)
-        due = self._commander.next_due([inverter_id]) or self._clock.now()
-        for batteries, inverters in inverters_of.items():
-            if inverter_id in inverters:
-                target = self._targets[batteries]
-                target.next_send = min(target.next_send, due)
-
-    def _last_sampled(self, component_id: int) -> datetime | None:
-        """When the latest sample of an inverter, EV charger or PV inverter was taken."""
-        cache = self._microgrid.cache
-        reading = cache.last_inverter(component_id) or cache.last_ev_charger(component_id)
-        return reading.sampled_at if reading is not None else None
-
-    def _commanded_ids(self, ask: Ask) -> set[int]:
-        """The components a target's commands go to: inverters, or the ids themselves."""
-        if ask.kind is TargetKind.BATTERIES:
-            pairs = self._microgrid.pairs
-            return {pairs.inverter_of(b) for b in ask.ids}
-        return set(ask.ids)
-
     # ------------------------------------------------------------- main loop
 
     async def _run(self) -> None:
@@ -688,10 +450,7 @@ class PowerDistributingActor(SupervisedActor):
                 if not self._orphans_checked and self._clock.now() - started >= ORPHAN_GRACE:
                     self._orphans_checked = True
                     await self._release_orphans()
-                self._notice_telemetry_gaps()
-                self._notice_meter_shares()
-                self._notice_counted_power()
-                self._notice_direct_bounds()
+                self._notice()
                 await self._publish_status(self._clock.now())
                 batch = list(pending)
                 pending.clear()
@@ -705,6 +464,11 @@ class PowerDistributingActor(SupervisedActor):
                 self._count("evaluations")
         finally:
             collector.cancel()
+
+    def _notice(self) -> None:
+        """Move up the targets the site moved under (`replan_triggers`)."""
+        meters = self._meter_readings(self._clock.now()) if self._meter_limits else None
+        self._triggers.notice(self._targets, self._rules, meters=meters, direct=self._direct())
 
     async def _latest_only(self, batch: list[PowerRequest]) -> list[PowerRequest]:
         """Answer superseded requests with Ignored; keep the newest per component set."""
@@ -782,7 +546,7 @@ class PowerDistributingActor(SupervisedActor):
     ) -> None:
         await self._take_over(request, refused.take_over)
         if refused.retry:
-            self._targets[ask.ids] = _Target(request, ask, now + RETRY_INTERVAL)
+            self._targets[ask.ids] = Target(request, ask, now + RETRY_INTERVAL)
         if refused.report:
             await self._refuse(request, refused.refusal, log)
         if refused.withdraw is None:
@@ -821,7 +585,7 @@ class PowerDistributingActor(SupervisedActor):
             if ask.withdraw and ask.kind is not TargetKind.BATTERIES:
                 self._targets.pop(ask.ids, None)
             else:
-                self._targets[ask.ids] = _Target(
+                self._targets[ask.ids] = Target(
                     request,
                     ask,
                     now + self._commander.keepalive,
@@ -852,7 +616,7 @@ class PowerDistributingActor(SupervisedActor):
         if planned.ends and not outcome.failed:
             self._targets.pop(ask.ids, None)
         else:
-            self._targets[ask.ids] = _Target(
+            self._targets[ask.ids] = Target(
                 request,
                 ask,
                 self._next_send(ask, planned, outcome, now),
@@ -914,7 +678,7 @@ class PowerDistributingActor(SupervisedActor):
         return next_send
 
     def _log_meters(self, planned: Planned, log: structlog.typing.FilteringBoundLogger) -> None:
-        self._log_verdicts(planned.meters)
+        self._triggers.log_verdicts(planned.meters)
         if not planned.held:
             return
         self._count("meter_limited")
