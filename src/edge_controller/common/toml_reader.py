@@ -107,6 +107,12 @@ def integer(raw: object) -> int | None:
     return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
 
 
+def positive_integer(raw: object) -> int | None:
+    """An integer > 0 (an id, a count), or None."""
+    value = integer(raw)
+    return value if value is not None and value > 0 else None
+
+
 def string(raw: object) -> str | None:
     return raw if isinstance(raw, str) and raw.strip() else None
 

@@ -33,6 +33,7 @@ from edge_controller.common.toml_reader import (
     integer,
     join,
     number,
+    positive_integer,
     power,
     string,
 )
@@ -149,11 +150,6 @@ def _fraction(raw: object) -> float | None:
     return value if value is not None and 0 <= value <= 1 else None
 
 
-def _positive_int(raw: object) -> int | None:
-    value = integer(raw)
-    return value if value is not None and value > 0 else None
-
-
 def _boolean(raw: object) -> bool | None:
     return raw if isinstance(raw, bool) else None
 
@@ -208,7 +204,7 @@ def _curve(raw: object) -> tuple[tuple[float, float], ...] | None:
 def _gridpools(raw: object) -> frozenset[int] | None:
     if not isinstance(raw, list) or not raw:
         return None
-    ids = [_positive_int(item) for item in raw]
+    ids = [positive_integer(item) for item in raw]
     if any(i is None for i in ids) or len(set(ids)) != len(ids):
         return None
     return frozenset(i for i in ids if i is not None)
@@ -504,7 +500,7 @@ def _prosumer(reader: Reader, raw: object, path: str) -> ProsumerSpec | None:
         path,
     )
     name = reader.value(raw, "name", path, string, "a non-empty string", default=path)
-    count = reader.value(raw, "count", path, _positive_int, "an integer > 0", default=1)
+    count = reader.value(raw, "count", path, positive_integer, "an integer > 0", default=1)
     turbines = reader.value(
         raw,
         "turbines",

@@ -10,7 +10,14 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from edge_controller.common.toml_reader import Reader, checked, integer, join, number, string
+from edge_controller.common.toml_reader import (
+    Reader,
+    checked,
+    join,
+    number,
+    positive_integer,
+    string,
+)
 from edge_controller.servers.sim.metrics import METRIC_NAMES
 
 
@@ -53,11 +60,6 @@ class FaultSpec:
     metrics: tuple[str, ...] = ()
 
 
-def _checked_int_positive(raw: object) -> int | None:
-    value = integer(raw)
-    return value if value is not None and value > 0 else None
-
-
 def _fault_kind(raw: object) -> str | None:
     return raw if isinstance(raw, str) and raw in {k.value for k in FaultKind} else None
 
@@ -78,7 +80,7 @@ def read_fault(reader: Reader, data: object, path: str) -> FaultSpec | None:
         reader.fail(path, "a table", data)
         return None
     reader.unknown_keys(data, set(FAULT_KEYS), path)
-    component = reader.value(data, "component", path, _checked_int_positive, "a component id")
+    component = reader.value(data, "component", path, positive_integer, "a component id")
     kind_name = reader.value(
         data, "kind", path, _fault_kind, f"one of {[k.value for k in FaultKind]}"
     )

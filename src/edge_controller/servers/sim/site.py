@@ -32,6 +32,7 @@ from edge_controller.common.toml_reader import (
     integer,
     join,
     number,
+    positive_integer,
     string,
     timestamp,
 )
@@ -247,7 +248,7 @@ def _component(reader: Reader, data: object, path: str) -> ComponentSpec | None:
     if not isinstance(data, dict):
         reader.fail(path, "a table", data)
         return None
-    component_id = reader.value(data, "id", path, _checked_int_positive, "an integer id > 0")
+    component_id = reader.value(data, "id", path, positive_integer, "an integer id > 0")
     kind_name = reader.value(
         data,
         "kind",
@@ -281,11 +282,6 @@ def _component(reader: Reader, data: object, path: str) -> ComponentSpec | None:
         manufacturer=manufacturer or "edge-controller",
         model_name=model_name or "simulated",
     )
-
-
-def _checked_int_positive(raw: object) -> int | None:
-    value = integer(raw)
-    return value if value is not None and value > 0 else None
 
 
 def _kind(raw: object) -> str | None:
@@ -335,7 +331,7 @@ def parse_site(document: Mapping[str, Any], source: str = "<site>") -> SiteSpec:
                 "one of " + ", ".join(repr(k.value) for k in SensorKind),
                 default=SensorKind.WEATHER_STATION,
             )
-            sensor_id = reader.value(raw, "id", path, _checked_int_positive, "an integer id > 0")
+            sensor_id = reader.value(raw, "id", path, positive_integer, "an integer id > 0")
             name = reader.value(raw, "name", path, string, "a non-empty string", default=None)
             if sensor_id is not None and kind is not None:
                 label = kind.value.replace("_", " ")
@@ -391,9 +387,9 @@ def _microgrid(reader: Reader, data: Mapping[str, Any]) -> MicrogridSpec | None:
         {"id", "enterprise_id", "name", "latitude", "longitude", "country_code", "delivery_area"},
         path,
     )
-    microgrid_id = reader.value(data, "id", path, _checked_int_positive, "an integer id > 0")
+    microgrid_id = reader.value(data, "id", path, positive_integer, "an integer id > 0")
     enterprise = reader.value(
-        data, "enterprise_id", path, _checked_int_positive, "an integer id > 0", default=1
+        data, "enterprise_id", path, positive_integer, "an integer id > 0", default=1
     )
     name = reader.value(data, "name", path, string, "a non-empty string", default="Simulated site")
     latitude = reader.value(
