@@ -28,7 +28,7 @@ from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.servers.sim.server import SimulatorServer
 from edge_controller.servers.sim.site import FaultKind, SiteSpec
 from tests.harness import distributor_running
-from tests.patience import PATIENCE_S
+from tests.patience import PATIENCE_S, until
 
 INVERTERS = (10, 20, 30, 40)
 ALL = frozenset({11, 21, 31, 41})
@@ -80,9 +80,7 @@ class Rig:
     async def stream_failed(self, *inverters: int) -> None:
         """Return once the connection retried the streams of `inverters` at least once."""
         attempts = self.connection.retry_attempts
-        async with asyncio.timeout(PATIENCE_S):
-            while not all(attempts.get(i, 0) >= 1 for i in inverters):
-                await asyncio.sleep(0.01)
+        await until(lambda: all(attempts.get(i, 0) >= 1 for i in inverters), f"{inverters} retried")
 
     def resumed(self) -> list[MutableMapping[str, Any]]:
         return [e for e in self.logs if e["event"] == "telemetry_resumed"]
@@ -199,9 +197,8 @@ async def test_after_a_restart_an_inverter_whose_stream_is_not_back_yet_gets_its
         rig.server = restarted  # its command log is empty
         rig.clock.advance(timedelta(seconds=3))  # down longer than a gap (2 s)
         await rig.published((10, 20, 30))
-        async with asyncio.timeout(PATIENCE_S):  # the keep-alive is 11 s away
-            while not all(rig.commanded().values()):
-                await asyncio.sleep(0.01)
+        # the keep-alive is 11 s away
+        await until(lambda: all(rig.commanded().values()), "every inverter commanded")
         assert 40 not in [e["inverter"] for e in rig.resumed()]
         # Whichever streams the actor saw back first spoke for the rest: 40 among them.
         resent = [e for e in rig.logs if e["event"] == "telemetry_silent_resent"]
@@ -221,9 +218,7 @@ async def test_a_stream_that_failed_alone_resends_its_own_inverter_only(rig: Rig
     await rig.stream_failed(10)
     rig.server.faults.clear(10, FaultKind.DROP_STREAM)
     await rig.samples(1)
-    async with asyncio.timeout(PATIENCE_S):
-        while rig.commanded()[10] == before[10]:
-            await asyncio.sleep(0.01)
+    await until(lambda: rig.commanded()[10] != before[10], "inverter 10 commanded again")
     await rig.barrier()
     await rig.barrier()
     assert [e["inverter"] for e in rig.resumed()] == [10]

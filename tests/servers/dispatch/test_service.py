@@ -15,6 +15,7 @@ from edge_controller.servers.dispatch.errors import DispatchError, ErrorKind
 from edge_controller.servers.dispatch.model import DispatchUpdate, EventKind
 from edge_controller.servers.dispatch.service import DispatchService
 from edge_controller.servers.dispatch.storage import DispatchStore
+from tests.patience import until
 from tests.servers.dispatch.conftest import NOON, data
 
 
@@ -71,9 +72,11 @@ async def test_a_subscriber_too_far_behind_is_cut_off(
 
 
 async def _subscribed(service: DispatchService, count: int, microgrid_id: int = 1) -> None:
-    async with asyncio.timeout(5):
-        while service.subscriber_count(microgrid_id) < count:
-            await asyncio.sleep(0)
+    await until(
+        lambda: service.subscriber_count(microgrid_id) >= count,
+        f"{count} streams of microgrid {microgrid_id}",
+        poll_s=0,
+    )
 
 
 async def test_a_writer_has_its_answer_before_any_stream_is_fed(service: DispatchService) -> None:
