@@ -24,6 +24,7 @@ from edge_controller.framework.use_case import SiteView
 from edge_controller.microgrid.graph import BatteryPairs, InverterBatteries
 from edge_controller.microgrid.telemetry import TelemetryCache
 from edge_controller.use_cases.battery_power.actor import BatteryPowerActor
+from tests.patience import PATIENCE_S
 from tests.use_cases.actor_steps import ActorSteps, DispatchState, started
 from tests.use_cases.actor_steps import dispatch as use_case_dispatch
 
@@ -147,7 +148,7 @@ class Pipeline:
     async def told(self, count: int) -> dict[frozenset[int], tuple[int | None, float]]:
         """The next `count` requests the distributor gets: {batteries: (dispatch, W)}."""
         told = []
-        async with asyncio.timeout(2):
+        async with asyncio.timeout(PATIENCE_S):
             for _ in range(count):
                 told.append(await self.distributor.receive())
         return {r.batteries: (r.origin, r.power.as_watts()) for r in told}
