@@ -20,9 +20,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypedDict, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
-import pytest
 from frequenz.channels import BroadcastChannel, Receiver, Sender
 from frequenz.client.dispatch.recurrence import RecurrenceRule
 from frequenz.client.dispatch.types import Dispatch as ClientDispatch
@@ -31,16 +30,10 @@ from frequenz.dispatch import Dispatch
 from typing_extensions import Unpack
 
 from edge_controller.framework.messages import PowerRequest, Result
-from edge_controller.framework.supervision import SupervisedActor
-from tests.patience import PATIENCE_S
+from edge_controller.framework.use_case_actor import UseCaseActor
+from tests.patience import PATIENCE_S, evaluated, until
 
-ActorT = TypeVar("ActorT", bound=SupervisedActor)
-
-QUIET_S = 0.2
-"""How long no request must come for a test to take it that none will."""
-
-SETTLED_S = 0.3
-"""How long no request must come for a burst of them (one decision's) to be over."""
+ActorT = TypeVar("ActorT", bound=UseCaseActor[Any])
 
 
 class DispatchState(TypedDict, total=False):
@@ -89,33 +82,62 @@ def dispatch(
 
 @dataclass
 class ActorSteps(Generic[ActorT]):
-    """A started use case actor and the test's ends of its channels."""
+    """A started use case actor and the test's ends of its channels.
+
+    What the actor sent is read once it has decided on everything the test gave it
+    (`settled`), counted by its evaluations, never by waiting a while: a slow machine
+    makes the test slower, not wrong. Send dispatches with `send` (an actor without a
+    tick decides once per dispatch message, and `settled` counts them).
+    """
 
     dispatches: Sender[Dispatch]
     requests: Receiver[PowerRequest]
     actor: ActorT
+    sent: int = 0
+    """Dispatch messages sent with `send`."""
 
     async def send(self, message: Dispatch) -> None:
         await self.dispatches.send(message)
+        self.sent += 1
 
     async def next_request(self) -> PowerRequest:
         async with asyncio.timeout(PATIENCE_S):
             return await self.requests.receive()
 
+    async def settled(self) -> None:
+        """Wait until the actor has decided on every dispatch and reading given so far.
+
+        One with a tick: three more evaluations (a dispatch already queued is read in
+        the first). One without: an evaluation per dispatch sent.
+        """
+        if self.actor.tick is not None:
+            await evaluated(self.actor.counts, 3, what=self.actor.name)
+            return
+        await until(
+            lambda: self.actor.counts.get("evaluations", 0) >= self.sent,
+            f"{self.actor.name} decided on all {self.sent} dispatches",
+        )
+
     async def no_request(self) -> None:
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(QUIET_S):
-                await self.requests.receive()
+        """Once settled, the actor has sent nothing."""
+        await self.settled()
+        assert not await self._pending(), f"unexpected {self.requests.consume()}"
 
     async def in_order(self) -> list[PowerRequest]:
-        """Every request until none comes for a while, in the order sent."""
+        """Every request the actor sent until it settled, in the order sent."""
+        await self.settled()
         found: list[PowerRequest] = []
-        while True:
-            try:
-                async with asyncio.timeout(SETTLED_S):
-                    found.append(await self.requests.receive())
-            except TimeoutError:
-                return found
+        while await self._pending():
+            found.append(self.requests.consume())
+        return found
+
+    async def _pending(self) -> bool:
+        """Whether a request is waiting to be read now (looks, never waits)."""
+        try:
+            async with asyncio.timeout(0):
+                return await self.requests.ready()
+        except TimeoutError:
+            return False
 
 
 MakeActor = Callable[[Receiver[Dispatch], Sender[PowerRequest], Receiver[Result]], ActorT]

@@ -93,6 +93,11 @@ class UseCaseActor(SupervisedActor, Generic[RunningT]):
             actor=name
         )
 
+    @property
+    def tick(self) -> timedelta | None:
+        """How often it decides again without a dispatch message; None: only on one."""
+        return self._tick
+
     @abc.abstractmethod
     def _read(self, dispatch: Dispatch, log: structlog.stdlib.BoundLogger) -> RunningT:
         """Read a dispatch that runs now (new or changed, dry run or not) into what is kept.
