@@ -57,7 +57,8 @@ from edge_controller.power.distribution import (
 )
 from edge_controller.servers.sim.errors import SimError
 from edge_controller.servers.sim.model import SiteModel, battery_power_bounds
-from edge_controller.servers.sim.site import BatterySpec, InverterSpec, SiteSpec, parse_site
+from edge_controller.servers.sim.site import SiteSpec, parse_site
+from edge_controller.servers.sim.site_details import BatterySpec, InverterSpec
 
 DEFAULT_SEED = 7
 STRINGS = 6

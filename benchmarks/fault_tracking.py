@@ -80,9 +80,10 @@ from edge_controller.controller.graph import Controller
 from edge_controller.dispatching.producer import DispatchProducer
 from edge_controller.servers.dispatch.server import DispatchServer
 from edge_controller.servers.sim.command_log import CANCELLED
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.model import CommandRecord
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import FaultKind, SiteSpec, load_site
+from edge_controller.servers.sim.site import SiteSpec, load_site
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "config" / "sim-site.toml"

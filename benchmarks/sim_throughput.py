@@ -52,7 +52,8 @@ from frequenz.sdk.microgrid._old_component_data import (
 
 from edge_controller.servers.sim.errors import SimError
 from edge_controller.servers.sim.model import MAX_SUBSTEPS, SiteModel
-from edge_controller.servers.sim.site import ComponentKind, SiteSpec, load_site
+from edge_controller.servers.sim.site import SiteSpec, load_site
+from edge_controller.servers.sim.site_details import ComponentKind
 
 REPO = Path(__file__).resolve().parent.parent
 LARGE_SITE = REPO / "config" / "sim-site-large.toml"

@@ -64,9 +64,10 @@ from edge_controller.controller.graph import Controller, ControllerHooks
 from edge_controller.framework.messages import Result
 from edge_controller.servers.dispatch.server import DispatchServer
 from edge_controller.servers.sim.errors import SimError
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.model import CommandRecord
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import FaultKind, load_site
+from edge_controller.servers.sim.site import load_site
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "config" / "sim-site.toml"

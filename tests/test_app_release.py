@@ -15,8 +15,9 @@ from frequenz.client.dispatch.types import TargetIds
 
 from edge_controller.controller.graph import direct_release_summary, release_summary
 from edge_controller.microgrid.graph import BatteryPairs, InverterBatteries
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import FaultKind, SiteSpec, load_site
+from edge_controller.servers.sim.site import SiteSpec, load_site
 from tests.conftest import ROOT
 from tests.harness import MICROGRID, site_running
 

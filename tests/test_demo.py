@@ -17,7 +17,8 @@ import pytest
 from rich.console import Console
 
 from edge_controller.power.status import BatteryStatus
-from edge_controller.servers.sim.site import BatterySpec, InverterSpec, SiteSpec, parse_site
+from edge_controller.servers.sim.site import SiteSpec, parse_site
+from edge_controller.servers.sim.site_details import BatterySpec, InverterSpec
 from edge_controller.tools.cli import build_parser
 from edge_controller.tools.demo import (
     GAP_S,

@@ -25,8 +25,8 @@ from edge_controller.framework.messages import (
 )
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.power.status import BatteryStatus
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import FaultKind
 from tests.harness import RESOLUTIONS, distributor_running
 from tests.patience import PATIENCE_S, until
 

@@ -31,8 +31,9 @@ from edge_controller.framework.messages import (
 )
 from edge_controller.microgrid.connection import MicrogridConnection
 from edge_controller.power.bounds import Range
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import FaultKind, SiteSpec, parse_site
+from edge_controller.servers.sim.site import SiteSpec, parse_site
 from tests.patience import PATIENCE_S, evaluated, until
 
 EV, PV = TargetKind.EV_CHARGERS, TargetKind.PV_INVERTERS

@@ -25,8 +25,9 @@ from frequenz.quantities import Power
 from edge_controller.common.clock import ManualClock
 from edge_controller.framework.messages import Error, PowerRequest, Result, Success
 from edge_controller.microgrid.connection import MicrogridConnection
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import FaultKind, SiteSpec
+from edge_controller.servers.sim.site import SiteSpec
 from tests.harness import distributor_running
 from tests.patience import PATIENCE_S, until
 

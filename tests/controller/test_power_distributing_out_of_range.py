@@ -25,9 +25,9 @@ from frequenz.quantities import Power
 from edge_controller.common.clock import ManualClock
 from edge_controller.framework.messages import PartialFailure, PowerRequest, Result, Success
 from edge_controller.power.bounds import Range
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.model import Metric
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import FaultKind
 from tests.harness import RESOLUTIONS, Distributor, distributor_running
 from tests.patience import until
 

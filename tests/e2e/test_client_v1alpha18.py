@@ -37,8 +37,9 @@ from frequenz.client.microgrid.metrics import Bounds, Metric
 from edge_controller.common.clock import ManualClock
 from edge_controller.power.bounds import allows
 from edge_controller.servers.common.serving import ListenAddressError
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import FaultKind, SiteSpec
+from edge_controller.servers.sim.site import SiteSpec
 from tests.conftest import component_id
 
 INVERTER_A, BATTERY_A, INVERTER_B, INVERTER_C = 10, 11, 20, 30

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import ComponentKind, SiteSpec
+from edge_controller.servers.sim.site import SiteSpec
+from edge_controller.servers.sim.site_details import ComponentKind
 from tests.patience import PATIENCE_S, until
 
 ROOT = Path(__file__).resolve().parents[2]

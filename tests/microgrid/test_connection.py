@@ -26,8 +26,9 @@ from edge_controller.microgrid import (
     NotStartedError,
 )
 from edge_controller.power.bounds import Range
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import FaultKind, SiteSpec, parse_site
+from edge_controller.servers.sim.site import SiteSpec, parse_site
 from tests.patience import CALL_TIMEOUT_S, PATIENCE_S
 
 _T = TypeVar("_T")

@@ -16,9 +16,9 @@ from edge_controller.microgrid.telemetry import (
     TelemetryCache,
     component_state,
 )
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.server import SimulatorServer
 from edge_controller.servers.sim.service import StateAction
-from edge_controller.servers.sim.site import FaultKind
 from tests.conftest import NOON
 from tests.microgrid.test_connection import eventually, fresh_battery, fresh_inverter
 from tests.patience import CALL_TIMEOUT_S

@@ -30,8 +30,9 @@ from edge_controller.config.schema import parse_config
 from edge_controller.controller.graph import Controller, ControllerHooks
 from edge_controller.framework.messages import Result
 from edge_controller.servers.dispatch.server import DispatchServer
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import FaultKind, SiteSpec
+from edge_controller.servers.sim.site import SiteSpec
 from tests import patience
 from tests.daemon.test_daemon_process import Logs, Notifications
 from tests.harness import KEY, MICROGRID, stream_connected

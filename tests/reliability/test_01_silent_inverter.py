@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from edge_controller.framework.messages import PartialFailure
-from edge_controller.servers.sim.site import FaultKind, SiteSpec
+from edge_controller.servers.sim.fault_spec import FaultKind
+from edge_controller.servers.sim.site import SiteSpec
 from tests.reliability.helpers import (
     BATTERIES,
     PowerWatch,

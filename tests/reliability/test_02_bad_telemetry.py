@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from edge_controller.servers.sim.site import FaultKind, SiteSpec
+from edge_controller.servers.sim.fault_spec import FaultKind
+from edge_controller.servers.sim.site import SiteSpec
 from tests.reliability.helpers import (
     BATTERIES,
     PowerWatch,

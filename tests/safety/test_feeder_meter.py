@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from edge_controller.controller.graph import SiteMismatchError
-from edge_controller.servers.sim.site import FaultKind, SiteSpec, load_site
+from edge_controller.servers.sim.fault_spec import FaultKind
+from edge_controller.servers.sim.site import SiteSpec, load_site
 from tests.conftest import ROOT
 from tests.harness import Site, site_running
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_controller.servers.sim.site import FaultKind, SiteSpec
+from edge_controller.servers.sim.fault_spec import FaultKind
+from edge_controller.servers.sim.site import SiteSpec
 from tests.harness import Site, site_running
 
 METER = 2

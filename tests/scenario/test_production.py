@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from edge_controller.servers.sim.measured_weather import equivalent_weather, speed_for_fraction
-from edge_controller.servers.sim.site import DEFAULT_WIND_CURVE
+from edge_controller.servers.sim.site_details import DEFAULT_WIND_CURVE
 from edge_controller.tools.scenario.setup import Setup
 from tests.scenario.conftest import model_at
 

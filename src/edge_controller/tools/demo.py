@@ -59,7 +59,8 @@ from edge_controller.daemon.console.server import demo_console
 from edge_controller.power.status import BatteryStatus
 from edge_controller.servers.dispatch.server import DispatchServer
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import BatterySpec, InverterSpec, SiteSpec, load_site
+from edge_controller.servers.sim.site import SiteSpec, load_site
+from edge_controller.servers.sim.site_details import BatterySpec, InverterSpec
 from edge_controller.tools.demo_view import (
     BatteryView,
     DispatchOutcome,

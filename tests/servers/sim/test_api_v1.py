@@ -34,9 +34,10 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
 from edge_controller.common.clock import ManualClock
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.metrics import Metric
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import FaultKind, SensorKind, SensorSpec, SiteSpec
+from edge_controller.servers.sim.site import SensorKind, SensorSpec, SiteSpec
 
 if TYPE_CHECKING:
     from frequenz.api.microgrid.v1.microgrid_pb2_grpc import MicrogridAsyncStub

@@ -13,8 +13,9 @@ from frequenz.client.microgrid import MicrogridApiClient, OperationOutOfRange
 from edge_controller.common.clock import ManualClock
 from edge_controller.power.bounds import Range
 from edge_controller.servers.sim.command_log import CANCELLED
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import FaultKind, SiteSpec
+from edge_controller.servers.sim.site import SiteSpec
 from tests.conftest import component_id
 from tests.patience import until
 

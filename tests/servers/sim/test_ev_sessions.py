@@ -26,13 +26,8 @@ from edge_controller.servers.sim.ev_sessions import (
     car_power_w,
 )
 from edge_controller.servers.sim.model import Metric, SiteModel, StateCode
-from edge_controller.servers.sim.site import (
-    EvChargerSpec,
-    SiteFileError,
-    SiteSpec,
-    load_site,
-    parse_site,
-)
+from edge_controller.servers.sim.site import SiteFileError, SiteSpec, load_site, parse_site
+from edge_controller.servers.sim.site_details import EvChargerSpec
 from tests.conftest import NOON, ROOT
 from tests.properties import examples
 

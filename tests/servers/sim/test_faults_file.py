@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_controller.servers.sim.fault_spec import FaultKind, FaultSpec
 from edge_controller.servers.sim.faults_file import (
     FaultsFileError,
     describe,
@@ -15,7 +16,7 @@ from edge_controller.servers.sim.faults_file import (
     parse_faults,
     read_faults,
 )
-from edge_controller.servers.sim.site import FaultKind, FaultSpec, SiteSpec
+from edge_controller.servers.sim.site import SiteSpec
 
 
 def parsed(text: str, site: SiteSpec) -> tuple[FaultSpec, ...]:

@@ -19,9 +19,10 @@ from frequenz.client.base.retry import LinearBackoff
 from frequenz.client.microgrid import InternalError, MicrogridApiClient
 from frequenz.client.microgrid.metrics import Metric
 
+from edge_controller.servers.sim.fault_spec import FaultKind, FaultSpec
 from edge_controller.servers.sim.faults_file import FaultsFileError
 from edge_controller.servers.sim.server import SimulatorServer
-from edge_controller.servers.sim.site import FaultKind, FaultSpec, SiteSpec
+from edge_controller.servers.sim.site import SiteSpec
 from tests.conftest import component_id
 from tests.patience import PATIENCE_S
 

@@ -27,15 +27,13 @@ from edge_controller.servers.sim.measured_weather import (
 from edge_controller.servers.sim.model import SiteModel
 from edge_controller.servers.sim.service import SimService
 from edge_controller.servers.sim.site import (
-    ComponentKind,
-    PvSpec,
     SiteFileError,
     SiteSpec,
     WeatherSource,
-    WindSpec,
     load_site,
     parse_site,
 )
+from edge_controller.servers.sim.site_details import ComponentKind, PvSpec, WindSpec
 from edge_controller.weather.data import (
     DEFAULT_ALBEDO,
     WeatherSeries,

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from edge_controller.power.bounds import Range, allows
 from edge_controller.servers.sim.errors import ErrorKind, SimError
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.model import (
     Metric,
     OperatingState,
@@ -19,7 +20,8 @@ from edge_controller.servers.sim.model import (
     floor_to_resolution,
     wind_fraction,
 )
-from edge_controller.servers.sim.site import BatterySpec, FaultKind, SiteSpec, parse_site
+from edge_controller.servers.sim.site import SiteSpec, parse_site
+from edge_controller.servers.sim.site_details import BatterySpec
 from tests.conftest import NOON
 from tests.properties import examples
 from tests.servers.sim.sites import switched_site

@@ -3,16 +3,15 @@ from typing import Any
 
 import pytest
 
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.site import (
-    BatterySpec,
-    ComponentKind,
-    FaultKind,
     SensorKind,
     SensorSpec,
     SiteFileError,
     load_site,
     parse_site,
 )
+from edge_controller.servers.sim.site_details import BatterySpec, ComponentKind
 from tests.conftest import EXAMPLE_SITE, LARGE_SITE
 
 

@@ -40,10 +40,10 @@ from edge_controller.servers.sim.grpc_shell import (
 )
 from edge_controller.servers.sim.model import ComponentSample, Metric, StateCode
 from edge_controller.servers.sim.service import SimService, StateAction
-from edge_controller.servers.sim.site import (
+from edge_controller.servers.sim.site import ComponentSpec
+from edge_controller.servers.sim.site_details import (
     BatterySpec,
     ComponentKind,
-    ComponentSpec,
     EvChargerSpec,
     GridSpec,
     InverterSpec,

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from edge_controller.servers.sim.site import FaultKind, FaultSpec
+from edge_controller.servers.sim.fault_spec import FaultKind, FaultSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_controller.common.toml_reader import Reader
-from edge_controller.servers.sim.site import FaultKind, FaultSpec, SiteSpec, read_fault
+from edge_controller.servers.sim.fault_spec import FaultKind, FaultSpec, read_fault
+from edge_controller.servers.sim.site import SiteSpec
 
 FaultSet = tuple[FaultSpec, ...]
 """Faults in the order the file lists them, each once."""

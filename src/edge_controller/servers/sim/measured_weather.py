@@ -48,7 +48,8 @@ from datetime import datetime
 from itertools import pairwise
 from typing import TYPE_CHECKING, Protocol
 
-from edge_controller.servers.sim.site import PvSpec, SiteSpec, WeatherSource, WeatherSpec, WindSpec
+from edge_controller.servers.sim.site import SiteSpec, WeatherSource, WeatherSpec
+from edge_controller.servers.sim.site_details import PvSpec, WindSpec
 
 if TYPE_CHECKING:
     from edge_controller.weather.messages import GeoLocation

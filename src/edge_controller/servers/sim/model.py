@@ -46,22 +46,24 @@ from edge_controller.power.bounds import (
 )
 from edge_controller.servers.sim.errors import ErrorKind, SimError
 from edge_controller.servers.sim.ev_sessions import EvCar, EvPlug
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.faults import FaultBook
 from edge_controller.servers.sim.metrics import Metric
 from edge_controller.servers.sim.site import (
     CONTROLLABLE_KINDS,
     SWITCH_KINDS,
+    ComponentSpec,
+    SensorKind,
+    SiteSpec,
+)
+from edge_controller.servers.sim.site_details import (
     BatterySpec,
     ComponentKind,
-    ComponentSpec,
     EvChargerSpec,
-    FaultKind,
     InverterSpec,
     LoadSpec,
     PrechargerSpec,
     PvSpec,
-    SensorKind,
-    SiteSpec,
     WindSpec,
 )
 

@@ -41,9 +41,10 @@ from edge_controller.common.waiting import cancel_and_wait
 from edge_controller.power.bounds import Range
 from edge_controller.servers.sim.command_log import CANCELLED, CommandLog, CommandRefusal
 from edge_controller.servers.sim.errors import ErrorKind, SimError
+from edge_controller.servers.sim.fault_spec import FaultKind
 from edge_controller.servers.sim.faults import FaultBook
 from edge_controller.servers.sim.model import CommandRecord, ComponentSample, Metric, SiteModel
-from edge_controller.servers.sim.site import FaultKind, SiteSpec, WeatherSource, WeatherSpec
+from edge_controller.servers.sim.site import SiteSpec, WeatherSource, WeatherSpec
 
 _T = TypeVar("_T")
 _LOG = structlog.get_logger("edge_controller.servers.sim")

@@ -13,7 +13,9 @@ Quantities are numbers in base units (W, Wh) or strings with a unit ("250 kW",
 
 This module is the face of the site file: it reads the file's tables and checks the
 topology; each kind's own keys are read in `site_details.py` and fault tables in
-`fault_spec.py`. Importers take every name from here.
+`fault_spec.py`. A name is imported from the module that defines it (`ComponentKind`
+and the kinds' specs from `site_details`, `FaultKind` and `FaultSpec` from
+`fault_spec`), so each type has one import path.
 """
 
 from __future__ import annotations
@@ -36,54 +38,21 @@ from edge_controller.common.toml_reader import (
     string,
     timestamp,
 )
-from edge_controller.servers.sim.fault_spec import (
-    FAULT_KEYS,
-    RPC_ERROR_STATUSES,
-    FaultKind,
-    FaultSpec,
-    read_fault,
-)
+from edge_controller.servers.sim.fault_spec import FaultSpec, read_fault
 from edge_controller.servers.sim.site_details import (
-    DEFAULT_WIND_CURVE,
     DETAIL_PARSERS,
     KIND_KEYS,
-    BatterySpec,
     ComponentDetails,
     ComponentKind,
-    EvChargerSpec,
-    GridSpec,
-    InverterSpec,
-    LoadSpec,
-    MeterSpec,
-    PrechargerSpec,
-    PvSpec,
-    RelaySpec,
-    WindSpec,
     hourly_values,
 )
 
 __all__ = [
     "CONTROLLABLE_KINDS",
-    "DEFAULT_WIND_CURVE",
-    "FAULT_KEYS",
     "LEAF_KINDS",
-    "RPC_ERROR_STATUSES",
     "SWITCH_KINDS",
-    "BatterySpec",
-    "ComponentDetails",
-    "ComponentKind",
     "ComponentSpec",
-    "EvChargerSpec",
-    "FaultKind",
-    "FaultSpec",
-    "GridSpec",
-    "InverterSpec",
-    "LoadSpec",
-    "MeterSpec",
     "MicrogridSpec",
-    "PrechargerSpec",
-    "PvSpec",
-    "RelaySpec",
     "SensorKind",
     "SensorSpec",
     "SimulationSpec",
@@ -91,10 +60,8 @@ __all__ = [
     "SiteSpec",
     "WeatherSource",
     "WeatherSpec",
-    "WindSpec",
     "load_site",
     "parse_site",
-    "read_fault",
 ]
 
 

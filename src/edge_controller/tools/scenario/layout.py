@@ -18,13 +18,13 @@ from typing import TypeVar
 
 from edge_controller.microgrid.graph import BatteryPairs, InverterBatteries
 from edge_controller.servers.sim.model import hourly_value
-from edge_controller.servers.sim.site import (
+from edge_controller.servers.sim.site import SiteSpec
+from edge_controller.servers.sim.site_details import (
     BatterySpec,
     ComponentKind,
     InverterSpec,
     LoadSpec,
     PvSpec,
-    SiteSpec,
     WindSpec,
 )
 from edge_controller.tools.scenario.errors import ScenarioError

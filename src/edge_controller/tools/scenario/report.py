@@ -44,7 +44,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from edge_controller.servers.sim.site import BatterySpec
+from edge_controller.servers.sim.site_details import BatterySpec
 from edge_controller.tools.scenario.file import show_duration
 from edge_controller.tools.scenario.records import ScenarioResult
 from edge_controller.tools.scenario.rounds import RoundRow, plan_vs_outcome

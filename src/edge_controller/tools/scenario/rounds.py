@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from edge_controller.servers.sim.site import BatterySpec
+from edge_controller.servers.sim.site_details import BatterySpec
 from edge_controller.tools.scenario.records import BidRecord, PeriodResult, ScenarioResult
 from edge_controller.trading.bids import Order, Side
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from edge_controller.servers.market.model import initial_state
 from edge_controller.servers.sim.model import SiteModel
-from edge_controller.servers.sim.site import BatterySpec
+from edge_controller.servers.sim.site_details import BatterySpec
 from edge_controller.tools.scenario.bidding import optimizer_settings, storage_units
 from edge_controller.tools.scenario.layout import load_w
 from edge_controller.tools.scenario.market_outlook import (
