@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from edge_controller.servers.sim.measured_weather import equivalent_weather, speed_for_fraction
-from edge_controller.servers.sim.site_details import DEFAULT_WIND_CURVE
 from edge_controller.tools.scenario.setup import Setup
+from edge_controller.weather.power_curve import DEFAULT_WIND_CURVE, wind_fraction
 from tests.scenario.conftest import model_at
 
 QUARTER = timedelta(minutes=15)
@@ -29,7 +29,5 @@ def test_equivalent_weather_makes_the_model_produce_the_given_power(setup: Setup
 
 @pytest.mark.parametrize("fraction", [0.0, 0.05, 0.12, 0.5, 0.9, 1.0])
 def test_speed_for_fraction_inverts_the_curve(fraction: float) -> None:
-    from edge_controller.servers.sim.model import wind_fraction
-
     speed = speed_for_fraction(DEFAULT_WIND_CURVE, fraction)
     assert wind_fraction(DEFAULT_WIND_CURVE, speed) == pytest.approx(fraction)

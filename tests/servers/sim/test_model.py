@@ -18,10 +18,10 @@ from edge_controller.servers.sim.model import (
     StateCode,
     battery_power_bounds,
     floor_to_resolution,
-    wind_fraction,
 )
 from edge_controller.servers.sim.site import SiteSpec, parse_site
 from edge_controller.servers.sim.site_details import BatterySpec
+from edge_controller.weather.power_curve import wind_fraction
 from tests.conftest import NOON
 from tests.properties import examples
 from tests.servers.sim.sites import switched_site

@@ -36,32 +36,20 @@ batteries' state after the period. It never reads the clock.
 
 from __future__ import annotations
 
-import bisect
-import math
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from edge_controller.weather.power_curve import DEFAULT_WIND_CURVE, wind_fraction
+
 WindSpeedAt = Callable[[datetime], float]
 """Wind speed (m/s) at hub height at a UTC instant."""
 
 PowerCurve = Callable[[float], float]
 """A turbine's output as a fraction (0–1) of its rated power at a wind speed (m/s)."""
-
-DEFAULT_POWER_CURVE: tuple[tuple[float, float], ...] = (
-    (0.0, 0.0),
-    (3.0, 0.0),
-    (5.0, 0.12),
-    (7.0, 0.35),
-    (9.0, 0.65),
-    (11.0, 0.9),
-    (12.5, 1.0),
-    (25.0, 1.0),
-)
-"""Fraction of rated power by wind speed (m/s), shaped like a small turbine's curve (the
-simulator's default shape); above the last point the turbine cuts out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +214,7 @@ class MarketSpec:
     """Local time of the daily profiles (and of the hourly wind)."""
     wind: DailyProfile = field(default_factory=lambda: DailyProfile.constant(7.0))
     """Hourly wind speed (m/s), used when no other `Weather` is plugged in."""
-    power_curve: tuple[tuple[float, float], ...] = DEFAULT_POWER_CURVE
+    power_curve: tuple[tuple[float, float], ...] = DEFAULT_WIND_CURVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,29 +226,13 @@ class Weather:
 
 
 def piecewise_curve(points: Sequence[tuple[float, float]]) -> PowerCurve:
-    """Return a power curve interpolating `points` (speed m/s, fraction), 0 beyond them.
+    """Return the power curve through `points` (speed m/s, fraction) as the seam's callable.
 
-    Below the first point the first fraction holds; above the last point the turbine
-    has cut out (0).
+    The simulator's turbines follow the same rule (`weather.power_curve.wind_fraction`):
+    linear between the points, 0 below the first (not cut in yet), above the last (cut
+    out) and for a NaN speed.
     """
-    speeds = [speed for speed, _ in points]
-    fractions = [fraction for _, fraction in points]
-
-    def fraction_at(speed: float) -> float:
-        if not math.isfinite(speed) or speed > speeds[-1]:
-            return 0.0
-        if speed <= speeds[0]:
-            return fractions[0]
-        index = bisect.bisect_right(speeds, speed)
-        if index == len(speeds):  # exactly the last point
-            return fractions[-1]
-        lo_speed, hi_speed = speeds[index - 1], speeds[index]
-        lo, hi = fractions[index - 1], fractions[index]
-        if hi_speed == lo_speed:
-            return hi
-        return lo + (hi - lo) * (speed - lo_speed) / (hi_speed - lo_speed)
-
-    return fraction_at
+    return functools.partial(wind_fraction, tuple(points))
 
 
 def hourly_wind(profile: DailyProfile, timezone: tzinfo) -> WindSpeedAt:
@@ -438,12 +410,11 @@ def default_market() -> MarketSpec:
         ),
         timezone=ZoneInfo("Europe/Berlin"),
         wind=_WIND_M_S,
-        power_curve=DEFAULT_POWER_CURVE,
+        power_curve=DEFAULT_WIND_CURVE,
     )
 
 
 __all__ = [
-    "DEFAULT_POWER_CURVE",
     "MAX_PRICE",
     "MIN_PRICE",
     "BatterySpec",

@@ -33,7 +33,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from itertools import pairwise
 
 from edge_controller.power.bounds import (
     Range,
@@ -66,6 +65,7 @@ from edge_controller.servers.sim.site_details import (
     PvSpec,
     WindSpec,
 )
+from edge_controller.weather.power_curve import wind_fraction
 
 SENSOR_METRICS: dict[SensorKind, frozenset[Metric]] = {
     SensorKind.WEATHER_STATION: frozenset(
@@ -226,19 +226,6 @@ def hourly_value(series: Sequence[float], sim_time: datetime) -> float:
     index = int(hour) % 24
     fraction = hour - int(hour)
     return series[index] + (series[(index + 1) % 24] - series[index]) * fraction
-
-
-def wind_fraction(curve: Sequence[tuple[float, float]], speed_m_s: float) -> float:
-    """Return the fraction of rated power a turbine makes at `speed_m_s`.
-
-    Linear between the curve's points; 0 below the first and above the last (cut-out).
-    """
-    if speed_m_s < curve[0][0] or speed_m_s > curve[-1][0]:
-        return 0.0
-    for (speed_a, frac_a), (speed_b, frac_b) in pairwise(curve):
-        if speed_a <= speed_m_s <= speed_b:
-            return frac_a + (frac_b - frac_a) * (speed_m_s - speed_a) / (speed_b - speed_a)
-    return curve[-1][1]
 
 
 def battery_power_bounds(spec: BatterySpec, soc_pct: float) -> Range:
@@ -1268,5 +1255,4 @@ __all__ = [
     "battery_power_bounds",
     "floor_to_resolution",
     "hourly_value",
-    "wind_fraction",
 ]

@@ -27,6 +27,7 @@ from edge_controller.common.toml_reader import (
 )
 from edge_controller.power.bounds import Range
 from edge_controller.servers.sim.ev_sessions import EvArrivals, EvSession, read_ev_cars
+from edge_controller.weather.power_curve import DEFAULT_WIND_CURVE
 
 
 class ComponentKind(StrEnum):
@@ -42,20 +43,6 @@ class ComponentKind(StrEnum):
     EV_CHARGER = "ev_charger"
     RELAY = "relay"
     PRECHARGER = "precharger"
-
-
-DEFAULT_WIND_CURVE: tuple[tuple[float, float], ...] = (
-    (0.0, 0.0),
-    (3.0, 0.0),
-    (5.0, 0.12),
-    (7.0, 0.35),
-    (9.0, 0.65),
-    (11.0, 0.9),
-    (12.5, 1.0),
-    (25.0, 1.0),
-)
-"""Fraction of rated power by wind speed (m/s), shaped like a small turbine's curve;
-above the last point the turbine cuts out."""
 
 
 @dataclass(frozen=True, slots=True)
