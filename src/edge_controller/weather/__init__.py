@@ -1,11 +1,13 @@
 """Weather: a local Frequenz Weather API server on measured data, sources, production models.
 
-Modules, from core to shell (the first six are pure and import nothing from `grpc`):
+Modules, from core to shell (the first seven are pure and import nothing from `grpc`):
 
 - `messages`: `GeoLocation`, and the `WeatherForecast` / `ForecastStep` that the
   `WeatherActor` publishes on its channel;
 - `solar`: where the sun is (zenith, azimuth, irradiance above the atmosphere);
 - `wind`: wind components and the 10 m → hub-height profile;
+- `power_curve`: a turbine's output along a curve given as points (the simulator's and
+  the market's turbines, `DEFAULT_WIND_CURVE`);
 - `data`: the NREL TMY3 files shipped by `pvlib`, the nearest-dataset rule, the shift
   to the location's solar time, interpolation (`actual_weather`);
 - `forecast`: the seeded forecast error that grows with lead time (`forecast_weather`);
