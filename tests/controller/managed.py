@@ -1,5 +1,8 @@
 """The PowerManagingActor in process: use cases' requests in, the distributor's out.
 
+The manager's own word to the use cases (`Overruled`, `InForce`) comes out on
+`reports`, a channel the test reads too.
+
 No simulator: the use cases are the test sending `PowerRequest`s, the distributor is
 a channel the test reads, the grid meter and the components are a `CachedSite` on a
 `ManualClock`. The tick is short, so a meter going stale is noticed at once in real
@@ -27,7 +30,7 @@ from frequenz.channels import BroadcastChannel, Receiver, Sender
 
 from edge_controller.common.clock import ManualClock
 from edge_controller.controller.power_managing import PowerManagingActor
-from edge_controller.framework.messages import PowerRequest
+from edge_controller.framework.messages import PowerRequest, Result
 from edge_controller.framework.use_case import GridConfig, SiteView
 from tests.controller.cached_site import CachedSite
 from tests.patience import PATIENCE_S
@@ -36,12 +39,13 @@ from tests.table import START
 
 @dataclass
 class Managed:
-    """A PowerManagingActor, its site, and the test's ends of its two channels."""
+    """A PowerManagingActor, its site, and the test's ends of its three channels."""
 
     site: CachedSite
     use_cases: Sender[PowerRequest]
     distributor: Receiver[PowerRequest]
     actor: PowerManagingActor
+    reports: Receiver[Result]
 
     def ready(self) -> None:
         """What the site reads when the actor starts: every battery and inverter ready."""
@@ -57,6 +61,11 @@ class Managed:
         async with asyncio.timeout(PATIENCE_S):
             return await self.distributor.receive()
 
+    async def reported(self) -> Result:
+        """The next word the manager sends a use case itself."""
+        async with asyncio.timeout(PATIENCE_S):
+            return await self.reports.receive()
+
 
 ManagedT = TypeVar("ManagedT", bound=Managed)
 
@@ -67,6 +76,7 @@ async def managing(grid: GridConfig, steps: type[ManagedT]) -> AsyncIterator[Man
     site = CachedSite(ManualClock(START))
     use_cases, requests = BroadcastChannel[PowerRequest](name="use_cases")
     to_distributor, distributor = BroadcastChannel[PowerRequest](name="distributor")
+    to_reports, reports = BroadcastChannel[Result](name="reports")
     actor = PowerManagingActor(
         requests,
         to_distributor,
@@ -74,8 +84,9 @@ async def managing(grid: GridConfig, steps: type[ManagedT]) -> AsyncIterator[Man
         grid=grid,
         clock=site.clock,
         tick=timedelta(milliseconds=20),
+        reports=to_reports.send,
     )
-    manager = steps(site, use_cases, distributor, actor)
+    manager = steps(site, use_cases, distributor, actor, reports)
     manager.ready()
     actor.start()
     try:

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_controller.controller.power_managing import Submitted, settle
-from edge_controller.framework.messages import PowerRequest, TargetKind
+from edge_controller.framework.messages import InForce, Overruled, PowerRequest, TargetKind
 from edge_controller.framework.use_case import GridConfig
 from edge_controller.power.bounds import Range
 from tests.controller.cached_site import BOTH
@@ -180,6 +180,48 @@ async def test_a_guard_that_re_sends_does_not_take_over_a_newer_dispatch_of_its_
     await manager.ask(withdraw("battery_power", origin=7))
     assert await manager.told() == ("peak_shaving", -1)
     assert manager.actor.counts["forwarded"] == 3  # never clamped to 10 kW in between
+
+
+async def test_a_use_case_is_told_once_that_it_is_overruled_and_once_that_it_runs_again(
+    manager: Manager,
+) -> None:
+    # PV curtailment asks the batteries to charge at least 80 kW; a dispatch of a higher
+    # priority holds them at -50 kW: the ask gets nothing of what it asked, and is told
+    pv_ask = PowerRequest(
+        "pv", Power.from_watts(80 * KW), BOTH, hold=False, bounds=Range(80 * KW, math.inf)
+    )
+    await manager.ask(pv_ask)
+    assert await manager.told() == ("pv", 80)
+    await manager.ask(request("dispatch_7", -50, priority=10))
+    assert await manager.told() == ("dispatch_7", -50)
+    assert await manager.reported() == Overruled(pv_ask, Range(-50 * KW, -50 * KW))
+    await evaluated(manager.actor.counts, 5)  # ticks: no word again while nothing changes
+    # the dispatch moves: the range left to the ask moves, so it is told again
+    await manager.ask(request("dispatch_7", -30, priority=10))
+    assert await manager.told() == ("dispatch_7", -30)
+    assert await manager.reported() == Overruled(pv_ask, Range(-30 * KW, -30 * KW))
+    await manager.ask(withdraw("dispatch_7"))
+    assert await manager.told() == ("pv", 80)
+    assert await manager.reported() == InForce(pv_ask)
+    assert manager.actor.counts["overruled"] == 2
+    assert manager.actor.counts["in_force"] == 1
+
+
+async def test_a_use_case_whose_set_waits_is_told_that_nothing_of_it_runs(
+    manager: Manager,
+) -> None:
+    # a guard on both batteries cannot run on part of them: a dispatch holds battery 11
+    await manager.ask(dispatch(1, -40, frozenset({11}), created_minutes_ago=5))
+    assert await manager.told_dispatches(1) == {frozenset({11}): (1, -40)}
+    guard = request("peak_shaving", 5, priority=0, hold=False, upper_kw=10)
+    await manager.ask(guard)
+    assert await manager.reported() == Overruled(guard, None)
+    await manager.ask(withdraw("peak_shaving"))  # withdrawn: no word, it asks nothing
+    await manager.ask(withdraw("battery_power", frozenset({11}), origin=1))
+    assert await manager.told() == ("battery_power", 0)
+    await evaluated(manager.actor.counts, 5)
+    assert manager.actor.counts["overruled"] == 1
+    assert "in_force" not in manager.actor.counts
 
 
 async def test_only_changed_targets_reach_the_distributor(manager: Manager) -> None:

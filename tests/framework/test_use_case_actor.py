@@ -19,9 +19,18 @@ from frequenz.dispatch import Dispatch
 from frequenz.quantities import Power
 from typing_extensions import override
 
-from edge_controller.framework.messages import Error, PowerRequest, Result, Success
+from edge_controller.framework.messages import (
+    Error,
+    InForce,
+    Overruled,
+    PowerRequest,
+    Result,
+    Success,
+    TargetKind,
+)
 from edge_controller.framework.supervision import RestartPolicy
 from edge_controller.framework.use_case_actor import UseCaseActor
+from edge_controller.power.bounds import Range
 from tests.patience import until
 from tests.use_cases.actor_steps import dispatch
 
@@ -132,6 +141,30 @@ async def test_results_are_counted_by_kind() -> None:
         await until(lambda: "result_Error" in use_case.actor.counts, "both results read")
         assert use_case.actor.counts == {"result_Success": 1, "result_Error": 1}
         assert use_case.actor.seen == []  # a result is no reason to decide again
+        assert use_case.restarts == []
+
+
+async def test_the_managers_word_on_an_overruled_request_is_kept_until_it_runs_again() -> None:
+    async with wired(None) as use_case:
+        ids = frozenset({11})
+        request = PowerRequest("holding", Power.from_watts(5_000.0), ids, origin=1)
+        other = PowerRequest("holding", Power.from_watts(1_000.0), ids, origin=2)
+        actor = use_case.actor
+        await use_case.results.send(Overruled(request, Range(-2_000.0, -2_000.0)))
+        await use_case.results.send(Overruled(other, None))
+        await until(lambda: "result_Overruled" in actor.counts, "the words read")
+        await until(lambda: actor.overruled(TargetKind.BATTERIES, ids, 2) is not None, "both")
+        assert actor.overruled(TargetKind.BATTERIES, ids, 1) == Overruled(
+            request, Range(-2_000.0, -2_000.0)
+        )
+        assert actor.overruled(TargetKind.BATTERIES, ids) is None  # no such request
+        await use_case.results.send(InForce(request))
+        await until(lambda: actor.overruled(TargetKind.BATTERIES, ids, 1) is None, "runs again")
+        # the dispatch behind the other request ends: what was said of it is gone too
+        await use_case.dispatches.send(holding(2, 1_000.0))
+        await use_case.dispatches.send(holding(2, 1_000.0, running=False))
+        await until(lambda: actor.counts.get("stopped") == 1, "dispatch 2 stopped")
+        assert actor.overruled(TargetKind.BATTERIES, ids, 2) is None
         assert use_case.restarts == []
 
 

@@ -306,3 +306,25 @@ def test_each_battery_goes_to_the_newest_dispatch_that_wants_it(
     for battery in frozenset().union(*(b for _, _, b in running)):
         newest = max((m, i) for i, m, b in running if battery in b)[1]
         assert driver_of[battery] == f"x#{newest}"
+
+
+def test_who_is_overruled_is_named_with_the_range_left_to_it_or_none_when_its_set_waits() -> None:
+    # on the pair: a held discharge above a charge ask ("at least 80 kW"): the ask is
+    # overruled, left the held -50 kW; the guard on the site cannot run on part of it
+    ask = Proposal("pv", 0, T0, 80 * KW, Range(80 * KW, 1e6))
+    settled = settle_overlaps(
+        {
+            PAIR: [dispatch("d", -50 * KW, priority=10), ask],
+            SITE: [guard(40 * KW, power_w=10 * KW, priority=0)],
+        }
+    )
+    assert settled.overruled == {
+        PAIR: {"pv": Range(-50 * KW, -50 * KW)},
+        SITE: {"peak": None},
+    }
+    # the other way round, the ask ranking higher: the dispatch is the one overruled
+    assert settle_overlaps({PAIR: [dispatch("d", -50 * KW, priority=-1), ask]}).overruled == {
+        PAIR: {"d": Range(80 * KW, 1e6)}
+    }
+    # nothing overruled: nothing named
+    assert settle_overlaps({PAIR: [ask], OTHER_PAIR: [dispatch("d", 1.0)]}).overruled == {}

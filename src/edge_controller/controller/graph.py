@@ -260,13 +260,6 @@ class Controller:
         requests, requests_in = BroadcastChannel[PowerRequest](name="power_requests")
         self._requests = requests
         to_distribute, to_distribute_in = BroadcastChannel[PowerRequest](name="power_distribution")
-        self.power_managing = PowerManagingActor(
-            requests_in,
-            to_distribute,
-            self.site_view(),
-            grid=self.config.grid,
-            clock=self._clock,
-        )
         self.power_distributing = PowerDistributingActor(
             to_distribute_in,
             self.connection,
@@ -282,6 +275,14 @@ class Controller:
             meter_stale_after=self.config.grid.stale_after,
             on_command=self.hooks.on_command,
             on_result=self.hooks.on_result,
+        )
+        self.power_managing = PowerManagingActor(
+            requests_in,
+            to_distribute,
+            self.site_view(),
+            grid=self.config.grid,
+            clock=self._clock,
+            reports=self.power_distributing.publish,
         )
         self._warn_unknown_resolutions(settings.resolutions_w)
         self.actors = [self.power_distributing, self.power_managing]

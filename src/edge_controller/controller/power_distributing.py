@@ -476,7 +476,7 @@ class PowerDistributingActor(SupervisedActor):
         for request in batch:
             older = newest.get(request.components)
             if older is not None:
-                await self._publish(Ignored(older))
+                await self.publish(Ignored(older))
             newest[request.components] = request
         return list(newest.values())
 
@@ -495,7 +495,7 @@ class PowerDistributingActor(SupervisedActor):
             log = log.bind(target=ask.kind.value)
         invalid = self._validate(request)
         if invalid is not None:
-            await self._publish(Error(request, invalid))
+            await self.publish(Error(request, invalid))
             log.warning("request_rejected", reason=invalid)
             return
         now = self._clock.now()
@@ -520,7 +520,7 @@ class PowerDistributingActor(SupervisedActor):
             ask, self._targets, units, self._rules, keepalive=keepalive, meters=meters
         )
         if isinstance(decision, Rejected):
-            await self._publish(Error(request, decision.reason))
+            await self.publish(Error(request, decision.reason))
             log.warning("request_rejected", reason=decision.reason)
         elif isinstance(decision, Refused):
             await self._on_refused(request, ask, decision, log, now)
@@ -594,7 +594,7 @@ class PowerDistributingActor(SupervisedActor):
                 )
             self._count("observed")
             if not keepalive:
-                await self._publish(
+                await self.publish(
                     Success(
                         request,
                         Power.from_watts(sum(decided.commands.values())),
@@ -637,7 +637,7 @@ class PowerDistributingActor(SupervisedActor):
             await self._publish_status(now)
         result = outcome.result(request, decided)
         if not keepalive or not isinstance(result, Success):
-            await self._publish(result)
+            await self.publish(result)
         log.info(
             "power_distributed",
             target_w=planned.target_w,
@@ -863,7 +863,7 @@ class PowerDistributingActor(SupervisedActor):
     ) -> None:
         if refusal.bounds is not None:
             bounds = refusal.bounds
-            await self._publish(
+            await self.publish(
                 OutOfBounds(
                     request,
                     PowerBounds(
@@ -875,10 +875,11 @@ class PowerDistributingActor(SupervisedActor):
                 )
             )
         else:
-            await self._publish(Error(request, refusal.reason))
+            await self.publish(Error(request, refusal.reason))
         log.warning("request_refused", reason=refusal.reason)
 
-    async def _publish(self, result: Result) -> None:
+    async def publish(self, result: Result) -> None:
+        """Send `result` to its request's namespace (the manager's `Overruled` too)."""
         if self._on_result is not None:
             self._on_result(result)
         await self._result_sender(result.request.namespace).send(result)

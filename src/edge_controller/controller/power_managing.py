@@ -66,7 +66,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -77,7 +77,13 @@ from frequenz.quantities import Power
 
 from edge_controller.common.clock import Clock, WallClock
 from edge_controller.common.compat import Timer
-from edge_controller.framework.messages import PowerRequest, TargetKind
+from edge_controller.framework.messages import (
+    InForce,
+    Overruled,
+    PowerRequest,
+    Result,
+    TargetKind,
+)
 from edge_controller.framework.supervision import SupervisedActor
 from edge_controller.framework.use_case import GridConfig, SiteView
 from edge_controller.microgrid.site_view import meter_power_w, pool_view
@@ -91,6 +97,15 @@ Key = tuple[TargetKind, frozenset[int]]
 
 Proposer = tuple[str, int | None]
 """Who proposes: a use case's namespace, and the dispatch (its id) the request carries."""
+
+
+def _by_key(at: tuple[Key, Proposer]) -> tuple[str, list[int], str]:
+    (kind, ids), proposer = at
+    return kind.value, sorted(ids), proposer_name(proposer)
+
+
+def _by_proposal(item: tuple[tuple[Key, Proposer], object]) -> tuple[str, list[int], str]:
+    return _by_key(item[0])
 
 
 def key_of(request: PowerRequest) -> Key:
@@ -157,7 +172,9 @@ class Settled:
     its ids narrowed to that set — and the target (W); `withheld` the sets that wait;
     `inside` each set running inside a yielding guard to the guard's set; `reduced`
     each held set that drives only part of its components to that part; `conflicts`
-    every held power that lost components, and to whom.
+    every held power that lost components, and to whom; `overruled` each proposal that
+    does not run as it asked (`power.overlaps.Settlement.overruled`), with its request
+    and the range left to it (`None`: its set waits).
     """
 
     drives: Mapping[Key, tuple[PowerRequest, float]]
@@ -165,6 +182,9 @@ class Settled:
     inside: Mapping[Key, Key] = field(default_factory=dict)
     reduced: Mapping[Key, Key] = field(default_factory=dict)
     conflicts: tuple[Conflict, ...] = ()
+    overruled: Mapping[tuple[Key, Proposer], tuple[PowerRequest, Range | None]] = field(
+        default_factory=dict
+    )
 
 
 def settle(
@@ -188,6 +208,7 @@ def settle(
     inside: dict[Key, Key] = {}
     reduced: dict[Key, Key] = {}
     conflicts: list[Conflict] = []
+    overruled: dict[tuple[Key, Proposer], tuple[PowerRequest, Range | None]] = {}
     for kind in TargetKind:
         named = {ids: by_name for (of_kind, ids), by_name in by_key.items() if of_kind is kind}
         if not named:
@@ -200,6 +221,10 @@ def settle(
         withheld |= {(kind, ids) for ids in settled.withheld}
         inside |= {(kind, ids): (kind, guard) for ids, guard in settled.inside.items()}
         reduced |= {(kind, ids): (kind, part) for ids, part in settled.reduced.items()}
+        for ids, allowed_by_name in settled.overruled.items():
+            for name, allowed in allowed_by_name.items():
+                request = named[ids][name].request
+                overruled[(kind, ids), proposer_of(request)] = (request, allowed)
         driver: dict[int, Proposer] = {}
         for drive in settled.drives:
             request = named[drive.source][drive.driven_by].request
@@ -221,7 +246,7 @@ def settle(
                     Conflict(winner, loser, kind, frozenset(components))
                     for winner, components in lost.items()
                 )
-    return Settled(drives, frozenset(withheld), inside, reduced, tuple(conflicts))
+    return Settled(drives, frozenset(withheld), inside, reduced, tuple(conflicts), overruled)
 
 
 class PowerManagingActor(SupervisedActor):
@@ -237,9 +262,14 @@ class PowerManagingActor(SupervisedActor):
         clock: Clock | None = None,
         tick: timedelta = timedelta(seconds=1),
         deadband_w: float = 50.0,
+        reports: Callable[[Result], Awaitable[None]] | None = None,
         name: str = "power_managing",
     ) -> None:
-        """Wire the stage between the use cases' requests and the distributor."""
+        """Wire the stage between the use cases' requests and the distributor.
+
+        `reports` publishes the manager's own word to a use case (`Overruled`,
+        `InForce`) on the results channel its requests' results come back on.
+        """
         super().__init__(name=name)
         self._requests = requests
         self._distributor = distributor
@@ -254,6 +284,9 @@ class PowerManagingActor(SupervisedActor):
         self._inside: dict[Key, Key] = {}
         self._reduced: dict[Key, Key] = {}
         self._conflicts: set[Conflict] = set()
+        self._reports = reports
+        self._overruled: dict[tuple[Key, Proposer], Overruled] = {}
+        """What each proposer was last told of its overruled proposal."""
         self.counts: dict[str, int] = {}
         """grid clamps by reason, withheld proposals, forwarded requests, evaluations."""
         self._log = structlog.get_logger(__name__).bind(actor=name)
@@ -326,8 +359,8 @@ class PowerManagingActor(SupervisedActor):
     def _names(self, key: Key) -> list[str]:
         return sorted(proposer_name(p) for p in self._proposals.get(key, {}))
 
-    def _resolved(self) -> dict[Key, tuple[PowerRequest, float]]:
-        """Each driven set's credited request and target; what changed is logged."""
+    def _resolved(self) -> Settled:
+        """Every proposal settled (`settle`); what changed is logged."""
         settled = settle(
             (s for by_proposer in self._proposals.values() for s in by_proposer.values()),
             self._measured_w,
@@ -375,7 +408,7 @@ class PowerManagingActor(SupervisedActor):
         self._inside = dict(settled.inside)
         self._reduced = dict(settled.reduced)
         self._conflicts = set(settled.conflicts)
-        return dict(settled.drives)
+        return settled
 
     def _measured_w(self, kind: TargetKind, ids: frozenset[int]) -> float:
         """What `ids` measure together now (W, + consumes); NaN when none reported.
@@ -440,7 +473,8 @@ class PowerManagingActor(SupervisedActor):
 
     async def _update(self) -> None:
         self._count("evaluations")
-        chosen = self._resolved()
+        settled = self._resolved()
+        chosen = dict(settled.drives)
         targets = {key: target for key, (_, target) in chosen.items()}
         grid = self._grid
         if targets and (grid.max_import_w is not None or grid.max_export_w is not None):
@@ -473,6 +507,44 @@ class PowerManagingActor(SupervisedActor):
             self._forwarded[key] = forward
             self._count("forwarded")
             await self._distributor.send(forward)
+        await self._report(settled.overruled)
+
+    async def _report(
+        self, overruled: Mapping[tuple[Key, Proposer], tuple[PowerRequest, Range | None]]
+    ) -> None:
+        """Tell each proposer whose proposal became overruled, or runs again, once.
+
+        After the forwarding, so a use case that plans around its overrule finds the
+        components already told. A withdrawn proposal is dropped without a word: its
+        use case asks nothing any more.
+        """
+        for at, (request, allowed) in sorted(overruled.items(), key=_by_proposal):
+            told = self._overruled.get(at)
+            if told is not None and told.request == request and told.allowed == allowed:
+                continue
+            word = Overruled(request, allowed)
+            self._overruled[at] = word
+            self._count("overruled")
+            self._log.info(
+                "proposal_overruled",
+                proposer=proposer_name(at[1]),
+                components=sorted(at[0][1]),
+                target=at[0][0].value,
+                allowed_w=None if allowed is None else [allowed.lower, allowed.upper],
+            )
+            if self._reports is not None:
+                await self._reports(word)
+        for at in sorted(self._overruled.keys() - overruled.keys(), key=_by_key):
+            del self._overruled[at]
+            current = self._proposals.get(at[0], {}).get(at[1])
+            if current is None:
+                continue
+            self._count("in_force")
+            self._log.info(
+                "proposal_in_force", proposer=proposer_name(at[1]), components=sorted(at[0][1])
+            )
+            if self._reports is not None:
+                await self._reports(InForce(current.request))
 
     def _guard(self, targets: dict[Key, float]) -> dict[Key, float]:
         site = self._site

@@ -74,8 +74,17 @@ from edge_controller.servers.common.serving import BindError, parse_listen
 
 _T = TypeVar("_T")
 
-RESULT_KINDS: Final = ("success", "partial_failure", "out_of_bounds", "error", "ignored")
-"""Values of the `kind` label of `edge_controller_power_results_total`, one per result type."""
+RESULT_KINDS: Final = (
+    "success",
+    "partial_failure",
+    "out_of_bounds",
+    "error",
+    "ignored",
+    "overruled",
+    "in_force",
+)
+"""Values of the `kind` label of `edge_controller_power_results_total`, one per result type
+(the last two are the power manager's word on an overruled request, not the distributor's)."""
 
 BATTERY_STATUSES: Final = ("working", "uncertain", "blocked")
 """Values of the `status` label of `edge_controller_battery_status`."""

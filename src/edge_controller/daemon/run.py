@@ -52,7 +52,9 @@ from edge_controller.daemon.metrics import Health, Metrics, MetricsServer, UseCa
 from edge_controller.framework.messages import (
     Error,
     Ignored,
+    InForce,
     OutOfBounds,
+    Overruled,
     PartialFailure,
     Result,
     Success,
@@ -77,6 +79,8 @@ _RESULT_KINDS: Mapping[type[Result], str] = {
     OutOfBounds: "out_of_bounds",
     Error: "error",
     Ignored: "ignored",
+    Overruled: "overruled",
+    InForce: "in_force",
 }
 
 

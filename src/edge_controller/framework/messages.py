@@ -127,7 +127,37 @@ class Ignored:
     reason: str = field(default="superseded by a newer request for the same batteries")
 
 
-Result = Success | PartialFailure | OutOfBounds | Error | Ignored
+@dataclass(frozen=True, slots=True)
+class Overruled:
+    """The PowerManagingActor's word: higher-ranked proposals leave this request no room.
+
+    Not the distributor's: it comes before any command, on the same results channel,
+    when the request's proposal becomes overruled and again when the range left to it
+    changes (or a newer request of the proposer is overruled too). The use case learns
+    at once what its components will do — what the batteries would show only after
+    they ramped, or never, when a grid guard holds them meanwhile — and can plan around
+    it (PV curtailment curtails for a battery held by a higher-priority dispatch).
+    """
+
+    request: PowerRequest
+    allowed: Range | None
+    """The range (W) the higher-ranked proposals leave it on its components: they run
+    at its point nearest the request's bounds (`power.priority.resolve`). `None`: the
+    request's set waits for another, overlapping one (`proposal_withheld`): nothing of
+    it runs, and its components do what that set commands."""
+
+
+@dataclass(frozen=True, slots=True)
+class InForce:
+    """The PowerManagingActor's word: an overruled request runs as asked again.
+
+    Sent once, when what overruled it ended (a dispatch stopped, a bound moved).
+    """
+
+    request: PowerRequest
+
+
+Result = Success | PartialFailure | OutOfBounds | Error | Ignored | Overruled | InForce
 
 __all__ = [
     "Error",

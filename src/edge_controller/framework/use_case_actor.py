@@ -50,7 +50,14 @@ from frequenz.quantities import Power
 
 from edge_controller.common.compat import Timer
 from edge_controller.dispatching.schedule import running_now
-from edge_controller.framework.messages import PowerRequest, Result, Success, TargetKind
+from edge_controller.framework.messages import (
+    InForce,
+    Overruled,
+    PowerRequest,
+    Result,
+    Success,
+    TargetKind,
+)
 from edge_controller.framework.supervision import SupervisedActor
 from edge_controller.power.bounds import Range
 
@@ -88,6 +95,9 @@ class UseCaseActor(SupervisedActor, Generic[RunningT]):
         """What each dispatch that may command asks, by dispatch id."""
         self._dry_runs: dict[int, RunningT] = {}
         """What each dry-run dispatch would ask, by dispatch id: never commanded."""
+        self._overruled: dict[tuple[TargetKind, frozenset[int], int | None], Overruled] = {}
+        """The manager's word on each request of this use case it overrules, by what the
+        request names (kind, ids, dispatch); gone once it runs again."""
         self.counts: dict[str, int] = {}
         self._log: structlog.stdlib.BoundLogger = structlog.get_logger(type(self).__module__).bind(
             actor=name
@@ -158,6 +168,8 @@ class UseCaseActor(SupervisedActor, Generic[RunningT]):
 
     def _stop(self, dispatch_id: int, log: structlog.stdlib.BoundLogger, **why: object) -> None:
         """Forget a dispatch that ran; it commands nothing from the next step on."""
+        for at in [at for at in self._overruled if at[2] == dispatch_id]:
+            del self._overruled[at]
         if self._running.pop(dispatch_id, None) is not None:
             self._count("stopped")
             log.info("dispatch_stopped", **why, **self._in_force())
@@ -213,10 +225,46 @@ class UseCaseActor(SupervisedActor, Generic[RunningT]):
         self._dry_runs.pop(dispatch_id, None)
         self._running[dispatch_id] = read
 
+    def overruled(
+        self, target: TargetKind, components: frozenset[int], origin: int | None = None
+    ) -> Overruled | None:
+        """What the manager said of this use case's request on `components`, if it overrules it.
+
+        Its latest word: a higher-ranked proposal leaves the request the range in it
+        (or none, `allowed=None`: its set waits). `None`: it runs as asked, as far as
+        the manager knows — the default, for the manager speaks only of an overrule.
+        """
+        return self._overruled.get((target, components, origin))
+
+    def _forget_overruled(
+        self, target: TargetKind, components: frozenset[int], origin: int | None = None
+    ) -> None:
+        """Drop the manager's word on a request this use case withdrew (it asks nothing now)."""
+        self._overruled.pop((target, components, origin), None)
+
     def _on_result(self, result: Result) -> None:
         kind = type(result).__name__
         self._count(f"result_{kind}")
         dispatch_id = result.request.origin
+        request = result.request
+        at = (request.target, request.components, request.origin)
+        if isinstance(result, Overruled):
+            self._overruled[at] = result
+            allowed = result.allowed
+            self._log.info(
+                "power_overruled",
+                dispatch_id=dispatch_id,
+                components=sorted(request.components),
+                asked_w=request.power.as_watts(),
+                allowed_w=None if allowed is None else [allowed.lower, allowed.upper],
+            )
+            return
+        if isinstance(result, InForce):
+            self._overruled.pop(at, None)
+            self._log.info(
+                "power_in_force", dispatch_id=dispatch_id, components=sorted(request.components)
+            )
+            return
         if isinstance(result, Success):
             self._log.debug("power_result", result=kind, dispatch_id=dispatch_id)
         else:

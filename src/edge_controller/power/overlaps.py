@@ -81,13 +81,19 @@ class Settlement:
 
     `inside` maps each set running inside a yielding guard to the guard's set;
     `reduced` each held set that drives only part of its batteries (the rest were
-    taken by sets ranked above it) to that part.
+    taken by sets ranked above it) to that part. `overruled` names, per set, the
+    proposals that do not run as they asked: overruled within their set (the range
+    the ones above left them — the set runs at its point nearest their bounds,
+    `priority.resolve`), or on a withheld set (`None`: nothing of it runs). The
+    manager tells their use cases, which may plan around it at once instead of
+    finding out from what the batteries measure.
     """
 
     drives: tuple[Drive, ...]
     withheld: frozenset[frozenset[int]] = frozenset()
     inside: Mapping[frozenset[int], frozenset[int]] = field(default_factory=dict)
     reduced: Mapping[frozenset[int], frozenset[int]] = field(default_factory=dict)
+    overruled: Mapping[frozenset[int], Mapping[str, Range | None]] = field(default_factory=dict)
 
 
 def _rank(proposals: Sequence[Proposal]) -> Rank:
@@ -156,6 +162,11 @@ def settle_overlaps(
     reduced: dict[frozenset[int], frozenset[int]] = {}
     withheld: set[frozenset[int]] = set()
 
+    overruled: dict[frozenset[int], dict[str, Range | None]] = {}
+    for batteries, _, resolution in resolved:
+        for name in sorted(resolution.overruled):
+            overruled.setdefault(batteries, {})[name] = resolution.allowed[name]
+
     def take(part: frozenset[int], drive: Drive) -> None:
         drives[part] = drive
         for battery in part:
@@ -205,7 +216,9 @@ def settle_overlaps(
         drives[rest] = Drive(rest, guard_drive.driven_by, 0.0, guard)
         drives[batteries] = Drive(batteries, together.driven_by, together.target_w, batteries)
         inside[batteries] = guard
-    return Settlement(tuple(drives.values()), frozenset(withheld), inside, reduced)
+    for batteries in withheld:
+        overruled[batteries] = {p.name: None for p in sets[batteries]}
+    return Settlement(tuple(drives.values()), frozenset(withheld), inside, reduced, overruled)
 
 
 __all__ = ["Drive", "Settlement", "settle_overlaps"]

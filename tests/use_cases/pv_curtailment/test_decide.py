@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from edge_controller.use_cases.pv_curtailment.decide import (
     NOT_CURTAILED,
+    BatteriesOverruled,
     Curtailment,
     CurtailmentReason,
     CurtailmentSettings,
@@ -51,6 +52,8 @@ class Site:
     """A higher-priority dispatch holds the batteries at this power (the ask is ignored)."""
     cap_kw: float | None = None
     """A higher priority's bounds let them charge at most this much."""
+    told: BatteriesOverruled | None = None
+    """The power manager's word that a higher priority overrules the ask."""
     short_kw: float = 0.0
     """They stay this much below their target (an inverter's resolution, say)."""
     dispatch_kw: float | None = None
@@ -91,6 +94,7 @@ def curtail(settings: CurtailmentSettings) -> Callable[[Site, datetime], dict[st
             site.last,
             dispatch_limit_w=None if site.dispatch_kw is None else site.dispatch_kw * KW,
             elapsed_s=(now - site.last_at).total_seconds(),
+            overruled=site.told,
         )
         battery_after_kw = battery_target_kw(site, decision.battery_ask_w)
         after_kw = site.load_kw + battery_after_kw - produced_kw(site, decision.allowed_w)
@@ -262,6 +266,80 @@ def test_a_held_discharge_takes_the_headroom_and_the_curtailment_covers_it() -> 
                 "the sun's 300 kW below that: lifted, the batteries take the 80 kW surplus",
                 advance=1,
                 expect={"allowed_kw": None, "ask_kw": 80, "export_after_kw": 100},
+            ),
+        ],
+        carry=follow,
+    )
+
+
+def test_told_that_a_held_discharge_overrules_the_ask_it_curtails_for_it_at_once() -> None:
+    # The manager's word comes before the batteries show anything — and under a grid
+    # guard they may show the opposite: the guard holds them charging the 80 kW the
+    # export needs until the PV gives way. Reckoned from that, nothing would need
+    # curtailing; reckoned with the discharge they are held at, 130 kW must go.
+    run_table(
+        curtail(SETTINGS),
+        Site(battery_upper_kw=100),
+        [
+            Step("80 kW over the limit: the batteries are asked for it", expect={"ask_kw": 80}),
+            Step(
+                "a higher priority holds them at -50 kW; the guard keeps them at +80 kW",
+                advance=0.25,
+                inputs={
+                    "held_kw": -50,
+                    "battery_kw": 80,
+                    "told": BatteriesOverruled(held_w=-50 * KW),
+                },
+                expect={
+                    "export_kw": 100,
+                    "counted": False,
+                    "allowed_kw": 170,
+                    "reason": CurtailmentReason.EXPORT_LIMIT,
+                    "export_after_kw": 100,
+                },
+            ),
+            Step(
+                "the guard lets the discharge run: the limit stays, no flapping",
+                advance=0.25,
+                expect={"export_kw": 100, "allowed_kw": 170, "counted": False},
+            ),
+            Step(
+                "ten minutes on, the same",
+                advance=timedelta(minutes=10),
+                expect={"export_kw": 100, "allowed_kw": 170, "counted": False},
+            ),
+            Step(
+                "the dispatch ends and the manager says the ask runs: the PV waits for them",
+                advance=1,
+                inputs={"held_kw": None, "told": None},
+                expect={"allowed_kw": 170, "export_after_kw": -50},
+            ),
+            Step(
+                "they charge 100 kW: the PV rises by the room that opens",
+                advance=1,
+                expect={"export_kw": -50, "counted": True, "allowed_kw": 320},
+            ),
+            Step(
+                "the sun's 300 kW below that: lifted, the batteries take the 80 kW surplus",
+                advance=1,
+                expect={"allowed_kw": None, "ask_kw": 80, "export_after_kw": 100},
+            ),
+        ],
+        carry=follow,
+    )
+
+
+def test_told_only_that_the_ask_waits_it_reckons_with_what_the_batteries_measure() -> None:
+    run_table(
+        curtail(SETTINGS),
+        Site(battery_upper_kw=100),
+        [
+            Step("asked for the 80 kW surplus", expect={"ask_kw": 80}),
+            Step(
+                "another set holds them at -50 kW; the ask's set waits (no range known)",
+                advance=0.25,
+                inputs={"held_kw": -50, "battery_kw": -50, "told": BatteriesOverruled(None)},
+                expect={"export_kw": 230, "counted": False, "allowed_kw": 170},
             ),
         ],
         carry=follow,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from frequenz.client.dispatch.types import TargetIds
+from frequenz.client.dispatch.types import DispatchId, TargetIds
 
 from edge_controller.servers.sim.site import SiteSpec, parse_site
 from edge_controller.use_cases.pv_curtailment.actor import PvCurtailmentActor
@@ -134,6 +134,48 @@ async def test_a_higher_priority_discharge_on_the_battery_is_covered_by_curtailm
         assert export_w(site) <= 100 * KW + TOLERANCE_W
         assert site.power(BATTERY_INVERTER) == pytest.approx(-50 * KW, abs=TOLERANCE_W)
         assert not pv_actor(site).batteries_counted
+
+
+async def test_under_the_grid_guard_a_higher_priority_discharge_runs_and_the_pv_gives_way(
+    tmp_path: Path,
+) -> None:
+    # With `[grid] max_export`, the controller's grid guard holds the export the moment
+    # the dispatch's discharge would break it — by turning the discharge into the
+    # charge the export needs. The manager tells the use case its ask is overruled, so
+    # it curtails for the discharge at its next step; the guard then lets the
+    # discharge run. (Reckoned from what the battery measured, the curtailment would
+    # see no export problem and the guard would hold the battery charging for good.)
+    settings = {
+        **config({"kind": "battery_power", "name": "trades", "priority": 10}),
+    }
+    async with site_running(pv_site(battery_soc_pct=50), tmp_path, settings) as site:
+        await site.until(
+            lambda: site.power(BATTERY_INVERTER) == pytest.approx(80 * KW, abs=TOLERANCE_W),
+            "the battery charging the 80 kW surplus",
+        )
+        dispatch_id = await site.create(-50 * KW, (11,))
+        await site.until(
+            lambda: (
+                production_w(site) == pytest.approx(170 * KW, abs=TOLERANCE_W)
+                and site.power(BATTERY_INVERTER) == pytest.approx(-50 * KW, abs=TOLERANCE_W)
+            ),
+            "the dispatch's 50 kW discharge running, the PV curtailed to 170 kW",
+        )
+        assert export_w(site) <= 100 * KW + TOLERANCE_W
+        pv = pv_actor(site)
+        assert not pv.batteries_counted
+        assert pv.counts.get("result_Overruled", 0) >= 1
+
+        await site.client.delete(microgrid_id=MICROGRID, dispatch_id=DispatchId(dispatch_id))
+        await site.until(
+            lambda: (
+                production_w(site) == pytest.approx(300 * KW, abs=TOLERANCE_W)
+                and site.power(BATTERY_INVERTER) == pytest.approx(80 * KW, abs=TOLERANCE_W)
+            ),
+            "the dispatch gone: the battery takes the surplus again, the PV in full",
+        )
+        assert pv.counts.get("result_InForce", 0) >= 1
+        assert export_w(site) <= 100 * KW + TOLERANCE_W
 
 
 async def test_peak_shavings_export_limit_and_the_use_case_agree_on_the_charge(

@@ -49,6 +49,7 @@ from edge_controller.power.bounds import Range
 from edge_controller.use_cases.pv_curtailment.config import PvCurtailmentOptions
 from edge_controller.use_cases.pv_curtailment.decide import (
     NOT_CURTAILED,
+    BatteriesOverruled,
     Curtailment,
     CurtailmentReason,
     CurtailmentSettings,
@@ -214,6 +215,7 @@ class PvCurtailmentActor(UseCaseActor[ProductionLimit]):
             self._decision,
             dispatch_limit_w=self._dispatch_limit_w(),
             elapsed_s=elapsed,
+            overruled=self._batteries_overruled(),
         )
         if decision.reason is not self._decision.reason:
             self._log.info(
@@ -241,6 +243,18 @@ class PvCurtailmentActor(UseCaseActor[ProductionLimit]):
         await self._send_battery_ask(decision.battery_ask_w)
         await self._send(decision.allowed_w)
 
+    def _batteries_overruled(self) -> BatteriesOverruled | None:
+        """The manager's word on the batteries' ask, if a higher priority overrules it."""
+        if self._battery_sent_w <= 0:
+            return None
+        word = self.overruled(TargetKind.BATTERIES, self._batteries)
+        if word is None:
+            return None
+        allowed = word.allowed
+        ask_w = self._battery_sent_w
+        held_w = None if allowed is None else min(max(ask_w, allowed.lower), allowed.upper)
+        return BatteriesOverruled(held_w)
+
     async def _send_battery_ask(self, ask_w: float) -> None:
         """Ask the batteries to charge at least `ask_w`; 0 W withdraws the ask.
 
@@ -256,6 +270,8 @@ class PvCurtailmentActor(UseCaseActor[ProductionLimit]):
                 ask_w=ask_w,
             )
         self._battery_sent_w = ask_w
+        if ask_w == 0:
+            self._forget_overruled(TargetKind.BATTERIES, self._batteries)
         self._count("battery_requests")
         await self._requests.send(
             self._power_request(

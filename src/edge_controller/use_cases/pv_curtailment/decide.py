@@ -28,7 +28,13 @@ is not coming, so the next ask adds it. If they stay short of the ask (by more t
 them, or a higher priority's bounds cap them, or they are slower than promised — the
 credit drops to 0: only their *measured* power counts (it is in the grid power
 already), and the curtailment covers the rest, a held discharge included. They are
-trusted again once they reach the ask. While they are not trusted and the PV is held
+trusted again once they reach the ask. The power manager may say so sooner: when a
+higher priority overrules the ask (`BatteriesOverruled`, its word on the request)
+they are not trusted from that step on, and the export is reckoned with them at the
+power they are held at (`held_w`), not at what they measure — the controller's grid
+guard may hold them elsewhere meanwhile (a held discharge turned into the charge the
+export needs), and a curtailment reckoned from that would leave the guard holding
+them there, the higher priority's dispatch undone. While they are not trusted and the PV is held
 back, the ask is what they would take if the PV produced all it may (`probe`): were
 they free again, they charge it from the export's room first, and the PV rises only
 by the room that their measured power opens below the export limit — it never jumps
@@ -198,6 +204,31 @@ class Curtailment:
     batteries_counted: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class BatteriesOverruled:
+    """The power manager's word: a higher priority leaves the batteries' ask no room.
+
+    `held_w` is what they run at instead (W, + charging): the point of the range left
+    to the ask nearest it. `None`: unknown — the use case's battery set waits for
+    another, overlapping one, and they do what that one commands (their measured
+    power is the best guess then).
+    """
+
+    held_w: float | None
+
+
+def as_held(site: PvSite, overruled: BatteriesOverruled) -> PvSite:
+    """The site as it will be once the batteries run at the power they are held at.
+
+    The grid power moves by the difference to what they measure now; a site whose
+    figures are unknown, or an unknown held power, stays as it is.
+    """
+    held = overruled.held_w
+    if held is None or not math.isfinite(held) or site.grid_w is None or not site.known:
+        return site
+    return replace(site, grid_w=site.grid_w - site.battery_w + held, battery_w=held)
+
+
 NOT_CURTAILED = Curtailment(None, None, CurtailmentReason.NONE)
 """The state before the first decision: nothing limited, nothing asked."""
 
@@ -343,12 +374,14 @@ def decide(
     *,
     dispatch_limit_w: float | None = None,
     elapsed_s: float = 0.0,
+    overruled: BatteriesOverruled | None = None,
 ) -> Curtailment:
     """Return the PV's production limit now and the charge asked of the batteries.
 
     The limit is the tighter of the dispatch's and the guard's. `dispatch_limit_w` is
     a running dispatch's limit (W ≥ 0, `None`: no dispatch), `last` the previous
-    decision, `elapsed_s` the seconds since it.
+    decision, `elapsed_s` the seconds since it, `overruled` the power manager's word
+    that a higher priority overrules the batteries' ask (`None`: it has said nothing).
 
     Raises:
         ValueError: a negative or NaN dispatch limit (the payload check refuses those).
@@ -365,7 +398,11 @@ def decide(
             return replace(last, allowed_w=allowed, reason=CurtailmentReason.NO_DATA)
         reason = CurtailmentReason.NONE if allowed is None else CurtailmentReason.DISPATCH
         return Curtailment(allowed, None, reason)
-    short_s, counted = batteries_follow(settings, site, last, elapsed_s)
+    if overruled is not None:
+        site = as_held(site, overruled)
+        short_s, counted = last.battery_short_s + max(0.0, elapsed_s), False
+    else:
+        short_s, counted = batteries_follow(settings, site, last, elapsed_s)
     credit, shortfall = battery_credit(settings, site, last, counted)
     export_w, needed = export_guard(settings, site, last, elapsed_s, credit)
     limits = [w for w in (dispatch_limit_w, export_w) if w is not None]
