@@ -145,6 +145,7 @@ async def test_results_are_counted_by_kind() -> None:
 
 
 async def test_the_managers_word_on_an_overruled_request_is_kept_until_it_runs_again() -> None:
+    """The manager's word is kept by what the request names, and acted on at once."""
     async with wired(None) as use_case:
         ids = frozenset({11})
         request = PowerRequest("holding", Power.from_watts(5_000.0), ids, origin=1)
@@ -160,6 +161,8 @@ async def test_the_managers_word_on_an_overruled_request_is_kept_until_it_runs_a
         assert actor.overruled(TargetKind.BATTERIES, ids) is None  # no such request
         await use_case.results.send(InForce(request))
         await until(lambda: actor.overruled(TargetKind.BATTERIES, ids, 1) is None, "runs again")
+        # each word is a reason to decide again (a Success or an Error is not)
+        await until(lambda: len(actor.seen) == 3, "a step per word")
         # the dispatch behind the other request ends: what was said of it is gone too
         await use_case.dispatches.send(holding(2, 1_000.0))
         await use_case.dispatches.send(holding(2, 1_000.0, running=False))

@@ -9,7 +9,8 @@ the counts are the same for all, and written here so that they stay the same:
 ```
 dispatches ──┐           running now: _read(dispatch) ─ kept, a dry run aside,  ┐
              │             or rejected; ended: forgotten, `dispatch_stopped`    ├─ then _step()
-results ─────┼─ select ─ counted, `power_result` (a warning unless Success)
+results ─────┼─ select ─ counted, `power_result` (a warning unless Success); the
+             │           manager's word (Overruled, InForce) kept, then _step()
 tick ────────┘           ──────────────────────────────────────────────────────── _step()
 ```
 
@@ -185,7 +186,8 @@ class UseCaseActor(SupervisedActor, Generic[RunningT]):
                     await self._on_dispatch(selected.message)
                     await self._evaluate()
                 elif selected_from(selected, self._results):
-                    self._on_result(selected.message)
+                    if self._on_result(selected.message):
+                        await self._evaluate()
                 elif timer is not None and selected_from(selected, timer):
                     await self._evaluate()
         finally:
@@ -242,7 +244,13 @@ class UseCaseActor(SupervisedActor, Generic[RunningT]):
         """Drop the manager's word on a request this use case withdrew (it asks nothing now)."""
         self._overruled.pop((target, components, origin), None)
 
-    def _on_result(self, result: Result) -> None:
+    def _on_result(self, result: Result) -> bool:
+        """Count and log a result; keep the manager's word. True: decide again on it.
+
+        The distributor's results report what was done and change nothing a use case
+        decides from; the manager's word (`Overruled`, `InForce`) changes what it knows
+        of its own requests, so it decides again at once rather than at its next tick.
+        """
         kind = type(result).__name__
         self._count(f"result_{kind}")
         dispatch_id = result.request.origin
@@ -258,16 +266,17 @@ class UseCaseActor(SupervisedActor, Generic[RunningT]):
                 asked_w=request.power.as_watts(),
                 allowed_w=None if allowed is None else [allowed.lower, allowed.upper],
             )
-            return
+            return True
         if isinstance(result, InForce):
             self._overruled.pop(at, None)
             self._log.info(
                 "power_in_force", dispatch_id=dispatch_id, components=sorted(request.components)
             )
-            return
+            return True
         if isinstance(result, Success):
             self._log.debug("power_result", result=kind, dispatch_id=dispatch_id)
         else:
             self._log.warning(
                 "power_result", result=kind, dispatch_id=dispatch_id, detail=repr(result)
             )
+        return False

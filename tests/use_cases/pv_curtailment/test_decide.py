@@ -900,13 +900,19 @@ moments = st.builds(
 
 
 def run_loop(
-    settings: CurtailmentSettings, timeline: list[Moment], lag_ticks: int, ticks_each: int
+    settings: CurtailmentSettings,
+    timeline: list[Moment],
+    lag_ticks: int,
+    ticks_each: int,
+    *,
+    told: bool = False,
 ) -> list[tuple[int, float, float]]:
     """Run the decision against the model site; return (tick since the change, export,
     what the site could at best hold the export at) for every tick (kW).
 
     The batteries reach a new target `lag_ticks` ticks after it is set; the PV follows
-    its limit by the next tick.
+    its limit by the next tick. `told`: the power manager's word comes with each tick
+    whose ask (the previous decision's) a held power or a cap overrules.
     """
     rated_kw = 350.0
     last = NOT_CURTAILED
@@ -929,6 +935,7 @@ def run_loop(
             # with no PV and the batteries as charged as they may be
             best_kw = -(moment.load_kw + battery_kw_most(moment))
             rows.append((tick, -grid_kw, best_kw))
+            word = overruling(moment, last.battery_ask_w / KW) if told else None
             last = decide(
                 settings,
                 PvSite(
@@ -936,9 +943,22 @@ def run_loop(
                 ),
                 last,
                 elapsed_s=0.0 if not rows[:-1] else TICK_S,
+                overruled=word,
             )
             targets.append(last.battery_ask_w / KW)
     return rows
+
+
+def overruling(moment: Moment, ask_kw: float) -> BatteriesOverruled | None:
+    """The manager's word on an ask of `ask_kw` ("charge at least that"): a held power
+    or a cap below it overrules it; the batteries run at that power instead."""
+    if ask_kw <= 0:
+        return None
+    if moment.held_kw is not None:
+        return BatteriesOverruled(moment.held_kw * KW) if moment.held_kw < ask_kw else None
+    if moment.cap_kw is not None and moment.cap_kw < ask_kw:
+        return BatteriesOverruled(moment.cap_kw * KW)
+    return None
 
 
 def battery_kw_most(moment: Moment) -> float:
@@ -960,16 +980,40 @@ def battery_kw_most(moment: Moment) -> float:
 )
 @example([Moment(0, 100, 0, -0.5, None)], 0)  # a hold within the deadband, batteries full
 @example([Moment(0, 150, 100, -0.4, None)], 0)  # the same, with room
+@example([Moment(1.5, 202, 250, None, 100)], 0)  # capped a deadband short of the ask
 def test_export_never_stays_above_the_limit_longer_than_the_reaction_time(
     timeline: list[Moment], lag_ticks: int
 ) -> None:
     """When the batteries and the curtailment could hold it, the export is at or below
-    the limit within the reaction time (and the ticks to see and to act) of any change."""
+    the limit within the reaction time (and the ticks to see and to act) of any change.
+
+    Batteries that stop within the deadband of the ask are asked the shortfall first
+    (rule 7) and counted short only when they stay short of that: one more tick.
+    """
     settings = CurtailmentSettings(
         export_limit_w=100 * KW, lift_margin_w=2 * KW, deadband_w=0.5 * KW, battery_reaction_s=2.0
     )
     assert lag_ticks * TICK_S < settings.battery_reaction_s  # they follow in time
-    grace = int(settings.battery_reaction_s / TICK_S) + 2
+    grace = int(settings.battery_reaction_s / TICK_S) + 3
     for tick, export_kw, best_kw in run_loop(settings, timeline, lag_ticks, ticks_each=40):
+        if tick >= grace and best_kw <= 100:
+            assert export_kw <= 100 + 1e-6, (tick, export_kw)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.lists(moments, min_size=1, max_size=6), st.integers(0, 6))
+@example([Moment(120, 300, 100, None, None), Moment(120, 300, 100, -50, None)], 2)
+@example([Moment(1.5, 202, 250, None, 100)], 0)
+def test_told_of_an_overrule_the_export_is_held_without_waiting_out_the_reaction_time(
+    timeline: list[Moment], lag_ticks: int
+) -> None:
+    """With the manager's word, a held power or a cap is curtailed around within the
+    ticks to see, to ask, to be told and to act — and the batteries' own lag."""
+    settings = CurtailmentSettings(
+        export_limit_w=100 * KW, lift_margin_w=2 * KW, deadband_w=0.5 * KW, battery_reaction_s=2.0
+    )
+    grace = lag_ticks + 4
+    rows = run_loop(settings, timeline, lag_ticks, ticks_each=40, told=True)
+    for tick, export_kw, best_kw in rows:
         if tick >= grace and best_kw <= 100:
             assert export_kw <= 100 + 1e-6, (tick, export_kw)
