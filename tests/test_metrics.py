@@ -6,11 +6,20 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import get_args
 
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from edge_controller.daemon.metrics import Health, Metrics, MetricsServer, UseCaseSample
+from edge_controller.daemon.metrics import (
+    RESULT_KIND_OF,
+    RESULT_KINDS,
+    Health,
+    Metrics,
+    MetricsServer,
+    UseCaseSample,
+)
+from edge_controller.framework.messages import Result
 from edge_controller.servers.common.serving import ListenAddressError
 
 # Never a proxy from the environment, even for loopback.
@@ -432,3 +441,10 @@ async def test_ipv6_loopback_in_brackets() -> None:
         assert (await fetch(server, "/metrics")).status == 200
     finally:
         await server.stop()
+
+
+def test_every_result_type_is_counted_under_a_kind_of_its_own() -> None:
+    # a result type without a kind would stop the actor that publishes it (the counting
+    # hook raises): the distributor for its results, the manager for its word
+    assert set(RESULT_KIND_OF) == set(get_args(Result))
+    assert len(set(RESULT_KINDS)) == len(RESULT_KINDS) == len(RESULT_KIND_OF)

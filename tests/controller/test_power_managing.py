@@ -8,6 +8,7 @@ once in real time while its age is decided by the manual clock.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import AsyncIterator
@@ -196,12 +197,19 @@ async def test_a_use_case_is_told_once_that_it_is_overruled_and_once_that_it_run
     assert await manager.told() == ("dispatch_7", -50)
     assert await manager.reported() == Overruled(pv_ask, Range(-50 * KW, -50 * KW))
     await evaluated(manager.actor.counts, 5)  # ticks: no word again while nothing changes
+    # a new ask under the same range is no news: not told again
+    pv_ask = dataclasses.replace(
+        pv_ask, power=Power.from_watts(90 * KW), bounds=Range(90 * KW, math.inf)
+    )
+    await manager.ask(pv_ask)
+    await evaluated(manager.actor.counts, 5)
+    assert manager.actor.counts["overruled"] == 1
     # the dispatch moves: the range left to the ask moves, so it is told again
     await manager.ask(request("dispatch_7", -30, priority=10))
     assert await manager.told() == ("dispatch_7", -30)
     assert await manager.reported() == Overruled(pv_ask, Range(-30 * KW, -30 * KW))
     await manager.ask(withdraw("dispatch_7"))
-    assert await manager.told() == ("pv", 80)
+    assert await manager.told() == ("pv", 90)
     assert await manager.reported() == InForce(pv_ask)
     assert manager.actor.counts["overruled"] == 2
     assert manager.actor.counts["in_force"] == 1
@@ -216,12 +224,32 @@ async def test_a_use_case_whose_set_waits_is_told_that_nothing_of_it_runs(
     guard = request("peak_shaving", 5, priority=0, hold=False, upper_kw=10)
     await manager.ask(guard)
     assert await manager.reported() == Overruled(guard, None)
-    await manager.ask(withdraw("peak_shaving"))  # withdrawn: no word, it asks nothing
+    # withdrawn while it waits: the word is closed all the same, so that one still on
+    # its way to the use case does not stand for ever
+    await manager.ask(withdraw("peak_shaving"))
+    assert await manager.reported() == InForce(guard)
     await manager.ask(withdraw("battery_power", frozenset({11}), origin=1))
     assert await manager.told() == ("battery_power", 0)
     await evaluated(manager.actor.counts, 5)
-    assert manager.actor.counts["overruled"] == 1
-    assert "in_force" not in manager.actor.counts
+    assert (manager.actor.counts["overruled"], manager.actor.counts["in_force"]) == (1, 1)
+
+
+async def test_a_request_replaced_on_another_set_closes_the_word_on_the_old_one(
+    manager: Manager,
+) -> None:
+    await manager.ask(request("dispatch_7", -50, priority=10))
+    assert await manager.told() == ("dispatch_7", -50)
+    ask = PowerRequest(
+        "pv", Power.from_watts(80 * KW), BOTH, hold=False, bounds=Range(80 * KW, math.inf)
+    )
+    await manager.ask(ask)
+    assert await manager.reported() == Overruled(ask, Range(-50 * KW, -50 * KW))
+    # the use case moves its ask to one battery: that set waits for the dispatch's
+    moved = dataclasses.replace(ask, batteries=frozenset({11}))
+    await manager.ask(moved)
+    words = [await manager.reported(), await manager.reported()]
+    assert InForce(ask) in words
+    assert Overruled(moved, None) in words
 
 
 async def test_only_changed_targets_reach_the_distributor(manager: Manager) -> None:

@@ -328,3 +328,11 @@ def test_who_is_overruled_is_named_with_the_range_left_to_it_or_none_when_its_se
     }
     # nothing overruled: nothing named
     assert settle_overlaps({PAIR: [ask], OTHER_PAIR: [dispatch("d", 1.0)]}).overruled == {}
+
+
+def test_a_set_running_inside_a_guard_is_named_when_the_guard_caps_it() -> None:
+    ask = Proposal("pv", 0, T0, 80 * KW, Range(80 * KW, 1e6))
+    settled = settle_overlaps({SITE: [guard(10 * KW)], PAIR: [ask]})
+    assert settled.inside == {PAIR: SITE}
+    assert {d.batteries: d.target_w for d in settled.drives}[PAIR] == 10 * KW
+    assert settled.overruled == {PAIR: {"pv": Range(-1e6, 10 * KW)}}

@@ -512,18 +512,21 @@ class PowerManagingActor(SupervisedActor):
     async def _report(
         self, overruled: Mapping[tuple[Key, Proposer], tuple[PowerRequest, Range | None]]
     ) -> None:
-        """Tell each proposer whose proposal became overruled, or runs again, once.
+        """Tell each proposer whose proposal became overruled, or is no longer, once.
 
         After the forwarding, so a use case that plans around its overrule finds the
-        components already told. A withdrawn proposal is dropped without a word: its
-        use case asks nothing any more.
+        components already told. A new request of the proposer on the same set under
+        the same range is not news (PV curtailment's ask creeps with the SoC): kept
+        silently. Every `Overruled` is closed by an `InForce` — also when the proposal
+        was withdrawn or replaced on another set: a word still queued for the use case
+        when it withdrew would otherwise stand for ever.
         """
         for at, (request, allowed) in sorted(overruled.items(), key=_by_proposal):
             told = self._overruled.get(at)
-            if told is not None and told.request == request and told.allowed == allowed:
+            if told is not None and told.allowed == allowed:
+                self._overruled[at] = Overruled(request, allowed)
                 continue
             word = Overruled(request, allowed)
-            self._overruled[at] = word
             self._count("overruled")
             self._log.info(
                 "proposal_overruled",
@@ -534,17 +537,20 @@ class PowerManagingActor(SupervisedActor):
             )
             if self._reports is not None:
                 await self._reports(word)
+            self._overruled[at] = word
         for at in sorted(self._overruled.keys() - overruled.keys(), key=_by_key):
-            del self._overruled[at]
             current = self._proposals.get(at[0], {}).get(at[1])
-            if current is None:
-                continue
+            request = self._overruled[at].request if current is None else current.request
             self._count("in_force")
             self._log.info(
-                "proposal_in_force", proposer=proposer_name(at[1]), components=sorted(at[0][1])
+                "proposal_in_force",
+                proposer=proposer_name(at[1]),
+                components=sorted(at[0][1]),
+                withdrawn=current is None,
             )
             if self._reports is not None:
-                await self._reports(InForce(current.request))
+                await self._reports(InForce(request))
+            del self._overruled[at]
 
     def _guard(self, targets: dict[Key, float]) -> dict[Key, float]:
         site = self._site

@@ -70,21 +70,36 @@ from typing_extensions import override
 
 from edge_controller import __version__
 from edge_controller.common.log_limit import LogLimiter
+from edge_controller.framework.messages import (
+    Error,
+    Ignored,
+    InForce,
+    OutOfBounds,
+    Overruled,
+    PartialFailure,
+    Result,
+    Success,
+)
 from edge_controller.servers.common.serving import BindError, parse_listen
 
 _T = TypeVar("_T")
 
-RESULT_KINDS: Final = (
-    "success",
-    "partial_failure",
-    "out_of_bounds",
-    "error",
-    "ignored",
-    "overruled",
-    "in_force",
-)
-"""Values of the `kind` label of `edge_controller_power_results_total`, one per result type
-(the last two are the power manager's word on an overruled request, not the distributor's)."""
+RESULT_KIND_OF: Final[Mapping[type[Result], str]] = {
+    Success: "success",
+    PartialFailure: "partial_failure",
+    OutOfBounds: "out_of_bounds",
+    Error: "error",
+    Ignored: "ignored",
+    Overruled: "overruled",
+    InForce: "in_force",
+}
+"""The `kind` label of `edge_controller_power_results_total` for each result type (the
+last two are the power manager's word on an overruled request, not the distributor's).
+Every type of `Result` has one (a test holds them together): a result counted without
+one would stop the actor that published it."""
+
+RESULT_KINDS: Final = tuple(RESULT_KIND_OF.values())
+"""Values of the `kind` label of `edge_controller_power_results_total`."""
 
 BATTERY_STATUSES: Final = ("working", "uncertain", "blocked")
 """Values of the `status` label of `edge_controller_battery_status`."""

@@ -48,17 +48,14 @@ from edge_controller.config.watch import ConfigWatcher
 from edge_controller.controller.dispatch_broadcasting import DispatchServiceUnreachableError
 from edge_controller.controller.graph import Controller, ControllerHooks, SiteMismatchError
 from edge_controller.daemon.early_signals import EarlySighup
-from edge_controller.daemon.metrics import Health, Metrics, MetricsServer, UseCaseSample
-from edge_controller.framework.messages import (
-    Error,
-    Ignored,
-    InForce,
-    OutOfBounds,
-    Overruled,
-    PartialFailure,
-    Result,
-    Success,
+from edge_controller.daemon.metrics import (
+    RESULT_KIND_OF,
+    Health,
+    Metrics,
+    MetricsServer,
+    UseCaseSample,
 )
+from edge_controller.framework.messages import Result
 from edge_controller.microgrid.graph import ComponentGraphError
 from edge_controller.microgrid.site_view import meter_power_w
 from edge_controller.servers.common.serving import BindError
@@ -72,16 +69,6 @@ STOP_BUDGET_S = 5.0
 """SIGTERM to exit: stopping the actors and releasing the batteries fit in this."""
 HEARTBEAT_S = 1.0
 STATUS_EVERY_S = 10.0
-
-_RESULT_KINDS: Mapping[type[Result], str] = {
-    Success: "success",
-    PartialFailure: "partial_failure",
-    OutOfBounds: "out_of_bounds",
-    Error: "error",
-    Ignored: "ignored",
-    Overruled: "overruled",
-    InForce: "in_force",
-}
 
 
 class Daemon:
@@ -329,9 +316,7 @@ class Daemon:
         }
 
     def _count_result(self, result: Result) -> None:
-        self.metrics.count_result(
-            _RESULT_KINDS.get(type(result), "other"), result.request.namespace
-        )
+        self.metrics.count_result(RESULT_KIND_OF[type(result)], result.request.namespace)
 
     def _status_line(self) -> str:
         controller = self.controller

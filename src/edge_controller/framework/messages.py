@@ -149,9 +149,12 @@ class Overruled:
 
 @dataclass(frozen=True, slots=True)
 class InForce:
-    """The PowerManagingActor's word: an overruled request runs as asked again.
+    """The PowerManagingActor's word: its `Overruled` on this request no longer stands.
 
-    Sent once, when what overruled it ended (a dispatch stopped, a bound moved).
+    Sent once, when what overruled it ended (a dispatch stopped, a bound moved) and the
+    request runs as asked again — or when the request was withdrawn or replaced on
+    another set (it asks nothing there any more). Every `Overruled` is closed by one,
+    on the same channel, after it.
     """
 
     request: PowerRequest
@@ -162,7 +165,9 @@ Result = Success | PartialFailure | OutOfBounds | Error | Ignored | Overruled | 
 __all__ = [
     "Error",
     "Ignored",
+    "InForce",
     "OutOfBounds",
+    "Overruled",
     "PartialFailure",
     "PowerBounds",
     "PowerRequest",

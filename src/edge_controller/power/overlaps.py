@@ -212,6 +212,9 @@ def settle_overlaps(
             continue
         assert together.target_w is not None
         yielding.discard(guard)  # one newcomer per guard
+        overruled.pop(batteries, None)
+        for name in sorted(together.overruled & names):
+            overruled.setdefault(batteries, {})[name] = together.allowed[name]
         guard_drive = drives.pop(guard)
         drives[rest] = Drive(rest, guard_drive.driven_by, 0.0, guard)
         drives[batteries] = Drive(batteries, together.driven_by, together.target_w, batteries)

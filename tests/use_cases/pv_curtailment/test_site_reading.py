@@ -99,9 +99,11 @@ def test_the_batteries_in_service_are_summed_out_of_service_ones_left_out() -> N
     battery_group(cache, 20, 0, 50)
     reading = site(cache)
     assert (reading.battery_w, reading.battery_upper_w) == (30 * KW, 150 * KW)
+    assert reading.battery_lower_w == -200 * KW  # each group may discharge 100 kW
     assert reading.battery_headroom_w == 120 * KW
     battery_group(cache, 20, -40, 50, state="ERROR")  # takes no ask: left out
     assert (site(cache).battery_w, site(cache).battery_upper_w) == (30 * KW, 100 * KW)
+    assert site(cache).battery_lower_w == -100 * KW
     battery_group(cache, 20, 0, 50, age_s=4)  # silent beyond stale_after
     assert site(cache).battery_upper_w == 100 * KW
     battery_group(cache, 20, 60, 50)  # beyond its bound (a bound that just fell)

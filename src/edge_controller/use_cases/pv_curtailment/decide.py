@@ -158,7 +158,9 @@ class PvSite:
     producing), NaN when unknown; `battery_w` the measured power of the batteries in
     service (+ charging), NaN when unknown; `battery_upper_w` their charge bound
     summed (≥ 0; 0 W when full or out of service), NaN when unknown; `pv_rated_w`
-    the PV inverters' rated production summed (≥ 0), `inf` when unknown.
+    the PV inverters' rated production summed (≥ 0), `inf` when unknown;
+    `battery_lower_w` their discharge bound summed (≤ 0), `-inf` when not read — it
+    bounds only the power a higher priority holds them at (`as_held`).
     """
 
     grid_w: float | None
@@ -166,6 +168,7 @@ class PvSite:
     battery_w: float = 0.0
     battery_upper_w: float = 0.0
     pv_rated_w: float = math.inf
+    battery_lower_w: float = -math.inf
 
     @property
     def battery_headroom_w(self) -> float:
@@ -220,12 +223,16 @@ class BatteriesOverruled:
 def as_held(site: PvSite, overruled: BatteriesOverruled) -> PvSite:
     """The site as it will be once the batteries run at the power they are held at.
 
-    The grid power moves by the difference to what they measure now; a site whose
-    figures are unknown, or an unknown held power, stays as it is.
+    Held within their bounds: what the manager holds them at comes from the proposals,
+    not from what they can do (a battery at its SoC floor discharges nothing, whatever a
+    dispatch asks). The grid power moves by the difference to what they measure now; a
+    site whose figures are unknown, or an unknown held power, stays as it is.
     """
     held = overruled.held_w
     if held is None or not math.isfinite(held) or site.grid_w is None or not site.known:
         return site
+    lower = site.battery_lower_w if not math.isnan(site.battery_lower_w) else -math.inf
+    held = min(max(held, min(lower, 0.0)), max(site.battery_upper_w, 0.0))
     return replace(site, grid_w=site.grid_w - site.battery_w + held, battery_w=held)
 
 

@@ -1,6 +1,6 @@
 """What PV curtailment reads of the site at each decision, from the telemetry cache.
 
-The decision (`decide.py`) takes five figures; this module makes them out of the
+The decision (`decide.py`) takes six figures; this module makes them out of the
 latest readings, with the freshness rule of the grid limits (`[grid] stale_after`):
 
 - the grid meter's power: `None` when stale, NaN or missing (the decision holds);
@@ -8,14 +8,15 @@ latest readings, with the freshness rule of the grid limits (`[grid] stale_after
   them is stale or NaN (the decision holds rather than guess what it produces);
 - the PV's rated production: the magnitude of each PV inverter's lower bound (what it
   may be told to produce at most), summed; `inf` while one is unknown;
-- the batteries in service: their measured power and their charge bound (the upper
-  end of their inverter's bounds with its batteries'), each summed over the battery
-  inverters. A group that is out of service — its inverter or a battery silent
-  beyond `stale_after`, or in a state that takes no commands (error, off, standby,
-  ...) — is left out of both: it takes no ask and absorbs nothing the controller can
-  count on (its power is part of the rest of the site, in the grid power). A fresh
+- the batteries in service: their measured power, their charge bound (the upper
+  end of their inverter's bounds with its batteries') and their discharge bound (the
+  lower end), each summed over the battery inverters. A group that is out of
+  service — its inverter or a battery silent beyond `stale_after`, or in a state that
+  takes no commands (error, off, standby, ...) — is left out of all three: it takes
+  no ask and absorbs nothing the controller can count on (its power is part of the
+  rest of the site, in the grid power). A fresh
   reading with a NaN power makes the power NaN (hold); a group whose bounds are
-  unknown has a charge bound of 0 W.
+  unknown has charge and discharge bounds of 0 W.
 
 Pure: reads the cache it is given, no I/O. Passive sign convention (+ consumes or
 charges, − produces); headroom and rating are magnitudes (W ≥ 0).
@@ -82,12 +83,13 @@ def batteries_in_service(
     batteries: Iterable[int],
     now: datetime,
     stale_after: timedelta,
-) -> tuple[float, float]:
-    """Return the in-service batteries' measured power and charge bound, each summed (W).
+) -> tuple[float, float, float]:
+    """Return the in-service batteries' measured power, charge and discharge bounds (W).
 
-    The power is + charging, NaN if a group in service reads NaN; the bound is ≥ 0.
+    Each summed. The power is + charging, NaN if a group in service reads NaN; the
+    charge bound is ≥ 0, the discharge bound ≤ 0.
     """
-    power = upper = 0.0
+    power = upper = lower = 0.0
     for inverter_id in sorted({pairs.inverter_of(b) for b in batteries}):
         group = pairs.batteries_of(inverter_id)
         readings: list[InverterReading | BatteryReading | None] = [
@@ -102,7 +104,8 @@ def batteries_in_service(
         power += view.power_w
         if view.bounds is not None:
             upper += max(0.0, view.bounds.upper)
-    return power, upper
+            lower += min(0.0, view.bounds.lower)
+    return power, upper, lower
 
 
 def read_site(
@@ -115,13 +118,16 @@ def read_site(
     now: datetime,
     stale_after: timedelta,
 ) -> PvSite:
-    """The five figures of the module docstring, as of `now`."""
+    """The six figures of the module docstring, as of `now`."""
     pv_w, rated_w = pv_power(cache, inverters, now, stale_after)
-    battery_w, battery_upper_w = batteries_in_service(pairs, cache, batteries, now, stale_after)
+    battery_w, battery_upper_w, battery_lower_w = batteries_in_service(
+        pairs, cache, batteries, now, stale_after
+    )
     return PvSite(
         grid_w=meter_power_w(cache, grid_meter_id, now, stale_after),
         pv_w=pv_w,
         battery_w=battery_w,
         battery_upper_w=battery_upper_w,
         pv_rated_w=rated_w,
+        battery_lower_w=battery_lower_w,
     )
