@@ -32,6 +32,13 @@ class Range:
         """Tell whether `value` lies inside this closed range."""
         return self.lower <= value <= self.upper
 
+    def nearest(self, value: float) -> float:
+        """The value of this range nearest `value` (`value` itself when inside).
+
+        One range only: 0 W is not special here, unlike `clamp` over a union.
+        """
+        return min(max(value, self.lower), self.upper)
+
 
 UNBOUNDED = Range(-math.inf, math.inf)
 

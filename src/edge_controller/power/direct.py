@@ -257,7 +257,7 @@ def plan_direct(
                 ),
                 pool,
             )
-    clamped = min(max(wanted, pool.inclusion.lower), pool.inclusion.upper)
+    clamped = pool.inclusion.nearest(wanted)
     commands = dict.fromkeys((u.component_id for u in commanded), 0.0)
     if clamped != 0.0 and bounds:
         weights = {i: _weight(u, bounds[i], kind) for i, u in by_id.items() if i in bounds}

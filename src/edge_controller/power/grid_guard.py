@@ -171,10 +171,6 @@ def predicted_grid_power(grid_power_w: float, battery_power_w: float, target_w: 
     return grid_power_w - battery_power_w + target_w
 
 
-def _clamp(value: float, bounds: Range) -> float:
-    return min(max(value, bounds.lower), bounds.upper)
-
-
 def _data_missing(grid_power_w: float | None, battery_power_w: float) -> bool:
     return grid_power_w is None or not math.isfinite(grid_power_w) or math.isnan(battery_power_w)
 
@@ -222,7 +218,7 @@ def guard_total(
         target,
         target != target_w,
         reason,
-        grid_power_w - battery_power_w + _clamp(target, battery_bounds),
+        grid_power_w - battery_power_w + battery_bounds.nearest(target),
     )
 
 
@@ -232,7 +228,7 @@ def _guard(
     """Apply rules 2-4 to a total; `rest_w` is the grid power without the batteries."""
     grid = limits.grid_range
     allowed = Range(grid.lower - rest_w, grid.upper - rest_w)  # battery powers the grid allows
-    effective = _clamp(target_w, bounds)
+    effective = bounds.nearest(target_w)
     # judged on the grid, as the caller predicts it; min/max below keep rounding from
     # ever moving the target the wrong way
     predicted = rest_w + effective
@@ -296,7 +292,7 @@ def guard_targets(
     assert grid_power_w is not None
     known = bounds or {}
     set_bounds = {key: known.get(key, UNBOUNDED) for key in targets_w}
-    effective = {key: _clamp(t, set_bounds[key]) for key, t in targets_w.items()}
+    effective = {key: set_bounds[key].nearest(t) for key, t in targets_w.items()}
     pool = Range(
         math.fsum(b.lower for b in set_bounds.values()),
         math.fsum(b.upper for b in set_bounds.values()),
@@ -308,7 +304,7 @@ def guard_targets(
         return GuardedTargets(dict(targets_w), False, reason, rest + total)
     spread = _spread(effective, set_bounds, guarded_total - total)
     changed = frozenset(k for k, t in targets_w.items() if spread[k] != t)
-    realised = math.fsum(_clamp(t, set_bounds[k]) for k, t in spread.items())
+    realised = math.fsum(set_bounds[k].nearest(t) for k, t in spread.items())
     return GuardedTargets(spread, bool(changed), reason, rest + realised, changed)
 
 
@@ -322,7 +318,7 @@ def _spread(
     sign = 1.0 if delta > 0 else -1.0
     need = abs(delta)
     # 1. sets pushing the wrong way, back towards the value of their bounds nearest 0 W
-    back = {k: max(0.0, sign * (_clamp(0.0, bounds[k]) - v)) for k, v in result.items()}
+    back = {k: max(0.0, sign * (bounds[k].nearest(0.0) - v)) for k, v in result.items()}
     room = math.fsum(back.values())
     if room > 0:
         moved = min(need, room)
@@ -345,5 +341,5 @@ def _spread(
     if room > 0:
         moved = min(need, room)
         for key, share in ahead.items():
-            result[key] = _clamp(result[key] + sign * moved * share / room, bounds[key])
+            result[key] = bounds[key].nearest(result[key] + sign * moved * share / room)
     return result

@@ -125,7 +125,7 @@ def _without(proposal: Proposal, running_w: float) -> Proposal | None:
     narrowed = Range(lower, upper)
     power = proposal.power_w
     if power is not None:
-        power = min(max(power, lower), upper)
+        power = narrowed.nearest(power)
     return replace(proposal, bounds=narrowed, power_w=power)
 
 

@@ -356,7 +356,7 @@ def plan(
                 ),
                 bounds,
             )
-    clamped = min(max(wanted, bounds.inclusion.lower), bounds.inclusion.upper)
+    clamped = bounds.inclusion.nearest(wanted)
     distribution = algorithm.distribute(clamped, usable) if usable else None
     commands = dict(distribution.power_w) if distribution is not None else {}
     rest = (wanted - clamped) + (distribution.unplaced_w if distribution is not None else clamped)
@@ -389,7 +389,7 @@ def _spread_over_broken(
     share = rest_w / len(broken)
     for unit in broken:
         base = counted_w.get(unit.inverter_id, 0.0)
-        power = min(max(base + share, hull(unit.allowed).lower), hull(unit.allowed).upper)
+        power = hull(unit.allowed).nearest(base + share)
         steps = whole_steps(abs(power), unit.resolution_w) if unit.resolution_w > 0 else 0
         power = math.copysign(steps * unit.resolution_w, power) if steps else 0.0
         if not allows(unit.allowed, power):

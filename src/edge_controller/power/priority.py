@@ -166,10 +166,6 @@ def nesting_order(proposals: Iterable[Proposal]) -> list[Proposal]:
     return sorted(items, key=rank, reverse=True)
 
 
-def _clamp(value: float, bounds: Range) -> float:
-    return min(max(value, bounds.lower), bounds.upper)
-
-
 def resolve(proposals: Iterable[Proposal], system_bounds: Range = UNBOUNDED) -> Resolution:
     """Decide the target of one set of batteries from every use case's proposal.
 
@@ -204,7 +200,7 @@ def resolve(proposals: Iterable[Proposal], system_bounds: Range = UNBOUNDED) -> 
     wanted = 0.0 if innermost is None or innermost.power_w is None else innermost.power_w
     driver = holder or innermost
     return Resolution(
-        target_w=_clamp(wanted, allowed),
+        target_w=allowed.nearest(wanted),
         driven_by=None if driver is None else driver.name,
         allowed=allowed_by_name,
         overruled=frozenset(overruled),

@@ -251,9 +251,9 @@ class PvCurtailmentActor(UseCaseActor[ProductionLimit]):
         if word is None:
             return None
         allowed = word.allowed
-        ask_w = self._battery_sent_w
-        held_w = None if allowed is None else min(max(ask_w, allowed.lower), allowed.upper)
-        return BatteriesOverruled(held_w)
+        return BatteriesOverruled(
+            None if allowed is None else allowed.nearest(self._battery_sent_w)
+        )
 
     async def _send_battery_ask(self, ask_w: float) -> None:
         """Ask the batteries to charge at least `ask_w`; 0 W withdraws the ask.

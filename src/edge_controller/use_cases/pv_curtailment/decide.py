@@ -95,6 +95,8 @@ import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from edge_controller.power.bounds import Range
+
 
 class CurtailmentReason(StrEnum):
     """Why the PV is limited (or not) after a decision."""
@@ -232,7 +234,7 @@ def as_held(site: PvSite, overruled: BatteriesOverruled) -> PvSite:
     if held is None or not math.isfinite(held) or site.grid_w is None or not site.known:
         return site
     lower = site.battery_lower_w if not math.isnan(site.battery_lower_w) else -math.inf
-    held = min(max(held, min(lower, 0.0)), max(site.battery_upper_w, 0.0))
+    held = Range(min(lower, 0.0), max(site.battery_upper_w, 0.0)).nearest(held)
     return replace(site, grid_w=site.grid_w - site.battery_w + held, battery_w=held)
 
 
