@@ -5,7 +5,7 @@ import pytest
 from edge_controller.servers.market.model import default_market, piecewise_curve
 from edge_controller.servers.sim.site import parse_site
 from edge_controller.servers.sim.site_details import WindSpec
-from edge_controller.weather.power_curve import DEFAULT_WIND_CURVE, wind_fraction
+from edge_controller.weather.power_curve import DEFAULT_WIND_CURVE, read_curve, wind_fraction
 
 CUT_IN_AT_4 = ((4.0, 0.1), (10.0, 0.7), (20.0, 1.0))
 """A curve whose first point is above 0 m/s with power: the turbine cuts in at 4 m/s."""
@@ -46,3 +46,17 @@ def test_market_and_simulator_turbines_follow_the_same_default_curve() -> None:
     market_curve = piecewise_curve(default_market().power_curve)
     for speed_m_s in (0.0, 2.0, 4.0, 6.5, 12.5, 25.0, 26.0):
         assert market_curve(speed_m_s) == wind_fraction(turbine.power_curve, speed_m_s)
+
+
+def test_a_curve_is_read_only_as_points_the_evaluation_can_take() -> None:
+    assert read_curve([[0, 0], [3, 0.5], [12.5, 1]]) == ((0.0, 0.0), (3.0, 0.5), (12.5, 1.0))
+    for bad in (
+        [[0, 0]],  # one point
+        [[0, 0], [0, 1]],  # speeds not rising
+        [[5, 0], [3, 1]],
+        [[-1, 0], [3, 1]],  # a negative speed
+        [[0, 0], [3, 1.5]],  # a fraction beyond 1
+        [[0, 0], [3]],
+        "fast",
+    ):
+        assert read_curve(bad) is None, bad

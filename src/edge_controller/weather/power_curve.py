@@ -13,9 +13,12 @@ the last (it has cut out). A speed that is not a number makes nothing.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from operator import itemgetter
 from typing import Final
+
+from edge_controller.common.toml_reader import number
 
 DEFAULT_WIND_CURVE: Final[tuple[tuple[float, float], ...]] = (
     (0.0, 0.0),
@@ -34,6 +37,28 @@ file and the market file."""
 _SPEED = itemgetter(0)
 
 
+def read_curve(raw: object) -> tuple[tuple[float, float], ...] | None:
+    """A file's `power_curve` as points, None unless it is a curve `wind_fraction` takes.
+
+    At least two `[speed, fraction]` pairs, speeds ≥ 0 and strictly increasing,
+    fractions 0-1. The simulator's site file and the market file read theirs here
+    (each naming what it expected in its own words).
+    """
+    if not isinstance(raw, list) or len(raw) < 2:
+        return None
+    points: list[tuple[float, float]] = []
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 2):
+            return None
+        speed, fraction = number(item[0]), number(item[1])
+        if speed is None or fraction is None or speed < 0 or not 0.0 <= fraction <= 1.0:
+            return None
+        points.append((speed, fraction))
+    if any(b <= a for (a, _), (b, _) in itertools.pairwise(points)):
+        return None
+    return tuple(points)
+
+
 def wind_fraction(curve: Sequence[tuple[float, float]], speed_m_s: float) -> float:
     """Return the fraction of rated power a turbine makes at `speed_m_s` along `curve`.
 
@@ -50,4 +75,4 @@ def wind_fraction(curve: Sequence[tuple[float, float]], speed_m_s: float) -> flo
     return lo + (hi - lo) * (speed_m_s - lo_speed) / (hi_speed - lo_speed)
 
 
-__all__ = ["DEFAULT_WIND_CURVE", "wind_fraction"]
+__all__ = ["DEFAULT_WIND_CURVE", "read_curve", "wind_fraction"]

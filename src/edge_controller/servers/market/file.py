@@ -17,7 +17,6 @@ Powers and energies are numbers in base units (W, Wh) or strings with a unit ("2
 
 from __future__ import annotations
 
-import itertools
 import tomllib
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -50,6 +49,7 @@ from edge_controller.servers.market.model import (
     ProsumerSpec,
     default_market,
 )
+from edge_controller.weather.power_curve import read_curve
 
 _T = TypeVar("_T")
 W_PER_MW = 1_000_000
@@ -183,22 +183,6 @@ def _hourly_speed(raw: object) -> DailyProfile | None:
         if all(v is not None and v >= 0 for v in values):
             return DailyProfile(tuple(v for v in values if v is not None))
     return None
-
-
-def _curve(raw: object) -> tuple[tuple[float, float], ...] | None:
-    if not isinstance(raw, list) or len(raw) < 2:
-        return None
-    points = []
-    for item in raw:
-        if not isinstance(item, list) or len(item) != 2:
-            return None
-        speed, fraction = number(item[0]), _fraction(item[1])
-        if speed is None or speed < 0 or fraction is None:
-            return None
-        points.append((speed, fraction))
-    if any(b[0] <= a[0] for a, b in itertools.pairwise(points)):
-        return None
-    return tuple(points)
 
 
 def _gridpools(raw: object) -> frozenset[int] | None:
@@ -384,7 +368,7 @@ def _wind(
         data,
         "power_curve",
         path,
-        _curve,
+        read_curve,
         "at least 2 [speed m/s, fraction 0..1] points with rising speeds",
         default=base.power_curve,
     )

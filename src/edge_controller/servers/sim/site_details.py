@@ -9,7 +9,6 @@ kind without a parser fails a test instead of a site file.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,7 +26,7 @@ from edge_controller.common.toml_reader import (
 )
 from edge_controller.power.bounds import Range
 from edge_controller.servers.sim.ev_sessions import EvArrivals, EvSession, read_ev_cars
-from edge_controller.weather.power_curve import DEFAULT_WIND_CURVE
+from edge_controller.weather.power_curve import DEFAULT_WIND_CURVE, read_curve
 
 
 class ComponentKind(StrEnum):
@@ -175,24 +174,6 @@ def _profile(raw: object) -> tuple[float, ...] | None:
     if values is None or len(values) != 24 or not all(0.0 <= v <= 1.0 for v in values):
         return None
     return values
-
-
-def _curve(raw: object) -> tuple[tuple[float, float], ...] | None:
-    """Read `[[speed m/s, fraction 0-1], ...]` with strictly increasing speeds."""
-    if not isinstance(raw, list) or len(raw) < 2:
-        return None
-    points: list[tuple[float, float]] = []
-    for item in raw:
-        if not (isinstance(item, list) and len(item) == 2):
-            return None
-        speed, fraction = number(item[0]), number(item[1])
-        if speed is None or fraction is None or speed < 0 or not 0.0 <= fraction <= 1.0:
-            return None
-        points.append((speed, fraction))
-    speeds = [speed for speed, _ in points]
-    if any(b <= a for a, b in itertools.pairwise(speeds)):
-        return None
-    return tuple(points)
 
 
 KIND_KEYS: dict[ComponentKind, set[str]] = {
@@ -371,7 +352,7 @@ def _wind_turbine(reader: Reader, data: Mapping[str, Any], path: str) -> WindSpe
         data,
         "power_curve",
         path,
-        _curve,
+        read_curve,
         "[[speed m/s, fraction 0-1], ...] with increasing speeds",
         default=DEFAULT_WIND_CURVE,
     )
